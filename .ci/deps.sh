@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing need, and nothing that is
+# already there. Safe to run again. Needs root (or sudo) only when something
+# is missing.
+set -euo pipefail
+
+debs=(gcc make meson ninja-build pkg-config
+      libmicrohttpd-dev libgnutls28-dev libssl-dev libcjson-dev libcurl4-openssl-dev libyaml-dev
+      libcmocka-dev openssl curl python3 python3-pip)
+missing=()
+for p in "${debs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+        echo "deps: installing ${missing[*]}" >&2
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python side of the integration tests: pytest, and a real RFC 6902
+# implementation to apply the patches we return.
+py=${PYTHON:-python3}
+if ! "$py" -c 'import pytest, jsonpatch' 2>/dev/null; then
+        echo "deps: installing pytest jsonpatch for $py" >&2
+        "$py" -m pip install -q pytest jsonpatch 2>/dev/null ||
+                "$py" -m pip install -q --break-system-packages pytest jsonpatch
+fi

@@ -1,0 +1,36 @@
+/* Structured log lines: one JSON object per line on stderr, written with a
+ * single write() so that lines from several threads never interleave.
+ * Only the top layer (main, commands, server glue) logs.
+ *
+ *   struct log_line l;
+ *   log_begin(&l, LOG_INFO, "policy loaded");
+ *   log_str(&l, "sha256", sha);
+ *   log_end(&l);
+ *
+ * A log_line lives on the caller's stack between log_begin() and log_end();
+ * log_end() releases it. */
+#pragma once
+#include <stdbool.h>
+
+#include "buf.h"
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_LEVEL_MAX };
+
+struct log_line {
+        struct buf b;
+        bool on;        /* false: below the level in force, every call is a no-op */
+};
+
+/* Lines below `level` are dropped. Default LOG_INFO. Call before threads start. */
+void log_set_level(enum log_level level);
+
+void log_begin(struct log_line *l, enum log_level level, const char *msg);
+void log_str(struct log_line *l, const char *key, const char *value);   /* NULL value: skipped */
+void log_int(struct log_line *l, const char *key, long long value);
+void log_bool(struct log_line *l, const char *key, bool value);
+/* Appends `json` (already valid JSON text) as the value of `key`. */
+void log_raw(struct log_line *l, const char *key, const char *json);
+void log_end(struct log_line *l);
+
+/* One-call forms: {"level":..,"msg":msg,"error":detail}. */
+void log_message(enum log_level level, const char *msg, const char *detail);

@@ -1,0 +1,65 @@
+/* The admission decision for one pod: what a Spark pod gets from its
+ * namespace's rule, and whether any pod may carry the identity it claims.
+ *
+ * Pure: the pod (a cJSON tree owned by the caller) and the policy in, a
+ * decision, a JSON Patch and warnings out. No I/O, no globals, no locks. */
+#pragma once
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "jsonpatch.h"
+#include "policy.h"
+#include "webhook_limits.h"
+
+enum pod_role {
+        POD_ROLE_NONE,          /* not a Spark pod */
+        POD_ROLE_DRIVER,
+        POD_ROLE_EXECUTOR,
+        POD_ROLE_MAX,
+};
+
+enum decision {
+        DECISION_UNCHANGED,     /* allowed, nothing to change */
+        DECISION_MUTATED,       /* allowed with a patch */
+        DECISION_DENIED,        /* refused */
+        DECISION_WOULD_MUTATE,  /* audit mode: allowed unchanged, warnings say what would change */
+        DECISION_MAX,
+};
+
+struct mutation {
+        enum decision decision;
+        enum pod_role role;
+        enum policy_mode mode;          /* the mode that applied */
+        const struct rule *rule;        /* NULL when the namespace has no entry; owned by the policy */
+        const char *identity_before;    /* the pod's aadpodidbinding or NULL; points into the pod */
+        const char *identity_after;     /* the identity the pod carries after us, or NULL */
+        const char *app_id;             /* label spark-app-selector, or NULL; points into the pod */
+        const char *app_name;           /* label spark-app-name, or NULL; points into the pod */
+        struct jsonpatch patch;         /* the operations; sent only when decision is MUTATED */
+        unsigned n_warnings;
+        char warnings[WH_MAX_WARNINGS][WH_MAX_WARNING_CHARS + 1];
+        char message[WH_MAX_MESSAGE_CHARS];  /* why, when DENIED */
+};
+
+/* Prepares an empty mutation. */
+void mutation_init(struct mutation *m);
+
+/* Releases the patch text. The pointers into the pod and policy stay as
+ * they are, valid as long as those are. */
+void mutation_free(struct mutation *m);
+
+/* Decides on a pod CREATE in `namespace_`. `m` must be freshly initialized.
+ * Returns 0 (the outcome is in m), or -ENOMEM, or -E2BIG when the patch
+ * would pass its bounds. */
+int mutate_pod(const struct policy *p, const char *namespace_, const cJSON *pod,
+               struct mutation *m);
+
+/* The Spark role from a pod's labels; POD_ROLE_NONE for other pods. */
+enum pod_role mutate_pod_role(const cJSON *pod);
+
+/* The index of a Spark pod's Spark container in spec.containers, or -1. */
+int mutate_spark_container(const cJSON *pod);
+
+const char *decision_name(enum decision d);
+const char *pod_role_name(enum pod_role r);

@@ -1,0 +1,45 @@
+/* AdmissionReview in and out: parses the API server's request
+ * (admission.k8s.io/v1 and v1beta1) and writes the response, straight into a
+ * buffer, without re-serializing the pod. Also the Kubernetes `Status` body
+ * used for every HTTP error.
+ *
+ * Pure: no I/O, no globals. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+struct buf;
+struct mutation;
+
+struct review {
+        cJSON *root;                 /* the parsed body; owned, freed by review_free() */
+        const char *api_version;     /* the strings below point into root */
+        const char *uid;
+        const char *operation;       /* CREATE, UPDATE, DELETE, CONNECT */
+        const char *namespace_;      /* request.namespace, NULL when absent */
+        const char *name;            /* request.name, or the pod's name or generateName */
+        const char *username;        /* request.userInfo.username */
+        bool dry_run;
+        bool is_pod;                 /* resource pods in the core group, no subresource */
+        const cJSON *object;         /* request.object, NULL when absent */
+};
+
+/* Parses an AdmissionReview. 0 on success; -EINVAL with a message in `err`
+ * for a body the API server would never send (400); -ENOMEM. On failure
+ * nothing is kept. */
+int review_parse(const char *body, size_t len, struct review *ret, char *err, size_t errlen);
+
+/* Releases the parsed body. Safe on a zeroed review. */
+void review_free(struct review *r);
+
+/* Writes the response AdmissionReview for a decision to `out`: same
+ * apiVersion, response.uid, allowed, patchType and base64 patch only when
+ * something changes, warnings, and a 403 status with the message when
+ * refused. `m` may be NULL: allowed, nothing to say. */
+int review_respond(const struct review *r, const struct mutation *m, struct buf *out);
+
+/* Writes a Kubernetes Status object (kind Status, status Failure) for an
+ * HTTP error `code` with `message`. */
+int review_status_body(struct buf *out, int code, const char *message);

@@ -1,0 +1,54 @@
+/* The HTTPS server: libmicrohttpd over GnuTLS, a thread pool with epoll,
+ * bounded requests, and three routes: POST /mutate, GET /healthz,
+ * GET /readyz. It knows nothing of Spark or policies: it hands each review
+ * body to the caller's `admit` function and asks the caller whether it is
+ * ready.
+ *
+ * Ownership: server_start() copies what it needs from the options; the
+ * caller's strings may go away after it returns. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+struct server_options {
+        const char *listen;           /* "ADDR:PORT", "[V6]:PORT" or ":PORT" */
+        const char *cert_pem;         /* serving certificate chain, PEM */
+        const char *key_pem;          /* its key, PEM */
+        const char *tls_priorities;   /* GnuTLS priority string */
+        size_t max_body;
+        unsigned max_connections;
+        unsigned max_connections_per_ip;
+        unsigned connection_memory;
+        unsigned idle_timeout_s;
+        unsigned threads;             /* 0: one per online core */
+};
+
+struct server_handler {
+        void *ctx;
+        /* Answers one POST /mutate body: writes the HTTP status and the JSON
+         * body. Called from any worker thread, concurrently. */
+        void (*admit)(void *ctx, const char *body, size_t len, int *ret_status, struct buf *out);
+        /* Whether the server is ready; writes a JSON object to `out` either way. */
+        bool (*ready)(void *ctx, struct buf *out);
+};
+
+struct server;
+
+/* The GnuTLS priorities we serve with: TLS 1.2 and 1.3, AEAD ciphers with
+ * forward secrecy only. */
+extern const char server_default_tls_priorities[];
+
+/* Parses "ADDR:PORT" for the listen flag. 0 or -EINVAL with a message. */
+int server_check_listen(const char *listen, char *err, size_t errlen);
+
+/* Starts serving. 0 and *ret_server, or a negative errno and a message. */
+int server_start(const struct server_options *opt, const struct server_handler *h,
+                 struct server **ret_server, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+unsigned server_port(const struct server *s);
+
+/* Stops accepting, closes connections, joins the threads, frees. NULL is fine. */
+void server_stop(struct server *s);

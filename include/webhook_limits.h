@@ -1,0 +1,72 @@
+/* Every bound the server puts on what a client or a policy controls.
+ *
+ * Each constant is the default; the flag named beside it overrides it at
+ * start (see `spark-identity-webhook help serve`). Nothing else in the tree
+ * hard-codes a limit. */
+#pragma once
+
+/* HTTP: one AdmissionReview body. The API server caps objects at about
+ * 3 MiB in etcd; 8 MiB leaves room for the review envelope. --max-body */
+#define WH_MAX_BODY_BYTES (8u * 1024u * 1024u)
+
+/* HTTP: simultaneous connections, all clients together. --max-connections */
+#define WH_MAX_CONNECTIONS 1024u
+
+/* HTTP: simultaneous connections from one address. The API server keeps a
+ * pool of keep-alive connections per webhook; one address may use most of
+ * the server. --max-connections-per-ip */
+#define WH_MAX_CONNECTIONS_PER_IP 512u
+
+/* HTTP: libmicrohttpd's per-connection pool (headers, URL, small state).
+ * Bodies do not live there. --connection-memory */
+#define WH_CONNECTION_MEMORY_BYTES (32u * 1024u)
+
+/* HTTP: a connection with no traffic for this long is closed, which also
+ * bounds a client that sends one byte at a time. --idle-timeout */
+#define WH_IDLE_TIMEOUT_S 30u
+
+/* HTTP: the deadline of one request when the API server sends no
+ * `?timeout=` (it always does; curl users may not), and the largest one we
+ * accept (the API server's own maximum is 30 s). */
+#define WH_REQUEST_TIMEOUT_DEFAULT_MS 10000u
+#define WH_REQUEST_TIMEOUT_MAX_MS 30000u
+
+/* HTTP: the listen queue. */
+#define WH_LISTEN_BACKLOG 1024u
+
+/* HTTP: worker threads; 0 means one per online core. --threads */
+#define WH_THREADS_AUTO 0u
+#define WH_MAX_THREADS 64u
+
+/* Policy file: its size, and the counts in it. */
+#define WH_MAX_POLICY_BYTES (4u * 1024u * 1024u)
+#define WH_MAX_POLICY_NAMESPACES 10000u
+#define WH_MAX_RULE_LIST_ITEMS 64u     /* java.options, storageAccounts, allowedIdentities */
+#define WH_MAX_RULE_HADOOP_KEYS 64u
+#define WH_MAX_RULE_FLAGS 128u         /* JVM flags of one rule, after per-account expansion */
+#define WH_MAX_POLICY_STRING 1024u     /* one value in the policy */
+#define WH_MAX_POLICY_DEPTH 16u
+
+/* Policy file: how often the file is checked for a change even when no
+ * inotify event arrives (some mounts do not deliver them). */
+#define WH_POLICY_POLL_MS 2000u
+
+/* Admission: operations in one JSON Patch, warnings in one response and the
+ * length of one warning (the API server truncates longer ones). */
+#define WH_MAX_PATCH_OPS 512u
+#define WH_MAX_PATCH_BYTES (256u * 1024u)
+#define WH_MAX_WARNINGS 16u
+#define WH_MAX_WARNING_CHARS 120u
+
+/* Admission: the length of the denial message and of one response. */
+#define WH_MAX_MESSAGE_CHARS 512u
+#define WH_MAX_RESPONSE_BYTES (1u * 1024u * 1024u)
+
+/* certs: validity of the serving certificate and of the CA. --days */
+#define WH_CERT_DAYS_DEFAULT 365u
+#define WH_CERT_DAYS_MAX 3650u
+#define WH_CA_DAYS 3650u
+
+/* Policy file: nodes after alias expansion, so that a few YAML aliases
+ * cannot expand into millions of nodes. */
+#define WH_MAX_POLICY_NODES 100000u

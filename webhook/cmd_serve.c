@@ -1,0 +1,485 @@
+/* `serve`: the admission webhook itself. Loads the policy and the serving
+ * pair, starts the HTTPS server, logs every decision, reloads the policy
+ * when its file changes or on SIGHUP, and stops on SIGTERM or SIGINT. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admission.h"
+#include "certs.h"
+#include "cli.h"
+#include "commands.h"
+#include "fileio.h"
+#include "log.h"
+#include "policy_file.h"
+#include "server.h"
+#include "snapshot.h"
+#include "webhook_limits.h"
+
+#define CMD "serve"
+#define DEFAULT_LISTEN "0.0.0.0:8443"
+/* PEM files of the serving pair. */
+#define TLS_FILE_MAX (1u * 1024u * 1024u)
+#define POLICY_ERRORS_MAX (64u * 1024u)
+
+struct serve {
+        struct snapshot *policy;        /* const struct policy * */
+        const char *policy_path;
+        struct stat policy_stat;        /* of the file last loaded, to notice changes */
+        atomic_llong cert_not_after;    /* time_t */
+        atomic_bool stopping;
+};
+
+void cmd_serve_help(void)
+{
+        printf("Usage: spark-identity-webhook serve --policy FILE --tls-cert FILE --tls-key FILE [options]\n"
+               "\n"
+               "Serves the mutating admission webhook over HTTPS:\n"
+               "  POST /mutate   AdmissionReview admission.k8s.io/v1 or v1beta1 (pods, CREATE)\n"
+               "  GET  /healthz  the process is alive\n"
+               "  GET  /readyz   the policy is loaded and the certificate is valid\n"
+               "\n"
+               "Required:\n"
+               "  --policy FILE          the policy (YAML or JSON; see 'check-policy'). Reloaded when\n"
+               "                         the file changes (a ConfigMap mount swaps a symlink) and on\n"
+               "                         SIGHUP; an invalid new policy is logged and the old one kept.\n"
+               "  --tls-cert FILE        serving certificate chain, PEM (tls.crt of a kubernetes.io/tls\n"
+               "                         Secret, or from 'spark-identity-webhook certs')\n"
+               "  --tls-key FILE         its private key, PEM (tls.key)\n"
+               "\n"
+               "Options (defaults in brackets):\n"
+               "  --listen ADDR:PORT     where to listen [" DEFAULT_LISTEN "]; [::]:8443 for IPv6\n"
+               "  --max-body SIZE        largest request body; larger ones get 413 before they are\n"
+               "                         read [%u] (K, M suffixes allowed)\n"
+               "  --max-connections N    simultaneous connections [%u]\n"
+               "  --max-connections-per-ip N  from one client address [%u]\n"
+               "  --connection-memory SIZE  per-connection memory for headers [%u]\n"
+               "  --idle-timeout SECONDS close connections idle this long [%u]\n"
+               "  --threads N            worker threads; 0 = one per core [0]\n"
+               "  --log-level LEVEL      debug | info | warn | error [info]\n"
+               "\n"
+               "Logs are JSON lines on stderr, one per admission decision. SIGTERM or SIGINT stop.\n"
+               "The API server's ?timeout= on /mutate is honoured (at most %u ms).\n"
+               "\n"
+               "Example (what 'make run' does):\n"
+               "  spark-identity-webhook certs --service spark-identity-webhook --namespace spark-identity-system \\\n"
+               "      --ip 127.0.0.1 --dns localhost --out .dev/certs\n"
+               "  spark-identity-webhook serve --policy deploy/policy.yaml \\\n"
+               "      --tls-cert .dev/certs/tls.crt --tls-key .dev/certs/tls.key --listen 127.0.0.1:8443\n",
+               WH_MAX_BODY_BYTES, WH_MAX_CONNECTIONS, WH_MAX_CONNECTIONS_PER_IP,
+               WH_CONNECTION_MEMORY_BYTES, WH_IDLE_TIMEOUT_S, WH_REQUEST_TIMEOUT_MAX_MS);
+}
+
+static void free_policy(void *p)
+{
+        policy_free(p);
+}
+
+static void log_decision(const struct admission *a, const char *policy_sha, long long micros)
+{
+        const struct review *rv = &a->review;
+        const struct mutation *m = &a->mutation;
+        struct log_line l;
+        log_begin(&l, m->decision == DECISION_DENIED ? LOG_WARN : LOG_INFO, "admission");
+        log_str(&l, "uid", rv->uid);
+        log_str(&l, "namespace", rv->namespace_);
+        log_str(&l, "pod", rv->name);
+        log_str(&l, "operation", rv->operation);
+        log_bool(&l, "dryRun", rv->dry_run);
+        if (m->role != POD_ROLE_NONE)
+                log_str(&l, "role", pod_role_name(m->role));
+        log_str(&l, "appId", m->app_id);
+        log_str(&l, "appName", m->app_name);
+        log_str(&l, "user", rv->username);
+        log_str(&l, "rule", m->rule ? m->rule->namespace_ : NULL);
+        log_str(&l, "mode", policy_mode_name(m->mode));
+        log_str(&l, "identityBefore", m->identity_before);
+        log_str(&l, "identity", m->identity_after);
+        log_str(&l, "decision", decision_name(m->decision));
+        log_int(&l, "changes", m->patch.n_ops);
+        log_int(&l, "warnings", m->n_warnings);
+        if (m->decision == DECISION_DENIED)
+                log_str(&l, "reason", m->message);
+        log_str(&l, "policySha256", policy_sha);
+        log_int(&l, "micros", micros);
+        log_end(&l);
+}
+
+static long long micros_since(const struct timespec *t0)
+{
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        return (t1.tv_sec - t0->tv_sec) * 1000000LL + (t1.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+static void admit(void *ctx, const char *body, size_t len, int *ret_status, struct buf *out)
+{
+        struct serve *sv = ctx;
+        struct timespec t0;
+        struct admission a;
+        unsigned token;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        admission_init(&a, out->max);
+        const struct policy *p = snapshot_acquire(sv->policy, &token);
+        admission_handle(p, body, len, &a);
+        if (a.decided)
+                log_decision(&a, policy_sha256(p), micros_since(&t0));
+        else
+                log_message(LOG_WARN, "request refused", a.error);
+        snapshot_release(sv->policy, token);
+
+        *ret_status = a.status;
+        buf_free(out);
+        *out = a.body;                  /* the answer moves to the caller */
+        buf_init(&a.body, 0);
+        admission_free(&a);
+}
+
+static bool ready(void *ctx, struct buf *out)
+{
+        struct serve *sv = ctx;
+        time_t not_after = (time_t)atomic_load(&sv->cert_not_after);
+        time_t now = time(NULL);
+        unsigned token;
+        const struct policy *p = snapshot_acquire(sv->policy, &token);
+        bool ok = p && now < not_after && !atomic_load(&sv->stopping);
+        char when[32];
+        struct tm tm;
+        gmtime_r(&not_after, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        buf_printf(out, "{\"status\":\"%s\",\"policySha256\":\"%s\",\"certificateNotAfter\":\"%s\","
+                        "\"certificateDaysLeft\":%lld",
+                   ok ? "ready" : "not ready", p ? policy_sha256(p) : "", when,
+                   (long long)(not_after - now) / 86400);
+        if (!ok)
+                buf_printf(out, ",\"reason\":\"%s\"",
+                           atomic_load(&sv->stopping) ? "shutting down"
+                           : !p ? "no policy loaded" : "the serving certificate has expired");
+        buf_puts(out, "}\n");
+        snapshot_release(sv->policy, token);
+        return ok;
+}
+
+static void log_policy(const char *msg, const struct policy *p, const char *path)
+{
+        struct log_line l;
+        log_begin(&l, LOG_INFO, msg);
+        log_str(&l, "file", path);
+        log_str(&l, "sha256", policy_sha256(p));
+        log_int(&l, "namespaces", (long long)policy_rule_count(p));
+        log_end(&l);
+}
+
+/* Loads the policy file again if it changed (or always, when forced). */
+static void maybe_reload(struct serve *sv, bool forced)
+{
+        struct stat st;
+        if (stat(sv->policy_path, &st) < 0) {
+                if (forced)
+                        log_message(LOG_ERROR, "policy reload failed; the old policy keeps serving",
+                                    strerror(errno));
+                return;
+        }
+        const struct stat *o = &sv->policy_stat;
+        bool same = st.st_dev == o->st_dev && st.st_ino == o->st_ino && st.st_size == o->st_size &&
+                    st.st_mtim.tv_sec == o->st_mtim.tv_sec && st.st_mtim.tv_nsec == o->st_mtim.tv_nsec;
+        if (same && !forced)
+                return;
+
+        struct buf errors;
+        struct policy *next = NULL;
+        buf_init(&errors, POLICY_ERRORS_MAX);
+        int r = policy_file_load(sv->policy_path, &next, &errors);
+        sv->policy_stat = st;   /* a broken file is reported once, not at every poll */
+        if (r < 0) {
+                log_message(LOG_ERROR, "policy reload refused; the old policy keeps serving",
+                            errors.data ? errors.data : "");
+                buf_free(&errors);
+                return;
+        }
+        buf_free(&errors);
+        unsigned token;
+        const struct policy *cur = snapshot_acquire(sv->policy, &token);
+        bool unchanged = cur && strcmp(policy_sha256(cur), policy_sha256(next)) == 0;
+        snapshot_release(sv->policy, token);
+        if (unchanged) {
+                policy_free(next);
+                if (forced)
+                        log_message(LOG_INFO, "policy reloaded, unchanged", NULL);
+                return;
+        }
+        log_policy("policy reloaded", next, sv->policy_path);
+        snapshot_swap(sv->policy, next);
+}
+
+/* Watches the policy file's directory: editors and ConfigMap updates both
+ * end in an event there (a ConfigMap swaps its ..data symlink). */
+static int watch_policy_dir(const char *path)
+{
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+                snprintf(dir, sizeof dir, ".");
+        else if (slash == dir)
+                dir[1] = '\0';
+        else
+                *slash = '\0';
+        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
+                                           IN_ATTRIB | IN_MODIFY) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static int read_pem(const char *path, struct buf *out)
+{
+        char err[512];
+        int r = file_read(path, out, err, sizeof err);
+        if (r < 0)
+                fprintf(stderr, CMD ": %s\n", err);
+        return r;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                { "policy", required_argument, NULL, 'p' },
+                { "tls-cert", required_argument, NULL, 'c' },
+                { "tls-key", required_argument, NULL, 'k' },
+                { "listen", required_argument, NULL, 'l' },
+                { "max-body", required_argument, NULL, 'B' },
+                { "max-connections", required_argument, NULL, 'C' },
+                { "max-connections-per-ip", required_argument, NULL, 'I' },
+                { "connection-memory", required_argument, NULL, 'M' },
+                { "idle-timeout", required_argument, NULL, 'T' },
+                { "threads", required_argument, NULL, 't' },
+                { "log-level", required_argument, NULL, 'L' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        struct server_options opt = {
+                .listen = DEFAULT_LISTEN,
+                .max_body = WH_MAX_BODY_BYTES,
+                .max_connections = WH_MAX_CONNECTIONS,
+                .max_connections_per_ip = WH_MAX_CONNECTIONS_PER_IP,
+                .connection_memory = WH_CONNECTION_MEMORY_BYTES,
+                .idle_timeout_s = WH_IDLE_TIMEOUT_S,
+                .threads = WH_THREADS_AUTO,
+        };
+        const char *cert_path = NULL, *key_path = NULL;
+        struct serve sv = { 0 };
+        unsigned long long v;
+        int c;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'p': sv.policy_path = optarg; break;
+                case 'c': cert_path = optarg; break;
+                case 'k': key_path = optarg; break;
+                case 'l': opt.listen = optarg; break;
+                case 'B':
+                        if (cli_size(CMD, "--max-body", optarg, 1024, 1ull << 30, &v) < 0)
+                                return 2;
+                        opt.max_body = v;
+                        break;
+                case 'C':
+                        if (cli_uint(CMD, "--max-connections", optarg, 1, 1u << 20, &v) < 0)
+                                return 2;
+                        opt.max_connections = (unsigned)v;
+                        break;
+                case 'I':
+                        if (cli_uint(CMD, "--max-connections-per-ip", optarg, 1, 1u << 20, &v) < 0)
+                                return 2;
+                        opt.max_connections_per_ip = (unsigned)v;
+                        break;
+                case 'M':
+                        if (cli_size(CMD, "--connection-memory", optarg, 4096, 16u << 20, &v) < 0)
+                                return 2;
+                        opt.connection_memory = (unsigned)v;
+                        break;
+                case 'T':
+                        if (cli_uint(CMD, "--idle-timeout", optarg, 1, 3600, &v) < 0)
+                                return 2;
+                        opt.idle_timeout_s = (unsigned)v;
+                        break;
+                case 't':
+                        if (cli_uint(CMD, "--threads", optarg, 0, WH_MAX_THREADS, &v) < 0)
+                                return 2;
+                        opt.threads = (unsigned)v;
+                        break;
+                case 'L': {
+                        static const char *const levels[] = { "debug", "info", "warn", "error" };
+                        int found = -1;
+                        for (int i = 0; i < 4; i++)
+                                if (strcmp(optarg, levels[i]) == 0)
+                                        found = i;
+                        if (found < 0)
+                                return cli_usage_error(CMD, "--log-level is debug, info, warn or error");
+                        log_set_level((enum log_level)found);
+                        break;
+                }
+                case 'h':
+                        cmd_serve_help();
+                        return 0;
+                case ':':
+                        return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
+                default:
+                        return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                }
+        }
+        if (optind < argc)
+                return cli_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
+        if (!sv.policy_path)
+                return cli_usage_error(CMD, "--policy is required");
+        if (!cert_path || !key_path)
+                return cli_usage_error(CMD, "--tls-cert and --tls-key are required");
+        char err[512];
+        if (server_check_listen(opt.listen, err, sizeof err) < 0)
+                return cli_usage_error(CMD, "%s", err);
+
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+
+        /* The policy. */
+        struct buf errors;
+        struct policy *policy = NULL;
+        buf_init(&errors, POLICY_ERRORS_MAX);
+        if (stat(sv.policy_path, &sv.policy_stat) < 0 ||
+            policy_file_load(sv.policy_path, &policy, &errors) < 0) {
+                if (!errors.len)
+                        buf_printf(&errors, "cannot read %s: %s\n", sv.policy_path, strerror(errno));
+                fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data);
+                buf_free(&errors);
+                return 2;
+        }
+        buf_free(&errors);
+
+        /* The serving pair. */
+        time_t not_after;
+        if (certs_check_pair(cert_path, key_path, &not_after, err, sizeof err) < 0) {
+                fprintf(stderr, CMD ": %s\n", err);
+                policy_free(policy);
+                return 2;
+        }
+        atomic_store(&sv.cert_not_after, (long long)not_after);
+        struct buf cert_pem, key_pem;
+        buf_init(&cert_pem, TLS_FILE_MAX);
+        buf_init(&key_pem, TLS_FILE_MAX);
+        int rc = 2;
+        struct server *server = NULL;
+        int sfd = -1, ifd = -1;
+        if (read_pem(cert_path, &cert_pem) < 0 || read_pem(key_path, &key_pem) < 0) {
+                policy_free(policy);
+                goto out;
+        }
+        opt.cert_pem = cert_pem.data;
+        opt.key_pem = key_pem.data;
+
+        sv.policy = snapshot_new(policy, free_policy);
+        if (!sv.policy) {
+                policy_free(policy);
+                fprintf(stderr, CMD ": out of memory\n");
+                goto out;
+        }
+
+        /* Signals go to the signalfd; the worker threads inherit the mask. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        signal(SIGPIPE, SIG_IGN);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        ifd = watch_policy_dir(sv.policy_path);
+        if (sfd < 0) {
+                fprintf(stderr, CMD ": signalfd: %s\n", strerror(errno));
+                goto out;
+        }
+
+        struct server_handler h = { .ctx = &sv, .admit = admit, .ready = ready };
+        if (server_start(&opt, &h, &server, err, sizeof err) < 0) {
+                fprintf(stderr, CMD ": %s\n", err);
+                goto out;
+        }
+        {
+                unsigned token;
+                const struct policy *p = snapshot_acquire(sv.policy, &token);
+                struct log_line l;
+                log_begin(&l, LOG_INFO, "serving");
+                log_str(&l, "version", WH_VERSION);
+                log_str(&l, "listen", opt.listen);
+                log_int(&l, "port", server_port(server));
+                log_str(&l, "policy", sv.policy_path);
+                log_str(&l, "policySha256", policy_sha256(p));
+                log_int(&l, "namespaces", (long long)policy_rule_count(p));
+                log_int(&l, "certificateDaysLeft", (long long)(not_after - time(NULL)) / 86400);
+                log_int(&l, "startupMicros", micros_since(&t0));
+                log_end(&l);
+                snapshot_release(sv.policy, token);
+        }
+        if (ifd < 0)
+                log_message(LOG_WARN, "cannot watch the policy's directory; polling it instead",
+                            strerror(errno));
+
+        for (;;) {
+                struct pollfd fds[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };
+                int n = poll(fds, ifd >= 0 ? 2 : 1, WH_POLICY_POLL_MS);
+                if (n < 0 && errno != EINTR)
+                        break;
+                if (n > 0 && (fds[0].revents & POLLIN)) {
+                        struct signalfd_siginfo si;
+                        if (read(sfd, &si, sizeof si) == sizeof si) {
+                                if (si.ssi_signo == SIGHUP) {
+                                        maybe_reload(&sv, true);
+                                        continue;
+                                }
+                                struct log_line l;
+                                log_begin(&l, LOG_INFO, "shutting down");
+                                log_str(&l, "signal", strsignal((int)si.ssi_signo));
+                                log_end(&l);
+                                atomic_store(&sv.stopping, true);
+                                break;
+                        }
+                }
+                if (n > 0 && ifd >= 0 && (fds[1].revents & POLLIN)) {
+                        char events[4096];
+                        while (read(ifd, events, sizeof events) > 0)
+                                ;
+                }
+                maybe_reload(&sv, false);
+        }
+        rc = 0;
+out:
+        server_stop(server);
+        if (sfd >= 0)
+                close(sfd);
+        if (ifd >= 0)
+                close(ifd);
+        snapshot_free(sv.policy);
+        buf_free(&cert_pem);
+        if (key_pem.data)
+                explicit_bzero(key_pem.data, key_pem.len);
+        buf_free(&key_pem);
+        return rc;
+}

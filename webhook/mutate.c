@@ -1,0 +1,541 @@
+/* The admission decision for one pod: see include/mutate.h. */
+#include "mutate.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define LABEL_IDENTITY "aadpodidbinding"
+#define LABEL_ROLE "spark-role"
+#define ENV_SUBMIT_OPTS "SPARK_SUBMIT_OPTS"
+#define ENV_TOOL_OPTIONS "JAVA_TOOL_OPTIONS"
+#define ENV_JAVA_HOME "JAVA_HOME"
+#define ENV_JAVA_OPT_PREFIX "SPARK_JAVA_OPT_"
+/* The largest SPARK_JAVA_OPT_ index we count from; past it we add nothing. */
+#define JAVA_OPT_INDEX_MAX 1000000000ull
+/* The env entries we may add to one container: one per flag, JAVA_HOME, one merged variable. */
+#define MAX_NEW_ENV (WH_MAX_RULE_FLAGS + 2u)
+
+static const char *const decision_names[DECISION_MAX] = { "unchanged", "mutated", "denied", "would-mutate" };
+static const char *const role_names[POD_ROLE_MAX] = { "", "driver", "executor" };
+static const char *const spark_container_names[] = {
+        "spark-kubernetes-driver", "spark-kubernetes-executor", "executor",
+};
+
+const char *decision_name(enum decision d)
+{
+        return d < DECISION_MAX ? decision_names[d] : "?";
+}
+
+const char *pod_role_name(enum pod_role r)
+{
+        return r < POD_ROLE_MAX ? role_names[r] : "?";
+}
+
+void mutation_init(struct mutation *m)
+{
+        memset(m, 0, sizeof *m);
+        jsonpatch_init(&m->patch);
+}
+
+void mutation_free(struct mutation *m)
+{
+        jsonpatch_free(&m->patch);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void warn(struct mutation *m, const char *fmt, ...)
+{
+        if (m->n_warnings >= WH_MAX_WARNINGS)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->warnings[m->n_warnings++], WH_MAX_WARNING_CHARS + 1, fmt, ap);
+        va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3)))
+static void deny(struct mutation *m, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->message, sizeof m->message, fmt, ap);
+        va_end(ap);
+        m->decision = DECISION_DENIED;
+}
+
+static const char *string_item(const cJSON *obj, const char *key)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const cJSON *pod_labels(const cJSON *pod)
+{
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(pod, "metadata");
+        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(meta, "labels");
+        return cJSON_IsObject(labels) ? labels : NULL;
+}
+
+enum pod_role mutate_pod_role(const cJSON *pod)
+{
+        const char *role = string_item(pod_labels(pod), LABEL_ROLE);
+        if (!role)
+                return POD_ROLE_NONE;
+        if (strcmp(role, "driver") == 0)
+                return POD_ROLE_DRIVER;
+        if (strcmp(role, "executor") == 0)
+                return POD_ROLE_EXECUTOR;
+        return POD_ROLE_NONE;
+}
+
+static const cJSON *pod_containers(const cJSON *pod)
+{
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
+        const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, "containers");
+        return cJSON_IsArray(cs) ? cs : NULL;
+}
+
+int mutate_spark_container(const cJSON *pod)
+{
+        const cJSON *cs = pod_containers(pod);
+        const cJSON *c;
+        int i = 0;
+        if (!cs || !cJSON_IsObject(cs->child))
+                return -1;
+        cJSON_ArrayForEach(c, cs) {
+                const char *name = string_item(c, "name");
+                for (size_t k = 0; name && k < sizeof spark_container_names / sizeof *spark_container_names; k++)
+                        if (strcmp(name, spark_container_names[k]) == 0)
+                                return i;
+                i++;
+        }
+        return 0;   /* a pod template renamed it: Spark puts its own container first */
+}
+
+/* ---- the identity a pod claims ---- */
+
+/* Refuses (enforce) or warns about (audit) a claim the namespace may not make.
+ * Returns true when the pod was refused. */
+static bool check_claim(const struct policy *p, const struct rule *r, const char *ns,
+                        struct mutation *m)
+{
+        const char *claimed = m->identity_before;
+        if (!claimed || policy_identity_allowed(p, r, claimed))
+                return false;
+        char may[256] = "";
+        if (r) {
+                size_t off = 0;
+                for (size_t i = 0; i < r->n_allowed_identities && off < sizeof may; i++)
+                        off += (size_t)snprintf(may + off, sizeof may - off, "%s%s", i ? ", " : "",
+                                                r->allowed_identities[i]);
+        }
+        if (m->mode == POLICY_MODE_AUDIT) {
+                warn(m, "audit: identity %s is not allowed in namespace %s; the pod would be refused",
+                     claimed, ns);
+                return false;
+        }
+        if (r)
+                deny(m, "namespace %s may not use Azure identity \"%s\" (label %s); it may use: %s",
+                     ns, claimed, LABEL_IDENTITY, may);
+        else
+                deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
+                     "grants it to other namespaces only", ns, claimed, LABEL_IDENTITY);
+        return true;
+}
+
+/* ---- building the operations ---- */
+
+struct env_view {
+        const cJSON *env;       /* the container's env array, or NULL */
+        size_t container;       /* index in spec.containers */
+};
+
+static const cJSON *env_find(const struct env_view *ev, const char *name, size_t *ret_index)
+{
+        const cJSON *e;
+        size_t i = 0;
+        cJSON_ArrayForEach(e, ev->env) {
+                const char *n = string_item(e, "name");
+                if (n && strcmp(n, name) == 0) {
+                        *ret_index = i;
+                        return e;
+                }
+                i++;
+        }
+        return NULL;
+}
+
+/* Env entries to append, collected so that a container without env gets
+ * one "add" of the whole list. */
+struct new_env {
+        struct buf json[MAX_NEW_ENV];   /* each {"name":..,"value":..} */
+        size_t n;
+};
+
+static int new_env_add(struct new_env *ne, const char *name, const char *value)
+{
+        if (ne->n == MAX_NEW_ENV)
+                return -E2BIG;
+        struct buf *b = &ne->json[ne->n];
+        buf_init(b, WH_MAX_PATCH_BYTES);
+        int r = buf_puts(b, "{\"name\":");
+        if (r == 0)
+                r = buf_put_json_str(b, name);
+        if (r == 0)
+                r = buf_puts(b, ",\"value\":");
+        if (r == 0)
+                r = buf_put_json_str(b, value);
+        if (r == 0)
+                r = buf_putc(b, '}');
+        if (r < 0) {
+                buf_free(b);
+                return r == -ENOBUFS ? -E2BIG : r;
+        }
+        ne->n++;
+        return 0;
+}
+
+static void new_env_free(struct new_env *ne)
+{
+        for (size_t i = 0; i < ne->n; i++)
+                buf_free(&ne->json[i]);
+        ne->n = 0;
+}
+
+static void path_env(struct mutation *m, const struct env_view *ev)
+{
+        jsonpatch_path_reset(&m->patch);
+        jsonpatch_path_token(&m->patch, "spec");
+        jsonpatch_path_token(&m->patch, "containers");
+        jsonpatch_path_index(&m->patch, ev->container);
+        jsonpatch_path_token(&m->patch, "env");
+}
+
+/* Sets the value of the existing entry env[index]. "add" replaces a member
+ * that exists and creates one that does not, so an entry without `value`
+ * works too. */
+static int op_set_env_value(struct mutation *m, const struct env_view *ev, size_t index,
+                            const char *value)
+{
+        struct buf v;
+        buf_init(&v, WH_MAX_PATCH_BYTES);
+        int r = buf_put_json_str(&v, value);
+        if (r == 0) {
+                path_env(m, ev);
+                jsonpatch_path_index(&m->patch, index);
+                jsonpatch_path_token(&m->patch, "value");
+                r = jsonpatch_op(&m->patch, "add", v.data);
+        }
+        buf_free(&v);
+        return r == -ENOBUFS ? -E2BIG : r;
+}
+
+static int op_append_env(struct mutation *m, const struct env_view *ev, struct new_env *ne)
+{
+        int r = 0;
+        if (ne->n == 0)
+                return 0;
+        if (!cJSON_IsArray(ev->env)) {
+                /* No env list: add it whole, never under a list that does not exist. */
+                struct buf list;
+                buf_init(&list, WH_MAX_PATCH_BYTES);
+                r = buf_putc(&list, '[');
+                for (size_t i = 0; r == 0 && i < ne->n; i++) {
+                        if (i)
+                                r = buf_putc(&list, ',');
+                        if (r == 0)
+                                r = buf_append(&list, ne->json[i].data, ne->json[i].len);
+                }
+                if (r == 0)
+                        r = buf_putc(&list, ']');
+                if (r == 0) {
+                        path_env(m, ev);
+                        r = jsonpatch_op(&m->patch, "add", list.data);
+                }
+                buf_free(&list);
+                return r == -ENOBUFS ? -E2BIG : r;
+        }
+        for (size_t i = 0; r == 0 && i < ne->n; i++) {
+                path_env(m, ev);
+                jsonpatch_path_token(&m->patch, "-");
+                r = jsonpatch_op(&m->patch, "add", ne->json[i].data);
+        }
+        return r;
+}
+
+static bool has_token(const char *value, const char *token)
+{
+        size_t n = strlen(token);
+        if (n == 0)
+                return true;
+        for (const char *s = value; (s = strstr(s, token)); s++) {
+                bool starts = s == value || s[-1] == ' ' || s[-1] == '\t' || s[-1] == '\n';
+                char after = s[n];
+                bool ends = after == '\0' || after == ' ' || after == '\t' || after == '\n';
+                if (starts && ends)
+                        return true;
+        }
+        return false;
+}
+
+/* SPARK_SUBMIT_OPTS or JAVA_TOOL_OPTIONS: our flags first, then what the
+ * pod had, so that a user's own flag wins. */
+static int merge_flags_var(struct mutation *m, const struct rule *r, const struct env_view *ev,
+                           const char *name, struct new_env *ne, bool *changed)
+{
+        size_t index;
+        const cJSON *e = env_find(ev, name, &index);
+        if (!e) {
+                *changed = true;
+                return r->n_flags ? new_env_add(ne, name, r->flags_joined) : 0;
+        }
+        if (cJSON_GetObjectItemCaseSensitive(e, "valueFrom")) {
+                warn(m, "%s comes from valueFrom and was left alone: its JVM flags lack the policy's",
+                     name);
+                return 0;
+        }
+        const char *old = string_item(e, "value");
+        if (!old)
+                old = "";
+        struct buf v;
+        buf_init(&v, WH_MAX_PATCH_BYTES);
+        int rc = 0;
+        for (size_t i = 0; rc == 0 && i < r->n_flags; i++)
+                if (!has_token(old, r->flags[i]))
+                        rc = buf_printf(&v, "%s%s", v.len ? " " : "", r->flags[i]);
+        if (rc == 0 && v.len) {
+                if (*old)
+                        rc = buf_printf(&v, " %s", old);
+                if (rc == 0) {
+                        *changed = true;
+                        rc = op_set_env_value(m, ev, index, v.data);
+                }
+        }
+        buf_free(&v);
+        return rc == -ENOBUFS ? -E2BIG : rc;
+}
+
+/* Parses the n of SPARK_JAVA_OPT_n; false for other names. */
+static bool java_opt_index(const char *name, unsigned long long *ret)
+{
+        size_t plen = strlen(ENV_JAVA_OPT_PREFIX);
+        if (strncmp(name, ENV_JAVA_OPT_PREFIX, plen) != 0 || !name[plen])
+                return false;
+        unsigned long long v = 0;
+        for (const char *s = name + plen; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        return false;
+                if (v > JAVA_OPT_INDEX_MAX)
+                        continue;   /* saturate: such an index is past what we count from */
+                v = v * 10 + (unsigned long long)(*s - '0');
+        }
+        *ret = v;
+        return true;
+}
+
+/* One SPARK_JAVA_OPT_n per flag the executor lacks, numbered past the
+ * highest index already there, so no index is ever reused. */
+static int add_java_opts(struct mutation *m, const struct rule *r, const struct env_view *ev,
+                         struct new_env *ne, bool *changed)
+{
+        unsigned long long next = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ev->env) {
+                const char *name = string_item(e, "name");
+                unsigned long long idx;
+                if (name && java_opt_index(name, &idx) && idx + 1 > next)
+                        next = idx + 1;
+        }
+        for (size_t i = 0; i < r->n_flags; i++) {
+                bool present = false;
+                cJSON_ArrayForEach(e, ev->env) {
+                        const char *name = string_item(e, "name");
+                        const char *value = string_item(e, "value");
+                        unsigned long long idx;
+                        if (name && value && java_opt_index(name, &idx) && strcmp(value, r->flags[i]) == 0) {
+                                present = true;
+                                break;
+                        }
+                }
+                if (present)
+                        continue;
+                if (next > JAVA_OPT_INDEX_MAX) {
+                        warn(m, "SPARK_JAVA_OPT_ indices are exhausted; JVM flags not added");
+                        return 0;
+                }
+                char name[64];
+                snprintf(name, sizeof name, ENV_JAVA_OPT_PREFIX "%llu", next++);
+                int rc = new_env_add(ne, name, r->flags[i]);
+                if (rc < 0)
+                        return rc;
+                *changed = true;
+        }
+        return 0;
+}
+
+static int set_java_home(struct mutation *m, const struct rule *r, const struct env_view *ev,
+                         struct new_env *ne, bool *changed)
+{
+        size_t index;
+        if (!r->java_home)
+                return 0;
+        const cJSON *e = env_find(ev, ENV_JAVA_HOME, &index);
+        if (!e) {
+                *changed = true;
+                return new_env_add(ne, ENV_JAVA_HOME, r->java_home);
+        }
+        if (cJSON_GetObjectItemCaseSensitive(e, "valueFrom")) {
+                warn(m, "JAVA_HOME comes from valueFrom and was left alone");
+                return 0;
+        }
+        const char *old = string_item(e, "value");
+        if (old && strcmp(old, r->java_home) == 0)
+                return 0;
+        warn(m, "JAVA_HOME %.40s replaced by %.40s", old ? old : "(empty)", r->java_home);
+        *changed = true;
+        return op_set_env_value(m, ev, index, r->java_home);
+}
+
+static int set_label(struct mutation *m, const struct rule *r, const cJSON *pod)
+{
+        char value[WH_MAX_POLICY_STRING + 32];
+        jsonpatch_path_reset(&m->patch);
+        jsonpatch_path_token(&m->patch, "metadata");
+        jsonpatch_path_token(&m->patch, "labels");
+        if (!pod_labels(pod)) {
+                struct buf v;
+                buf_init(&v, sizeof value);
+                int rc = buf_puts(&v, "{\"" LABEL_IDENTITY "\":");
+                if (rc == 0)
+                        rc = buf_put_json_str(&v, r->identity);
+                if (rc == 0)
+                        rc = buf_putc(&v, '}');
+                if (rc == 0)
+                        rc = jsonpatch_op(&m->patch, "add", v.data);
+                buf_free(&v);
+                return rc;
+        }
+        jsonpatch_path_token(&m->patch, LABEL_IDENTITY);
+        snprintf(value, sizeof value, "\"%s\"", r->identity);   /* a label value needs no escaping */
+        return jsonpatch_op(&m->patch, m->identity_before ? "replace" : "add", value);
+}
+
+/* The Spark pod of a namespace with a rule, in enforce or audit mode. */
+static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *pod,
+                            struct mutation *m)
+{
+        bool audit = m->mode == POLICY_MODE_AUDIT;
+        const char *before = m->identity_before;
+        int rc;
+
+        if (before && strcmp(before, r->identity) != 0) {
+                if (r->on_conflict == POLICY_CONFLICT_DENY) {
+                        if (audit) {
+                                warn(m, "audit: identity %s conflicts with %s; the pod would be refused",
+                                     before, r->identity);
+                                return 0;
+                        }
+                        deny(m, "namespace %s may not use Azure identity \"%s\" for Spark pods (label "
+                             "%s); it may use: %s", ns, before, LABEL_IDENTITY, r->identity);
+                        return 0;
+                }
+                if (!audit)
+                        warn(m, "%s %s replaced by %s, the identity of namespace %s", LABEL_IDENTITY,
+                             before, r->identity, ns);
+        }
+        m->identity_after = r->identity;
+
+        bool label = !before || strcmp(before, r->identity) != 0;
+        if (label) {
+                rc = set_label(m, r, pod);
+                if (rc < 0)
+                        return rc;
+                if (audit)
+                        warn(m, "audit: would set label %s=%s", LABEL_IDENTITY, r->identity);
+        }
+
+        int ci = mutate_spark_container(pod);
+        if (ci < 0)
+                return 0;
+        const cJSON *container = cJSON_GetArrayItem(pod_containers(pod), ci);
+        const cJSON *env = cJSON_GetObjectItemCaseSensitive(container, "env");
+        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .container = (size_t)ci };
+        struct new_env *ne = calloc(1, sizeof *ne);
+        bool home = false, flags = false;
+        const char *var = NULL;
+        if (!ne)
+                return -ENOMEM;
+
+        rc = set_java_home(m, r, &ev, ne, &home);
+        if (rc == 0 && r->jvm_env == POLICY_JVM_ENV_JAVA_TOOL_OPTIONS) {
+                var = ENV_TOOL_OPTIONS;
+                rc = merge_flags_var(m, r, &ev, var, ne, &flags);
+        } else if (rc == 0 && m->role == POD_ROLE_DRIVER) {
+                var = ENV_SUBMIT_OPTS;
+                rc = merge_flags_var(m, r, &ev, var, ne, &flags);
+        } else if (rc == 0) {
+                var = ENV_JAVA_OPT_PREFIX "n";
+                rc = add_java_opts(m, r, &ev, ne, &flags);
+        }
+        if (rc == 0)
+                rc = op_append_env(m, &ev, ne);
+        new_env_free(ne);
+        free(ne);
+        if (rc < 0)
+                return rc;
+        if (audit && home)
+                warn(m, "audit: would set JAVA_HOME=%s", r->java_home);
+        if (audit && flags)
+                warn(m, "audit: would add the policy's JVM flags to %s", var);
+        return 0;
+}
+
+int mutate_pod(const struct policy *p, const char *ns, const cJSON *pod, struct mutation *m)
+{
+        const struct rule *r = policy_rule_for(p, ns);
+        int rc = 0;
+
+        m->rule = r;
+        m->role = mutate_pod_role(pod);
+        m->mode = r ? r->mode : policy_default_mode(p);
+        m->identity_before = string_item(pod_labels(pod), LABEL_IDENTITY);
+        m->app_id = string_item(pod_labels(pod), "spark-app-selector");
+        m->app_name = string_item(pod_labels(pod), "spark-app-name");
+        m->identity_after = m->identity_before;
+        m->decision = DECISION_UNCHANGED;
+        if (m->mode == POLICY_MODE_OFF)
+                return 0;
+        if (!ns)
+                ns = "";
+
+        if (m->role == POD_ROLE_NONE || !r) {
+                if (check_claim(p, r, ns, m))
+                        return 0;
+                if (m->role != POD_ROLE_NONE && policy_unmatched_deny(p)) {
+                        if (m->mode == POLICY_MODE_AUDIT)
+                                warn(m, "audit: namespace %s has no Spark identity in the policy; "
+                                     "the pod would be refused", ns);
+                        else
+                                deny(m, "namespace %s has no Spark identity in the policy, and the "
+                                     "policy refuses Spark pods elsewhere (unmatched: deny)", ns);
+                }
+                return 0;
+        }
+
+        rc = mutate_spark_pod(r, ns, pod, m);
+        if (rc < 0 || m->decision == DECISION_DENIED)
+                return rc;
+        if (m->patch.n_ops) {
+                m->decision = m->mode == POLICY_MODE_AUDIT ? DECISION_WOULD_MUTATE : DECISION_MUTATED;
+                rc = jsonpatch_finish(&m->patch);
+        }
+        if (m->decision != DECISION_MUTATED)
+                m->identity_after = m->identity_before;
+        return rc;
+}

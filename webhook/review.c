@@ -1,0 +1,162 @@
+/* AdmissionReview parsing and response writing: see include/review.h. */
+#include "review.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "mutate.h"
+
+#define API_V1 "admission.k8s.io/v1"
+#define API_V1BETA1 "admission.k8s.io/v1beta1"
+
+static const char *string_item(const cJSON *obj, const char *key)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Whether a {group, version, resource} names core pods. */
+static bool is_core_pods(const cJSON *resource)
+{
+        const char *group = string_item(resource, "group");
+        const char *res = string_item(resource, "resource");
+        return resource && (!group || !*group) && res && strcmp(res, "pods") == 0;
+}
+
+int review_parse(const char *body, size_t len, struct review *ret, char *err, size_t errlen)
+{
+        const char *end = NULL;
+        cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+        int r = -EINVAL;
+
+        if (!root) {
+                size_t at = end && end >= body ? (size_t)(end - body) : 0;
+                snprintf(err, errlen, "the body is not JSON (error near byte %zu)", at);
+                return -EINVAL;
+        }
+        struct review rv = { .root = root };
+        const char *kind = string_item(root, "kind");
+        rv.api_version = string_item(root, "apiVersion");
+        if (!cJSON_IsObject(root) || !kind || strcmp(kind, "AdmissionReview") != 0) {
+                snprintf(err, errlen, "the body is not an AdmissionReview (kind must be AdmissionReview)");
+                goto out;
+        }
+        if (!rv.api_version || (strcmp(rv.api_version, API_V1) != 0 &&
+                                strcmp(rv.api_version, API_V1BETA1) != 0)) {
+                snprintf(err, errlen, "unsupported AdmissionReview apiVersion (want %s or %s)",
+                         API_V1, API_V1BETA1);
+                goto out;
+        }
+        const cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "request");
+        if (!cJSON_IsObject(req)) {
+                snprintf(err, errlen, "the AdmissionReview has no request");
+                goto out;
+        }
+        rv.uid = string_item(req, "uid");
+        if (!rv.uid || !*rv.uid) {
+                snprintf(err, errlen, "the AdmissionReview request has no uid");
+                goto out;
+        }
+        rv.operation = string_item(req, "operation");
+        rv.namespace_ = string_item(req, "namespace");
+        rv.name = string_item(req, "name");
+        rv.username = string_item(cJSON_GetObjectItemCaseSensitive(req, "userInfo"), "username");
+        rv.dry_run = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "dryRun"));
+        const char *sub = string_item(req, "subResource");
+        rv.is_pod = is_core_pods(cJSON_GetObjectItemCaseSensitive(req, "resource")) && (!sub || !*sub);
+        const cJSON *obj = cJSON_GetObjectItemCaseSensitive(req, "object");
+        rv.object = cJSON_IsObject(obj) ? obj : NULL;
+        if (rv.is_pod && rv.operation && strcmp(rv.operation, "CREATE") == 0 && !rv.object) {
+                snprintf(err, errlen, "the pod CREATE request has no object");
+                goto out;
+        }
+        if (!rv.name && rv.object) {
+                const cJSON *meta = cJSON_GetObjectItemCaseSensitive(rv.object, "metadata");
+                rv.name = string_item(meta, "name");
+                if (!rv.name)
+                        rv.name = string_item(meta, "generateName");
+        }
+        *ret = rv;
+        return 0;
+out:
+        cJSON_Delete(root);
+        return r;
+}
+
+void review_free(struct review *r)
+{
+        cJSON_Delete(r->root);
+        r->root = NULL;
+}
+
+int review_respond(const struct review *rv, const struct mutation *m, struct buf *out)
+{
+        bool denied = m && m->decision == DECISION_DENIED;
+        bool patch = m && m->decision == DECISION_MUTATED && m->patch.n_ops;
+        int r = buf_puts(out, "{\"apiVersion\":");
+        if (r == 0)
+                r = buf_put_json_str(out, rv->api_version);
+        if (r == 0)
+                r = buf_puts(out, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
+        if (r == 0)
+                r = buf_put_json_str(out, rv->uid);
+        if (r == 0)
+                r = buf_puts(out, denied ? ",\"allowed\":false" : ",\"allowed\":true");
+        if (r == 0 && patch) {
+                r = buf_puts(out, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
+                if (r == 0)
+                        r = buf_put_base64(out, m->patch.text.data, m->patch.text.len);
+                if (r == 0)
+                        r = buf_putc(out, '"');
+        }
+        if (r == 0 && m && m->n_warnings) {
+                r = buf_puts(out, ",\"warnings\":[");
+                for (unsigned i = 0; r == 0 && i < m->n_warnings; i++) {
+                        if (i)
+                                r = buf_putc(out, ',');
+                        if (r == 0)
+                                r = buf_put_json_str(out, m->warnings[i]);
+                }
+                if (r == 0)
+                        r = buf_putc(out, ']');
+        }
+        if (r == 0 && denied) {
+                r = buf_puts(out, ",\"status\":{\"metadata\":{},\"status\":\"Failure\","
+                                  "\"reason\":\"Forbidden\",\"code\":403,\"message\":");
+                if (r == 0)
+                        r = buf_put_json_str(out, m->message);
+                if (r == 0)
+                        r = buf_putc(out, '}');
+        }
+        if (r == 0)
+                r = buf_puts(out, "}}");
+        return r;
+}
+
+static const char *status_reason(int code)
+{
+        switch (code) {
+        case 400: return "BadRequest";
+        case 404: return "NotFound";
+        case 405: return "MethodNotAllowed";
+        case 408: return "Timeout";
+        case 413: return "RequestEntityTooLarge";
+        case 415: return "UnsupportedMediaType";
+        case 503: return "ServiceUnavailable";
+        default: return code >= 500 ? "InternalError" : "BadRequest";
+        }
+}
+
+int review_status_body(struct buf *out, int code, const char *message)
+{
+        int r = buf_printf(out, "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},"
+                                "\"status\":\"Failure\",\"code\":%d,\"reason\":\"%s\",\"message\":",
+                           code, status_reason(code));
+        if (r == 0)
+                r = buf_put_json_str(out, message);
+        if (r == 0)
+                r = buf_puts(out, "}\n");
+        return r;
+}

@@ -1,0 +1,455 @@
+/* The HTTPS server: see include/server.h.
+ *
+ * Requests follow libmicrohttpd's largepost pattern: the first call sees
+ * only the headers and sets up per-request state in *con_cls; later calls
+ * bring body chunks; the last call (no data) answers; the completion
+ * callback frees the state. Everything that can be refused from the
+ * headers alone (path, method, media type, declared size, timeout) is
+ * refused before a byte of body is read. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "webhook_limits.h"
+
+/* TLS 1.2 and 1.3 only; AEAD ciphers; ECDHE key exchange; no SHA-1 signatures. */
+const char server_default_tls_priorities[] =
+        "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
+        "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"
+        "-SIGN-ECDSA-SHA1:%SERVER_PRECEDENCE";
+
+/* The body of small answers (errors, health). */
+#define SMALL_BODY_MAX 4096u
+
+enum route { ROUTE_MUTATE, ROUTE_HEALTHZ, ROUTE_READYZ };
+
+struct request {
+        enum route route;
+        struct buf body;
+        int refused;            /* HTTP status decided before the body ended, or 0 */
+        char why[256];          /* its message */
+        uint64_t deadline_ns;   /* CLOCK_MONOTONIC */
+};
+
+struct server {
+        struct MHD_Daemon *daemon;
+        struct server_handler h;
+        size_t max_body;
+        char *cert_pem, *key_pem, *priorities;
+};
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Parses a Go duration as the API server writes it ("10s", "1m30s",
+ * "500ms", "1.5s") into milliseconds. */
+static int parse_duration_ms(const char *s, uint64_t *ret_ms)
+{
+        static const struct { const char *unit; double ms; } units[] = {
+                { "ns", 1e-6 }, { "us", 1e-3 }, { "\xc2\xb5s", 1e-3 }, { "ms", 1 },
+                { "s", 1e3 }, { "m", 60e3 }, { "h", 3600e3 },
+        };
+        double total = 0;
+        if (!*s)
+                return -EINVAL;
+        while (*s) {
+                char *end;
+                if (!((*s >= '0' && *s <= '9') || *s == '.'))
+                        return -EINVAL;
+                double v = strtod(s, &end);
+                if (end == s)
+                        return -EINVAL;
+                s = end;
+                size_t best = 0;
+                double mult = 0;
+                for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+                        size_t n = strlen(units[i].unit);
+                        if (n > best && strncmp(s, units[i].unit, n) == 0) {
+                                best = n;
+                                mult = units[i].ms;
+                        }
+                }
+                if (!best)
+                        return -EINVAL;
+                s += best;
+                total += v * mult;
+                if (total > 1e12)
+                        return -EINVAL;
+        }
+        *ret_ms = (uint64_t)total;
+        return 0;
+}
+
+static bool is_json_media_type(const char *ct)
+{
+        if (!ct)
+                return false;
+        while (*ct == ' ' || *ct == '\t')
+                ct++;
+        size_t n = strlen("application/json");
+        if (strncasecmp(ct, "application/json", n) != 0)
+                return false;
+        ct += n;
+        while (*ct == ' ' || *ct == '\t')
+                ct++;
+        return *ct == '\0' || *ct == ';';
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *c, int status, struct buf *body,
+                                 const char *allow, bool close)
+{
+        size_t len = body->len;
+        char *data = buf_steal(body);
+        if (!data)
+                return MHD_NO;
+        struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, data, free);
+        if (!resp) {
+                free(data);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        if (allow)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        if (close)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        enum MHD_Result r = MHD_queue_response(c, (unsigned)status, resp);
+        MHD_destroy_response(resp);
+        return r;
+}
+
+static const char *status_reason(int code)
+{
+        switch (code) {
+        case 400: return "BadRequest";
+        case 404: return "NotFound";
+        case 405: return "MethodNotAllowed";
+        case 413: return "RequestEntityTooLarge";
+        case 415: return "UnsupportedMediaType";
+        case 503: return "ServiceUnavailable";
+        default: return code >= 500 ? "InternalError" : "BadRequest";
+        }
+}
+
+/* A Kubernetes Status body for an HTTP error, logged once here. */
+static enum MHD_Result send_error(struct MHD_Connection *c, const char *url, int status,
+                                  const char *allow, bool close, const char *message)
+{
+        struct buf b;
+        buf_init(&b, SMALL_BODY_MAX);
+        buf_printf(&b, "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\","
+                       "\"code\":%d,\"reason\":\"%s\",\"message\":", status, status_reason(status));
+        buf_put_json_str(&b, message);
+        buf_puts(&b, "}\n");
+
+        struct log_line l;
+        log_begin(&l, LOG_WARN, "request refused");
+        log_int(&l, "status", status);
+        log_str(&l, "path", url);
+        log_str(&l, "error", message);
+        log_end(&l);
+
+        enum MHD_Result r = send_body(c, status, &b, allow, close);
+        buf_free(&b);
+        return r;
+}
+
+static enum MHD_Result send_health(struct server *s, struct MHD_Connection *c, enum route route)
+{
+        struct buf b;
+        buf_init(&b, SMALL_BODY_MAX);
+        int status = 200;
+        if (route == ROUTE_HEALTHZ)
+                buf_puts(&b, "{\"status\":\"ok\"}\n");
+        else if (!s->h.ready(s->h.ctx, &b))
+                status = 503;
+        enum MHD_Result r = send_body(c, status, &b, NULL, false);
+        buf_free(&b);
+        return r;
+}
+
+/* First call for a request: route it and refuse what the headers already
+ * condemn. Returns the status to refuse with, or 0. */
+static int screen(struct server *s, struct MHD_Connection *c, const char *url, const char *method,
+                  struct request *rq, const char **allow)
+{
+        if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0) {
+                rq->route = url[1] == 'h' ? ROUTE_HEALTHZ : ROUTE_READYZ;
+                if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+                        *allow = "GET, HEAD";
+                        snprintf(rq->why, sizeof rq->why, "%s takes GET, not %s", url, method);
+                        return 405;
+                }
+                return 0;
+        }
+        if (strcmp(url, "/mutate") != 0) {
+                snprintf(rq->why, sizeof rq->why, "no such path: %.100s (the webhook serves POST "
+                         "/mutate, GET /healthz, GET /readyz)", url);
+                return 404;
+        }
+        rq->route = ROUTE_MUTATE;
+        if (strcmp(method, "POST") != 0) {
+                *allow = "POST";
+                snprintf(rq->why, sizeof rq->why, "/mutate takes POST, not %.20s", method);
+                return 405;
+        }
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!is_json_media_type(ct)) {
+                snprintf(rq->why, sizeof rq->why, "Content-Type must be application/json, not %.60s",
+                         ct ? ct : "(none)");
+                return 415;
+        }
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+                char *end;
+                errno = 0;
+                unsigned long long n = strtoull(cl, &end, 10);
+                if (errno == 0 && *end == '\0' && n > s->max_body) {
+                        snprintf(rq->why, sizeof rq->why, "the body is %llu bytes; the limit is %zu",
+                                 n, s->max_body);
+                        return 413;
+                }
+        }
+        uint64_t timeout_ms = WH_REQUEST_TIMEOUT_DEFAULT_MS;
+        const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeout");
+        if (t && parse_duration_ms(t, &timeout_ms) < 0) {
+                snprintf(rq->why, sizeof rq->why, "timeout=%.40s is not a duration like 10s", t);
+                return 400;
+        }
+        if (timeout_ms == 0 || timeout_ms > WH_REQUEST_TIMEOUT_MAX_MS)
+                timeout_ms = WH_REQUEST_TIMEOUT_MAX_MS;
+        rq->deadline_ns = now_ns() + timeout_ms * 1000000ull;
+        return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+        struct server *s = cls;
+        struct request *rq = *con_cls;
+
+        if (!rq) {
+                rq = calloc(1, sizeof *rq);
+                if (!rq)
+                        return MHD_NO;
+                buf_init(&rq->body, s->max_body);
+                *con_cls = rq;
+                const char *allow = NULL;
+                int refuse = screen(s, c, url, method, rq, &allow);
+                if (!refuse)
+                        return MHD_YES;
+                rq->refused = -1;   /* answered: whatever body follows is dropped */
+                return send_error(c, url, refuse, allow, true, rq->why);
+        }
+
+        if (*upload_size) {
+                size_t n = *upload_size;
+                *upload_size = 0;
+                if (rq->refused)
+                        return MHD_YES;   /* draining after a refusal; nothing is kept */
+                if (now_ns() > rq->deadline_ns) {
+                        log_message(LOG_WARN, "request body still arriving after its timeout; "
+                                    "connection closed", url);
+                        return MHD_NO;
+                }
+                int r = buf_append(&rq->body, upload_data, n);
+                if (r == -ENOBUFS) {
+                        buf_free(&rq->body);
+                        rq->refused = 413;
+                        snprintf(rq->why, sizeof rq->why, "the body is larger than the limit of %zu bytes",
+                                 s->max_body);
+                        /* Answer now if the library lets us; else when the body ends. */
+                        if (send_error(c, url, 413, NULL, true, rq->why) == MHD_YES)
+                                rq->refused = -1;
+                        return MHD_YES;
+                }
+                return r < 0 ? MHD_NO : MHD_YES;
+        }
+
+        if (rq->refused > 0)
+                return send_error(c, url, rq->refused, NULL, true, rq->why);
+        if (rq->refused < 0)
+                return MHD_YES;   /* answered already */
+        if (rq->route != ROUTE_MUTATE)
+                return send_health(s, c, rq->route);
+
+        struct buf out;
+        int status = 500;
+        buf_init(&out, WH_MAX_RESPONSE_BYTES);
+        s->h.admit(s->h.ctx, rq->body.data ? rq->body.data : "", rq->body.len, &status, &out);
+        buf_free(&rq->body);
+        enum MHD_Result r = send_body(c, status, &out, NULL, false);
+        buf_free(&out);
+        return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        struct request *rq = *con_cls;
+        if (!rq)
+                return;
+        buf_free(&rq->body);
+        free(rq);
+        *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        char msg[512];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        size_t n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+                msg[--n] = '\0';
+        log_message(LOG_WARN, "http", msg);
+}
+
+/* Splits "ADDR:PORT" into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ret, bool *ret_v6,
+                        char *err, size_t errlen)
+{
+        char host[128];
+        const char *colon = strrchr(listen, ':');
+        if (!colon || colon - listen >= (long)sizeof host)
+                goto bad;
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = '\0';
+        char *end;
+        errno = 0;
+        unsigned long port = strtoul(colon + 1, &end, 10);
+        if (errno || *end || end == colon + 1 || port > 65535)
+                goto bad;
+
+        memset(ret, 0, sizeof *ret);
+        size_t hl = strlen(host);
+        if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+                struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ret;
+                host[hl - 1] = '\0';
+                if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+                        goto bad;
+                a6->sin6_family = AF_INET6;
+                a6->sin6_port = htons((uint16_t)port);
+                *ret_v6 = true;
+                return 0;
+        }
+        struct sockaddr_in *a4 = (struct sockaddr_in *)ret;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        if (hl == 0)
+                a4->sin_addr.s_addr = htonl(INADDR_ANY);
+        else if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+                goto bad;
+        *ret_v6 = false;
+        return 0;
+bad:
+        snprintf(err, errlen, "listen address \"%s\" is not ADDR:PORT (like 0.0.0.0:8443, "
+                 "127.0.0.1:8443 or [::]:8443)", listen);
+        return -EINVAL;
+}
+
+int server_check_listen(const char *listen, char *err, size_t errlen)
+{
+        struct sockaddr_storage ss;
+        bool v6;
+        return parse_listen(listen, &ss, &v6, err, errlen);
+}
+
+void server_stop(struct server *s)
+{
+        if (!s)
+                return;
+        if (s->daemon)
+                MHD_stop_daemon(s->daemon);
+        free(s->cert_pem);
+        if (s->key_pem)
+                explicit_bzero(s->key_pem, strlen(s->key_pem));
+        free(s->key_pem);
+        free(s->priorities);
+        free(s);
+}
+
+int server_start(const struct server_options *opt, const struct server_handler *h,
+                 struct server **ret_server, char *err, size_t errlen)
+{
+        struct sockaddr_storage addr;
+        bool v6 = false;
+        int r = parse_listen(opt->listen, &addr, &v6, err, errlen);
+        if (r < 0)
+                return r;
+
+        struct server *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->h = *h;
+        s->max_body = opt->max_body;
+        s->cert_pem = strdup(opt->cert_pem);
+        s->key_pem = strdup(opt->key_pem);
+        s->priorities = strdup(opt->tls_priorities ? opt->tls_priorities : server_default_tls_priorities);
+        if (!s->cert_pem || !s->key_pem || !s->priorities) {
+                server_stop(s);
+                return -ENOMEM;
+        }
+        unsigned threads = opt->threads;
+        if (threads == WH_THREADS_AUTO) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                threads = n > 0 ? (unsigned)n : 1;
+        }
+        if (threads > WH_MAX_THREADS)
+                threads = WH_MAX_THREADS;
+
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG;
+        if (v6)
+                flags |= MHD_USE_IPv6;
+        struct MHD_OptionItem ops[] = {
+                { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },   /* first, to catch all */
+                { MHD_OPTION_SOCK_ADDR, 0, &addr },
+                { MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem },
+                { MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem },
+                { MHD_OPTION_HTTPS_PRIORITIES, 0, s->priorities },
+                { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
+                { MHD_OPTION_CONNECTION_LIMIT, opt->max_connections, NULL },
+                { MHD_OPTION_PER_IP_CONNECTION_LIMIT, opt->max_connections_per_ip, NULL },
+                { MHD_OPTION_CONNECTION_MEMORY_LIMIT, opt->connection_memory, NULL },
+                { MHD_OPTION_CONNECTION_TIMEOUT, opt->idle_timeout_s, NULL },
+                { MHD_OPTION_LISTEN_BACKLOG_SIZE, WH_LISTEN_BACKLOG, NULL },
+                { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
+                { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
+                { MHD_OPTION_END, 0, NULL },
+        };
+        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                     MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+        if (!s->daemon) {
+                snprintf(err, errlen, "cannot serve HTTPS on %s (address in use, no permission, or "
+                         "the certificate, key or TLS priorities were refused: see the log above)",
+                         opt->listen);
+                server_stop(s);
+                return -EADDRNOTAVAIL;
+        }
+        *ret_server = s;
+        return 0;
+}
+
+unsigned server_port(const struct server *s)
+{
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        return info ? info->port : 0;
+}
