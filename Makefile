@@ -1,0 +1,50 @@
+# The front door. meson does the work; these targets only call it.
+#   make run    install what is missing, build, make dev certificates, serve
+#               https://127.0.0.1:8443 with deploy/policy.yaml
+#   make test   everything CI runs: unit tests (plain and ASan+UBSan) and the
+#               integration tests against the real binary
+#   make clean
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+BIN        := $(BUILD)/spark-identity-webhook
+DEV        ?= .dev
+LISTEN     ?= 127.0.0.1:8443
+POLICY     ?= deploy/policy.yaml
+
+.PHONY: all deps build build-asan run certs test clean
+
+all: build
+
+deps:
+	@.ci/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debug
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+build-asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+# Development certificates for the local server; made once, kept in $(DEV).
+certs: build
+	@if [ ! -f $(DEV)/certs/tls.crt ] || ! openssl x509 -checkend 86400 -noout -in $(DEV)/certs/tls.crt >/dev/null 2>&1; then \
+		$(BIN) certs --service spark-identity-webhook --namespace spark-identity-system \
+			--ip 127.0.0.1 --ip ::1 --dns localhost --out $(DEV)/certs --force; \
+	fi
+
+run: certs
+	@echo "serving https://$(LISTEN) with $(POLICY); try:"
+	@echo "  curl --cacert $(DEV)/certs/ca.crt https://$(LISTEN)/readyz"
+	$(BIN) serve --policy $(POLICY) --tls-cert $(DEV)/certs/tls.crt --tls-key $(DEV)/certs/tls.key --listen $(LISTEN)
+
+test: build build-asan
+	@tests/run.sh $(BUILD) $(ASAN_BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(DEV)

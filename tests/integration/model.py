@@ -1,0 +1,471 @@
+"""The test oracle: what issue 2 says the webhook must answer, computed here
+from the policy file and the pod, independently of the server.
+
+Python 3.11 standard library only. Used by the integration tests (through
+conftest.py) and by tests/fixtures/make_fixtures.py to write the
+already-mutated fixture.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPARK_CONTAINER_NAMES = ("spark-kubernetes-driver", "spark-kubernetes-executor", "executor")
+IDENTITY_LABEL = "aadpodidbinding"
+JAVA_OPT_RE = re.compile(r"^SPARK_JAVA_OPT_(0|[1-9][0-9]*)$")
+
+
+# ---------------------------------------------------------------------------
+# A reader for the YAML subset our policies use (block maps and sequences,
+# flow [..] and {..}, quoted and plain scalars, comments). Every scalar stays
+# a string, which is how libyaml hands them to the server. JSON files are read
+# as JSON.
+# ---------------------------------------------------------------------------
+
+class YamlSubsetError(ValueError):
+    pass
+
+
+def load_policy(path: str | Path) -> dict:
+    text = Path(path).read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return json.loads(text)
+    return parse_yaml(text)
+
+
+def _strip_comment(s: str) -> str:
+    quote = None
+    for i, ch in enumerate(s):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'" and (i == 0 or s[i - 1] in " \t[{,:"):
+            quote = ch
+        elif ch == "#" and (i == 0 or s[i - 1] in " \t"):
+            return s[:i].rstrip()
+    return s.rstrip()
+
+
+def parse_yaml(text: str):
+    lines = []
+    for no, raw in enumerate(text.splitlines(), 1):
+        if raw.strip() in ("---", "..."):
+            continue
+        body = _strip_comment(raw)
+        if not body.strip():
+            continue
+        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
+            raise YamlSubsetError(f"line {no}: tab in indentation")
+        lines.append((len(body) - len(body.lstrip(" ")), body.strip(), no))
+    if not lines:
+        return None
+    value, i = _block(lines, 0, lines[0][0])
+    if i != len(lines):
+        raise YamlSubsetError(f"line {lines[i][2]}: unexpected indentation")
+    return value
+
+
+def _split_key(content: str, no: int):
+    depth, quote = 0, None
+    for i, ch in enumerate(content):
+        if quote:
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'" and i == 0:
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == ":" and depth == 0 and (i + 1 == len(content) or content[i + 1] == " "):
+            return _scalar(content[:i].strip()), content[i + 1:].strip()
+    raise YamlSubsetError(f"line {no}: expected 'key: value'")
+
+
+def _block(lines, i, indent):
+    if lines[i][1] == "-" or lines[i][1].startswith("- "):
+        out = []
+        while i < len(lines) and lines[i][0] == indent and (lines[i][1] == "-" or lines[i][1].startswith("- ")):
+            rest = lines[i][1][1:].strip()
+            if rest:
+                out.append(_inline(rest, lines[i][2]))
+                i += 1
+            else:
+                i += 1
+                if i < len(lines) and lines[i][0] > indent:
+                    v, i = _block(lines, i, lines[i][0])
+                    out.append(v)
+                else:
+                    out.append(None)
+        return out, i
+    out = {}
+    while i < len(lines) and lines[i][0] == indent:
+        key, rest = _split_key(lines[i][1], lines[i][2])
+        if key in out:
+            raise YamlSubsetError(f"line {lines[i][2]}: duplicate key {key!r}")
+        if rest:
+            out[key] = _inline(rest, lines[i][2])
+            i += 1
+        else:
+            i += 1
+            if i < len(lines) and lines[i][0] > indent:
+                out[key], i = _block(lines, i, lines[i][0])
+            elif i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("- "):
+                out[key], i = _block(lines, i, indent)  # "key:\n- a" at the same indent
+            else:
+                out[key] = None
+    if i < len(lines) and lines[i][0] > indent:
+        raise YamlSubsetError(f"line {lines[i][2]}: unexpected indentation")
+    return out, i
+
+
+def _scalar(s: str):
+    if len(s) >= 2 and s[0] == s[-1] == '"':
+        return json.loads(s)
+    if len(s) >= 2 and s[0] == s[-1] == "'":
+        return s[1:-1].replace("''", "'")
+    if s in ("~", "null"):
+        return None
+    return s
+
+
+def _inline(s: str, no: int):
+    s = s.strip()
+    if s[:1] in "[{":
+        v, j = _flow(s, 0, no)
+        if s[j:].strip():
+            raise YamlSubsetError(f"line {no}: text after flow collection")
+        return v
+    if s[:1] in "|>&*!":
+        raise YamlSubsetError(f"line {no}: unsupported YAML feature {s[:1]!r}")
+    return _scalar(s)
+
+
+def _flow(s: str, j: int, no: int):
+    def ws(k):
+        while k < len(s) and s[k] == " ":
+            k += 1
+        return k
+
+    def scalar(k, stops):
+        k = ws(k)
+        if k < len(s) and s[k] in "\"'":
+            q = s[k]
+            e = k + 1
+            while e < len(s):
+                if s[e] == q and not (q == "'" and e + 1 < len(s) and s[e + 1] == "'"):
+                    break
+                e += 2 if (q == "'" and s[e] == "'") or (q == '"' and s[e] == "\\") else 1
+            return _scalar(s[k:e + 1]), e + 1
+        e = k
+        while e < len(s) and s[e] not in stops and not (s[e] == ":" and stops == ",}:" and (e + 1 == len(s) or s[e + 1] == " ")):
+            e += 1
+        return _scalar(s[k:e].strip()), e
+
+    def value(k, stops):
+        k = ws(k)
+        if k < len(s) and s[k] in "[{":
+            return _flow(s, k, no)
+        return scalar(k, stops)
+
+    if s[j] == "[":
+        out, j = [], ws(j + 1)
+        if s[j] == "]":
+            return out, j + 1
+        while True:
+            v, j = value(j, ",]")
+            out.append(v)
+            j = ws(j)
+            if j >= len(s):
+                raise YamlSubsetError(f"line {no}: unclosed [")
+            if s[j] == "]":
+                return out, j + 1
+            if s[j] != ",":
+                raise YamlSubsetError(f"line {no}: expected , or ]")
+            j += 1
+    out, j = {}, ws(j + 1)
+    if s[j] == "}":
+        return out, j + 1
+    while True:
+        k, j = scalar(j, ",}:")
+        j = ws(j)
+        if j >= len(s) or s[j] != ":":
+            raise YamlSubsetError(f"line {no}: expected : in flow mapping")
+        v, j = value(j + 1, ",}")
+        out[k] = v
+        j = ws(j)
+        if j >= len(s):
+            raise YamlSubsetError(f"line {no}: unclosed {{")
+        if s[j] == "}":
+            return out, j + 1
+        if s[j] != ",":
+            raise YamlSubsetError(f"line {no}: expected , or }}")
+        j += 1
+
+
+# ---------------------------------------------------------------------------
+# The policy rules of issue 2.
+# ---------------------------------------------------------------------------
+
+def deep_merge(base, over):
+    """Maps merge key by key; anything else (lists included) in `over` replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = deep_merge(base[k], v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(over)
+
+
+@dataclass
+class Rule:
+    namespace: str
+    identity: str
+    allowed: list[str]
+    mode: str
+    on_conflict: str
+    java_home: str | None
+    flags: list[str]
+    jvm_env: str
+    hadoop: dict[str, str] = field(default_factory=dict)
+
+
+def rule_for(policy: dict, namespace: str) -> Rule | None:
+    entry = (policy.get("namespaces") or {}).get(namespace)
+    if entry is None:
+        return None
+    r = deep_merge(policy.get("defaults") or {}, entry)
+    java = r.get("java") or {}
+    hadoop = {str(k): str(v) for k, v in (r.get("hadoop") or {}).items()}
+    if r.get("tenantId"):
+        hadoop["fs.azure.account.oauth2.msi.tenant"] = str(r["tenantId"])
+    if r.get("clientId"):
+        hadoop["fs.azure.account.oauth2.client.id"] = str(r["clientId"])
+    accounts = r.get("storageAccounts") or []
+    if accounts:
+        per = {}
+        for k, v in hadoop.items():
+            if k.startswith("fs.azure."):
+                for a in accounts:
+                    per[f"{k}.{a}.dfs.core.windows.net"] = v
+            else:
+                per[k] = v
+        hadoop = per
+    flags = [str(o) for o in (java.get("options") or [])]
+    flags += [f"-Dspark.hadoop.{k}={hadoop[k]}" for k in sorted(hadoop, key=lambda s: s.encode())]
+    return Rule(
+        namespace=namespace,
+        identity=str(r["identity"]),
+        allowed=[str(x) for x in (r.get("allowedIdentities") or [])],
+        mode=str(r.get("mode") or "enforce"),
+        on_conflict=str(r.get("onConflict") or "override"),
+        java_home=str(java["home"]) if java.get("home") else None,
+        flags=flags,
+        jvm_env=str(r.get("jvmEnv") or "spark"),
+        hadoop=hadoop,
+    )
+
+
+def granted_identities(policy: dict) -> set[str]:
+    out = set()
+    for ns in policy.get("namespaces") or {}:
+        r = rule_for(policy, ns)
+        out.add(r.identity)
+        out.update(r.allowed)
+    return out
+
+
+def spark_role(pod: dict) -> str | None:
+    role = ((pod.get("metadata") or {}).get("labels") or {}).get("spark-role")
+    return role if role in ("driver", "executor") else None
+
+
+def spark_container_index(pod: dict) -> int:
+    containers = pod["spec"]["containers"]
+    for i, c in enumerate(containers):
+        if c.get("name") in SPARK_CONTAINER_NAMES:
+            return i
+    return 0
+
+
+def _env_find(env: list, name: str):
+    for e in env:
+        if e.get("name") == name:
+            return e
+    return None
+
+
+def merge_opts_value(existing: str | None, flags: list[str]) -> str:
+    """Ours first, then the existing literal value; our flags that are already
+    whitespace-separated tokens of it are not added again."""
+    if existing is None or not existing.strip():
+        return " ".join(flags)
+    tokens = existing.split()
+    missing = [f for f in flags if f not in tokens]
+    if not missing:
+        return existing
+    return " ".join(missing) + " " + existing
+
+
+@dataclass
+class Expectation:
+    allowed: bool
+    changed: bool = False
+    pod: dict | None = None            # the expected object after the patch, when changed
+    warnings: bool | None = None       # True: must warn; False: must not; None: either
+    message_contains: list[str] = field(default_factory=list)   # for denials
+    warn_contains: list[str] = field(default_factory=list)      # substrings some warning must carry
+    decision: str = ""
+
+
+def mutate_spark_pod(pod: dict, rule: Rule) -> tuple[dict, list[str]]:
+    """Returns the pod as the rules want it, and the names of env vars left
+    alone because they are valueFrom (each deserves a warning)."""
+    out = copy.deepcopy(pod)
+    notes = []
+    out["metadata"].setdefault("labels", {})[IDENTITY_LABEL] = rule.identity
+    c = out["spec"]["containers"][spark_container_index(out)]
+    env = c.setdefault("env", [])
+
+    def set_literal(name, value):
+        e = _env_find(env, name)
+        if e is None:
+            env.append({"name": name, "value": value})
+        elif "valueFrom" in e:
+            notes.append(name)
+        else:
+            e["value"] = value
+
+    if rule.java_home:
+        set_literal("JAVA_HOME", rule.java_home)
+
+    def merge(name):
+        e = _env_find(env, name)
+        if e is None:
+            env.append({"name": name, "value": " ".join(rule.flags)})
+        elif "valueFrom" in e:
+            notes.append(name)
+        else:
+            e["value"] = merge_opts_value(e.get("value"), rule.flags)
+
+    role = spark_role(out)
+    if rule.jvm_env == "JAVA_TOOL_OPTIONS":
+        merge("JAVA_TOOL_OPTIONS")
+    elif role == "driver":
+        merge("SPARK_SUBMIT_OPTS")
+    else:
+        present = set()
+        top = -1
+        for e in env:
+            m = JAVA_OPT_RE.match(e.get("name", ""))
+            if m:
+                top = max(top, int(m.group(1)))
+                if "value" in e:
+                    present.add(e["value"])
+        n = top + 1
+        for f in rule.flags:
+            if f not in present:
+                env.append({"name": f"SPARK_JAVA_OPT_{n}", "value": f})
+                present.add(f)
+                n += 1
+    return out, notes
+
+
+def expect(review: dict, policy: dict) -> Expectation:
+    req = review["request"]
+    kind = (req.get("kind") or {}).get("kind")
+    resource = (req.get("resource") or {}).get("resource")
+    if kind != "Pod" or resource != "pods" or req.get("subResource") or req.get("operation") != "CREATE":
+        return Expectation(allowed=True, decision="ignored")
+    pod = req["object"]
+    ns = req["namespace"]
+    rule = rule_for(policy, ns)
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    claimed = labels.get(IDENTITY_LABEL)
+    defaults_mode = str((policy.get("defaults") or {}).get("mode") or "enforce")
+
+    if spark_role(pod) is None:
+        if claimed is None:
+            return Expectation(allowed=True, warnings=False, decision="not-spark")
+        if rule is not None:
+            ok = claimed in [rule.identity] + rule.allowed
+            mode = rule.mode
+        else:
+            ok = claimed not in granted_identities(policy)
+            mode = defaults_mode
+        if ok or mode == "off":
+            return Expectation(allowed=True, warnings=None if ok else False, decision="not-spark")
+        if mode == "audit":
+            return Expectation(allowed=True, warnings=True, warn_contains=[claimed], decision="audit")
+        return Expectation(allowed=False, message_contains=[claimed], decision="deny-identity")
+
+    if rule is None:
+        if str(policy.get("unmatched") or "allow") == "deny":
+            return Expectation(allowed=False, message_contains=[ns], decision="deny-unmatched")
+        return Expectation(allowed=True, decision="unmatched")
+    if rule.mode == "off":
+        return Expectation(allowed=True, warnings=False, decision="off")
+
+    conflict = claimed is not None and claimed != rule.identity
+    if conflict and rule.on_conflict == "deny":
+        if rule.mode == "audit":
+            return Expectation(allowed=True, warnings=True, warn_contains=[claimed], decision="audit")
+        return Expectation(allowed=False, message_contains=[rule.identity], decision="deny-conflict")
+
+    want, notes = mutate_spark_pod(pod, rule)
+    changed = want != pod
+    warn_contains = list(notes)
+    if conflict:
+        warn_contains.append(claimed)
+    if rule.mode == "audit":
+        if changed:
+            return Expectation(allowed=True, warnings=True, warn_contains=[rule.identity], decision="audit")
+        return Expectation(allowed=True, decision="audit")
+    return Expectation(
+        allowed=True,
+        changed=changed,
+        pod=want if changed else None,
+        warnings=True if warn_contains else None,
+        warn_contains=warn_contains,
+        decision="mutate" if changed else "unchanged",
+    )
+
+
+def expected_patch(original: dict, wanted: dict) -> list[dict]:
+    """A simple RFC 6902 patch from `original` to `wanted`, for the shapes
+    mutate_spark_pod produces (labels and env of one container)."""
+    ops = []
+    lo = (original.get("metadata") or {}).get("labels")
+    lw = wanted["metadata"]["labels"]
+    if lo is None:
+        ops.append({"op": "add", "path": "/metadata/labels", "value": lw})
+    else:
+        for k, v in lw.items():
+            if k not in lo:
+                ops.append({"op": "add", "path": "/metadata/labels/" + _escape(k), "value": v})
+            elif lo[k] != v:
+                ops.append({"op": "replace", "path": "/metadata/labels/" + _escape(k), "value": v})
+    for i, (co, cw) in enumerate(zip(original["spec"]["containers"], wanted["spec"]["containers"])):
+        eo, ew = co.get("env"), cw.get("env")
+        if eo == ew:
+            continue
+        base = f"/spec/containers/{i}/env"
+        if eo is None:
+            ops.append({"op": "add", "path": base, "value": ew})
+            continue
+        for j, e in enumerate(ew):
+            if j < len(eo):
+                if eo[j] != e:
+                    ops.append({"op": "replace", "path": f"{base}/{j}/value", "value": e["value"]})
+            else:
+                ops.append({"op": "add", "path": f"{base}/-", "value": e})
+    return ops
+
+
+def _escape(s: str) -> str:
+    return s.replace("~", "~0").replace("/", "~1")

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test suite and writes the total to BUILD/test-summary.txt as
+# "N passed, N failed" (also printed last). Usage: tests/run.sh BUILD ASAN_BUILD
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+asan=${2:-build-asan}
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+py=${PYTHON:-python3}
+status=0
+
+for dir in "$build" "$asan"; do
+        echo "== unit tests ($dir)"
+        meson test -C "$dir" --suite unit --print-errorlogs || status=1
+done
+
+for dir in "$build" "$asan"; do
+        echo "== integration tests against $dir/spark-identity-webhook"
+        WEBHOOK_BIN="$dir/spark-identity-webhook" "$py" -m pytest -q tests/integration \
+                --junitxml="$dir/pytest.xml" -p no:cacheprovider
+        rc=$?
+        # 5 = no tests collected: that is a failure here, not a pass.
+        [ "$rc" -eq 0 ] || status=1
+done
+
+"$py" tests/summary.py "$build" "$asan" | tee "$build/test-summary.txt" | tail -n 1
+read -r _ _ failed _ < <(tail -n 1 "$build/test-summary.txt" | tr -d ',')
+[ "${failed:-1}" = "0" ] || status=1
+exit "$status"

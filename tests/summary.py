@@ -1,0 +1,47 @@
+"""Counts the results of every suite: the TAP lines of the unit tests in
+meson's test log, and pytest's JUnit XML. Prints one line per suite and, last,
+"N passed, N failed". A suite that ran no test counts as one failure."""
+import json
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+total_pass = total_fail = 0
+for build in sys.argv[1:]:
+    log = os.path.join(build, "meson-logs", "testlog.json")
+    p = f = 0
+    if os.path.exists(log):
+        for line in open(log, encoding="utf-8"):
+            t = json.loads(line)
+            if "unit" not in t.get("suite", []) and not any("unit" in s for s in t.get("suite", [])):
+                continue
+            out = t.get("stdout") or ""
+            oks = sum(1 for l in out.splitlines() if l.startswith("ok "))
+            bad = sum(1 for l in out.splitlines() if l.startswith("not ok "))
+            if t.get("result") not in ("OK", "EXPECTEDFAIL") and bad == 0:
+                bad = 1  # crashed or timed out before reporting
+            p += oks
+            f += bad
+    if p + f == 0:
+        f = 1
+    print(f"unit ({build}): {p} passed, {f} failed")
+    total_pass += p
+    total_fail += f
+
+    xmlf = os.path.join(build, "pytest.xml")
+    p = f = 0
+    if os.path.exists(xmlf):
+        root = ET.parse(xmlf).getroot()
+        for suite in ([root] if root.tag == "testsuite" else root.findall("testsuite")):
+            tests = int(suite.get("tests", 0))
+            bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            skipped = int(suite.get("skipped", 0))
+            p += tests - bad - skipped
+            f += bad + skipped  # a skipped test hides something: count it against us
+    if p + f == 0:
+        f = 1
+    print(f"integration ({build}): {p} passed, {f} failed")
+    total_pass += p
+    total_fail += f
+
+print(f"{total_pass} passed, {total_fail} failed")

@@ -1,0 +1,440 @@
+/* Policy loading, merging, compiling and lookups. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "buf.h"
+#include "policy.h"
+
+#define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
+#define CLIENT_A "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c"
+#define CLIENT_D "0d7e5c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"
+#define MSI "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider"
+
+static const char example[] =
+        "defaults:\n"
+        "  mode: enforce\n"
+        "  onConflict: override\n"
+        "  java:\n"
+        "    home: /opt/java/openjdk\n"
+        "    options: [\"-Dio.netty.tryReflectionSetAccessible=true\"]\n"
+        "  hadoop:\n"
+        "    fs.azure.account.auth.type: OAuth\n"
+        "    fs.azure.account.oauth.provider.type: " MSI "\n"
+        "  jvmEnv: spark\n"
+        "namespaces:\n"
+        "  team-a: {identity: sparkaks, tenantId: " TENANT ", clientId: " CLIENT_A ", allowedIdentities: [team-a-api]}\n"
+        "  team-d: {identity: lake-spark, clientId: " CLIENT_D ", storageAccounts: [lakeprod, lakedev]}\n"
+        "  team-c: {identity: c-spark, mode: audit, onConflict: deny}\n"
+        "unmatched: allow\n";
+
+/* Loads `text`; on failure the problems are left in *errors for the test. */
+static struct policy *load(const char *text, struct buf *errors)
+{
+        struct policy *p = NULL;
+        buf_init(errors, 1 << 20);
+        int r = policy_load(text, strlen(text), &p, errors);
+        if (r < 0)
+                return NULL;
+        return p;
+}
+
+static struct policy *load_ok(const char *text)
+{
+        struct buf errors;
+        struct policy *p = load(text, &errors);
+        if (!p)
+                fail_msg("policy did not load:\n%s", errors.data);
+        buf_free(&errors);
+        return p;
+}
+
+/* Loads a policy that must fail; returns the problems (caller frees). */
+static char *load_bad(const char *text)
+{
+        struct buf errors;
+        struct policy *p = load(text, &errors);
+        assert_null(p);
+        assert_non_null(errors.data);
+        return buf_steal(&errors);
+}
+
+static void assert_flags(const struct rule *r, const char *const *want, size_t n)
+{
+        assert_int_equal(r->n_flags, n);
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(r->flags[i], want[i]);
+}
+
+static void test_example_rules(void **state)
+{
+        struct policy *p = load_ok(example);
+        assert_int_equal(policy_rule_count(p), 3);
+        assert_false(policy_unmatched_deny(p));
+        assert_int_equal(policy_default_mode(p), POLICY_MODE_ENFORCE);
+
+        const struct rule *a = policy_rule_for(p, "team-a");
+        assert_non_null(a);
+        assert_string_equal(a->namespace_, "team-a");
+        assert_string_equal(a->identity, "sparkaks");
+        assert_string_equal(a->tenant_id, TENANT);
+        assert_string_equal(a->client_id, CLIENT_A);
+        assert_string_equal(a->java_home, "/opt/java/openjdk");
+        assert_int_equal(a->mode, POLICY_MODE_ENFORCE);
+        assert_int_equal(a->on_conflict, POLICY_CONFLICT_OVERRIDE);
+        assert_int_equal(a->jvm_env, POLICY_JVM_ENV_SPARK);
+        /* java.options first, then -Dspark.hadoop.* sorted by key. */
+        static const char *const want[] = {
+                "-Dio.netty.tryReflectionSetAccessible=true",
+                "-Dspark.hadoop.fs.azure.account.auth.type=OAuth",
+                "-Dspark.hadoop.fs.azure.account.oauth.provider.type=" MSI,
+                "-Dspark.hadoop.fs.azure.account.oauth2.client.id=" CLIENT_A,
+                "-Dspark.hadoop.fs.azure.account.oauth2.msi.tenant=" TENANT,
+        };
+        assert_flags(a, want, 5);
+        assert_string_equal(a->flags_joined,
+                            "-Dio.netty.tryReflectionSetAccessible=true "
+                            "-Dspark.hadoop.fs.azure.account.auth.type=OAuth "
+                            "-Dspark.hadoop.fs.azure.account.oauth.provider.type=" MSI " "
+                            "-Dspark.hadoop.fs.azure.account.oauth2.client.id=" CLIENT_A " "
+                            "-Dspark.hadoop.fs.azure.account.oauth2.msi.tenant=" TENANT);
+
+        const struct rule *c = policy_rule_for(p, "team-c");
+        assert_non_null(c);
+        assert_int_equal(c->mode, POLICY_MODE_AUDIT);
+        assert_int_equal(c->on_conflict, POLICY_CONFLICT_DENY);
+        assert_null(c->tenant_id);
+        assert_null(c->client_id);
+        assert_int_equal(c->n_flags, 3);
+
+        assert_null(policy_rule_for(p, "team-b"));
+        assert_null(policy_rule_for(p, NULL));
+        assert_null(policy_rule_for(p, ""));
+        policy_free(p);
+}
+
+static void test_storage_accounts_per_account_keys(void **state)
+{
+        struct policy *p = load_ok(example);
+        const struct rule *d = policy_rule_for(p, "team-d");
+        assert_non_null(d);
+        static const char *const want[] = {
+                "-Dio.netty.tryReflectionSetAccessible=true",
+                "-Dspark.hadoop.fs.azure.account.auth.type.lakedev.dfs.core.windows.net=OAuth",
+                "-Dspark.hadoop.fs.azure.account.auth.type.lakeprod.dfs.core.windows.net=OAuth",
+                "-Dspark.hadoop.fs.azure.account.oauth.provider.type.lakedev.dfs.core.windows.net=" MSI,
+                "-Dspark.hadoop.fs.azure.account.oauth.provider.type.lakeprod.dfs.core.windows.net=" MSI,
+                "-Dspark.hadoop.fs.azure.account.oauth2.client.id.lakedev.dfs.core.windows.net=" CLIENT_D,
+                "-Dspark.hadoop.fs.azure.account.oauth2.client.id.lakeprod.dfs.core.windows.net=" CLIENT_D,
+        };
+        assert_flags(d, want, 7);
+        assert_int_equal(d->n_storage_accounts, 2);
+        assert_string_equal(d->storage_accounts[0], "lakeprod");
+        policy_free(p);
+}
+
+static void test_non_azure_keys_stay_global(void **state)
+{
+        struct policy *p = load_ok(
+                "namespaces:\n"
+                "  t:\n"
+                "    identity: x\n"
+                "    storageAccounts: [acct1]\n"
+                "    hadoop:\n"
+                "      fs.azure.account.auth.type.other.dfs.core.windows.net: OAuth\n"
+                "      io.file.buffer.size: 65536\n"
+                "      fs.azure.enable.flush: false\n");
+        const struct rule *r = policy_rule_for(p, "t");
+        static const char *const want[] = {
+                "-Dio.netty.tryReflectionSetAccessible=true",
+                "-Dspark.hadoop.fs.azure.account.auth.type.acct1.dfs.core.windows.net=OAuth",
+                "-Dspark.hadoop.fs.azure.account.auth.type.other.dfs.core.windows.net=OAuth",
+                "-Dspark.hadoop.fs.azure.account.oauth.provider.type.acct1.dfs.core.windows.net=" MSI,
+                "-Dspark.hadoop.fs.azure.enable.flush.acct1.dfs.core.windows.net=false",
+                "-Dspark.hadoop.io.file.buffer.size=65536",
+        };
+        assert_flags(r, want, 6);
+        policy_free(p);
+}
+
+static void test_builtin_defaults(void **state)
+{
+        /* No defaults at all: OAuth + MsiTokenProvider and the netty flag,
+         * enforce, override, spark env, no JAVA_HOME. */
+        struct policy *p = load_ok("namespaces:\n  t: {identity: x}\n");
+        const struct rule *r = policy_rule_for(p, "t");
+        static const char *const want[] = {
+                "-Dio.netty.tryReflectionSetAccessible=true",
+                "-Dspark.hadoop.fs.azure.account.auth.type=OAuth",
+                "-Dspark.hadoop.fs.azure.account.oauth.provider.type=" MSI,
+        };
+        assert_flags(r, want, 3);
+        assert_null(r->java_home);
+        assert_int_equal(r->mode, POLICY_MODE_ENFORCE);
+        assert_int_equal(r->on_conflict, POLICY_CONFLICT_OVERRIDE);
+        assert_int_equal(r->jvm_env, POLICY_JVM_ENV_SPARK);
+        assert_false(policy_unmatched_deny(p));
+        policy_free(p);
+}
+
+static void test_entry_overlays_defaults(void **state)
+{
+        struct policy *p = load_ok(
+                "defaults:\n"
+                "  mode: audit\n"
+                "  jvmEnv: JAVA_TOOL_OPTIONS\n"
+                "  tenantId: " TENANT "\n"
+                "  java: {home: /opt/java/openjdk, options: [-Da=1, -Db=2]}\n"
+                "  hadoop: {fs.azure.account.auth.type: OAuth, x.keep: k, x.drop: d}\n"
+                "namespaces:\n"
+                "  t:\n"
+                "    identity: x\n"
+                "    mode: enforce\n"
+                "    java: {options: [-Dc=3]}\n"
+                "    hadoop: {x.keep: K2, x.drop: null, x.new: n}\n"
+                "  u: {identity: y, java: {home: null}}\n"
+                "unmatched: deny\n");
+        const struct rule *t = policy_rule_for(p, "t");
+        assert_int_equal(t->mode, POLICY_MODE_ENFORCE);
+        assert_int_equal(t->jvm_env, POLICY_JVM_ENV_JAVA_TOOL_OPTIONS);
+        assert_string_equal(t->tenant_id, TENANT);
+        /* java maps merge key by key: home from defaults, options replaced. */
+        assert_string_equal(t->java_home, "/opt/java/openjdk");
+        static const char *const want[] = {
+                "-Dc=3",
+                "-Dspark.hadoop.fs.azure.account.auth.type=OAuth",
+                "-Dspark.hadoop.fs.azure.account.oauth.provider.type=" MSI,
+                "-Dspark.hadoop.fs.azure.account.oauth2.msi.tenant=" TENANT,
+                "-Dspark.hadoop.x.keep=K2",
+                "-Dspark.hadoop.x.new=n",
+        };
+        assert_flags(t, want, 6);
+
+        const struct rule *u = policy_rule_for(p, "u");
+        assert_int_equal(u->mode, POLICY_MODE_AUDIT);
+        assert_null(u->java_home);   /* an entry may unset the default */
+        assert_string_equal(u->flags[0], "-Da=1");
+        assert_string_equal(u->flags[1], "-Db=2");
+        assert_true(policy_unmatched_deny(p));
+        assert_int_equal(policy_default_mode(p), POLICY_MODE_AUDIT);
+        policy_free(p);
+}
+
+static void test_identities_allowed(void **state)
+{
+        struct policy *p = load_ok(example);
+        const struct rule *a = policy_rule_for(p, "team-a");
+        assert_int_equal(a->n_allowed_identities, 2);
+        assert_string_equal(a->allowed_identities[0], "sparkaks");
+        assert_string_equal(a->allowed_identities[1], "team-a-api");
+        assert_true(policy_identity_allowed(p, a, "sparkaks"));
+        assert_true(policy_identity_allowed(p, a, "team-a-api"));
+        assert_false(policy_identity_allowed(p, a, "lake-spark"));
+        assert_false(policy_identity_allowed(p, a, "unknown-identity"));
+        /* A namespace without a rule: anything the policy does not grant. */
+        assert_false(policy_identity_allowed(p, NULL, "sparkaks"));
+        assert_false(policy_identity_allowed(p, NULL, "team-a-api"));
+        assert_false(policy_identity_allowed(p, NULL, "c-spark"));
+        assert_true(policy_identity_allowed(p, NULL, "someone-elses"));
+        policy_free(p);
+}
+
+static void test_json_policy_same_rules(void **state)
+{
+        static const char json[] =
+                "{\"defaults\": {\"mode\": \"enforce\", \"onConflict\": \"override\",\n"
+                " \"java\": {\"home\": \"/opt/java/openjdk\", \"options\": [\"-Dio.netty.tryReflectionSetAccessible=true\"]},\n"
+                " \"hadoop\": {\"fs.azure.account.auth.type\": \"OAuth\", \"fs.azure.account.oauth.provider.type\": \"" MSI "\"},\n"
+                " \"jvmEnv\": \"spark\"},\n"
+                " \"namespaces\": {\n"
+                "  \"team-a\": {\"identity\": \"sparkaks\", \"tenantId\": \"" TENANT "\", \"clientId\": \"" CLIENT_A "\", \"allowedIdentities\": [\"team-a-api\"]},\n"
+                "  \"team-d\": {\"identity\": \"lake-spark\", \"clientId\": \"" CLIENT_D "\", \"storageAccounts\": [\"lakeprod\", \"lakedev\"]},\n"
+                "  \"team-c\": {\"identity\": \"c-spark\", \"mode\": \"audit\", \"onConflict\": \"deny\"}},\n"
+                " \"unmatched\": \"allow\"}\n";
+        struct policy *y = load_ok(example), *j = load_ok(json);
+        assert_int_equal(policy_rule_count(y), policy_rule_count(j));
+        for (size_t i = 0; i < policy_rule_count(y); i++) {
+                const struct rule *a = policy_rule_at(y, i), *b = policy_rule_at(j, i);
+                assert_string_equal(a->namespace_, b->namespace_);
+                assert_string_equal(a->identity, b->identity);
+                assert_int_equal(a->mode, b->mode);
+                assert_int_equal(a->on_conflict, b->on_conflict);
+                assert_string_equal(a->flags_joined, b->flags_joined);
+        }
+        assert_null(policy_rule_at(y, policy_rule_count(y)));
+        assert_string_not_equal(policy_sha256(y), policy_sha256(j));
+        policy_free(y);
+        policy_free(j);
+}
+
+static void test_sha256_of_text(void **state)
+{
+        unsigned char md[32];
+        unsigned n = 0;
+        char hex[65];
+        assert_true(EVP_Digest(example, strlen(example), md, &n, EVP_sha256(), NULL));
+        for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        struct policy *p = load_ok(example);
+        assert_string_equal(policy_sha256(p), hex);
+        policy_free(p);
+}
+
+static void test_empty_namespaces(void **state)
+{
+        struct policy *p = load_ok("unmatched: deny\n");
+        assert_int_equal(policy_rule_count(p), 0);
+        assert_true(policy_unmatched_deny(p));
+        assert_true(policy_identity_allowed(p, NULL, "anything"));
+        policy_free(p);
+        p = load_ok("namespaces: {}\n");
+        assert_int_equal(policy_rule_count(p), 0);
+        policy_free(p);
+}
+
+/* Each bad policy, and a piece of the message that must explain it, with
+ * its place. */
+static const struct bad_case {
+        const char *text;
+        const char *want;
+} bad_cases[] = {
+        { "namespaces:\n  t: {identity: x, java: {options: [\"-Da=1 -Db=2\"]}}\n",
+          "2:37: namespaces.t.java.options[0]: must be one word without white space" },
+        { "namespaces:\n  t: {identity: x, hadoop: {a.b: \"v w\"}}\n",
+          "2:34: namespaces.t.hadoop.a.b: must be one word without white space" },
+        { "namespaces:\n  t: {identity: x, hadoop: {\"a b\": v}}\n",
+          "namespaces.t.hadoop.a b: a hadoop property name has no white space or '='" },
+        { "namespaces:\n  t: {identity: x, hadoop: {a=b: v}}\n", "has no white space or '='" },
+        { "namespaces:\n  t: {identity: x, hadoop: {fs.azure.account.oauth2.client.id: v}}\n",
+          "set this through clientId, not under hadoop" },
+        { "namespaces:\n  t: {identity: x, hadoop: {fs.azure.account.oauth2.msi.tenant: v}}\n",
+          "set this through tenantId" },
+        { "namespaces:\n  t: {identity: x, mode: of}\n",
+          "2:26: namespaces.t.mode: must be one of enforce | audit | off" },
+        { "namespaces:\n  t: {identity: x, onConflict: replace}\n", "must be one of override | deny" },
+        { "namespaces:\n  t: {identity: x, jvmEnv: JAVA_OPTS}\n", "must be one of spark | JAVA_TOOL_OPTIONS" },
+        { "unmatched: maybe\n", "1:12: unmatched: must be one of allow | deny" },
+        { "namespaces:\n  t: {identity: x, clientId: not-a-guid}\n",
+          "namespaces.t.clientId: \"not-a-guid\" is not a GUID" },
+        { "namespaces:\n  t: {identity: x, tenantId: 12}\n", "namespaces.t.tenantId: must be a string" },
+        { "namespaces:\n  Team_A: {identity: x}\n", "namespaces.Team_A: \"Team_A\" is not a namespace name" },
+        { "namespaces:\n  t: {clientId: " CLIENT_A "}\n", "2:6: namespaces.t: identity is required" },
+        { "namespaces:\n  t: {identity: \"bad identity\"}\n", "namespaces.t.identity" },
+        { "namespaces:\n  t: {identity: -x-}\n", "is not a valid label value" },
+        { "namespaces:\n  t: {identity: x, allowedIdentities: [ok, \"no/slash\"]}\n",
+          "namespaces.t.allowedIdentities[1]: \"no/slash\" is not a valid label value" },
+        { "namespaces:\n  t: {identity: x, storageAccounts: [Lake_Prod]}\n",
+          "namespaces.t.storageAccounts[0]: \"Lake_Prod\" is not a storage account name" },
+        { "namespaces:\n  t: {identity: x, storageAccounts: lakeprod}\n", "namespaces.t.storageAccounts: must be a list" },
+        { "namespaces:\n  t: {identity: x, java: {options: [Xmx4g]}}\n", "a JVM option starts with '-'" },
+        { "namespaces:\n  t: {identity: x, java: {home: opt/java}}\n", "namespaces.t.java.home: must be an absolute path" },
+        { "namespaces:\n  t: {identity: x, java: {path: /x}}\n", "unknown key (java has home and options)" },
+        { "namespaces:\n  t: {identity: x, clientID: " CLIENT_A "}\n", "namespaces.t.clientID: unknown key" },
+        { "defaults:\n  identity: x\n", "2:13: defaults.identity: an identity belongs to a namespace entry" },
+        { "namespace:\n  t: {identity: x}\n", "2:3: namespace: unknown key" },
+        { "namespaces: [t]\n", "namespaces: must be a map of namespace name to its rule" },
+        { "namespaces:\n  t: x\n", "namespaces.t: must be a map with at least identity" },
+        { "- a\n- b\n", "a policy is a map with defaults, namespaces and unmatched" },
+        { "namespaces:\n  t: {identity: x\n", "3:1:" },
+        { "namespaces:\n  t: {identity: x}\n  t: {identity: y}\n", "3:3:" },
+        { "", "empty" },
+};
+
+static void test_bad_policies_explained(void **state)
+{
+        int misses = 0;
+        for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
+                char *errors = load_bad(bad_cases[i].text);
+                if (!strstr(errors, bad_cases[i].want)) {
+                        print_error("case %zu: want \"%s\" in:\n%s", i, bad_cases[i].want, errors);
+                        misses++;
+                }
+                free(errors);
+        }
+        assert_int_equal(misses, 0);
+}
+
+static void test_every_problem_reported(void **state)
+{
+        char *errors = load_bad(
+                "defaults:\n"
+                "  mode: of\n"
+                "namespaces:\n"
+                "  a: {identity: x, clientId: nope}\n"
+                "  b: {}\n"
+                "unmatched: sometimes\n");
+        assert_non_null(strstr(errors, "2:9: defaults.mode"));
+        assert_non_null(strstr(errors, "4:30: namespaces.a.clientId"));
+        assert_non_null(strstr(errors, "namespaces.b: identity is required"));
+        assert_non_null(strstr(errors, "6:12: unmatched"));
+        size_t lines = 0;
+        for (const char *s = errors; *s; s++)
+                lines += *s == '\n';
+        assert_int_equal(lines, 4);
+        free(errors);
+}
+
+static void test_too_many_flags(void **state)
+{
+        struct buf text;
+        buf_init(&text, 1 << 20);
+        buf_puts(&text, "namespaces:\n  t:\n    identity: x\n    storageAccounts: [");
+        for (int i = 0; i < 40; i++)
+                buf_printf(&text, "%sacct%03d", i ? ", " : "", i);
+        buf_puts(&text, "]\n    hadoop: {fs.azure.a: 1, fs.azure.b: 2, fs.azure.c: 3, fs.azure.d: 4}\n");
+        char *errors = load_bad(text.data);
+        assert_non_null(strstr(errors, "namespaces.t: this rule makes"));
+        assert_non_null(strstr(errors, "at most 128"));
+        free(errors);
+        buf_free(&text);
+}
+
+static void test_scalars_as_hadoop_values(void **state)
+{
+        struct policy *p = load_ok("namespaces:\n  t:\n    identity: x\n    hadoop: {a.int: 42, a.bool: true, a.float: 0.5, a.str: \"007\"}\n");
+        const struct rule *r = policy_rule_for(p, "t");
+        assert_string_equal(r->hadoop[0].key, "a.bool");
+        assert_string_equal(r->hadoop[0].value, "true");
+        assert_string_equal(r->hadoop[1].value, "0.5");
+        assert_string_equal(r->hadoop[2].value, "42");
+        assert_string_equal(r->hadoop[3].value, "007");
+        policy_free(p);
+}
+
+static void test_names(void **state)
+{
+        assert_string_equal(policy_mode_name(POLICY_MODE_OFF), "off");
+        assert_string_equal(policy_conflict_name(POLICY_CONFLICT_DENY), "deny");
+        assert_string_equal(policy_jvm_env_name(POLICY_JVM_ENV_JAVA_TOOL_OPTIONS), "JAVA_TOOL_OPTIONS");
+        assert_string_equal(policy_mode_name(POLICY_MODE_MAX), "?");
+        policy_free(NULL);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_example_rules),
+                cmocka_unit_test(test_storage_accounts_per_account_keys),
+                cmocka_unit_test(test_non_azure_keys_stay_global),
+                cmocka_unit_test(test_builtin_defaults),
+                cmocka_unit_test(test_entry_overlays_defaults),
+                cmocka_unit_test(test_identities_allowed),
+                cmocka_unit_test(test_json_policy_same_rules),
+                cmocka_unit_test(test_sha256_of_text),
+                cmocka_unit_test(test_empty_namespaces),
+                cmocka_unit_test(test_bad_policies_explained),
+                cmocka_unit_test(test_every_problem_reported),
+                cmocka_unit_test(test_too_many_flags),
+                cmocka_unit_test(test_scalars_as_hadoop_values),
+                cmocka_unit_test(test_names),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
