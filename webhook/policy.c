@@ -125,6 +125,19 @@ static void oom(struct loader *l)
         l->oom = true;
 }
 
+/* Writes a place in the policy, like namespaces.team-a.java.options[0]; a
+ * place too long for the buffer ends in "...". */
+__attribute__((format(printf, 2, 3)))
+static void path_printf(char out[PATH_MAX_CHARS], const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(out, PATH_MAX_CHARS, fmt, ap);
+        va_end(ap);
+        if (n >= (int)PATH_MAX_CHARS)
+                memcpy(out + PATH_MAX_CHARS - 4, "...", 4);
+}
+
 /* ---- value checks ---- */
 
 static bool has_space(const char *s)
@@ -288,7 +301,7 @@ static void want_words(struct loader *l, const cJSON *v, const char *path,
         int i = 0;
         const cJSON *it;
         cJSON_ArrayForEach(it, v) {
-                snprintf(ipath, sizeof ipath, "%s[%d]", path, i++);
+                path_printf(ipath, "%s[%d]", path, i++);
                 if (ret->n == WH_MAX_RULE_LIST_ITEMS) {
                         fail(l, it, ipath, "more than %u items", WH_MAX_RULE_LIST_ITEMS);
                         return;
@@ -334,7 +347,7 @@ static void check_hadoop_map(struct loader *l, const cJSON *map, const char *pat
         size_t n = 0;
         const cJSON *it;
         cJSON_ArrayForEach(it, map) {
-                snprintf(kpath, sizeof kpath, "%s.%s", path, it->string);
+                path_printf(kpath, "%s.%s", path, it->string);
                 if (++n > WH_MAX_RULE_HADOOP_KEYS) {
                         fail(l, it, kpath, "more than %u hadoop properties", WH_MAX_RULE_HADOOP_KEYS);
                         return;
@@ -368,7 +381,7 @@ static void check_java(struct loader *l, const cJSON *java, const char *path, st
         }
         const cJSON *it;
         cJSON_ArrayForEach(it, java) {
-                snprintf(kpath, sizeof kpath, "%s.%s", path, it->string);
+                path_printf(kpath, "%s.%s", path, it->string);
                 if (strcmp(it->string, "home") == 0) {
                         ret->java_home_set = true;
                         if (cJSON_IsNull(it))
@@ -400,7 +413,7 @@ static void check_layer(struct loader *l, const cJSON *map, const char *path, bo
         const cJSON *it;
         cJSON_ArrayForEach(it, map) {
                 const char *k = it->string;
-                snprintf(kpath, sizeof kpath, "%s.%s", path, k);
+                path_printf(kpath, "%s.%s", path, k);
                 if (strcmp(k, "identity") == 0) {
                         if (!is_entry) {
                                 fail(l, it, kpath, "an identity belongs to a namespace entry, "
@@ -756,7 +769,7 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
         size_t i = 0;
         const cJSON *ns_map = n_ns ? namespaces : NULL;
         cJSON_ArrayForEach(it, ns_map) {
-                snprintf(paths[i], PATH_MAX_CHARS, "namespaces.%s", it->string);
+                path_printf(paths[i], "namespaces.%s", it->string);
                 if (!is_dns_label(it->string))
                         fail(&l, it, paths[i], "\"%s\" is not a namespace name (lowercase letters, "
                              "digits and '-', at most 63)", it->string);
