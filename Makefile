@@ -8,7 +8,7 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 BIN        := $(BUILD)/spark-identity-webhook
-DEV        ?= .dev
+DEV        ?= certs/dev
 LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 
@@ -33,18 +33,18 @@ build-asan: deps $(ASAN_BUILD)/build.ninja
 
 # Development certificates for the local server; made once, kept in $(DEV).
 certs: build
-	@if [ ! -f $(DEV)/certs/tls.crt ] || ! openssl x509 -checkend 86400 -noout -in $(DEV)/certs/tls.crt >/dev/null 2>&1; then \
+	@if [ ! -f $(DEV)/tls.crt ] || ! openssl x509 -checkend 86400 -noout -in $(DEV)/tls.crt >/dev/null 2>&1; then \
 		$(BIN) certs --service spark-identity-webhook --namespace spark-identity-system \
-			--ip 127.0.0.1 --ip ::1 --dns localhost --out $(DEV)/certs --force; \
+			--ip 127.0.0.1 --ip ::1 --dns localhost --out $(DEV) --force; \
 	fi
 
 run: certs
 	@echo "serving https://$(LISTEN) with $(POLICY); try:"
-	@echo "  curl --cacert $(DEV)/certs/ca.crt https://$(LISTEN)/readyz"
-	$(BIN) serve --policy $(POLICY) --tls-cert $(DEV)/certs/tls.crt --tls-key $(DEV)/certs/tls.key --listen $(LISTEN)
+	@echo "  curl --cacert $(DEV)/ca.crt https://$(LISTEN)/readyz"
+	$(BIN) serve --policy $(POLICY) --tls-cert $(DEV)/tls.crt --tls-key $(DEV)/tls.key --listen $(LISTEN)
 
 test: build build-asan
 	@tests/run.sh $(BUILD) $(ASAN_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(DEV)
+	rm -rf $(BUILD) $(ASAN_BUILD)
