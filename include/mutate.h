@@ -58,7 +58,11 @@ int mutate_pod(const struct policy *p, const char *namespace_, const cJSON *pod,
 /* The Spark role from a pod's labels; POD_ROLE_NONE for other pods. */
 enum pod_role mutate_pod_role(const cJSON *pod);
 
-/* The index of a Spark pod's Spark container in spec.containers, or -1. */
+/* The index of a Spark pod's Spark container in spec.containers, or -1 when
+ * there are none: the one named spark-kubernetes-driver,
+ * spark-kubernetes-executor or executor; else (a pod template renamed it)
+ * the one whose first arg is driver or executor or whose env has
+ * SPARK_APPLICATION_ID; else the first. */
 int mutate_spark_container(const cJSON *pod);
 
 const char *decision_name(enum decision d);

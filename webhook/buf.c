@@ -33,7 +33,7 @@ void buf_reset(struct buf *b)
 /* Makes room for `n` more bytes plus the NUL. */
 static int buf_reserve(struct buf *b, size_t n)
 {
-        if (n > b->max - b->len)
+        if (n > b->max - b->len || n >= SIZE_MAX - b->len)
                 return -ENOBUFS;
         size_t need = b->len + n + 1;
         if (need <= b->cap)
@@ -41,7 +41,7 @@ static int buf_reserve(struct buf *b, size_t n)
         size_t cap = b->cap ? b->cap : BUF_MIN_ALLOC;
         while (cap < need)
                 cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-        if (cap > b->max + 1)
+        if (b->max < SIZE_MAX && cap > b->max + 1)
                 cap = b->max + 1;
         char *p = realloc(b->data, cap);
         if (!p)
@@ -189,8 +189,11 @@ int buf_put_base64(struct buf *b, const void *p, size_t n)
 
 char *buf_steal(struct buf *b)
 {
-        if (!b->data && buf_reserve(b, 0) < 0)
-                return NULL;
+        if (!b->data) {
+                if (buf_reserve(b, 0) < 0)
+                        return NULL;
+                b->data[0] = '\0';
+        }
         char *p = b->data;
         b->data = NULL;
         b->len = b->cap = 0;

@@ -101,11 +101,29 @@ static const cJSON *pod_containers(const cJSON *pod)
         return cJSON_IsArray(cs) ? cs : NULL;
 }
 
+/* Whether a container looks like the one Spark built: the entrypoint's
+ * first argument is its role, and Spark always sets SPARK_APPLICATION_ID. */
+static bool runs_spark(const cJSON *c)
+{
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(c, "args");
+        const cJSON *first = cJSON_IsArray(args) ? args->child : NULL;
+        if (cJSON_IsString(first) &&
+            (strcmp(first->valuestring, "driver") == 0 || strcmp(first->valuestring, "executor") == 0))
+                return true;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "env")) {
+                const char *name = string_item(e, "name");
+                if (name && strcmp(name, "SPARK_APPLICATION_ID") == 0)
+                        return true;
+        }
+        return false;
+}
+
 int mutate_spark_container(const cJSON *pod)
 {
         const cJSON *cs = pod_containers(pod);
         const cJSON *c;
-        int i = 0;
+        int i = 0, by_shape = -1;
         if (!cs || !cJSON_IsObject(cs->child))
                 return -1;
         cJSON_ArrayForEach(c, cs) {
@@ -113,9 +131,13 @@ int mutate_spark_container(const cJSON *pod)
                 for (size_t k = 0; name && k < sizeof spark_container_names / sizeof *spark_container_names; k++)
                         if (strcmp(name, spark_container_names[k]) == 0)
                                 return i;
+                if (by_shape < 0 && runs_spark(c))
+                        by_shape = i;
                 i++;
         }
-        return 0;   /* a pod template renamed it: Spark puts its own container first */
+        /* A pod template renamed it. Spark appends its container after the
+         * template's others, so look for its shape before taking the first. */
+        return by_shape >= 0 ? by_shape : 0;
 }
 
 /* ---- the identity a pod claims ---- */

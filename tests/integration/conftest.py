@@ -47,6 +47,7 @@ SPARK_FIXTURES = [
     "spark33-executor.json",
     "spark24-executor.json",
     "spark35-driver-template-sidecar.json",
+    "spark35-driver-template-sidecar-first.json",
     "spark35-driver-foreign-identity.json",
     "spark35-driver-mutated.json",
     "spark35-driver-valuefrom.json",
@@ -178,7 +179,7 @@ class Server:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stderr(self, tail: int = 60) -> str:
+    def stderr(self, tail: int = 25) -> str:
         try:
             lines = self.stderr_path.read_text(errors="replace").splitlines()
         except OSError:

@@ -285,10 +285,25 @@ def spark_role(pod: dict) -> str | None:
     return role if role in ("driver", "executor") else None
 
 
+def _runs_spark(c: dict) -> bool:
+    """Spark's own container: the entrypoint's first arg is the role, and
+    Spark always sets SPARK_APPLICATION_ID."""
+    args = c.get("args") or []
+    if args and args[0] in ("driver", "executor"):
+        return True
+    return any(e.get("name") == "SPARK_APPLICATION_ID" for e in c.get("env") or [])
+
+
 def spark_container_index(pod: dict) -> int:
+    """Named spark-kubernetes-driver/-executor/executor; else (a pod template
+    renamed it, and Spark appends its container after the template's others)
+    the one that runs Spark; else the first."""
     containers = pod["spec"]["containers"]
     for i, c in enumerate(containers):
         if c.get("name") in SPARK_CONTAINER_NAMES:
+            return i
+    for i, c in enumerate(containers):
+        if _runs_spark(c):
             return i
     return 0
 

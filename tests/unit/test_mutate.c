@@ -408,6 +408,11 @@ static void test_spark_container_selection(void **state)
                 { "[{\"name\":\"istio-proxy\"},{\"name\":\"spark-kubernetes-executor\"}]", 1 },
                 { "[{\"name\":\"sidecar\"},{\"name\":\"executor\"}]", 1 },
                 { "[{\"name\":\"main\"},{\"name\":\"fluent-bit\"}]", 0 },
+                /* A template's sidecar first: Spark appends its own container. */
+                { "[{\"name\":\"fluent-bit\",\"args\":[\"-c\"]},{\"name\":\"main\",\"args\":[\"driver\",\"--properties-file\"]}]", 1 },
+                { "[{\"name\":\"log\"},{\"name\":\"main\",\"args\":[\"executor\"]}]", 1 },
+                { "[{\"name\":\"log\"},{\"name\":\"main\",\"env\":[{\"name\":\"SPARK_APPLICATION_ID\",\"value\":\"spark-1\"}]}]", 1 },
+                { "[{\"name\":\"log\",\"args\":[\"driverless\"]},{\"name\":\"main\"}]", 0 },
                 { "[]", -1 },
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -517,6 +522,7 @@ static void test_fixture_spark_pods(void **state)
                 { "spark33-executor.json", POD_ROLE_EXECUTOR, DECISION_MUTATED },
                 { "spark24-executor.json", POD_ROLE_EXECUTOR, DECISION_MUTATED },
                 { "spark35-driver-template-sidecar.json", POD_ROLE_DRIVER, DECISION_MUTATED },
+                { "spark35-driver-template-sidecar-first.json", POD_ROLE_DRIVER, DECISION_MUTATED },
                 { "spark35-driver-mutated.json", POD_ROLE_DRIVER, DECISION_UNCHANGED },
                 { "nginx-pod.json", POD_ROLE_NONE, DECISION_UNCHANGED },
                 { "api-pod-allowed.json", POD_ROLE_NONE, DECISION_UNCHANGED },

@@ -1,0 +1,105 @@
+"""The `mutate` and `check-policy` subcommands."""
+import json
+import re
+
+import pytest
+
+from conftest import ALL_FIXTURES, FIXTURES, POLICY, ROOT, check_envelope, fresh, in_namespace, load_fixture, run_bin
+
+
+@pytest.mark.parametrize("name", ALL_FIXTURES)
+def test_mutate_prints_what_the_server_answers(client, name):
+    rv = load_fixture(name)
+    p = run_bin("mutate", "--policy", POLICY, FIXTURES / name)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    cli = json.loads(p.stdout)
+    check_envelope(rv, 200, {"content-type": "application/json"}, p.stdout)
+    assert cli == client.review(rv)
+
+
+@pytest.mark.parametrize("ns", ["team-c", "team-d", "team-e", "team-f"])
+def test_mutate_reads_stdin(client, ns):
+    rv = in_namespace(load_fixture("spark35-driver-foreign-identity.json"), ns)
+    body = json.dumps(rv).encode()
+    p = run_bin("mutate", "--policy", POLICY, "-", input=body)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    assert json.loads(p.stdout) == client.review(rv)
+    p2 = run_bin("mutate", "--policy", POLICY, input=body)   # no file argument: stdin too
+    assert p2.returncode == 0 and json.loads(p2.stdout) == json.loads(p.stdout)
+
+
+@pytest.mark.parametrize("path", [FIXTURES / "policy.yaml", FIXTURES / "policy-unmatched-deny.yaml",
+                                  ROOT / "deploy" / "policy.yaml"])
+def test_check_policy_accepts_the_shipped_policies(path):
+    p = run_bin("check-policy", path)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode(errors="replace")
+
+
+def test_check_policy_accepts_the_same_policy_as_json(tmp_path):
+    import model
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(model.load_policy(POLICY), indent=2))
+    p = run_bin("check-policy", path)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode(errors="replace")
+
+
+GOOD_HEAD = """defaults:
+  mode: enforce
+  java:
+    options: [-Dio.netty.tryReflectionSetAccessible=true]
+  hadoop:
+    fs.azure.account.auth.type: OAuth
+namespaces:
+  team-a:
+    identity: sparkaks
+"""
+
+BROKEN = {
+    # name: (text, line of the error)
+    "hadoop-value-with-space": (GOOD_HEAD + "    hadoop:\n      fs.azure.account.oauth2.msi.endpoint: \"http://x y\"\n", 11),
+    "java-option-with-space": (GOOD_HEAD.replace("[-Dio.netty.tryReflectionSetAccessible=true]",
+                                                 "[\"-Dfoo=a b\"]"), 4),
+    "tenant-with-space": (GOOD_HEAD + "    tenantId: \"6513270e 269e\"\n", 10),
+    "bad-mode": (GOOD_HEAD + "    mode: sometimes\n", 10),
+    "bad-on-conflict": (GOOD_HEAD.replace("  mode: enforce\n", "  mode: enforce\n  onConflict: maybe\n"), 3),
+    "bad-jvm-env": (GOOD_HEAD + "    jvmEnv: JDK_JAVA_OPTIONS\n", 10),
+    "bad-unmatched": (GOOD_HEAD + "unmatched: perhaps\n", 10),
+    # the key (line 10) or the mapping that lacks it (line 11)
+    "entry-without-identity": (GOOD_HEAD + "  team-b:\n    clientId: 9531985d-5d9d-49f8-9818-e811892f902b\n", (10, 11)),
+    "yaml-syntax": (GOOD_HEAD + "  team-b: {identity: b, storageAccounts: [one, two}\n", 10),
+    "options-not-a-list": (GOOD_HEAD.replace("[-Dio.netty.tryReflectionSetAccessible=true]", "{a: b}"), 4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_check_policy_reports_file_line_col(tmp_path, case):
+    text, line = BROKEN[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(text)
+    p = run_bin("check-policy", path)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode == 1, f"exit {p.returncode}: {out}"
+    m = re.search(re.escape(str(path)) + r":(\d+):(\d+): \S", out)
+    assert m, f"no '{path}:LINE:COL: message' in: {out}"
+    lines = line if isinstance(line, tuple) else (line,)
+    assert int(m.group(1)) in lines, f"error reported at line {m.group(1)}, want {line}: {out}"
+    assert int(m.group(2)) >= 1
+
+
+def test_check_policy_reports_every_error(tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text(GOOD_HEAD + "    mode: sometimes\n  team-b:\n    identity: b\n    onConflict: maybe\n")
+    p = run_bin("check-policy", path)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode == 1, out
+    lines = {int(m.group(1)) for m in re.finditer(re.escape(str(path)) + r":(\d+):\d+:", out)}
+    assert {10, 13} <= lines, out
+
+
+def test_serve_refuses_a_broken_policy(tmp_path, certs):
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN["bad-mode"][0])
+    p = run_bin("serve", "--policy", path, "--tls-cert", certs.cert, "--tls-key", certs.key,
+                "--listen", "127.0.0.1:1", timeout=10)
+    assert p.returncode != 0
+    assert str(path) in p.stderr.decode(errors="replace")
