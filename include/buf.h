@@ -24,6 +24,10 @@ void buf_free(struct buf *b);
 /* Empties the buffer and keeps its allocation. */
 void buf_reset(struct buf *b);
 
+/* Makes room for `n` more bytes so that appends up to them allocate
+ * nothing. 0, -ENOBUFS past the maximum, -ENOMEM. */
+int buf_grow(struct buf *b, size_t n);
+
 /* Append bytes. 0, -ENOBUFS when the maximum would be passed (nothing is
  * appended), -ENOMEM. */
 int buf_append(struct buf *b, const void *p, size_t n);

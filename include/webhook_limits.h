@@ -1,8 +1,11 @@
 /* Every bound the server puts on what a client or a policy controls.
+ * Nothing else in the tree hard-codes a limit.
  *
- * Each constant is the default; the flag named beside it overrides it at
- * start (see `spark-identity-webhook help serve`). Nothing else in the tree
- * hard-codes a limit. */
+ * The HTTP limits are defaults: the `serve` flag named beside each overrides
+ * it at start (see `spark-identity-webhook help serve`). The bounds on
+ * policies, patches and answers are fixed: they are far above anything a
+ * real policy or Spark pod needs, and exist so that nothing grows without
+ * end. */
 #pragma once
 
 /* HTTP: one AdmissionReview body. The API server caps objects at about
@@ -27,11 +30,11 @@
 
 /* HTTP: the deadline of one request when the API server sends no
  * `?timeout=` (it always does; curl users may not), and the largest one we
- * accept (the API server's own maximum is 30 s). */
+ * accept (the API server's own maximum is 30 s). Fixed. */
 #define WH_REQUEST_TIMEOUT_DEFAULT_MS 10000u
 #define WH_REQUEST_TIMEOUT_MAX_MS 30000u
 
-/* HTTP: the listen queue. */
+/* HTTP: the listen queue. Fixed. */
 #define WH_LISTEN_BACKLOG 1024u
 
 /* HTTP: worker threads; 0 means one per online core. --threads */

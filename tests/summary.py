@@ -12,9 +12,7 @@ for build in sys.argv[1:]:
     p = f = 0
     if os.path.exists(log):
         for line in open(log, encoding="utf-8"):
-            t = json.loads(line)
-            if "unit" not in t.get("suite", []) and not any("unit" in s for s in t.get("suite", [])):
-                continue
+            t = json.loads(line)  # tests/run.sh runs only the unit suite through meson
             out = t.get("stdout") or ""
             oks = sum(1 for l in out.splitlines() if l.startswith("ok "))
             bad = sum(1 for l in out.splitlines() if l.startswith("not ok "))

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "admission.h"
+#include "arena.h"
 #include "certs.h"
 #include "cli.h"
 #include "commands.h"
@@ -95,7 +96,7 @@ static void log_decision(const struct admission *a, const char *policy_sha, long
         log_begin(&l, m->decision == DECISION_DENIED ? LOG_WARN : LOG_INFO, "admission");
         log_str(&l, "uid", rv->uid);
         log_str(&l, "namespace", rv->namespace_);
-        log_str(&l, "pod", rv->name);
+        log_str(&l, rv->is_pod ? "pod" : "object", rv->name);
         log_str(&l, "operation", rv->operation);
         log_bool(&l, "dryRun", rv->dry_run);
         if (m->role != POD_ROLE_NONE)
@@ -132,6 +133,7 @@ static void admit(void *ctx, const char *body, size_t len, int *ret_status, stru
         unsigned token;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        arena_begin();
         admission_init(&a, out->max);
         const struct policy *p = snapshot_acquire(sv->policy, &token);
         admission_handle(p, body, len, &a);
@@ -146,6 +148,7 @@ static void admit(void *ctx, const char *body, size_t len, int *ret_status, stru
         *out = a.body;                  /* the answer moves to the caller */
         buf_init(&a.body, 0);
         admission_free(&a);
+        arena_end();
 }
 
 static bool ready(void *ctx, struct buf *out)
@@ -395,6 +398,7 @@ int cmd_serve(int argc, char **argv)
         opt.cert_pem = cert_pem.data;
         opt.key_pem = key_pem.data;
 
+        arena_install();   /* before the worker threads start */
         sv.policy = snapshot_new(policy, free_policy);
         if (!sv.policy) {
                 policy_free(policy);

@@ -227,6 +227,8 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
                                  n, s->max_body);
                         return 413;
                 }
+                if (errno == 0 && *end == '\0')
+                        buf_grow(&rq->body, n);   /* one allocation for the whole body */
         }
         uint64_t timeout_ms = WH_REQUEST_TIMEOUT_DEFAULT_MS;
         const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeout");

@@ -275,21 +275,36 @@ static void test_swap_waits_for_reader(void **state)
 #define N_READERS 4
 #define N_SWAPS 2000u
 
+/* How the readers behave. Each shape exposes a different kind of bug. */
+enum shape {
+        /* Readers hold the object in turn briefly and long, and the writer
+         * swaps as soon as any reader has read again: a writer that frees
+         * too early meets a reader still holding. */
+        SHAPE_HOLD,
+        /* Readers hold briefly and yield between reads, and the writer swaps
+         * only after every reader has read again: the writer then often
+         * finds no reader counted and goes straight through its grace
+         * period, which exposes a reader that takes the pointer before it
+         * counts itself. */
+        SHAPE_BRIEF,
+};
+
 struct reader {
         pthread_t thread;
         struct snapshot *s;
+        enum shape shape;
         atomic_bool *stop;
         atomic_ulong acquired;          /* read by the writer as progress */
         unsigned long bad_magic;        /* held an object that was freed */
         unsigned long went_back;        /* saw an older object after a newer one */
         unsigned long null_seen;
-        unsigned max_id;
 };
 
 static void *reader_loop(void *arg)
 {
         struct reader *r = arg;
         unsigned last = 0;
+        unsigned long n = 0;
         while (!atomic_load_explicit(r->stop, memory_order_relaxed)) {
                 unsigned tok;
                 struct obj *o = snapshot_acquire(r->s, &tok);
@@ -298,10 +313,8 @@ static void *reader_loop(void *arg)
                         snapshot_release(r->s, tok);
                         continue;
                 }
-                /* Hold it a while, looking at it, as a request would: in
-                 * turn briefly and long (a writer that frees too early then
-                 * meets a reader still holding). */
-                int hold = atomic_load_explicit(&r->acquired, memory_order_relaxed) & 1 ? 4000 : 16;
+                /* Look at it a while, as a request would. */
+                int hold = r->shape == SHAPE_HOLD && (n & 1) ? 4000 : 16;
                 for (int k = 0; k < hold; k++)
                         if (atomic_load_explicit(&o->magic, memory_order_relaxed) != MAGIC_LIVE)
                                 r->bad_magic++;
@@ -312,19 +325,37 @@ static void *reader_loop(void *arg)
                 if (id < last)
                         r->went_back++;
                 last = id;
-                /* Give the CPU away outside the hold, so that the writer
-                 * often finds no reader and moves on at once (one_cpu). */
-                if ((atomic_fetch_add_explicit(&r->acquired, 1, memory_order_relaxed) & 3) == 3)
+                n++;
+                atomic_store_explicit(&r->acquired, n, memory_order_relaxed);
+                /* Let the CPU go outside the hold: a reader preempted while
+                 * holding would stall the writer for a whole time slice. */
+                if (r->shape == SHAPE_HOLD || (n & 3) == 0)
                         sched_yield();
         }
-        r->max_id = last;
         return NULL;
+}
+
+/* Waits until every reader (with !every, any reader) has read again since
+ * `seen`, then notes where they are. */
+static void wait_for_readers(struct reader *readers, unsigned long *seen, bool every)
+{
+        for (;;) {
+                int moved = 0;
+                for (int i = 0; i < N_READERS; i++)
+                        if (atomic_load_explicit(&readers[i].acquired, memory_order_relaxed) != seen[i])
+                                moved++;
+                if (moved == N_READERS || (!every && moved))
+                        break;
+                sched_yield();
+        }
+        for (int i = 0; i < N_READERS; i++)
+                seen[i] = atomic_load_explicit(&readers[i].acquired, memory_order_relaxed);
 }
 
 /* Four readers loop acquire, read, release while the main thread swaps
  * N_SWAPS times. No reader may ever hold a freed object, every old object is
  * freed exactly once, and a reader never goes back to an older object. */
-static void test_readers_against_swaps(void **state)
+static void race(enum shape shape)
 {
         atomic_uchar flags[N_SWAPS + 1];
         for (unsigned i = 0; i <= N_SWAPS; i++)
@@ -340,6 +371,7 @@ static void test_readers_against_swaps(void **state)
         memset(readers, 0, sizeof readers);
         for (int i = 0; i < N_READERS; i++) {
                 readers[i].s = s;
+                readers[i].shape = shape;
                 readers[i].stop = &stop;
                 atomic_init(&readers[i].acquired, 0);
                 assert_int_equal(pthread_create(&readers[i].thread, NULL, reader_loop, &readers[i]), 0);
@@ -349,15 +381,10 @@ static void test_readers_against_swaps(void **state)
         clock_gettime(CLOCK_MONOTONIC, &t0);
         unsigned first_wrong_count = 0, frees_then = 0;
         unsigned long seen[N_READERS] = { 0 };
+        wait_for_readers(readers, seen, true);          /* all of them are running */
         for (unsigned id = 1; id <= N_SWAPS; id++) {
-                /* Every reader reads between two swaps, so that they really
-                 * overlap, from the first swap to the last. */
-                for (int i = 0; i < N_READERS; i++) {
-                        unsigned long now;
-                        while ((now = atomic_load_explicit(&readers[i].acquired, memory_order_relaxed)) == seen[i])
-                                sched_yield();
-                        seen[i] = now;
-                }
+                /* Readers read between two swaps, from the first to the last. */
+                wait_for_readers(readers, seen, shape == SHAPE_BRIEF);
                 snapshot_swap(s, obj_new(id));
                 /* The writer's own view: the old object is gone, once. */
                 if (!first_wrong_count && atomic_load(&frees) != id) {
@@ -377,7 +404,7 @@ static void test_readers_against_swaps(void **state)
         for (int i = 0; i < N_READERS; i++) {
                 struct reader *r = &readers[i];
                 if (r->bad_magic || r->went_back || r->null_seen)
-                        fail_msg("reader %d: %lu freed objects held, %lu steps back, %lu NULLs in %lu reads",
+                        fail_msg("reader %d: %lu looks at freed objects, %lu steps back, %lu NULLs in %lu reads",
                                  i, r->bad_magic, r->went_back, r->null_seen, atomic_load(&r->acquired));
                 total += atomic_load(&r->acquired);
         }
@@ -400,6 +427,16 @@ static void test_readers_against_swaps(void **state)
         freed_ids = NULL;
 }
 
+static void test_readers_holding_against_swaps(void **state)
+{
+        race(SHAPE_HOLD);
+}
+
+static void test_brief_readers_against_swaps(void **state)
+{
+        race(SHAPE_BRIEF);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -410,7 +447,8 @@ int main(void)
                 cmocka_unit_test_setup(test_free_null, reset_counters),
                 cmocka_unit_test_setup(test_no_free_fn, reset_counters),
                 cmocka_unit_test_setup(test_swap_waits_for_reader, reset_counters),
-                cmocka_unit_test_setup(test_readers_against_swaps, reset_counters),
+                cmocka_unit_test_setup(test_readers_holding_against_swaps, reset_counters),
+                cmocka_unit_test_setup(test_brief_readers_against_swaps, reset_counters),
         };
         return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
 }

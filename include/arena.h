@@ -1,0 +1,25 @@
+/* A per-thread bump allocator behind cJSON's allocation hooks, for the
+ * admission path: parsing a review makes hundreds of small nodes, and
+ * freeing them one by one costs as much as making them. Between
+ * arena_begin() and arena_end() on a thread, cJSON's allocations on that
+ * thread come from the thread's arena and its frees cost nothing; arena_end()
+ * takes everything back at once. Elsewhere (other threads, or outside the
+ * bracket) cJSON uses malloc and free as usual.
+ *
+ * Ownership: every cJSON tree made inside the bracket must be deleted (or
+ * simply dropped) before arena_end(); nothing made inside may outlive it.
+ * Under AddressSanitizer the returned memory is poisoned, so a use after
+ * arena_end() is caught. */
+#pragma once
+#include <stddef.h>
+
+/* Routes cJSON's allocations through the arena hooks. Call once at start,
+ * before any thread uses cJSON. */
+void arena_install(void);
+
+/* Starts and ends the bracket on the calling thread. Not nested. */
+void arena_begin(void);
+void arena_end(void);
+
+/* The bytes handed out by this thread's arena since arena_begin(); 0 outside the bracket. */
+size_t arena_used(void);
