@@ -20,9 +20,10 @@ static const char *string_item(const cJSON *obj, const char *key)
 /* Whether a {group, version, resource} names core pods. */
 static bool is_core_pods(const cJSON *resource)
 {
-        const char *group = string_item(resource, "group");
+        const cJSON *group = cJSON_GetObjectItemCaseSensitive(resource, "group");
         const char *res = string_item(resource, "resource");
-        return resource && (!group || !*group) && res && strcmp(res, "pods") == 0;
+        bool core = !group || (cJSON_IsString(group) && !*group->valuestring);
+        return resource && core && res && strcmp(res, "pods") == 0;
 }
 
 int review_parse(const char *body, size_t len, struct review *ret, char *err, size_t errlen)
@@ -35,6 +36,14 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
                 size_t at = end && end >= body ? (size_t)(end - body) : 0;
                 snprintf(err, errlen, "the body is not JSON (error near byte %zu)", at);
                 return -EINVAL;
+        }
+        for (const char *p = end; p && p < body + len; p++) {
+                if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+                        snprintf(err, errlen, "the body is not JSON (unexpected data after the "
+                                 "document at byte %zu)", (size_t)(p - body));
+                        cJSON_Delete(root);
+                        return -EINVAL;
+                }
         }
         struct review rv = { .root = root };
         const char *kind = string_item(root, "kind");

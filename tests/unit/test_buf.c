@@ -308,6 +308,31 @@ static void test_reset(void **state)
         buf_free(&b);
 }
 
+/* After buf_grow(n), appends of up to n bytes do not move the bytes. */
+static void test_grow(void **state)
+{
+        struct buf b;
+        buf_init(&b, 10000);
+        assert_int_equal(buf_grow(&b, 5000), 0);
+        assert_non_null(b.data);
+        assert_int_equal(b.len, 0);
+        assert_true(b.cap >= 5001);
+        char *data = b.data;
+        for (int i = 0; i < 500; i++)
+                assert_int_equal(buf_puts(&b, "0123456789"), 0);
+        assert_ptr_equal(b.data, data);
+        assert_int_equal(b.len, 5000);
+        assert_int_equal(b.data[5000], '\0');
+
+        /* Past the maximum: -ENOBUFS, and the content stays. */
+        assert_int_equal(buf_grow(&b, 5001), -ENOBUFS);
+        assert_int_equal(b.len, 5000);
+        assert_memory_equal(b.data + 4990, "0123456789", 11);
+        assert_int_equal(buf_grow(&b, 5000), 0);
+        assert_true(b.cap <= b.max + 1);
+        buf_free(&b);
+}
+
 static void test_steal(void **state)
 {
         struct buf b;
@@ -810,6 +835,7 @@ int main(void)
                 cmocka_unit_test(test_max_zero),
                 cmocka_unit_test(test_max_size_max),
                 cmocka_unit_test(test_reset),
+                cmocka_unit_test(test_grow),
                 cmocka_unit_test(test_steal),
                 cmocka_unit_test(test_steal_empty),
                 cmocka_unit_test(test_json_escapes),

@@ -239,6 +239,8 @@ static void test_is_pod(void **state)
                 { "\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"Pods\"}", false },
                 { "\"resource\":{\"group\":\"\",\"version\":\"v1\"}", false },
                 { "\"resource\":\"pods\"", false },
+                { "\"resource\":{\"group\":0,\"version\":\"v1\",\"resource\":\"pods\"}", false },
+                { "\"resource\":{\"group\":null,\"version\":\"v1\",\"resource\":\"pods\"}", false },
                 { "\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"}", false },       /* no resource */
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -285,6 +287,10 @@ static void test_parse_errors(void **state)
                 { "not json", "not JSON" },
                 { "{\"kind\":", "not JSON" },
                 { "{'kind':'AdmissionReview'}", "not JSON" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}garbage",
+                  "unexpected data after the document" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}{}",
+                  "unexpected data after the document" },
                 { "[]", "not an AdmissionReview" },
                 { "[{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}]",
                   "not an AdmissionReview" },
