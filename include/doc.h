@@ -31,5 +31,10 @@ const cJSON *doc_root(const struct doc *d);
  * -ENOENT when the node is not known (then nothing is written). */
 int doc_position(const struct doc *d, const cJSON *node, unsigned *ret_line, unsigned *ret_col);
 
+/* Where the key of `node` starts, when `node` is the value of a mapping
+ * member (a copy made by an alias has the key of what it copied). 0, or
+ * -ENOENT for a node that is not a member value (then nothing is written). */
+int doc_key_position(const struct doc *d, const cJSON *node, unsigned *ret_line, unsigned *ret_col);
+
 /* Releases the document and its tree. NULL is fine. */
 void doc_free(struct doc *d);

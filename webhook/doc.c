@@ -33,6 +33,7 @@
 struct pos {
         const cJSON *node;
         unsigned line, col;
+        unsigned key_line, key_col;     /* a map member's key; 0 for others */
 };
 
 struct doc {
@@ -74,6 +75,7 @@ struct frame {
         cJSON *node;
         bool is_map;
         char *key;              /* map: a key whose value has not come yet */
+        unsigned key_line, key_col;     /* ... and where it stands */
         void *keys;             /* map: tsearch() tree of the keys so far (char *) */
         char *anchor;           /* registered when the collection ends */
         size_t pos_first;
@@ -469,7 +471,8 @@ out:
         return 0;
 }
 
-static int pos_add(struct doc *d, const cJSON *node, unsigned line, unsigned col)
+static int pos_add(struct doc *d, const cJSON *node, unsigned line, unsigned col,
+                   unsigned key_line, unsigned key_col)
 {
         if (d->npos == d->cap) {
                 size_t cap = d->cap ? d->cap * 2 : 64;
@@ -481,7 +484,8 @@ static int pos_add(struct doc *d, const cJSON *node, unsigned line, unsigned col
                 d->pos = p;
                 d->cap = cap;
         }
-        d->pos[d->npos++] = (struct pos){ .node = node, .line = line, .col = col };
+        d->pos[d->npos++] = (struct pos){ .node = node, .line = line, .col = col,
+                                          .key_line = key_line, .key_col = key_col };
         return 0;
 }
 
@@ -547,7 +551,7 @@ static int count_alias_bytes(struct parser *ps, size_t n, yaml_mark_t mark)
 static int attach(struct parser *ps, cJSON *node, yaml_mark_t mark)
 {
         struct frame *f = top(ps);
-        unsigned line, col;
+        unsigned line, col, key_line = 0, key_col = 0;
 
         if (!f) {
                 ps->doc->root = node;
@@ -565,9 +569,11 @@ static int attach(struct parser *ps, cJSON *node, yaml_mark_t mark)
                 if (!tsearch(f->key, &f->keys, key_cmp))
                         return fail(ps, -ENOMEM, mark, "out of memory");
                 f->key = NULL;
+                key_line = f->key_line;
+                key_col = f->key_col;
         }
         mark_place(ps, mark, &line, &col);
-        if (pos_add(ps->doc, node, line, col) < 0)
+        if (pos_add(ps->doc, node, line, col, key_line, key_col) < 0)
                 return fail(ps, -ENOMEM, mark, "out of memory");
         return 0;
 }
@@ -591,6 +597,7 @@ static int take_key(struct parser *ps, const char *s, size_t n, yaml_mark_t mark
         f->key = strndup(s, n);
         if (!f->key)
                 return fail(ps, -ENOMEM, mark, "out of memory");
+        mark_place(ps, mark, &f->key_line, &f->key_col);
         ps->bytes += n;
         return 0;
 }
@@ -765,7 +772,7 @@ static int record_copy(struct parser *ps, const cJSON *copy, size_t first, yaml_
         while (n) {
                 struct pos src = ps->doc->pos[i++];
 
-                if (pos_add(ps->doc, n, src.line, src.col) < 0)
+                if (pos_add(ps->doc, n, src.line, src.col, src.key_line, src.key_col) < 0)
                         return fail(ps, -ENOMEM, mark, "out of memory");
                 if (n->child) {
                         if (depth == WH_MAX_POLICY_DEPTH)
@@ -1003,6 +1010,24 @@ int doc_position(const struct doc *d, const cJSON *node, unsigned *ret_line, uns
                         *ret_line = d->pos[i].line;
                 if (ret_col)
                         *ret_col = d->pos[i].col;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int doc_key_position(const struct doc *d, const cJSON *node, unsigned *ret_line, unsigned *ret_col)
+{
+        if (!d || !node)
+                return -ENOENT;
+        for (size_t i = 0; i < d->npos; i++) {
+                if (d->pos[i].node != node)
+                        continue;
+                if (!d->pos[i].key_line)
+                        return -ENOENT;
+                if (ret_line)
+                        *ret_line = d->pos[i].key_line;
+                if (ret_col)
+                        *ret_col = d->pos[i].key_col;
                 return 0;
         }
         return -ENOENT;

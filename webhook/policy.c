@@ -99,23 +99,41 @@ struct loader {
         bool oom;
 };
 
-__attribute__((format(printf, 4, 5)))
-static void fail(struct loader *l, const cJSON *node, const char *path, const char *fmt, ...)
+static void vfail(struct loader *l, const cJSON *node, bool at_key, const char *path,
+                  const char *fmt, va_list ap)
 {
         if (++l->n_errors > POLICY_MAX_ERRORS)
                 return;
         unsigned line = 0, col = 0;
-        if (node && doc_position(l->doc, node, &line, &col) == 0)
+        if (node && ((at_key && doc_key_position(l->doc, node, &line, &col) == 0) ||
+                     doc_position(l->doc, node, &line, &col) == 0))
                 buf_printf(l->errors, "%u:%u: ", line, col);
         if (path && *path)
                 buf_printf(l->errors, "%s: ", path);
         char msg[512];
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
         buf_puts(l->errors, msg);
         buf_putc(l->errors, '\n');
+}
+
+/* A problem with a value, placed at the value. */
+__attribute__((format(printf, 4, 5)))
+static void fail(struct loader *l, const cJSON *node, const char *path, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vfail(l, node, false, path, fmt, ap);
+        va_end(ap);
+}
+
+/* A problem with a key (unknown, misplaced, malformed), placed at the key. */
+__attribute__((format(printf, 4, 5)))
+static void fail_key(struct loader *l, const cJSON *node, const char *path, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vfail(l, node, true, path, fmt, ap);
+        va_end(ap);
 }
 
 static void oom(struct loader *l)
@@ -353,11 +371,11 @@ static void check_hadoop_map(struct loader *l, const cJSON *map, const char *pat
                         return;
                 }
                 if (!*it->string || has_space(it->string) || strchr(it->string, '=')) {
-                        fail(l, it, kpath, "a hadoop property name has no white space or '='");
+                        fail_key(l, it, kpath, "a hadoop property name has no white space or '='");
                         continue;
                 }
                 if (strcmp(it->string, KEY_TENANT) == 0 || strcmp(it->string, KEY_CLIENT) == 0) {
-                        fail(l, it, kpath, "set this through %s, not under hadoop",
+                        fail_key(l, it, kpath, "set this through %s, not under hadoop",
                              strcmp(it->string, KEY_TENANT) == 0 ? "tenantId" : "clientId");
                         continue;
                 }
@@ -394,7 +412,7 @@ static void check_java(struct loader *l, const cJSON *java, const char *path, st
                 } else if (strcmp(it->string, "options") == 0) {
                         want_words(l, it, kpath, WORD_FLAG, &ret->java_options);
                 } else {
-                        fail(l, it, kpath, "unknown key (java has home and options)");
+                        fail_key(l, it, kpath, "unknown key (java has home and options)");
                 }
         }
 }
@@ -416,7 +434,7 @@ static void check_layer(struct loader *l, const cJSON *map, const char *path, bo
                 path_printf(kpath, "%s.%s", path, k);
                 if (strcmp(k, "identity") == 0) {
                         if (!is_entry) {
-                                fail(l, it, kpath, "an identity belongs to a namespace entry, "
+                                fail_key(l, it, kpath, "an identity belongs to a namespace entry, "
                                      "not to defaults");
                                 continue;
                         }
@@ -448,13 +466,13 @@ static void check_layer(struct loader *l, const cJSON *map, const char *path, bo
                 } else if (strcmp(k, "allowedIdentities") == 0) {
                         want_words(l, it, kpath, WORD_IDENTITY, &ret->allowed_identities);
                 } else {
-                        fail(l, it, kpath, "unknown key (a %s has identity, tenantId, clientId, "
+                        fail_key(l, it, kpath, "unknown key (a %s has identity, tenantId, clientId, "
                              "allowedIdentities, storageAccounts, mode, onConflict, java, hadoop, "
                              "jvmEnv)", is_entry ? "namespace entry" : "defaults section");
                 }
         }
         if (is_entry && !ret->identity && !cJSON_GetObjectItemCaseSensitive(map, "identity"))
-                fail(l, map, path, "identity is required");
+                fail_key(l, map, path, "identity is required");
 }
 
 /* ---- compiling a rule from the layers ---- */
@@ -744,7 +762,7 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
                         static const char *const names[] = { "allow", "deny" };
                         p->unmatched_deny = want_enum(&l, it, "unmatched", names, 2) == 1;
                 } else {
-                        fail(&l, it, it->string, "unknown key (a policy has defaults, namespaces "
+                        fail_key(&l, it, it->string, "unknown key (a policy has defaults, namespaces "
                              "and unmatched)");
                 }
         }
@@ -771,7 +789,7 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
         cJSON_ArrayForEach(it, ns_map) {
                 path_printf(paths[i], "namespaces.%s", it->string);
                 if (!is_dns_label(it->string))
-                        fail(&l, it, paths[i], "\"%s\" is not a namespace name (lowercase letters, "
+                        fail_key(&l, it, paths[i], "\"%s\" is not a namespace name (lowercase letters, "
                              "digits and '-', at most 63)", it->string);
                 check_layer(&l, it, paths[i], true, &entries[i]);
                 i++;

@@ -81,3 +81,29 @@ def test_sigterm_exits_cleanly(certs, workdir):
     assert '"msg":"shutting down"' in err
     for line in err.splitlines():
         json.loads(line)
+
+
+def test_configmap_style_symlink_swap_reloads(certs, workdir):
+    """A ConfigMap volume: policy.yaml -> ..data/policy.yaml, ..data ->
+    ..<timestamp>/; an update writes a new timestamped directory and renames
+    a new ..data link over the old one."""
+    import os
+    mount = workdir / "configmap"
+    (mount / "..2026_01").mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "fixtures" / "policy.yaml", mount / "..2026_01" / "policy.yaml")
+    os.symlink("..2026_01", mount / "..data")
+    os.symlink("..data/policy.yaml", mount / "policy.yaml")
+    s = Server("configmap", certs, mount / "policy.yaml", workdir).start()
+    try:
+        c = s.client()
+        sha0 = json.loads(c.request("GET", "/readyz")[2])["policySha256"]
+        (mount / "..2026_02").mkdir()
+        (mount / "..2026_02" / "policy.yaml").write_text("namespaces:\n  team-a: {identity: swapped-spark}\n")
+        os.symlink("..2026_02", mount / "..data_tmp")
+        os.replace(mount / "..data_tmp", mount / "..data")
+        shutil.rmtree(mount / "..2026_01")
+        assert wait_for(lambda: json.loads(c.request("GET", "/readyz")[2])["policySha256"] != sha0), s.stderr()
+        ops = decode_patch(identity_given(c, load_fixture("spark35-driver.json")))
+        assert {"op": "add", "path": "/metadata/labels/aadpodidbinding", "value": "swapped-spark"} in ops
+    finally:
+        s.stop()

@@ -346,6 +346,43 @@ static void test_positions(void **state)
 }
 
 /* Columns count characters, not bytes. */
+/* Where a member's key stands: what "unknown key" errors point at. */
+static void test_key_positions(void **state)
+{
+        struct doc *d = parse_ok(POLICY_YAML);
+        const cJSON *root = doc_root(d);
+        unsigned line = 777, col = 888;
+
+        (void)state;
+        assert_int_equal(doc_key_position(d, at(root, "defaults", "mode", NULL), &line, &col), 0);
+        assert_int_equal(line, 2);
+        assert_int_equal(col, 3);
+        assert_int_equal(doc_key_position(d, at(root, "namespaces", "team-c", "mode", NULL), &line, &col), 0);
+        assert_int_equal(line, 14);
+        assert_int_equal(col, 31);
+        assert_int_equal(doc_key_position(d, at(root, "unmatched", NULL), &line, &col), 0);
+        assert_int_equal(line, 15);
+        assert_int_equal(col, 1);
+        /* The root and list items have no key; nothing is written. */
+        line = col = 0;
+        assert_int_equal(doc_key_position(d, root, &line, &col), -ENOENT);
+        assert_int_equal(doc_key_position(d, cJSON_GetArrayItem(at(root, "defaults", "java", "options", NULL), 0),
+                                          &line, &col), -ENOENT);
+        assert_int_equal(line, 0);
+        assert_int_equal(doc_key_position(NULL, root, &line, &col), -ENOENT);
+        doc_free(d);
+
+        /* An alias's copy keeps the keys of what it copied. */
+        d = parse_ok("base: &b\n  k: 1\nother: *b\n");
+        assert_int_equal(doc_key_position(d, at(doc_root(d), "other", NULL), &line, &col), 0);
+        assert_int_equal(line, 3);
+        assert_int_equal(col, 1);
+        assert_int_equal(doc_key_position(d, at(doc_root(d), "other", "k", NULL), &line, &col), 0);
+        assert_int_equal(line, 2);
+        assert_int_equal(col, 3);
+        doc_free(d);
+}
+
 static void test_positions_count_characters(void **state)
 {
         struct doc *d = parse_ok("{\"\xc3\xa9t\xc3\xa9\": [1, \"\xe2\x82\xac\", 2]}");
@@ -1028,6 +1065,7 @@ int main(void)
                 cmocka_unit_test(test_policy_json_equals_yaml),
                 cmocka_unit_test(test_policy_cjson_round_trip),
                 cmocka_unit_test(test_positions),
+                cmocka_unit_test(test_key_positions),
                 cmocka_unit_test(test_positions_count_characters),
                 cmocka_unit_test(test_plain_scalar_typing),
                 cmocka_unit_test(test_quoted_and_tagged_scalars),
