@@ -433,7 +433,6 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 { MHD_OPTION_CONNECTION_MEMORY_LIMIT, opt->connection_memory, NULL },
                 { MHD_OPTION_CONNECTION_TIMEOUT, opt->idle_timeout_s, NULL },
                 { MHD_OPTION_LISTEN_BACKLOG_SIZE, WH_LISTEN_BACKLOG, NULL },
-                { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
                 { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
                 { MHD_OPTION_END, 0, NULL },
         };

@@ -103,3 +103,61 @@ def test_serve_refuses_a_broken_policy(tmp_path, certs):
                 "--listen", "127.0.0.1:1", timeout=10)
     assert p.returncode != 0
     assert str(path) in p.stderr.decode(errors="replace")
+
+
+def _serve_with(cert, key, listen="127.0.0.1:1", policy=None):
+    policy = policy or (ROOT / "tests" / "fixtures" / "policy.yaml")
+    return run_bin("serve", "--policy", policy, "--tls-cert", cert, "--tls-key", key,
+                   "--listen", listen, timeout=10)
+
+
+def test_serve_refuses_a_key_that_does_not_match(certs):
+    # The CA's key with the serving certificate: both valid PEM, not a pair.
+    p = _serve_with(certs.cert, certs.dir / "ca.key")
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2, err
+    assert "does not match" in err
+
+
+def test_serve_refuses_missing_and_garbage_files(certs, tmp_path):
+    p = _serve_with(tmp_path / "nope.crt", certs.key)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and "nope.crt" in err and "No such file" in err, err
+    junk = tmp_path / "junk.crt"
+    junk.write_text("not a certificate\n")
+    p = _serve_with(junk, certs.key)
+    assert p.returncode == 2 and "junk.crt" in p.stderr.decode(errors="replace")
+
+
+def test_serve_usage_errors(certs):
+    for args, says in [
+        (["serve"], "--policy is required"),
+        (["serve", "--policy", "x"], "--tls-cert and --tls-key are required"),
+        (["serve", "--policy", "x", "--tls-cert", "c", "--tls-key", "k", "--listen", "8443"], "is not ADDR:PORT"),
+        (["serve", "--max-body", "lots"], "--max-body wants a size"),
+        (["serve", "--threads", "1000"], "--threads must be between"),
+        (["serve", "--bogus"], "unknown option --bogus"),
+        (["frobnicate"], "no command \"frobnicate\""),
+    ]:
+        p = run_bin(*args)
+        err = p.stderr.decode(errors="replace")
+        assert p.returncode == 2, (args, err)
+        assert says in err, (args, err)
+
+
+def test_serve_reports_a_port_in_use(certs, server):
+    p = _serve_with(certs.cert, certs.key, listen=f"127.0.0.1:{server.port}")
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and "cannot serve HTTPS on" in err, err
+
+
+def test_version_and_help():
+    p = run_bin("--version")
+    assert p.returncode == 0 and p.stdout.decode().startswith("spark-identity-webhook ")
+    for cmd in ("serve", "certs", "mutate", "check-policy"):
+        p = run_bin("help", cmd)
+        assert p.returncode == 0 and b"Usage: spark-identity-webhook " + cmd.encode() in p.stdout, cmd
+        p2 = run_bin(cmd, "--help")
+        assert p2.returncode == 0 and p2.stdout == p.stdout, cmd
+    p = run_bin("--help")
+    assert p.returncode == 0 and all(c in p.stdout.decode() for c in ("serve", "certs", "mutate", "check-policy"))
