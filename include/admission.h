@@ -10,7 +10,21 @@
 #include "buf.h"
 #include "mutate.h"
 #include "policy.h"
+#include "pool.h"
 #include "review.h"
+
+/* Where the namespaces' labels and annotations come from: the server's
+ * cache of the cluster, or what the `mutate` command was told. */
+struct ns_source {
+        void *ctx;
+        /* Fills *ret for namespace `name`; what it points to stays valid until
+         * done(). 0; -ENOENT when there is no such namespace; another negative
+         * errno when it cannot be known now, with the reason in `err`. */
+        int (*lookup)(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen);
+        void (*done)(void *ctx);
+        /* Whether some namespace's annotations grant `identity`; may be NULL. */
+        policy_identity_known_fn annotated;
+};
 
 struct admission {
         int status;                  /* HTTP status of the answer */
@@ -18,17 +32,22 @@ struct admission {
         bool decided;                /* review and mutation below are filled */
         struct review review;
         struct mutation mutation;
+        struct resolution resolution;   /* the namespace's rule */
+        struct pool pool;            /* a rule made from annotations lives here */
+        char lookup_error[160];      /* why the namespace could not be read */
         char error[256];             /* why, when status is not 200 */
 };
 
 /* Prepares an empty result; `max_response` bounds the answer's size. */
 void admission_init(struct admission *a, size_t max_response);
 
-/* Answers one AdmissionReview body. Always fills a->status and a->body
- * (400 with a Status for a body that is not a review, 500 when memory or a
- * bound ran out); returns 0, or a negative errno when even the error body
- * could not be written. */
-int admission_handle(const struct policy *p, const char *body, size_t len, struct admission *a);
+/* Answers one AdmissionReview body. `src` tells about namespaces when the
+ * policy needs them (NULL: nothing is known of them). Always fills a->status
+ * and a->body (400 with a Status for a body that is not a review, 500 when
+ * memory or a bound ran out); returns 0, or a negative errno when even the
+ * error body could not be written. */
+int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
+                     size_t len, struct admission *a);
 
 /* Releases everything in the result. */
 void admission_free(struct admission *a);

@@ -42,6 +42,14 @@ struct mutation {
         char message[WH_MAX_MESSAGE_CHARS];  /* why, when DENIED */
 };
 
+/* What the caller found out about the pod's namespace. */
+struct mutate_context {
+        const struct resolution *res;          /* policy_resolve()'s answer for the namespace */
+        const char *lookup_error;              /* why the namespace is unknown, when res->unknown */
+        policy_identity_known_fn annotated;    /* identities granted by namespaces' annotations; may be NULL */
+        const void *annotated_ctx;
+};
+
 /* Prepares an empty mutation. */
 void mutation_init(struct mutation *m);
 
@@ -52,8 +60,8 @@ void mutation_free(struct mutation *m);
 /* Decides on a pod CREATE in `namespace_`. `m` must be freshly initialized.
  * Returns 0 (the outcome is in m), or -ENOMEM, or -E2BIG when the patch
  * would pass its bounds. */
-int mutate_pod(const struct policy *p, const char *namespace_, const cJSON *pod,
-               struct mutation *m);
+int mutate_pod(const struct policy *p, const char *namespace_, const struct mutate_context *mc,
+               const cJSON *pod, struct mutation *m);
 
 /* The Spark role from a pod's labels; POD_ROLE_NONE for other pods. */
 enum pod_role mutate_pod_role(const cJSON *pod);

@@ -2,9 +2,16 @@
  * namespace's Spark pods get, and which identities a namespace may claim.
  *
  * policy_load() turns the policy text (YAML or JSON) into an immutable,
- * precompiled `struct policy`: every rule is already merged
- * (built-in defaults < `defaults` < the namespace's entry) and its JVM flags
- * are already computed, so the admission path only looks things up.
+ * precompiled `struct policy`: every rule of the file is already merged
+ * (built-in defaults < `defaults` < the rule) and its JVM flags are already
+ * computed, so the admission path only looks things up. A namespace's rule
+ * comes, first match wins, from:
+ *   1. its entry under `namespaces` (by name);
+ *   2. its annotations, when `namespaceAnnotations: true`
+ *      (spark-identity.io/identity, /client-id, /tenant-id, /mode);
+ *   3. the first entry of `selectors` whose namespaceSelector matches its
+ *      labels (Kubernetes label-selector semantics).
+ * policy_resolve() does that lookup for one namespace.
  *
  * Pure: no I/O, no globals, no locks. A loaded policy is read-only and may be
  * shared by any number of threads. */
@@ -13,6 +20,7 @@
 #include <stddef.h>
 
 struct buf;
+struct pool;
 
 enum policy_mode {
         POLICY_MODE_ENFORCE,    /* mutate, and refuse what is not allowed */
@@ -33,14 +41,25 @@ enum policy_jvm_env {
         POLICY_JVM_ENV_MAX,
 };
 
+enum rule_source {
+        RULE_NONE,              /* no rule applies */
+        RULE_NAMED,             /* namespaces.NAME */
+        RULE_ANNOTATIONS,       /* the namespace's spark-identity.io/ annotations */
+        RULE_SELECTOR,          /* selectors[i] */
+        RULE_SOURCE_MAX,
+};
+
 struct hadoop_prop {
         const char *key;         /* final key, per account when storageAccounts is set */
         const char *value;
 };
 
-/* One namespace's merged rule. All strings belong to the policy. */
+/* One merged rule. All strings belong to the policy (or, for a rule made
+ * from annotations, to the pool given to policy_resolve()). */
 struct rule {
-        const char *namespace_;
+        const char *name;                      /* for logs: "team-a", "selector data-teams",
+                                                  "annotations of team-x" */
+        enum rule_source source;
         const char *identity;                  /* the aadpodidbinding value */
         const char *tenant_id;                 /* NULL when not set */
         const char *client_id;                 /* NULL when not set */
@@ -59,6 +78,31 @@ struct rule {
         const char *flags_joined;              /* the flags joined by single spaces */
 };
 
+/* A label or an annotation. */
+struct kv {
+        const char *key;
+        const char *value;
+};
+
+/* What is known of a namespace: its labels and its spark-identity.io/
+ * annotations (others may be left out). Owned by the caller. */
+struct ns_info {
+        const struct kv *labels;
+        size_t n_labels;
+        const struct kv *annotations;
+        size_t n_annotations;
+};
+
+#define POLICY_ANNOTATION_PREFIX "spark-identity.io/"
+
+/* The outcome of policy_resolve(). */
+struct resolution {
+        const struct rule *rule;      /* NULL: no rule applies (or the namespace is unknown) */
+        bool unknown;                 /* the rule depends on the namespace, which is not known */
+        char problem[256];            /* annotations that do not make a rule: why; else "" */
+        struct rule annotated;        /* storage for a rule made from annotations */
+};
+
 struct policy;
 
 /* Parses, validates and compiles a policy. On success writes a new policy to
@@ -71,26 +115,59 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
 /* Releases a policy. NULL is fine. */
 void policy_free(struct policy *p);
 
-/* The rule for a namespace, or NULL when the policy has no entry for it.
- * The rule lives as long as the policy. */
+/* Whether the rule of `namespace_` could depend on its labels or
+ * annotations: it has no entry by name, and the policy has selectors or
+ * reads annotations. */
+bool policy_needs_namespace(const struct policy *p, const char *namespace_);
+
+/* Whether the policy reads namespaces at all (selectors or annotations). */
+bool policy_uses_namespaces(const struct policy *p);
+
+/* Finds the rule of a namespace. `info` is what is known of it, or NULL
+ * when it could not be read. A rule made from annotations is compiled into
+ * ret->annotated with its strings from `pool` (which the caller frees after
+ * the rule's last use). Returns 0, or -ENOMEM. */
+int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info,
+                   struct pool *pool, struct resolution *ret);
+
+/* The named rule of a namespace, or NULL: the entry under `namespaces` only. */
 const struct rule *policy_rule_for(const struct policy *p, const char *namespace_);
+
+/* Whether any identity is granted through annotations; the caller answers
+ * from what it knows of the cluster's namespaces. */
+typedef bool (*policy_identity_known_fn)(const void *ctx, const char *identity);
 
 /* Whether a pod in a namespace may carry `identity` in its aadpodidbinding
  * label. With a rule: its identity or one of its allowedIdentities. Without:
- * any identity the policy does not grant to some namespace. */
-bool policy_identity_allowed(const struct policy *p, const struct rule *r, const char *identity);
+ * any identity the policy does not grant to some namespace, by name, by
+ * selector, or (when the policy reads annotations and `annotated` is given)
+ * by some namespace's annotations. */
+bool policy_identity_allowed(const struct policy *p, const struct rule *r, const char *identity,
+                             policy_identity_known_fn annotated, const void *ctx);
 
-/* The mode for pods in namespaces without an entry (`defaults.mode`). */
+/* The mode for pods in namespaces without a rule (`defaults.mode`). */
 enum policy_mode policy_default_mode(const struct policy *p);
 
-/* Whether Spark pods in namespaces without an entry are refused. */
+/* Whether Spark pods in namespaces without a rule are refused. */
 bool policy_unmatched_deny(const struct policy *p);
 
-/* The number of namespace entries. */
-size_t policy_rule_count(const struct policy *p);
+/* Whether a pod whose namespace cannot be read is refused (onLookupFailure). */
+bool policy_lookup_deny(const struct policy *p);
 
-/* The rule at `index` in name order, for listing; NULL past the end. */
+/* The entries under `namespaces`, in name order; NULL past the end. */
+size_t policy_rule_count(const struct policy *p);
 const struct rule *policy_rule_at(const struct policy *p, size_t index);
+
+/* The entries under `selectors`, in file order; NULL past the end. */
+size_t policy_selector_count(const struct policy *p);
+const struct rule *policy_selector_at(const struct policy *p, size_t index);
+
+/* Whether namespaces' annotations supply rules. */
+bool policy_reads_annotations(const struct policy *p);
+
+/* Whether `info`'s labels match selector number `index` (Kubernetes
+ * semantics: every requirement holds; an empty selector matches all). */
+bool policy_selector_matches(const struct policy *p, size_t index, const struct ns_info *info);
 
 /* The sha256 of the policy text, 64 lowercase hex digits. */
 const char *policy_sha256(const struct policy *p);

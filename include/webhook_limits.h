@@ -73,3 +73,18 @@
 /* Policy file: nodes after alias expansion, so that a few YAML aliases
  * cannot expand into millions of nodes. */
 #define WH_MAX_POLICY_NODES 100000u
+
+/* Kubernetes API: one response (a list page, a namespace) and one watch
+ * event line, the page size of lists, the timeout of the GET made on a
+ * namespace cache miss, and of the list calls. Fixed. */
+#define WH_KUBE_MAX_RESPONSE_BYTES (16u * 1024u * 1024u)
+#define WH_KUBE_MAX_EVENT_BYTES (1u * 1024u * 1024u)
+#define WH_KUBE_LIST_PAGE 500u
+#define WH_KUBE_LOOKUP_TIMEOUT_MS 2000u
+#define WH_KUBE_LIST_TIMEOUT_MS 30000u
+
+/* Kubernetes API: how long one watch lasts before it is renewed, and the
+ * backoff between failed attempts (doubling, with jitter). Fixed. */
+#define WH_KUBE_WATCH_SECONDS 300u
+#define WH_KUBE_BACKOFF_MIN_MS 500u
+#define WH_KUBE_BACKOFF_MAX_MS 30000u

@@ -17,7 +17,31 @@ void admission_free(struct admission *a)
         buf_free(&a->body);
         mutation_free(&a->mutation);
         review_free(&a->review);
+        pool_free(&a->pool);
         a->decided = false;
+}
+
+/* Finds the namespace's rule, reading the namespace only when the policy
+ * needs it for this one. */
+static int resolve(const struct policy *p, const struct ns_source *src, const char *ns,
+                   struct admission *a)
+{
+        if (!policy_needs_namespace(p, ns))
+                return policy_resolve(p, ns, NULL, &a->pool, &a->resolution);
+        if (!src || !src->lookup) {
+                snprintf(a->lookup_error, sizeof a->lookup_error, "the server has no namespace source");
+                return policy_resolve(p, ns, NULL, &a->pool, &a->resolution);
+        }
+        struct ns_info info = { 0 };
+        int r = src->lookup(src->ctx, ns ? ns : "", &info, a->lookup_error, sizeof a->lookup_error);
+        if (r == -ENOENT) {
+                memset(&info, 0, sizeof info);   /* no such namespace: no labels, no annotations */
+                r = 0;
+        }
+        r = policy_resolve(p, ns, r == 0 ? &info : NULL, &a->pool, &a->resolution);
+        if (src->done)
+                src->done(src->ctx);
+        return r;
 }
 
 static int fail(struct admission *a, int status, const char *message)
@@ -29,7 +53,8 @@ static int fail(struct admission *a, int status, const char *message)
         return review_status_body(&a->body, status, a->error);
 }
 
-int admission_handle(const struct policy *p, const char *body, size_t len, struct admission *a)
+int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
+                     size_t len, struct admission *a)
 {
         int r = review_parse(body, len, &a->review, a->error, sizeof a->error);
         if (r == -ENOMEM)
@@ -40,7 +65,15 @@ int admission_handle(const struct policy *p, const char *body, size_t len, struc
         const struct review *rv = &a->review;
         bool create = rv->operation && strcmp(rv->operation, "CREATE") == 0;
         if (rv->is_pod && create) {
-                r = mutate_pod(p, rv->namespace_, rv->object, &a->mutation);
+                if (resolve(p, src, rv->namespace_, a) < 0)
+                        return fail(a, 500, "out of memory");
+                struct mutate_context mc = {
+                        .res = &a->resolution,
+                        .lookup_error = a->lookup_error,
+                        .annotated = src ? src->annotated : NULL,
+                        .annotated_ctx = src ? src->ctx : NULL,
+                };
+                r = mutate_pod(p, rv->namespace_, &mc, rv->object, &a->mutation);
                 if (r == -E2BIG)
                         return fail(a, 500, "the patch for this pod would pass its size bounds");
                 if (r < 0)

@@ -1,6 +1,7 @@
 /* `check-policy`: validates a policy file and shows what each namespace
  * gets, or explains every problem with its place in the file. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -20,6 +21,22 @@ void cmd_check_policy_help(void)
                "mode and the JVM flags its Spark pods get, and exits 0.\n"
                "\n"
                "The policy reference is in README.md; deploy/policy.yaml is a commented example.\n");
+}
+
+static void print_rule(const struct rule *r)
+{
+        printf("\n%s:\n  identity %s  mode %s  onConflict %s  jvmEnv %s\n", r->name, r->identity,
+               policy_mode_name(r->mode), policy_conflict_name(r->on_conflict), policy_jvm_env_name(r->jvm_env));
+        if (r->n_allowed_identities > 1) {
+                printf("  may also use:");
+                for (size_t k = 1; k < r->n_allowed_identities; k++)
+                        printf(" %s", r->allowed_identities[k]);
+                printf("\n");
+        }
+        if (r->java_home)
+                printf("  JAVA_HOME=%s\n", r->java_home);
+        for (size_t k = 0; k < r->n_flags; k++)
+                printf("  %s\n", r->flags[k]);
 }
 
 int cmd_check_policy(int argc, char **argv)
@@ -53,24 +70,20 @@ int cmd_check_policy(int argc, char **argv)
         buf_free(&errors);
 
         printf("%s: valid; sha256 %s\n", path, policy_sha256(p));
-        printf("namespaces without an entry: Spark pods %s; mode %s\n",
+        printf("namespaces without a rule: Spark pods %s; mode %s\n",
                policy_unmatched_deny(p) ? "refused (unmatched: deny)" : "allowed unchanged (unmatched: allow)",
                policy_mode_name(policy_default_mode(p)));
-        for (size_t i = 0; i < policy_rule_count(p); i++) {
-                const struct rule *r = policy_rule_at(p, i);
-                printf("\n%s:\n  identity %s  mode %s  onConflict %s  jvmEnv %s\n", r->namespace_,
-                       r->identity, policy_mode_name(r->mode), policy_conflict_name(r->on_conflict),
-                       policy_jvm_env_name(r->jvm_env));
-                if (r->n_allowed_identities > 1) {
-                        printf("  may also use:");
-                        for (size_t k = 1; k < r->n_allowed_identities; k++)
-                                printf(" %s", r->allowed_identities[k]);
-                        printf("\n");
-                }
-                if (r->java_home)
-                        printf("  JAVA_HOME=%s\n", r->java_home);
-                for (size_t k = 0; k < r->n_flags; k++)
-                        printf("  %s\n", r->flags[k]);
+        if (policy_uses_namespaces(p))
+                printf("rules also come from %s%s%s; a namespace that cannot be read: %s\n",
+                       policy_reads_annotations(p) ? "namespace annotations (" POLICY_ANNOTATION_PREFIX "*)" : "",
+                       policy_reads_annotations(p) && policy_selector_count(p) ? " and " : "",
+                       policy_selector_count(p) ? "label selectors" : "",
+                       policy_lookup_deny(p) ? "its Spark pods are refused (onLookupFailure: deny)"
+                                             : "its pods are allowed (onLookupFailure: allow)");
+        for (size_t i = 0; i < policy_rule_count(p) + policy_selector_count(p); i++) {
+                bool named = i < policy_rule_count(p);
+                const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
+                print_rule(r);
         }
         policy_free(p);
         return 0;

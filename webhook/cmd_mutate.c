@@ -2,6 +2,7 @@
  * server would, so that admins can try a policy and tests can compare. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,16 +15,63 @@
 
 #define CMD "mutate"
 #define POLICY_ERRORS_MAX (64u * 1024u)
+/* Labels or annotations given on the command line. */
+#define CLI_KV_MAX 64u
+
+/* The namespace as the command line describes it: known, with the labels
+ * and annotations given (none when none are given). */
+struct cli_namespace {
+        struct kv labels[CLI_KV_MAX], annotations[CLI_KV_MAX];
+        size_t n_labels, n_annotations;
+};
+
+static int cli_lookup(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen)
+{
+        const struct cli_namespace *ns = ctx;
+        *ret = (struct ns_info){ .labels = ns->labels, .n_labels = ns->n_labels,
+                                 .annotations = ns->annotations, .n_annotations = ns->n_annotations };
+        return 0;
+}
+
+static bool cli_annotated(const void *ctx, const char *identity)
+{
+        const struct cli_namespace *ns = ctx;
+        for (size_t i = 0; i < ns->n_annotations; i++)
+                if (strcmp(ns->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") == 0 &&
+                    strcmp(ns->annotations[i].value, identity) == 0)
+                        return true;
+        return false;
+}
+
+/* Splits "k=v,k2=v2" in place into `kv`. */
+static int parse_kvs(char *s, struct kv *kv, size_t *n, const char *flag)
+{
+        for (char *save = NULL, *item = strtok_r(s, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(item, '=');
+                if (!eq || eq == item)
+                        return cli_usage_error(CMD, "%s wants key=value[,key=value...], not \"%s\"", flag, item);
+                if (*n == CLI_KV_MAX)
+                        return cli_usage_error(CMD, "%s: more than %u pairs", flag, CLI_KV_MAX);
+                *eq = '\0';
+                kv[(*n)++] = (struct kv){ item, eq + 1 };
+        }
+        return 0;
+}
 
 void cmd_mutate_help(void)
 {
-        printf("Usage: spark-identity-webhook mutate --policy FILE [REVIEW|-]\n"
+        printf("Usage: spark-identity-webhook mutate --policy FILE [--namespace-labels K=V,...]\n"
+               "                                     [--namespace-annotations K=V,...] [REVIEW|-]\n"
                "\n"
                "Reads one AdmissionReview (a file, or stdin when REVIEW is - or absent) and prints\n"
                "the AdmissionReview the server would answer with this policy: same JSON, same\n"
                "patch, same warnings. Nothing is logged and nothing is served.\n"
                "\n"
                "  --policy FILE   the policy to decide with\n"
+               "  --namespace-labels K=V,...       the labels of the review's namespace, for\n"
+               "                                   policies with selectors (default: none)\n"
+               "  --namespace-annotations K=V,...  its spark-identity.io/ annotations, for\n"
+               "                                   namespaceAnnotations: true (default: none)\n"
                "\n"
                "Exit status: 0 when a review was answered (allowed or not: read response.allowed),\n"
                "2 when the policy or the input is not valid (the message says why; the server\n"
@@ -38,10 +86,13 @@ int cmd_mutate(int argc, char **argv)
 {
         static const struct option longopts[] = {
                 { "policy", required_argument, NULL, 'p' },
+                { "namespace-labels", required_argument, NULL, 'l' },
+                { "namespace-annotations", required_argument, NULL, 'a' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
         const char *policy_path = NULL, *input = "-";
+        struct cli_namespace ns = { 0 };
         char err[512];
         int c;
 
@@ -50,6 +101,14 @@ int cmd_mutate(int argc, char **argv)
         while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'p': policy_path = optarg; break;
+                case 'l':
+                        if (parse_kvs(optarg, ns.labels, &ns.n_labels, "--namespace-labels"))
+                                return 2;
+                        break;
+                case 'a':
+                        if (parse_kvs(optarg, ns.annotations, &ns.n_annotations, "--namespace-annotations"))
+                                return 2;
+                        break;
                 case 'h': cmd_mutate_help(); return 0;
                 case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
                 default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
@@ -77,7 +136,8 @@ int cmd_mutate(int argc, char **argv)
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
         }
-        if (admission_handle(policy, body.data ? body.data : "", body.len, &a) < 0) {
+        struct ns_source src = { .ctx = &ns, .lookup = cli_lookup, .annotated = cli_annotated };
+        if (admission_handle(policy, &src, body.data ? body.data : "", body.len, &a) < 0) {
                 fprintf(stderr, CMD ": out of memory\n");
                 goto out;
         }

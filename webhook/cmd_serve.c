@@ -23,6 +23,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "fileio.h"
+#include "kube.h"
+#include "nscache.h"
 #include "log.h"
 #include "policy_file.h"
 #include "server.h"
@@ -37,6 +39,8 @@
 
 struct serve {
         struct snapshot *policy;        /* const struct policy * */
+        struct nscache *namespaces;     /* NULL without a Kubernetes API to read */
+        struct ns_source ns_source;
         const char *policy_path;
         struct stat policy_stat;        /* of the file last loaded, to notice changes */
         atomic_llong cert_not_after;    /* time_t */
@@ -69,7 +73,16 @@ void cmd_serve_help(void)
                "  --connection-memory SIZE  per-connection memory for headers [%u]\n"
                "  --idle-timeout SECONDS close connections idle this long [%u]\n"
                "  --threads N            worker threads; 0 = one per core [0]\n"
+               "  --kubeconfig FILE      read namespaces (labels, annotations) through this\n"
+               "                         kubeconfig's current context. In a pod, the service\n"
+               "                         account is used without this flag.\n"
                "  --log-level LEVEL      debug | info | warn | error [info]\n"
+               "\n"
+               "Namespaces: when the server can reach the Kubernetes API (in a pod, or with\n"
+               "--kubeconfig) it lists and watches namespaces, and /readyz waits for the first\n"
+               "list. A policy with selectors or namespaceAnnotations needs that. The\n"
+               "environment variable SPARK_IDENTITY_WEBHOOK_SA_DIR replaces\n"
+               "" KUBE_SA_DIR " (for tests).\n"
                "\n"
                "Logs are JSON lines on stderr, one per admission decision. SIGTERM or SIGINT stop.\n"
                "The API server's ?timeout= on /mutate is honoured (at most %u ms).\n"
@@ -104,7 +117,7 @@ static void log_decision(const struct admission *a, const char *policy_sha, long
         log_str(&l, "appId", m->app_id);
         log_str(&l, "appName", m->app_name);
         log_str(&l, "user", rv->username);
-        log_str(&l, "rule", m->rule ? m->rule->namespace_ : NULL);
+        log_str(&l, "rule", m->rule ? m->rule->name : NULL);
         log_str(&l, "mode", policy_mode_name(m->mode));
         log_str(&l, "identityBefore", m->identity_before);
         log_str(&l, "identity", m->identity_after);
@@ -136,7 +149,7 @@ static void admit(void *ctx, const char *body, size_t len, int *ret_status, stru
         arena_begin();
         admission_init(&a, out->max);
         const struct policy *p = snapshot_acquire(sv->policy, &token);
-        admission_handle(p, body, len, &a);
+        admission_handle(p, sv->namespaces ? &sv->ns_source : NULL, body, len, &a);
         if (a.decided)
                 log_decision(&a, policy_sha256(p), micros_since(&t0));
         else
@@ -158,7 +171,9 @@ static bool ready(void *ctx, struct buf *out)
         time_t now = time(NULL);
         unsigned token;
         const struct policy *p = snapshot_acquire(sv->policy, &token);
-        bool ok = p && now < not_after && !atomic_load(&sv->stopping);
+        char ns_why[256] = "";
+        bool ns_ok = !sv->namespaces || nscache_ready(sv->namespaces, ns_why, sizeof ns_why);
+        bool ok = p && now < not_after && !atomic_load(&sv->stopping) && ns_ok;
         char when[32];
         struct tm tm;
         gmtime_r(&not_after, &tm);
@@ -167,13 +182,35 @@ static bool ready(void *ctx, struct buf *out)
                         "\"certificateDaysLeft\":%lld",
                    ok ? "ready" : "not ready", p ? policy_sha256(p) : "", when,
                    (long long)(not_after - now) / 86400);
-        if (!ok)
-                buf_printf(out, ",\"reason\":\"%s\"",
-                           atomic_load(&sv->stopping) ? "shutting down"
-                           : !p ? "no policy loaded" : "the serving certificate has expired");
+        if (sv->namespaces)
+                buf_printf(out, ",\"namespaces\":%zu", nscache_size(sv->namespaces));
+        if (!ok) {
+                buf_puts(out, ",\"reason\":");
+                if (atomic_load(&sv->stopping))
+                        buf_put_json_str(out, "shutting down");
+                else if (!p)
+                        buf_put_json_str(out, "no policy loaded");
+                else if (now >= not_after)
+                        buf_put_json_str(out, "the serving certificate has expired");
+                else {
+                        char msg[300];
+                        snprintf(msg, sizeof msg, "namespaces not listed yet: %s", ns_why);
+                        buf_put_json_str(out, msg);
+                }
+        }
         buf_puts(out, "}\n");
         snapshot_release(sv->policy, token);
         return ok;
+}
+
+static int ns_lookup(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen)
+{
+        return nscache_lookup(ctx, name, ret, err, errlen);
+}
+
+static void ns_done(void *ctx)
+{
+        nscache_done(ctx);
 }
 
 static void log_policy(const char *msg, const struct policy *p, const char *path)
@@ -214,6 +251,13 @@ static void maybe_reload(struct serve *sv, bool forced)
                 return;
         }
         buf_free(&errors);
+        if (policy_uses_namespaces(next) && !sv->namespaces) {
+                log_message(LOG_ERROR, "policy reload refused; the old policy keeps serving",
+                            "the new policy reads namespaces (selectors or namespaceAnnotations), "
+                            "and the server has no Kubernetes API to read them from");
+                policy_free(next);
+                return;
+        }
         unsigned token;
         const struct policy *cur = snapshot_acquire(sv->policy, &token);
         bool unchanged = cur && strcmp(policy_sha256(cur), policy_sha256(next)) == 0;
@@ -275,6 +319,7 @@ int cmd_serve(int argc, char **argv)
                 { "idle-timeout", required_argument, NULL, 'T' },
                 { "threads", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'L' },
+                { "kubeconfig", required_argument, NULL, 'K' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -287,7 +332,8 @@ int cmd_serve(int argc, char **argv)
                 .idle_timeout_s = WH_IDLE_TIMEOUT_S,
                 .threads = WH_THREADS_AUTO,
         };
-        const char *cert_path = NULL, *key_path = NULL;
+        const char *cert_path = NULL, *key_path = NULL, *kubeconfig = NULL;
+        struct kube *kube = NULL;
         struct serve sv = { 0 };
         unsigned long long v;
         int c;
@@ -297,6 +343,7 @@ int cmd_serve(int argc, char **argv)
         while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'p': sv.policy_path = optarg; break;
+                case 'K': kubeconfig = optarg; break;
                 case 'c': cert_path = optarg; break;
                 case 'k': key_path = optarg; break;
                 case 'l': opt.listen = optarg; break;
@@ -385,6 +432,34 @@ int cmd_serve(int argc, char **argv)
                 return 2;
         }
         atomic_store(&sv.cert_not_after, (long long)not_after);
+
+        /* The Kubernetes API, for namespaces: --kubeconfig, else in-cluster. */
+        if (kube_global_init() < 0) {
+                fprintf(stderr, CMD ": cannot set up libcurl\n");
+                policy_free(policy);
+                return 2;
+        }
+        if (kubeconfig) {
+                if (kube_from_kubeconfig(kubeconfig, &kube, err, sizeof err) < 0) {
+                        fprintf(stderr, CMD ": %s\n", err);
+                        policy_free(policy);
+                        return 2;
+                }
+        } else {
+                const char *sa_dir = getenv("SPARK_IDENTITY_WEBHOOK_SA_DIR");
+                int r = kube_in_cluster(sa_dir && *sa_dir ? sa_dir : KUBE_SA_DIR, &kube, err, sizeof err);
+                if (r < 0 && r != -ENOENT) {
+                        fprintf(stderr, CMD ": in a cluster, but %s\n", err);
+                        policy_free(policy);
+                        return 2;
+                }
+        }
+        if (!kube && policy_uses_namespaces(policy)) {
+                fprintf(stderr, CMD ": the policy reads namespaces (selectors or namespaceAnnotations); "
+                        "run in a cluster or give --kubeconfig\n");
+                policy_free(policy);
+                return 2;
+        }
         struct buf cert_pem, key_pem;
         buf_init(&cert_pem, TLS_FILE_MAX);
         buf_init(&key_pem, TLS_FILE_MAX);
@@ -421,6 +496,19 @@ int cmd_serve(int argc, char **argv)
                 goto out;
         }
 
+        if (kube) {
+                if (nscache_start(kube, &sv.namespaces) < 0) {
+                        fprintf(stderr, CMD ": cannot start the namespace watcher\n");
+                        goto out;
+                }
+                sv.ns_source = (struct ns_source){
+                        .ctx = sv.namespaces,
+                        .lookup = ns_lookup,
+                        .done = ns_done,
+                        .annotated = nscache_identity_annotated,
+                };
+        }
+
         struct server_handler h = { .ctx = &sv, .admit = admit, .ready = ready };
         if (server_start(&opt, &h, &server, err, sizeof err) < 0) {
                 fprintf(stderr, CMD ": %s\n", err);
@@ -438,6 +526,7 @@ int cmd_serve(int argc, char **argv)
                 log_str(&l, "policySha256", policy_sha256(p));
                 log_int(&l, "namespaces", (long long)policy_rule_count(p));
                 log_int(&l, "certificateDaysLeft", (long long)(not_after - time(NULL)) / 86400);
+                log_str(&l, "kubernetes", kube ? kube_server(kube) : NULL);
                 log_int(&l, "startupMicros", micros_since(&t0));
                 log_end(&l);
                 snapshot_release(sv.policy, token);
@@ -476,6 +565,8 @@ int cmd_serve(int argc, char **argv)
         rc = 0;
 out:
         server_stop(server);
+        nscache_stop(sv.namespaces);
+        kube_free(kube);
         if (sfd >= 0)
                 close(sfd);
         if (ifd >= 0)

@@ -145,10 +145,10 @@ int mutate_spark_container(const cJSON *pod)
 /* Refuses (enforce) or warns about (audit) a claim the namespace may not make.
  * Returns true when the pod was refused. */
 static bool check_claim(const struct policy *p, const struct rule *r, const char *ns,
-                        struct mutation *m)
+                        const struct mutate_context *mc, struct mutation *m)
 {
         const char *claimed = m->identity_before;
-        if (!claimed || policy_identity_allowed(p, r, claimed))
+        if (!claimed || policy_identity_allowed(p, r, claimed, mc->annotated, mc->annotated_ctx))
                 return false;
         char may[256] = "";
         if (r) {
@@ -518,9 +518,34 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
         return 0;
 }
 
-int mutate_pod(const struct policy *p, const char *ns, const cJSON *pod, struct mutation *m)
+/* The namespace's rule is not known: it could not be read, or its
+ * annotations do not make a rule. Pods for which that matters are refused
+ * or let through with a warning, and the message says why. */
+static void unknown_rule(const struct policy *p, const char *ns, const struct mutate_context *mc,
+                         struct mutation *m)
 {
-        const struct rule *r = policy_rule_for(p, ns);
+        const struct resolution *res = mc->res;
+        bool audit = m->mode == POLICY_MODE_AUDIT;
+        if (res->unknown) {
+                const char *why = mc->lookup_error ? mc->lookup_error : "no namespace source";
+                if (audit || !policy_lookup_deny(p))
+                        warn(m, "namespace %s could not be read (%.60s); allowed unchanged", ns, why);
+                else
+                        deny(m, "namespace %s could not be read (%s), and the policy refuses its Spark "
+                             "and identity-claiming pods then (onLookupFailure: deny)", ns, why);
+                return;
+        }
+        if (audit)
+                warn(m, "audit: namespace %s's annotations make no rule: %.60s", ns, res->problem);
+        else
+                deny(m, "namespace %s's spark-identity.io annotations do not make a valid rule: %s",
+                     ns, res->problem);
+}
+
+int mutate_pod(const struct policy *p, const char *ns, const struct mutate_context *mc,
+               const cJSON *pod, struct mutation *m)
+{
+        const struct rule *r = mc->res->rule;
         int rc = 0;
 
         m->rule = r;
@@ -536,8 +561,15 @@ int mutate_pod(const struct policy *p, const char *ns, const cJSON *pod, struct 
         if (!ns)
                 ns = "";
 
+        /* Only Spark pods and pods that claim an identity depend on the rule. */
+        bool depends = m->role != POD_ROLE_NONE || m->identity_before;
+        if (!r && depends && (mc->res->unknown || mc->res->problem[0])) {
+                unknown_rule(p, ns, mc, m);
+                return 0;
+        }
+
         if (m->role == POD_ROLE_NONE || !r) {
-                if (check_claim(p, r, ns, m))
+                if (check_claim(p, r, ns, mc, m))
                         return 0;
                 if (m->role != POD_ROLE_NONE && policy_unmatched_deny(p)) {
                         if (m->mode == POLICY_MODE_AUDIT)

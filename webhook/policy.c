@@ -1,4 +1,4 @@
-/* Policy loading, validation and compilation: see include/policy.h. */
+/* Policy loading, validation, compilation and lookups: see include/policy.h. */
 #include "policy.h"
 
 #include <errno.h>
@@ -13,12 +13,11 @@
 
 #include "buf.h"
 #include "doc.h"
+#include "pool.h"
 #include "webhook_limits.h"
 
 /* Problems reported in one load before the rest is skipped. */
 #define POLICY_MAX_ERRORS 50u
-/* One pool chunk; larger requests get a chunk of their own. */
-#define POOL_CHUNK_BYTES 16384u
 #define PATH_MAX_CHARS 256u
 
 /* The built-in layer under `defaults`. */
@@ -27,65 +26,74 @@ static const struct hadoop_prop builtin_hadoop[] = {
         { "fs.azure.account.auth.type", "OAuth" },
         { "fs.azure.account.oauth.provider.type", "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider" },
 };
+#define N_BUILTIN_OPTIONS (sizeof builtin_java_options / sizeof builtin_java_options[0])
+#define N_BUILTIN_HADOOP (sizeof builtin_hadoop / sizeof builtin_hadoop[0])
 #define KEY_TENANT "fs.azure.account.oauth2.msi.tenant"
 #define KEY_CLIENT "fs.azure.account.oauth2.client.id"
 #define ACCOUNT_SUFFIX ".dfs.core.windows.net"
 
-struct pool_chunk {
-        struct pool_chunk *next;
-        size_t used, cap;
-        max_align_t data[];
+#define ANNOTATION_IDENTITY POLICY_ANNOTATION_PREFIX "identity"
+#define ANNOTATION_CLIENT POLICY_ANNOTATION_PREFIX "client-id"
+#define ANNOTATION_TENANT POLICY_ANNOTATION_PREFIX "tenant-id"
+#define ANNOTATION_MODE POLICY_ANNOTATION_PREFIX "mode"
+
+/* A list of words as checked. */
+struct words {
+        const char *items[WH_MAX_RULE_LIST_ITEMS];
+        size_t n;
+        bool set;
+};
+
+/* One layer of settings: `defaults`, a namespace entry, a selector entry, or
+ * a namespace's annotations. Unset fields fall through to the layer below. */
+struct layer {
+        const char *path;                      /* "defaults", "namespaces.NAME", "selectors[i]" */
+        const char *identity, *tenant_id, *client_id, *java_home;
+        bool java_home_set;
+        int mode, on_conflict, jvm_env;        /* -1: not set here */
+        struct words java_options, storage_accounts, allowed_identities;
+        struct hadoop_prop hadoop[WH_MAX_RULE_HADOOP_KEYS];   /* a NULL value removes the key */
+        size_t n_hadoop;
+};
+
+#define LAYER_INIT(p) { .path = (p), .mode = -1, .on_conflict = -1, .jvm_env = -1 }
+
+enum label_op { OP_IN, OP_NOT_IN, OP_EXISTS, OP_DOES_NOT_EXIST, OP_MAX };
+
+struct label_req {
+        const char *key;
+        enum label_op op;
+        const char *const *values;
+        size_t n_values;
+};
+
+struct selector_rule {
+        struct label_req *reqs;
+        size_t n_reqs;
+        struct rule rule;
 };
 
 struct policy {
-        struct pool_chunk *pool;
-        struct rule *rules;           /* sorted by namespace */
+        struct pool pool;
+        struct layer base;                     /* `defaults`, its strings in the pool */
+        struct rule *rules;                    /* `namespaces`, sorted by name */
         size_t n_rules;
-        const char **granted;         /* every identity some rule grants, sorted, unique */
+        struct selector_rule *selectors;       /* `selectors`, in file order */
+        size_t n_selectors;
+        const char **granted;                  /* every identity the file grants, sorted, unique */
         size_t n_granted;
         enum policy_mode default_mode;
         bool unmatched_deny;
+        bool annotations;                      /* namespaceAnnotations: true */
+        bool lookup_deny;                      /* onLookupFailure: deny */
         char sha256[65];
 };
-
-/* ---- memory: everything a policy holds lives in its pool ---- */
-
-static void *pool_alloc(struct policy *p, size_t n)
-{
-        n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
-        struct pool_chunk *c = p->pool;
-        if (!c || c->cap - c->used < n) {
-                size_t cap = n > POOL_CHUNK_BYTES ? n : POOL_CHUNK_BYTES;
-                c = malloc(sizeof *c + cap);
-                if (!c)
-                        return NULL;
-                c->cap = cap;
-                c->used = 0;
-                c->next = p->pool;
-                p->pool = c;
-        }
-        void *r = (char *)c->data + c->used;
-        c->used += n;
-        return r;
-}
-
-static char *pool_strdup(struct policy *p, const char *s)
-{
-        size_t n = strlen(s) + 1;
-        char *r = pool_alloc(p, n);
-        if (r)
-                memcpy(r, s, n);
-        return r;
-}
 
 void policy_free(struct policy *p)
 {
         if (!p)
                 return;
-        for (struct pool_chunk *c = p->pool, *next; c; c = next) {
-                next = c->next;
-                free(c);
-        }
+        pool_free(&p->pool);
         free(p);
 }
 
@@ -286,24 +294,7 @@ const char *policy_jvm_env_name(enum policy_jvm_env e)
         return e < POLICY_JVM_ENV_MAX ? jvm_env_names[e] : "?";
 }
 
-/* ---- layers: `defaults` and each namespace entry, checked on their own ---- */
-
-/* A list of words as checked; points into the document. */
-struct words {
-        const char *items[WH_MAX_RULE_LIST_ITEMS];
-        size_t n;
-        bool set;
-};
-
-struct layer {
-        const char *path;                      /* "defaults" or "namespaces.NAME" */
-        const char *identity, *tenant_id, *client_id, *java_home;
-        int mode, on_conflict, jvm_env;        /* -1: not set here */
-        struct words java_options, storage_accounts, allowed_identities;
-        const cJSON *hadoop;                   /* the map node, or NULL */
-        const cJSON *tenant_node, *client_node;
-        bool java_home_set;
-};
+/* ---- layers: `defaults` and each rule entry, checked on their own ---- */
 
 enum word_kind { WORD_ANY, WORD_FLAG, WORD_IDENTITY, WORD_ACCOUNT };
 
@@ -355,18 +346,36 @@ static const char *want_uuid(struct loader *l, const cJSON *v, const char *path)
         return s;
 }
 
-static void check_hadoop_map(struct loader *l, const cJSON *map, const char *path, bool allow_null)
+/* A scalar hadoop value as text; numbers and booleans print as YAML wrote them. */
+static const char *scalar_text(struct loader *l, const cJSON *v)
+{
+        if (cJSON_IsString(v))
+                return v->valuestring;
+        if (cJSON_IsBool(v))
+                return cJSON_IsTrue(v) ? "true" : "false";
+        char num[64];
+        double d = v->valuedouble;
+        if (d == (double)(long long)d && d > -1e15 && d < 1e15)
+                snprintf(num, sizeof num, "%lld", (long long)d);
+        else
+                snprintf(num, sizeof num, "%.17g", d);
+        const char *s = pool_strdup(&l->p->pool, num);
+        if (!s)
+                oom(l);
+        return s;
+}
+
+static void check_hadoop_map(struct loader *l, const cJSON *map, const char *path, struct layer *ret)
 {
         char kpath[PATH_MAX_CHARS];
         if (!cJSON_IsObject(map)) {
                 fail(l, map, path, "must be a map of hadoop property to value");
                 return;
         }
-        size_t n = 0;
         const cJSON *it;
         cJSON_ArrayForEach(it, map) {
                 path_printf(kpath, "%s.%s", path, it->string);
-                if (++n > WH_MAX_RULE_HADOOP_KEYS) {
+                if (ret->n_hadoop == WH_MAX_RULE_HADOOP_KEYS) {
                         fail(l, it, kpath, "more than %u hadoop properties", WH_MAX_RULE_HADOOP_KEYS);
                         return;
                 }
@@ -376,17 +385,15 @@ static void check_hadoop_map(struct loader *l, const cJSON *map, const char *pat
                 }
                 if (strcmp(it->string, KEY_TENANT) == 0 || strcmp(it->string, KEY_CLIENT) == 0) {
                         fail_key(l, it, kpath, "set this through %s, not under hadoop",
-                             strcmp(it->string, KEY_TENANT) == 0 ? "tenantId" : "clientId");
+                                 strcmp(it->string, KEY_TENANT) == 0 ? "tenantId" : "clientId");
                         continue;
                 }
-                if (cJSON_IsNull(it)) {
-                        if (!allow_null)
-                                fail(l, it, kpath, "must have a value");
-                        continue;
-                }
+                const char *value = NULL;   /* null: remove the key set below */
                 if (cJSON_IsBool(it) || cJSON_IsNumber(it))
+                        value = scalar_text(l, it);
+                else if (!cJSON_IsNull(it) && !(value = want_word(l, it, kpath)))
                         continue;
-                want_word(l, it, kpath);
+                ret->hadoop[ret->n_hadoop++] = (struct hadoop_prop){ it->string, value };
         }
 }
 
@@ -417,15 +424,22 @@ static void check_java(struct loader *l, const cJSON *java, const char *path, st
         }
 }
 
-/* Reads one layer. `is_entry` tells a namespace entry from `defaults`. */
-static void check_layer(struct loader *l, const cJSON *map, const char *path, bool is_entry,
-                        struct layer *ret)
+static void check_selector(struct loader *l, const cJSON *sel, const char *path,
+                           struct selector_rule *ret);
+
+enum layer_kind { LAYER_DEFAULTS, LAYER_NAMED, LAYER_SELECTOR };
+
+/* Reads one layer. */
+static void check_layer(struct loader *l, const cJSON *map, const char *path, enum layer_kind kind,
+                        struct layer *ret, struct selector_rule *sel, const char **ret_name)
 {
         char kpath[PATH_MAX_CHARS];
-        *ret = (struct layer){ .path = path, .mode = -1, .on_conflict = -1, .jvm_env = -1 };
+        static const char *const what[] = { "defaults section", "namespace entry", "selector entry" };
+
+        *ret = (struct layer)LAYER_INIT(path);
         if (!cJSON_IsObject(map)) {
-                fail(l, map, path, is_entry ? "must be a map with at least identity"
-                                            : "must be a map");
+                fail(l, map, path, kind == LAYER_DEFAULTS ? "must be a map"
+                                                          : "must be a map with at least identity");
                 return;
         }
         const cJSON *it;
@@ -433,9 +447,9 @@ static void check_layer(struct loader *l, const cJSON *map, const char *path, bo
                 const char *k = it->string;
                 path_printf(kpath, "%s.%s", path, k);
                 if (strcmp(k, "identity") == 0) {
-                        if (!is_entry) {
-                                fail_key(l, it, kpath, "an identity belongs to a namespace entry, "
-                                     "not to defaults");
+                        if (kind == LAYER_DEFAULTS) {
+                                fail_key(l, it, kpath, "an identity belongs to a namespace or selector "
+                                         "entry, not to defaults");
                                 continue;
                         }
                         const char *s = want_word(l, it, kpath);
@@ -446,10 +460,8 @@ static void check_layer(struct loader *l, const cJSON *map, const char *path, bo
                                 ret->identity = s;
                 } else if (strcmp(k, "tenantId") == 0) {
                         ret->tenant_id = want_uuid(l, it, kpath);
-                        ret->tenant_node = it;
                 } else if (strcmp(k, "clientId") == 0) {
                         ret->client_id = want_uuid(l, it, kpath);
-                        ret->client_node = it;
                 } else if (strcmp(k, "mode") == 0) {
                         ret->mode = want_enum(l, it, kpath, mode_names, POLICY_MODE_MAX);
                 } else if (strcmp(k, "onConflict") == 0) {
@@ -459,26 +471,211 @@ static void check_layer(struct loader *l, const cJSON *map, const char *path, bo
                 } else if (strcmp(k, "java") == 0) {
                         check_java(l, it, kpath, ret);
                 } else if (strcmp(k, "hadoop") == 0) {
-                        check_hadoop_map(l, it, kpath, true);
-                        ret->hadoop = it;
+                        check_hadoop_map(l, it, kpath, ret);
                 } else if (strcmp(k, "storageAccounts") == 0) {
                         want_words(l, it, kpath, WORD_ACCOUNT, &ret->storage_accounts);
                 } else if (strcmp(k, "allowedIdentities") == 0) {
                         want_words(l, it, kpath, WORD_IDENTITY, &ret->allowed_identities);
+                } else if (kind == LAYER_SELECTOR && strcmp(k, "namespaceSelector") == 0) {
+                        check_selector(l, it, kpath, sel);
+                } else if (kind == LAYER_SELECTOR && strcmp(k, "name") == 0) {
+                        *ret_name = want_word(l, it, kpath);
                 } else {
-                        fail_key(l, it, kpath, "unknown key (a %s has identity, tenantId, clientId, "
-                             "allowedIdentities, storageAccounts, mode, onConflict, java, hadoop, "
-                             "jvmEnv)", is_entry ? "namespace entry" : "defaults section");
+                        fail_key(l, it, kpath, "unknown key (a %s has %sidentity, tenantId, clientId, "
+                                 "allowedIdentities, storageAccounts, mode, onConflict, java, hadoop, "
+                                 "jvmEnv)", what[kind],
+                                 kind == LAYER_SELECTOR ? "name, namespaceSelector, " : "");
                 }
         }
-        if (is_entry && !ret->identity && !cJSON_GetObjectItemCaseSensitive(map, "identity"))
+        if (kind != LAYER_DEFAULTS && !ret->identity && !cJSON_GetObjectItemCaseSensitive(map, "identity"))
                 fail_key(l, map, path, "identity is required");
+        if (kind == LAYER_SELECTOR && !cJSON_GetObjectItemCaseSensitive(map, "namespaceSelector"))
+                fail_key(l, map, path, "namespaceSelector is required (use {} to match every namespace)");
+}
+
+/* ---- label selectors, Kubernetes semantics ---- */
+
+/* A label key: an optional DNS-subdomain prefix and '/', then a name of at
+ * most 63 characters of alphanumerics, '-', '_', '.', alphanumeric at both ends. */
+static bool is_label_key(const char *s)
+{
+        const char *slash = strrchr(s, '/');
+        const char *name = slash ? slash + 1 : s;
+        if (slash && (slash == s || slash - s > 253))
+                return false;
+        for (const char *c = s; slash && c < slash; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
+                        return false;
+        return is_label_value(name);
+}
+
+static void check_selector(struct loader *l, const cJSON *sel, const char *path,
+                           struct selector_rule *ret)
+{
+        static const char *const op_names[OP_MAX] = { "In", "NotIn", "Exists", "DoesNotExist" };
+        char kpath[PATH_MAX_CHARS], ipath[PATH_MAX_CHARS];
+        struct pool *pool = &l->p->pool;
+
+        if (!cJSON_IsObject(sel)) {
+                fail(l, sel, path, "must be a map with matchLabels and/or matchExpressions");
+                return;
+        }
+        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(sel, "matchLabels");
+        const cJSON *exprs = cJSON_GetObjectItemCaseSensitive(sel, "matchExpressions");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, sel)
+                if (strcmp(it->string, "matchLabels") != 0 && strcmp(it->string, "matchExpressions") != 0) {
+                        path_printf(kpath, "%s.%s", path, it->string);
+                        fail_key(l, it, kpath, "unknown key (a namespaceSelector has matchLabels "
+                                 "and matchExpressions)");
+                }
+        size_t n = (size_t)(cJSON_IsObject(labels) ? cJSON_GetArraySize(labels) : 0) +
+                   (size_t)(cJSON_IsArray(exprs) ? cJSON_GetArraySize(exprs) : 0);
+        if (n > WH_MAX_RULE_LIST_ITEMS) {
+                fail(l, sel, path, "more than %u requirements", WH_MAX_RULE_LIST_ITEMS);
+                return;
+        }
+        ret->reqs = pool_alloc(pool, (n ? n : 1) * sizeof *ret->reqs);
+        if (!ret->reqs) {
+                oom(l);
+                return;
+        }
+        if (labels) {
+                path_printf(kpath, "%s.matchLabels", path);
+                if (!cJSON_IsObject(labels))
+                        fail(l, labels, kpath, "must be a map of label to value");
+                const cJSON *label_map = cJSON_IsObject(labels) ? labels : NULL;
+                cJSON_ArrayForEach(it, label_map) {
+                        path_printf(ipath, "%s.%s", kpath, it->string);
+                        if (!is_label_key(it->string)) {
+                                fail_key(l, it, ipath, "\"%s\" is not a label key", it->string);
+                                continue;
+                        }
+                        if (!cJSON_IsString(it) || (*it->valuestring && !is_label_value(it->valuestring))) {
+                                fail(l, it, ipath, "must be a label value (a string)");
+                                continue;
+                        }
+                        const char **v = pool_alloc(pool, sizeof *v);
+                        if (!v) {
+                                oom(l);
+                                return;
+                        }
+                        v[0] = pool_strdup(pool, it->valuestring);
+                        ret->reqs[ret->n_reqs++] = (struct label_req){
+                                .key = pool_strdup(pool, it->string), .op = OP_IN, .values = v, .n_values = 1 };
+                }
+        }
+        if (!exprs)
+                return;
+        path_printf(kpath, "%s.matchExpressions", path);
+        if (!cJSON_IsArray(exprs)) {
+                fail(l, exprs, kpath, "must be a list of {key, operator, values}");
+                return;
+        }
+        int i = 0;
+        cJSON_ArrayForEach(it, exprs) {
+                path_printf(ipath, "%s[%d]", kpath, i++);
+                const cJSON *key = cJSON_GetObjectItemCaseSensitive(it, "key");
+                const cJSON *op = cJSON_GetObjectItemCaseSensitive(it, "operator");
+                const cJSON *values = cJSON_GetObjectItemCaseSensitive(it, "values");
+                if (!cJSON_IsObject(it)) {
+                        fail(l, it, ipath, "must be a map with key, operator and values");
+                        continue;
+                }
+                const cJSON *f;
+                bool bad = false;
+                cJSON_ArrayForEach(f, it)
+                        if (strcmp(f->string, "key") && strcmp(f->string, "operator") && strcmp(f->string, "values")) {
+                                fail_key(l, f, ipath, "unknown key \"%s\" (a requirement has key, "
+                                         "operator and values)", f->string);
+                                bad = true;
+                        }
+                if (!cJSON_IsString(key) || !is_label_key(key->valuestring)) {
+                        fail(l, key ? key : it, ipath, "key must be a label key");
+                        continue;
+                }
+                int o = -1;
+                for (int k = 0; cJSON_IsString(op) && k < OP_MAX; k++)
+                        if (strcmp(op->valuestring, op_names[k]) == 0)
+                                o = k;
+                if (o < 0) {
+                        fail(l, op ? op : it, ipath, "operator must be one of In | NotIn | Exists | DoesNotExist");
+                        continue;
+                }
+                int nv = cJSON_IsArray(values) ? cJSON_GetArraySize(values) : 0;
+                if (values && !cJSON_IsArray(values)) {
+                        fail(l, values, ipath, "values must be a list");
+                        continue;
+                }
+                if ((o == OP_IN || o == OP_NOT_IN) && nv == 0) {
+                        fail(l, it, ipath, "%s needs at least one value", op_names[o]);
+                        continue;
+                }
+                if ((o == OP_EXISTS || o == OP_DOES_NOT_EXIST) && nv > 0) {
+                        fail(l, values, ipath, "%s takes no values", op_names[o]);
+                        continue;
+                }
+                if (nv > (int)WH_MAX_RULE_LIST_ITEMS) {
+                        fail(l, values, ipath, "more than %u values", WH_MAX_RULE_LIST_ITEMS);
+                        continue;
+                }
+                const char **vs = pool_alloc(pool, (size_t)(nv ? nv : 1) * sizeof *vs);
+                if (!vs) {
+                        oom(l);
+                        return;
+                }
+                int k = 0;
+                cJSON_ArrayForEach(f, values) {
+                        if (!cJSON_IsString(f) || (*f->valuestring && !is_label_value(f->valuestring))) {
+                                fail(l, f, ipath, "values must be label values (strings)");
+                                bad = true;
+                                break;
+                        }
+                        vs[k++] = pool_strdup(pool, f->valuestring);
+                }
+                if (bad)
+                        continue;
+                ret->reqs[ret->n_reqs++] = (struct label_req){
+                        .key = pool_strdup(pool, key->valuestring), .op = (enum label_op)o,
+                        .values = vs, .n_values = (size_t)nv };
+        }
+}
+
+static const char *label_of(const struct ns_info *ns, const char *key)
+{
+        for (size_t i = 0; ns && i < ns->n_labels; i++)
+                if (strcmp(ns->labels[i].key, key) == 0)
+                        return ns->labels[i].value;
+        return NULL;
+}
+
+static bool requirement_holds(const struct label_req *r, const struct ns_info *ns)
+{
+        const char *v = label_of(ns, r->key);
+        bool in = false;
+        for (size_t i = 0; v && i < r->n_values; i++)
+                in = in || strcmp(v, r->values[i]) == 0;
+        switch (r->op) {
+        case OP_IN: return in;
+        case OP_NOT_IN: return !in;        /* a missing label is "not in" */
+        case OP_EXISTS: return v != NULL;
+        case OP_DOES_NOT_EXIST: return v == NULL;
+        default: return false;
+        }
+}
+
+static bool selector_matches(const struct selector_rule *s, const struct ns_info *ns)
+{
+        for (size_t i = 0; i < s->n_reqs; i++)
+                if (!requirement_holds(&s->reqs[i], ns))
+                        return false;
+        return true;
 }
 
 /* ---- compiling a rule from the layers ---- */
 
 struct prop_list {
-        struct hadoop_prop items[WH_MAX_RULE_HADOOP_KEYS * 4 + 8];
+        struct hadoop_prop items[2 * WH_MAX_RULE_HADOOP_KEYS + N_BUILTIN_HADOOP + 2];
         size_t n;
 };
 
@@ -486,41 +683,15 @@ static void props_set(struct prop_list *pl, const char *key, const char *value)
 {
         for (size_t i = 0; i < pl->n; i++) {
                 if (strcmp(pl->items[i].key, key) == 0) {
-                        if (value) {
+                        if (value)
                                 pl->items[i].value = value;
-                        } else {
+                        else
                                 pl->items[i] = pl->items[--pl->n];
-                        }
                         return;
                 }
         }
         if (value && pl->n < sizeof pl->items / sizeof pl->items[0])
                 pl->items[pl->n++] = (struct hadoop_prop){ key, value };
-}
-
-/* A scalar hadoop value as text; numbers and booleans print as YAML wrote them. */
-static const char *scalar_text(struct policy *p, const cJSON *v)
-{
-        if (cJSON_IsString(v))
-                return v->valuestring;
-        if (cJSON_IsBool(v))
-                return cJSON_IsTrue(v) ? "true" : "false";
-        char num[64];
-        double d = v->valuedouble;
-        if (d == (double)(long long)d && d > -1e15 && d < 1e15)
-                snprintf(num, sizeof num, "%lld", (long long)d);
-        else
-                snprintf(num, sizeof num, "%.17g", d);
-        return pool_strdup(p, num);
-}
-
-static void props_overlay(struct policy *p, struct prop_list *pl, const cJSON *map)
-{
-        const cJSON *it;
-        if (!map)
-                return;
-        cJSON_ArrayForEach(it, map)
-                props_set(pl, it->string, cJSON_IsNull(it) ? NULL : scalar_text(p, it));
 }
 
 static int cmp_prop(const void *a, const void *b)
@@ -534,22 +705,22 @@ static bool ends_with(const char *s, const char *suffix)
         return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static const char *const *pool_words(struct policy *p, const char *first,
+static const char *const *pool_words(struct pool *pool, const char *first,
                                      const char *const *items, size_t n, size_t *ret_n)
 {
         size_t total = n + (first ? 1 : 0);
-        const char **out = pool_alloc(p, (total ? total : 1) * sizeof *out);
+        const char **out = pool_alloc(pool, (total ? total : 1) * sizeof *out);
         if (!out)
                 return NULL;
         size_t k = 0;
         if (first)
-                out[k++] = pool_strdup(p, first);
+                out[k++] = pool_strdup(pool, first);
         for (size_t i = 0; i < n; i++) {
                 bool dup = false;
                 for (size_t j = 0; j < k; j++)
                         dup = dup || (out[j] && strcmp(out[j], items[i]) == 0);
                 if (!dup)
-                        out[k++] = pool_strdup(p, items[i]);
+                        out[k++] = pool_strdup(pool, items[i]);
         }
         for (size_t j = 0; j < k; j++)
                 if (!out[j])
@@ -558,23 +729,20 @@ static const char *const *pool_words(struct policy *p, const char *first,
         return out;
 }
 
-static size_t n_options_of(const struct layer *d, const struct layer *e)
-{
-        const struct words *opt = e->java_options.set ? &e->java_options : &d->java_options;
-        return opt->set ? opt->n : sizeof builtin_java_options / sizeof builtin_java_options[0];
-}
-
 /* The entry's value where it set one, else the default's. */
 #define PICK(field, unset) (e->field != (unset) ? e->field : d->field)
 
-static int compile_rule(struct loader *l, const char *ns, const struct layer *d,
-                        const struct layer *e, struct rule *ret)
+/* Merges the layers into a rule whose strings live in `pool`. -EINVAL with a
+ * message in `err` for a rule with too many flags; -ENOMEM. */
+static int compile_rule(struct pool *pool, const char *name, enum rule_source source,
+                        const struct layer *d, const struct layer *e, struct rule *ret,
+                        char *err, size_t errlen)
 {
-        struct policy *p = l->p;
         int mode = PICK(mode, -1), on_conflict = PICK(on_conflict, -1), jvm_env = PICK(jvm_env, -1);
         struct rule r = {
-                .namespace_ = pool_strdup(p, ns),
-                .identity = pool_strdup(p, e->identity),
+                .name = pool_strdup(pool, name),
+                .source = source,
+                .identity = pool_strdup(pool, e->identity),
                 .mode = mode >= 0 ? (enum policy_mode)mode : POLICY_MODE_ENFORCE,
                 .on_conflict = on_conflict >= 0 ? (enum policy_conflict)on_conflict
                                                 : POLICY_CONFLICT_OVERRIDE,
@@ -582,25 +750,29 @@ static int compile_rule(struct loader *l, const char *ns, const struct layer *d,
         };
         const char *tenant = PICK(tenant_id, NULL), *client = PICK(client_id, NULL);
         const char *home = e->java_home_set ? e->java_home : d->java_home;
-        r.tenant_id = tenant ? pool_strdup(p, tenant) : NULL;
-        r.client_id = client ? pool_strdup(p, client) : NULL;
-        r.java_home = home ? pool_strdup(p, home) : NULL;
+        r.tenant_id = pool_strdup(pool, tenant);
+        r.client_id = pool_strdup(pool, client);
+        r.java_home = pool_strdup(pool, home);
 
         const struct words *acc = e->storage_accounts.set ? &e->storage_accounts : &d->storage_accounts;
         const struct words *alw = e->allowed_identities.set ? &e->allowed_identities
                                                             : &d->allowed_identities;
-        r.storage_accounts = pool_words(p, NULL, acc->items, acc->n, &r.n_storage_accounts);
-        r.allowed_identities = pool_words(p, e->identity, alw->items, alw->n, &r.n_allowed_identities);
+        r.storage_accounts = pool_words(pool, NULL, acc->items, acc->n, &r.n_storage_accounts);
+        r.allowed_identities = pool_words(pool, e->identity, alw->items, alw->n, &r.n_allowed_identities);
+        if (!r.storage_accounts)
+                return -ENOMEM;
 
         /* Hadoop properties: built-in < defaults < entry, then the identity's. */
         struct prop_list *pl = malloc(sizeof *pl);
         if (!pl)
                 return -ENOMEM;
         pl->n = 0;
-        for (size_t i = 0; i < sizeof builtin_hadoop / sizeof builtin_hadoop[0]; i++)
+        for (size_t i = 0; i < N_BUILTIN_HADOOP; i++)
                 props_set(pl, builtin_hadoop[i].key, builtin_hadoop[i].value);
-        props_overlay(p, pl, d->hadoop);
-        props_overlay(p, pl, e->hadoop);
+        for (size_t i = 0; i < d->n_hadoop; i++)
+                props_set(pl, d->hadoop[i].key, d->hadoop[i].value);
+        for (size_t i = 0; i < e->n_hadoop; i++)
+                props_set(pl, e->hadoop[i].key, e->hadoop[i].value);
         if (r.tenant_id)
                 props_set(pl, KEY_TENANT, r.tenant_id);
         if (r.client_id)
@@ -609,66 +781,93 @@ static int compile_rule(struct loader *l, const char *ns, const struct layer *d,
         /* Per-account keys replace the global fs.azure.* ones. */
         size_t n_props = 0;
         size_t cap = pl->n * (r.n_storage_accounts ? r.n_storage_accounts : 1) + 1;
-        struct hadoop_prop *props = pool_alloc(p, cap * sizeof *props);
+        struct hadoop_prop *props = pool_alloc(pool, cap * sizeof *props);
         for (size_t i = 0; props && i < pl->n; i++) {
                 const struct hadoop_prop *hp = &pl->items[i];
                 bool per_account = r.n_storage_accounts && strncmp(hp->key, "fs.azure.", 9) == 0 &&
                                    !ends_with(hp->key, ACCOUNT_SUFFIX);
                 if (!per_account) {
-                        props[n_props++] = (struct hadoop_prop){ pool_strdup(p, hp->key),
-                                                                 pool_strdup(p, hp->value) };
+                        props[n_props++] = (struct hadoop_prop){ pool_strdup(pool, hp->key),
+                                                                 pool_strdup(pool, hp->value) };
                         continue;
                 }
                 for (size_t a = 0; a < r.n_storage_accounts; a++) {
                         char key[WH_MAX_POLICY_STRING + 64];
                         snprintf(key, sizeof key, "%s.%s" ACCOUNT_SUFFIX, hp->key, r.storage_accounts[a]);
-                        props[n_props++] = (struct hadoop_prop){ pool_strdup(p, key),
-                                                                 pool_strdup(p, hp->value) };
+                        props[n_props++] = (struct hadoop_prop){ pool_strdup(pool, key),
+                                                                 pool_strdup(pool, hp->value) };
                 }
         }
         free(pl);
         if (!props)
                 return -ENOMEM;
-        if (n_options_of(d, e) + n_props > WH_MAX_RULE_FLAGS) {
-                fail(l, NULL, e->path, "this rule makes %zu JVM flags; at most %u",
-                     n_options_of(d, e) + n_props, WH_MAX_RULE_FLAGS);
+
+        /* The JVM flags: java.options as listed, then the hadoop properties. */
+        const struct words *opt = e->java_options.set ? &e->java_options : &d->java_options;
+        const char *const *options = opt->set ? opt->items : builtin_java_options;
+        size_t n_options = opt->set ? opt->n : N_BUILTIN_OPTIONS;
+        if (n_options + n_props > WH_MAX_RULE_FLAGS) {
+                snprintf(err, errlen, "this rule makes %zu JVM flags; at most %u",
+                         n_options + n_props, WH_MAX_RULE_FLAGS);
                 return -EINVAL;
         }
         qsort(props, n_props, sizeof *props, cmp_prop);
         r.hadoop = props;
         r.n_hadoop = n_props;
 
-        /* The JVM flags: java.options as listed, then the hadoop properties. */
-        const struct words *opt = e->java_options.set ? &e->java_options : &d->java_options;
-        const char *const *options = opt->set ? opt->items : builtin_java_options;
-        size_t n_options = opt->set ? opt->n : sizeof builtin_java_options / sizeof builtin_java_options[0];
-        const char **flags = pool_alloc(p, (n_options + n_props + 1) * sizeof *flags);
+        const char **flags = pool_alloc(pool, (n_options + n_props + 1) * sizeof *flags);
         struct buf joined;
         buf_init(&joined, SIZE_MAX / 2);
         int rc = flags ? 0 : -ENOMEM;
         for (size_t i = 0; rc == 0 && i < n_options; i++) {
-                flags[r.n_flags++] = pool_strdup(p, options[i]);
+                flags[r.n_flags++] = pool_strdup(pool, options[i]);
                 rc = buf_printf(&joined, "%s%s", i ? " " : "", options[i]);
         }
         for (size_t i = 0; rc == 0 && i < n_props; i++) {
                 char flag[2 * WH_MAX_POLICY_STRING + 128];
                 snprintf(flag, sizeof flag, "-Dspark.hadoop.%s=%s", props[i].key, props[i].value);
-                flags[r.n_flags++] = pool_strdup(p, flag);
+                flags[r.n_flags++] = pool_strdup(pool, flag);
                 rc = buf_printf(&joined, "%s%s", joined.len ? " " : "", flag);
         }
         if (rc == 0) {
                 r.flags = flags;
-                r.flags_joined = pool_strdup(p, joined.data ? joined.data : "");
+                r.flags_joined = pool_strdup(pool, joined.data ? joined.data : "");
         }
         buf_free(&joined);
         for (size_t i = 0; i < r.n_flags; i++)
                 if (!r.flags[i])
                         rc = -ENOMEM;
-        if (rc < 0 || !r.namespace_ || !r.identity || !r.flags_joined || !r.storage_accounts ||
-            !r.allowed_identities || (tenant && !r.tenant_id) || (client && !r.client_id) ||
-            (home && !r.java_home))
+        for (size_t i = 0; i < n_props; i++)
+                if (!props[i].key || !props[i].value)
+                        rc = -ENOMEM;
+        if (rc < 0 || !r.name || !r.identity || !r.flags_joined || !r.allowed_identities ||
+            (tenant && !r.tenant_id) || (client && !r.client_id) || (home && !r.java_home))
                 return -ENOMEM;
         *ret = r;
+        return 0;
+}
+
+/* Copies a checked layer's strings into the policy's pool, so that it
+ * outlives the document: `defaults` is the base of rules made later from
+ * annotations. */
+static int layer_keep(struct pool *pool, struct layer *ly)
+{
+        const char **fields[] = { &ly->identity, &ly->tenant_id, &ly->client_id, &ly->java_home };
+        for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+                if (*fields[i] && !(*fields[i] = pool_strdup(pool, *fields[i])))
+                        return -ENOMEM;
+        struct words *lists[] = { &ly->java_options, &ly->storage_accounts, &ly->allowed_identities };
+        for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+                for (size_t k = 0; k < lists[i]->n; k++)
+                        if (!(lists[i]->items[k] = pool_strdup(pool, lists[i]->items[k])))
+                                return -ENOMEM;
+        for (size_t k = 0; k < ly->n_hadoop; k++) {
+                ly->hadoop[k].key = pool_strdup(pool, ly->hadoop[k].key);
+                if (!ly->hadoop[k].key || (ly->hadoop[k].value &&
+                                           !(ly->hadoop[k].value = pool_strdup(pool, ly->hadoop[k].value))))
+                        return -ENOMEM;
+        }
+        ly->path = "defaults";
         return 0;
 }
 
@@ -676,7 +875,7 @@ static int compile_rule(struct loader *l, const char *ns, const struct layer *d,
 
 static int cmp_rule(const void *a, const void *b)
 {
-        return strcmp(((const struct rule *)a)->namespace_, ((const struct rule *)b)->namespace_);
+        return strcmp(((const struct rule *)a)->name, ((const struct rule *)b)->name);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -689,13 +888,18 @@ static int collect_granted(struct policy *p)
         size_t total = 0;
         for (size_t i = 0; i < p->n_rules; i++)
                 total += p->rules[i].n_allowed_identities;
-        const char **g = pool_alloc(p, (total ? total : 1) * sizeof *g);
+        for (size_t i = 0; i < p->n_selectors; i++)
+                total += p->selectors[i].rule.n_allowed_identities;
+        const char **g = pool_alloc(&p->pool, (total ? total : 1) * sizeof *g);
         if (!g)
                 return -ENOMEM;
         size_t n = 0;
         for (size_t i = 0; i < p->n_rules; i++)
                 for (size_t j = 0; j < p->rules[i].n_allowed_identities; j++)
                         g[n++] = p->rules[i].allowed_identities[j];
+        for (size_t i = 0; i < p->n_selectors; i++)
+                for (size_t j = 0; j < p->selectors[i].rule.n_allowed_identities; j++)
+                        g[n++] = p->selectors[i].rule.allowed_identities[j];
         qsort(g, n, sizeof *g, cmp_str);
         size_t u = 0;
         for (size_t i = 0; i < n; i++)
@@ -719,12 +923,107 @@ static void sha256_hex(const char *text, size_t len, char out[65])
         out[64] = '\0';
 }
 
+/* Compiles one checked entry into `ret`, reporting problems at `node`. */
+static bool compile_entry(struct loader *l, const cJSON *node, const char *name, enum rule_source source,
+                          const struct layer *d, const struct layer *e, struct rule *ret)
+{
+        char err[256];
+        int r = compile_rule(&l->p->pool, name, source, d, e, ret, err, sizeof err);
+        if (r == -EINVAL)
+                fail_key(l, node, e->path, "%s", err);
+        else if (r < 0)
+                oom(l);
+        return r == 0;
+}
+
+static void load_selectors(struct loader *l, const cJSON *list, const struct layer *d, bool compile)
+{
+        struct policy *p = l->p;
+        if (!cJSON_IsArray(list)) {
+                fail(l, list, "selectors", "must be a list of rules, each with a namespaceSelector");
+                return;
+        }
+        size_t n = (size_t)cJSON_GetArraySize(list);
+        if (n > WH_MAX_POLICY_NAMESPACES) {
+                fail(l, list, "selectors", "more than %u selectors", WH_MAX_POLICY_NAMESPACES);
+                return;
+        }
+        p->selectors = pool_alloc(&p->pool, (n ? n : 1) * sizeof *p->selectors);
+        struct layer *e = malloc(sizeof *e);
+        if (!p->selectors || !e) {
+                free(e);
+                oom(l);
+                return;
+        }
+        size_t i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list) {
+                char path[PATH_MAX_CHARS], name[PATH_MAX_CHARS];
+                const char *given = NULL;
+                struct selector_rule *s = &p->selectors[p->n_selectors];
+                *s = (struct selector_rule){ 0 };
+                path_printf(path, "selectors[%zu]", i++);
+                unsigned before = l->n_errors;
+                check_layer(l, it, path, LAYER_SELECTOR, e, s, &given);
+                if (l->n_errors != before || l->oom || !compile)
+                        continue;
+                path_printf(name, "selector %s", given ? given : path);
+                if (compile_entry(l, it, name, RULE_SELECTOR, d, e, &s->rule))
+                        p->n_selectors++;
+        }
+        free(e);
+}
+
+static void load_namespaces(struct loader *l, const cJSON *map, const struct layer *d, bool compile)
+{
+        struct policy *p = l->p;
+        if (!cJSON_IsObject(map)) {
+                fail(l, map, "namespaces", "must be a map of namespace name to its rule");
+                return;
+        }
+        size_t n = (size_t)cJSON_GetArraySize(map);
+        if (n > WH_MAX_POLICY_NAMESPACES) {
+                fail(l, map, "namespaces", "more than %u namespaces", WH_MAX_POLICY_NAMESPACES);
+                return;
+        }
+        p->rules = pool_alloc(&p->pool, (n ? n : 1) * sizeof *p->rules);
+        struct layer *e = malloc(sizeof *e);
+        if (!p->rules || !e) {
+                free(e);
+                oom(l);
+                return;
+        }
+        const cJSON *it;
+        cJSON_ArrayForEach(it, map) {
+                char path[PATH_MAX_CHARS];
+                path_printf(path, "namespaces.%s", it->string);
+                unsigned before = l->n_errors;
+                if (!is_dns_label(it->string))
+                        fail_key(l, it, path, "\"%s\" is not a namespace name (lowercase letters, "
+                                 "digits and '-', at most 63)", it->string);
+                check_layer(l, it, path, LAYER_NAMED, e, NULL, NULL);
+                if (l->n_errors != before || l->oom || !compile)
+                        continue;
+                if (compile_entry(l, it, it->string, RULE_NAMED, d, e, &p->rules[p->n_rules]))
+                        p->n_rules++;
+        }
+        free(e);
+        qsort(p->rules, p->n_rules, sizeof *p->rules, cmp_rule);
+}
+
+static bool want_bool(struct loader *l, const cJSON *v, const char *path)
+{
+        if (!cJSON_IsBool(v))
+                fail(l, v, path, "must be true or false");
+        return cJSON_IsTrue(v);
+}
+
 int policy_load(const char *text, size_t len, struct policy **ret_policy, struct buf *errors)
 {
         char err[512];
         struct doc *doc = NULL;
         struct policy *p = NULL;
-        struct layer *entries = NULL;
+        struct layer *defaults = NULL;
         int r;
 
         if (len > WH_MAX_POLICY_BYTES) {
@@ -737,84 +1036,67 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
                 return r == -ENOMEM ? r : -EINVAL;
         }
         p = calloc(1, sizeof *p);
-        if (!p) {
+        defaults = malloc(sizeof *defaults);
+        if (!p || !defaults) {
                 r = -ENOMEM;
                 goto out;
         }
+        *defaults = (struct layer)LAYER_INIT("defaults");
         struct loader l = { .doc = doc, .p = p, .errors = errors };
         const cJSON *root = doc_root(doc);
-        struct layer defaults = { .path = "defaults", .mode = -1, .on_conflict = -1, .jvm_env = -1 };
-        const cJSON *namespaces = NULL;
+        const cJSON *namespaces = NULL, *selectors = NULL;
+        bool defaults_ok = true;
 
         if (!cJSON_IsObject(root)) {
-                fail(&l, root, NULL, "a policy is a map with defaults, namespaces and unmatched");
+                fail(&l, root, NULL, "a policy is a map with defaults, namespaces, selectors, "
+                     "namespaceAnnotations, onLookupFailure and unmatched");
                 r = -EINVAL;
                 goto out;
         }
         const cJSON *it;
         cJSON_ArrayForEach(it, root) {
-                if (strcmp(it->string, "defaults") == 0) {
+                const char *k = it->string;
+                if (strcmp(k, "defaults") == 0) {
+                        unsigned before = l.n_errors;
                         if (!cJSON_IsNull(it))
-                                check_layer(&l, it, "defaults", false, &defaults);
-                } else if (strcmp(it->string, "namespaces") == 0) {
+                                check_layer(&l, it, "defaults", LAYER_DEFAULTS, defaults, NULL, NULL);
+                        defaults_ok = l.n_errors == before;
+                } else if (strcmp(k, "namespaces") == 0) {
                         namespaces = it;
-                } else if (strcmp(it->string, "unmatched") == 0) {
+                } else if (strcmp(k, "selectors") == 0) {
+                        selectors = it;
+                } else if (strcmp(k, "namespaceAnnotations") == 0) {
+                        p->annotations = want_bool(&l, it, k);
+                } else if (strcmp(k, "onLookupFailure") == 0) {
                         static const char *const names[] = { "allow", "deny" };
-                        p->unmatched_deny = want_enum(&l, it, "unmatched", names, 2) == 1;
+                        p->lookup_deny = want_enum(&l, it, k, names, 2) != 0;
+                } else if (strcmp(k, "unmatched") == 0) {
+                        static const char *const names[] = { "allow", "deny" };
+                        p->unmatched_deny = want_enum(&l, it, k, names, 2) == 1;
                 } else {
-                        fail_key(&l, it, it->string, "unknown key (a policy has defaults, namespaces "
-                             "and unmatched)");
+                        fail_key(&l, it, k, "unknown key (a policy has defaults, namespaces, selectors, "
+                                 "namespaceAnnotations, onLookupFailure and unmatched)");
                 }
         }
-        p->default_mode = defaults.mode >= 0 ? (enum policy_mode)defaults.mode : POLICY_MODE_ENFORCE;
+        if (!cJSON_GetObjectItemCaseSensitive(root, "onLookupFailure"))
+                p->lookup_deny = true;
+        p->default_mode = defaults->mode >= 0 ? (enum policy_mode)defaults->mode : POLICY_MODE_ENFORCE;
 
-        size_t n_ns = namespaces ? (size_t)cJSON_GetArraySize(namespaces) : 0;
-        if (namespaces && !cJSON_IsNull(namespaces) && !cJSON_IsObject(namespaces)) {
-                fail(&l, namespaces, "namespaces", "must be a map of namespace name to its rule");
-                n_ns = 0;
-        } else if (n_ns > WH_MAX_POLICY_NAMESPACES) {
-                fail(&l, namespaces, "namespaces", "more than %u namespaces", WH_MAX_POLICY_NAMESPACES);
-                n_ns = 0;
-        }
-        entries = calloc(n_ns ? n_ns : 1, sizeof *entries);
-        char (*paths)[PATH_MAX_CHARS] = calloc(n_ns ? n_ns : 1, PATH_MAX_CHARS);
-        p->rules = pool_alloc(p, (n_ns ? n_ns : 1) * sizeof *p->rules);
-        if (!entries || !paths || !p->rules) {
-                free(paths);
-                r = -ENOMEM;
-                goto out;
-        }
-        size_t i = 0;
-        const cJSON *ns_map = n_ns ? namespaces : NULL;
-        cJSON_ArrayForEach(it, ns_map) {
-                path_printf(paths[i], "namespaces.%s", it->string);
-                if (!is_dns_label(it->string))
-                        fail_key(&l, it, paths[i], "\"%s\" is not a namespace name (lowercase letters, "
-                             "digits and '-', at most 63)", it->string);
-                check_layer(&l, it, paths[i], true, &entries[i]);
-                i++;
-        }
-        bool checked = l.n_errors == 0;
-        for (i = 0; checked && i < n_ns; i++) {
-                r = compile_rule(&l, entries[i].path + strlen("namespaces."), &defaults, &entries[i],
-                                 &p->rules[p->n_rules]);
-                if (r == -EINVAL)
-                        continue;
-                if (r < 0) {
-                        oom(&l);
-                        break;
-                }
-                p->n_rules++;
-        }
-        free(paths);
+        /* Every entry is checked; rules are compiled only on top of valid defaults. */
+        if (namespaces && !cJSON_IsNull(namespaces))
+                load_namespaces(&l, namespaces, defaults, defaults_ok);
+        if (selectors && !cJSON_IsNull(selectors))
+                load_selectors(&l, selectors, defaults, defaults_ok);
         if (l.n_errors > POLICY_MAX_ERRORS)
                 buf_printf(errors, "... and %u more problems\n", l.n_errors - POLICY_MAX_ERRORS);
         if (l.n_errors) {
                 r = l.oom ? -ENOMEM : -EINVAL;
                 goto out;
         }
-        qsort(p->rules, p->n_rules, sizeof *p->rules, cmp_rule);
-        r = collect_granted(p);
+        p->base = *defaults;
+        r = layer_keep(&p->pool, &p->base);
+        if (r == 0)
+                r = collect_granted(p);
         if (r < 0)
                 goto out;
         sha256_hex(text, len, p->sha256);
@@ -822,21 +1104,123 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
         p = NULL;
         r = 0;
 out:
-        free(entries);
+        free(defaults);
         policy_free(p);
         doc_free(doc);
         return r;
 }
 
+/* ---- lookups ---- */
+
 const struct rule *policy_rule_for(const struct policy *p, const char *namespace_)
 {
         if (!namespace_)
                 return NULL;
-        struct rule key = { .namespace_ = namespace_ };
+        struct rule key = { .name = namespace_ };
         return bsearch(&key, p->rules, p->n_rules, sizeof *p->rules, cmp_rule);
 }
 
-bool policy_identity_allowed(const struct policy *p, const struct rule *r, const char *identity)
+bool policy_uses_namespaces(const struct policy *p)
+{
+        return p->annotations || p->n_selectors > 0;
+}
+
+bool policy_needs_namespace(const struct policy *p, const char *namespace_)
+{
+        return policy_uses_namespaces(p) && !policy_rule_for(p, namespace_);
+}
+
+static const char *annotation_of(const struct ns_info *ns, const char *key)
+{
+        for (size_t i = 0; ns && i < ns->n_annotations; i++)
+                if (strcmp(ns->annotations[i].key, key) == 0)
+                        return ns->annotations[i].value;
+        return NULL;
+}
+
+/* The layer a namespace's annotations make; false (and a reason) when they
+ * do not make a valid one. */
+static bool annotation_layer(const struct ns_info *ns, struct layer *ret, char *why, size_t whylen)
+{
+        static const char *const modes[POLICY_MODE_MAX] = { "enforce", "audit", "off" };
+        const char *identity = annotation_of(ns, ANNOTATION_IDENTITY);
+        const char *client = annotation_of(ns, ANNOTATION_CLIENT);
+        const char *tenant = annotation_of(ns, ANNOTATION_TENANT);
+        const char *mode = annotation_of(ns, ANNOTATION_MODE);
+
+        *ret = (struct layer)LAYER_INIT("annotations");
+        if (!is_label_value(identity)) {
+                snprintf(why, whylen, ANNOTATION_IDENTITY " \"%.63s\" is not a valid label value", identity);
+                return false;
+        }
+        if (client && !is_uuid(client)) {
+                snprintf(why, whylen, ANNOTATION_CLIENT " \"%.40s\" is not a GUID", client);
+                return false;
+        }
+        if (tenant && !is_uuid(tenant)) {
+                snprintf(why, whylen, ANNOTATION_TENANT " \"%.40s\" is not a GUID", tenant);
+                return false;
+        }
+        if (mode) {
+                for (int i = 0; i < POLICY_MODE_MAX; i++)
+                        if (strcmp(mode, modes[i]) == 0)
+                                ret->mode = i;
+                if (ret->mode < 0) {
+                        snprintf(why, whylen, ANNOTATION_MODE " \"%.20s\" is not enforce, audit or off", mode);
+                        return false;
+                }
+        }
+        ret->identity = identity;
+        ret->client_id = client;
+        ret->tenant_id = tenant;
+        return true;
+}
+
+int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info,
+                   struct pool *pool, struct resolution *ret)
+{
+        ret->rule = policy_rule_for(p, namespace_);
+        ret->unknown = false;
+        ret->problem[0] = '\0';
+        if (ret->rule || !policy_uses_namespaces(p))
+                return 0;
+        if (!info) {
+                ret->unknown = true;
+                return 0;
+        }
+        if (p->annotations && annotation_of(info, ANNOTATION_IDENTITY)) {
+                struct layer *e = malloc(sizeof *e);
+                char name[128], err[256];
+                if (!e)
+                        return -ENOMEM;
+                if (!annotation_layer(info, e, ret->problem, sizeof ret->problem)) {
+                        free(e);
+                        return 0;
+                }
+                snprintf(name, sizeof name, "annotations of %s", namespace_ ? namespace_ : "");
+                int r = compile_rule(pool, name, RULE_ANNOTATIONS, &p->base, e, &ret->annotated,
+                                     err, sizeof err);
+                free(e);
+                if (r == -EINVAL) {
+                        snprintf(ret->problem, sizeof ret->problem, "%s", err);
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+                ret->rule = &ret->annotated;
+                return 0;
+        }
+        for (size_t i = 0; i < p->n_selectors; i++) {
+                if (selector_matches(&p->selectors[i], info)) {
+                        ret->rule = &p->selectors[i].rule;
+                        return 0;
+                }
+        }
+        return 0;
+}
+
+bool policy_identity_allowed(const struct policy *p, const struct rule *r, const char *identity,
+                             policy_identity_known_fn annotated, const void *ctx)
 {
         if (r) {
                 for (size_t i = 0; i < r->n_allowed_identities; i++)
@@ -844,7 +1228,14 @@ bool policy_identity_allowed(const struct policy *p, const struct rule *r, const
                                 return true;
                 return false;
         }
-        return !bsearch(&identity, p->granted, p->n_granted, sizeof *p->granted, cmp_str);
+        if (bsearch(&identity, p->granted, p->n_granted, sizeof *p->granted, cmp_str))
+                return false;
+        return !(p->annotations && annotated && annotated(ctx, identity));
+}
+
+bool policy_selector_matches(const struct policy *p, size_t index, const struct ns_info *info)
+{
+        return index < p->n_selectors && selector_matches(&p->selectors[index], info);
 }
 
 enum policy_mode policy_default_mode(const struct policy *p)
@@ -857,6 +1248,16 @@ bool policy_unmatched_deny(const struct policy *p)
         return p->unmatched_deny;
 }
 
+bool policy_lookup_deny(const struct policy *p)
+{
+        return p->lookup_deny;
+}
+
+bool policy_reads_annotations(const struct policy *p)
+{
+        return p->annotations;
+}
+
 size_t policy_rule_count(const struct policy *p)
 {
         return p->n_rules;
@@ -865,6 +1266,16 @@ size_t policy_rule_count(const struct policy *p)
 const struct rule *policy_rule_at(const struct policy *p, size_t index)
 {
         return index < p->n_rules ? &p->rules[index] : NULL;
+}
+
+size_t policy_selector_count(const struct policy *p)
+{
+        return p->n_selectors;
+}
+
+const struct rule *policy_selector_at(const struct policy *p, size_t index)
+{
+        return index < p->n_selectors ? &p->selectors[index].rule : NULL;
 }
 
 const char *policy_sha256(const struct policy *p)

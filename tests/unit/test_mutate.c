@@ -16,6 +16,22 @@
 #include "buf.h"
 #include "mutate.h"
 #include "policy.h"
+#include "pool.h"
+
+/* Decides as admission does, for a namespace with no labels or annotations. */
+static int decide(const struct policy *p, const char *ns, const cJSON *pod, struct mutation *m)
+{
+        struct pool pool = POOL_INIT;
+        struct resolution res;
+        struct ns_info none = { 0 };
+        int r = policy_resolve(p, ns, &none, &pool, &res);
+        if (r == 0) {
+                struct mutate_context mc = { .res = &res };
+                r = mutate_pod(p, ns, &mc, pod, m);
+        }
+        pool_free(&pool);
+        return r;
+}
 
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
 #define CLIENT "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c"
@@ -83,7 +99,7 @@ static void run(struct fixture *f, const char *ns, const char *pod_json)
         f->pod = cJSON_Parse(pod_json);
         if (!f->pod)
                 fail_msg("bad pod JSON in test: %s", pod_json);
-        assert_int_equal(mutate_pod(f->policy, ns, f->pod, &f->m), 0);
+        assert_int_equal(decide(f->policy, ns, f->pod, &f->m), 0);
         if (f->m.patch.n_ops) {
                 f->ops = cJSON_Parse(f->m.patch.text.data);
                 assert_non_null(f->ops);
@@ -385,7 +401,7 @@ static void test_spark_pod_in_unmatched_namespace(void **state)
         struct policy *deny = load_policy("namespaces:\n  team-a: {identity: sparkaks}\nunmatched: deny\n");
         struct mutation m;
         mutation_init(&m);
-        assert_int_equal(mutate_pod(deny, "team-x", f->pod, &m), 0);
+        assert_int_equal(decide(deny, "team-x", f->pod, &m), 0);
         assert_int_equal(m.decision, DECISION_DENIED);
         assert_non_null(strstr(m.message, "namespace team-x has no Spark identity in the policy"));
         mutation_free(&m);
@@ -394,7 +410,7 @@ static void test_spark_pod_in_unmatched_namespace(void **state)
         cJSON *labels = cJSON_GetObjectItem(cJSON_GetObjectItem(f->pod, "metadata"), "labels");
         cJSON_AddStringToObject(labels, "aadpodidbinding", "sparkaks");
         mutation_init(&m);
-        assert_int_equal(mutate_pod(f->policy, "team-x", f->pod, &m), 0);
+        assert_int_equal(decide(f->policy, "team-x", f->pod, &m), 0);
         assert_int_equal(m.decision, DECISION_DENIED);
         assert_non_null(strstr(m.message, "the policy grants it to other namespaces only"));
         mutation_free(&m);
@@ -467,6 +483,97 @@ static void test_no_containers_only_label(void **state)
         assert_op(f, 0, "add", "/metadata/labels/aadpodidbinding", "\"sparkaks\"");
 }
 
+/* ---- rules from labels and annotations, and namespaces that cannot be read ---- */
+
+static const char ns_policy[] =
+        "selectors:\n"
+        "  - {name: data, namespaceSelector: {matchLabels: {team: data}}, identity: data-spark}\n"
+        "namespaceAnnotations: true\n";
+
+struct decided {
+        struct pool pool;
+        struct resolution res;
+        struct mutation m;
+        cJSON *pod;
+};
+
+static void decide_ns(struct decided *d, const struct policy *p, const char *ns, const struct ns_info *info,
+                      const char *lookup_error, const char *pod_json)
+{
+        d->pool = (struct pool)POOL_INIT;
+        mutation_init(&d->m);
+        d->pod = cJSON_Parse(pod_json);
+        assert_int_equal(policy_resolve(p, ns, info, &d->pool, &d->res), 0);
+        struct mutate_context mc = { .res = &d->res, .lookup_error = lookup_error };
+        assert_int_equal(mutate_pod(p, ns, &mc, d->pod, &d->m), 0);
+}
+
+static void decided_free(struct decided *d)
+{
+        mutation_free(&d->m);
+        pool_free(&d->pool);
+        cJSON_Delete(d->pod);
+}
+
+static void test_rule_from_selector_and_annotations(void **state)
+{
+        struct policy *p = load_policy(ns_policy);
+        struct decided d;
+        struct kv data[] = { { "team", "data" } };
+        struct ns_info by_label = { .labels = data, .n_labels = 1 };
+        decide_ns(&d, p, "lake", &by_label, NULL, DRIVER("", ""));
+        assert_int_equal(d.m.decision, DECISION_MUTATED);
+        assert_string_equal(d.m.rule->name, "selector data");
+        assert_string_equal(d.m.identity_after, "data-spark");
+        decided_free(&d);
+
+        struct kv ann[] = { { "spark-identity.io/identity", "ann-spark" } };
+        struct ns_info by_ann = { .labels = data, .n_labels = 1, .annotations = ann, .n_annotations = 1 };
+        decide_ns(&d, p, "lake", &by_ann, NULL, DRIVER("", ""));
+        assert_int_equal(d.m.decision, DECISION_MUTATED);
+        assert_string_equal(d.m.rule->name, "annotations of lake");
+        assert_string_equal(d.m.identity_after, "ann-spark");
+        decided_free(&d);
+
+        struct kv bad[] = { { "spark-identity.io/identity", "ann-spark" }, { "spark-identity.io/client-id", "x" } };
+        struct ns_info by_bad = { .annotations = bad, .n_annotations = 2 };
+        decide_ns(&d, p, "lake", &by_bad, NULL, DRIVER("", ""));
+        assert_int_equal(d.m.decision, DECISION_DENIED);
+        assert_non_null(strstr(d.m.message, "namespace lake's spark-identity.io annotations do not make a valid "
+                                            "rule: spark-identity.io/client-id \"x\" is not a GUID"));
+        decided_free(&d);
+        policy_free(p);
+}
+
+static void test_namespace_that_cannot_be_read(void **state)
+{
+        struct policy *deny = load_policy(ns_policy);
+        struct decided d;
+        decide_ns(&d, deny, "lake", NULL, "timed out", EXECUTOR("", ""));
+        assert_int_equal(d.m.decision, DECISION_DENIED);
+        assert_string_equal(d.m.message, "namespace lake could not be read (timed out), and the policy refuses "
+                                         "its Spark and identity-claiming pods then (onLookupFailure: deny)");
+        decided_free(&d);
+
+        /* A pod that neither runs Spark nor claims an identity does not depend on it. */
+        decide_ns(&d, deny, "lake", NULL, "timed out",
+                  "{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"spec\":{\"containers\":[{\"name\":\"w\"}]}}");
+        assert_int_equal(d.m.decision, DECISION_UNCHANGED);
+        assert_int_equal(d.m.n_warnings, 0);
+        decided_free(&d);
+        policy_free(deny);
+
+        char text[512];
+        snprintf(text, sizeof text, "%sonLookupFailure: allow\n", ns_policy);
+        struct policy *allow = load_policy(text);
+        decide_ns(&d, allow, "lake", NULL, "HTTP 403: forbidden",
+                  "{\"metadata\":{\"labels\":{\"aadpodidbinding\":\"data-spark\"}},\"spec\":{}}");
+        assert_int_equal(d.m.decision, DECISION_UNCHANGED);
+        assert_true(has_warning(&d.m, "namespace lake could not be read (HTTP 403: forbidden); allowed unchanged"));
+        decided_free(&d);
+        policy_free(allow);
+}
+
 static void test_names(void **state)
 {
         assert_string_equal(decision_name(DECISION_WOULD_MUTATE), "would-mutate");
@@ -532,7 +639,7 @@ static void test_fixture_spark_pods(void **state)
                 cJSON *pod = read_fixture_object(cases[i].file);
                 struct mutation m;
                 mutation_init(&m);
-                assert_int_equal(mutate_pod(p, "team-a", pod, &m), 0);
+                assert_int_equal(decide(p, "team-a", pod, &m), 0);
                 if (m.role != cases[i].role || m.decision != cases[i].want)
                         fail_msg("%s: role %s decision %s", cases[i].file, pod_role_name(m.role),
                                  decision_name(m.decision));
@@ -584,6 +691,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_sidecar_untouched, setup, teardown),
                 cmocka_unit_test(test_role_detection),
                 cmocka_unit_test_setup_teardown(test_no_containers_only_label, setup, teardown),
+                cmocka_unit_test(test_rule_from_selector_and_annotations),
+                cmocka_unit_test(test_namespace_that_cannot_be_read),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_fixture_spark_pods),
         };

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "policy.h"
+#include "pool.h"
 
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
 #define CLIENT_A "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c"
@@ -83,7 +84,8 @@ static void test_example_rules(void **state)
 
         const struct rule *a = policy_rule_for(p, "team-a");
         assert_non_null(a);
-        assert_string_equal(a->namespace_, "team-a");
+        assert_string_equal(a->name, "team-a");
+        assert_int_equal(a->source, RULE_NAMED);
         assert_string_equal(a->identity, "sparkaks");
         assert_string_equal(a->tenant_id, TENANT);
         assert_string_equal(a->client_id, CLIENT_A);
@@ -235,15 +237,15 @@ static void test_identities_allowed(void **state)
         assert_int_equal(a->n_allowed_identities, 2);
         assert_string_equal(a->allowed_identities[0], "sparkaks");
         assert_string_equal(a->allowed_identities[1], "team-a-api");
-        assert_true(policy_identity_allowed(p, a, "sparkaks"));
-        assert_true(policy_identity_allowed(p, a, "team-a-api"));
-        assert_false(policy_identity_allowed(p, a, "lake-spark"));
-        assert_false(policy_identity_allowed(p, a, "unknown-identity"));
+        assert_true(policy_identity_allowed(p, a, "sparkaks", NULL, NULL));
+        assert_true(policy_identity_allowed(p, a, "team-a-api", NULL, NULL));
+        assert_false(policy_identity_allowed(p, a, "lake-spark", NULL, NULL));
+        assert_false(policy_identity_allowed(p, a, "unknown-identity", NULL, NULL));
         /* A namespace without a rule: anything the policy does not grant. */
-        assert_false(policy_identity_allowed(p, NULL, "sparkaks"));
-        assert_false(policy_identity_allowed(p, NULL, "team-a-api"));
-        assert_false(policy_identity_allowed(p, NULL, "c-spark"));
-        assert_true(policy_identity_allowed(p, NULL, "someone-elses"));
+        assert_false(policy_identity_allowed(p, NULL, "sparkaks", NULL, NULL));
+        assert_false(policy_identity_allowed(p, NULL, "team-a-api", NULL, NULL));
+        assert_false(policy_identity_allowed(p, NULL, "c-spark", NULL, NULL));
+        assert_true(policy_identity_allowed(p, NULL, "someone-elses", NULL, NULL));
         policy_free(p);
 }
 
@@ -263,7 +265,7 @@ static void test_json_policy_same_rules(void **state)
         assert_int_equal(policy_rule_count(y), policy_rule_count(j));
         for (size_t i = 0; i < policy_rule_count(y); i++) {
                 const struct rule *a = policy_rule_at(y, i), *b = policy_rule_at(j, i);
-                assert_string_equal(a->namespace_, b->namespace_);
+                assert_string_equal(a->name, b->name);
                 assert_string_equal(a->identity, b->identity);
                 assert_int_equal(a->mode, b->mode);
                 assert_int_equal(a->on_conflict, b->on_conflict);
@@ -293,7 +295,7 @@ static void test_empty_namespaces(void **state)
         struct policy *p = load_ok("unmatched: deny\n");
         assert_int_equal(policy_rule_count(p), 0);
         assert_true(policy_unmatched_deny(p));
-        assert_true(policy_identity_allowed(p, NULL, "anything"));
+        assert_true(policy_identity_allowed(p, NULL, "anything", NULL, NULL));
         policy_free(p);
         p = load_ok("namespaces: {}\n");
         assert_int_equal(policy_rule_count(p), 0);
@@ -338,11 +340,11 @@ static const struct bad_case {
         { "namespaces:\n  t: {identity: x, java: {home: opt/java}}\n", "namespaces.t.java.home: must be an absolute path" },
         { "namespaces:\n  t: {identity: x, java: {path: /x}}\n", "unknown key (java has home and options)" },
         { "namespaces:\n  t: {identity: x, clientID: " CLIENT_A "}\n", "2:20: namespaces.t.clientID: unknown key" },
-        { "defaults:\n  identity: x\n", "2:3: defaults.identity: an identity belongs to a namespace entry" },
+        { "defaults:\n  identity: x\n", "2:3: defaults.identity: an identity belongs to a namespace or selector entry" },
         { "namespace:\n  t: {identity: x}\n", "1:1: namespace: unknown key" },
         { "namespaces: [t]\n", "namespaces: must be a map of namespace name to its rule" },
         { "namespaces:\n  t: x\n", "namespaces.t: must be a map with at least identity" },
-        { "- a\n- b\n", "a policy is a map with defaults, namespaces and unmatched" },
+        { "- a\n- b\n", "a policy is a map with defaults, namespaces, selectors" },
         { "namespaces:\n  t: {identity: x\n", "3:1:" },
         { "namespaces:\n  t: {identity: x}\n  t: {identity: y}\n", "3:3:" },
         { "", "empty" },
@@ -409,6 +411,200 @@ static void test_scalars_as_hadoop_values(void **state)
         policy_free(p);
 }
 
+/* ---- namespaces chosen by labels and annotations ---- */
+
+static const char selector_policy[] =
+        "defaults:\n"
+        "  java: {home: /opt/java/openjdk}\n"
+        "namespaces:\n"
+        "  team-a: {identity: sparkaks}\n"
+        "selectors:\n"
+        "  - name: data-prod\n"
+        "    namespaceSelector:\n"
+        "      matchLabels: {spark-identity.io/team: data}\n"
+        "      matchExpressions:\n"
+        "        - {key: env, operator: In, values: [prod, production]}\n"
+        "    identity: data-prod-spark\n"
+        "    clientId: " CLIENT_A "\n"
+        "  - namespaceSelector:\n"
+        "      matchLabels: {spark-identity.io/team: data}\n"
+        "    identity: data-spark\n"
+        "    mode: audit\n"
+        "  - namespaceSelector:\n"
+        "      matchExpressions:\n"
+        "        - {key: legacy, operator: Exists}\n"
+        "        - {key: env, operator: NotIn, values: [prod]}\n"
+        "        - {key: frozen, operator: DoesNotExist}\n"
+        "    identity: legacy-spark\n"
+        "namespaceAnnotations: true\n"
+        "onLookupFailure: allow\n";
+
+#define NS(l, n) (&(struct ns_info){ .labels = (l), .n_labels = (n) })
+
+static const char *resolved(const struct policy *p, const char *ns, const struct ns_info *info)
+{
+        static char name[128];
+        struct pool pool = POOL_INIT;
+        struct resolution res;
+        assert_int_equal(policy_resolve(p, ns, info, &pool, &res), 0);
+        snprintf(name, sizeof name, "%s", res.unknown ? "?" : res.rule ? res.rule->identity : "-");
+        pool_free(&pool);
+        return name;
+}
+
+static void test_selectors_kubernetes_semantics(void **state)
+{
+        struct policy *p = load_ok(selector_policy);
+        assert_int_equal(policy_selector_count(p), 3);
+        assert_true(policy_uses_namespaces(p));
+        assert_true(policy_reads_annotations(p));
+        assert_false(policy_lookup_deny(p));
+        assert_string_equal(policy_selector_at(p, 0)->name, "selector data-prod");
+        assert_string_equal(policy_selector_at(p, 1)->name, "selector selectors[1]");
+        assert_int_equal(policy_selector_at(p, 0)->source, RULE_SELECTOR);
+        /* Selector rules are merged with defaults like named ones. */
+        assert_string_equal(policy_selector_at(p, 0)->java_home, "/opt/java/openjdk");
+        assert_int_equal(policy_selector_at(p, 1)->mode, POLICY_MODE_AUDIT);
+
+        struct kv data_prod[] = { { "spark-identity.io/team", "data" }, { "env", "production" } };
+        struct kv data_dev[] = { { "spark-identity.io/team", "data" }, { "env", "dev" } };
+        struct kv legacy[] = { { "legacy", "" } };
+        struct kv legacy_prod[] = { { "legacy", "yes" }, { "env", "prod" } };
+        struct kv legacy_frozen[] = { { "legacy", "yes" }, { "frozen", "true" } };
+        struct kv other[] = { { "spark-identity.io/team", "web" } };
+
+        /* First match in file order; every requirement must hold. */
+        assert_string_equal(resolved(p, "x", NS(data_prod, 2)), "data-prod-spark");
+        assert_string_equal(resolved(p, "x", NS(data_dev, 2)), "data-spark");
+        assert_string_equal(resolved(p, "x", NS(data_dev, 1)), "data-spark");
+        /* Exists with an empty value; NotIn holds for a missing label. */
+        assert_string_equal(resolved(p, "x", NS(legacy, 1)), "legacy-spark");
+        assert_string_equal(resolved(p, "x", NS(legacy_prod, 2)), "-");
+        assert_string_equal(resolved(p, "x", NS(legacy_frozen, 2)), "-");
+        assert_string_equal(resolved(p, "x", NS(other, 1)), "-");
+        assert_string_equal(resolved(p, "x", NS(NULL, 0)), "-");
+        /* A named entry wins over any selector; an unknown namespace is unknown. */
+        assert_string_equal(resolved(p, "team-a", NS(data_prod, 2)), "sparkaks");
+        assert_string_equal(resolved(p, "team-a", NULL), "sparkaks");
+        assert_string_equal(resolved(p, "x", NULL), "?");
+        assert_false(policy_needs_namespace(p, "team-a"));
+        assert_true(policy_needs_namespace(p, "x"));
+
+        assert_true(policy_selector_matches(p, 2, NS(legacy, 1)));
+        assert_false(policy_selector_matches(p, 2, NS(legacy_prod, 2)));
+        assert_false(policy_selector_matches(p, 9, NS(legacy, 1)));
+        /* Identities granted by selectors are not free for the others. */
+        assert_false(policy_identity_allowed(p, NULL, "data-spark", NULL, NULL));
+        policy_free(p);
+}
+
+static void test_empty_selector_matches_all(void **state)
+{
+        struct policy *p = load_ok("selectors:\n  - {namespaceSelector: {}, identity: everyone}\n");
+        assert_string_equal(resolved(p, "any", NS(NULL, 0)), "everyone");
+        assert_true(policy_lookup_deny(p));   /* the default */
+        assert_false(policy_reads_annotations(p));
+        policy_free(p);
+}
+
+static bool annotated_x(const void *ctx, const char *identity)
+{
+        return strcmp(identity, (const char *)ctx) == 0;
+}
+
+static void test_annotations_make_a_rule(void **state)
+{
+        struct policy *p = load_ok(selector_policy);
+        struct kv ann[] = { { "spark-identity.io/identity", "ann-spark" },
+                            { "spark-identity.io/client-id", CLIENT_A },
+                            { "spark-identity.io/tenant-id", TENANT },
+                            { "spark-identity.io/mode", "audit" } };
+        struct kv data[] = { { "spark-identity.io/team", "data" } };
+        struct ns_info info = { .labels = data, .n_labels = 1, .annotations = ann, .n_annotations = 4 };
+        struct pool pool = POOL_INIT;
+        struct resolution res;
+        assert_int_equal(policy_resolve(p, "team-x", &info, &pool, &res), 0);
+        const struct rule *r = res.rule;
+        assert_non_null(r);
+        /* Annotations win over a matching selector. */
+        assert_int_equal(r->source, RULE_ANNOTATIONS);
+        assert_string_equal(r->name, "annotations of team-x");
+        assert_string_equal(r->identity, "ann-spark");
+        assert_int_equal(r->mode, POLICY_MODE_AUDIT);
+        assert_string_equal(r->java_home, "/opt/java/openjdk");
+        assert_string_equal(r->flags[r->n_flags - 2], "-Dspark.hadoop.fs.azure.account.oauth2.client.id=" CLIENT_A);
+        assert_string_equal(r->flags[r->n_flags - 1], "-Dspark.hadoop.fs.azure.account.oauth2.msi.tenant=" TENANT);
+        pool_free(&pool);
+
+        /* A named entry wins over annotations. */
+        assert_string_equal(resolved(p, "team-a", &info), "sparkaks");
+
+        /* Annotations that do not make a rule say why. */
+        static const struct { const char *key, *value, *why; } bad[] = {
+                { "spark-identity.io/identity", "not valid!", "is not a valid label value" },
+                { "spark-identity.io/client-id", "nope", "spark-identity.io/client-id \"nope\" is not a GUID" },
+                { "spark-identity.io/mode", "loud", "is not enforce, audit or off" },
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                struct kv kv[] = { { bad[i].key, bad[i].value }, { "spark-identity.io/identity", "ok-spark" } };
+                struct ns_info bi = { .annotations = kv, .n_annotations = 2 };   /* the first one counts */
+                assert_int_equal(policy_resolve(p, "team-x", &bi, &pool, &res), 0);
+                assert_null(res.rule);
+                if (!strstr(res.problem, bad[i].why))
+                        fail_msg("%zu: %s", i, res.problem);
+                pool_free(&pool);
+        }
+
+        /* Identities some namespace's annotations grant are not free for the others. */
+        assert_false(policy_identity_allowed(p, NULL, "ann-spark", annotated_x, "ann-spark"));
+        assert_true(policy_identity_allowed(p, NULL, "ann-spark", annotated_x, "other"));
+        assert_true(policy_identity_allowed(p, NULL, "ann-spark", NULL, NULL));
+        policy_free(p);
+
+        /* Without namespaceAnnotations: true, annotations are ignored. */
+        p = load_ok("namespaces:\n  t: {identity: x}\n");
+        assert_false(policy_uses_namespaces(p));
+        assert_string_equal(resolved(p, "team-x", &info), "-");
+        assert_true(policy_identity_allowed(p, NULL, "ann-spark", annotated_x, "ann-spark"));
+        policy_free(p);
+}
+
+static const struct bad_case bad_selectors[] = {
+        { "selectors:\n  - {identity: x}\n", "2:5: selectors[0]: namespaceSelector is required" },
+        { "selectors:\n  - {identity: x, namespaceSelector: {matchLabels: {a: b}, matchFields: {}}}\n",
+          "selectors[0].namespaceSelector.matchFields: unknown key" },
+        { "selectors:\n  - namespaceSelector: {matchExpressions: [{key: a, operator: Has}]}\n    identity: x\n",
+          "operator must be one of In | NotIn | Exists | DoesNotExist" },
+        { "selectors:\n  - namespaceSelector: {matchExpressions: [{key: a, operator: In}]}\n    identity: x\n",
+          "In needs at least one value" },
+        { "selectors:\n  - namespaceSelector: {matchExpressions: [{key: a, operator: Exists, values: [b]}]}\n    identity: x\n",
+          "Exists takes no values" },
+        { "selectors:\n  - namespaceSelector: {matchLabels: {\"bad key!\": b}}\n    identity: x\n",
+          "\"bad key!\" is not a label key" },
+        { "selectors:\n  - namespaceSelector: {matchLabels: {a: [b]}}\n    identity: x\n",
+          "must be a label value" },
+        { "selectors: {a: b}\n", "selectors: must be a list of rules" },
+        { "selectors:\n  - {namespaceSelector: {}, identity: x, namespace: y}\n",
+          "selectors[0].namespace: unknown key (a selector entry has name, namespaceSelector" },
+        { "namespaceAnnotations: yes\n", "namespaceAnnotations: must be true or false" },
+        { "onLookupFailure: retry\n", "onLookupFailure: must be one of allow | deny" },
+        { "namespaces:\n  t: {identity: x, namespaceSelector: {}}\n", "namespaces.t.namespaceSelector: unknown key" },
+};
+
+static void test_bad_selectors_explained(void **state)
+{
+        int misses = 0;
+        for (size_t i = 0; i < sizeof bad_selectors / sizeof *bad_selectors; i++) {
+                char *errors = load_bad(bad_selectors[i].text);
+                if (!strstr(errors, bad_selectors[i].want)) {
+                        print_error("case %zu: want \"%s\" in:\n%s", i, bad_selectors[i].want, errors);
+                        misses++;
+                }
+                free(errors);
+        }
+        assert_int_equal(misses, 0);
+}
+
 static void test_names(void **state)
 {
         assert_string_equal(policy_mode_name(POLICY_MODE_OFF), "off");
@@ -434,6 +630,10 @@ int main(void)
                 cmocka_unit_test(test_every_problem_reported),
                 cmocka_unit_test(test_too_many_flags),
                 cmocka_unit_test(test_scalars_as_hadoop_values),
+                cmocka_unit_test(test_selectors_kubernetes_semantics),
+                cmocka_unit_test(test_empty_selector_matches_all),
+                cmocka_unit_test(test_annotations_make_a_rule),
+                cmocka_unit_test(test_bad_selectors_explained),
                 cmocka_unit_test(test_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

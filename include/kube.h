@@ -1,0 +1,54 @@
+/* A small Kubernetes API client over libcurl: where the API server is and
+ * how to authenticate (in-cluster service account, or a kubeconfig file),
+ * a bounded GET, and a streamed GET for watches.
+ *
+ * Library-style: returns 0 or a negative errno, with a message in the
+ * caller's `err`; never logs. A struct kube is read-only after it is made
+ * and may be used from several threads at once (each call uses its own curl
+ * handle). Call kube_global_init() once before any thread starts. */
+#pragma once
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+struct kube;
+
+#define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+
+/* libcurl's global setup. 0 or -EIO. */
+int kube_global_init(void);
+
+/* The in-cluster configuration: KUBERNETES_SERVICE_HOST and _PORT, the
+ * service-account token and CA in `sa_dir` (KUBE_SA_DIR in a pod). The token
+ * is read again at every connection, so a rotated token is picked up.
+ * -ENOENT when not in a cluster (no KUBERNETES_SERVICE_HOST). */
+int kube_in_cluster(const char *sa_dir, struct kube **ret, char *err, size_t errlen);
+
+/* The configuration of a kubeconfig file's current context: server, CA
+ * (file or data), and a bearer token (token or tokenFile) or client
+ * certificate and key (file or data). exec and auth-provider plugins are
+ * refused with a message. */
+int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t errlen);
+
+void kube_free(struct kube *k);
+
+/* The API server's URL, for messages. */
+const char *kube_server(const struct kube *k);
+
+/* GETs `path` (like "/api/v1/namespaces?limit=500") into `out`, bounded by
+ * out's max, within `timeout_ms`. 0 with the HTTP status in *ret_status (any
+ * status: the caller judges); a negative errno when no answer came, with
+ * the reason in `err`. */
+int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct buf *out,
+             long *ret_status, char *err, size_t errlen);
+
+/* GETs `path` and hands each line of the body to on_line() as it arrives
+ * (a watch). Lines longer than WH_KUBE_MAX_EVENT_BYTES fail the call with
+ * -E2BIG. Ends when the server ends the body, when on_line() returns
+ * non-zero (that value is returned), or when *stop becomes true (-ECANCELED).
+ * *ret_status is the HTTP status. */
+int kube_stream(const struct kube *k, const char *path,
+                int (*on_line)(void *ctx, const char *line, size_t len), void *ctx,
+                const atomic_bool *stop, long *ret_status, char *err, size_t errlen);
