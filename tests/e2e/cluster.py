@@ -364,16 +364,10 @@ class Webhook:
         assert pem == (self.certs / "ca.crt").read_text(), "--print-ca-bundle is not ca.crt"
         return self.ca_bundle
 
-    def _supports(self, flag: str) -> bool:
-        p = subprocess.run([str(self.binary), "help", "serve"], capture_output=True, text=True, timeout=10)
-        return flag in p.stdout + p.stderr
-
     def start(self) -> "Webhook":
         args = [self.binary, "serve", "--policy", self.policy, "--tls-cert", self.certs / "tls.crt",
                 "--tls-key", self.certs / "tls.key", "--listen", f"127.0.0.1:{self.port}"]
-        # The server reads namespaces with the webhook's own identity once it
-        # can (issue 3); until then it runs without.
-        if self.kubeconfig is not None and self._supports("--kubeconfig"):
+        if self.kubeconfig is not None:
             args += ["--kubeconfig", self.kubeconfig]
         self.proc = Proc("spark-identity-webhook", args, self.dir / "webhook.log").start()
         self.proc.wait_until(self._ready, "ready (/readyz)", 30)
