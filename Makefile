@@ -1,8 +1,11 @@
 # The front door. meson does the work; these targets only call it.
 #   make run    install what is missing, build, make dev certificates, serve
 #               https://127.0.0.1:8443 with deploy/policy.yaml
-#   make test   everything CI runs: unit tests (plain and ASan+UBSan) and the
-#               integration tests against the real binary
+#   make test   everything CI runs: unit tests (plain and ASan+UBSan), the
+#               integration tests against the real binary, and the end-to-end
+#               tests against a real kube-apiserver
+#   make e2e    the end-to-end tests alone (builds kube-apiserver, kubectl and
+#               etcd once, into ~/.cache/spark-identity-webhook)
 #   make clean
 
 BUILD      ?= build
@@ -12,7 +15,7 @@ DEV        ?= certs/dev
 LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 
-.PHONY: all deps build build-asan run certs test clean
+.PHONY: all deps build build-asan run certs test e2e clean
 
 all: build
 
@@ -45,6 +48,9 @@ run: certs
 
 test: build build-asan
 	@tests/run.sh $(BUILD) $(ASAN_BUILD)
+
+e2e: build
+	@tests/e2e/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

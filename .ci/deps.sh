@@ -27,3 +27,10 @@ if ! "$py" -c 'import pytest, jsonpatch' 2>/dev/null; then
         "$py" -m pip install -q pytest jsonpatch 2>/dev/null ||
                 "$py" -m pip install -q --break-system-packages pytest jsonpatch
 fi
+
+# The end-to-end tests build kube-apiserver, kubectl and etcd from their Go
+# modules (tests/e2e/build-control-plane.sh): that needs Go 1.24 or newer,
+# which Debian's golang packages are not. Say so now rather than later.
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+        echo "deps: no Go toolchain (1.24 or newer): the end-to-end tests cannot build kube-apiserver" >&2
+fi

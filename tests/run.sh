@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite and writes the total to BUILD/test-summary.txt as
 # "N passed, N failed" (also printed last). Usage: tests/run.sh BUILD ASAN_BUILD
+# The end-to-end suite runs once, against BUILD (tests/e2e/run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -23,6 +24,9 @@ for dir in "$build" "$asan"; do
         # 5 = no tests collected: that is a failure here, not a pass.
         [ "$rc" -eq 0 ] || status=1
 done
+
+echo "== end-to-end tests against a real kube-apiserver, with $build/spark-identity-webhook"
+tests/e2e/run.sh "$build" || status=1
 
 "$py" tests/summary.py "$build" "$asan" | tee "$build/test-summary.txt" | tail -n 1
 read -r _ _ failed _ < <(tail -n 1 "$build/test-summary.txt" | tr -d ',')

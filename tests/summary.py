@@ -1,10 +1,30 @@
 """Counts the results of every suite: the TAP lines of the unit tests in
-meson's test log, and pytest's JUnit XML. Prints one line per suite and, last,
-"N passed, N failed". A suite that ran no test counts as one failure."""
+meson's test log, and pytest's JUnit XML (the integration tests of each
+build; the end-to-end tests, BUILD/e2e.xml, of the first build only). Prints
+one line per suite and, last, "N passed, N failed". A suite that ran no test
+counts as one failure."""
 import json
 import os
 import sys
 import xml.etree.ElementTree as ET
+
+
+def junit_counts(xmlf):
+    """(passed, failed) from pytest's JUnit XML; a missing file or one with
+    no test is one failure."""
+    p = f = 0
+    if os.path.exists(xmlf):
+        root = ET.parse(xmlf).getroot()
+        for suite in ([root] if root.tag == "testsuite" else root.findall("testsuite")):
+            tests = int(suite.get("tests", 0))
+            bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            skipped = int(suite.get("skipped", 0))
+            p += tests - bad - skipped
+            f += bad + skipped  # a skipped test hides something: count it against us
+    if p + f == 0:
+        f = 1
+    return p, f
+
 
 total_pass = total_fail = 0
 for build in sys.argv[1:]:
@@ -26,20 +46,13 @@ for build in sys.argv[1:]:
     total_pass += p
     total_fail += f
 
-    xmlf = os.path.join(build, "pytest.xml")
-    p = f = 0
-    if os.path.exists(xmlf):
-        root = ET.parse(xmlf).getroot()
-        for suite in ([root] if root.tag == "testsuite" else root.findall("testsuite")):
-            tests = int(suite.get("tests", 0))
-            bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-            skipped = int(suite.get("skipped", 0))
-            p += tests - bad - skipped
-            f += bad + skipped  # a skipped test hides something: count it against us
-    if p + f == 0:
-        f = 1
-    print(f"integration ({build}): {p} passed, {f} failed")
-    total_pass += p
-    total_fail += f
+    suites = [("integration", "pytest.xml")]
+    if build == sys.argv[1]:
+        suites.append(("end-to-end", "e2e.xml"))  # tests/e2e runs against the first build only
+    for label, name in suites:
+        p, f = junit_counts(os.path.join(build, name))
+        print(f"{label} ({build}): {p} passed, {f} failed")
+        total_pass += p
+        total_fail += f
 
 print(f"{total_pass} passed, {total_fail} failed")

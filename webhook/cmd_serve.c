@@ -126,6 +126,10 @@ static void log_decision(const struct admission *a, const char *policy_sha, long
         log_int(&l, "warnings", m->n_warnings);
         if (m->decision == DECISION_DENIED)
                 log_str(&l, "reason", m->message);
+        if (a->resolution.unknown)
+                log_str(&l, "namespaceUnreadable", a->lookup_error);
+        if (a->resolution.problem[0])
+                log_str(&l, "annotationProblem", a->resolution.problem);
         log_str(&l, "policySha256", policy_sha);
         log_int(&l, "micros", micros);
         log_end(&l);

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 build=${1:-build}
 py=${PYTHON:-python3}
 mkdir -p "$build"
+rm -f "$build/e2e.xml"
 log="$build/control-plane-build.log"
 
 unset E2E_BIN_DIR E2E_BUILD_ERROR
