@@ -1114,7 +1114,7 @@ out:
 
 const struct rule *policy_rule_for(const struct policy *p, const char *namespace_)
 {
-        if (!namespace_)
+        if (!namespace_ || !p->n_rules)
                 return NULL;
         struct rule key = { .name = namespace_ };
         return bsearch(&key, p->rules, p->n_rules, sizeof *p->rules, cmp_rule);

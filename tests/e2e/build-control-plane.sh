@@ -42,7 +42,10 @@ cache=${SPARK_IDENTITY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spark-identity-web
 dir=$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION
 bin=$dir/bin
 stamp=$bin/.stamp
-want_stamp="k8s.io/kubernetes=$K8S_VERSION go.etcd.io/etcd/server/v3=$ETCD_VERSION"
+# Bump RECIPE when the way of building changes (flags, ldflags), so cached
+# binaries built the old way are rebuilt.
+RECIPE=1
+want_stamp="k8s.io/kubernetes=$K8S_VERSION go.etcd.io/etcd/server/v3=$ETCD_VERSION recipe=$RECIPE"
 
 have() {
         [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ] &&

@@ -3,7 +3,7 @@ test overlay: the loopback URL and the e2e policy): every object is stored,
 and the webhook's own identity has exactly the access the ClusterRole gives."""
 from __future__ import annotations
 
-from conftest import POLICY, cp
+from harness import POLICY, cp
 
 
 def test_every_object_of_the_base_is_stored(kubectl, cluster, registration):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import (create_pod, env_of, expected_spark_pod, fixture_object, get_pod, model,
+from harness import (create_pod, env_of, expected_spark_pod, fixture_object, get_pod, model,
                       spark_container, unique, warnings_of)
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import (create_pod, env_of, fixture_object, get_pod, model, spark_container, unique,
+from harness import (create_pod, env_of, fixture_object, get_pod, model, spark_container, unique,
                       wait_mutating)
 
 NS = "team-b"
