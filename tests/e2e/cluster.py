@@ -377,6 +377,18 @@ class Webhook:
         if self.proc:
             self.proc.stop()
 
+    def readyz(self) -> tuple[int, str]:
+        """/readyz: its status and body."""
+        ctx = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+        req = urllib.request.Request(f"https://127.0.0.1:{self.port}/readyz")
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+        except (urllib.error.URLError, OSError) as e:   # not listening yet
+            return 0, json.dumps({"reason": str(e)})
+
     def _ready(self) -> bool | str:
         ctx = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
         req = urllib.request.Request(f"https://127.0.0.1:{self.port}/readyz")

@@ -96,9 +96,11 @@ def env_of(container: dict) -> dict:
     return {e["name"]: e for e in container.get("env", [])}
 
 
-def expected_spark_pod(pod: dict, namespace: str, policy: dict) -> dict:
-    """The pod as the policy wants it (labels and Spark container env)."""
-    rule = model.rule_for(policy, namespace)
+def expected_spark_pod(pod: dict, namespace: str, policy: dict, labels: dict | None = None,
+                       annotations: dict | None = None) -> dict:
+    """The pod as the policy wants it (labels and Spark container env), for a
+    namespace with these labels and annotations."""
+    rule = model.rule_for(policy, namespace, labels, annotations)
     assert rule is not None, f"the e2e policy has no entry for {namespace}"
     want, _ = model.mutate_spark_pod(pod, rule)
     return want

@@ -235,11 +235,63 @@ class Rule:
     hadoop: dict[str, str] = field(default_factory=dict)
 
 
-def rule_for(policy: dict, namespace: str) -> Rule | None:
+BUILTIN_DEFAULTS = {
+    "java": {"options": ["-Dio.netty.tryReflectionSetAccessible=true"]},
+    "hadoop": {
+        "fs.azure.account.auth.type": "OAuth",
+        "fs.azure.account.oauth.provider.type": "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider",
+    },
+}
+ANNOTATION = "spark-identity.io/"
+
+
+def selector_matches(sel: dict, labels: dict) -> bool:
+    """Kubernetes label-selector semantics: every requirement holds."""
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if labels.get(k) != str(v):
+            return False
+    for e in sel.get("matchExpressions") or []:
+        key, op = e["key"], e["operator"]
+        values = [str(x) for x in e.get("values") or []]
+        has = key in labels
+        if op == "In" and not (has and labels[key] in values):
+            return False
+        if op == "NotIn" and has and labels[key] in values:
+            return False
+        if op == "Exists" and not has:
+            return False
+        if op == "DoesNotExist" and has:
+            return False
+    return True
+
+
+def entry_for(policy: dict, namespace: str, labels: dict | None = None,
+              annotations: dict | None = None) -> tuple[dict | None, str | None]:
+    """The namespace's entry and where it came from: by name, else its
+    annotations (namespaceAnnotations: true), else the first matching selector."""
     entry = (policy.get("namespaces") or {}).get(namespace)
+    if entry is not None:
+        return entry, namespace
+    annotations = annotations or {}
+    if str(policy.get("namespaceAnnotations")).lower() == "true" and annotations.get(ANNOTATION + "identity"):
+        e = {"identity": annotations[ANNOTATION + "identity"]}
+        for a, k in (("client-id", "clientId"), ("tenant-id", "tenantId"), ("mode", "mode")):
+            if ANNOTATION + a in annotations:
+                e[k] = annotations[ANNOTATION + a]
+        return e, f"annotations of {namespace}"
+    for i, s in enumerate(policy.get("selectors") or []):
+        if selector_matches(s.get("namespaceSelector") or {}, labels or {}):
+            e = {k: v for k, v in s.items() if k not in ("name", "namespaceSelector")}
+            return e, "selector " + str(s.get("name") or f"selectors[{i}]")
+    return None, None
+
+
+def rule_for(policy: dict, namespace: str, labels: dict | None = None,
+             annotations: dict | None = None) -> Rule | None:
+    entry, _ = entry_for(policy, namespace, labels, annotations)
     if entry is None:
         return None
-    r = deep_merge(policy.get("defaults") or {}, entry)
+    r = deep_merge(deep_merge(BUILTIN_DEFAULTS, policy.get("defaults") or {}), entry)
     java = r.get("java") or {}
     hadoop = {str(k): str(v) for k, v in (r.get("hadoop") or {}).items()}
     if r.get("tenantId"):
@@ -272,11 +324,13 @@ def rule_for(policy: dict, namespace: str) -> Rule | None:
 
 
 def granted_identities(policy: dict) -> set[str]:
+    """Identities the policy file grants, by name or by selector."""
     out = set()
-    for ns in policy.get("namespaces") or {}:
-        r = rule_for(policy, ns)
-        out.add(r.identity)
-        out.update(r.allowed)
+    entries = list((policy.get("namespaces") or {}).values()) + list(policy.get("selectors") or [])
+    defaults = policy.get("defaults") or {}
+    for e in entries:
+        out.add(str(e["identity"]))
+        out.update(str(x) for x in (e.get("allowedIdentities", defaults.get("allowedIdentities")) or []))
     return out
 
 

@@ -161,3 +161,59 @@ def test_version_and_help():
         assert p2.returncode == 0 and p2.stdout == p.stdout, cmd
     p = run_bin("--help")
     assert p.returncode == 0 and all(c in p.stdout.decode() for c in ("serve", "certs", "mutate", "check-policy"))
+
+
+SELECTOR_POLICY = (
+    "selectors:\n"
+    "  - {name: data, namespaceSelector: {matchLabels: {team: data}}, identity: data-spark}\n"
+    "namespaceAnnotations: true\n")
+
+
+def _identity_from(out: bytes):
+    r = json.loads(out)["response"]
+    if "patch" not in r:
+        return None
+    import base64
+    ops = json.loads(base64.b64decode(r["patch"]))
+    return next((o["value"] for o in ops if o["path"] == "/metadata/labels/aadpodidbinding"), None)
+
+
+def test_mutate_takes_the_namespaces_labels_and_annotations(tmp_path):
+    pol = tmp_path / "ns.yaml"
+    pol.write_text(SELECTOR_POLICY)
+    review = json.dumps(in_namespace(fresh(load_fixture("spark35-driver.json")), "lake")).encode()
+    p = run_bin("mutate", "--policy", pol, "-", input=review)
+    assert p.returncode == 0 and _identity_from(p.stdout) is None
+    p = run_bin("mutate", "--policy", pol, "--namespace-labels", "team=data,env=prod", "-", input=review)
+    assert p.returncode == 0 and _identity_from(p.stdout) == "data-spark", p.stderr
+    p = run_bin("mutate", "--policy", pol, "--namespace-labels", "team=data",
+                "--namespace-annotations", "spark-identity.io/identity=ann-spark", "-", input=review)
+    assert p.returncode == 0 and _identity_from(p.stdout) == "ann-spark", p.stderr
+    p = run_bin("mutate", "--policy", pol, "--namespace-labels", "team", "-", input=review)
+    assert p.returncode == 2 and b"--namespace-labels wants key=value" in p.stderr
+
+
+def test_serve_refuses_a_policy_that_reads_namespaces_without_an_api(certs, tmp_path):
+    pol = tmp_path / "ns.yaml"
+    pol.write_text(SELECTOR_POLICY)
+    p = _serve_with(certs.cert, certs.key, policy=pol)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2, err
+    assert "the policy reads namespaces" in err and "--kubeconfig" in err, err
+
+
+def test_serve_refuses_a_kubeconfig_it_cannot_use(certs, tmp_path):
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\ncontexts: []\n")
+    p = run_bin("serve", "--policy", ROOT / "tests" / "fixtures" / "policy.yaml", "--tls-cert", certs.cert,
+                "--tls-key", certs.key, "--listen", "127.0.0.1:1", "--kubeconfig", kc)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and 'no context named by current-context "x"' in err, err
+    kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                  "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                  "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}}]\n"
+                  "users: [{name: u, user: {token: t}}]\n")
+    p = run_bin("serve", "--policy", ROOT / "tests" / "fixtures" / "policy.yaml", "--tls-cert", certs.cert,
+                "--tls-key", certs.key, "--listen", "127.0.0.1:1", "--kubeconfig", kc)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and "insecure-skip-tls-verify is not supported" in err, err
