@@ -1,5 +1,6 @@
 /* Certificates with OpenSSL: a development CA and a serving certificate for
- * the webhook's Service, the caBundle for a webhook configuration, and the
+ * the webhook's Service, its renewal under the same CA, the caBundle for a
+ * webhook configuration (one CA, or old and new during a rollover), and the
  * checks the server makes on a key pair before it serves it.
  *
  * Library-style: returns 0 or a negative errno and writes a message to the
@@ -21,6 +22,13 @@ struct certs_request {
         bool force;                   /* overwrite existing files */
 };
 
+/* What certs_check_pair() read from a serving certificate. */
+struct certs_info {
+        time_t not_before, not_after;
+        char serial[80];              /* hex, lowercase, no colons: whole octets as in DER */
+        char subject[256];            /* RFC 2253 text, ASCII (others escaped), cut to fit */
+};
+
 /* Makes an ECDSA P-256 CA (10 years) and a serving certificate signed by it
  * (SHA-256, SANs: service, service.ns, service.ns.svc,
  * service.ns.svc.cluster.local, then the extras; EKU serverAuth), and writes
@@ -29,12 +37,26 @@ struct certs_request {
  * Existing files are an error (-EEXIST) unless `force`. */
 int certs_generate(const struct certs_request *req, char *err, size_t errlen);
 
-/* Reads a PEM CA file and returns the base64 of its whole PEM text, the
- * value of a webhook's `clientConfig.caBundle`. The caller frees *ret. */
-int certs_ca_bundle(const char *ca_path, char **ret, char *err, size_t errlen);
+/* Renews the serving certificate under the CA that out_dir already holds:
+ * a new P-256 key and a certificate with the same names and rules as
+ * certs_generate(), signed by out_dir/ca.key, replace out_dir/tls.crt and
+ * out_dir/tls.key (0600) through temporary files and renames. ca.crt and
+ * ca.key are only read. `force` is not used: renewing always replaces tls.*.
+ * -ENOENT when ca.crt or ca.key is missing; -EINVAL when the key does not
+ * match the certificate or the certificate is not a CA; -EKEYEXPIRED when
+ * the CA is outside its validity period; -ERANGE when it expires before
+ * `days` would end. */
+int certs_renew(const struct certs_request *req, char *err, size_t errlen);
+
+/* Reads `n` PEM files of certificates and returns the base64 of their
+ * texts one after the other (a newline is put between when a file does not
+ * end with one): the value of a webhook's `clientConfig.caBundle`. Every PEM
+ * block in every file must be a certificate (a private key is refused); the
+ * whole is bounded by WH_MAX_PEM_BYTES (-EFBIG). The caller frees *ret. */
+int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err, size_t errlen);
 
 /* Checks a serving pair: both files readable PEM, the key matches the
  * certificate, the certificate is inside its validity period now. On success
- * writes the certificate's notAfter to *ret_not_after (may be NULL). */
-int certs_check_pair(const char *cert_path, const char *key_path, time_t *ret_not_after,
+ * fills *ret_info (may be NULL); on failure leaves it untouched. */
+int certs_check_pair(const char *cert_path, const char *key_path, struct certs_info *ret_info,
                      char *err, size_t errlen);

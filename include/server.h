@@ -16,7 +16,7 @@ struct server_options {
         const char *listen;           /* "ADDR:PORT", "[V6]:PORT" or ":PORT" */
         const char *cert_pem;         /* serving certificate chain, PEM */
         const char *key_pem;          /* its key, PEM */
-        const char *tls_priorities;   /* GnuTLS priority string */
+        bool tls13_only;              /* refuse TLS 1.2 */
         size_t max_body;
         unsigned max_connections;
         unsigned max_connections_per_ip;
@@ -36,9 +36,6 @@ struct server_handler {
 
 struct server;
 
-/* The GnuTLS priorities we serve with: TLS 1.2 and 1.3, AEAD ciphers with
- * forward secrecy only. */
-extern const char server_default_tls_priorities[];
 
 /* Parses "ADDR:PORT" for the listen flag. 0 or -EINVAL with a message. */
 int server_check_listen(const char *listen, char *err, size_t errlen);
@@ -46,6 +43,13 @@ int server_check_listen(const char *listen, char *err, size_t errlen);
 /* Starts serving. 0 and *ret_server, or a negative errno and a message. */
 int server_start(const struct server_options *opt, const struct server_handler *h,
                  struct server **ret_server, char *err, size_t errlen);
+
+/* Serves new TLS handshakes with this certificate chain and key (PEM) from
+ * now on; connections already open keep the pair they started with. 0, or
+ * -EINVAL with a message when the pair does not load (the old one keeps
+ * serving). Thread safe with respect to handshakes; one caller at a time. */
+int server_set_certificate(struct server *s, const char *cert_pem, const char *key_pem,
+                           char *err, size_t errlen);
 
 /* The port actually bound (useful with port 0). */
 unsigned server_port(const struct server *s);

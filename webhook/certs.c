@@ -275,7 +275,11 @@ static int gen_key(EVP_PKEY **ret_key, char *err, size_t errlen)
 
 static int sign_cert(X509 *x, EVP_PKEY *ca_key, char *err, size_t errlen)
 {
-        if (X509_sign(x, ca_key, EVP_sha256()) <= 0) {
+        /* A renewal may sign with a CA key that was not made here; EdDSA
+         * hashes by itself and takes no digest. */
+        bool eddsa = EVP_PKEY_is_a(ca_key, "ED25519") || EVP_PKEY_is_a(ca_key, "ED448");
+
+        if (X509_sign(x, ca_key, eddsa ? NULL : EVP_sha256()) <= 0) {
                 seterr_ssl(err, errlen, "cannot sign the certificate");
                 return -EIO;
         }
@@ -424,7 +428,9 @@ static int make_serving(const struct certs_request *req, EVP_PKEY *key, X509 *ca
             (r = add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature", err, errlen)) < 0 ||
             (r = add_ext(x, &ctx, NID_ext_key_usage, "serverAuth", err, errlen)) < 0 ||
             (r = add_ext(x, &ctx, NID_subject_key_identifier, "hash", err, errlen)) < 0 ||
-            (r = add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always", err, errlen)) < 0)
+            /* The CA's key identifier, or its name and serial when a CA
+             * not made here has no subjectKeyIdentifier. */
+            (r = add_ext(x, &ctx, NID_authority_key_identifier, "keyid,issuer", err, errlen)) < 0)
                 goto out;
         if (X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1) {
                 seterr_ssl(err, errlen, "cannot add the subject alternative names");
@@ -574,15 +580,16 @@ static int sync_dir(const char *dir, char *err, size_t errlen)
         return r;
 }
 
-/* Every temporary first, then the renames, so that a failure while writing
- * (a full disk) leaves the files that were there untouched. */
-static int write_outputs(const char *dir, bool force, BIO *pems[FILE_MAX], char *err, size_t errlen)
+/* Writes files `first` to FILE_MAX - 1: every temporary first, then the
+ * renames, so that a failure while writing (a full disk) leaves the files
+ * that were there untouched. */
+static int write_outputs(const char *dir, int first, bool force, BIO *pems[FILE_MAX], char *err, size_t errlen)
 {
         char paths[FILE_MAX][PATH_MAX];
         char tmps[FILE_MAX][PATH_MAX] = { { 0 } };
         int r;
 
-        for (int i = 0; i < FILE_MAX; i++) {
+        for (int i = first; i < FILE_MAX; i++) {
                 r = path_join(dir, out_files[i].name, paths[i], sizeof(paths[i]), err, errlen);
                 if (r < 0)
                         return r;
@@ -591,7 +598,7 @@ static int write_outputs(const char *dir, bool force, BIO *pems[FILE_MAX], char 
         if (r < 0)
                 return r;
         if (!force) {
-                for (int i = 0; i < FILE_MAX; i++) {
+                for (int i = first; i < FILE_MAX; i++) {
                         struct stat st;
 
                         if (lstat(paths[i], &st) == 0) {
@@ -600,12 +607,12 @@ static int write_outputs(const char *dir, bool force, BIO *pems[FILE_MAX], char 
                         }
                 }
         }
-        for (int i = 0; i < FILE_MAX; i++) {
+        for (int i = first; i < FILE_MAX; i++) {
                 r = write_temp(paths[i], pems[i], out_files[i].mode, tmps[i], sizeof(tmps[i]), err, errlen);
                 if (r < 0)
                         goto out;
         }
-        for (int i = 0; i < FILE_MAX; i++) {
+        for (int i = first; i < FILE_MAX; i++) {
                 if (rename(tmps[i], paths[i]) < 0) {
                         r = -errno;
                         seterr(err, errlen, "cannot rename %s to %s: %s", tmps[i], paths[i], strerror(-r));
@@ -615,7 +622,7 @@ static int write_outputs(const char *dir, bool force, BIO *pems[FILE_MAX], char 
         }
         r = sync_dir(dir, err, errlen);
 out:
-        for (int i = 0; i < FILE_MAX; i++)
+        for (int i = first; i < FILE_MAX; i++)
                 if (tmps[i][0])
                         unlink(tmps[i]);
         return r;
@@ -678,7 +685,7 @@ int certs_generate(const struct certs_request *req, char *err, size_t errlen)
             (r = to_pem(cert, NULL, &pems[FILE_TLS_CRT], err, errlen)) < 0 ||
             (r = to_pem(NULL, key, &pems[FILE_TLS_KEY], err, errlen)) < 0)
                 goto out;
-        r = write_outputs(req->out_dir, req->force, pems, err, errlen);
+        r = write_outputs(req->out_dir, FILE_CA_CRT, req->force, pems, err, errlen);
 out:
         for (int i = 0; i < FILE_MAX; i++)
                 BIO_free(pems[i]);
@@ -727,7 +734,7 @@ static int parse_key(const char *path, const struct buf *pem, EVP_PKEY **ret, ch
         ERR_clear_error();
         if (!key) {
                 if (encrypted)
-                        seterr(err, errlen, "%s is encrypted; the server needs an unencrypted key", path);
+                        seterr(err, errlen, "%s is encrypted; only an unencrypted key can be used", path);
                 else
                         seterr(err, errlen, "%s holds no PEM private key", path);
                 return -EINVAL;
@@ -777,21 +784,238 @@ static int asn1_time_to_time_t(const ASN1_TIME *t, time_t *ret, char *text, size
         return 0;
 }
 
-int certs_ca_bundle(const char *ca_path, char **ret, char *err, size_t errlen)
+/* Reads a certificate's validity period; `from` and `until` get it as text. */
+static int cert_validity(const char *path, X509 *x, time_t *ret_from, time_t *ret_until,
+                         char from[static TIME_TEXT_MAX], char until[static TIME_TEXT_MAX],
+                         char *err, size_t errlen)
 {
-        struct buf pem, b64;
-        X509 *x = NULL;
-        char *out;
+        if (asn1_time_to_time_t(X509_get0_notBefore(x), ret_from, from, TIME_TEXT_MAX) < 0 ||
+            asn1_time_to_time_t(X509_get0_notAfter(x), ret_until, until, TIME_TEXT_MAX) < 0) {
+                ERR_clear_error();
+                seterr(err, errlen, "certificate %s has an unreadable validity period", path);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* ---- renewing ------------------------------------------------------------ */
+
+/* -ENOENT naming what is missing, so that the message says what to bring
+ * rather than "cannot read". Other errors are left to the reads. */
+static int check_ca_present(const char *crt, const char *key, const char *dir, char *err, size_t errlen)
+{
+        struct stat st;
+        bool no_crt = stat(crt, &st) < 0 && errno == ENOENT;
+        bool no_key = stat(key, &st) < 0 && errno == ENOENT;
+
+        if (!no_crt && !no_key)
+                return 0;
+        if (no_crt && no_key)
+                seterr(err, errlen,
+                       "cannot renew: %s and %s are missing; renewing needs the CA (ca.crt and ca.key) that signed the current certificate in %s",
+                       crt, key, dir);
+        else
+                seterr(err, errlen,
+                       "cannot renew: %s is missing; renewing needs both ca.crt and ca.key of the CA in %s",
+                       no_crt ? crt : key, dir);
+        return -ENOENT;
+}
+
+/* The CA must be able to sign, now, a certificate valid for `days`. */
+static int check_ca(const char *crt_path, X509 *ca, const char *key_path, EVP_PKEY *ca_key,
+                    time_t now, unsigned days, char *err, size_t errlen)
+{
+        char from[TIME_TEXT_MAX], until[TIME_TEXT_MAX];
+        time_t not_before, not_after;
         int r;
 
-        buf_init(&pem, WH_MAX_PEM_BYTES);
-        buf_init(&b64, 4 * ((WH_MAX_PEM_BYTES + 2) / 3));
-        /* The file's whole text is encoded, not `x` re-encoded, so that a
-         * bundle of several certificates stays whole. */
-        if ((r = file_read(ca_path, &pem, err, errlen)) < 0 ||
-            (r = parse_cert(ca_path, &pem, &x, err, errlen)) < 0)
+        if (X509_check_private_key(ca, ca_key) != 1) {
+                ERR_clear_error();
+                seterr(err, errlen, "cannot renew: %s does not match %s", key_path, crt_path);
+                return -EINVAL;
+        }
+        /* 1 only with basicConstraints CA:TRUE, and keyCertSign if a
+         * keyUsage is there. */
+        if (X509_check_ca(ca) != 1) {
+                ERR_clear_error();
+                seterr(err, errlen,
+                       "cannot renew: %s is not a CA certificate (it needs basicConstraints CA:TRUE, and keyCertSign in its keyUsage)",
+                       crt_path);
+                return -EINVAL;
+        }
+        r = cert_validity(crt_path, ca, &not_before, &not_after, from, until, err, errlen);
+        if (r < 0)
+                return r;
+        if (now < not_before) {
+                seterr(err, errlen, "cannot renew: the CA certificate %s is not yet valid until %s", crt_path, from);
+                return -EKEYEXPIRED;
+        }
+        if (now > not_after) {
+                seterr(err, errlen,
+                       "cannot renew: the CA certificate %s expired on %s; make a new CA and roll over to it",
+                       crt_path, until);
+                return -EKEYEXPIRED;
+        }
+        /* A certificate that outlives its CA stops verifying when the CA
+         * expires, whatever its own notAfter says: better to say so now. */
+        if (not_after - now < (time_t)days * 86400) {
+                long left = (long)((not_after - now) / 86400);
+
+                if (left < 1)
+                        seterr(err, errlen,
+                               "cannot renew: the CA certificate %s expires on %s, in less than a day; make a new CA and roll over to it",
+                               crt_path, until);
+                else
+                        seterr(err, errlen,
+                               "cannot renew for %u days: the CA certificate %s expires on %s; renew for at most %ld days, and roll over to a new CA before then",
+                               days, crt_path, until, left);
+                return -ERANGE;
+        }
+        return 0;
+}
+
+int certs_renew(const struct certs_request *req, char *err, size_t errlen)
+{
+        char ca_crt_path[PATH_MAX], ca_key_path[PATH_MAX];
+        EVP_PKEY *ca_key = NULL, *key = NULL;
+        X509 *ca = NULL, *cert = NULL;
+        BIO *pems[FILE_MAX] = { NULL };
+        time_t now = time(NULL);
+        int r;
+
+        r = check_request(req, err, errlen);
+        if (r < 0)
                 goto out;
-        r = buf_put_base64(&b64, pem.data, pem.len);
+        if ((r = path_join(req->out_dir, out_files[FILE_CA_CRT].name, ca_crt_path, sizeof(ca_crt_path),
+                           err, errlen)) < 0 ||
+            (r = path_join(req->out_dir, out_files[FILE_CA_KEY].name, ca_key_path, sizeof(ca_key_path),
+                           err, errlen)) < 0 ||
+            (r = check_ca_present(ca_crt_path, ca_key_path, req->out_dir, err, errlen)) < 0 ||
+            (r = load_cert(ca_crt_path, &ca, err, errlen)) < 0 ||
+            (r = load_key(ca_key_path, &ca_key, err, errlen)) < 0 ||
+            (r = check_ca(ca_crt_path, ca, ca_key_path, ca_key, now, req->days, err, errlen)) < 0)
+                goto out;
+        if ((r = gen_key(&key, err, errlen)) < 0 ||
+            (r = make_serving(req, key, ca, ca_key, now, &cert, err, errlen)) < 0 ||
+            (r = to_pem(cert, NULL, &pems[FILE_TLS_CRT], err, errlen)) < 0 ||
+            (r = to_pem(NULL, key, &pems[FILE_TLS_KEY], err, errlen)) < 0)
+                goto out;
+        r = write_outputs(req->out_dir, FILE_TLS_CRT, true, pems, err, errlen);
+out:
+        for (int i = 0; i < FILE_MAX; i++)
+                BIO_free(pems[i]);
+        X509_free(cert);
+        X509_free(ca);
+        EVP_PKEY_free(key);
+        EVP_PKEY_free(ca_key);
+        return r;
+}
+
+/* ---- caBundle ------------------------------------------------------------ */
+
+/* Every PEM block of `pem` is a certificate that parses, and there is at
+ * least one. A private key must never reach a webhook configuration, which
+ * anyone who can read the cluster's configuration can read. */
+static int check_certs_only(const char *path, const struct buf *pem, char *err, size_t errlen)
+{
+        BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+        char other[64] = "";
+        size_t n_certs = 0;
+        int r = 0;
+
+        if (!bio) {
+                seterr_ssl(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        for (;;) {
+                char *name = NULL, *header = NULL;
+                unsigned char *data = NULL;
+                long len = 0;
+
+                if (!PEM_read_bio(bio, &name, &header, &data, &len)) {
+                        unsigned long e = ERR_peek_last_error();
+
+                        ERR_clear_error();
+                        if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+                                seterr(err, errlen, "%s holds a malformed PEM block", path);
+                                r = -EINVAL;
+                        }
+                        break;
+                }
+                if (strcmp(name, PEM_STRING_X509) == 0) {
+                        const unsigned char *p = data;
+                        X509 *x = d2i_X509(NULL, &p, len);
+
+                        if (!x) {
+                                ERR_clear_error();
+                                seterr(err, errlen, "%s holds a certificate that cannot be parsed", path);
+                                r = -EINVAL;
+                        }
+                        X509_free(x);
+                        n_certs++;
+                } else if (!other[0]) {
+                        snprintf(other, sizeof(other), "%s", name);
+                }
+                OPENSSL_free(name);
+                OPENSSL_free(header);
+                OPENSSL_clear_free(data, (size_t)len);
+                if (r < 0)
+                        break;
+        }
+        BIO_free(bio);
+        if (r < 0)
+                return r;
+        if (n_certs == 0) {
+                seterr(err, errlen, "%s holds no PEM certificate", path);
+                return -EINVAL;
+        }
+        if (other[0]) {
+                seterr(err, errlen, "%s holds a \"%s\" PEM block; a caBundle holds certificates only", path, other);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err, size_t errlen)
+{
+        struct buf all, one, b64;
+        char *out;
+        int r = 0;
+
+        if (!ca_paths || n == 0) {
+                seterr(err, errlen, "no CA certificate file for the caBundle");
+                return -EINVAL;
+        }
+        buf_init(&all, WH_MAX_PEM_BYTES);
+        buf_init(&one, WH_MAX_PEM_BYTES);
+        buf_init(&b64, 4 * ((WH_MAX_PEM_BYTES + 2) / 3));
+        /* The files' whole texts are encoded, not the certificates
+         * re-encoded, so that what the caller gave is what is trusted. */
+        for (size_t i = 0; i < n; i++) {
+                if (!ca_paths[i]) {
+                        seterr(err, errlen, "no CA certificate file for the caBundle");
+                        r = -EINVAL;
+                        goto out;
+                }
+                buf_reset(&one);
+                if ((r = file_read(ca_paths[i], &one, err, errlen)) < 0 ||
+                    (r = check_certs_only(ca_paths[i], &one, err, errlen)) < 0)
+                        goto out;
+                if (all.len > 0 && all.data[all.len - 1] != '\n')
+                        r = buf_putc(&all, '\n');
+                if (r == 0)
+                        r = buf_append(&all, one.data, one.len);
+                if (r == -ENOBUFS) {
+                        seterr(err, errlen, "the caBundle would be larger than %u bytes", WH_MAX_PEM_BYTES);
+                        r = -EFBIG;
+                        goto out;
+                }
+                if (r < 0) {
+                        seterr(err, errlen, "out of memory");
+                        goto out;
+                }
+        }
+        r = buf_put_base64(&b64, all.data, all.len);
         out = r == 0 ? buf_steal(&b64) : NULL;
         if (!out) {
                 seterr(err, errlen, "out of memory");
@@ -800,19 +1024,69 @@ int certs_ca_bundle(const char *ca_path, char **ret, char *err, size_t errlen)
         }
         *ret = out;
 out:
-        X509_free(x);
         buf_free(&b64);
-        buf_free(&pem);
+        buf_free(&one);
+        buf_free(&all);
         return r;
 }
 
-int certs_check_pair(const char *cert_path, const char *key_path, time_t *ret_not_after,
+/* ---- checking a pair ----------------------------------------------------- */
+
+/* The serial's magnitude octets as DER holds them, in lowercase hex, the way
+ * `openssl x509 -serial` prints them. */
+static int serial_hex(const char *path, X509 *x, char *ret, size_t len, char *err, size_t errlen)
+{
+        static const char hex[] = "0123456789abcdef";
+        const ASN1_INTEGER *s = X509_get0_serialNumber(x);
+        const unsigned char *p = ASN1_STRING_get0_data(s);
+        int n = ASN1_STRING_length(s);
+        bool negative = ASN1_STRING_type(s) == V_ASN1_NEG_INTEGER;
+        size_t o = 0;
+
+        if (n < 0 || (size_t)n * 2 + negative + 2 > len) {
+                seterr(err, errlen, "certificate %s has a serial number longer than %zu octets", path,
+                       (len - 3) / 2);
+                return -EINVAL;
+        }
+        if (negative)
+                ret[o++] = '-';
+        if (n == 0)
+                ret[o++] = '0';
+        for (int i = 0; i < n; i++) {
+                ret[o++] = hex[p[i] >> 4];
+                ret[o++] = hex[p[i] & 0x0f];
+        }
+        ret[o] = '\0';
+        return 0;
+}
+
+/* RFC 2253 text, with every byte that is not printable ASCII escaped, cut
+ * to fit `len` (it is for logs). */
+static int subject_text(X509 *x, char *ret, size_t len, char *err, size_t errlen)
+{
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *data;
+        long n;
+
+        if (!bio || X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) < 0) {
+                BIO_free(bio);
+                seterr_ssl(err, errlen, "cannot print the subject name");
+                return -ENOMEM;
+        }
+        n = BIO_get_mem_data(bio, &data);
+        snprintf(ret, len, "%.*s", (int)(n > 0 ? n : 0), data);
+        BIO_free(bio);
+        return 0;
+}
+
+int certs_check_pair(const char *cert_path, const char *key_path, struct certs_info *ret_info,
                      char *err, size_t errlen)
 {
+        struct certs_info info = { 0 };
         X509 *x = NULL;
         EVP_PKEY *key = NULL;
         char from[TIME_TEXT_MAX], until[TIME_TEXT_MAX];
-        time_t not_before, not_after, now;
+        time_t now;
         int r;
 
         if ((r = load_cert(cert_path, &x, err, errlen)) < 0 ||
@@ -824,26 +1098,25 @@ int certs_check_pair(const char *cert_path, const char *key_path, time_t *ret_no
                 r = -EINVAL;
                 goto out;
         }
-        if (asn1_time_to_time_t(X509_get0_notBefore(x), &not_before, from, sizeof(from)) < 0 ||
-            asn1_time_to_time_t(X509_get0_notAfter(x), &not_after, until, sizeof(until)) < 0) {
-                ERR_clear_error();
-                seterr(err, errlen, "certificate %s has an unreadable validity period", cert_path);
-                r = -EINVAL;
+        r = cert_validity(cert_path, x, &info.not_before, &info.not_after, from, until, err, errlen);
+        if (r < 0)
                 goto out;
-        }
         now = time(NULL);
-        if (now < not_before) {
+        if (now < info.not_before) {
                 seterr(err, errlen, "certificate %s is not yet valid until %s", cert_path, from);
                 r = -EKEYEXPIRED;
                 goto out;
         }
-        if (now > not_after) {
+        if (now > info.not_after) {
                 seterr(err, errlen, "certificate %s expired on %s", cert_path, until);
                 r = -EKEYEXPIRED;
                 goto out;
         }
-        if (ret_not_after)
-                *ret_not_after = not_after;
+        if ((r = serial_hex(cert_path, x, info.serial, sizeof(info.serial), err, errlen)) < 0 ||
+            (r = subject_text(x, info.subject, sizeof(info.subject), err, errlen)) < 0)
+                goto out;
+        if (ret_info)
+                *ret_info = info;
         r = 0;
 out:
         EVP_PKEY_free(key);

@@ -43,6 +43,9 @@ struct serve {
         struct ns_source ns_source;
         const char *policy_path;
         struct stat policy_stat;        /* of the file last loaded, to notice changes */
+        struct server *server;
+        const char *cert_path, *key_path;
+        struct stat cert_stat, key_stat; /* of the pair last loaded */
         atomic_llong cert_not_after;    /* time_t */
         atomic_bool stopping;
 };
@@ -73,6 +76,7 @@ void cmd_serve_help(void)
                "  --connection-memory SIZE  per-connection memory for headers [%u]\n"
                "  --idle-timeout SECONDS close connections idle this long [%u]\n"
                "  --threads N            worker threads; 0 = one per core [0]\n"
+               "  --tls-min-version V    1.2 or 1.3 [1.2]; AEAD ciphers with ECDHE only\n"
                "  --kubeconfig FILE      read namespaces (labels, annotations) through this\n"
                "                         kubeconfig's current context. In a pod, the service\n"
                "                         account is used without this flag.\n"
@@ -83,6 +87,12 @@ void cmd_serve_help(void)
                "list. A policy with selectors or namespaceAnnotations needs that. The\n"
                "environment variable SPARK_IDENTITY_WEBHOOK_SA_DIR replaces\n"
                "" KUBE_SA_DIR " (for tests).\n"
+               "\n"
+               "Certificates: when tls.crt or tls.key change (a Secret volume swaps a symlink;\n"
+               "cert-manager renews) and on SIGHUP, new handshakes get the new pair without a\n"
+               "restart; open connections keep theirs. A pair that does not match or has\n"
+               "expired is refused and logged, and the old one keeps serving. /readyz fails\n"
+               "once the certificate has expired; the days left are logged at every load.\n"
                "\n"
                "Logs are JSON lines on stderr, one per admission decision. SIGTERM or SIGINT stop.\n"
                "The API server's ?timeout= on /mutate is honoured (at most %u ms).\n"
@@ -227,8 +237,31 @@ static void log_policy(const char *msg, const struct policy *p, const char *path
         log_end(&l);
 }
 
+/* Whether two stats (following symlinks) describe the same file content. */
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void log_certificate(const char *msg, const struct serve *sv, const struct certs_info *info)
+{
+        char when[32];
+        struct tm tm;
+        gmtime_r(&info->not_after, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        struct log_line l;
+        log_begin(&l, LOG_INFO, msg);
+        log_str(&l, "file", sv->cert_path);
+        log_str(&l, "serial", info->serial);
+        log_str(&l, "subject", info->subject);
+        log_str(&l, "notAfter", when);
+        log_int(&l, "daysLeft", (long long)(info->not_after - time(NULL)) / 86400);
+        log_end(&l);
+}
+
 /* Loads the policy file again if it changed (or always, when forced). */
-static void maybe_reload(struct serve *sv, bool forced)
+static void maybe_reload_policy(struct serve *sv, bool forced)
 {
         struct stat st;
         if (stat(sv->policy_path, &st) < 0) {
@@ -237,10 +270,7 @@ static void maybe_reload(struct serve *sv, bool forced)
                                     strerror(errno));
                 return;
         }
-        const struct stat *o = &sv->policy_stat;
-        bool same = st.st_dev == o->st_dev && st.st_ino == o->st_ino && st.st_size == o->st_size &&
-                    st.st_mtim.tv_sec == o->st_mtim.tv_sec && st.st_mtim.tv_nsec == o->st_mtim.tv_nsec;
-        if (same && !forced)
+        if (same_file(&st, &sv->policy_stat) && !forced)
                 return;
 
         struct buf errors;
@@ -276,26 +306,71 @@ static void maybe_reload(struct serve *sv, bool forced)
         snapshot_swap(sv->policy, next);
 }
 
-/* Watches the policy file's directory: editors and ConfigMap updates both
- * end in an event there (a ConfigMap swaps its ..data symlink). */
-static int watch_policy_dir(const char *path)
+/* Loads the serving pair again if either file changed (or always, when
+ * forced). A pair that does not load is refused and logged; the old one
+ * keeps serving. */
+static void maybe_reload_certificate(struct serve *sv, bool forced)
 {
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (!slash)
-                snprintf(dir, sizeof dir, ".");
-        else if (slash == dir)
-                dir[1] = '\0';
-        else
-                *slash = '\0';
+        struct stat cs, ks;
+        if (stat(sv->cert_path, &cs) < 0 || stat(sv->key_path, &ks) < 0) {
+                if (forced)
+                        log_message(LOG_ERROR, "certificate reload failed; the old pair keeps serving",
+                                    strerror(errno));
+                return;
+        }
+        if (same_file(&cs, &sv->cert_stat) && same_file(&ks, &sv->key_stat) && !forced)
+                return;
+        sv->cert_stat = cs;
+        sv->key_stat = ks;
+
+        char err[512];
+        struct certs_info info;
+        struct buf cert, key;
+        buf_init(&cert, TLS_FILE_MAX);
+        buf_init(&key, TLS_FILE_MAX);
+        int r = certs_check_pair(sv->cert_path, sv->key_path, &info, err, sizeof err);
+        if (r == 0)
+                r = file_read(sv->cert_path, &cert, err, sizeof err);
+        if (r == 0)
+                r = file_read(sv->key_path, &key, err, sizeof err);
+        if (r == 0)
+                r = server_set_certificate(sv->server, cert.data, key.data, err, sizeof err);
+        if (r < 0) {
+                log_message(LOG_ERROR, "certificate reload refused; the old pair keeps serving", err);
+        } else {
+                atomic_store(&sv->cert_not_after, (long long)info.not_after);
+                log_certificate("certificate reloaded", sv, &info);
+        }
+        buf_free(&cert);
+        if (key.data)
+                explicit_bzero(key.data, key.len);
+        buf_free(&key);
+}
+
+/* Watches the directories of the policy and of the serving pair: editors,
+ * ConfigMap and Secret updates all end in an event there (a kubelet volume
+ * swaps its ..data symlink). */
+static int watch_dirs(const char *const *paths, size_t n)
+{
         int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (fd < 0)
                 return -1;
-        if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
-                                           IN_ATTRIB | IN_MODIFY) < 0) {
-                close(fd);
-                return -1;
+        for (size_t i = 0; i < n; i++) {
+                char dir[PATH_MAX];
+                snprintf(dir, sizeof dir, "%s", paths[i]);
+                char *slash = strrchr(dir, '/');
+                if (!slash)
+                        snprintf(dir, sizeof dir, ".");
+                else if (slash == dir)
+                        dir[1] = '\0';
+                else
+                        *slash = '\0';
+                /* Watching a directory twice returns the same watch. */
+                if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
+                                                   IN_ATTRIB | IN_MODIFY) < 0) {
+                        close(fd);
+                        return -1;
+                }
         }
         return fd;
 }
@@ -324,6 +399,7 @@ int cmd_serve(int argc, char **argv)
                 { "threads", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'L' },
                 { "kubeconfig", required_argument, NULL, 'K' },
+                { "tls-min-version", required_argument, NULL, 'V' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -348,6 +424,11 @@ int cmd_serve(int argc, char **argv)
                 switch (c) {
                 case 'p': sv.policy_path = optarg; break;
                 case 'K': kubeconfig = optarg; break;
+                case 'V':
+                        if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0)
+                                return cli_usage_error(CMD, "--tls-min-version is 1.2 or 1.3, not \"%s\"", optarg);
+                        opt.tls13_only = strcmp(optarg, "1.3") == 0;
+                        break;
                 case 'c': cert_path = optarg; break;
                 case 'k': key_path = optarg; break;
                 case 'l': opt.listen = optarg; break;
@@ -407,7 +488,7 @@ int cmd_serve(int argc, char **argv)
                 return cli_usage_error(CMD, "--policy is required");
         if (!cert_path || !key_path)
                 return cli_usage_error(CMD, "--tls-cert and --tls-key are required");
-        char err[512];
+        char err[512] = "";
         if (server_check_listen(opt.listen, err, sizeof err) < 0)
                 return cli_usage_error(CMD, "%s", err);
 
@@ -429,12 +510,18 @@ int cmd_serve(int argc, char **argv)
         buf_free(&errors);
 
         /* The serving pair. */
-        time_t not_after;
-        if (certs_check_pair(cert_path, key_path, &not_after, err, sizeof err) < 0) {
+        struct certs_info cert_info;
+        if (stat(cert_path, &sv.cert_stat) < 0 || stat(key_path, &sv.key_stat) < 0 ||
+            certs_check_pair(cert_path, key_path, &cert_info, err, sizeof err) < 0) {
+                if (errno && !err[0])
+                        snprintf(err, sizeof err, "cannot read %s or %s: %s", cert_path, key_path, strerror(errno));
                 fprintf(stderr, CMD ": %s\n", err);
                 policy_free(policy);
                 return 2;
         }
+        time_t not_after = cert_info.not_after;
+        sv.cert_path = cert_path;
+        sv.key_path = key_path;
         atomic_store(&sv.cert_not_after, (long long)not_after);
 
         /* The Kubernetes API, for namespaces: --kubeconfig, else in-cluster. */
@@ -494,7 +581,8 @@ int cmd_serve(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-        ifd = watch_policy_dir(sv.policy_path);
+        const char *watched[] = { sv.policy_path, cert_path, key_path };
+        ifd = watch_dirs(watched, sizeof watched / sizeof *watched);
         if (sfd < 0) {
                 fprintf(stderr, CMD ": signalfd: %s\n", strerror(errno));
                 goto out;
@@ -518,6 +606,7 @@ int cmd_serve(int argc, char **argv)
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
         }
+        sv.server = server;
         {
                 unsigned token;
                 const struct policy *p = snapshot_acquire(sv.policy, &token);
@@ -530,6 +619,8 @@ int cmd_serve(int argc, char **argv)
                 log_str(&l, "policySha256", policy_sha256(p));
                 log_int(&l, "namespaces", (long long)policy_rule_count(p));
                 log_int(&l, "certificateDaysLeft", (long long)(not_after - time(NULL)) / 86400);
+                log_str(&l, "certificateSerial", cert_info.serial);
+                log_str(&l, "tlsMinVersion", opt.tls13_only ? "1.3" : "1.2");
                 log_str(&l, "kubernetes", kube ? kube_server(kube) : NULL);
                 log_int(&l, "startupMicros", micros_since(&t0));
                 log_end(&l);
@@ -548,7 +639,8 @@ int cmd_serve(int argc, char **argv)
                         struct signalfd_siginfo si;
                         if (read(sfd, &si, sizeof si) == sizeof si) {
                                 if (si.ssi_signo == SIGHUP) {
-                                        maybe_reload(&sv, true);
+                                        maybe_reload_policy(&sv, true);
+                                        maybe_reload_certificate(&sv, true);
                                         continue;
                                 }
                                 struct log_line l;
@@ -564,7 +656,8 @@ int cmd_serve(int argc, char **argv)
                         while (read(ifd, events, sizeof events) > 0)
                                 ;
                 }
-                maybe_reload(&sv, false);
+                maybe_reload_policy(&sv, false);
+                maybe_reload_certificate(&sv, false);
         }
         rc = 0;
 out:

@@ -21,16 +21,29 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "log.h"
 #include "webhook_limits.h"
 
-/* TLS 1.2 and 1.3 only; AEAD ciphers; ECDHE key exchange; no SHA-1 signatures. */
-const char server_default_tls_priorities[] =
-        "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
-        "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"
-        "-SIGN-ECDSA-SHA1:%SERVER_PRECEDENCE";
+/* TLS 1.2 and 1.3 only (or 1.3 only); AEAD ciphers; ECDHE key exchange; no
+ * SHA-1 signatures. */
+#define TLS_PRIORITIES(versions)                                                              \
+        "SECURE:-VERS-ALL:" versions ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"                \
+        "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"   \
+        "-SIGN-ECDSA-SHA1:%SERVER_PRECEDENCE"
+static const char tls_priorities_12[] = TLS_PRIORITIES("+VERS-TLS1.3:+VERS-TLS1.2");
+static const char tls_priorities_13[] = TLS_PRIORITIES("+VERS-TLS1.3");
+
+/* Certificates in one chain. */
+#define TLS_MAX_CHAIN 8u
+/* A replaced pair is freed this long after it stopped serving new
+ * handshakes: the handshakes that picked it have long finished by then. */
+#define TLS_RETIRED_KEEP_S 600
 
 /* The body of small answers (errors, health). */
 #define SMALL_BODY_MAX 4096u
@@ -45,12 +58,109 @@ struct request {
         uint64_t deadline_ns;   /* CLOCK_MONOTONIC */
 };
 
+/* A certificate chain and its key, loaded for GnuTLS. */
+struct tls_pair {
+        gnutls_pcert_st pcert[TLS_MAX_CHAIN];
+        unsigned n;
+        gnutls_privkey_t key;
+        time_t retired;                 /* when it stopped serving new handshakes */
+        struct tls_pair *older;
+};
+
 struct server {
         struct MHD_Daemon *daemon;
         struct server_handler h;
         size_t max_body;
-        char *cert_pem, *key_pem, *priorities;
+        struct tls_pair *retired;       /* replaced pairs, newest first */
 };
+
+/* The pair new handshakes get. GnuTLS's certificate callback has no
+ * argument of ours, so it lives here; one server per process. */
+static _Atomic(struct tls_pair *) serving_pair;
+
+static void tls_pair_free(struct tls_pair *p)
+{
+        if (!p)
+                return;
+        for (unsigned i = 0; i < p->n; i++)
+                gnutls_pcert_deinit(&p->pcert[i]);
+        if (p->key)
+                gnutls_privkey_deinit(p->key);
+        free(p);
+}
+
+static int tls_pair_load(const char *cert_pem, const char *key_pem, struct tls_pair **ret,
+                         char *err, size_t errlen)
+{
+        struct tls_pair *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        gnutls_datum_t cert = { (unsigned char *)cert_pem, (unsigned)strlen(cert_pem) };
+        gnutls_datum_t key = { (unsigned char *)key_pem, (unsigned)strlen(key_pem) };
+        unsigned n = TLS_MAX_CHAIN;
+        int g = gnutls_pcert_list_import_x509_raw(p->pcert, &n, &cert, GNUTLS_X509_FMT_PEM, 0);
+        if (g < 0) {
+                snprintf(err, errlen, "the certificate does not load: %s", gnutls_strerror(g));
+                goto fail;
+        }
+        p->n = n;
+        g = gnutls_privkey_init(&p->key);
+        if (g == 0)
+                g = gnutls_privkey_import_x509_raw(p->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+        if (g < 0) {
+                snprintf(err, errlen, "the key does not load: %s", gnutls_strerror(g));
+                goto fail;
+        }
+        *ret = p;
+        return 0;
+fail:
+        tls_pair_free(p);
+        return -EINVAL;
+}
+
+/* GnuTLS asks which certificate a new handshake gets. */
+static int on_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                          gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey)
+{
+        struct tls_pair *p = atomic_load(&serving_pair);
+        if (!p)
+                return -1;
+        *pcert = p->pcert;
+        *pcert_length = p->n;
+        *pkey = p->key;
+        return 0;
+}
+
+int server_set_certificate(struct server *s, const char *cert_pem, const char *key_pem,
+                           char *err, size_t errlen)
+{
+        struct tls_pair *next;
+        int r = tls_pair_load(cert_pem, key_pem, &next, err, errlen);
+        if (r < 0)
+                return r;
+        struct tls_pair *old = atomic_exchange(&serving_pair, next);
+        time_t now = time(NULL);
+        if (old) {
+                old->retired = now;
+                old->older = s->retired;
+                s->retired = old;
+        }
+        /* Free what stopped serving long ago (the list is newest first). */
+        for (struct tls_pair **pp = &s->retired; *pp; pp = &(*pp)->older) {
+                if (now - (*pp)->retired > TLS_RETIRED_KEEP_S) {
+                        struct tls_pair *dead = *pp;
+                        *pp = NULL;
+                        while (dead) {
+                                struct tls_pair *o = dead->older;
+                                tls_pair_free(dead);
+                                dead = o;
+                        }
+                        break;
+                }
+        }
+        return 0;
+}
 
 static uint64_t now_ns(void)
 {
@@ -381,11 +491,12 @@ void server_stop(struct server *s)
                 return;
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
-        free(s->cert_pem);
-        if (s->key_pem)
-                explicit_bzero(s->key_pem, strlen(s->key_pem));
-        free(s->key_pem);
-        free(s->priorities);
+        tls_pair_free(atomic_exchange(&serving_pair, NULL));
+        while (s->retired) {
+                struct tls_pair *o = s->retired->older;
+                tls_pair_free(s->retired);
+                s->retired = o;
+        }
         free(s);
 }
 
@@ -403,12 +514,10 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 return -ENOMEM;
         s->h = *h;
         s->max_body = opt->max_body;
-        s->cert_pem = strdup(opt->cert_pem);
-        s->key_pem = strdup(opt->key_pem);
-        s->priorities = strdup(opt->tls_priorities ? opt->tls_priorities : server_default_tls_priorities);
-        if (!s->cert_pem || !s->key_pem || !s->priorities) {
+        r = server_set_certificate(s, opt->cert_pem, opt->key_pem, err, errlen);
+        if (r < 0) {
                 server_stop(s);
-                return -ENOMEM;
+                return r;
         }
         unsigned threads = opt->threads;
         if (threads == WH_THREADS_AUTO) {
@@ -424,9 +533,8 @@ int server_start(const struct server_options *opt, const struct server_handler *
         struct MHD_OptionItem ops[] = {
                 { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },   /* first, to catch all */
                 { MHD_OPTION_SOCK_ADDR, 0, &addr },
-                { MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem },
-                { MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem },
-                { MHD_OPTION_HTTPS_PRIORITIES, 0, s->priorities },
+                { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(opt->tls13_only ? tls_priorities_13
+                                                                            : tls_priorities_12) },
                 { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
                 { MHD_OPTION_CONNECTION_LIMIT, opt->max_connections, NULL },
                 { MHD_OPTION_PER_IP_CONNECTION_LIMIT, opt->max_connections_per_ip, NULL },
@@ -437,7 +545,9 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 { MHD_OPTION_END, 0, NULL },
         };
         s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                                     MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+                                     MHD_OPTION_ARRAY, ops,
+                                     MHD_OPTION_HTTPS_CERT_CALLBACK, on_certificate,
+                                     MHD_OPTION_END);
         if (!s->daemon) {
                 snprintf(err, errlen, "cannot serve HTTPS on %s (address in use, no permission, or "
                          "the certificate, key or TLS priorities were refused: see the log above)",
