@@ -918,7 +918,8 @@ out:
  * anyone who can read the cluster's configuration can read. */
 static int check_certs_only(const char *path, const struct buf *pem, char *err, size_t errlen)
 {
-        BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+        /* An empty file leaves `data` NULL, which the BIO refuses. */
+        BIO *bio = BIO_new_mem_buf(pem->data ? pem->data : "", (int)pem->len);
         char other[64] = "";
         size_t n_certs = 0;
         int r = 0;
@@ -1006,7 +1007,7 @@ int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err
                 if (r == 0)
                         r = buf_append(&all, one.data, one.len);
                 if (r == -ENOBUFS) {
-                        seterr(err, errlen, "the caBundle would be larger than %u bytes", WH_MAX_PEM_BYTES);
+                        seterr(err, errlen, "the caBundle would be larger than %zu bytes", (size_t)WH_MAX_PEM_BYTES);
                         r = -EFBIG;
                         goto out;
                 }
@@ -1043,9 +1044,9 @@ static int serial_hex(const char *path, X509 *x, char *ret, size_t len, char *er
         bool negative = ASN1_STRING_type(s) == V_ASN1_NEG_INTEGER;
         size_t o = 0;
 
-        if (n < 0 || (size_t)n * 2 + negative + 2 > len) {
+        if (n < 0 || (size_t)n * 2 + negative + 1 > len) {
                 seterr(err, errlen, "certificate %s has a serial number longer than %zu octets", path,
-                       (len - 3) / 2);
+                       (len - 2) / 2);
                 return -EINVAL;
         }
         if (negative)

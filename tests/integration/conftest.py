@@ -148,7 +148,8 @@ class Server:
     def start(self, timeout: float = 15):
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.args, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
+                                     env=getattr(self, "env", None))
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:

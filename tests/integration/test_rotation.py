@@ -198,3 +198,31 @@ def test_tls_min_version_13_refuses_tls_12(tmp_path, certs, workdir):
         c.close()
     finally:
         server.stop()
+
+
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
+def test_readyz_fails_once_the_certificate_has_expired(tmp_path, workdir):
+    """The server's clock is moved past the certificate's end with
+    libfaketime (Debian's faketime package), which it reads anew at every
+    call: /readyz then answers 503 and says why."""
+    assert FAKETIME_LIB.exists(), "libfaketime is missing: run .ci/deps.sh"
+    short = make_certs(tmp_path / "short", "--days", "1")
+    clock = tmp_path / "faketime"
+    clock.write_text("+0d\n")
+    server = Server("expiry", short, ROOT / "tests" / "fixtures" / "policy.yaml", workdir)
+    server.env = dict(os.environ, LD_PRELOAD=str(FAKETIME_LIB), FAKETIME_TIMESTAMP_FILE=str(clock),
+                      FAKETIME_NO_CACHE="1",
+                      ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    server.start()
+    try:
+        st, _, body = server.client().request("GET", "/readyz")
+        assert st == 200 and json.loads(body)["certificateDaysLeft"] in (0, 1), body
+        clock.write_text("+2d\n")
+        st, _, body = server.client().request("GET", "/readyz")
+        assert st == 503, body
+        assert json.loads(body)["reason"] == "the serving certificate has expired", body
+        assert server.client().request("GET", "/healthz")[0] == 200
+    finally:
+        server.stop()

@@ -1,6 +1,8 @@
-/* Unit tests for webhook/certs.c: what certs_generate() writes is checked
- * with OpenSSL itself (chain and host name verification, extensions, key
- * types), and certs_check_pair() is fed pairs made here to be wrong. */
+/* Unit tests for webhook/certs.c: what certs_generate() and certs_renew()
+ * write is checked with OpenSSL itself (chain and host name verification,
+ * extensions, key types), caBundles are decoded and used as trust stores,
+ * and certs_renew() and certs_check_pair() are fed files made here to be
+ * wrong. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +30,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "b64_decode.h"
 #include "certs.h"
 #include "webhook_limits.h"
 
@@ -126,6 +129,13 @@ static void generate(struct fixture *f)
 
         if (r != 0)
                 fail_msg("certs_generate: %d %s", r, f->err);
+}
+
+static int ca_bundle1(const char *path, char **ret, char *err, size_t errlen)
+{
+        const char *const paths[] = { path };
+
+        return certs_ca_bundle(paths, 1, ret, err, errlen);
 }
 
 static X509 *read_cert(const char *path)
@@ -714,6 +724,409 @@ static void test_out_dir_that_is_a_file(void **state)
         assert_contains(f->err, "exists and is not a directory");
 }
 
+/* ---- certs_renew --------------------------------------------------------- */
+
+static void copy_file(const char *from, const char *to)
+{
+        size_t len;
+        char *text = slurp(from, &len);
+
+        write_text(to, text, len);
+        free(text);
+}
+
+static int count_entries(const char *dir)
+{
+        struct dirent *e;
+        DIR *d = opendir(dir);
+        int n = 0;
+
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+/* A CA made elsewhere: self-signed, basicConstraints critical CA:TRUE,
+ * keyUsage keyCertSign, and no subjectKeyIdentifier. */
+static void write_ca(const char *crt_path, const char *key_path, EVP_PKEY *key, time_t not_before,
+                     time_t not_after)
+{
+        bool eddsa = EVP_PKEY_is_a(key, "ED25519");
+        X509 *x = X509_new();
+        X509_EXTENSION *ext;
+        X509V3_CTX ctx;
+        FILE *fp;
+        BIO *bio;
+
+        assert_non_null(x);
+        assert_true(X509_set_version(x, X509_VERSION_3));
+        assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), 0x4242));
+        assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), not_before));
+        assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), not_after));
+        assert_true(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                               (const unsigned char *)"elsewhere CA", -1, -1, 0));
+        assert_true(X509_set_issuer_name(x, X509_get_subject_name(x)));
+        assert_true(X509_set_pubkey(x, key));
+        X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+        ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+        assert_non_null(ext);
+        assert_true(X509_add_ext(x, ext, -1));
+        X509_EXTENSION_free(ext);
+        ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign");
+        assert_non_null(ext);
+        assert_true(X509_add_ext(x, ext, -1));
+        X509_EXTENSION_free(ext);
+        assert_true(X509_sign(x, key, eddsa ? NULL : EVP_sha256()) > 0);
+
+        fp = fopen(crt_path, "w");
+        assert_non_null(fp);
+        assert_true(PEM_write_X509(fp, x));
+        assert_int_equal(fclose(fp), 0);
+        bio = BIO_new_file(key_path, "w");
+        assert_non_null(bio);
+        assert_true(PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL));
+        BIO_free(bio);
+        X509_free(x);
+}
+
+static void renew(struct fixture *f, const struct certs_request *req)
+{
+        int r = certs_renew(req, f->err, sizeof(f->err));
+
+        if (r != 0)
+                fail_msg("certs_renew: %d %s", r, f->err);
+}
+
+/* The four files' texts, to show what a call left alone. */
+struct snapshot {
+        char *text[4];
+        size_t len[4];
+};
+
+static const char *const four[] = { "ca.crt", "ca.key", "tls.crt", "tls.key" };
+
+static struct snapshot take(const struct fixture *f)
+{
+        struct snapshot s;
+
+        for (int i = 0; i < 4; i++)
+                s.text[i] = slurp(path_in(f, four[i]), &s.len[i]);
+        return s;
+}
+
+static bool same_file(const struct fixture *f, const struct snapshot *s, int i)
+{
+        size_t len;
+        char *now = slurp(path_in(f, four[i]), &len);
+        bool same = len == s->len[i] && memcmp(now, s->text[i], len) == 0;
+
+        free(now);
+        return same;
+}
+
+static void assert_unchanged(const struct fixture *f, const struct snapshot *s)
+{
+        for (int i = 0; i < 4; i++)
+                if (!same_file(f, s, i))
+                        fail_msg("%s changed", four[i]);
+}
+
+static void drop(struct snapshot *s)
+{
+        for (int i = 0; i < 4; i++)
+                free(s->text[i]);
+}
+
+static void test_renew_keeps_the_ca_and_replaces_the_serving_pair(void **state)
+{
+        struct fixture *f = *state;
+        static const char *const dns[] = { "localhost", "renewed.example.com" };
+        static const char *const good[] = {
+                SERVICE, SERVICE "." NAMESPACE, SVC_NAME, SVC_NAME ".cluster.local", "localhost",
+                "renewed.example.com",
+        };
+        struct certs_request req = default_request(f);
+        struct stat ca_before[2], st;
+        struct snapshot before;
+        X509 *ca, *old_leaf, *leaf;
+        EVP_PKEY *old_key, *key;
+        char cn[256];
+
+        generate(f);
+        before = take(f);
+        assert_int_equal(stat(path_in(f, "ca.crt"), &ca_before[0]), 0);
+        assert_int_equal(stat(path_in(f, "ca.key"), &ca_before[1]), 0);
+        old_leaf = read_cert(path_in(f, "tls.crt"));
+        old_key = read_key(path_in(f, "tls.key"));
+
+        req.dns = dns;
+        req.n_dns = 2;
+        req.days = 7;
+        renew(f, &req);
+
+        /* ca.* byte for byte, and not even rewritten. */
+        assert_true(same_file(f, &before, 0));
+        assert_true(same_file(f, &before, 1));
+        assert_int_equal(stat(path_in(f, "ca.crt"), &st), 0);
+        assert_int_equal(st.st_ino, ca_before[0].st_ino);
+        assert_int_equal(stat(path_in(f, "ca.key"), &st), 0);
+        assert_int_equal(st.st_ino, ca_before[1].st_ino);
+        assert_false(same_file(f, &before, 2));
+        assert_false(same_file(f, &before, 3));
+
+        ca = read_cert(path_in(f, "ca.crt"));
+        leaf = read_cert(path_in(f, "tls.crt"));
+        key = read_key(path_in(f, "tls.key"));
+        assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(leaf), X509_get0_serialNumber(old_leaf)), 0);
+        assert_int_not_equal(EVP_PKEY_eq(key, old_key), 1);
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(leaf), key), 1);
+        assert_true(EVP_PKEY_is_a(key, "EC"));
+        /* The same CA verifies the new certificate and the old one: the
+         * caBundle keeps working. */
+        assert_int_equal(verify_chain(ca, leaf), 1);
+        assert_int_equal(verify_chain(ca, old_leaf), 1);
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                if (X509_check_host(leaf, good[i], 0, 0, NULL) != 1)
+                        fail_msg("renewed tls.crt does not match %s", good[i]);
+        assert_int_equal(X509_check_host(leaf, "example.com", 0, 0, NULL), 0);
+        assert_int_equal(X509_check_ip_asc(leaf, "127.0.0.1", 0), 1);
+        assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn)) > 0);
+        assert_string_equal(cn, SVC_NAME);
+        assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(ca)), 0);
+        assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(leaf), X509_get0_subject_key_id(ca)), 0);
+        assert_int_equal(X509_get_extended_key_usage(leaf), XKU_SSL_SERVER);
+        assert_int_equal(X509_check_ca(leaf), 0);
+        assert_int_equal(span_seconds(X509_get0_notBefore(leaf), X509_get0_notAfter(leaf)), 7 * DAY_S + SKEW_S);
+
+        /* Modes as certs_generate() makes them, and no temporary left. */
+        assert_int_equal(stat(path_in(f, "tls.crt"), &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0644);
+        assert_int_equal(stat(path_in(f, "tls.key"), &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(count_entries(f->out), 4);
+        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), NULL,
+                                          f->err, sizeof(f->err)), 0);
+
+        /* Again: renewing does not need --force. */
+        renew(f, &req);
+        assert_true(same_file(f, &before, 0));
+        assert_true(same_file(f, &before, 1));
+
+        EVP_PKEY_free(key);
+        EVP_PKEY_free(old_key);
+        X509_free(leaf);
+        X509_free(old_leaf);
+        X509_free(ca);
+        drop(&before);
+}
+
+/* Text of `name` is still `text`. */
+static void assert_same_text(const struct fixture *f, const char *name, const char *text, size_t len)
+{
+        size_t now_len;
+        char *now = slurp(path_in(f, name), &now_len);
+
+        if (now_len != len || memcmp(now, text, len) != 0)
+                fail_msg("%s changed", name);
+        free(now);
+}
+
+static void test_renew_needs_the_ca(void **state)
+{
+        struct fixture *f = *state;
+        struct certs_request req = default_request(f);
+        struct stat st;
+        char want[3 * PATH_MAX + 128];
+        char *crt, *key;
+        size_t crt_len, key_len;
+
+        /* No directory at all: nothing is made. */
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -ENOENT);
+        xsnprintf(want,
+                  "cannot renew: %s/ca.crt and %s/ca.key are missing; renewing needs the CA (ca.crt and ca.key) that signed the current certificate in %s",
+                  f->out, f->out, f->out);
+        assert_string_equal(f->err, want);
+        assert_int_equal(stat(f->out, &st), -1);
+
+        /* No ca.key: the serving pair is left as it was. */
+        generate(f);
+        crt = slurp(path_in(f, "tls.crt"), &crt_len);
+        key = slurp(path_in(f, "tls.key"), &key_len);
+        assert_int_equal(unlink(path_in(f, "ca.key")), 0);
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -ENOENT);
+        xsnprintf(want, "cannot renew: %s is missing; renewing needs both ca.crt and ca.key of the CA in %s",
+                  path_in(f, "ca.key"), f->out);
+        assert_string_equal(f->err, want);
+        assert_same_text(f, "tls.crt", crt, crt_len);
+        assert_same_text(f, "tls.key", key, key_len);
+        assert_int_equal(access(path_in(f, "ca.key"), F_OK), -1);
+        assert_int_equal(count_entries(f->out), 3);
+
+        /* No ca.crt. */
+        req.force = true;
+        assert_int_equal(certs_generate(&req, f->err, sizeof(f->err)), 0);
+        assert_int_equal(unlink(path_in(f, "ca.crt")), 0);
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -ENOENT);
+        assert_contains(f->err, "/ca.crt is missing");
+
+        /* An unreadable CA is the read's error, not "missing". */
+        write_text(path_in(f, "ca.crt"), "junk\n", 5);
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EINVAL);
+        assert_contains(f->err, "ca.crt holds no PEM certificate");
+        free(crt);
+        free(key);
+}
+
+static void test_renew_refuses_a_ca_key_that_does_not_match(void **state)
+{
+        struct fixture *f = *state;
+        struct certs_request req = default_request(f);
+        struct snapshot before;
+        char other[PATH_MAX], other_key[PATH_MAX], want[2 * PATH_MAX + 64];
+
+        generate(f);
+        xsnprintf(other, "%s/other", f->dir);
+        xsnprintf(other_key, "%s/ca.key", other);
+        req.out_dir = other;
+        assert_int_equal(certs_generate(&req, f->err, sizeof(f->err)), 0);
+        copy_file(other_key, path_in(f, "ca.key"));
+        before = take(f);
+
+        req.out_dir = f->out;
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EINVAL);
+        xsnprintf(want, "cannot renew: %s does not match %s", path_in(f, "ca.key"), path_in(f, "ca.crt"));
+        assert_string_equal(f->err, want);
+        assert_unchanged(f, &before);
+        assert_int_equal(count_entries(f->out), 4);
+        drop(&before);
+}
+
+static void test_renew_refuses_a_certificate_that_is_not_a_ca(void **state)
+{
+        struct fixture *f = *state;
+        struct certs_request req = default_request(f);
+        struct snapshot before;
+        EVP_PKEY *k = new_ec_key();
+        time_t now = time(NULL);
+
+        /* The serving pair in the CA's place: CA:FALSE. */
+        generate(f);
+        copy_file(path_in(f, "tls.crt"), path_in(f, "ca.crt"));
+        copy_file(path_in(f, "tls.key"), path_in(f, "ca.key"));
+        before = take(f);
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EINVAL);
+        assert_contains(f->err, "ca.crt is not a CA certificate");
+        assert_unchanged(f, &before);
+        drop(&before);
+
+        /* Self-signed, but with no basicConstraints at all. */
+        write_selfsigned(path_in(f, "ca.crt"), path_in(f, "ca.key"), k, now - DAY_S, now + 100 * DAY_S, false);
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EINVAL);
+        assert_contains(f->err, "ca.crt is not a CA certificate");
+        EVP_PKEY_free(k);
+}
+
+static void test_renew_refuses_a_ca_out_of_its_validity(void **state)
+{
+        struct fixture *f = *state;
+        struct certs_request req = default_request(f);
+        EVP_PKEY *k = new_ec_key();
+        time_t now = time(NULL);
+        char want[PATH_MAX + 128], when[32];
+        time_t from = now + 2 * DAY_S;
+        X509 *ca, *leaf;
+
+        assert_int_equal(mkdir(f->out, 0755), 0);
+        write_ca(path_in(f, "ca.crt"), path_in(f, "ca.key"), k, T_2024_12_01, T_2025_01_01);
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EKEYEXPIRED);
+        xsnprintf(want, "cannot renew: the CA certificate %s expired on 2025-01-01T00:00:00Z; make a new CA and roll over to it",
+                  path_in(f, "ca.crt"));
+        assert_string_equal(f->err, want);
+        assert_int_equal(count_entries(f->out), 2);   /* no tls.* written */
+
+        write_ca(path_in(f, "ca.crt"), path_in(f, "ca.key"), k, from, from + 100 * DAY_S);
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EKEYEXPIRED);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&from));
+        xsnprintf(want, "cannot renew: the CA certificate %s is not yet valid until %s", path_in(f, "ca.crt"), when);
+        assert_string_equal(f->err, want);
+
+        /* Ten days and an hour left: 30 days would outlive the CA; ten fit. */
+        write_ca(path_in(f, "ca.crt"), path_in(f, "ca.key"), k, now - DAY_S, now + 10 * DAY_S + 3600);
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -ERANGE);
+        assert_contains(f->err, "cannot renew for 30 days");
+        assert_contains(f->err, "renew for at most 10 days");
+        assert_int_equal(count_entries(f->out), 2);
+        req.days = 10;
+        renew(f, &req);
+        ca = read_cert(path_in(f, "ca.crt"));
+        leaf = read_cert(path_in(f, "tls.crt"));
+        assert_int_equal(verify_chain(ca, leaf), 1);
+        X509_free(leaf);
+        X509_free(ca);
+
+        /* Less than a day left. */
+        write_ca(path_in(f, "ca.crt"), path_in(f, "ca.key"), k, now - DAY_S, now + 3600);
+        req.days = 1;
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -ERANGE);
+        assert_contains(f->err, "in less than a day; make a new CA");
+        EVP_PKEY_free(k);
+}
+
+/* A CA not made here (no subjectKeyIdentifier; RSA or Ed25519 keys) signs
+ * a renewal that verifies. */
+static void test_renew_under_a_ca_made_elsewhere(void **state)
+{
+        struct fixture *f = *state;
+        struct certs_request req = default_request(f);
+        time_t now = time(NULL);
+        EVP_PKEY *keys[3];
+
+        keys[0] = new_ec_key();
+        keys[1] = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+        keys[2] = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        assert_int_equal(mkdir(f->out, 0755), 0);
+        for (int i = 0; i < 3; i++) {
+                X509 *ca, *leaf;
+
+                assert_non_null(keys[i]);
+                write_ca(path_in(f, "ca.crt"), path_in(f, "ca.key"), keys[i], now - DAY_S, now + 100 * DAY_S);
+                renew(f, &req);
+                ca = read_cert(path_in(f, "ca.crt"));
+                leaf = read_cert(path_in(f, "tls.crt"));
+                if (verify_chain(ca, leaf) != 1)
+                        fail_msg("key %d: the renewed certificate does not verify", i);
+                assert_int_equal(X509_check_host(leaf, SVC_NAME, 0, 0, NULL), 1);
+                assert_true(X509_get0_authority_key_id(leaf) || X509_get0_authority_issuer(leaf));
+                assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), NULL,
+                                                  f->err, sizeof(f->err)), 0);
+                X509_free(leaf);
+                X509_free(ca);
+                EVP_PKEY_free(keys[i]);
+        }
+}
+
+static void test_renew_refuses_an_invalid_request(void **state)
+{
+        struct fixture *f = *state;
+        struct certs_request req = default_request(f);
+        struct snapshot before;
+
+        generate(f);
+        before = take(f);
+        req.service = "Bad_Name";
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EINVAL);
+        assert_contains(f->err, "is not a DNS-1123 label");
+        req = default_request(f);
+        req.days = 0;
+        assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EINVAL);
+        assert_contains(f->err, "days must be between 1 and");
+        assert_unchanged(f, &before);
+        drop(&before);
+}
+
 /* ---- certs_ca_bundle ----------------------------------------------------- */
 
 static void test_ca_bundle_decodes_to_the_pem(void **state)
@@ -725,7 +1138,7 @@ static void test_ca_bundle_decodes_to_the_pem(void **state)
         int n;
 
         generate(f);
-        assert_int_equal(certs_ca_bundle(path_in(f, "ca.crt"), &bundle, f->err, sizeof(f->err)), 0);
+        assert_int_equal(ca_bundle1(path_in(f, "ca.crt"), &bundle, f->err, sizeof(f->err)), 0);
         assert_non_null(bundle);
         assert_null(strchr(bundle, '\n'));
         pem = slurp(path_in(f, "ca.crt"), &pem_len);
@@ -752,11 +1165,11 @@ static void test_ca_bundle_errors(void **state)
         char *filler;
 
         generate(f);
-        assert_int_equal(certs_ca_bundle(path_in(f, "missing.crt"), &bundle, f->err, sizeof(f->err)), -ENOENT);
+        assert_int_equal(ca_bundle1(path_in(f, "missing.crt"), &bundle, f->err, sizeof(f->err)), -ENOENT);
         xsnprintf(want, "cannot read %s: No such file or directory", path_in(f, "missing.crt"));
         assert_string_equal(f->err, want);
 
-        assert_int_equal(certs_ca_bundle(path_in(f, "ca.key"), &bundle, f->err, sizeof(f->err)), -EINVAL);
+        assert_int_equal(ca_bundle1(path_in(f, "ca.key"), &bundle, f->err, sizeof(f->err)), -EINVAL);
         assert_contains(f->err, "holds no PEM certificate");
 
         /* A certificate followed by more than the bound. */
@@ -766,13 +1179,223 @@ static void test_ca_bundle_errors(void **state)
         assert_non_null(filler);
         memset(filler + strlen(filler), '\n', WH_MAX_PEM_BYTES + 1 - strlen(filler));
         write_text(big, filler, WH_MAX_PEM_BYTES + 1);
-        assert_int_equal(certs_ca_bundle(big, &bundle, f->err, sizeof(f->err)), -EFBIG);
+        assert_int_equal(ca_bundle1(big, &bundle, f->err, sizeof(f->err)), -EFBIG);
         assert_contains(f->err, "is larger than");
         /* One byte less is fine. */
         write_text(big, filler, WH_MAX_PEM_BYTES);
-        assert_int_equal(certs_ca_bundle(big, &bundle, f->err, sizeof(f->err)), 0);
+        assert_int_equal(ca_bundle1(big, &bundle, f->err, sizeof(f->err)), 0);
         free(bundle);
         free(filler);
+}
+
+/* The bytes a caBundle stands for; the caller frees. */
+static unsigned char *decode_bundle(const char *bundle, size_t *ret_len)
+{
+        size_t n = strlen(bundle);
+        unsigned char *out = malloc(n + 1);
+
+        assert_non_null(out);
+        assert_null(strchr(bundle, '\n'));
+        *ret_len = test_b64_decode(bundle, n, out);
+        return out;
+}
+
+/* A trust store of every certificate in `pem`, as the API server builds
+ * from a caBundle; *ret_n gets how many. */
+static X509_STORE *store_of(const unsigned char *pem, size_t len, X509 *ret_certs[], int max, int *ret_n)
+{
+        X509_STORE *store = X509_STORE_new();
+        BIO *bio = BIO_new_mem_buf(pem, (int)len);
+        X509 *x;
+        int n = 0;
+
+        assert_non_null(store);
+        assert_non_null(bio);
+        while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+                assert_true(n < max);
+                assert_true(X509_STORE_add_cert(store, x));
+                ret_certs[n++] = x;
+        }
+        ERR_clear_error();
+        BIO_free(bio);
+        *ret_n = n;
+        return store;
+}
+
+static int verify_in(X509_STORE *store, X509 *leaf)
+{
+        X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+        int ok;
+
+        assert_non_null(ctx);
+        assert_true(X509_STORE_CTX_init(ctx, store, leaf, NULL));
+        assert_true(X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER));
+        ok = X509_verify_cert(ctx);
+        X509_STORE_CTX_free(ctx);
+        ERR_clear_error();
+        return ok;
+}
+
+static void test_ca_bundle_of_two_cas_trusts_both(void **state)
+{
+        struct fixture *f = *state;
+        struct certs_request req = default_request(f);
+        char dirs[3][PATH_MAX], cas[3][PATH_MAX], tls[3][PATH_MAX];
+        char *pems[2], *bundle = NULL;
+        size_t lens[2], n;
+        unsigned char *decoded;
+        X509 *in_bundle[4], *ca, *leaf;
+        X509_STORE *store;
+        int n_certs;
+
+        /* dirs[0] is the new CA, dirs[1] the previous one, dirs[2] a stranger. */
+        for (int i = 0; i < 3; i++) {
+                xsnprintf(dirs[i], "%s/ca%d", f->dir, i);
+                xsnprintf(cas[i], "%s/ca.crt", dirs[i]);
+                xsnprintf(tls[i], "%s/tls.crt", dirs[i]);
+                req.out_dir = dirs[i];
+                assert_int_equal(certs_generate(&req, f->err, sizeof(f->err)), 0);
+        }
+        {
+                const char *const paths[] = { cas[0], cas[1] };
+
+                if (certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)) != 0)
+                        fail_msg("certs_ca_bundle: %s", f->err);
+        }
+        decoded = decode_bundle(bundle, &n);
+        for (int i = 0; i < 2; i++)
+                pems[i] = slurp(cas[i], &lens[i]);
+        /* Both PEMs whole, new first. */
+        assert_int_equal(n, lens[0] + lens[1]);
+        assert_memory_equal(decoded, pems[0], lens[0]);
+        assert_memory_equal(decoded + lens[0], pems[1], lens[1]);
+
+        store = store_of(decoded, n, in_bundle, 4, &n_certs);
+        assert_int_equal(n_certs, 2);
+        for (int i = 0; i < 2; i++) {
+                ca = read_cert(cas[i]);
+                assert_int_equal(X509_cmp(in_bundle[i], ca), 0);
+                X509_free(ca);
+        }
+        for (int i = 0; i < 3; i++) {
+                leaf = read_cert(tls[i]);
+                if (verify_in(store, leaf) != (i < 2))
+                        fail_msg("the serving certificate of CA %d %s against the bundle", i,
+                                 i < 2 ? "does not verify" : "verifies");
+                X509_free(leaf);
+        }
+        for (int i = 0; i < n_certs; i++)
+                X509_free(in_bundle[i]);
+        X509_STORE_free(store);
+        for (int i = 0; i < 2; i++)
+                free(pems[i]);
+        free(decoded);
+        free(bundle);
+}
+
+/* A file without a final newline is still followed by a whole PEM. */
+static void test_ca_bundle_puts_a_newline_between_files(void **state)
+{
+        struct fixture *f = *state;
+        char nonl[PATH_MAX];
+        char *pem, *bundle = NULL;
+        size_t len, n;
+        unsigned char *decoded;
+        X509 *in_bundle[4];
+        X509_STORE *store;
+        int n_certs;
+
+        generate(f);
+        pem = slurp(path_in(f, "ca.crt"), &len);
+        xsnprintf(nonl, "%s/nonl.crt", f->dir);
+        write_text(nonl, pem, len - 1);
+        {
+                const char *const paths[] = { nonl, path_in(f, "ca.crt") };
+
+                assert_int_equal(certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)), 0);
+        }
+        decoded = decode_bundle(bundle, &n);
+        assert_int_equal(n, 2 * len);
+        assert_memory_equal(decoded, pem, len);
+        assert_memory_equal(decoded + len, pem, len);
+        store = store_of(decoded, n, in_bundle, 4, &n_certs);
+        assert_int_equal(n_certs, 2);
+        for (int i = 0; i < n_certs; i++)
+                X509_free(in_bundle[i]);
+        X509_STORE_free(store);
+        free(decoded);
+        free(bundle);
+        free(pem);
+}
+
+static void test_ca_bundle_of_several_errors(void **state)
+{
+        struct fixture *f = *state;
+        static const char truncated[] = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        static const char not_der[] = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        char path[PATH_MAX], want[PATH_MAX + 64];
+        char *bundle = NULL, *crt, *key, *both, *filler;
+        size_t crt_len, key_len;
+        const char *paths[2];
+
+        generate(f);
+        paths[0] = path_in(f, "ca.crt");
+        assert_int_equal(certs_ca_bundle(paths, 0, &bundle, f->err, sizeof(f->err)), -EINVAL);
+        assert_string_equal(f->err, "no CA certificate file for the caBundle");
+        assert_int_equal(certs_ca_bundle(NULL, 1, &bundle, f->err, sizeof(f->err)), -EINVAL);
+        paths[1] = NULL;
+        assert_int_equal(certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)), -EINVAL);
+        paths[1] = path_in(f, "missing.crt");
+        assert_int_equal(certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)), -ENOENT);
+        xsnprintf(want, "cannot read %s: No such file or directory", paths[1]);
+        assert_string_equal(f->err, want);
+        assert_null(bundle);   /* written only on success */
+
+        /* A private key next to the certificate, either way round. */
+        crt = slurp(path_in(f, "ca.crt"), &crt_len);
+        key = slurp(path_in(f, "ca.key"), &key_len);
+        both = malloc(crt_len + key_len);
+        assert_non_null(both);
+        xsnprintf(path, "%s/withkey.pem", f->dir);
+        paths[0] = path_in(f, "tls.crt");
+        paths[1] = path;
+        for (int order = 0; order < 2; order++) {
+                memcpy(both, order ? key : crt, order ? key_len : crt_len);
+                memcpy(both + (order ? key_len : crt_len), order ? crt : key, order ? crt_len : key_len);
+                write_text(path, both, crt_len + key_len);
+                assert_int_equal(certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)), -EINVAL);
+                xsnprintf(want, "%s holds a \"PRIVATE KEY\" PEM block; a caBundle holds certificates only", path);
+                assert_string_equal(f->err, want);
+        }
+
+        write_text(path, "", 0);
+        assert_int_equal(certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)), -EINVAL);
+        assert_contains(f->err, "withkey.pem holds no PEM certificate");
+        write_text(path, truncated, sizeof(truncated) - 1);
+        assert_int_equal(certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)), -EINVAL);
+        assert_contains(f->err, "withkey.pem holds a malformed PEM block");
+        write_text(path, not_der, sizeof(not_der) - 1);
+        assert_int_equal(certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)), -EINVAL);
+        assert_contains(f->err, "withkey.pem holds a certificate that cannot be parsed");
+
+        /* Each file fits, the two together do not. */
+        filler = malloc(WH_MAX_PEM_BYTES);
+        assert_non_null(filler);
+        memcpy(filler, crt, crt_len);
+        memset(filler + crt_len, '\n', WH_MAX_PEM_BYTES - crt_len);
+        write_text(path, filler, WH_MAX_PEM_BYTES - 1);
+        paths[0] = path;
+        paths[1] = path_in(f, "ca.crt");
+        assert_int_equal(certs_ca_bundle(paths, 1, &bundle, f->err, sizeof(f->err)), 0);
+        free(bundle);
+        bundle = NULL;
+        assert_int_equal(certs_ca_bundle(paths, 2, &bundle, f->err, sizeof(f->err)), -EFBIG);
+        assert_contains(f->err, "the caBundle would be larger than");
+        assert_null(bundle);
+        free(filler);
+        free(both);
+        free(key);
+        free(crt);
 }
 
 /* ---- certs_check_pair ---------------------------------------------------- */
@@ -780,14 +1403,16 @@ static void test_ca_bundle_errors(void **state)
 static void test_check_pair_accepts_the_generated_pair(void **state)
 {
         struct fixture *f = *state;
-        time_t before = time(NULL), after, not_after = 0;
+        time_t before = time(NULL), after;
+        struct certs_info info = { 0 };
 
         generate(f);
         after = time(NULL);
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), &not_after,
+        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), &info,
                                           f->err, sizeof(f->err)), 0);
-        assert_true(not_after >= before + (time_t)DAYS * DAY_S);
-        assert_true(not_after <= after + (time_t)DAYS * DAY_S);
+        assert_true(info.not_after >= before + (time_t)DAYS * DAY_S);
+        assert_true(info.not_after <= after + (time_t)DAYS * DAY_S);
+        assert_int_equal(info.not_after - info.not_before, (time_t)DAYS * DAY_S + SKEW_S);
         assert_int_equal(certs_check_pair(path_in(f, "ca.crt"), path_in(f, "ca.key"), NULL,
                                           f->err, sizeof(f->err)), 0);
 }
@@ -796,14 +1421,16 @@ static void test_check_pair_mismatch(void **state)
 {
         struct fixture *f = *state;
         char want[2 * PATH_MAX + 32];
-        time_t not_after = 42;
+        struct certs_info info, untouched;
 
+        memset(&info, 0x5a, sizeof(info));
+        untouched = info;
         generate(f);
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "ca.key"), &not_after,
+        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "ca.key"), &info,
                                           f->err, sizeof(f->err)), -EINVAL);
         xsnprintf(want, "%s does not match %s", path_in(f, "ca.key"), path_in(f, "tls.crt"));
         assert_string_equal(f->err, want);
-        assert_int_equal(not_after, 42);   /* written only on success */
+        assert_memory_equal(&info, &untouched, sizeof(info));   /* written only on success */
 }
 
 static void test_check_pair_missing_files(void **state)
@@ -881,7 +1508,8 @@ static void test_check_pair_accepts_rsa(void **state)
         struct fixture *f = *state;
         char crt[PATH_MAX], key[PATH_MAX];
         EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-        time_t now = time(NULL), not_after = 0;
+        time_t now = time(NULL);
+        struct certs_info info = { 0 };
         char *text;
 
         assert_non_null(k);
@@ -891,9 +1519,12 @@ static void test_check_pair_accepts_rsa(void **state)
         text = slurp(key, NULL);
         assert_true(strncmp(text, "-----BEGIN RSA PRIVATE KEY-----", 31) == 0);
         free(text);
-        if (certs_check_pair(crt, key, &not_after, f->err, sizeof(f->err)) != 0)
+        if (certs_check_pair(crt, key, &info, f->err, sizeof(f->err)) != 0)
                 fail_msg("certs_check_pair: %s", f->err);
-        assert_int_equal(not_after, now + DAY_S);
+        assert_int_equal(info.not_after, now + DAY_S);
+        assert_int_equal(info.not_before, now - DAY_S);
+        assert_string_equal(info.serial, "01");   /* whole octets */
+        assert_string_equal(info.subject, "CN=test");
         EVP_PKEY_free(k);
 }
 
@@ -917,6 +1548,95 @@ static void test_check_pair_refuses_encrypted_key(void **state)
         EVP_PKEY_free(k);
 }
 
+/* Lowercase hex of the serial, from OpenSSL's own BIGNUM printing. */
+static void serial_of(X509 *x, char *out, size_t len)
+{
+        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(x), NULL);
+        char *hex = bn ? BN_bn2hex(bn) : NULL;
+
+        assert_non_null(hex);
+        assert_true(strlen(hex) < len);
+        for (size_t i = 0; hex[i]; i++)
+                out[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] - 'A' + 'a' : hex[i]);
+        out[strlen(hex)] = '\0';
+        OPENSSL_free(hex);
+        BN_free(bn);
+}
+
+static void test_check_pair_fills_info(void **state)
+{
+        struct fixture *f = *state;
+        static const struct {
+                const char *crt, *key, *subject;
+        } pairs[] = {
+                { "tls.crt", "tls.key", "CN=" SVC_NAME },
+                { "ca.crt", "ca.key", "CN=spark-identity-webhook CA" },
+        };
+        struct certs_info info;
+        char want[80];
+        X509 *x;
+
+        generate(f);
+        for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+                memset(&info, 0x5a, sizeof(info));
+                if (certs_check_pair(path_in(f, pairs[i].crt), path_in(f, pairs[i].key), &info,
+                                     f->err, sizeof(f->err)) != 0)
+                        fail_msg("certs_check_pair: %s", f->err);
+                x = read_cert(path_in(f, pairs[i].crt));
+                serial_of(x, want, sizeof(want));
+                assert_string_equal(info.serial, want);
+                assert_int_equal(strlen(info.serial), 40);   /* 159 bits: 20 octets */
+                assert_int_equal(strspn(info.serial, "0123456789abcdef"), 40);
+                assert_int_equal(info.not_after, to_time_t(X509_get0_notAfter(x)));
+                assert_int_equal(info.not_before, to_time_t(X509_get0_notBefore(x)));
+                assert_string_equal(info.subject, pairs[i].subject);
+                X509_free(x);
+        }
+}
+
+/* The serial of a renewed pair is the new certificate's, which is how the
+ * server's log tells a reload happened. */
+static void test_check_pair_sees_the_renewed_serial(void **state)
+{
+        struct fixture *f = *state;
+        struct certs_request req = default_request(f);
+        struct certs_info before, after;
+
+        generate(f);
+        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), &before,
+                                          f->err, sizeof(f->err)), 0);
+        renew(f, &req);
+        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), &after,
+                                          f->err, sizeof(f->err)), 0);
+        assert_string_not_equal(before.serial, after.serial);
+        assert_string_equal(before.subject, after.subject);
+        assert_true(after.not_before >= before.not_before);
+}
+
+static void test_check_pair_leaves_info_untouched_on_failure(void **state)
+{
+        struct fixture *f = *state;
+        char crt[PATH_MAX], key[PATH_MAX];
+        struct certs_info info, untouched;
+        EVP_PKEY *k = new_ec_key();
+
+        memset(&info, 0x5a, sizeof(info));
+        untouched = info;
+        generate(f);
+        xsnprintf(crt, "%s/old.crt", f->dir);
+        xsnprintf(key, "%s/old.key", f->dir);
+        write_selfsigned(crt, key, k, T_2024_12_01, T_2025_01_01, false);
+        assert_int_equal(certs_check_pair(crt, key, &info, f->err, sizeof(f->err)), -EKEYEXPIRED);
+        assert_memory_equal(&info, &untouched, sizeof(info));
+        assert_int_equal(certs_check_pair(path_in(f, "nope.crt"), path_in(f, "tls.key"), &info,
+                                          f->err, sizeof(f->err)), -ENOENT);
+        assert_memory_equal(&info, &untouched, sizeof(info));
+        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.crt"), &info,
+                                          f->err, sizeof(f->err)), -EINVAL);
+        assert_memory_equal(&info, &untouched, sizeof(info));
+        EVP_PKEY_free(k);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -933,8 +1653,18 @@ int main(void)
                 T(test_existing_files_need_force),
                 T(test_invalid_requests_are_refused),
                 T(test_out_dir_that_is_a_file),
+                T(test_renew_keeps_the_ca_and_replaces_the_serving_pair),
+                T(test_renew_needs_the_ca),
+                T(test_renew_refuses_a_ca_key_that_does_not_match),
+                T(test_renew_refuses_a_certificate_that_is_not_a_ca),
+                T(test_renew_refuses_a_ca_out_of_its_validity),
+                T(test_renew_under_a_ca_made_elsewhere),
+                T(test_renew_refuses_an_invalid_request),
                 T(test_ca_bundle_decodes_to_the_pem),
                 T(test_ca_bundle_errors),
+                T(test_ca_bundle_of_two_cas_trusts_both),
+                T(test_ca_bundle_puts_a_newline_between_files),
+                T(test_ca_bundle_of_several_errors),
                 T(test_check_pair_accepts_the_generated_pair),
                 T(test_check_pair_mismatch),
                 T(test_check_pair_missing_files),
@@ -943,6 +1673,9 @@ int main(void)
                 T(test_check_pair_not_yet_valid),
                 T(test_check_pair_accepts_rsa),
                 T(test_check_pair_refuses_encrypted_key),
+                T(test_check_pair_fills_info),
+                T(test_check_pair_sees_the_renewed_serial),
+                T(test_check_pair_leaves_info_untouched_on_failure),
         };
 #undef T
 
