@@ -11,6 +11,7 @@
  * log_end() releases it. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "buf.h"
 
@@ -19,12 +20,27 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_LEVEL_MAX };
 struct log_line {
         struct buf b;
         bool on;        /* false: below the level in force, every call is a no-op */
+        bool audit;     /* goes to the audit log (--audit-log), not stderr */
 };
 
 /* Lines below `level` are dropped. Default LOG_INFO. Call before threads start. */
 void log_set_level(enum log_level level);
 
 void log_begin(struct log_line *l, enum log_level level, const char *msg);
+
+/* Begins a decision line: it goes to the audit log file when one is set,
+ * else to stderr like the others, whatever the level in force. */
+void log_begin_audit(struct log_line *l, enum log_level level, const char *msg);
+
+/* Sends decision lines to `path` (appended, created 0640). 0 or a negative
+ * errno with a message. Call before threads start. */
+int log_set_audit_file(const char *path, char *err, size_t errlen);
+
+/* Reopens the audit log file when it was renamed or removed (logrotate), or
+ * always when `force` (SIGHUP). Lines being written meanwhile are not lost:
+ * the new file replaces the old descriptor in one step. 0, or a negative
+ * errno with a message (the old file stays in use). */
+int log_reopen_audit(bool force, char *err, size_t errlen);
 void log_str(struct log_line *l, const char *key, const char *value);   /* NULL value: skipped */
 void log_int(struct log_line *l, const char *key, long long value);
 void log_bool(struct log_line *l, const char *key, bool value);

@@ -36,6 +36,7 @@ struct mutation {
         const char *identity_after;     /* the identity the pod carries after us, or NULL */
         const char *app_id;             /* label spark-app-selector, or NULL; points into the pod */
         const char *app_name;           /* label spark-app-name, or NULL; points into the pod */
+        const char *policy_sha256;      /* of the policy that decided; owned by the policy */
         struct jsonpatch patch;         /* the operations; sent only when decision is MUTATED */
         unsigned n_warnings;
         char warnings[WH_MAX_WARNINGS][WH_MAX_WARNING_CHARS + 1];
@@ -72,6 +73,10 @@ enum pod_role mutate_pod_role(const cJSON *pod);
  * the one whose first arg is driver or executor or whose env has
  * SPARK_APPLICATION_ID; else the first. */
 int mutate_spark_container(const cJSON *pod);
+
+/* Whether the decision is worth recording for auditors: the pod runs Spark
+ * or claims an identity. */
+bool mutation_matters(const struct mutation *m);
 
 const char *decision_name(enum decision d);
 const char *pod_role_name(enum pod_role r);

@@ -21,6 +21,7 @@ struct review {
         const char *namespace_;      /* request.namespace, NULL when absent */
         const char *name;            /* request.name, or the pod's name or generateName */
         const char *username;        /* request.userInfo.username */
+        const cJSON *groups;         /* request.userInfo.groups, NULL when absent */
         bool dry_run;
         bool is_pod;                 /* resource pods in the core group, no subresource */
         const cJSON *object;         /* request.object, NULL when absent */
@@ -36,8 +37,10 @@ void review_free(struct review *r);
 
 /* Writes the response AdmissionReview for a decision to `out`: same
  * apiVersion, response.uid, allowed, patchType and base64 patch only when
- * something changes, warnings, and a 403 status with the message when
- * refused. `m` may be NULL: allowed, nothing to say. */
+ * something changes, warnings, auditAnnotations (identity, decision, rule,
+ * policy-sha256) for pods that run Spark or claim an identity, and a 403
+ * status with the message when refused. `m` may be NULL: allowed, nothing
+ * to say. */
 int review_respond(const struct review *r, const struct mutation *m, struct buf *out);
 
 /* Writes a Kubernetes Status object (kind Status, status Failure) for an

@@ -63,6 +63,7 @@ int admission_handle(const struct policy *p, const struct ns_source *src, const 
                 return fail(a, 400, a->error);
 
         const struct review *rv = &a->review;
+        a->mutation.policy_sha256 = policy_sha256(p);
         bool create = rv->operation && strcmp(rv->operation, "CREATE") == 0;
         if (rv->is_pod && create) {
                 if (resolve(p, src, rv->namespace_, a) < 0)

@@ -81,6 +81,8 @@ void cmd_serve_help(void)
                "                         kubeconfig's current context. In a pod, the service\n"
                "                         account is used without this flag.\n"
                "  --log-level LEVEL      debug | info | warn | error [info]\n"
+               "  --audit-log FILE       append the decision lines to FILE instead of stderr;\n"
+               "                         reopened when renamed (logrotate) and on SIGHUP\n"
                "\n"
                "Namespaces: when the server can reach the Kubernetes API (in a pod, or with\n"
                "--kubeconfig) it lists and watches namespaces, and /readyz waits for the first\n"
@@ -111,12 +113,15 @@ static void free_policy(void *p)
         policy_free(p);
 }
 
-static void log_decision(const struct admission *a, const char *policy_sha, long long micros)
+/* One line per admission decision: who asked for what, which rule and
+ * policy applied, what we did and said. Nothing secret is in it: the policy
+ * holds none, and no token or file content is logged. */
+static void log_decision(const struct admission *a, long long micros)
 {
         const struct review *rv = &a->review;
         const struct mutation *m = &a->mutation;
         struct log_line l;
-        log_begin(&l, m->decision == DECISION_DENIED ? LOG_WARN : LOG_INFO, "admission");
+        log_begin_audit(&l, m->decision == DECISION_DENIED ? LOG_WARN : LOG_INFO, "admission");
         log_str(&l, "uid", rv->uid);
         log_str(&l, "namespace", rv->namespace_);
         log_str(&l, rv->is_pod ? "pod" : "object", rv->name);
@@ -127,20 +132,49 @@ static void log_decision(const struct admission *a, const char *policy_sha, long
         log_str(&l, "appId", m->app_id);
         log_str(&l, "appName", m->app_name);
         log_str(&l, "user", rv->username);
+        if (rv->groups) {
+                struct buf g;
+                const cJSON *it;
+                buf_init(&g, 64u * 1024u);
+                buf_putc(&g, '[');
+                cJSON_ArrayForEach(it, rv->groups)
+                        if (cJSON_IsString(it)) {
+                                if (g.len > 1)
+                                        buf_putc(&g, ',');
+                                buf_put_json_str(&g, it->valuestring);
+                        }
+                if (buf_putc(&g, ']') == 0)
+                        log_raw(&l, "groups", g.data);
+                buf_free(&g);
+        }
         log_str(&l, "rule", m->rule ? m->rule->name : NULL);
+        log_str(&l, "policySha256", m->policy_sha256);
         log_str(&l, "mode", policy_mode_name(m->mode));
+        log_str(&l, "decision", decision_name(m->decision));
         log_str(&l, "identityBefore", m->identity_before);
         log_str(&l, "identity", m->identity_after);
-        log_str(&l, "decision", decision_name(m->decision));
         log_int(&l, "changes", m->patch.n_ops);
-        log_int(&l, "warnings", m->n_warnings);
+        if (m->patch.n_ops && m->patch.text.data)
+                log_raw(&l, "patch", m->patch.text.data);
+        if (m->n_warnings) {
+                struct buf w;
+                buf_init(&w, 64u * 1024u);
+                buf_putc(&w, '[');
+                for (unsigned i = 0; i < m->n_warnings; i++) {
+                        if (i)
+                                buf_putc(&w, ',');
+                        buf_put_json_str(&w, m->warnings[i]);
+                }
+                if (buf_putc(&w, ']') == 0)
+                        log_raw(&l, "warnings", w.data);
+                buf_free(&w);
+        }
         if (m->decision == DECISION_DENIED)
                 log_str(&l, "reason", m->message);
         if (a->resolution.unknown)
                 log_str(&l, "namespaceUnreadable", a->lookup_error);
         if (a->resolution.problem[0])
                 log_str(&l, "annotationProblem", a->resolution.problem);
-        log_str(&l, "policySha256", policy_sha);
         log_int(&l, "micros", micros);
         log_end(&l);
 }
@@ -165,7 +199,7 @@ static void admit(void *ctx, const char *body, size_t len, int *ret_status, stru
         const struct policy *p = snapshot_acquire(sv->policy, &token);
         admission_handle(p, sv->namespaces ? &sv->ns_source : NULL, body, len, &a);
         if (a.decided)
-                log_decision(&a, policy_sha256(p), micros_since(&t0));
+                log_decision(&a, micros_since(&t0));
         else
                 log_message(LOG_WARN, "request refused", a.error);
         snapshot_release(sv->policy, token);
@@ -215,6 +249,15 @@ static bool ready(void *ctx, struct buf *out)
         buf_puts(out, "}\n");
         snapshot_release(sv->policy, token);
         return ok;
+}
+
+/* After logrotate moved the audit log away (or on SIGHUP), writes go to a
+ * new file at its path. */
+static void reopen_audit_log(bool forced)
+{
+        char err[512];
+        if (log_reopen_audit(forced, err, sizeof err) < 0)
+                log_message(LOG_ERROR, "audit log not reopened; writing to the old file", err);
 }
 
 static int ns_lookup(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen)
@@ -400,6 +443,7 @@ int cmd_serve(int argc, char **argv)
                 { "log-level", required_argument, NULL, 'L' },
                 { "kubeconfig", required_argument, NULL, 'K' },
                 { "tls-min-version", required_argument, NULL, 'V' },
+                { "audit-log", required_argument, NULL, 'A' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -416,6 +460,7 @@ int cmd_serve(int argc, char **argv)
         struct kube *kube = NULL;
         struct serve sv = { 0 };
         unsigned long long v;
+        char err[512] = "";
         int c;
 
         optind = 1;
@@ -424,6 +469,12 @@ int cmd_serve(int argc, char **argv)
                 switch (c) {
                 case 'p': sv.policy_path = optarg; break;
                 case 'K': kubeconfig = optarg; break;
+                case 'A':
+                        if (log_set_audit_file(optarg, err, sizeof err) < 0) {
+                                fprintf(stderr, CMD ": %s\n", err);
+                                return 2;
+                        }
+                        break;
                 case 'V':
                         if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0)
                                 return cli_usage_error(CMD, "--tls-min-version is 1.2 or 1.3, not \"%s\"", optarg);
@@ -488,7 +539,6 @@ int cmd_serve(int argc, char **argv)
                 return cli_usage_error(CMD, "--policy is required");
         if (!cert_path || !key_path)
                 return cli_usage_error(CMD, "--tls-cert and --tls-key are required");
-        char err[512] = "";
         if (server_check_listen(opt.listen, err, sizeof err) < 0)
                 return cli_usage_error(CMD, "%s", err);
 
@@ -639,6 +689,7 @@ int cmd_serve(int argc, char **argv)
                         struct signalfd_siginfo si;
                         if (read(sfd, &si, sizeof si) == sizeof si) {
                                 if (si.ssi_signo == SIGHUP) {
+                                        reopen_audit_log(true);
                                         maybe_reload_policy(&sv, true);
                                         maybe_reload_certificate(&sv, true);
                                         continue;
@@ -656,6 +707,7 @@ int cmd_serve(int argc, char **argv)
                         while (read(ifd, events, sizeof events) > 0)
                                 ;
                 }
+                reopen_audit_log(false);
                 maybe_reload_policy(&sv, false);
                 maybe_reload_certificate(&sv, false);
         }

@@ -2,15 +2,23 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* One log line; a longer one is cut, never split. */
 #define LOG_LINE_MAX (64u * 1024u)
 
 static enum log_level min_level = LOG_INFO;
+/* The audit log: a descriptor that log_reopen_audit() replaces with dup2(),
+ * so writers never see it closed. -1: decisions go to stderr. */
+static int audit_fd = -1;
+static char *audit_path;
+#define AUDIT_FILE_MODE 0640
 static const char *const level_names[LOG_LEVEL_MAX] = { "debug", "info", "warn", "error" };
 
 void log_set_level(enum log_level level)
@@ -18,11 +26,8 @@ void log_set_level(enum log_level level)
         min_level = level;
 }
 
-void log_begin(struct log_line *l, enum log_level level, const char *msg)
+static void begin(struct log_line *l, enum log_level level, const char *msg)
 {
-        l->on = level >= min_level && level < LOG_LEVEL_MAX;
-        if (!l->on)
-                return;
         buf_init(&l->b, LOG_LINE_MAX);
         struct timespec ts;
         struct tm tm;
@@ -33,6 +38,62 @@ void log_begin(struct log_line *l, enum log_level level, const char *msg)
         buf_printf(&l->b, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", when,
                    ts.tv_nsec / 1000000, level_names[level]);
         buf_put_json_str(&l->b, msg);
+}
+
+void log_begin(struct log_line *l, enum log_level level, const char *msg)
+{
+        l->audit = false;
+        l->on = level >= min_level && level < LOG_LEVEL_MAX;
+        if (l->on)
+                begin(l, level, msg);
+}
+
+void log_begin_audit(struct log_line *l, enum log_level level, const char *msg)
+{
+        l->audit = true;
+        l->on = level < LOG_LEVEL_MAX;
+        if (l->on)
+                begin(l, level, msg);
+}
+
+int log_set_audit_file(const char *path, char *err, size_t errlen)
+{
+        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, AUDIT_FILE_MODE);
+        if (fd < 0) {
+                int r = -errno;
+                snprintf(err, errlen, "cannot open the audit log %s: %s", path, strerror(errno));
+                return r;
+        }
+        char *p = strdup(path);
+        if (!p) {
+                close(fd);
+                return -ENOMEM;
+        }
+        free(audit_path);
+        audit_path = p;
+        audit_fd = fd;
+        return 0;
+}
+
+int log_reopen_audit(bool force, char *err, size_t errlen)
+{
+        if (audit_fd < 0)
+                return 0;
+        struct stat now, open_one;
+        if (!force && stat(audit_path, &now) == 0 && fstat(audit_fd, &open_one) == 0 &&
+            now.st_dev == open_one.st_dev && now.st_ino == open_one.st_ino)
+                return 0;   /* still the same file */
+        int fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, AUDIT_FILE_MODE);
+        if (fd < 0) {
+                int r = -errno;
+                snprintf(err, errlen, "cannot reopen the audit log %s: %s", audit_path, strerror(errno));
+                return r;
+        }
+        int r = dup2(fd, audit_fd) < 0 ? -errno : 0;
+        if (r < 0)
+                snprintf(err, errlen, "cannot reopen the audit log %s: %s", audit_path, strerror(-r));
+        close(fd);
+        return r;
 }
 
 static void key(struct log_line *l, const char *k)
@@ -85,8 +146,9 @@ void log_end(struct log_line *l)
         }
         const char *p = l->b.data;
         size_t n = l->b.len;
+        int fd = l->audit && audit_fd >= 0 ? audit_fd : STDERR_FILENO;
         while (n) {
-                ssize_t w = write(STDERR_FILENO, p, n);
+                ssize_t w = write(fd, p, n);
                 if (w < 0 && errno == EINTR)
                         continue;
                 if (w <= 0)

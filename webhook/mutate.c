@@ -43,6 +43,11 @@ void mutation_init(struct mutation *m)
         jsonpatch_init(&m->patch);
 }
 
+bool mutation_matters(const struct mutation *m)
+{
+        return m->role != POD_ROLE_NONE || m->identity_before != NULL;
+}
+
 void mutation_free(struct mutation *m)
 {
         jsonpatch_free(&m->patch);
@@ -554,6 +559,7 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
         m->identity_before = string_item(pod_labels(pod), LABEL_IDENTITY);
         m->app_id = string_item(pod_labels(pod), "spark-app-selector");
         m->app_name = string_item(pod_labels(pod), "spark-app-name");
+        m->policy_sha256 = policy_sha256(p);
         m->identity_after = m->identity_before;
         m->decision = DECISION_UNCHANGED;
         if (m->mode == POLICY_MODE_OFF)

@@ -71,7 +71,10 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
         rv.operation = string_item(req, "operation");
         rv.namespace_ = string_item(req, "namespace");
         rv.name = string_item(req, "name");
-        rv.username = string_item(cJSON_GetObjectItemCaseSensitive(req, "userInfo"), "username");
+        const cJSON *user = cJSON_GetObjectItemCaseSensitive(req, "userInfo");
+        rv.username = string_item(user, "username");
+        const cJSON *groups = cJSON_GetObjectItemCaseSensitive(user, "groups");
+        rv.groups = cJSON_IsArray(groups) ? groups : NULL;
         rv.dry_run = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "dryRun"));
         const char *sub = string_item(req, "subResource");
         rv.is_pod = is_core_pods(cJSON_GetObjectItemCaseSensitive(req, "resource")) && (!sub || !*sub);
@@ -130,6 +133,27 @@ int review_respond(const struct review *rv, const struct mutation *m, struct buf
                 }
                 if (r == 0)
                         r = buf_putc(out, ']');
+        }
+        /* For the API server's audit log; it prefixes each key with the
+         * webhook's name, so keys have no '/' and stay short. */
+        if (r == 0 && m && mutation_matters(m)) {
+                r = buf_puts(out, ",\"auditAnnotations\":{\"identity\":");
+                if (r == 0)
+                        r = buf_put_json_str(out, m->identity_after ? m->identity_after : "");
+                if (r == 0)
+                        r = buf_puts(out, ",\"decision\":");
+                if (r == 0)
+                        r = buf_put_json_str(out, decision_name(m->decision));
+                if (r == 0)
+                        r = buf_puts(out, ",\"rule\":");
+                if (r == 0)
+                        r = buf_put_json_str(out, m->rule ? m->rule->name : "none");
+                if (r == 0)
+                        r = buf_puts(out, ",\"policy-sha256\":");
+                if (r == 0)
+                        r = buf_put_json_str(out, m->policy_sha256 ? m->policy_sha256 : "");
+                if (r == 0)
+                        r = buf_putc(out, '}');
         }
         if (r == 0 && denied) {
                 r = buf_puts(out, ",\"status\":{\"metadata\":{},\"status\":\"Failure\","
