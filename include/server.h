@@ -32,6 +32,8 @@ struct server_handler {
         void (*admit)(void *ctx, const char *body, size_t len, int *ret_status, struct buf *out);
         /* Whether the server is ready; writes a JSON object to `out` either way. */
         bool (*ready)(void *ctx, struct buf *out);
+        /* Writes the Prometheus text of GET /metrics to `out`. */
+        void (*metrics)(void *ctx, struct buf *out);
 };
 
 struct server;
@@ -43,6 +45,12 @@ int server_check_listen(const char *listen, char *err, size_t errlen);
 /* Starts serving. 0 and *ret_server, or a negative errno and a message. */
 int server_start(const struct server_options *opt, const struct server_handler *h,
                  struct server **ret_server, char *err, size_t errlen);
+
+/* Serves GET /metrics, /healthz and /readyz over plain HTTP on `listen`
+ * (the --metrics-listen port, for scrapers that do not speak our TLS), with
+ * one thread. 0 and *ret_server, or a negative errno and a message. */
+int server_start_plain(const char *listen, const struct server_handler *h, struct server **ret_server,
+                       char *err, size_t errlen);
 
 /* Serves new TLS handshakes with this certificate chain and key (PEM) from
  * now on; connections already open keep the pair they started with. 0, or

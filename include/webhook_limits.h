@@ -34,6 +34,9 @@
 #define WH_REQUEST_TIMEOUT_DEFAULT_MS 10000u
 #define WH_REQUEST_TIMEOUT_MAX_MS 30000u
 
+/* HTTP: connections to the plain metrics port (--metrics-listen). Fixed. */
+#define WH_METRICS_MAX_CONNECTIONS 64u
+
 /* HTTP: the listen queue. Fixed. */
 #define WH_LISTEN_BACKLOG 1024u
 

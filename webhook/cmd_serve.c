@@ -26,6 +26,7 @@
 #include "kube.h"
 #include "nscache.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy_file.h"
 #include "server.h"
 #include "snapshot.h"
@@ -58,6 +59,7 @@ void cmd_serve_help(void)
                "  POST /mutate   AdmissionReview admission.k8s.io/v1 or v1beta1 (pods, CREATE)\n"
                "  GET  /healthz  the process is alive\n"
                "  GET  /readyz   the policy is loaded and the certificate is valid\n"
+               "  GET  /metrics  Prometheus metrics\n"
                "\n"
                "Required:\n"
                "  --policy FILE          the policy (YAML or JSON; see 'check-policy'). Reloaded when\n"
@@ -81,6 +83,9 @@ void cmd_serve_help(void)
                "                         kubeconfig's current context. In a pod, the service\n"
                "                         account is used without this flag.\n"
                "  --log-level LEVEL      debug | info | warn | error [info]\n"
+               "  --metrics-listen ADDR:PORT  also serve GET /metrics (and /healthz, /readyz)\n"
+               "                         over plain HTTP there; /metrics is always on the\n"
+               "                         HTTPS port too\n"
                "  --audit-log FILE       append the decision lines to FILE instead of stderr;\n"
                "                         reopened when renamed (logrotate) and on SIGHUP\n"
                "\n"
@@ -198,10 +203,14 @@ static void admit(void *ctx, const char *body, size_t len, int *ret_status, stru
         admission_init(&a, out->max);
         const struct policy *p = snapshot_acquire(sv->policy, &token);
         admission_handle(p, sv->namespaces ? &sv->ns_source : NULL, body, len, &a);
-        if (a.decided)
-                log_decision(&a, micros_since(&t0));
-        else
+        long long micros = micros_since(&t0);
+        if (a.decided) {
+                log_decision(&a, micros);
+                metrics_admission(a.mutation.decision, a.mutation.role, (uint64_t)micros);
+        } else {
                 log_message(LOG_WARN, "request refused", a.error);
+                metrics_bad_request(a.status);
+        }
         snapshot_release(sv->policy, token);
 
         *ret_status = a.status;
@@ -270,6 +279,22 @@ static void ns_done(void *ctx)
         nscache_done(ctx);
 }
 
+static void render_metrics(void *ctx, struct buf *out)
+{
+        struct serve *sv = ctx;
+        unsigned token;
+        const struct policy *p = snapshot_acquire(sv->policy, &token);
+        struct metrics_state st = {
+                .policy_sha256 = p ? policy_sha256(p) : NULL,
+                .cert_not_after = (time_t)atomic_load(&sv->cert_not_after),
+                .namespaces_watched = sv->namespaces != NULL,
+                .namespaces = sv->namespaces ? nscache_size(sv->namespaces) : 0,
+                .watch_restarts = sv->namespaces ? nscache_restarts(sv->namespaces) : 0,
+        };
+        metrics_render(&st, out);   /* the policy stays held while its sha256 is written */
+        snapshot_release(sv->policy, token);
+}
+
 static void log_policy(const char *msg, const struct policy *p, const char *path)
 {
         struct log_line l;
@@ -324,6 +349,7 @@ static void maybe_reload_policy(struct serve *sv, bool forced)
         if (r < 0) {
                 log_message(LOG_ERROR, "policy reload refused; the old policy keeps serving",
                             errors.data ? errors.data : "");
+                metrics_policy_reload(false);
                 buf_free(&errors);
                 return;
         }
@@ -332,6 +358,7 @@ static void maybe_reload_policy(struct serve *sv, bool forced)
                 log_message(LOG_ERROR, "policy reload refused; the old policy keeps serving",
                             "the new policy reads namespaces (selectors or namespaceAnnotations), "
                             "and the server has no Kubernetes API to read them from");
+                metrics_policy_reload(false);
                 policy_free(next);
                 return;
         }
@@ -347,6 +374,7 @@ static void maybe_reload_policy(struct serve *sv, bool forced)
         }
         log_policy("policy reloaded", next, sv->policy_path);
         snapshot_swap(sv->policy, next);
+        metrics_policy_reload(true);
 }
 
 /* Loads the serving pair again if either file changed (or always, when
@@ -378,6 +406,7 @@ static void maybe_reload_certificate(struct serve *sv, bool forced)
                 r = file_read(sv->key_path, &key, err, sizeof err);
         if (r == 0)
                 r = server_set_certificate(sv->server, cert.data, key.data, err, sizeof err);
+        metrics_certificate_reload(r == 0);
         if (r < 0) {
                 log_message(LOG_ERROR, "certificate reload refused; the old pair keeps serving", err);
         } else {
@@ -444,6 +473,7 @@ int cmd_serve(int argc, char **argv)
                 { "kubeconfig", required_argument, NULL, 'K' },
                 { "tls-min-version", required_argument, NULL, 'V' },
                 { "audit-log", required_argument, NULL, 'A' },
+                { "metrics-listen", required_argument, NULL, 'm' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -456,7 +486,7 @@ int cmd_serve(int argc, char **argv)
                 .idle_timeout_s = WH_IDLE_TIMEOUT_S,
                 .threads = WH_THREADS_AUTO,
         };
-        const char *cert_path = NULL, *key_path = NULL, *kubeconfig = NULL;
+        const char *cert_path = NULL, *key_path = NULL, *kubeconfig = NULL, *metrics_listen = NULL;
         struct kube *kube = NULL;
         struct serve sv = { 0 };
         unsigned long long v;
@@ -469,6 +499,11 @@ int cmd_serve(int argc, char **argv)
                 switch (c) {
                 case 'p': sv.policy_path = optarg; break;
                 case 'K': kubeconfig = optarg; break;
+                case 'm':
+                        if (server_check_listen(optarg, err, sizeof err) < 0)
+                                return cli_usage_error(CMD, "--metrics-listen: %s", err);
+                        metrics_listen = optarg;
+                        break;
                 case 'A':
                         if (log_set_audit_file(optarg, err, sizeof err) < 0) {
                                 fprintf(stderr, CMD ": %s\n", err);
@@ -605,7 +640,7 @@ int cmd_serve(int argc, char **argv)
         buf_init(&cert_pem, TLS_FILE_MAX);
         buf_init(&key_pem, TLS_FILE_MAX);
         int rc = 2;
-        struct server *server = NULL;
+        struct server *server = NULL, *metrics_server = NULL;
         int sfd = -1, ifd = -1;
         if (read_pem(cert_path, &cert_pem) < 0 || read_pem(key_path, &key_pem) < 0) {
                 policy_free(policy);
@@ -651,12 +686,16 @@ int cmd_serve(int argc, char **argv)
                 };
         }
 
-        struct server_handler h = { .ctx = &sv, .admit = admit, .ready = ready };
+        struct server_handler h = { .ctx = &sv, .admit = admit, .ready = ready, .metrics = render_metrics };
         if (server_start(&opt, &h, &server, err, sizeof err) < 0) {
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
         }
         sv.server = server;
+        if (metrics_listen && server_start_plain(metrics_listen, &h, &metrics_server, err, sizeof err) < 0) {
+                fprintf(stderr, CMD ": %s\n", err);
+                goto out;
+        }
         {
                 unsigned token;
                 const struct policy *p = snapshot_acquire(sv.policy, &token);
@@ -713,6 +752,7 @@ int cmd_serve(int argc, char **argv)
         }
         rc = 0;
 out:
+        server_stop(metrics_server);
         server_stop(server);
         nscache_stop(sv.namespaces);
         kube_free(kube);

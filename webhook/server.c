@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "webhook_limits.h"
 
 /* TLS 1.2 and 1.3 only (or 1.3 only); AEAD ciphers; ECDHE key exchange; no
@@ -48,7 +49,10 @@ static const char tls_priorities_13[] = TLS_PRIORITIES("+VERS-TLS1.3");
 /* The body of small answers (errors, health). */
 #define SMALL_BODY_MAX 4096u
 
-enum route { ROUTE_MUTATE, ROUTE_HEALTHZ, ROUTE_READYZ };
+enum route { ROUTE_MUTATE, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS };
+
+/* A scrape's text. */
+#define METRICS_BODY_MAX (256u * 1024u)
 
 struct request {
         enum route route;
@@ -71,6 +75,7 @@ struct server {
         struct MHD_Daemon *daemon;
         struct server_handler h;
         size_t max_body;
+        bool plain;                     /* the metrics port: no TLS, no /mutate */
         struct tls_pair *retired;       /* replaced pairs, newest first */
 };
 
@@ -270,6 +275,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, const char *url, int
         buf_put_json_str(&b, message);
         buf_puts(&b, "}\n");
 
+        metrics_bad_request(status);
         struct log_line l;
         log_begin(&l, LOG_WARN, "request refused");
         log_int(&l, "status", status);
@@ -282,11 +288,33 @@ static enum MHD_Result send_error(struct MHD_Connection *c, const char *url, int
         return r;
 }
 
+static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
+{
+        struct buf b;
+        buf_init(&b, METRICS_BODY_MAX);
+        s->h.metrics(s->h.ctx, &b);
+        size_t len = b.len;
+        char *data = buf_steal(&b);
+        struct MHD_Response *resp = data ? MHD_create_response_from_buffer_with_free_callback(len, data, free) : NULL;
+        if (!resp) {
+                free(data);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+        enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return r;
+}
+
 static enum MHD_Result send_health(struct server *s, struct MHD_Connection *c, enum route route)
 {
         struct buf b;
         buf_init(&b, SMALL_BODY_MAX);
         int status = 200;
+        if (route == ROUTE_METRICS) {
+                buf_free(&b);
+                return send_metrics(s, c);
+        }
         if (route == ROUTE_HEALTHZ)
                 buf_puts(&b, "{\"status\":\"ok\"}\n");
         else if (!s->h.ready(s->h.ctx, &b))
@@ -301,8 +329,8 @@ static enum MHD_Result send_health(struct server *s, struct MHD_Connection *c, e
 static int screen(struct server *s, struct MHD_Connection *c, const char *url, const char *method,
                   struct request *rq, const char **allow)
 {
-        if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0) {
-                rq->route = url[1] == 'h' ? ROUTE_HEALTHZ : ROUTE_READYZ;
+        if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 || strcmp(url, "/metrics") == 0) {
+                rq->route = url[1] == 'h' ? ROUTE_HEALTHZ : url[1] == 'r' ? ROUTE_READYZ : ROUTE_METRICS;
                 if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
                         *allow = "GET, HEAD";
                         snprintf(rq->why, sizeof rq->why, "%s takes GET, not %s", url, method);
@@ -310,9 +338,10 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
                 }
                 return 0;
         }
-        if (strcmp(url, "/mutate") != 0) {
-                snprintf(rq->why, sizeof rq->why, "no such path: %.100s (the webhook serves POST "
-                         "/mutate, GET /healthz, GET /readyz)", url);
+        if (s->plain || strcmp(url, "/mutate") != 0) {
+                snprintf(rq->why, sizeof rq->why, "no such path: %.100s (%s)", url,
+                         s->plain ? "this port serves GET /metrics, /healthz and /readyz"
+                                  : "the webhook serves POST /mutate, GET /healthz, /readyz and /metrics");
                 return 404;
         }
         rq->route = ROUTE_MUTATE;
@@ -491,7 +520,8 @@ void server_stop(struct server *s)
                 return;
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
-        tls_pair_free(atomic_exchange(&serving_pair, NULL));
+        if (!s->plain)
+                tls_pair_free(atomic_exchange(&serving_pair, NULL));
         while (s->retired) {
                 struct tls_pair *o = s->retired->older;
                 tls_pair_free(s->retired);
@@ -553,6 +583,38 @@ int server_start(const struct server_options *opt, const struct server_handler *
                          "the certificate, key or TLS priorities were refused: see the log above)",
                          opt->listen);
                 server_stop(s);
+                return -EADDRNOTAVAIL;
+        }
+        *ret_server = s;
+        return 0;
+}
+
+int server_start_plain(const char *listen, const struct server_handler *h, struct server **ret_server,
+                       char *err, size_t errlen)
+{
+        struct sockaddr_storage addr;
+        bool v6 = false;
+        int r = parse_listen(listen, &addr, &v6, err, errlen);
+        if (r < 0)
+                return r;
+        struct server *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->h = *h;
+        s->plain = true;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        if (v6)
+                flags |= MHD_USE_IPv6;
+        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                                     MHD_OPTION_SOCK_ADDR, &addr,
+                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)WH_METRICS_MAX_CONNECTIONS,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WH_IDLE_TIMEOUT_S,
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                     MHD_OPTION_END);
+        if (!s->daemon) {
+                snprintf(err, errlen, "cannot serve HTTP on %s (address in use, or no permission)", listen);
+                free(s);
                 return -EADDRNOTAVAIL;
         }
         *ret_server = s;

@@ -1,0 +1,34 @@
+/* Prometheus metrics of the server: counters and a latency histogram kept in
+ * atomics, so that requests never wait on a lock and a scrape formats them
+ * without stopping anyone.
+ *
+ * Process-wide (one server per process). */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "mutate.h"
+
+/* One admission decision and the time it took. */
+void metrics_admission(enum decision d, enum pod_role role, uint64_t micros);
+
+/* A request answered with an HTTP error (400, 404, 405, 413, 415, 500...). */
+void metrics_bad_request(int status);
+
+/* A policy or certificate reload that was applied or refused. */
+void metrics_policy_reload(bool ok);
+void metrics_certificate_reload(bool ok);
+
+/* What a scrape reports besides the counters. */
+struct metrics_state {
+        const char *policy_sha256;     /* in force */
+        time_t cert_not_after;
+        bool namespaces_watched;       /* the two below mean something */
+        uint64_t namespaces;           /* in the cache */
+        uint64_t watch_restarts;
+};
+
+/* Writes the Prometheus text format (version 0.0.4). 0 or -ENOBUFS/-ENOMEM. */
+int metrics_render(const struct metrics_state *st, struct buf *out);
