@@ -487,6 +487,7 @@ int cmd_serve(int argc, char **argv)
                 .threads = WH_THREADS_AUTO,
         };
         const char *cert_path = NULL, *key_path = NULL, *kubeconfig = NULL, *metrics_listen = NULL;
+        const char *audit_log = NULL;
         struct kube *kube = NULL;
         struct serve sv = { 0 };
         unsigned long long v;
@@ -505,6 +506,7 @@ int cmd_serve(int argc, char **argv)
                         metrics_listen = optarg;
                         break;
                 case 'A':
+                        audit_log = optarg;
                         if (log_set_audit_file(optarg, err, sizeof err) < 0) {
                                 fprintf(stderr, CMD ": %s\n", err);
                                 return 2;
@@ -666,8 +668,8 @@ int cmd_serve(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-        const char *watched[] = { sv.policy_path, cert_path, key_path };
-        ifd = watch_dirs(watched, sizeof watched / sizeof *watched);
+        const char *watched[] = { sv.policy_path, cert_path, key_path, audit_log };
+        ifd = watch_dirs(watched, sizeof watched / sizeof *watched - (audit_log ? 0 : 1));
         if (sfd < 0) {
                 fprintf(stderr, CMD ": signalfd: %s\n", strerror(errno));
                 goto out;

@@ -80,6 +80,15 @@ apt_uri() {
         printf '%s\n' "${uri:-$fallback}"
 }
 
+# Steps of earlier builds that no tag needs any more (vfs keeps a full copy
+# of the file system per step): removing an image can leave its parent
+# untagged and childless, hence the loop. Only after a successful build: a
+# failed one keeps its finished steps (the package installs) for the next.
+prune() {
+        local out
+        while out=$("${buildah[@]}" rmi --prune 2>/dev/null) && [ -n "$out" ]; do :; done
+}
+
 work=""
 ctr=""
 cleanup() {
@@ -185,14 +194,12 @@ else
 fi
 
 t=$(now)
-"${buildah[@]}" bud --isolation chroot --pull=false --layers -f Dockerfile --target build -t "$build_stage_tag" .
-"${buildah[@]}" bud --isolation chroot --pull=false --layers -f Dockerfile -t "$tag" .
+bud=("${buildah[@]}" bud --isolation chroot --pull=false --layers --force-rm -f Dockerfile)
+"${bud[@]}" --target build -t "$build_stage_tag" .
+"${bud[@]}" -t "$tag" .
 say "built $tag in $(took "$t")"
-# Steps of earlier builds that no tag needs any more (vfs keeps a full copy
-# of the file system per step): removing an image can leave its parent
-# untagged and childless, hence the loop.
 t=$(now)
-while out=$("${buildah[@]}" rmi --prune 2>/dev/null) && [ -n "$out" ]; do :; done
-say "pruned in $(took "$t"); storage: $(du -sh "$cache/containers/storage" | cut -f1)"
+prune
+say "pruned unused steps in $(took "$t"); storage: $(du -sh "$cache/containers/storage" | cut -f1)"
 size=$("${buildah[@]}" images --format '{{.Size}}' "$tag" | head -n 1)
 say "$tag: $size; all steps $(took "$t_all")"
