@@ -8,9 +8,13 @@ int cmd_serve(int argc, char **argv);
 int cmd_certs(int argc, char **argv);
 int cmd_mutate(int argc, char **argv);
 int cmd_check_policy(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 
 /* Each subcommand's help text, for `--help` and `help NAME`. */
 void cmd_serve_help(void);
 void cmd_certs_help(void);
 void cmd_mutate_help(void);
 void cmd_check_policy_help(void);
+void cmd_audit_help(void);
+void cmd_explain_help(void);

@@ -16,6 +16,8 @@ static const struct command commands[] = {
         { "certs", cmd_certs, cmd_certs_help, "make a CA and a serving certificate for the Service" },
         { "mutate", cmd_mutate, cmd_mutate_help, "answer one AdmissionReview as the server would" },
         { "check-policy", cmd_check_policy, cmd_check_policy_help, "validate a policy and show what it grants" },
+        { "explain", cmd_explain, cmd_explain_help, "show a namespace's rule and what its Spark pods get" },
+        { "audit", cmd_audit, cmd_audit_help, "find running pods that do not comply with a policy" },
 };
 
 static void usage(FILE *out)

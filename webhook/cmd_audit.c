@@ -1,0 +1,697 @@
+/* `audit`: judges the pods that exist (from a file, or listed from the API
+ * page by page) against a policy as admission would judge them now, and
+ * reports what they lack: a table, JSON, or PolicyReports. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit_report.h"
+#include "buf.h"
+#include "cli.h"
+#include "commands.h"
+#include "fileio.h"
+#include "findings.h"
+#include "jsonlist.h"
+#include "kube.h"
+#include "policy_file.h"
+#include "pool.h"
+#include "webhook_limits.h"
+
+#define CMD "audit"
+#define POLICY_ERRORS_MAX (64u * 1024u)
+/* Findings kept for the output; past this they are only counted (the
+ * summary says how many). A finding takes a few hundred bytes. */
+#define AUDIT_MAX_FINDINGS 50000u
+/* A pods or namespaces file read from a pipe (a regular file is mapped,
+ * not read). */
+#define AUDIT_STDIN_MAX (1024u * 1024u * 1024u)
+/* A namespaces file (`kubectl get namespaces -o json`). */
+#define AUDIT_NAMESPACES_FILE_MAX (256u * 1024u * 1024u)
+/* Pods per page when listing from the API: kubectl's own chunk size. */
+#define AUDIT_PAGE_SIZE_MAX 5000u
+#define AUDIT_PATH_MAX 8192u
+
+enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_POLICYREPORT };
+
+void cmd_audit_help(void)
+{
+        printf("Usage: spark-identity-webhook audit --policy FILE (--pods FILE | --kubeconfig FILE | --in-cluster)\n"
+               "                                    [-o table|json|policyreport] [--namespace NS]\n"
+               "                                    [--namespaces FILE] [--page-size N]\n"
+               "\n"
+               "Finds the pods that do not comply with a policy: created while the webhook was\n"
+               "down or ignored, before the policy changed, or in a namespace in audit mode. Each\n"
+               "pod is judged exactly as admission would judge it if it were created now (the\n"
+               "same code runs); every change admission would make is something the pod lacks:\n"
+               "\n"
+               "  missing-identity      a Spark pod without the aadpodidbinding label\n"
+               "  wrong-identity        a Spark pod with another identity than its rule's\n"
+               "  foreign-identity      any pod claiming an identity its namespace may not use\n"
+               "  missing-jvm-settings  a Spark container without the rule's JVM flags (in\n"
+               "                        SPARK_SUBMIT_OPTS, SPARK_JAVA_OPT_<n> or JAVA_TOOL_OPTIONS)\n"
+               "                        or without its JAVA_HOME\n"
+               "  no-policy             a Spark pod in a namespace without a rule, which the policy\n"
+               "                        refuses (unmatched: deny), or whose spark-identity.io/\n"
+               "                        annotations make no valid rule\n"
+               "\n"
+               "Namespaces in audit mode are judged like enforce (the findings say so); namespaces\n"
+               "in off mode are not judged. Pods that are not Spark's and claim no identity are\n"
+               "only counted.\n"
+               "\n"
+               "Where the pods come from (one of):\n"
+               "  --pods FILE         'kubectl get pods -A -o json' (a List), or one Pod; - is stdin\n"
+               "  --kubeconfig FILE   list them from the API server of the file's current context\n"
+               "  --in-cluster        ... with the pod's service account (KUBERNETES_SERVICE_HOST;\n"
+               "                      SPARK_IDENTITY_WEBHOOK_SA_DIR replaces " KUBE_SA_DIR ")\n"
+               "\n"
+               "  -o, --output FORMAT table (default): the findings, each with what was expected and\n"
+               "                      found, then a summary per namespace.\n"
+               "                      json: {\"summary\": {...}, \"findings\": [...]}.\n"
+               "                      policyreport: a List of wgpolicyk8s.io/v1alpha2 PolicyReports, one\n"
+               "                      per namespace named " AUDIT_REPORT_NAME ", for 'kubectl apply -f -' (the\n"
+               "                      PolicyReport CRD must be installed). At most %u results per\n"
+               "                      report; the annotation " AUDIT_REPORT_LEFT_OUT_ANNOTATION " and\n"
+               "                      the line on stderr say how many were left out.\n"
+               "  --namespace NS      only the pods of NS (the API lists /api/v1/namespaces/NS/pods)\n"
+               "  --namespaces FILE   with --pods: 'kubectl get namespaces -o json', for policies whose\n"
+               "                      rules come from namespaces' labels (selectors) or annotations\n"
+               "                      (namespaceAnnotations). Without it such pods are counted as\n"
+               "                      unknown, not guessed. From the API, namespaces are listed when\n"
+               "                      the policy needs them.\n"
+               "  --page-size N       pods per API page (limit/continue) [%u]; memory follows the page\n"
+               "\n"
+               "Exit status: 0 no findings (pods counted as unknown do not change it), 1 findings,\n"
+               "2 an error: unreadable policy or file, API server unreachable, HTTP 401/403 (the\n"
+               "message says which request and which permission: list on pods, and on namespaces\n"
+               "when the policy reads them).\n"
+               "\n"
+               "Examples:\n"
+               "  kubectl get pods -A -o json > pods.json; kubectl get namespaces -o json > ns.json\n"
+               "  spark-identity-webhook audit --policy policy.yaml --pods pods.json --namespaces ns.json\n"
+               "  spark-identity-webhook audit --policy policy.yaml --kubeconfig ~/.kube/config -o json \\\n"
+               "      | jq '.findings[] | select(.problem == \"foreign-identity\")'\n"
+               "  spark-identity-webhook audit --policy policy.yaml --in-cluster -o policyreport \\\n"
+               "      | kubectl apply -f -\n",
+               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE);
+}
+
+/* ---- namespaces: labels and spark-identity.io/ annotations ---- */
+
+struct ns_entry {
+        const char *name;
+        struct kv *labels, *annotations;
+        size_t n_labels, n_annotations;
+};
+
+struct ns_table {
+        struct pool pool;
+        struct ns_entry *v;
+        size_t n, cap;
+        const char **identities;        /* spark-identity.io/identity values, sorted */
+        size_t n_identities, cap_identities;
+};
+
+static void ns_table_free(struct ns_table *t)
+{
+        pool_free(&t->pool);
+        free(t->v);
+        free(t->identities);
+}
+
+static int copy_map(struct pool *pool, const cJSON *map, bool only_ours, struct kv **ret, size_t *ret_n)
+{
+        size_t n = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, map)
+                n++;
+        struct kv *kv = pool_alloc(pool, (n ? n : 1) * sizeof *kv);
+        if (!kv)
+                return -ENOMEM;
+        n = 0;
+        cJSON_ArrayForEach(it, map) {
+                if (!cJSON_IsString(it) || !it->string ||
+                    (only_ours && strncmp(it->string, POLICY_ANNOTATION_PREFIX, strlen(POLICY_ANNOTATION_PREFIX))))
+                        continue;
+                kv[n].key = pool_strdup(pool, it->string);
+                kv[n].value = pool_strdup(pool, it->valuestring);
+                if (!kv[n].key || !kv[n].value)
+                        return -ENOMEM;
+                n++;
+        }
+        *ret = kv;
+        *ret_n = n;
+        return 0;
+}
+
+static int ns_table_add(struct ns_table *t, const cJSON *ns)
+{
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(ns, "metadata");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
+        if (!cJSON_IsString(name))
+                return 0;
+        if (t->n == t->cap) {
+                size_t cap = t->cap ? t->cap * 2 : 64;
+                struct ns_entry *v = realloc(t->v, cap * sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                t->v = v;
+                t->cap = cap;
+        }
+        struct ns_entry *e = &t->v[t->n];
+        memset(e, 0, sizeof *e);
+        e->name = pool_strdup(&t->pool, name->valuestring);
+        if (!e->name)
+                return -ENOMEM;
+        int r = copy_map(&t->pool, cJSON_GetObjectItemCaseSensitive(meta, "labels"), false, &e->labels, &e->n_labels);
+        if (r == 0)
+                r = copy_map(&t->pool, cJSON_GetObjectItemCaseSensitive(meta, "annotations"), true, &e->annotations,
+                             &e->n_annotations);
+        if (r < 0)
+                return r;
+        t->n++;
+        for (size_t i = 0; i < e->n_annotations; i++) {
+                if (strcmp(e->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") != 0)
+                        continue;
+                if (t->n_identities == t->cap_identities) {
+                        size_t cap = t->cap_identities ? t->cap_identities * 2 : 16;
+                        const char **v = realloc(t->identities, cap * sizeof *v);
+                        if (!v)
+                                return -ENOMEM;
+                        t->identities = v;
+                        t->cap_identities = cap;
+                }
+                t->identities[t->n_identities++] = e->annotations[i].value;
+        }
+        return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+        return strcmp(((const struct ns_entry *)a)->name, ((const struct ns_entry *)b)->name);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void ns_table_sort(struct ns_table *t)
+{
+        if (t->n)
+                qsort(t->v, t->n, sizeof *t->v, cmp_entry);
+        if (t->n_identities)
+                qsort(t->identities, t->n_identities, sizeof *t->identities, cmp_str);
+}
+
+static const struct ns_entry *ns_table_find(const struct ns_table *t, const char *name)
+{
+        struct ns_entry key = { .name = name };
+        return t->n ? bsearch(&key, t->v, t->n, sizeof *t->v, cmp_entry) : NULL;
+}
+
+/* policy_identity_known_fn: some namespace's annotations grant `identity`. */
+static bool ns_table_annotated(const void *ctx, const char *identity)
+{
+        const struct ns_table *t = ctx;
+        return t->n_identities && bsearch(&identity, t->identities, t->n_identities, sizeof *t->identities, cmp_str);
+}
+
+/* ---- one run ---- */
+
+struct audit {
+        const struct policy *policy;
+        const char *only_namespace;     /* --namespace, or NULL */
+        struct ns_table ns;
+        bool ns_known;                  /* ns holds every namespace that was read */
+        struct findings findings;
+        size_t not_pods;                /* items of the list that are not pods */
+        char err[1024];
+};
+
+/* One item of a pods list: judge it, then it is dropped. */
+static int on_pod(void *ctx, const cJSON *item)
+{
+        struct audit *a = ctx;
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(item, "kind");
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(item, "metadata");
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(meta, "namespace");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
+        const char *namespace_ = cJSON_IsString(ns) && *ns->valuestring ? ns->valuestring : a->only_namespace;
+        const char *pod = cJSON_IsString(name) ? name->valuestring : "(no name)";
+
+        if (cJSON_IsString(kind) && strcmp(kind->valuestring, "Pod") != 0) {
+                a->not_pods++;
+                return 0;
+        }
+        if (!cJSON_IsObject(item)) {
+                snprintf(a->err, sizeof a->err, "an item of the list is not an object");
+                return -EINVAL;
+        }
+        if (!namespace_) {
+                snprintf(a->err, sizeof a->err, "pod %s has no metadata.namespace; say which with --namespace",
+                         pod);
+                return -EINVAL;
+        }
+        if (a->only_namespace && strcmp(namespace_, a->only_namespace) != 0)
+                return 0;
+
+        struct ns_info info = { 0 };
+        struct findings_context fc = { 0 };
+        if (a->ns_known) {
+                const struct ns_entry *e = ns_table_find(&a->ns, namespace_);
+                if (e) {
+                        info = (struct ns_info){ .labels = e->labels, .n_labels = e->n_labels,
+                                                 .annotations = e->annotations, .n_annotations = e->n_annotations };
+                        fc.info = &info;
+                }
+                fc.annotated = ns_table_annotated;
+                fc.annotated_ctx = &a->ns;
+        }
+        int r = findings_check_pod(a->policy, namespace_, &fc, item, &a->findings, NULL);
+        if (r == -E2BIG)
+                snprintf(a->err, sizeof a->err, "pod %s/%s: the changes admission would make pass their bounds",
+                         namespace_, pod);
+        else if (r == -ENOMEM)
+                snprintf(a->err, sizeof a->err, "out of memory");
+        else if (r < 0)
+                snprintf(a->err, sizeof a->err, "pod %s/%s could not be judged (%s)", namespace_, pod, strerror(-r));
+        return r;
+}
+
+static int on_namespace(void *ctx, const cJSON *item)
+{
+        struct audit *a = ctx;
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(item, "kind");
+        if (cJSON_IsString(kind) && strcmp(kind->valuestring, "Namespace") != 0)
+                return 0;
+        int r = ns_table_add(&a->ns, item);
+        if (r < 0)
+                snprintf(a->err, sizeof a->err, "out of memory");
+        return r;
+}
+
+/* ---- from a file ---- */
+
+struct mapped {
+        const char *data;
+        size_t len;
+        void *map;              /* mmap()ed, or NULL */
+        struct buf read;        /* read from a pipe */
+};
+
+/* Maps a regular file; reads anything else (stdin, a pipe) into memory. */
+static int map_file(const char *path, size_t pipe_max, struct mapped *m, char *err, size_t errlen)
+{
+        bool is_stdin = strcmp(path, "-") == 0;
+        int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        memset(m, 0, sizeof *m);
+        buf_init(&m->read, pipe_max);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                int e = errno;
+                snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+                if (fd >= 0 && !is_stdin)
+                        close(fd);
+                return -e;
+        }
+        if (S_ISDIR(st.st_mode)) {
+                snprintf(err, errlen, "cannot read %s: it is a directory", path);
+                if (!is_stdin)
+                        close(fd);
+                return -EISDIR;
+        }
+        if (S_ISREG(st.st_mode) && st.st_size > 0) {
+                m->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+                int e = errno;
+                if (!is_stdin)
+                        close(fd);
+                if (m->map == MAP_FAILED) {
+                        m->map = NULL;
+                        snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+                        return -e;
+                }
+                m->data = m->map;
+                m->len = (size_t)st.st_size;
+                return 0;
+        }
+        if (!is_stdin)
+                close(fd);
+        int r = file_read(is_stdin ? "/dev/stdin" : path, &m->read, err, errlen);
+        if (r < 0)
+                return r;
+        m->data = m->read.data ? m->read.data : "";
+        m->len = m->read.len;
+        return 0;
+}
+
+static void unmap_file(struct mapped *m)
+{
+        if (m->map)
+                munmap(m->map, m->len);
+        buf_free(&m->read);
+}
+
+/* A List of objects, or one object (kind `single`), from a file. */
+static int read_list_file(struct audit *a, const char *path, size_t pipe_max, const char *single,
+                          int (*on_item)(void *ctx, const cJSON *item))
+{
+        struct mapped m;
+        struct jsonlist_info info;
+        char err[256];
+        int r = map_file(path, pipe_max, &m, a->err, sizeof a->err);
+        if (r < 0)
+                return r;
+        if (m.len == 0) {
+                snprintf(a->err, sizeof a->err, "%s is empty", path);
+                unmap_file(&m);
+                return -EINVAL;
+        }
+        r = jsonlist_scan(m.data, m.len, on_item, a, &info, err, sizeof err);
+        if (r == -EINVAL && !a->err[0])
+                snprintf(a->err, sizeof a->err, "%s: %s", path, err);
+        size_t klen = strlen(info.kind);
+        bool a_list = info.has_items || (klen >= 4 && strcmp(info.kind + klen - 4, "List") == 0);
+        if (r == 0 && !a_list) {
+                if (strcmp(info.kind, single) != 0) {
+                        snprintf(a->err, sizeof a->err, "%s holds %s%s, not a List or a %s", path,
+                                 info.kind[0] ? "a " : "no kind", info.kind, single);
+                        r = -EINVAL;
+                } else {
+                        cJSON *obj = cJSON_ParseWithLength(m.data, m.len);
+                        r = obj ? on_item(a, obj) : -ENOMEM;
+                        cJSON_Delete(obj);
+                }
+        }
+        unmap_file(&m);
+        return r;
+}
+
+/* ---- from the API ---- */
+
+static int put_query_value(struct buf *b, const char *s)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        int r = 0;
+        for (; r == 0 && *s; s++) {
+                unsigned char ch = (unsigned char)*s;
+                bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                             ch == '-' || ch == '_' || ch == '.' || ch == '~';
+                r = plain ? buf_putc(b, (char)ch) : buf_printf(b, "%%%c%c", hex[ch >> 4], hex[ch & 15]);
+        }
+        return r;
+}
+
+/* Says why a list call got `status`, with the Status message the API
+ * server sent and, for 401 and 403, what to check. */
+static void status_error(struct audit *a, const struct kube *k, const char *what, const char *path,
+                         long status, const struct buf *body, const char *permission)
+{
+        cJSON *st = body->data ? cJSON_ParseWithLength(body->data, body->len) : NULL;
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(st, "message");
+        const char *m = cJSON_IsString(msg) ? msg->valuestring : "";
+        const char *hint = "";
+        char perm[256] = "";
+        if (status == 401) {
+                hint = "; the credentials were refused (an expired or unknown token, or a certificate the "
+                       "API server does not trust)";
+        } else if (status == 403) {
+                snprintf(perm, sizeof perm, "; the identity needs %s", permission);
+                hint = perm;
+        } else if (status == 410) {
+                hint = "; the list expired while it was read: run again";
+        }
+        snprintf(a->err, sizeof a->err, "%s: GET %s%s: HTTP %ld%s%s%s", what, kube_server(k), path, status,
+                 *m ? ": " : "", m, hint);
+        cJSON_Delete(st);
+}
+
+/* Lists `base` page by page, handing each item to on_item(); a page is
+ * dropped before the next is fetched. */
+static int api_list(struct audit *a, const struct kube *k, const char *base, unsigned page_size,
+                    const char *what, const char *permission, int (*on_item)(void *ctx, const cJSON *item))
+{
+        struct buf path, body;
+        struct jsonlist_info *info = calloc(1, sizeof *info);
+        char cont[JSONLIST_CONTINUE_MAX] = "", err[512];
+        int r = info ? 0 : -ENOMEM;
+        buf_init(&path, AUDIT_PATH_MAX);
+        buf_init(&body, WH_KUBE_MAX_RESPONSE_BYTES);
+        while (r == 0) {
+                long status = 0;
+                buf_reset(&path);
+                buf_reset(&body);
+                r = buf_printf(&path, "%s?limit=%u", base, page_size);
+                if (r == 0 && cont[0]) {
+                        r = buf_puts(&path, "&continue=");
+                        if (r == 0)
+                                r = put_query_value(&path, cont);
+                }
+                if (r < 0) {
+                        snprintf(a->err, sizeof a->err, "%s: the request path is too long", what);
+                        break;
+                }
+                r = kube_get(k, path.data, WH_KUBE_LIST_TIMEOUT_MS, &body, &status, err, sizeof err);
+                if (r == -E2BIG) {
+                        snprintf(a->err, sizeof a->err, "%s: %s; give a smaller --page-size", what, err);
+                        break;
+                }
+                if (r < 0) {
+                        snprintf(a->err, sizeof a->err, "%s: cannot reach the API server: %s", what, err);
+                        break;
+                }
+                if (status != 200) {
+                        status_error(a, k, what, path.data, status, &body, permission);
+                        r = -EIO;
+                        break;
+                }
+                r = jsonlist_scan(body.data ? body.data : "", body.len, on_item, a, info, err, sizeof err);
+                if (r == -EINVAL && !a->err[0])
+                        snprintf(a->err, sizeof a->err, "%s: the API server's answer to GET %s: %s", what,
+                                 path.data, err);
+                else if (r == -E2BIG && !a->err[0])
+                        snprintf(a->err, sizeof a->err, "%s: %s", what, err);
+                if (r < 0 || !info->continue_[0])
+                        break;
+                snprintf(cont, sizeof cont, "%s", info->continue_);
+        }
+        free(info);
+        buf_free(&path);
+        buf_free(&body);
+        return r;
+}
+
+static int kube_connect(const char *kubeconfig, struct kube **ret, char *err, size_t errlen)
+{
+        char why[512];
+        if (kube_global_init() < 0) {
+                snprintf(err, errlen, "cannot set up libcurl");
+                return -EIO;
+        }
+        if (kubeconfig) {
+                int r = kube_from_kubeconfig(kubeconfig, ret, why, sizeof why);
+                if (r < 0)
+                        snprintf(err, errlen, "--kubeconfig %s: %s", kubeconfig, why);
+                return r;
+        }
+        const char *sa_dir = getenv("SPARK_IDENTITY_WEBHOOK_SA_DIR");
+        int r = kube_in_cluster(sa_dir && *sa_dir ? sa_dir : KUBE_SA_DIR, ret, why, sizeof why);
+        if (r < 0)
+                snprintf(err, errlen, "--in-cluster: %s", why);
+        return r;
+}
+
+/* ---- the command ---- */
+
+/* A DNS-1123 label, as namespace names are; it goes into a URL path. */
+static bool is_namespace_name(const char *s)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+                        return false;
+        return true;
+}
+
+static int parse_output(const char *s, enum output *ret)
+{
+        if (strcmp(s, "table") == 0)
+                *ret = OUTPUT_TABLE;
+        else if (strcmp(s, "json") == 0)
+                *ret = OUTPUT_JSON;
+        else if (strcmp(s, "policyreport") == 0)
+                *ret = OUTPUT_POLICYREPORT;
+        else
+                return cli_usage_error(CMD, "-o wants table, json or policyreport, not \"%s\"", s);
+        return 0;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                { "policy", required_argument, NULL, 'p' },
+                { "pods", required_argument, NULL, 'f' },
+                { "kubeconfig", required_argument, NULL, 'k' },
+                { "in-cluster", no_argument, NULL, 'c' },
+                { "output", required_argument, NULL, 'o' },
+                { "namespace", required_argument, NULL, 'n' },
+                { "namespaces", required_argument, NULL, 'N' },
+                { "page-size", required_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        const char *policy_path = NULL, *pods_path = NULL, *kubeconfig = NULL, *namespaces_path = NULL;
+        bool in_cluster = false;
+        enum output output = OUTPUT_TABLE;
+        unsigned long long page_size = WH_KUBE_LIST_PAGE;
+        struct audit a = { 0 };
+        int c;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":ho:n:", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'p': policy_path = optarg; break;
+                case 'f': pods_path = optarg; break;
+                case 'k': kubeconfig = optarg; break;
+                case 'c': in_cluster = true; break;
+                case 'o':
+                        if (parse_output(optarg, &output))
+                                return 2;
+                        break;
+                case 'n': a.only_namespace = optarg; break;
+                case 'N': namespaces_path = optarg; break;
+                case 's':
+                        if (cli_uint(CMD, "--page-size", optarg, 1, AUDIT_PAGE_SIZE_MAX, &page_size) < 0)
+                                return 2;
+                        break;
+                case 'h': cmd_audit_help(); return 0;
+                case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
+                default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                }
+        }
+        if (optind < argc)
+                return cli_usage_error(CMD, "unexpected \"%s\"", argv[optind]);
+        if (!policy_path)
+                return cli_usage_error(CMD, "--policy is required");
+        if ((pods_path != NULL) + (kubeconfig != NULL) + in_cluster != 1)
+                return cli_usage_error(CMD, "give exactly one of --pods FILE, --kubeconfig FILE, --in-cluster");
+        if (namespaces_path && !pods_path)
+                return cli_usage_error(CMD, "--namespaces goes with --pods (from the API, namespaces are listed)");
+        if (a.only_namespace && !is_namespace_name(a.only_namespace))
+                return cli_usage_error(CMD, "--namespace wants a namespace name (a DNS label: at most 63 of "
+                                       "a-z 0-9 -), not \"%s\"", a.only_namespace);
+
+        struct buf errors;
+        struct policy *policy = NULL;
+        struct kube *kube = NULL;
+        char err[1024] = "";
+        int rc = 2, r;
+        buf_init(&errors, POLICY_ERRORS_MAX);
+        findings_init(&a.findings, AUDIT_MAX_FINDINGS);
+        if (policy_file_load(policy_path, &policy, &errors) < 0) {
+                fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data ? errors.data : "");
+                goto out;
+        }
+        a.policy = policy;
+
+        if (pods_path) {
+                if (namespaces_path) {
+                        r = read_list_file(&a, namespaces_path, AUDIT_NAMESPACES_FILE_MAX, "Namespace", on_namespace);
+                        if (r < 0) {
+                                fprintf(stderr, CMD ": --namespaces: %s\n", a.err);
+                                goto out;
+                        }
+                        ns_table_sort(&a.ns);
+                        a.ns_known = true;
+                }
+                r = read_list_file(&a, pods_path, AUDIT_STDIN_MAX, "Pod", on_pod);
+                if (r < 0) {
+                        fprintf(stderr, CMD ": --pods: %s\n", a.err[0] ? a.err : strerror(-r));
+                        goto out;
+                }
+        } else {
+                if (kube_connect(kubeconfig, &kube, err, sizeof err) < 0) {
+                        fprintf(stderr, CMD ": %s\n", err);
+                        goto out;
+                }
+                if (policy_uses_namespaces(policy)) {
+                        r = api_list(&a, kube, "/api/v1/namespaces", (unsigned)page_size, "listing namespaces",
+                                     "'list' on namespaces (the policy reads their labels or annotations)",
+                                     on_namespace);
+                        if (r < 0) {
+                                fprintf(stderr, CMD ": %s\n", a.err);
+                                goto out;
+                        }
+                        ns_table_sort(&a.ns);
+                        a.ns_known = true;
+                }
+                char base[512], permission[512];
+                if (a.only_namespace) {
+                        snprintf(base, sizeof base, "/api/v1/namespaces/%s/pods", a.only_namespace);
+                        snprintf(permission, sizeof permission, "'list' on pods in namespace %s", a.only_namespace);
+                } else {
+                        snprintf(base, sizeof base, "/api/v1/pods");
+                        snprintf(permission, sizeof permission, "'list' on pods in all namespaces (a ClusterRole), "
+                                 "or give --namespace NS");
+                }
+                r = api_list(&a, kube, base, (unsigned)page_size, "listing pods", permission, on_pod);
+                if (r < 0) {
+                        fprintf(stderr, CMD ": %s\n", a.err);
+                        goto out;
+                }
+        }
+        if (a.not_pods)
+                fprintf(stderr, CMD ": %zu items of the list are not pods; skipped\n", a.not_pods);
+
+        struct audit_report_info info = {
+                .source = pods_path ? (strcmp(pods_path, "-") == 0 ? "stdin" : pods_path) : kube_server(kube),
+                .policy_path = policy_path,
+                .policy_sha256 = policy_sha256(policy),
+                .time = (long long)time(NULL),
+                .max_results = AUDIT_REPORT_MAX_RESULTS,
+                .max_findings = AUDIT_MAX_FINDINGS,
+                .namespaces_known = a.ns_known || !policy_uses_namespaces(policy),
+        };
+        size_t left_out = 0;
+        if (output == OUTPUT_TABLE)
+                r = audit_report_table(&a.findings, &info, stdout);
+        else if (output == OUTPUT_JSON)
+                r = audit_report_json(&a.findings, &info, stdout);
+        else
+                r = audit_report_policyreports(&a.findings, &info, stdout, &left_out);
+        if (r == 0 && fflush(stdout) != 0)
+                r = -EIO;
+        if (r < 0) {
+                fprintf(stderr, CMD ": cannot write the report: %s\n", strerror(-r));
+                goto out;
+        }
+        if (output == OUTPUT_POLICYREPORT) {
+                struct findings_namespace t;
+                findings_totals(&a.findings, &t);
+                fprintf(stderr, CMD ": %zu findings in %zu pods (%zu pods judged, %zu unknown)",
+                        findings_total(&a.findings), t.verdicts[VERDICT_FINDINGS],
+                        t.verdicts[VERDICT_COMPLIANT] + t.verdicts[VERDICT_FINDINGS], t.verdicts[VERDICT_UNKNOWN]);
+                if (left_out)
+                        fprintf(stderr, "; %zu results left out of the reports (at most %u per report)", left_out,
+                                AUDIT_REPORT_MAX_RESULTS);
+                fprintf(stderr, "\n");
+        }
+        rc = findings_total(&a.findings) ? 1 : 0;
+out:
+        findings_free(&a.findings);
+        ns_table_free(&a.ns);
+        kube_free(kube);
+        policy_free(policy);
+        buf_free(&errors);
+        return rc;
+}

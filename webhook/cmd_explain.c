@@ -1,0 +1,303 @@
+/* `explain`: the rule a namespace gets and where it comes from, and the
+ * exact label and env a Spark driver and executor created there would get,
+ * found by running admission's own decision on a minimal driver and
+ * executor (mutate_pod(), as the server does). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "mutate.h"
+#include "policy_file.h"
+#include "pool.h"
+
+#define CMD "explain"
+#define POLICY_ERRORS_MAX (64u * 1024u)
+/* Labels or annotations given on the command line. */
+#define CLI_KV_MAX 64u
+
+void cmd_explain_help(void)
+{
+        printf("Usage: spark-identity-webhook explain --policy FILE --namespace NS\n"
+               "                                      [--labels K=V,...] [--annotations K=V,...]\n"
+               "\n"
+               "Says which rule of the policy a namespace gets and why, and shows the exact label\n"
+               "and env a Spark driver and a Spark executor created there would get. Those are\n"
+               "not computed apart: a minimal driver pod and executor pod go through the same\n"
+               "decision the server makes on admission, and what it would change is printed.\n"
+               "\n"
+               "  --policy FILE             the policy\n"
+               "  --namespace NS            the namespace\n"
+               "  --labels K=V,...          the namespace's labels, for policies with selectors\n"
+               "                            (default: none)\n"
+               "  --annotations K=V,...     its annotations, for namespaceAnnotations: true\n"
+               "                            (spark-identity.io/identity, /client-id, /tenant-id, /mode)\n"
+               "\n"
+               "A namespace's rule is, first match wins: its entry under namespaces; its\n"
+               "spark-identity.io/ annotations (with namespaceAnnotations: true); the first selector\n"
+               "whose namespaceSelector matches its labels. See what a live namespace has with\n"
+               "  kubectl get namespace NS -o jsonpath='{.metadata.labels}{\"\\n\"}{.metadata.annotations}'\n"
+               "\n"
+               "Executors: the SPARK_JAVA_OPT_<n> shown are numbered from 0; a real executor gets\n"
+               "them numbered after its own. Flags a pod already carries are not added again.\n"
+               "\n"
+               "Exit status: 0, or 2 when the policy or the arguments are not valid.\n"
+               "\n"
+               "Examples:\n"
+               "  spark-identity-webhook explain --policy deploy/policy.yaml --namespace team-a\n"
+               "  spark-identity-webhook explain --policy policy.yaml --namespace lake-1 \\\n"
+               "      --labels spark-identity.io/team=data,env=prod\n");
+}
+
+/* Splits "k=v,k2=v2" in place into `kv`. */
+static int parse_kvs(char *s, struct kv *kv, size_t *n, const char *flag)
+{
+        for (char *save = NULL, *item = strtok_r(s, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(item, '=');
+                if (!eq || eq == item)
+                        return cli_usage_error(CMD, "%s wants key=value[,key=value...], not \"%s\"", flag, item);
+                if (*n == CLI_KV_MAX)
+                        return cli_usage_error(CMD, "%s: more than %u pairs", flag, CLI_KV_MAX);
+                *eq = '\0';
+                kv[(*n)++] = (struct kv){ item, eq + 1 };
+        }
+        return 0;
+}
+
+struct cli_namespace {
+        struct kv labels[CLI_KV_MAX], annotations[CLI_KV_MAX];
+        size_t n_labels, n_annotations;
+};
+
+static bool cli_annotated(const void *ctx, const char *identity)
+{
+        const struct cli_namespace *ns = ctx;
+        for (size_t i = 0; i < ns->n_annotations; i++)
+                if (strcmp(ns->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") == 0 &&
+                    strcmp(ns->annotations[i].value, identity) == 0)
+                        return true;
+        return false;
+}
+
+static const char *source_text(const struct rule *r)
+{
+        switch (r->source) {
+        case RULE_NAMED: return "its entry under namespaces";
+        case RULE_ANNOTATIONS: return "its " POLICY_ANNOTATION_PREFIX " annotations, over defaults";
+        case RULE_SELECTOR: return "the first selector whose namespaceSelector matches its labels";
+        default: return "?";
+        }
+}
+
+static const char *mode_text(enum policy_mode m)
+{
+        switch (m) {
+        case POLICY_MODE_ENFORCE: return "Spark pods are changed; claims of other identities are refused";
+        case POLICY_MODE_AUDIT: return "pods are admitted unchanged; warnings say what enforce would do";
+        default: return "the webhook leaves the namespace's pods alone";
+        }
+}
+
+static void print_rule(const char *ns, const struct resolution *res, const struct policy *p)
+{
+        const struct rule *r = res->rule;
+        printf("Namespace %s\n", ns);
+        if (!r) {
+                if (res->problem[0])
+                        printf("  rule        none: its " POLICY_ANNOTATION_PREFIX " annotations make no valid rule: %s\n",
+                               res->problem);
+                else
+                        printf("  rule        none: no entry under namespaces%s%s\n",
+                               policy_reads_annotations(p) ? ", no " POLICY_ANNOTATION_PREFIX "identity annotation" : "",
+                               policy_selector_count(p) ? ", no selector matches its labels" : "");
+                printf("  mode        %s (defaults.mode): %s\n", policy_mode_name(policy_default_mode(p)),
+                       mode_text(policy_default_mode(p)));
+                printf("  unmatched   %s\n", policy_unmatched_deny(p)
+                       ? "deny: Spark pods are refused here"
+                       : "allow: Spark pods are admitted unchanged here");
+                printf("  identities  pods here may not claim an identity the policy grants elsewhere\n");
+                return;
+        }
+        printf("  rule        %s, from %s\n", r->name, source_text(r));
+        printf("  identity    %s", r->identity);
+        if (r->n_allowed_identities > 1) {
+                printf("; pods may also claim");
+                for (size_t i = 1; i < r->n_allowed_identities; i++)
+                        printf("%s %s", i > 1 ? "," : "", r->allowed_identities[i]);
+        }
+        printf("\n  mode        %s: %s\n", policy_mode_name(r->mode), mode_text(r->mode));
+        printf("  onConflict  %s: %s\n", policy_conflict_name(r->on_conflict),
+               r->on_conflict == POLICY_CONFLICT_DENY ? "a Spark pod with another identity is refused"
+                                                      : "another identity on a Spark pod is replaced, with a warning");
+        printf("  jvmEnv      %s: %s\n", policy_jvm_env_name(r->jvm_env),
+               r->jvm_env == POLICY_JVM_ENV_JAVA_TOOL_OPTIONS
+                       ? "the flags go into JAVA_TOOL_OPTIONS, drivers and executors alike"
+                       : "drivers get SPARK_SUBMIT_OPTS, executors SPARK_JAVA_OPT_<n>");
+}
+
+/* A Spark pod as Spark builds it, reduced to what admission looks at. */
+static cJSON *minimal_pod(const char *ns, enum pod_role role)
+{
+        const char *name = pod_role_name(role);
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"explain-%s\","
+                 "\"labels\":{\"spark-app-selector\":\"spark-explain\",\"spark-role\":\"%s\"}},"
+                 "\"spec\":{\"containers\":[{\"name\":\"spark-kubernetes-%s\",\"image\":\"apache/spark\","
+                 "\"args\":[\"%s\"]}]}}",
+                 role == POD_ROLE_DRIVER ? "driver" : "exec-1", name, name, name);
+        cJSON *pod = cJSON_Parse(text);
+        if (pod && !cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(pod, "metadata"), "namespace", ns)) {
+                cJSON_Delete(pod);
+                return NULL;
+        }
+        return pod;
+}
+
+/* The operations of the patch, as the label and env entries they set. */
+static void print_changes(const struct mutation *m)
+{
+        cJSON *ops = cJSON_ParseWithLength(m->patch.text.data, m->patch.text.len);
+        const cJSON *op;
+        cJSON_ArrayForEach(op, ops) {
+                const cJSON *path = cJSON_GetObjectItemCaseSensitive(op, "path");
+                const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
+                const char *ps = cJSON_IsString(path) ? path->valuestring : "";
+                const cJSON *e;
+                if (strncmp(ps, "/metadata/labels/", 17) == 0 && cJSON_IsString(value)) {
+                        printf("    label  %s=%s\n", ps + 17, value->valuestring);
+                } else if (strcmp(ps, "/metadata/labels") == 0 && cJSON_IsObject(value)) {
+                        cJSON_ArrayForEach(e, value)
+                                if (cJSON_IsString(e))
+                                        printf("    label  %s=%s\n", e->string, e->valuestring);
+                } else if (strcmp(ps, "/spec/containers/0/env") == 0 && cJSON_IsArray(value)) {
+                        cJSON_ArrayForEach(e, value) {
+                                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
+                                const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "value");
+                                if (cJSON_IsString(n) && cJSON_IsString(v))
+                                        printf("    env    %s=%s\n", n->valuestring, v->valuestring);
+                        }
+                } else {
+                        char *raw = cJSON_PrintUnformatted(op);
+                        printf("    patch  %s\n", raw ? raw : "?");
+                        cJSON_free(raw);
+                }
+        }
+        cJSON_Delete(ops);
+}
+
+static int explain_pod(const struct policy *p, const char *ns, const struct mutate_context *mc, enum pod_role role)
+{
+        cJSON *pod = minimal_pod(ns, role);
+        struct mutation m;
+        if (!pod)
+                return -ENOMEM;
+        mutation_init(&m);
+        int r = mutate_pod(p, ns, mc, pod, &m);
+        if (r < 0)
+                goto out;
+        printf("\nA Spark %s created in %s: %s", pod_role_name(role), ns, decision_name(m.decision));
+        switch (m.decision) {
+        case DECISION_MUTATED:
+                printf(". It gets:\n");
+                print_changes(&m);
+                break;
+        case DECISION_WOULD_MUTATE:
+                printf(" (mode audit: admitted unchanged). Under enforce it would get:\n");
+                print_changes(&m);
+                break;
+        case DECISION_DENIED:
+                printf(". Refused:\n    %s\n", m.message);
+                break;
+        default:
+                printf(m.mode == POLICY_MODE_OFF ? " (mode off): admitted as it is.\n"
+                                                 : ": admitted as it is; nothing is added.\n");
+                break;
+        }
+        for (unsigned i = 0; i < m.n_warnings; i++)
+                printf("    warning: %s\n", m.warnings[i]);
+out:
+        mutation_free(&m);
+        cJSON_Delete(pod);
+        return r;
+}
+
+int cmd_explain(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                { "policy", required_argument, NULL, 'p' },
+                { "namespace", required_argument, NULL, 'n' },
+                { "labels", required_argument, NULL, 'l' },
+                { "annotations", required_argument, NULL, 'a' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        const char *policy_path = NULL, *ns = NULL;
+        struct cli_namespace cns = { 0 };
+        int c;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":hn:", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'p': policy_path = optarg; break;
+                case 'n': ns = optarg; break;
+                case 'l':
+                        if (parse_kvs(optarg, cns.labels, &cns.n_labels, "--labels"))
+                                return 2;
+                        break;
+                case 'a':
+                        if (parse_kvs(optarg, cns.annotations, &cns.n_annotations, "--annotations"))
+                                return 2;
+                        break;
+                case 'h': cmd_explain_help(); return 0;
+                case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
+                default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                }
+        }
+        if (optind < argc)
+                return cli_usage_error(CMD, "unexpected \"%s\"", argv[optind]);
+        if (!policy_path)
+                return cli_usage_error(CMD, "--policy is required");
+        if (!ns || !*ns)
+                return cli_usage_error(CMD, "--namespace is required");
+
+        struct buf errors;
+        struct policy *p = NULL;
+        struct pool pool = POOL_INIT;
+        struct resolution res;
+        int rc = 2;
+        buf_init(&errors, POLICY_ERRORS_MAX);
+        if (policy_file_load(policy_path, &p, &errors) < 0) {
+                fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data ? errors.data : "");
+                goto out;
+        }
+        struct ns_info info = { .labels = cns.labels, .n_labels = cns.n_labels,
+                                .annotations = cns.annotations, .n_annotations = cns.n_annotations };
+        if (policy_resolve(p, ns, &info, &pool, &res) < 0) {
+                fprintf(stderr, CMD ": out of memory\n");
+                goto out;
+        }
+        print_rule(ns, &res, p);
+        printf("  policy      %s (sha256 %s)\n", policy_path, policy_sha256(p));
+        if (policy_needs_namespace(p, ns) && !cns.n_labels && !cns.n_annotations)
+                printf("  note        the rule depends on the namespace's labels and annotations, and none were "
+                       "given (--labels, --annotations)\n");
+
+        struct mutate_context mc = { .res = &res, .annotated = cli_annotated, .annotated_ctx = &cns };
+        if (explain_pod(p, ns, &mc, POD_ROLE_DRIVER) < 0 || explain_pod(p, ns, &mc, POD_ROLE_EXECUTOR) < 0) {
+                fprintf(stderr, CMD ": out of memory\n");
+                goto out;
+        }
+        rc = fflush(stdout) == 0 ? 0 : 2;
+out:
+        pool_free(&pool);
+        policy_free(p);
+        buf_free(&errors);
+        return rc;
+}
