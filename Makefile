@@ -2,10 +2,13 @@
 #   make run    install what is missing, build, make dev certificates, serve
 #               https://127.0.0.1:8443 with deploy/policy.yaml
 #   make test   everything CI runs: unit tests (plain and ASan+UBSan), the
-#               integration tests against the real binary, and the end-to-end
-#               tests against a real kube-apiserver
+#               integration tests against the real binary, the end-to-end
+#               tests against a real kube-apiserver, and the image built and run
 #   make e2e    the end-to-end tests alone (builds kube-apiserver, kubectl and
 #               etcd once, into ~/.cache/spark-identity-webhook)
+#   make image  the container image from the Dockerfile, with buildah (no
+#               Docker engine; the debian:bookworm-slim base is debootstrapped
+#               once into ~/.cache/spark-identity-webhook), as $(IMAGE)
 #   make clean
 
 BUILD      ?= build
@@ -14,8 +17,9 @@ BIN        := $(BUILD)/spark-identity-webhook
 DEV        ?= certs/dev
 LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
+IMAGE      ?= localhost/spark-identity-webhook:test
 
-.PHONY: all deps build build-asan run certs test e2e clean
+.PHONY: all deps build build-asan run certs test e2e image clean
 
 all: build
 
@@ -51,6 +55,9 @@ test: build build-asan
 
 e2e: build
 	@tests/e2e/run.sh $(BUILD)
+
+image:
+	@tests/image/build.sh $(IMAGE)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

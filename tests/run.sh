@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite and writes the total to BUILD/test-summary.txt as
 # "N passed, N failed" (also printed last). Usage: tests/run.sh BUILD ASAN_BUILD
-# The end-to-end suite runs once, against BUILD (tests/e2e/run.sh).
+# The end-to-end suite runs once, against BUILD (tests/e2e/run.sh); the image
+# suite once, on the image's own binary, with its results in BUILD
+# (tests/image/run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -27,6 +29,9 @@ done
 
 echo "== end-to-end tests against a real kube-apiserver, with $build/spark-identity-webhook"
 tests/e2e/run.sh "$build" || status=1
+
+echo "== the image: built with buildah from the Dockerfile, its binary run in a container"
+tests/image/run.sh "$build" || status=1
 
 "$py" tests/summary.py "$build" "$asan" | tee "$build/test-summary.txt" | tail -n 1
 read -r _ _ failed _ < <(tail -n 1 "$build/test-summary.txt" | tr -d ',')

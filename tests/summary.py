@@ -1,6 +1,7 @@
 """Counts the results of every suite: the TAP lines of the unit tests in
 meson's test log, and pytest's JUnit XML (the integration tests of each
-build; the end-to-end tests, BUILD/e2e.xml, of the first build only). Prints
+build; the end-to-end tests, BUILD/e2e.xml, and the image tests,
+BUILD/image.xml, of the first build only). Prints
 one line per suite and, last, "N passed, N failed". A suite that ran no test
 counts as one failure."""
 import json
@@ -49,6 +50,7 @@ for build in sys.argv[1:]:
     suites = [("integration", "pytest.xml")]
     if build == sys.argv[1]:
         suites.append(("end-to-end", "e2e.xml"))  # tests/e2e runs against the first build only
+        suites.append(("image", "image.xml"))  # tests/image runs once, its results in the first build
     for label, name in suites:
         p, f = junit_counts(os.path.join(build, name))
         print(f"{label} ({build}): {p} passed, {f} failed")

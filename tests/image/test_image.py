@@ -31,6 +31,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 TAG = os.environ.get("IMAGE_TAG", "localhost/spark-identity-webhook:test")
+# build.sh tags the Dockerfile's build stage too (that keeps its steps cached).
+BUILD_STAGE = "localhost/spark-identity-webhook-build-stage:cache"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spark-identity-webhook"
 # The same storage as tests/image/build.sh.
 BUILDAH = ["buildah", "--storage-driver", "vfs", "--root", str(CACHE / "containers" / "storage"),
@@ -96,6 +98,18 @@ def rootfs(container) -> Path:
         buildah("umount", container, check=False)
 
 
+@pytest.fixture(scope="module")
+def build_stage(config) -> Path:
+    """The file system of the build stage's result, seen from the host."""
+    name = f"siw-image-test-build-{uuid.uuid4().hex[:12]}"
+    buildah("from", "--pull=false", "--name", name, BUILD_STAGE)
+    try:
+        yield Path(buildah("mount", name).stdout.strip())
+    finally:
+        buildah("umount", name, check=False)
+        buildah("rm", name, check=False)
+
+
 def run_in(container: str, argv: list[str], mounts=(), timeout: float = 60) -> subprocess.CompletedProcess:
     """argv run in the container as its configured user, no shell involved."""
     vols = [a for src, dst in mounts for a in ("-v", f"{src}:{dst}")]
@@ -159,6 +173,25 @@ def test_size_is_reasonable(rootfs, record_testsuite_property):
     record_testsuite_property("image_size_buildah", listed)
     print(f"image {TAG}: {total / 1e6:.1f} MB of files; buildah says {listed}")
     assert total < MAX_IMAGE_BYTES, f"{total / 1e6:.1f} MB, more than {MAX_IMAGE_BYTES / 1e6:.0f} MB"
+
+
+def test_build_context_is_only_the_sources(build_stage):
+    # .dockerignore: never build directories, certs/ (keys), .git.
+    src = build_stage / "src"
+    found = sorted(str(p.relative_to(src)) for p in src.rglob("*") if not p.is_dir())
+    assert found, "nothing in /src"
+    allowed = [f for f in found if f == "meson.build" or f == "tests/meson.build"
+               or re.fullmatch(r"(include/[\w.-]+\.h|webhook/[\w.-]+\.c)", f)]
+    assert found == allowed, f"not sources: {sorted(set(found) - set(allowed))}"
+    assert "meson.build" in found and "tests/meson.build" in found
+
+
+def test_build_stage_built_only_the_binary(build_stage):
+    # cmocka is not in the build stage, so tests/meson.build builds no unit test.
+    assert (build_stage / "build/spark-identity-webhook").is_file()
+    assert not list((build_stage / "build").rglob("test_*")), "unit tests were built"
+    log = (build_stage / "build/meson-logs/meson-log.txt").read_text(errors="replace")
+    assert "cmocka not found: unit tests are not built" in log
 
 
 # ---------------------------------------------------------------------------
@@ -282,10 +315,14 @@ class Served:
     def request(self, method: str, path: str, body: bytes | None = None, headers=None, timeout: float = 10):
         ctx = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
         assert ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        conn.sock = ctx.wrap_socket(raw, server_hostname=SNI)
         try:
+            raw = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+            try:
+                conn.sock = ctx.wrap_socket(raw, server_hostname=SNI)
+            except BaseException:
+                raw.close()
+                raise
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
