@@ -22,10 +22,10 @@ fi
 # Python side of the integration tests: pytest, and a real RFC 6902
 # implementation to apply the patches we return.
 py=${PYTHON:-python3}
-if ! "$py" -c 'import pytest, jsonpatch' 2>/dev/null; then
-        echo "deps: installing pytest jsonpatch for $py" >&2
-        "$py" -m pip install -q pytest jsonpatch 2>/dev/null ||
-                "$py" -m pip install -q --break-system-packages pytest jsonpatch
+if ! "$py" -c 'import pytest, jsonpatch, yaml' 2>/dev/null; then
+        echo "deps: installing pytest jsonpatch pyyaml for $py" >&2
+        "$py" -m pip install -q pytest jsonpatch pyyaml 2>/dev/null ||
+                "$py" -m pip install -q --break-system-packages pytest jsonpatch pyyaml
 fi
 
 # The end-to-end tests build kube-apiserver, kubectl and etcd from their Go
