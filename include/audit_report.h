@@ -31,6 +31,8 @@ struct audit_report_info {
         size_t max_results;             /* PolicyReport results per namespace; 0: AUDIT_REPORT_MAX_RESULTS */
         size_t max_findings;            /* how many findings the audit keeps (for the note on the rest) */
         bool namespaces_known;          /* labels and annotations were read (else "unknown" says why) */
+        const char *const *namespaces;  /* namespaces known to exist, sorted (PolicyReports only); may be NULL */
+        size_t n_namespaces;
 };
 
 /* Findings as aligned columns, each followed by what was expected and
@@ -40,9 +42,10 @@ int audit_report_table(const struct findings *f, const struct audit_report_info 
 /* {"summary": {...}, "findings": [...]}, one finding per line. */
 int audit_report_json(const struct findings *f, const struct audit_report_info *info, FILE *out);
 
-/* A v1 List of PolicyReports: one per namespace where some pod was judged
- * or could not be, so that a namespace that became compliant gets its
- * report emptied on the next apply. *ret_left_out (may be NULL) is the
+/* A v1 List of PolicyReports: one per namespace that has pods or is in
+ * info->namespaces, with no results where nothing fails, so that applying
+ * it again replaces every earlier report: a namespace whose pods were fixed
+ * or deleted gets its report emptied. *ret_left_out (may be NULL) is the
  * number of results left out over all reports. */
 int audit_report_policyreports(const struct findings *f, const struct audit_report_info *info, FILE *out,
                                size_t *ret_left_out);

@@ -51,6 +51,7 @@ struct finding {
         const char *namespace_;
         const char *pod;                /* metadata.name, or generateName */
         const char *uid;                /* metadata.uid, or NULL */
+        const char *phase;              /* status.phase (Running, Succeeded, ...), or NULL */
         enum pod_role role;             /* POD_ROLE_NONE for a pod that is not Spark's */
         const char *app_id;             /* label spark-app-selector, or NULL */
         const char *rule;               /* the rule's name ("team-a", "selector x"), or NULL */

@@ -78,6 +78,11 @@ static void rfc3339(long long t, char *out, size_t outlen)
                 snprintf(out, outlen, "%lld", t);
 }
 
+static const char *plural(size_t n)
+{
+        return n == 1 ? "" : "s";
+}
+
 static size_t judged(const struct findings_namespace *ns)
 {
         return ns->verdicts[VERDICT_COMPLIANT] + ns->verdicts[VERDICT_FINDINGS];
@@ -162,21 +167,25 @@ int audit_report_table(const struct findings *f, const struct audit_report_info 
 
         struct findings_namespace t;
         findings_totals(f, &t);
-        fprintf(out, "\n%zu pods in %zu namespaces, %zu of them Spark pods; judged %zu: %zu compliant, "
-                "%zu with %zu findings", t.pods, f->n_namespaces, t.spark_pods, judged(&t),
-                t.verdicts[VERDICT_COMPLIANT], t.verdicts[VERDICT_FINDINGS], findings_total(f));
+        fprintf(out, "\n%zu pod%s in %zu namespace%s, %zu of them Spark pods; judged %zu: %zu compliant, "
+                "%zu with %zu finding%s", t.pods, plural(t.pods), f->n_namespaces, plural(f->n_namespaces),
+                t.spark_pods, judged(&t), t.verdicts[VERDICT_COMPLIANT], t.verdicts[VERDICT_FINDINGS],
+                findings_total(f), plural(findings_total(f)));
         if (t.verdicts[VERDICT_OFF])
                 fprintf(out, "; %zu not judged (mode off)", t.verdicts[VERDICT_OFF]);
         fprintf(out, ".\n");
         if (t.verdicts[VERDICT_UNKNOWN])
-                fprintf(out, "%zu pods unknown: their rule depends on their namespace's labels or annotations, "
-                        "which %s.\n", t.verdicts[VERDICT_UNKNOWN],
+                fprintf(out, "%zu pod%s unknown: %s rule depends on %s namespace's labels or annotations, "
+                        "which %s.\n", t.verdicts[VERDICT_UNKNOWN], t.verdicts[VERDICT_UNKNOWN] == 1 ? "" : "s",
+                        t.verdicts[VERDICT_UNKNOWN] == 1 ? "its" : "their",
+                        t.verdicts[VERDICT_UNKNOWN] == 1 ? "its" : "their",
                         info->namespaces_known ? "were not in the namespaces read"
                                                : "were not read (give --namespaces FILE, from "
                                                  "'kubectl get namespaces -o json')");
         if (f->not_kept)
-                fprintf(out, "%zu findings are not listed: the audit keeps at most %zu (-o json says the "
-                        "same; narrow with --namespace).\n", f->not_kept, info->max_findings);
+                fprintf(out, "%zu finding%s %s not listed: the audit keeps at most %zu (-o json says the "
+                        "same; narrow with --namespace).\n", f->not_kept, plural(f->not_kept),
+                        f->not_kept == 1 ? "is" : "are", info->max_findings);
         fprintf(out, "Pods from %s; policy %s (sha256 %s).\n", info->source, info->policy_path, info->policy_sha256);
         return finish(out, 0);
 }
@@ -242,6 +251,8 @@ static void json_finding(struct json_out *j, const struct finding *it)
         js(j, it->pod);
         jf(j, ", \"uid\": ");
         js(j, it->uid);
+        jf(j, ", \"phase\": ");
+        js(j, it->phase);
         jf(j, ", \"role\": ");
         js(j, it->role == POD_ROLE_NONE ? NULL : pod_role_name(it->role));
         jf(j, ", \"appId\": ");
@@ -332,6 +343,10 @@ static void report_result(struct json_out *j, const struct finding *it, long lon
                 jf(j, ", \"rule\": ");
                 js(j, it->rule);
         }
+        if (it->phase) {
+                jf(j, ", \"phase\": ");
+                js(j, it->phase);
+        }
         jf(j, ", \"mode\": \"%s\"},\n       \"resources\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", "
            "\"namespace\": ", policy_mode_name(it->mode));
         js(j, it->namespace_);
@@ -342,6 +357,40 @@ static void report_result(struct json_out *j, const struct finding *it, long lon
                 js(j, it->uid);
         }
         jf(j, "}],\n       \"timestamp\": {\"seconds\": %lld, \"nanos\": 0}}", time);
+}
+
+/* One namespace's report; `ns` may be NULL (a namespace without pods).
+ * `v[*next...]` are its kept findings (v is sorted by namespace). */
+static void report(struct json_out *j, const char *name, const struct findings_namespace *ns,
+                   const struct finding **v, size_t n, size_t *next, const struct audit_report_info *info,
+                   size_t max, size_t *left_out_total)
+{
+        size_t fails = 0;
+        for (int k = 0; ns && k < FINDING_PROBLEM_MAX; k++)
+                fails += ns->problems[k];
+        size_t first = *next;
+        while (*next < n && strcmp(v[*next]->namespace_, name) == 0)
+                (*next)++;
+        size_t kept = *next - first, listed = kept < max ? kept : max;
+        size_t left_out = fails - listed;
+        *left_out_total += left_out;
+
+        jf(j, "\n{\"apiVersion\": \"wgpolicyk8s.io/v1alpha2\", \"kind\": \"PolicyReport\",\n"
+           " \"metadata\": {\"name\": \"" AUDIT_REPORT_NAME "\", \"namespace\": ");
+        js(j, name);
+        jf(j, ",\n   \"labels\": {\"app.kubernetes.io/managed-by\": \"spark-identity-webhook\"},\n"
+           "   \"annotations\": {\"spark-identity.io/policy-sha256\": ");
+        js(j, info->policy_sha256);
+        jf(j, ", \"" AUDIT_REPORT_LEFT_OUT_ANNOTATION "\": \"%zu\"}},\n", left_out);
+        jf(j, " \"summary\": {\"pass\": %zu, \"fail\": %zu, \"warn\": 0, \"error\": 0, \"skip\": %zu},\n"
+           " \"results\": [", ns ? ns->verdicts[VERDICT_COMPLIANT] : 0, fails, ns ? ns->verdicts[VERDICT_UNKNOWN] : 0);
+        for (size_t k = 0; k < listed; k++) {
+                jf(j, "%s\n      ", k ? "," : "");
+                report_result(j, v[first + k], info->time);
+                jflush(j);
+        }
+        jf(j, "]}");
+        jflush(j);
 }
 
 int audit_report_policyreports(const struct findings *f, const struct audit_report_info *info, FILE *out,
@@ -355,37 +404,22 @@ int audit_report_policyreports(const struct findings *f, const struct audit_repo
                 return -ENOMEM;
         buf_init(&j.b, JSON_SCRATCH_MAX);
         jf(&j, "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [");
-        for (size_t i = 0; i < f->n_namespaces; i++) {
-                const struct findings_namespace *ns = &f->namespaces[i];
-                if (!judged(ns) && !ns->verdicts[VERDICT_UNKNOWN])
-                        continue;
-                size_t fails = 0;
-                for (int k = 0; k < FINDING_PROBLEM_MAX; k++)
-                        fails += ns->problems[k];
-                /* The kept findings of this namespace: v is sorted by namespace. */
-                size_t first = next;
-                while (next < f->n && strcmp(v[next]->namespace_, ns->name) == 0)
-                        next++;
-                size_t kept = next - first, listed = kept < max ? kept : max;
-                size_t left_out = fails - listed;
-                left_out_total += left_out;
-
-                jf(&j, "%s\n{\"apiVersion\": \"wgpolicyk8s.io/v1alpha2\", \"kind\": \"PolicyReport\",\n"
-                   " \"metadata\": {\"name\": \"" AUDIT_REPORT_NAME "\", \"namespace\": ", n_reports++ ? "," : "");
-                js(&j, ns->name);
-                jf(&j, ",\n   \"labels\": {\"app.kubernetes.io/managed-by\": \"spark-identity-webhook\"},\n"
-                   "   \"annotations\": {\"spark-identity.io/policy-sha256\": ");
-                js(&j, info->policy_sha256);
-                jf(&j, ", \"" AUDIT_REPORT_LEFT_OUT_ANNOTATION "\": \"%zu\"}},\n", left_out);
-                jf(&j, " \"summary\": {\"pass\": %zu, \"fail\": %zu, \"warn\": 0, \"error\": 0, \"skip\": %zu},\n"
-                   " \"results\": [", ns->verdicts[VERDICT_COMPLIANT], fails, ns->verdicts[VERDICT_UNKNOWN]);
-                for (size_t k = 0; k < listed; k++) {
-                        jf(&j, "%s\n      ", k ? "," : "");
-                        report_result(&j, v[first + k], info->time);
-                        jflush(&j);
+        /* The union of the namespaces with pods and those known, both sorted. */
+        size_t a = 0, b = 0;
+        while (a < f->n_namespaces || (info->namespaces && b < info->n_namespaces)) {
+                const char *known = info->namespaces && b < info->n_namespaces ? info->namespaces[b] : NULL;
+                const struct findings_namespace *ns = a < f->n_namespaces ? &f->namespaces[a] : NULL;
+                int c = !ns ? 1 : !known ? -1 : strcmp(ns->name, known);
+                if (n_reports++)
+                        jf(&j, ",");
+                if (c <= 0) {
+                        report(&j, ns->name, ns, v, f->n, &next, info, max, &left_out_total);
+                        a++;
+                        b += c == 0;
+                } else {
+                        report(&j, known, NULL, v, f->n, &next, info, max, &left_out_total);
+                        b++;
                 }
-                jf(&j, "]}");
-                jflush(&j);
         }
         jf(&j, "\n]}\n");
         jflush(&j);

@@ -43,9 +43,10 @@ enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_POLICYREPORT };
 
 void cmd_audit_help(void)
 {
-        printf("Usage: spark-identity-webhook audit --policy FILE (--pods FILE | --kubeconfig FILE | --in-cluster)\n"
-               "                                    [-o table|json|policyreport] [--namespace NS]\n"
-               "                                    [--namespaces FILE] [--page-size N]\n"
+        printf("Usage: spark-identity-webhook audit --policy FILE\n"
+               "           (--pods FILE | --kubeconfig FILE | --in-cluster)\n"
+               "           [-o table|json|policyreport] [--namespace NS] [--namespaces FILE]\n"
+               "           [--page-size N]\n"
                "\n"
                "Finds the pods that do not comply with a policy: created while the webhook was\n"
                "down or ignored, before the policy changed, or in a namespace in audit mode. Each\n"
@@ -67,26 +68,30 @@ void cmd_audit_help(void)
                "only counted.\n"
                "\n"
                "Where the pods come from (one of):\n"
-               "  --pods FILE         'kubectl get pods -A -o json' (a List), or one Pod; - is stdin\n"
-               "  --kubeconfig FILE   list them from the API server of the file's current context\n"
-               "  --in-cluster        ... with the pod's service account (KUBERNETES_SERVICE_HOST;\n"
-               "                      SPARK_IDENTITY_WEBHOOK_SA_DIR replaces " KUBE_SA_DIR ")\n"
+               "  --pods FILE        'kubectl get pods -A -o json' (a List), or one Pod; - is stdin\n"
+               "  --kubeconfig FILE  list them from the API server of the current context\n"
+               "  --in-cluster       ... with the pod's service account: KUBERNETES_SERVICE_HOST,\n"
+               "                     and " KUBE_SA_DIR "\n"
+               "                     (SPARK_IDENTITY_WEBHOOK_SA_DIR replaces it)\n"
                "\n"
-               "  -o, --output FORMAT table (default): the findings, each with what was expected and\n"
-               "                      found, then a summary per namespace.\n"
-               "                      json: {\"summary\": {...}, \"findings\": [...]}.\n"
-               "                      policyreport: a List of wgpolicyk8s.io/v1alpha2 PolicyReports, one\n"
-               "                      per namespace named " AUDIT_REPORT_NAME ", for 'kubectl apply -f -' (the\n"
-               "                      PolicyReport CRD must be installed). At most %u results per\n"
-               "                      report; the annotation " AUDIT_REPORT_LEFT_OUT_ANNOTATION " and\n"
-               "                      the line on stderr say how many were left out.\n"
-               "  --namespace NS      only the pods of NS (the API lists /api/v1/namespaces/NS/pods)\n"
-               "  --namespaces FILE   with --pods: 'kubectl get namespaces -o json', for policies whose\n"
-               "                      rules come from namespaces' labels (selectors) or annotations\n"
-               "                      (namespaceAnnotations). Without it such pods are counted as\n"
-               "                      unknown, not guessed. From the API, namespaces are listed when\n"
-               "                      the policy needs them.\n"
-               "  --page-size N       pods per API page (limit/continue) [%u]; memory follows the page\n"
+               "  -o, --output FORMAT\n"
+               "      table (default): the findings, each with what was expected and found,\n"
+               "      then a summary per namespace.\n"
+               "      json: {\"summary\": {...}, \"findings\": [...]}.\n"
+               "      policyreport: a List of wgpolicyk8s.io/v1alpha2 PolicyReports named\n"
+               "      " AUDIT_REPORT_NAME ", for 'kubectl apply -f -' (the PolicyReport CRD must be\n"
+               "      installed). One per namespace that has pods or exists (from the API, or\n"
+               "      --namespaces), empty where nothing fails, so that each apply replaces the\n"
+               "      last. A result per finding, at most %u per report; the annotation\n"
+               "      " AUDIT_REPORT_LEFT_OUT_ANNOTATION " and stderr say how many were left out.\n"
+               "  --namespace NS     only the pods of NS (from /api/v1/namespaces/NS/pods)\n"
+               "  --namespaces FILE  with --pods: 'kubectl get namespaces -o json', for policies\n"
+               "                     whose rules come from namespaces' labels (selectors) or\n"
+               "                     annotations (namespaceAnnotations). Without it such pods\n"
+               "                     are counted as unknown, not guessed. From the API,\n"
+               "                     namespaces are listed when the policy needs them, and for\n"
+               "                     -o policyreport.\n"
+               "  --page-size N      pods per API page (limit/continue) [%u]; memory follows it\n"
                "\n"
                "Exit status: 0 no findings (pods counted as unknown do not change it), 1 findings,\n"
                "2 an error: unreadable policy or file, API server unreachable, HTTP 401/403 (the\n"
@@ -95,9 +100,10 @@ void cmd_audit_help(void)
                "\n"
                "Examples:\n"
                "  kubectl get pods -A -o json > pods.json; kubectl get namespaces -o json > ns.json\n"
-               "  spark-identity-webhook audit --policy policy.yaml --pods pods.json --namespaces ns.json\n"
-               "  spark-identity-webhook audit --policy policy.yaml --kubeconfig ~/.kube/config -o json \\\n"
-               "      | jq '.findings[] | select(.problem == \"foreign-identity\")'\n"
+               "  spark-identity-webhook audit --policy policy.yaml --pods pods.json \\\n"
+               "      --namespaces ns.json\n"
+               "  spark-identity-webhook audit --policy policy.yaml --kubeconfig ~/.kube/config \\\n"
+               "      -o json | jq '.findings[] | select(.problem == \"foreign-identity\")'\n"
                "  spark-identity-webhook audit --policy policy.yaml --in-cluster -o policyreport \\\n"
                "      | kubectl apply -f -\n",
                AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE);
@@ -279,6 +285,9 @@ static int on_pod(void *ctx, const cJSON *item)
         if (r == -E2BIG)
                 snprintf(a->err, sizeof a->err, "pod %s/%s: the changes admission would make pass their bounds",
                          namespace_, pod);
+        else if (r == -EPROTO)
+                snprintf(a->err, sizeof a->err, "pod %s/%s: admission would make a change the audit cannot "
+                         "name (a bug: please report it with the pod)", namespace_, pod);
         else if (r == -ENOMEM)
                 snprintf(a->err, sizeof a->err, "out of memory");
         else if (r < 0)
@@ -624,16 +633,27 @@ int cmd_audit(int argc, char **argv)
                         fprintf(stderr, CMD ": %s\n", err);
                         goto out;
                 }
-                if (policy_uses_namespaces(policy)) {
+                /* Namespaces: for the policy's selectors and annotations,
+                 * and so that every namespace gets its PolicyReport. */
+                bool needed = policy_uses_namespaces(policy);
+                if (needed || (output == OUTPUT_POLICYREPORT && !a.only_namespace)) {
                         r = api_list(&a, kube, "/api/v1/namespaces", (unsigned)page_size, "listing namespaces",
-                                     "'list' on namespaces (the policy reads their labels or annotations)",
+                                     needed ? "'list' on namespaces (the policy reads their labels or annotations)"
+                                            : "'list' on namespaces (-o policyreport)",
                                      on_namespace);
-                        if (r < 0) {
+                        if (r < 0 && needed) {
                                 fprintf(stderr, CMD ": %s\n", a.err);
                                 goto out;
                         }
-                        ns_table_sort(&a.ns);
-                        a.ns_known = true;
+                        if (r < 0) {
+                                fprintf(stderr, CMD ": %s; reports only for the namespaces that have pods\n", a.err);
+                                a.err[0] = '\0';
+                                ns_table_free(&a.ns);
+                                memset(&a.ns, 0, sizeof a.ns);
+                        } else {
+                                ns_table_sort(&a.ns);
+                                a.ns_known = true;
+                        }
                 }
                 char base[512], permission[512];
                 if (a.only_namespace) {
@@ -662,6 +682,22 @@ int cmd_audit(int argc, char **argv)
                 .max_findings = AUDIT_MAX_FINDINGS,
                 .namespaces_known = a.ns_known || !policy_uses_namespaces(policy),
         };
+        /* The namespaces that get a PolicyReport even without pods. */
+        const char **names = NULL;
+        if (a.only_namespace) {
+                info.namespaces = &a.only_namespace;
+                info.n_namespaces = 1;
+        } else if (a.ns_known && a.ns.n) {
+                names = malloc(a.ns.n * sizeof *names);
+                if (!names) {
+                        fprintf(stderr, CMD ": out of memory\n");
+                        goto out;
+                }
+                for (size_t i = 0; i < a.ns.n; i++)
+                        names[i] = a.ns.v[i].name;
+                info.namespaces = names;
+                info.n_namespaces = a.ns.n;
+        }
         size_t left_out = 0;
         if (output == OUTPUT_TABLE)
                 r = audit_report_table(&a.findings, &info, stdout);
@@ -669,6 +705,7 @@ int cmd_audit(int argc, char **argv)
                 r = audit_report_json(&a.findings, &info, stdout);
         else
                 r = audit_report_policyreports(&a.findings, &info, stdout, &left_out);
+        free(names);
         if (r == 0 && fflush(stdout) != 0)
                 r = -EIO;
         if (r < 0) {

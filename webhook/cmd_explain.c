@@ -36,7 +36,8 @@ void cmd_explain_help(void)
                "  --labels K=V,...          the namespace's labels, for policies with selectors\n"
                "                            (default: none)\n"
                "  --annotations K=V,...     its annotations, for namespaceAnnotations: true\n"
-               "                            (spark-identity.io/identity, /client-id, /tenant-id, /mode)\n"
+               "                            (spark-identity.io/identity, /client-id, /tenant-id,\n"
+               "                            /mode)\n"
                "\n"
                "A namespace's rule is, first match wins: its entry under namespaces; its\n"
                "spark-identity.io/ annotations (with namespaceAnnotations: true); the first selector\n"
@@ -115,8 +116,11 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
                         printf("  rule        none: no entry under namespaces%s%s\n",
                                policy_reads_annotations(p) ? ", no " POLICY_ANNOTATION_PREFIX "identity annotation" : "",
                                policy_selector_count(p) ? ", no selector matches its labels" : "");
-                printf("  mode        %s (defaults.mode): %s\n", policy_mode_name(policy_default_mode(p)),
-                       mode_text(policy_default_mode(p)));
+                enum policy_mode m = policy_default_mode(p);
+                printf("  mode        %s (defaults.mode): %s\n", policy_mode_name(m),
+                       m == POLICY_MODE_ENFORCE ? "refusals below are enforced"
+                       : m == POLICY_MODE_AUDIT ? "pods are admitted; warnings say what enforce would refuse"
+                                                : "the webhook leaves the namespace's pods alone");
                 printf("  unmatched   %s\n", policy_unmatched_deny(p)
                        ? "deny: Spark pods are refused here"
                        : "allow: Spark pods are admitted unchanged here");

@@ -203,7 +203,7 @@ struct judge {
         enum policy_mode mode;
         unsigned n_findings;
         /* Copies in the findings' pool, made at the pod's first finding. */
-        const char *c_namespace, *c_pod, *c_uid, *c_app_id, *c_rule;
+        const char *c_namespace, *c_pod, *c_uid, *c_phase, *c_app_id, *c_rule;
 };
 
 static int copy_pod_strings(struct judge *j)
@@ -213,14 +213,17 @@ static int copy_pod_strings(struct judge *j)
         const char *name = string_item(meta, "name");
         const char *uid = string_item(meta, "uid");
         const char *app_id = string_item(cJSON_GetObjectItemCaseSensitive(meta, "labels"), "spark-app-selector");
+        const char *phase = string_item(cJSON_GetObjectItemCaseSensitive(j->pod, "status"), "phase");
         if (!name)
                 name = string_item(meta, "generateName");
         j->c_namespace = j->ns->name;
         j->c_pod = pool_strdup(pool, name ? name : "");
         j->c_uid = pool_strdup(pool, uid);
+        j->c_phase = pool_strdup(pool, phase);
         j->c_app_id = pool_strdup(pool, app_id);
         j->c_rule = j->rule ? pool_strdup(pool, j->rule->name) : NULL;
-        if (!j->c_pod || (uid && !j->c_uid) || (app_id && !j->c_app_id) || (j->rule && !j->c_rule))
+        if (!j->c_pod || (uid && !j->c_uid) || (phase && !j->c_phase) || (app_id && !j->c_app_id) ||
+            (j->rule && !j->c_rule))
                 return -ENOMEM;
         return 0;
 }
@@ -252,6 +255,7 @@ static int add_finding(struct judge *j, enum finding_problem problem, const char
         struct finding *it = &f->items[f->n];
         *it = (struct finding){
                 .problem = problem, .namespace_ = j->c_namespace, .pod = j->c_pod, .uid = j->c_uid,
+                .phase = j->c_phase,
                 .role = j->role, .app_id = j->c_app_id, .rule = j->c_rule, .mode = j->mode,
                 .expected = pool_strdup(&f->pool, expected), .found = pool_strdup(&f->pool, found),
         };
@@ -281,7 +285,7 @@ static int foreign_identity(struct judge *j)
                 if (rc == 0)
                         rc = allowed_list(j->rule, &expected);
         } else if (rc == 0) {
-                rc = text_add(&expected, "no identity the policy grants to other namespaces "
+                rc = text_add(&expected, "an identity the policy does not grant to other namespaces "
                               "(namespace %s has no rule)", j->namespace_);
         }
         if (rc == 0)
@@ -440,12 +444,13 @@ static int classify_patch(struct judge *j, const struct rule *r, const struct mu
         cJSON_ArrayForEach(op, ops) {
                 const char *path = string_item(op, "path");
                 const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
-                if (!path)
-                        continue;
-                if (strcmp(path, "/metadata/labels") == 0 || strcmp(path, "/metadata/labels/" LABEL_IDENTITY) == 0)
+                if (path && (strcmp(path, "/metadata/labels") == 0 ||
+                             strcmp(path, "/metadata/labels/" LABEL_IDENTITY) == 0))
                         label = true;
-                else if (ci >= 0 && strncmp(path, prefix, strlen(prefix)) == 0)
+                else if (path && ci >= 0 && strncmp(path, prefix, strlen(prefix)) == 0)
                         rc = env_op(env, path + strlen(prefix), value, ec);
+                else
+                        rc = -EPROTO;   /* a change this module cannot name: say so, never skip it */
                 if (rc < 0)
                         break;
         }

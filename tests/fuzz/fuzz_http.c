@@ -1,0 +1,117 @@
+/* fuzz_http: the input, as raw bytes, is one HTTP connection's worth of
+ * requests to the real server of server.c over plain TCP: server_start_plain()
+ * (the --metrics-listen server: GET /metrics, /healthz, /readyz; /mutate and
+ * everything else answered 404), started once on 127.0.0.1, port 0.
+ *
+ * What this reaches: libmicrohttpd's request-line and header parsing,
+ * pipelining, chunked and Content-Length bodies, and our on_request(),
+ * screen() (routing, methods, the 404 and 405 answers), send_error(),
+ * send_health(), send_metrics() with the real metrics_render(), and
+ * on_completed(). What it does not: TLS, and POST /mutate's own screening
+ * (Content-Type, Content-Length against --max-body, ?timeout=) and body
+ * accumulation, which the plain server never reaches: fuzz_https does those.
+ * libmicrohttpd itself is Debian's build, not instrumented: a memory error
+ * inside it is seen only when it crashes or trips an interceptor, and its
+ * branches give the fuzzer no coverage feedback; ours do.
+ *
+ * A request head with "Content-Length: *" gets the real length of what
+ * follows "\r\n\r\n" (see http_fix_length()), so mutated bodies stay whole.
+ *
+ * Invariants: the server never hands a body to admit(); it answers with an
+ * HTTP/1.x status line or closes, and closes once the client has; it does so
+ * within 10 s; afterwards it still answers GET /healthz with 200. */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+#include "fuzz_util.h"
+
+#define ANSWER_TIMEOUT_MS 10000
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct server *server;
+static unsigned port;
+
+static void admit_never(void *ctx, const char *body, size_t len, int *ret_status, struct buf *out)
+{
+        fuzz_fail("the plain server handed a %zu-byte body to admit()", len);
+}
+
+static bool ready(void *ctx, struct buf *out)
+{
+        buf_puts(out, "{\"status\":\"ready\"}\n");
+        return true;
+}
+
+static void metrics(void *ctx, struct buf *out)
+{
+        struct metrics_state st = {
+                .policy_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                .cert_not_after = time(NULL) + 86400,
+                .namespaces_watched = true,
+                .namespaces = 3,
+        };
+        metrics_render(&st, out);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+        static const struct server_handler h = { .admit = admit_never, .ready = ready, .metrics = metrics };
+        char err[512];
+        signal(SIGPIPE, SIG_IGN);
+        log_set_level(LOG_ERROR);   /* every refused request logs a warning */
+        if (server_start_plain("127.0.0.1:0", &h, &server, err, sizeof err) < 0) {
+                fprintf(stderr, "fuzz_http: %s\n", err);
+                exit(2);
+        }
+        port = server_port(server);
+        if (!port) {
+                fprintf(stderr, "fuzz_http: no port\n");
+                exit(2);
+        }
+        return 0;
+}
+
+/* Sends `req`, half-closes, and reads the whole answer. */
+static size_t exchange(const void *req, size_t n, char *out, size_t cap)
+{
+        int fd = tcp_connect(port);
+        size_t len = 0;
+        tcp_send_all(fd, req, n);
+        shutdown(fd, SHUT_WR);
+        if (tcp_read_until_close(fd, out, cap - 1, &len, ANSWER_TIMEOUT_MS) < 0)
+                fuzz_fail("the server neither answered nor closed within %d ms", ANSWER_TIMEOUT_MS);
+        close(fd);
+        out[len] = '\0';
+        return len;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        static char answer[1 << 16];
+        size_t n;
+        unsigned char *req = http_fix_length(data, size, &n);
+        size_t len = exchange(req, n, answer, sizeof answer);
+        free(req);
+        if (len > 0) {
+                int code = http_status(answer, len);
+                if (code < 100 || code > 599)
+                        fuzz_fail("an answer that is not HTTP/1.x: %.200s", answer);
+        }
+
+        static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+        len = exchange(health, sizeof health - 1, answer, sizeof answer);
+        if (http_status(answer, len) != 200 || !strstr(answer, "{\"status\":\"ok\"}"))
+                fuzz_fail("GET /healthz after the input: %.300s", answer);
+        return 0;
+}
