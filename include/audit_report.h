@@ -6,17 +6,13 @@
  * pods were read in. Each function writes to `out` only; it returns 0, or
  * -ENOMEM, or -EIO when writing failed. */
 #pragma once
+#include "webhook_limits.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #include "findings.h"
 
-/* The policy (kept) fail results of one PolicyReport. A namespace with more
- * findings says how many were left out in the annotation below, and the
- * report's summary still counts them all. etcd keeps objects up to about
- * 1.5 MiB; a result takes well under 1 KiB. */
-#define AUDIT_REPORT_MAX_RESULTS 500u
 
 #define AUDIT_REPORT_NAME "spark-identity"       /* metadata.name of every report */
 #define AUDIT_REPORT_POLICY "spark-identity"     /* results[].policy */

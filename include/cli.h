@@ -1,6 +1,31 @@
 /* Small helpers the subcommands share for their flags. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "admission.h"
+#include "policy.h"
+
+/* Labels or annotations given on a command line. */
+#define CLI_KV_MAX 64u
+
+/* A namespace as the command line describes it: its labels and annotations
+ * (none when none are given). The strings point into argv. */
+struct cli_namespace {
+        struct kv labels[CLI_KV_MAX], annotations[CLI_KV_MAX];
+        size_t n_labels, n_annotations;
+};
+
+/* Splits "k=v,k2=v2" in place into kv[*n...]. 0, or 2 after printing
+ * "CMD: FLAG wants key=value..." on stderr. */
+int cli_parse_kvs(const char *cmd, const char *flag, char *s, struct kv *kv, size_t *n);
+
+/* An ns_source that answers every lookup with `ns`, and knows the
+ * identities its annotations grant. `ns` must outlive the source. */
+struct ns_source cli_ns_source(struct cli_namespace *ns);
+
+/* The same, as a policy_identity_known_fn over a struct cli_namespace. */
+bool cli_ns_annotated(const void *ns, const char *identity);
 
 /* Parses a whole decimal number in [min, max] for `flag`. 0, or -EINVAL
  * after printing "CMD: FLAG ..." on stderr. */

@@ -37,12 +37,20 @@ void kube_free(struct kube *k);
 /* The API server's URL, for messages. */
 const char *kube_server(const struct kube *k);
 
+/* Appends `s` percent-encoded for a query value or a path segment (a
+ * continue token, a namespace name). 0 or a negative errno. */
+int kube_put_query_value(struct buf *b, const char *s);
+
 /* GETs `path` (like "/api/v1/namespaces?limit=500") into `out`, bounded by
  * out's max, within `timeout_ms`. 0 with the HTTP status in *ret_status (any
  * status: the caller judges); a negative errno when no answer came, with
  * the reason in `err`. */
 int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct buf *out,
              long *ret_status, char *err, size_t errlen);
+
+/* Appends `s` percent-encoded for a query value or a path segment (a
+ * continue token, a namespace name). 0 or a negative errno. */
+int kube_put_query_value(struct buf *b, const char *s);
 
 /* GETs `path` and hands each line of the body to on_line() as it arrives
  * (a watch). Lines longer than WH_KUBE_MAX_EVENT_BYTES fail the call with

@@ -91,3 +91,18 @@
 #define WH_KUBE_WATCH_SECONDS 300u
 #define WH_KUBE_BACKOFF_MIN_MS 500u
 #define WH_KUBE_BACKOFF_MAX_MS 30000u
+
+/* audit: findings kept for the output (past this they are only counted, and
+ * the summary says how many; a finding takes a few hundred bytes); a pods or
+ * namespaces file read from a pipe (a regular file is mapped, not read); a
+ * namespaces file; pods per page from the API (kubectl's own chunk size);
+ * the fail results of one PolicyReport (etcd keeps objects up to about
+ * 1.5 MiB; a result takes well under 1 KiB; the report's annotation says
+ * how many were left out); the longest `expected` or `found` text of a
+ * finding (longer ones end in "..."). Fixed. */
+#define AUDIT_MAX_FINDINGS 50000u
+#define AUDIT_STDIN_MAX (1024u * 1024u * 1024u)
+#define AUDIT_NAMESPACES_FILE_MAX (256u * 1024u * 1024u)
+#define AUDIT_PAGE_SIZE_MAX 5000u
+#define AUDIT_REPORT_MAX_RESULTS 500u
+#define FINDING_TEXT_MAX (16u * 1024u)

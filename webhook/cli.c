@@ -62,3 +62,40 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
         fprintf(stderr, " (see 'spark-identity-webhook help %s')\n", cmd);
         return 2;
 }
+
+int cli_parse_kvs(const char *cmd, const char *flag, char *s, struct kv *kv, size_t *n)
+{
+        for (char *save = NULL, *item = strtok_r(s, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(item, '=');
+                if (!eq || eq == item)
+                        return cli_usage_error(cmd, "%s wants key=value[,key=value...], not \"%s\"", flag, item);
+                if (*n == CLI_KV_MAX)
+                        return cli_usage_error(cmd, "%s: more than %u pairs", flag, CLI_KV_MAX);
+                *eq = '\0';
+                kv[(*n)++] = (struct kv){ item, eq + 1 };
+        }
+        return 0;
+}
+
+static int cli_ns_lookup(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen)
+{
+        const struct cli_namespace *ns = ctx;
+        *ret = (struct ns_info){ .labels = ns->labels, .n_labels = ns->n_labels,
+                                 .annotations = ns->annotations, .n_annotations = ns->n_annotations };
+        return 0;
+}
+
+bool cli_ns_annotated(const void *ctx, const char *identity)
+{
+        const struct cli_namespace *ns = ctx;
+        for (size_t i = 0; i < ns->n_annotations; i++)
+                if (strcmp(ns->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") == 0 &&
+                    strcmp(ns->annotations[i].value, identity) == 0)
+                        return true;
+        return false;
+}
+
+struct ns_source cli_ns_source(struct cli_namespace *ns)
+{
+        return (struct ns_source){ .ctx = ns, .lookup = cli_ns_lookup, .annotated = cli_ns_annotated };
+}

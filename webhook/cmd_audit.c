@@ -27,16 +27,6 @@
 
 #define CMD "audit"
 #define POLICY_ERRORS_MAX (64u * 1024u)
-/* Findings kept for the output; past this they are only counted (the
- * summary says how many). A finding takes a few hundred bytes. */
-#define AUDIT_MAX_FINDINGS 50000u
-/* A pods or namespaces file read from a pipe (a regular file is mapped,
- * not read). */
-#define AUDIT_STDIN_MAX (1024u * 1024u * 1024u)
-/* A namespaces file (`kubectl get namespaces -o json`). */
-#define AUDIT_NAMESPACES_FILE_MAX (256u * 1024u * 1024u)
-/* Pods per page when listing from the API: kubectl's own chunk size. */
-#define AUDIT_PAGE_SIZE_MAX 5000u
 #define AUDIT_PATH_MAX 8192u
 
 enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_POLICYREPORT };
@@ -405,18 +395,6 @@ static int read_list_file(struct audit *a, const char *path, size_t pipe_max, co
 
 /* ---- from the API ---- */
 
-static int put_query_value(struct buf *b, const char *s)
-{
-        static const char hex[] = "0123456789ABCDEF";
-        int r = 0;
-        for (; r == 0 && *s; s++) {
-                unsigned char ch = (unsigned char)*s;
-                bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                             ch == '-' || ch == '_' || ch == '.' || ch == '~';
-                r = plain ? buf_putc(b, (char)ch) : buf_printf(b, "%%%c%c", hex[ch >> 4], hex[ch & 15]);
-        }
-        return r;
-}
 
 /* Says why a list call got `status`, with the Status message the API
  * server sent and, for 401 and 403, what to check. */
@@ -461,7 +439,7 @@ static int api_list(struct audit *a, const struct kube *k, const char *base, uns
                 if (r == 0 && cont[0]) {
                         r = buf_puts(&path, "&continue=");
                         if (r == 0)
-                                r = put_query_value(&path, cont);
+                                r = kube_put_query_value(&path, cont);
                 }
                 if (r < 0) {
                         snprintf(a->err, sizeof a->err, "%s: the request path is too long", what);

@@ -18,8 +18,6 @@
 
 #define CMD "explain"
 #define POLICY_ERRORS_MAX (64u * 1024u)
-/* Labels or annotations given on the command line. */
-#define CLI_KV_MAX 64u
 
 void cmd_explain_help(void)
 {
@@ -53,36 +51,6 @@ void cmd_explain_help(void)
                "  spark-identity-webhook explain --policy deploy/policy.yaml --namespace team-a\n"
                "  spark-identity-webhook explain --policy policy.yaml --namespace lake-1 \\\n"
                "      --labels spark-identity.io/team=data,env=prod\n");
-}
-
-/* Splits "k=v,k2=v2" in place into `kv`. */
-static int parse_kvs(char *s, struct kv *kv, size_t *n, const char *flag)
-{
-        for (char *save = NULL, *item = strtok_r(s, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-                char *eq = strchr(item, '=');
-                if (!eq || eq == item)
-                        return cli_usage_error(CMD, "%s wants key=value[,key=value...], not \"%s\"", flag, item);
-                if (*n == CLI_KV_MAX)
-                        return cli_usage_error(CMD, "%s: more than %u pairs", flag, CLI_KV_MAX);
-                *eq = '\0';
-                kv[(*n)++] = (struct kv){ item, eq + 1 };
-        }
-        return 0;
-}
-
-struct cli_namespace {
-        struct kv labels[CLI_KV_MAX], annotations[CLI_KV_MAX];
-        size_t n_labels, n_annotations;
-};
-
-static bool cli_annotated(const void *ctx, const char *identity)
-{
-        const struct cli_namespace *ns = ctx;
-        for (size_t i = 0; i < ns->n_annotations; i++)
-                if (strcmp(ns->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") == 0 &&
-                    strcmp(ns->annotations[i].value, identity) == 0)
-                        return true;
-        return false;
 }
 
 static const char *source_text(const struct rule *r)
@@ -252,11 +220,11 @@ int cmd_explain(int argc, char **argv)
                 case 'p': policy_path = optarg; break;
                 case 'n': ns = optarg; break;
                 case 'l':
-                        if (parse_kvs(optarg, cns.labels, &cns.n_labels, "--labels"))
+                        if (cli_parse_kvs(CMD, "--labels", optarg, cns.labels, &cns.n_labels))
                                 return 2;
                         break;
                 case 'a':
-                        if (parse_kvs(optarg, cns.annotations, &cns.n_annotations, "--annotations"))
+                        if (cli_parse_kvs(CMD, "--annotations", optarg, cns.annotations, &cns.n_annotations))
                                 return 2;
                         break;
                 case 'h': cmd_explain_help(); return 0;
@@ -293,7 +261,7 @@ int cmd_explain(int argc, char **argv)
                 printf("  note        the rule depends on the namespace's labels and annotations, and none were "
                        "given (--labels, --annotations)\n");
 
-        struct mutate_context mc = { .res = &res, .annotated = cli_annotated, .annotated_ctx = &cns };
+        struct mutate_context mc = { .res = &res, .annotated = cli_ns_annotated, .annotated_ctx = &cns };
         if (explain_pod(p, ns, &mc, POD_ROLE_DRIVER) < 0 || explain_pod(p, ns, &mc, POD_ROLE_EXECUTOR) < 0) {
                 fprintf(stderr, CMD ": out of memory\n");
                 goto out;

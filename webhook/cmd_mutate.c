@@ -15,49 +15,6 @@
 
 #define CMD "mutate"
 #define POLICY_ERRORS_MAX (64u * 1024u)
-/* Labels or annotations given on the command line. */
-#define CLI_KV_MAX 64u
-
-/* The namespace as the command line describes it: known, with the labels
- * and annotations given (none when none are given). */
-struct cli_namespace {
-        struct kv labels[CLI_KV_MAX], annotations[CLI_KV_MAX];
-        size_t n_labels, n_annotations;
-};
-
-static int cli_lookup(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen)
-{
-        const struct cli_namespace *ns = ctx;
-        *ret = (struct ns_info){ .labels = ns->labels, .n_labels = ns->n_labels,
-                                 .annotations = ns->annotations, .n_annotations = ns->n_annotations };
-        return 0;
-}
-
-static bool cli_annotated(const void *ctx, const char *identity)
-{
-        const struct cli_namespace *ns = ctx;
-        for (size_t i = 0; i < ns->n_annotations; i++)
-                if (strcmp(ns->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") == 0 &&
-                    strcmp(ns->annotations[i].value, identity) == 0)
-                        return true;
-        return false;
-}
-
-/* Splits "k=v,k2=v2" in place into `kv`. */
-static int parse_kvs(char *s, struct kv *kv, size_t *n, const char *flag)
-{
-        for (char *save = NULL, *item = strtok_r(s, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-                char *eq = strchr(item, '=');
-                if (!eq || eq == item)
-                        return cli_usage_error(CMD, "%s wants key=value[,key=value...], not \"%s\"", flag, item);
-                if (*n == CLI_KV_MAX)
-                        return cli_usage_error(CMD, "%s: more than %u pairs", flag, CLI_KV_MAX);
-                *eq = '\0';
-                kv[(*n)++] = (struct kv){ item, eq + 1 };
-        }
-        return 0;
-}
-
 void cmd_mutate_help(void)
 {
         printf("Usage: spark-identity-webhook mutate --policy FILE [--namespace-labels K=V,...]\n"
@@ -102,11 +59,11 @@ int cmd_mutate(int argc, char **argv)
                 switch (c) {
                 case 'p': policy_path = optarg; break;
                 case 'l':
-                        if (parse_kvs(optarg, ns.labels, &ns.n_labels, "--namespace-labels"))
+                        if (cli_parse_kvs(CMD, "--namespace-labels", optarg, ns.labels, &ns.n_labels))
                                 return 2;
                         break;
                 case 'a':
-                        if (parse_kvs(optarg, ns.annotations, &ns.n_annotations, "--namespace-annotations"))
+                        if (cli_parse_kvs(CMD, "--namespace-annotations", optarg, ns.annotations, &ns.n_annotations))
                                 return 2;
                         break;
                 case 'h': cmd_mutate_help(); return 0;
@@ -136,7 +93,7 @@ int cmd_mutate(int argc, char **argv)
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
         }
-        struct ns_source src = { .ctx = &ns, .lookup = cli_lookup, .annotated = cli_annotated };
+        struct ns_source src = cli_ns_source(&ns);
         if (admission_handle(policy, &src, body.data ? body.data : "", body.len, &a) < 0) {
                 fprintf(stderr, CMD ": out of memory\n");
                 goto out;

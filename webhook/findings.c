@@ -22,8 +22,6 @@
 #define ENV_SUBMIT_OPTS "SPARK_SUBMIT_OPTS"
 #define ENV_TOOL_OPTIONS "JAVA_TOOL_OPTIONS"
 #define ENV_JAVA_OPT_PREFIX "SPARK_JAVA_OPT_"
-/* The longest `expected` or `found` text; longer ones end in "...". */
-#define FINDING_TEXT_MAX (16u * 1024u)
 /* The env entries one finding speaks of: every flag, JAVA_HOME, a merged variable. */
 #define MAX_ENV_CHANGES (WH_MAX_RULE_FLAGS + 2u)
 

@@ -260,6 +260,19 @@ out:
 
 /* ---- requests ---- */
 
+int kube_put_query_value(struct buf *b, const char *s)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        int r = 0;
+        for (; r == 0 && *s; s++) {
+                unsigned char ch = (unsigned char)*s;
+                bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                             ch == '-' || ch == '_' || ch == '.' || ch == '~';
+                r = plain ? buf_putc(b, (char)ch) : buf_printf(b, "%%%c%c", hex[ch >> 4], hex[ch & 15]);
+        }
+        return r;
+}
+
 struct call {
         CURL *curl;
         struct curl_slist *headers;

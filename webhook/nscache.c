@@ -207,19 +207,6 @@ oom:
 
 /* ---- list and watch ---- */
 
-/* Appends s percent-encoded (for a continue token in a query). */
-static int put_query_value(struct buf *b, const char *s)
-{
-        static const char hex[] = "0123456789ABCDEF";
-        int r = 0;
-        for (; r == 0 && *s; s++) {
-                unsigned char ch = (unsigned char)*s;
-                bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                             ch == '-' || ch == '_' || ch == '.' || ch == '~';
-                r = plain ? buf_putc(b, (char)ch) : buf_printf(b, "%%%c%c", hex[ch >> 4], hex[ch & 15]);
-        }
-        return r;
-}
 
 /* The message of a Kubernetes Status body, for errors. */
 static void status_message(const struct buf *body, long status, char *out, size_t outlen)
@@ -247,7 +234,7 @@ static int list_all(struct nscache *c, char *err, size_t errlen)
                 if (r == 0 && cont[0]) {
                         r = buf_puts(&path, "&continue=");
                         if (r == 0)
-                                r = put_query_value(&path, cont);
+                                r = kube_put_query_value(&path, cont);
                 }
                 if (r == 0)
                         r = kube_get(c->kube, path.data, WH_KUBE_LIST_TIMEOUT_MS, &body, &status, err, errlen);
@@ -478,7 +465,7 @@ static int fetch(struct nscache *c, const char *name, struct ns_info *ret, char 
         buf_init(&body, WH_KUBE_MAX_RESPONSE_BYTES);
         r = buf_puts(&path, PATH_NAMESPACES "/");
         if (r == 0)
-                r = put_query_value(&path, name);
+                r = kube_put_query_value(&path, name);
         if (r == 0)
                 r = kube_get(c->kube, path.data, WH_KUBE_LOOKUP_TIMEOUT_MS, &body, &status, err, errlen);
         if (r == 0 && status == 404) {

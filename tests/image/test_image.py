@@ -388,6 +388,11 @@ def test_mutate_spark_driver(served):
     # tests/fixtures/policy.yaml: team-a uses identity sparkaks.
     assert review["request"]["namespace"] == "team-a"
     assert pod["metadata"]["labels"]["aadpodidbinding"] == "sparkaks", ops
+    # The decision line passes through buildah's output copy: give it a moment.
+    deadline = time.monotonic() + 10
+    while '"decision":"mutated"' not in served.stderr_path.read_text(errors="replace") \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert '"decision":"mutated"' in served.stderr_path.read_text(errors="replace"), served.stderr()
 
 
