@@ -6,6 +6,10 @@
 #               tests against a real kube-apiserver, and the image built and run
 #   make e2e    the end-to-end tests alone (builds kube-apiserver, kubectl and
 #               etcd once, into ~/.cache/spark-identity-webhook)
+#   make bench  the benchmark: the server built for release ($(RELEASE_BUILD)) and
+#               the floor probe side by side under h2load, the microbenchmark
+#               and its callgrind counts; the table goes to $(RELEASE_BUILD)/bench.md
+#               (tests/bench/run.sh; not part of make test)
 #   make image  the container image from the Dockerfile, with buildah (no
 #               Docker engine; the debian:bookworm-slim base is debootstrapped
 #               once into ~/.cache/spark-identity-webhook), as $(IMAGE)
@@ -13,13 +17,14 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+RELEASE_BUILD ?= build-release
 BIN        := $(BUILD)/spark-identity-webhook
 DEV        ?= certs/dev
 LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 
-.PHONY: all deps build build-asan run certs test e2e image clean
+.PHONY: all deps build build-asan run certs test e2e bench image clean
 
 all: build
 
@@ -55,6 +60,9 @@ test: build build-asan
 
 e2e: build
 	@tests/e2e/run.sh $(BUILD)
+
+bench: deps
+	@tests/bench/run.sh $(RELEASE_BUILD)
 
 image:
 	@tests/image/build.sh $(IMAGE)

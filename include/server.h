@@ -62,5 +62,15 @@ int server_set_certificate(struct server *s, const char *cert_pem, const char *k
 /* The port actually bound (useful with port 0). */
 unsigned server_port(const struct server *s);
 
+/* From now on every answer carries Connection: close, so that clients move
+ * their keep-alive connections away while the server still serves. */
+void server_close_connections(struct server *s);
+
+/* Closes the listening socket (new connections are refused, so clients go
+ * to another replica) and waits up to `grace_ms` for the open connections
+ * to end, each after the answer to its request in flight. Returns how many
+ * were still open when it gave up (0: all ended). */
+unsigned server_drain(struct server *s, unsigned grace_ms);
+
 /* Stops accepting, closes connections, joins the threads, frees. NULL is fine. */
 void server_stop(struct server *s);

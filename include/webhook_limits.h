@@ -37,6 +37,12 @@
 /* HTTP: connections to the plain metrics port (--metrics-listen). Fixed. */
 #define WH_METRICS_MAX_CONNECTIONS 64u
 
+/* Shutdown on SIGTERM: how long to keep accepting while readiness is false
+ * (so that endpoints stop sending here first), and how long requests in
+ * flight may take to finish after that. --shutdown-delay, --shutdown-grace */
+#define WH_SHUTDOWN_DELAY_S 0u
+#define WH_SHUTDOWN_GRACE_S 20u
+
 /* HTTP: the listen queue. Fixed. */
 #define WH_LISTEN_BACKLOG 1024u
 

@@ -86,6 +86,11 @@ void cmd_serve_help(void)
                "  --metrics-listen ADDR:PORT  also serve GET /metrics (and /healthz, /readyz)\n"
                "                         over plain HTTP there; /metrics is always on the\n"
                "                         HTTPS port too\n"
+               "  --shutdown-delay SECONDS  on SIGTERM, keep serving this long with /readyz\n"
+               "                         failing, so that endpoints stop routing here first [0;\n"
+               "                         deploy/ uses 5]\n"
+               "  --shutdown-grace SECONDS  then refuse new connections and give requests in\n"
+               "                         flight this long to finish [20]\n"
                "  --audit-log FILE       append the decision lines to FILE instead of stderr;\n"
                "                         reopened when renamed (logrotate) and on SIGHUP\n"
                "\n"
@@ -258,6 +263,23 @@ static bool ready(void *ctx, struct buf *out)
         buf_puts(out, "}\n");
         snapshot_release(sv->policy, token);
         return ok;
+}
+
+/* SIGTERM: readiness is already false; keep serving for `delay_s` while
+ * endpoints stop routing here, then refuse new connections and let the
+ * requests in flight finish, for at most `grace_s`. */
+static void shut_down(struct server *server, unsigned delay_s, unsigned grace_s)
+{
+        server_close_connections(server);
+        if (delay_s)
+                nanosleep(&(struct timespec){ .tv_sec = delay_s }, NULL);
+        unsigned left = server_drain(server, grace_s * 1000u);
+        if (left) {
+                struct log_line l;
+                log_begin(&l, LOG_WARN, "connections still open at the end of the grace period; closing them");
+                log_int(&l, "connections", left);
+                log_end(&l);
+        }
 }
 
 /* After logrotate moved the audit log away (or on SIGHUP), writes go to a
@@ -474,6 +496,8 @@ int cmd_serve(int argc, char **argv)
                 { "tls-min-version", required_argument, NULL, 'V' },
                 { "audit-log", required_argument, NULL, 'A' },
                 { "metrics-listen", required_argument, NULL, 'm' },
+                { "shutdown-delay", required_argument, NULL, 'D' },
+                { "shutdown-grace", required_argument, NULL, 'G' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -488,6 +512,7 @@ int cmd_serve(int argc, char **argv)
         };
         const char *cert_path = NULL, *key_path = NULL, *kubeconfig = NULL, *metrics_listen = NULL;
         const char *audit_log = NULL;
+        unsigned shutdown_delay_s = WH_SHUTDOWN_DELAY_S, shutdown_grace_s = WH_SHUTDOWN_GRACE_S;
         struct kube *kube = NULL;
         struct serve sv = { 0 };
         unsigned long long v;
@@ -500,6 +525,16 @@ int cmd_serve(int argc, char **argv)
                 switch (c) {
                 case 'p': sv.policy_path = optarg; break;
                 case 'K': kubeconfig = optarg; break;
+                case 'D':
+                        if (cli_uint(CMD, "--shutdown-delay", optarg, 0, 600, &v) < 0)
+                                return 2;
+                        shutdown_delay_s = (unsigned)v;
+                        break;
+                case 'G':
+                        if (cli_uint(CMD, "--shutdown-grace", optarg, 0, 600, &v) < 0)
+                                return 2;
+                        shutdown_grace_s = (unsigned)v;
+                        break;
                 case 'm':
                         if (server_check_listen(optarg, err, sizeof err) < 0)
                                 return cli_usage_error(CMD, "--metrics-listen: %s", err);
@@ -738,8 +773,11 @@ int cmd_serve(int argc, char **argv)
                                 struct log_line l;
                                 log_begin(&l, LOG_INFO, "shutting down");
                                 log_str(&l, "signal", strsignal((int)si.ssi_signo));
+                                log_int(&l, "delaySeconds", shutdown_delay_s);
+                                log_int(&l, "graceSeconds", shutdown_grace_s);
                                 log_end(&l);
-                                atomic_store(&sv.stopping, true);
+                                atomic_store(&sv.stopping, true);   /* /readyz answers 503 from now */
+                                shut_down(server, shutdown_delay_s, shutdown_grace_s);
                                 break;
                         }
                 }

@@ -55,6 +55,7 @@ enum route { ROUTE_MUTATE, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS };
 #define METRICS_BODY_MAX (256u * 1024u)
 
 struct request {
+        struct server *s;
         enum route route;
         struct buf body;
         int refused;            /* HTTP status decided before the body ended, or 0 */
@@ -76,6 +77,8 @@ struct server {
         struct server_handler h;
         size_t max_body;
         bool plain;                     /* the metrics port: no TLS, no /mutate */
+        atomic_uint in_flight;          /* requests begun and not completed */
+        atomic_bool draining;           /* answer with Connection: close */
         struct tls_pair *retired;       /* replaced pairs, newest first */
 };
 
@@ -392,6 +395,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 rq = calloc(1, sizeof *rq);
                 if (!rq)
                         return MHD_NO;
+                rq->s = s;
+                atomic_fetch_add(&s->in_flight, 1);
                 buf_init(&rq->body, s->max_body);
                 *con_cls = rq;
                 const char *allow = NULL;
@@ -432,15 +437,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return MHD_YES;   /* answered already */
         if (rq->route != ROUTE_MUTATE)
                 return send_health(s, c, rq->route);
+        bool close = atomic_load(&s->draining);
 
         struct buf out;
         int status = 500;
         buf_init(&out, WH_MAX_RESPONSE_BYTES);
         s->h.admit(s->h.ctx, rq->body.data ? rq->body.data : "", rq->body.len, &status, &out);
         buf_free(&rq->body);
-        enum MHD_Result r = send_body(c, status, &out, NULL, false);
+        enum MHD_Result r = send_body(c, status, &out, NULL, close);
         buf_free(&out);
         return r;
+}
+
+void server_close_connections(struct server *s)
+{
+        atomic_store(&s->draining, true);
+}
+
+static unsigned open_connections(struct server *s)
+{
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        unsigned n = info ? info->num_connections : 0;
+        unsigned busy = atomic_load(&s->in_flight);
+        return n > busy ? n : busy;
+}
+
+unsigned server_drain(struct server *s, unsigned grace_ms)
+{
+        atomic_store(&s->draining, true);
+        MHD_socket listener = MHD_quiesce_daemon(s->daemon);
+        if (listener != MHD_INVALID_SOCKET)
+                close(listener);
+        for (unsigned waited = 0; waited < grace_ms && open_connections(s) > 0; waited += 10)
+                nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000L }, NULL);
+        return open_connections(s);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -449,6 +479,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         struct request *rq = *con_cls;
         if (!rq)
                 return;
+        atomic_fetch_sub(&rq->s->in_flight, 1);
         buf_free(&rq->body);
         free(rq);
         *con_cls = NULL;
@@ -557,7 +588,8 @@ int server_start(const struct server_options *opt, const struct server_handler *
         if (threads > WH_MAX_THREADS)
                 threads = WH_MAX_THREADS;
 
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG |
+                         MHD_USE_ITC;   /* for MHD_quiesce_daemon() */
         if (v6)
                 flags |= MHD_USE_IPv6;
         struct MHD_OptionItem ops[] = {

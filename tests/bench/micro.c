@@ -3,16 +3,21 @@
  * arena_end() and with arena_install() once, as cmd_serve.c's admit() does
  * (without the decision log line and the metrics, which are the server's).
  *
- * Usage: micro POLICY REVIEW [N]
+ * Usage: micro [--floor] POLICY REVIEW [N]
  * Prints one line: the review, its size, the status, µs per op (wall and CPU).
+ * --floor measures instead what the floor probe (floor.c) does per request:
+ * cJSON parse with plain malloc, apiVersion and uid, a short answer.
  * Under `valgrind --tool=callgrind --collect-atstart=no
  * --toggle-collect=bench_loop` only the N admissions are counted, so the
  * instructions per admission are callgrind's total divided by N. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "admission.h"
 #include "arena.h"
@@ -70,6 +75,32 @@ static int admit_once(const struct policy *p, const char *body, size_t len, size
         return status;
 }
 
+/* What floor.c does with a body. */
+static int floor_once(const char *body, size_t len, size_t *ret_answer)
+{
+        cJSON *root = cJSON_ParseWithLength(body, len);
+        const cJSON *av = cJSON_GetObjectItemCaseSensitive(root, "apiVersion");
+        const cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "request");
+        const cJSON *uid = cJSON_GetObjectItemCaseSensitive(req, "uid");
+        int status = 400;
+        if (cJSON_IsString(av) && cJSON_IsString(uid)) {
+                struct buf out;
+                buf_init(&out, WH_MAX_RESPONSE_BYTES);
+                buf_puts(&out, "{\"apiVersion\":");
+                buf_put_json_str(&out, av->valuestring);
+                buf_puts(&out, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
+                buf_put_json_str(&out, uid->valuestring);
+                buf_puts(&out, ",\"allowed\":true}}\n");
+                *ret_answer = out.len;
+                buf_free(&out);
+                status = 200;
+        }
+        cJSON_Delete(root);
+        return status;
+}
+
+static bool floor_mode;
+
 /* Kept out of line: callgrind counts exactly this (--toggle-collect). */
 __attribute__((noinline)) int bench_loop(const struct policy *p, const char *body, size_t len, long n);
 __attribute__((noinline)) int bench_loop(const struct policy *p, const char *body, size_t len, long n)
@@ -77,14 +108,19 @@ __attribute__((noinline)) int bench_loop(const struct policy *p, const char *bod
         int bad = 0;
         size_t answer;
         for (long i = 0; i < n; i++)
-                bad += admit_once(p, body, len, &answer) != 200;
+                bad += (floor_mode ? floor_once(body, len, &answer) : admit_once(p, body, len, &answer)) != 200;
         return bad;
 }
 
 int main(int argc, char **argv)
 {
+        if (argc > 1 && strcmp(argv[1], "--floor") == 0) {
+                floor_mode = true;
+                argv++;
+                argc--;
+        }
         if (argc < 3 || argc > 4) {
-                fprintf(stderr, "usage: micro POLICY REVIEW [N]\n");
+                fprintf(stderr, "usage: micro [--floor] POLICY REVIEW [N]\n");
                 return 2;
         }
         long n = argc == 4 ? strtol(argv[3], NULL, 10) : 20000;
@@ -104,12 +140,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "micro: %s: %s", argv[1], errors.data ? errors.data : "not valid\n");
                 return 2;
         }
-        arena_install();
+        if (!floor_mode)
+                arena_install();   /* the floor's cJSON uses malloc */
 
         /* One warm-up admission: the thread's first arena chunk, and a check
          * that the review is answered. */
         size_t answer;
-        int status = admit_once(p, body, body_len, &answer);
+        int status = floor_mode ? floor_once(body, body_len, &answer) : admit_once(p, body, body_len, &answer);
         if (status != 200) {
                 fprintf(stderr, "micro: %s was answered %d, not 200\n", argv[2], status);
                 return 1;

@@ -17,10 +17,15 @@
  * A request head with "Content-Length: *" gets the real length of what
  * follows "\r\n\r\n", so mutated bodies stay whole.
  *
- * Invariants: admit() answers 200, 400 or 500 with strict JSON; the server
- * answers with an HTTP/1.x status line or closes, within 10 s of the client
- * closing; every 32 inputs, and after a 5xx or no answer, it still answers
- * GET /healthz with 200. */
+ * After the input the harness sends http_last_request (GET /healthz,
+ * Connection: close) on the same connection and closes its side
+ * (close_notify), then reads until the server closes, for at most 2 s.
+ *
+ * Invariants: admit() gets at most the body limit and answers 200, 400 or
+ * 500 with strict JSON; what the server answers starts with an HTTP/1.x
+ * status line; every 32 inputs, after a 5xx, after no answer, and whenever
+ * the input's connection is left idling, GET /healthz on a new connection
+ * gets 200 within 10 s. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,7 +47,8 @@
 
 #include "fuzz_util.h"
 
-#define ANSWER_TIMEOUT_MS 10000
+#define ANSWER_TIMEOUT_MS 2000
+#define HEALTH_TIMEOUT_MS 10000
 #define FUZZ_MAX_BODY (16u * 1024u)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -165,9 +171,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         return 0;
 }
 
-/* One TLS connection: sends `req`, closes our side, reads the whole answer.
- * The certificate is not verified: this is our own server on loopback. */
-static size_t exchange(const void *req, size_t n, char *out, size_t cap)
+/* One TLS connection: sends `req` (then http_last_request when `last`),
+ * closes our side (close_notify), and reads the answer until the server
+ * closes. False when it has not closed within `timeout_ms`. The certificate
+ * is not verified: this is our own server on loopback. */
+static bool exchange(const void *req, size_t n, bool last, char *out, size_t cap, size_t *ret_len,
+                     int timeout_ms)
 {
         int fd = tcp_connect(port);
         gnutls_session_t s;
@@ -176,7 +185,7 @@ static size_t exchange(const void *req, size_t n, char *out, size_t cap)
         gnutls_set_default_priority(s);
         gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, client_cred);
         gnutls_transport_set_int(s, fd);
-        gnutls_handshake_set_timeout(s, ANSWER_TIMEOUT_MS);
+        gnutls_handshake_set_timeout(s, HEALTH_TIMEOUT_MS);
         int r;
         do
                 r = gnutls_handshake(s);
@@ -184,34 +193,39 @@ static size_t exchange(const void *req, size_t n, char *out, size_t cap)
         if (r < 0)
                 fuzz_fail("TLS handshake with the server: %s", gnutls_strerror(r));
 
-        const char *p = req;
-        size_t left = n;
-        while (left) {
-                ssize_t w = gnutls_record_send(s, p, left);
-                if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
-                        continue;
-                if (w <= 0)
-                        break;   /* the server refused and closed */
-                p += w;
-                left -= (size_t)w;
+        for (int part = 0; part < (last ? 2 : 1); part++) {
+                const char *p = part ? http_last_request : req;
+                size_t left = part ? sizeof http_last_request - 1 : n;
+                while (left) {
+                        ssize_t w = gnutls_record_send(s, p, left);
+                        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
+                                continue;
+                        if (w <= 0)
+                                break;   /* the server refused and closed */
+                        p += w;
+                        left -= (size_t)w;
+                }
         }
         gnutls_bye(s, GNUTLS_SHUT_WR);
 
         size_t len = 0;
-        long long deadline = fuzz_now_ms() + ANSWER_TIMEOUT_MS;
+        bool closed = false;
+        long long deadline = fuzz_now_ms() + timeout_ms;
         for (;;) {
                 long long ms = deadline - fuzz_now_ms();
                 if (ms <= 0)
-                        fuzz_fail("the server neither answered nor closed within %d ms", ANSWER_TIMEOUT_MS);
+                        break;
                 gnutls_record_set_timeout(s, (unsigned)ms);
                 char tmp[4096];
                 ssize_t got = gnutls_record_recv(s, tmp, sizeof tmp);
                 if (got == GNUTLS_E_AGAIN || got == GNUTLS_E_INTERRUPTED)
                         continue;
                 if (got == GNUTLS_E_TIMEDOUT)
-                        fuzz_fail("the server neither answered nor closed within %d ms", ANSWER_TIMEOUT_MS);
-                if (got <= 0)
-                        break;   /* close_notify, or the connection closed or reset */
+                        break;
+                if (got <= 0) {
+                        closed = true;   /* close_notify, or the connection closed or reset */
+                        break;
+                }
                 size_t keep = (size_t)got < cap - 1 - len ? (size_t)got : cap - 1 - len;
                 memcpy(out + len, tmp, keep);
                 len += keep;
@@ -219,25 +233,33 @@ static size_t exchange(const void *req, size_t n, char *out, size_t cap)
         gnutls_deinit(s);
         close(fd);
         out[len] = '\0';
-        return len;
+        *ret_len = len;
+        return closed;
+}
+
+static void check_health(char *answer, size_t cap, const char *after)
+{
+        static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+        size_t len;
+        if (!exchange(health, sizeof health - 1, false, answer, cap, &len, HEALTH_TIMEOUT_MS))
+                fuzz_fail("GET /healthz %s: no answer within %d ms", after, HEALTH_TIMEOUT_MS);
+        if (http_status(answer, len) != 200 || !strstr(answer, "{\"status\":\"ok\"}"))
+                fuzz_fail("GET /healthz %s: %.300s", after, answer);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static char answer[1 << 17];
-        size_t n;
+        size_t n, len;
         unsigned char *req = http_fix_length(data, size, &n);
-        size_t len = exchange(req, n, answer, sizeof answer);
+        bool closed = exchange(req, n, true, answer, sizeof answer, &len, ANSWER_TIMEOUT_MS);
         free(req);
         int code = len ? http_status(answer, len) : 0;
         if (len && (code < 100 || code > 599))
                 fuzz_fail("an answer that is not HTTP/1.x: %.200s", answer);
-
-        if (++inputs % 32 == 0 || code >= 500 || len == 0) {
-                static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
-                len = exchange(health, sizeof health - 1, answer, sizeof answer);
-                if (http_status(answer, len) != 200 || !strstr(answer, "{\"status\":\"ok\"}"))
-                        fuzz_fail("GET /healthz after the input: %.300s", answer);
-        }
+        if (!closed)
+                check_health(answer, sizeof answer, "while the input's connection idles");
+        else if (++inputs % 32 == 0 || code >= 500 || len == 0)
+                check_health(answer, sizeof answer, "after the input");
         return 0;
 }

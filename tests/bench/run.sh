@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `make bench`: the benchmark of issue 6. Builds the server for release, the
+# floor probe and the microbenchmark, makes certificates, then measures the
+# server and the floor side by side (tests/bench/bench.py) and writes the
+# table to BUILD/bench.md. Not part of `make test`: numbers go into README,
+# not into timed tests.
+#
+#   tests/bench/run.sh [BUILD]        BUILD defaults to build-release
+#
+# Environment:
+#   BENCH_QUIET_LOAD=0.8   wait until the 1-minute load average is below this
+#   BENCH_QUIET_WAIT=120   ... for at most this many seconds, then go on anyway
+#   BENCH_ARGS="..."       extra arguments for `bench.py run` (--rounds 1 --sat-n 10000 for a quick look)
+#
+# Installs h2load (nghttp2-client) and valgrind with apt when they are
+# missing (root, or sudo). Loads go to 127.0.0.1 only; about 3 to 4 minutes
+# on 2 cores.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build-release}
+WORK=$BUILD/bench
+BIN=$BUILD/spark-identity-webhook
+here=tests/bench
+
+# Tools.
+missing=()
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if [ ${#missing[@]} -gt 0 ]; then
+        echo "bench: installing ${missing[*]}" >&2
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The server, for release, in its own directory.
+if [ ! -f "$BUILD/build.ninja" ]; then
+        meson setup "$BUILD" --buildtype=release -Doptimization=2 >/dev/null
+fi
+ninja -C "$BUILD" spark-identity-webhook libsiwcore.a >/dev/null
+
+# The floor probe and the microbenchmark: small programs, built as the
+# project builds (C17, warnings as errors), the microbenchmark against the
+# release build's core library.
+mkdir -p "$WORK"
+cflags=(-std=c17 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
+        -Wmissing-prototypes -Wformat=2 -Wvla -Wno-unused-parameter -Werror)
+# shellcheck disable=SC2046
+cc "${cflags[@]}" -o "$WORK/floor" "$here/floor.c" \
+        $(pkg-config --cflags --libs libmicrohttpd libcjson) -pthread
+# shellcheck disable=SC2046
+cc "${cflags[@]}" -Iinclude -o "$WORK/micro" "$here/micro.c" "$BUILD/libsiwcore.a" \
+        $(pkg-config --cflags --libs libcjson yaml-0.1 libcrypto) -pthread
+
+# The floor must speak TLS exactly as the server does.
+versions=$(grep -o 'tls_priorities_12\[\] = TLS_PRIORITIES("[^"]*")' webhook/server.c | grep -o '"[^"]*"')
+server_prio=$(sed -n '/^#define TLS_PRIORITIES/,/SERVER_PRECEDENCE/p' webhook/server.c | sed 1d |
+        sed "s/ versions / $versions /" | grep -o '"[^"]*"' | tr -d '"\n')
+floor_prio=$("$WORK/floor" --print-priorities)
+if [ "$server_prio" != "$floor_prio" ]; then
+        echo "bench: the floor's TLS priorities differ from webhook/server.c's:" >&2
+        echo "  server: $server_prio" >&2
+        echo "  floor:  $floor_prio" >&2
+        exit 1
+fi
+
+# Certificates from the binary's own `certs` command.
+"$BIN" certs --service spark-identity-webhook --namespace bench --ip 127.0.0.1 --dns localhost \
+        --out "$WORK/certs" --force >/dev/null
+
+# A quiet moment: other builds on the machine skew everything.
+quiet=${BENCH_QUIET_LOAD:-0.8}
+wait_s=${BENCH_QUIET_WAIT:-120}
+for ((i = 0; i < wait_s; i += 5)); do
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        awk -v l="$load" -v q="$quiet" 'BEGIN { exit !(l < q) }' && break
+        [ "$i" -eq 0 ] && echo "bench: load average $load; waiting up to ${wait_s}s for it to fall below $quiet" >&2
+        sleep 5
+done
+echo "bench: load average $(cut -d' ' -f1-3 /proc/loadavg); measuring (about 3 to 4 minutes)" >&2
+
+# shellcheck disable=SC2086
+exec python3 "$here/bench.py" run --server "$BIN" --floor "$WORK/floor" --micro "$WORK/micro" \
+        --cert "$WORK/certs/tls.crt" --key "$WORK/certs/tls.key" --ca "$WORK/certs/ca.crt" \
+        --policy tests/fixtures/policy.yaml --work "$WORK" --out "$BUILD/bench.md" ${BENCH_ARGS:-}
