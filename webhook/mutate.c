@@ -53,6 +53,28 @@ void mutation_free(struct mutation *m)
         jsonpatch_free(&m->patch);
 }
 
+/* Removes the bytes of UTF-8 sequences that a bounded %.Ns or the end of
+ * the buffer cut in two, so that the text stays valid UTF-8 where its parts
+ * were (the pod's strings are copied as they came). */
+static void utf8_mend(char *s)
+{
+        unsigned char *in = (unsigned char *)s, *out = (unsigned char *)s;
+        while (*in) {
+                unsigned char c = *in;
+                size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+                size_t k = 1;
+                while (n > 1 && k < n && (in[k] & 0xC0) == 0x80)
+                        k++;
+                if (n == 0 || k < n) {          /* a stray or cut sequence: drop what there is of it */
+                        in += n == 0 ? 1 : k;
+                        continue;
+                }
+                for (size_t i = 0; i < n; i++)
+                        *out++ = *in++;
+        }
+        *out = '\0';
+}
+
 __attribute__((format(printf, 2, 3)))
 static void warn(struct mutation *m, const char *fmt, ...)
 {
@@ -60,8 +82,9 @@ static void warn(struct mutation *m, const char *fmt, ...)
                 return;
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(m->warnings[m->n_warnings++], WH_MAX_WARNING_CHARS + 1, fmt, ap);
+        vsnprintf(m->warnings[m->n_warnings], WH_MAX_WARNING_CHARS + 1, fmt, ap);
         va_end(ap);
+        utf8_mend(m->warnings[m->n_warnings++]);
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -71,6 +94,7 @@ static void deny(struct mutation *m, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(m->message, sizeof m->message, fmt, ap);
         va_end(ap);
+        utf8_mend(m->message);
         m->decision = DECISION_DENIED;
 }
 

@@ -355,7 +355,7 @@ static const char *scalar_text(struct loader *l, const cJSON *v)
                 return cJSON_IsTrue(v) ? "true" : "false";
         char num[64];
         double d = v->valuedouble;
-        if (d == (double)(long long)d && d > -1e15 && d < 1e15)
+        if (d > -1e15 && d < 1e15 && d == (double)(long long)d)   /* range first: the cast must fit */
                 snprintf(num, sizeof num, "%lld", (long long)d);
         else
                 snprintf(num, sizeof num, "%.17g", d);
@@ -381,6 +381,11 @@ static void check_hadoop_map(struct loader *l, const cJSON *map, const char *pat
                 }
                 if (!*it->string || has_space(it->string) || strchr(it->string, '=')) {
                         fail_key(l, it, kpath, "a hadoop property name has no white space or '='");
+                        continue;
+                }
+                if (strlen(it->string) > WH_MAX_POLICY_STRING) {
+                        fail_key(l, it, kpath, "a hadoop property name is at most %u characters",
+                                 WH_MAX_POLICY_STRING);
                         continue;
                 }
                 if (strcmp(it->string, KEY_TENANT) == 0 || strcmp(it->string, KEY_CLIENT) == 0) {
@@ -793,7 +798,12 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
                 }
                 for (size_t a = 0; a < r.n_storage_accounts; a++) {
                         char key[WH_MAX_POLICY_STRING + 64];
-                        snprintf(key, sizeof key, "%s.%s" ACCOUNT_SUFFIX, hp->key, r.storage_accounts[a]);
+                        int kn = snprintf(key, sizeof key, "%s.%s" ACCOUNT_SUFFIX, hp->key, r.storage_accounts[a]);
+                        if (kn < 0 || (size_t)kn >= sizeof key) {
+                                free(pl);
+                                snprintf(err, errlen, "the hadoop property %.60s... is too long", hp->key);
+                                return -EINVAL;
+                        }
                         props[n_props++] = (struct hadoop_prop){ pool_strdup(pool, key),
                                                                  pool_strdup(pool, hp->value) };
                 }
@@ -825,7 +835,12 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
         }
         for (size_t i = 0; rc == 0 && i < n_props; i++) {
                 char flag[2 * WH_MAX_POLICY_STRING + 128];
-                snprintf(flag, sizeof flag, "-Dspark.hadoop.%s=%s", props[i].key, props[i].value);
+                int fn = snprintf(flag, sizeof flag, "-Dspark.hadoop.%s=%s", props[i].key, props[i].value);
+                if (fn < 0 || (size_t)fn >= sizeof flag) {
+                        snprintf(err, errlen, "the JVM flag for %.60s... is too long", props[i].key);
+                        rc = -EINVAL;
+                        break;
+                }
                 flags[r.n_flags++] = pool_strdup(pool, flag);
                 rc = buf_printf(&joined, "%s%s", joined.len ? " " : "", flag);
         }
@@ -834,6 +849,8 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
                 r.flags_joined = pool_strdup(pool, joined.data ? joined.data : "");
         }
         buf_free(&joined);
+        if (rc < 0)
+                return rc == -EINVAL ? rc : -ENOMEM;
         for (size_t i = 0; i < r.n_flags; i++)
                 if (!r.flags[i])
                         rc = -ENOMEM;

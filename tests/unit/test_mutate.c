@@ -574,6 +574,28 @@ static void test_namespace_that_cannot_be_read(void **state)
         policy_free(allow);
 }
 
+/* Found by fuzz_review: a warning cut a JAVA_HOME inside a UTF-8 character. */
+static void test_warnings_stay_utf8(void **state)
+{
+        struct fixture *f = *state;
+        char pod[1024], home[200] = "/opt/";
+        for (int i = 0; i < 30; i++)
+                strcat(home, "\xc3\xa9");   /* é, two bytes each */
+        snprintf(pod, sizeof pod, DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
+                                         ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"%s\"}]"), home);
+        run(f, "team-a", pod);
+        assert_true(has_warning(&f->m, "JAVA_HOME /opt/"));
+        for (unsigned i = 0; i < f->m.n_warnings; i++) {
+                const unsigned char *w = (const unsigned char *)f->m.warnings[i];
+                for (size_t k = 0; w[k]; k++) {
+                        if (w[k] == 0xc3)
+                                assert_int_equal(w[k + 1], 0xa9);   /* never a lead byte alone */
+                        if (w[k] == 0xa9)
+                                assert_int_equal(w[k - 1], 0xc3);
+                }
+        }
+}
+
 static void test_names(void **state)
 {
         assert_string_equal(decision_name(DECISION_WOULD_MUTATE), "would-mutate");
@@ -693,6 +715,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_no_containers_only_label, setup, teardown),
                 cmocka_unit_test(test_rule_from_selector_and_annotations),
                 cmocka_unit_test(test_namespace_that_cannot_be_read),
+                cmocka_unit_test_setup_teardown(test_warnings_stay_utf8, setup, teardown),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_fixture_spark_pods),
         };

@@ -605,6 +605,31 @@ static void test_bad_selectors_explained(void **state)
         assert_int_equal(misses, 0);
 }
 
+/* Found by fuzz_policy: names were unbounded and flags were cut silently;
+ * a huge number was cast to long long before its range was checked. */
+static void test_long_hadoop_names_and_huge_numbers(void **state)
+{
+        struct buf text;
+        buf_init(&text, 1 << 20);
+        /* An explicit key (?): YAML's implicit keys stop at 1024 characters. */
+        buf_puts(&text, "namespaces:\n  t:\n    identity: x\n    hadoop:\n      ? fs.x.");
+        for (int i = 0; i < 1100; i++)
+                buf_putc(&text, 'a');
+        buf_puts(&text, "\n      : v\n");
+        char *errors = load_bad(text.data);
+        assert_non_null(strstr(errors, "a hadoop property name is at most 1024 characters"));
+        free(errors);
+        buf_free(&text);
+
+        struct policy *p = load_ok("namespaces:\n  t: {identity: x, hadoop: {a.big: 1e300, a.small: -1e300}}\n");
+        const struct rule *r = policy_rule_for(p, "t");
+        assert_string_equal(r->hadoop[0].key, "a.big");
+        assert_non_null(strstr(r->hadoop[0].value, "e+300"));
+        for (size_t i = 0; i < r->n_flags; i++)
+                assert_non_null(strchr(r->flags[i], '=') ? r->flags[i] : NULL);
+        policy_free(p);
+}
+
 static void test_names(void **state)
 {
         assert_string_equal(policy_mode_name(POLICY_MODE_OFF), "off");
@@ -634,6 +659,7 @@ int main(void)
                 cmocka_unit_test(test_empty_selector_matches_all),
                 cmocka_unit_test(test_annotations_make_a_rule),
                 cmocka_unit_test(test_bad_selectors_explained),
+                cmocka_unit_test(test_long_hadoop_names_and_huge_numbers),
                 cmocka_unit_test(test_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
