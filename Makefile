@@ -10,6 +10,9 @@
 #               the floor probe side by side under h2load, the microbenchmark
 #               and its callgrind counts; the table goes to $(RELEASE_BUILD)/bench.md
 #               (tests/bench/run.sh; not part of make test)
+#   make fuzz   the libFuzzer targets (tests/fuzz, clang with ASan+UBSan, built in
+#               $(FUZZ_BUILD)): their corpora and regressions replayed, then
+#               $(FUZZ_SECONDS) s of fuzzing each; make test runs them 20 s each
 #   make image  the container image from the Dockerfile, with buildah (no
 #               Docker engine; the debian:bookworm-slim base is debootstrapped
 #               once into ~/.cache/spark-identity-webhook), as $(IMAGE)
@@ -18,13 +21,15 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 RELEASE_BUILD ?= build-release
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
 BIN        := $(BUILD)/spark-identity-webhook
 DEV        ?= certs/dev
 LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 
-.PHONY: all deps build build-asan run certs test e2e bench image clean
+.PHONY: all deps build build-asan run certs test e2e bench fuzz image clean
 
 all: build
 
@@ -56,7 +61,7 @@ run: certs
 	$(BIN) serve --policy $(POLICY) --tls-cert $(DEV)/tls.crt --tls-key $(DEV)/tls.key --listen $(LISTEN)
 
 test: build build-asan
-	@tests/run.sh $(BUILD) $(ASAN_BUILD)
+	@tests/run.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
 e2e: build
 	@tests/e2e/run.sh $(BUILD)
@@ -64,8 +69,11 @@ e2e: build
 bench: deps
 	@tests/bench/run.sh $(RELEASE_BUILD)
 
+fuzz: deps
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 image:
 	@tests/image/build.sh $(IMAGE)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test suite and writes the total to BUILD/test-summary.txt as
-# "N passed, N failed" (also printed last). Usage: tests/run.sh BUILD ASAN_BUILD
+# "N passed, N failed" (also printed last).
+# Usage: tests/run.sh BUILD ASAN_BUILD [FUZZ_BUILD]
 # The end-to-end suite runs once, against BUILD (tests/e2e/run.sh); the image
 # suite once, on the image's own binary, with its results in BUILD
-# (tests/image/run.sh).
+# (tests/image/run.sh); the fuzz targets once, in their own clang build
+# FUZZ_BUILD, FUZZ_SECONDS (20) each after their corpora (tests/fuzz/run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 asan=${2:-build-asan}
+fuzz=${3:-build-fuzz}
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 py=${PYTHON:-python3}
@@ -33,7 +36,10 @@ tests/e2e/run.sh "$build" || status=1
 echo "== the image: built with buildah from the Dockerfile, its binary run in a container"
 tests/image/run.sh "$build" || status=1
 
-"$py" tests/summary.py "$build" "$asan" | tee "$build/test-summary.txt" | tail -n 1
+echo "== fuzzing: the corpora and regressions replayed, then ${FUZZ_SECONDS:-20} s a target ($fuzz)"
+tests/fuzz/run.sh "$fuzz" "${FUZZ_SECONDS:-20}" || status=1
+
+"$py" tests/summary.py "$build" "$asan" --fuzz "$fuzz" | tee "$build/test-summary.txt" | tail -n 1
 read -r _ _ failed _ < <(tail -n 1 "$build/test-summary.txt" | tr -d ',')
 [ "${failed:-1}" = "0" ] || status=1
 exit "$status"

@@ -1,9 +1,10 @@
 """Counts the results of every suite: the TAP lines of the unit tests in
 meson's test log, and pytest's JUnit XML (the integration tests of each
 build; the end-to-end tests, BUILD/e2e.xml, and the image tests,
-BUILD/image.xml, of the first build only). Prints
-one line per suite and, last, "N passed, N failed". A suite that ran no test
-counts as one failure."""
+BUILD/image.xml, of the first build only; the fuzz targets' FUZZ_BUILD/fuzz.xml
+with --fuzz FUZZ_BUILD). Prints one line per suite and, last,
+"N passed, N failed". A suite that ran no test counts as one failure.
+Usage: summary.py BUILD ASAN_BUILD [--fuzz FUZZ_BUILD]"""
 import json
 import os
 import sys
@@ -27,8 +28,15 @@ def junit_counts(xmlf):
     return p, f
 
 
+builds = sys.argv[1:]
+fuzz = None
+if "--fuzz" in builds:  # tests/fuzz runs once, in its own clang build
+    i = builds.index("--fuzz")
+    fuzz = builds[i + 1]
+    del builds[i:i + 2]
+
 total_pass = total_fail = 0
-for build in sys.argv[1:]:
+for build in builds:
     log = os.path.join(build, "meson-logs", "testlog.json")
     p = f = 0
     if os.path.exists(log):
@@ -48,7 +56,7 @@ for build in sys.argv[1:]:
     total_fail += f
 
     suites = [("integration", "pytest.xml")]
-    if build == sys.argv[1]:
+    if build == builds[0]:
         suites.append(("end-to-end", "e2e.xml"))  # tests/e2e runs against the first build only
         suites.append(("image", "image.xml"))  # tests/image runs once, its results in the first build
     for label, name in suites:
@@ -56,5 +64,11 @@ for build in sys.argv[1:]:
         print(f"{label} ({build}): {p} passed, {f} failed")
         total_pass += p
         total_fail += f
+
+if fuzz:
+    p, f = junit_counts(os.path.join(fuzz, "fuzz.xml"))
+    print(f"fuzz ({fuzz}): {p} passed, {f} failed")
+    total_pass += p
+    total_fail += f
 
 print(f"{total_pass} passed, {total_fail} failed")

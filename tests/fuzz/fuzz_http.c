@@ -19,7 +19,8 @@
  *
  * After the input the harness sends http_last_request (GET /healthz,
  * Connection: close) on the same connection and half-closes (see
- * fuzz_util.h for why), then reads until the server closes, for at most 2 s.
+ * fuzz_util.h for why), then reads until the server closes; after 250 ms of
+ * silence (the server waits for more) or 2 s it resets the connection.
  *
  * Invariants: the server never hands a body to admit(); what it answers
  * starts with an HTTP/1.x status line; afterwards (closed or still idling)
@@ -38,7 +39,8 @@
 
 #include "fuzz_util.h"
 
-#define ANSWER_TIMEOUT_MS 2000
+#define ANSWER_TIMEOUT_MS 2000   /* the server keeps sending: give up */
+#define SILENCE_MS 250           /* the server waits for more: give up */
 #define HEALTH_TIMEOUT_MS 10000
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -89,9 +91,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* Sends `req` (and then http_last_request when `last`), half-closes, and
  * reads the answer until the server closes. False when it has not closed
- * within `timeout_ms`. */
+ * after `timeout_ms`, or stays silent for `silence_ms`: then the connection
+ * is reset. */
 static bool exchange(const void *req, size_t n, bool last, char *out, size_t cap, size_t *ret_len,
-                     int timeout_ms)
+                     int silence_ms, int timeout_ms)
 {
         int fd = tcp_connect(port);
         size_t len = 0;
@@ -99,8 +102,11 @@ static bool exchange(const void *req, size_t n, bool last, char *out, size_t cap
         if (last)
                 tcp_send_all(fd, http_last_request, sizeof http_last_request - 1);
         shutdown(fd, SHUT_WR);
-        bool closed = tcp_read_until_close(fd, out, cap - 1, &len, timeout_ms) == 0;
-        close(fd);
+        bool closed = tcp_read_until_close(fd, out, cap - 1, &len, silence_ms, timeout_ms) == 0;
+        if (closed)
+                close(fd);
+        else
+                tcp_abort(fd);
         out[len] = '\0';
         *ret_len = len;
         return closed;
@@ -110,7 +116,7 @@ static void check_health(char *answer, size_t cap, const char *after)
 {
         static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
         size_t len;
-        if (!exchange(health, sizeof health - 1, false, answer, cap, &len, HEALTH_TIMEOUT_MS))
+        if (!exchange(health, sizeof health - 1, false, answer, cap, &len, HEALTH_TIMEOUT_MS, HEALTH_TIMEOUT_MS))
                 fuzz_fail("GET /healthz %s: no answer within %d ms", after, HEALTH_TIMEOUT_MS);
         if (http_status(answer, len) != 200 || !strstr(answer, "{\"status\":\"ok\"}"))
                 fuzz_fail("GET /healthz %s: %.300s", after, answer);
@@ -121,16 +127,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static char answer[1 << 16];
         size_t n, len;
         unsigned char *req = http_fix_length(data, size, &n);
-        bool closed = exchange(req, n, true, answer, sizeof answer, &len, ANSWER_TIMEOUT_MS);
+        bool closed = exchange(req, n, true, answer, sizeof answer, &len, SILENCE_MS, ANSWER_TIMEOUT_MS);
         free(req);
         if (len > 0) {
                 int code = http_status(answer, len);
                 if (code < 100 || code > 599)
                         fuzz_fail("an answer that is not HTTP/1.x: %.200s", answer);
         }
-        /* Not closed: the input left a keep-alive connection idle (a body
-         * that swallowed the last request); the server must still serve
-         * others. */
-        check_health(answer, sizeof answer, closed ? "after the input" : "while the input's connection idles");
+        /* Not closed: the input left the server waiting for more (a body
+         * that swallowed the last request, say); it must still serve others. */
+        check_health(answer, sizeof answer, closed ? "after the input" : "after a connection left waiting");
         return 0;
 }

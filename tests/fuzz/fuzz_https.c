@@ -19,12 +19,13 @@
  *
  * After the input the harness sends http_last_request (GET /healthz,
  * Connection: close) on the same connection and closes its side
- * (close_notify), then reads until the server closes, for at most 2 s.
+ * (close_notify), then reads until the server closes; after 250 ms of
+ * silence (the server waits for more) or 2 s it resets the connection.
  *
  * Invariants: admit() gets at most the body limit and answers 200, 400 or
  * 500 with strict JSON; what the server answers starts with an HTTP/1.x
  * status line; every 32 inputs, after a 5xx, after no answer, and whenever
- * the input's connection is left idling, GET /healthz on a new connection
+ * the input's connection is left waiting, GET /healthz on a new connection
  * gets 200 within 10 s. */
 #include <signal.h>
 #include <stdint.h>
@@ -47,7 +48,8 @@
 
 #include "fuzz_util.h"
 
-#define ANSWER_TIMEOUT_MS 2000
+#define ANSWER_TIMEOUT_MS 2000   /* the server keeps sending: give up */
+#define SILENCE_MS 250           /* the server waits for more: give up */
 #define HEALTH_TIMEOUT_MS 10000
 #define FUZZ_MAX_BODY (16u * 1024u)
 
@@ -173,10 +175,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* One TLS connection: sends `req` (then http_last_request when `last`),
  * closes our side (close_notify), and reads the answer until the server
- * closes. False when it has not closed within `timeout_ms`. The certificate
- * is not verified: this is our own server on loopback. */
+ * closes. False when it has not closed after `timeout_ms`, or stays silent
+ * for `silence_ms`: then the connection is reset. The certificate is not
+ * verified: this is our own server on loopback. */
 static bool exchange(const void *req, size_t n, bool last, char *out, size_t cap, size_t *ret_len,
-                     int timeout_ms)
+                     int silence_ms, int timeout_ms)
 {
         int fd = tcp_connect(port);
         gnutls_session_t s;
@@ -215,7 +218,7 @@ static bool exchange(const void *req, size_t n, bool last, char *out, size_t cap
                 long long ms = deadline - fuzz_now_ms();
                 if (ms <= 0)
                         break;
-                gnutls_record_set_timeout(s, (unsigned)ms);
+                gnutls_record_set_timeout(s, (unsigned)(ms < silence_ms ? ms : silence_ms));
                 char tmp[4096];
                 ssize_t got = gnutls_record_recv(s, tmp, sizeof tmp);
                 if (got == GNUTLS_E_AGAIN || got == GNUTLS_E_INTERRUPTED)
@@ -231,7 +234,10 @@ static bool exchange(const void *req, size_t n, bool last, char *out, size_t cap
                 len += keep;
         }
         gnutls_deinit(s);
-        close(fd);
+        if (closed)
+                close(fd);
+        else
+                tcp_abort(fd);
         out[len] = '\0';
         *ret_len = len;
         return closed;
@@ -241,7 +247,7 @@ static void check_health(char *answer, size_t cap, const char *after)
 {
         static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
         size_t len;
-        if (!exchange(health, sizeof health - 1, false, answer, cap, &len, HEALTH_TIMEOUT_MS))
+        if (!exchange(health, sizeof health - 1, false, answer, cap, &len, HEALTH_TIMEOUT_MS, HEALTH_TIMEOUT_MS))
                 fuzz_fail("GET /healthz %s: no answer within %d ms", after, HEALTH_TIMEOUT_MS);
         if (http_status(answer, len) != 200 || !strstr(answer, "{\"status\":\"ok\"}"))
                 fuzz_fail("GET /healthz %s: %.300s", after, answer);
@@ -252,13 +258,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static char answer[1 << 17];
         size_t n, len;
         unsigned char *req = http_fix_length(data, size, &n);
-        bool closed = exchange(req, n, true, answer, sizeof answer, &len, ANSWER_TIMEOUT_MS);
+        bool closed = exchange(req, n, true, answer, sizeof answer, &len, SILENCE_MS, ANSWER_TIMEOUT_MS);
         free(req);
         int code = len ? http_status(answer, len) : 0;
         if (len && (code < 100 || code > 599))
                 fuzz_fail("an answer that is not HTTP/1.x: %.200s", answer);
         if (!closed)
-                check_health(answer, sizeof answer, "while the input's connection idles");
+                check_health(answer, sizeof answer, "after a connection left waiting");
         else if (++inputs % 32 == 0 || code >= 500 || len == 0)
                 check_health(answer, sizeof answer, "after the input");
         return 0;

@@ -565,7 +565,9 @@ FUZZ_UNUSED static unsigned char *http_fix_length(const uint8_t *data, size_t si
  * the server to close. libmicrohttpd (epoll, edge-triggered) does not notice
  * a client's half-close that arrives with a request it then answers with
  * keep-alive: it waits for the idle timeout. After this request it closes
- * at once, unless the input left it inside a body that swallows it. */
+ * at once, unless the input left it inside a body that swallows it, or in
+ * a state where it waits for more (then the harness gives up after a short
+ * silence and resets the connection). */
 FUZZ_UNUSED static const char http_last_request[] =
         "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
 
@@ -578,9 +580,23 @@ FUZZ_UNUSED static int tcp_connect(unsigned port)
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-                fuzz_fail("the server on port %u refuses connections: %s", port, strerror(errno));
-        return fd;
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+                return fd;
+        int err = errno;
+        if (err == EINTR) {
+                /* libFuzzer's SIGALRM: the connection goes on without us */
+                struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+                socklen_t len = sizeof err;
+                int r;
+                do
+                        r = poll(&pfd, 1, 10000);
+                while (r < 0 && errno == EINTR);
+                if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+                        return fd;
+                if (r == 0)
+                        err = ETIMEDOUT;
+        }
+        fuzz_fail("the server on port %u refuses connections: %s", port, strerror(err));
 }
 
 static long long fuzz_now_ms(void)
@@ -606,21 +622,27 @@ FUZZ_UNUSED static void tcp_send_all(int fd, const void *p, size_t n)
 }
 
 /* Reads until the peer closes, keeping the first `cap` bytes. -ETIMEDOUT
- * when it neither answers nor closes within `timeout_ms`. */
-FUZZ_UNUSED static int tcp_read_until_close(int fd, char *out, size_t cap, size_t *ret_len, int timeout_ms)
+ * when it sends nothing for `idle_ms`, or has not closed after `total_ms`. */
+FUZZ_UNUSED static int tcp_read_until_close(int fd, char *out, size_t cap, size_t *ret_len, int idle_ms,
+                                            int total_ms)
 {
         size_t len = 0;
-        long long deadline = fuzz_now_ms() + timeout_ms;
+        int rc = 0;
+        long long deadline = fuzz_now_ms() + total_ms;
         for (;;) {
                 long long left = deadline - fuzz_now_ms();
-                if (left <= 0)
-                        return -ETIMEDOUT;
+                if (left <= 0) {
+                        rc = -ETIMEDOUT;
+                        break;
+                }
                 struct pollfd pfd = { .fd = fd, .events = POLLIN };
-                int r = poll(&pfd, 1, (int)left);
+                int r = poll(&pfd, 1, (int)(left < idle_ms ? left : idle_ms));
                 if (r < 0 && errno == EINTR)
                         continue;
-                if (r == 0)
-                        return -ETIMEDOUT;
+                if (r == 0) {
+                        rc = -ETIMEDOUT;
+                        break;
+                }
                 char tmp[4096];
                 ssize_t n = recv(fd, tmp, sizeof tmp, 0);
                 if (n < 0 && errno == EINTR)
@@ -632,7 +654,16 @@ FUZZ_UNUSED static int tcp_read_until_close(int fd, char *out, size_t cap, size_
                 len += keep;
         }
         *ret_len = len;
-        return 0;
+        return rc;
+}
+
+/* Closes with a reset, so that the server drops the connection at once
+ * instead of keeping it until its idle timeout. */
+FUZZ_UNUSED static void tcp_abort(int fd)
+{
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fd);
 }
 
 /* The status code of an HTTP/1.x response that starts `s`, or -1. */

@@ -2,15 +2,19 @@
 one line per target and phase, tab-separated: target, phase (replay or
 fuzz), ok or fail, seconds, message, log file. A failure's message names the
 crash file. Usage: junit.py RESULTS.tsv OUT.xml"""
+import re
 import sys
 import xml.etree.ElementTree as ET
+
+# Characters XML 1.0 cannot carry: fuzz inputs quoted in messages have them.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def main(results, out):
     rows = []
     with open(results, encoding="utf-8", errors="replace") as f:
         for line in f:
-            parts = line.rstrip("\n").split("\t")
+            parts = NOT_XML.sub("?", line.rstrip("\n")).split("\t")
             if len(parts) == 6:
                 rows.append(parts)
     failures = sum(1 for r in rows if r[2] != "ok")

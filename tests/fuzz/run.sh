@@ -110,25 +110,32 @@ if [ ! -f "$build/build.ninja" ]; then
 elif [ ! -f "$build/.fuzz-build" ]; then
         fail_all "$build is not a fuzz build (made by tests/fuzz/run.sh with clang); give another directory" ""
 fi
-ninja -C "$build" libsiwcore.a libsiwio.a >>"$log" 2>&1 ||
+# The binary too: its link line names every library the targets need.
+ninja -C "$build" spark-identity-webhook >>"$log" 2>&1 ||
         fail_all "the instrumented libraries do not build (see $log)" "$log"
 
 # ---- the targets ----
 
-deps="libmicrohttpd gnutls libcrypto libcjson libcurl yaml-0.1"
+# The libraries and their dependencies as meson links the binary, so that a
+# library or dependency added to meson.build needs nothing here.
+link=$(sed -n '/^build spark-identity-webhook:/,/^$/s/^ LINK_ARGS = //p' "$build/build.ninja")
+[ -n "$link" ] || fail_all "no link line for spark-identity-webhook in $build/build.ninja" ""
+link_args=()
+for a in $link; do
+        case $a in
+        /* | -*) link_args+=("$a") ;;
+        *.a) link_args+=("$build/$a") ;;
+        *) link_args+=("$a") ;;
+        esac
+done
 cflags=(-std=c17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -Wall -Wextra -Wno-unused-parameter -Werror
         -Iinclude -Itests/fuzz "-DFUZZ_SOURCE_ROOT=\"$root\"")
-# shellcheck disable=SC2207
-pkg_cflags=($(pkg-config --cflags $deps))
-# shellcheck disable=SC2207
-pkg_libs=($(pkg-config --libs $deps))
 pids=()
 for t in "${targets[@]}"; do
-        clang "${cflags[@]}" "${pkg_cflags[@]}" "tests/fuzz/fuzz_$t.c" \
-                "$build/libsiwio.a" "$build/libsiwcore.a" "${pkg_libs[@]}" -lpthread \
-                -o "$out/fuzz_$t" >"$out/build-$t.log" 2>&1 &
+        clang "${cflags[@]}" "tests/fuzz/fuzz_$t.c" "${link_args[@]}" -o "$out/fuzz_$t" \
+                >"$out/build-$t.log" 2>&1 &
         pids+=($!)
 done
 built=()
@@ -169,32 +176,39 @@ for t in "${built[@]}"; do
         d=()
         [ -n "${dict[$t]}" ] && d=("-dict=tests/fuzz/dict/${dict[$t]}.dict")
 
-        # Replay: every seed and every regression, once.
+        # Replay: every seed, then every regression on its own, once.
         rlog="$out/replay-$t.log"
         : >"$rlog"
         t0=$(date +%s%N)
-        ok=1
+        failed=()
         if [ -d "$seeds" ] && [ -n "$(ls -A "$seeds")" ]; then
-                "$bin" -runs=0 -timeout=25 -rss_limit_mb=2048 -artifact_prefix="$art/" "$seeds" >>"$rlog" 2>&1 || ok=0
+                "$bin" -runs=0 -timeout=25 -rss_limit_mb=2048 -artifact_prefix="$art/" "$seeds" >>"$rlog" 2>&1 ||
+                        failed+=("$(artifact_of "$rlog"): $(summary_of "$rlog")")
         fi
         regs=()
         if [ -d "tests/fuzz/regressions/$t" ]; then
                 while IFS= read -r -d '' f; do regs+=("$f"); done < <(find "tests/fuzz/regressions/$t" -type f \
                         ! -name '*.md' -print0 | sort -z)
         fi
-        if [ "$ok" = 1 ] && [ ${#regs[@]} -gt 0 ]; then
-                "$bin" -timeout=25 -rss_limit_mb=2048 -artifact_prefix="$art/" "${regs[@]}" >>"$rlog" 2>&1 || ok=0
-        fi
+        for f in "${regs[@]}"; do
+                one="$out/replay-$t-$(basename "$f").log"
+                if ! "$bin" -timeout=25 -rss_limit_mb=2048 -artifact_prefix="$art/" "$f" >"$one" 2>&1; then
+                        failed+=("$f: $(summary_of "$one")")
+                        cat "$one" >>"$rlog"
+                fi
+                rm -f "$one"
+        done
         secs=$(elapsed "$t0")
         n_seeds=$(find "$seeds" -type f 2>/dev/null | wc -l)
-        if [ "$ok" = 1 ]; then
+        if [ ${#failed[@]} -eq 0 ]; then
                 echo "fuzz_$t: replayed $n_seeds seeds and ${#regs[@]} regressions"
                 result "$t" replay ok "$secs" "$n_seeds seeds, ${#regs[@]} regressions" "$rlog"
         else
                 status=1
-                msg="$(summary_of "$rlog"); input: $(artifact_of "$rlog")"
-                echo "fuzz_$t: REPLAY FAILED: $msg (log: $rlog)" >&2
-                tail -n 60 "$rlog" >&2
+                msg=$(printf '%s | ' "${failed[@]}")
+                msg=${msg% | }
+                echo "fuzz_$t: REPLAY FAILED (${#failed[@]}): $msg (log: $rlog)" >&2
+                grep -E -A3 '^==FUZZ INVARIANT==|^SUMMARY:|ERROR: AddressSanitizer' "$rlog" | head -n 40 >&2
                 result "$t" replay fail "$secs" "$msg" "$rlog"
         fi
 
@@ -213,7 +227,7 @@ for t in "${built[@]}"; do
                 result "$t" fuzz ok "$secs" "${execs:-?} runs, ${rate:-?} exec/s, ${cov:-?}" "$flog"
         else
                 status=1
-                msg="$(summary_of "$flog"); input: $(artifact_of "$flog")"
+                msg="$(artifact_of "$flog"): $(summary_of "$flog")"
                 echo "fuzz_$t: CRASH: $msg (log: $flog)" >&2
                 tail -n 60 "$flog" >&2
                 result "$t" fuzz fail "$secs" "$msg" "$flog"
