@@ -800,8 +800,8 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
                         char key[WH_MAX_POLICY_STRING + 64];
                         int kn = snprintf(key, sizeof key, "%s.%s" ACCOUNT_SUFFIX, hp->key, r.storage_accounts[a]);
                         if (kn < 0 || (size_t)kn >= sizeof key) {
-                                free(pl);
                                 snprintf(err, errlen, "the hadoop property %.60s... is too long", hp->key);
+                                free(pl);   /* after the message: hp points into it */
                                 return -EINVAL;
                         }
                         props[n_props++] = (struct hadoop_prop){ pool_strdup(pool, key),
