@@ -15,41 +15,17 @@
 
 #include <cjson/cJSON.h>
 
+#include "fixture_files.h"
+
 #include "audit_report.h"
 #include "buf.h"
 #include "findings.h"
 #include "policy.h"
 
-static char *read_file(const char *name)
-{
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", FIXTURES, name);
-        FILE *fp = fopen(path, "rb");
-        if (!fp)
-                fail_msg("cannot open fixture %s", path);
-        size_t cap = 1 << 20, n;
-        char *text = malloc(cap);
-        assert_non_null(text);
-        n = fread(text, 1, cap - 1, fp);
-        fclose(fp);
-        text[n] = '\0';
-        return text;
-}
-
-static cJSON *fixture_pod(const char *name)
-{
-        char *text = read_file(name);
-        cJSON *review = cJSON_Parse(text);
-        free(text);
-        cJSON *obj = cJSON_DetachItemFromObject(cJSON_GetObjectItem(review, "request"), "object");
-        cJSON_Delete(review);
-        assert_non_null(obj);
-        return obj;
-}
 
 static struct policy *fixture_policy(void)
 {
-        char *text = read_file("policy.yaml");
+        char *text = fixture_text("policy.yaml");
         struct buf errors;
         struct policy *p = NULL;
         buf_init(&errors, 1 << 16);

@@ -16,6 +16,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "fixture_files.h"
+
 #include "buf.h"
 #include "findings.h"
 #include "mutate.h"
@@ -34,33 +36,6 @@
 
 /* ---- fixtures ---- */
 
-static char *read_file(const char *name)
-{
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", FIXTURES, name);
-        FILE *fp = fopen(path, "rb");
-        if (!fp)
-                fail_msg("cannot open fixture %s", path);
-        size_t cap = 1 << 20, n;
-        char *text = malloc(cap);
-        assert_non_null(text);
-        n = fread(text, 1, cap - 1, fp);
-        fclose(fp);
-        text[n] = '\0';
-        return text;
-}
-
-static cJSON *fixture_pod(const char *name)
-{
-        char *text = read_file(name);
-        cJSON *review = cJSON_Parse(text);
-        free(text);
-        assert_non_null(review);
-        cJSON *obj = cJSON_DetachItemFromObject(cJSON_GetObjectItem(review, "request"), "object");
-        cJSON_Delete(review);
-        assert_non_null(obj);
-        return obj;
-}
 
 static struct policy *load_policy_text(const char *text)
 {
@@ -75,7 +50,7 @@ static struct policy *load_policy_text(const char *text)
 
 static struct policy *fixture_policy(const char *name)
 {
-        char *text = read_file(name);
+        char *text = fixture_text(name);
         struct policy *p = load_policy_text(text);
         free(text);
         return p;
