@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -107,6 +108,9 @@ def proc_status_kib(pid, key):
 def readyz_ok(port, ctx):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+            # Without it the request waits behind the handshake's last
+            # segment for the server's delayed ACK (40 ms), as curl knows.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
                 s.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 head = s.recv(64)
@@ -169,7 +173,7 @@ CODES_RE = re.compile(r"status codes: (\d+) 2xx")
 
 
 def h2load(url, body, clients, n, rps=None, log_file=None, timeout=120):
-    argv = ["h2load", "--h1", "-c", str(clients), "-t", "1", "-n", str(n), "-d", body,
+    argv = ["h2load", "--h1", "-c", str(clients), "-t", "1", "-n", str(max(n, clients)), "-d", body,
             "-H", "Content-Type: application/json"]
     if rps:
         argv += ["--rps", "%.3f" % rps]
@@ -211,6 +215,19 @@ def loadavg():
         return [float(x) for x in f.read().split()[:3]]
 
 
+def machine_busy():
+    """CPU seconds all processes have used since boot (every core)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / TICK   # user nice system irq softirq steal
+
+
+def our_cpu():
+    """CPU seconds of this process and every child it has waited for."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def callgrind(micro, policy, body, n, out_file, extra=()):
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out_file,
             "--collect-atstart=no", "--toggle-collect=bench_loop", micro, *extra, policy, body, str(n)]
@@ -233,6 +250,10 @@ def callgrind_breakdown(out_file, n, names):
     return found
 
 
+def say(what):
+    print("bench: " + what, file=sys.stderr, flush=True)
+
+
 def run(args):
     work = args.work
     os.makedirs(work, exist_ok=True)
@@ -241,6 +262,7 @@ def run(args):
     policy = args.policy
     res = {"load_before": loadavg(), "cores": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     t_begin = time.perf_counter()
+    busy0, ours0 = machine_busy(), our_cpu()
 
     def server_argv(port):
         return [args.server, "serve", "--policy", policy, "--tls-cert", args.cert, "--tls-key", args.key,
@@ -259,6 +281,7 @@ def run(args):
     targets = [srv, flo]
 
     try:
+        say("start-up")
         # Start-up to ready, alternating; the last start of each stays up.
         starts = {t.name: [] for t in targets}
         for i in range(args.starts):
@@ -272,17 +295,20 @@ def run(args):
         res["startup_micros_log"] = statistics.median(micros) if micros else None
         flo_np.start()
 
+        say("memory, idle and at 256 connections")
         # Resident memory, idle, then while 256 connections push driver reviews.
         time.sleep(0.5)
         res["rss_idle_kib"] = {t.name: proc_status_kib(t.pid, "VmRSS") for t in targets}
-        res["rss256_kib"], res["hwm256_kib"], res["conn256"] = {}, {}, {}
+        res["anon_idle_kib"] = {t.name: proc_status_kib(t.pid, "RssAnon") for t in targets}
+        res["rss256_kib"], res["hwm256_kib"], res["anon256_kib"], res["conn256"] = {}, {}, {}, {}
         for t in targets:
-            peak = [0]
+            peak = [0, 0]
             stop = threading.Event()
 
             def sample(pid=t.pid):
                 while not stop.is_set():
                     peak[0] = max(peak[0], proc_status_kib(pid, "VmRSS"))
+                    peak[1] = max(peak[1], proc_status_kib(pid, "RssAnon"))
                     time.sleep(0.01)
             th = threading.Thread(target=sample)
             th.start()
@@ -290,12 +316,14 @@ def run(args):
             stop.set()
             th.join()
             res["rss256_kib"][t.name] = peak[0]
+            res["anon256_kib"][t.name] = peak[1]
             res["hwm256_kib"][t.name] = proc_status_kib(t.pid, "VmHWM")
             res["conn256"][t.name] = r
 
         # Saturated throughput and CPU per request, alternating rounds.
         res["sat"] = {}
         for name, _ in BODIES:
+            say("saturated throughput, " + name)
             n = args.sat_n_big if name == "pod-1m" else args.sat_n
             rounds = {t.name: [] for t in targets + [flo_np]}
             for _ in range(args.rounds):
@@ -314,6 +342,7 @@ def run(args):
         # Latency at fixed rates: 1,000/s, and half of the floor's saturation.
         res["lat"] = {}
         for name in args.latency_bodies:
+            say("latency at fixed rates, " + name)
             half = res["sat"][name]["floor"]["rps"] / 2
             for label, rate, clients in (("1000", 1000.0, 10), ("half", half, 32)):
                 n = max(int(rate * args.lat_seconds), clients)
@@ -328,10 +357,20 @@ def run(args):
         for t in targets + [flo_np]:
             t.stop()
 
+    # Whole processes under callgrind: instructions per request.
+    say("instructions per request of the whole processes (callgrind)")
+    res["proc_ir"] = {
+        "server": process_instructions("server", server_argv, ctx, bodies["driver-5.6k"], args.proc_n,
+                                       os.path.join(work, "callgrind-server-process.out")),
+        "floor": process_instructions("floor", floor_argv, ctx, bodies["driver-5.6k"], args.proc_n,
+                                      os.path.join(work, "callgrind-floor-process.out")),
+    }
+
     # The microbenchmark and its instruction counts, the server's admission
     # against the floor's parse.
     res["micro"] = {}
     for name, _ in BODIES:
+        say("microbenchmark and callgrind, " + name)
         n = args.micro_n_big if name == "pod-1m" else args.micro_n
         cg_n = max(2, n // 100)
         entry = {}
@@ -346,6 +385,8 @@ def run(args):
 
     res["load_after"] = loadavg()
     res["seconds"] = time.perf_counter() - t_begin
+    # What the rest of the machine did meanwhile: its CPU use is the noise.
+    res["others_cpu_s"] = max(0.0, (machine_busy() - busy0) - (our_cpu() - ours0))
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
     md = report(res, args)
@@ -360,6 +401,36 @@ def micro_run_mode(micro, policy, body, n, extra):
     if r.returncode != 0:
         raise SystemExit("bench: micro failed: " + r.stderr)
     return dict(kv.split("=", 1) for kv in r.stdout.split())
+
+
+def process_instructions(name, argv_for_port, ctx, body, n, out_file):
+    """Instructions per request of a whole server process under callgrind
+    (TLS, HTTP, admission, logging): counted from the first request to the
+    last, start-up left out; also the inclusive counts of some functions."""
+    for f in (out_file, out_file + ".1"):
+        if os.path.exists(f):
+            os.unlink(f)
+    port = free_port()
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out_file,
+                             *argv_for_port(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.perf_counter() + 60
+        while not readyz_ok(port, ctx):
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                raise SystemExit("bench: %s under callgrind did not become ready" % name)
+            time.sleep(0.1)
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+        r = h2load("https://127.0.0.1:%d/mutate?timeout=10s" % port, body, 4, n, timeout=600)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+    dump = out_file + ".1"
+    with open(dump) as f:
+        total = int(re.search(r"^totals: (\d+)", f.read(), re.M).group(1))
+    return {"ir": total / r["done"],
+            "fn": callgrind_breakdown(dump, r["done"], ["admit", "admission_handle", "admission_free",
+                                                         "gnutls_record_recv", "gnutls_record_send"])}
 
 
 BREAKDOWN = ["review_parse", "cJSON_ParseWithLengthOpts", "mutate_pod", "review_respond",
@@ -388,10 +459,14 @@ def report(res, args):
     L = []
     la, lb = res["load_before"], res["load_after"]
     L.append("## spark-identity-webhook benchmark (`make bench`)\n")
+    others = res["others_cpu_s"]
     L.append("%s, %d cores, %.0f s. Load average before %.2f/%.2f/%.2f, after %.2f/%.2f/%.2f "
-             "(1/5/15 min; the bench itself adds about 1.5). Server and floor measured side by "
-             "side, alternating, in this run; h2load --h1, keep-alive TLS 1.3, 127.0.0.1.\n"
-             % (res["started"], res["cores"], res["seconds"], *la, *lb))
+             "(1/5/15 min). Other processes used %.1f CPU-seconds meanwhile, %.0f%% of one core "
+             "on average: %s. Server and floor measured side by side, alternating, in this run; "
+             "h2load --h1 -t 1 on the same cores, keep-alive TLS 1.3, 127.0.0.1.\n"
+             % (res["started"], res["cores"], res["seconds"], *la, *lb, others,
+                100 * others / res["seconds"],
+                "quiet" if others / res["seconds"] < 0.1 else "NOISY, compare ratios only"))
     L.append("| figure | server | floor | server/floor | target | met |")
     L.append("| --- | ---: | ---: | ---: | --- | --- |")
     sat = res["sat"]
@@ -415,14 +490,24 @@ def report(res, args):
                 tgt, met = "", ""
                 if label == "1000" and q == "p99":
                     tgt, met = "< 1 ms", verdict(s[q] < 1000)
-                L.append("| latency %s, %s at %s, µs | %s | %s | %s | %s | %s |"
-                         % (qn, name, rate, fmt_int(s[q]), fmt_int(f[q]), ratio(s[q], f[q]), tgt, met))
+                fail = "" if not (s["failed"] or f["failed"]) or q != "p50" else \
+                    " (failed: %d / %d)" % (s["failed"], f["failed"])
+                L.append("| latency %s, %s at %s%s, µs | %s | %s | %s | %s | %s |"
+                         % (qn, name, rate, fail, fmt_int(s[q]), fmt_int(f[q]), ratio(s[q], f[q]), tgt, met))
     ri, r256, h256 = res["rss_idle_kib"], res["rss256_kib"], res["hwm256_kib"]
-    L.append("| resident memory idle (VmRSS) | %s | %s | %s | | |"
+    ai, a256 = res["anon_idle_kib"], res["anon256_kib"]
+    L.append("| resident memory idle, VmRSS | %s | %s | %s | | |"
              % (mib(ri["server"]), mib(ri["floor"]), ratio(ri["server"], ri["floor"])))
-    L.append("| resident memory at 256 connections (peak VmRSS; VmHWM) | %s; %s | %s; %s | %s | < 16 MiB | %s |"
-             % (mib(r256["server"]), mib(h256["server"]), mib(r256["floor"]), mib(h256["floor"]),
-                ratio(h256["server"], h256["floor"]), verdict(h256["server"] < 16 * 1024)))
+    L.append("| resident memory idle, of which anonymous (RssAnon) | %s | %s | %s | | |"
+             % (mib(ai["server"]), mib(ai["floor"]), ratio(ai["server"], ai["floor"])))
+    c256 = res["conn256"]
+    fail = "" if not (c256["server"]["failed"] or c256["floor"]["failed"]) else \
+        " (failed: %d / %d)" % (c256["server"]["failed"], c256["floor"]["failed"])
+    L.append("| resident memory at 256 connections (h2load -c 256, driver 5.6 KB)%s, VmHWM | %s | %s | %s | < 16 MiB | %s |"
+             % (fail, mib(h256["server"]), mib(h256["floor"]), ratio(h256["server"], h256["floor"]),
+                verdict(h256["server"] < 16 * 1024)))
+    L.append("| resident memory at 256 connections, of which anonymous (peak RssAnon) | %s | %s | %s | | |"
+             % (mib(a256["server"]), mib(a256["floor"]), ratio(a256["server"], a256["floor"])))
     st = res["startup_ms"]
     L.append("| start-up: exec to first 200 on /readyz, ms (median of %d) | %.1f | %.1f | %s | < 50 ms | %s |"
              % (args.starts, st["server"], st["floor"], ratio(st["server"], st["floor"]), verdict(st["server"] < 50)))
@@ -433,6 +518,9 @@ def report(res, args):
         s, f = sat[name]["server"], sat[name]["floor"]
         L.append("| CPU per request under saturation (utime+stime), %s, µs | %.1f | %.1f | %s | | |"
                  % (name, s["cpu_us"], f["cpu_us"], ratio(s["cpu_us"], f["cpu_us"])))
+    pi = res["proc_ir"]
+    L.append("| instructions per request, whole process (TLS, HTTP, admission, log), driver-5.6k, callgrind | %s | %s | %s | stable figure | |"
+             % (fmt_int(pi["server"]["ir"]), fmt_int(pi["floor"]["ir"]), ratio(pi["server"]["ir"], pi["floor"]["ir"])))
     mi = res["micro"]
     for name, desc in BODIES:
         s, f = mi[name]["server"], mi[name]["floor"]
@@ -443,6 +531,23 @@ def report(res, args):
         L.append("| the same, callgrind instructions per op | %s | %s | %s | stable figure | |"
                  % (fmt_int(s["ir"]), fmt_int(f["ir"]), ratio(s["ir"], f["ir"])))
     L.append("")
+    fn = pi["server"]["fn"]
+    if "admit" in fn and "admission_handle" in fn:
+        total = pi["server"]["ir"]
+        adm, handle, free_ = fn["admit"], fn["admission_handle"], fn.get("admission_free", 0)
+        L.append("Where the server's %s instructions per driver request (5.6 KB) go (callgrind, whole process; "
+                 "the floor: %s):" % (fmt_int(total), fmt_int(pi["floor"]["ir"])))
+        L.append("")
+        L.append("| part | instructions | share |")
+        L.append("| --- | ---: | ---: |")
+        for label, v in (("`admission_handle()`: parse, decide, respond", handle),
+                         ("`admission_free()`: cJSON_Delete() of a tree the arena frees anyway", free_),
+                         ("the rest of `admit()`: the decision log line, metrics", adm - handle - free_),
+                         ("GnuTLS records in and out", fn.get("gnutls_record_recv", 0) + fn.get("gnutls_record_send", 0)),
+                         ("everything else: libmicrohttpd (its pool is zeroed per request), epoll, malloc",
+                          total - adm - fn.get("gnutls_record_recv", 0) - fn.get("gnutls_record_send", 0))):
+            L.append("| %s | %s | %.0f%% |" % (label, fmt_int(v), 100 * v / total))
+        L.append("")
     bd = mi["driver-5.6k"].get("breakdown") or {}
     if bd:
         total = mi["driver-5.6k"]["server"]["ir"]
@@ -484,6 +589,7 @@ def main():
     r.add_argument("--lat-seconds", type=float, default=6)
     r.add_argument("--latency-bodies", nargs="+", default=["driver-3.5k", "driver-5.6k", "executor-9.7k"])
     r.add_argument("--micro-n", type=int, default=20000)
+    r.add_argument("--proc-n", type=int, default=2000)
     r.add_argument("--micro-n-big", type=int, default=40)
     a = ap.parse_args()
     if a.cmd == "bodies":

@@ -8,8 +8,8 @@
 #   tests/bench/run.sh [BUILD]        BUILD defaults to build-release
 #
 # Environment:
-#   BENCH_QUIET_LOAD=0.8   wait until the 1-minute load average is below this
-#   BENCH_QUIET_WAIT=120   ... for at most this many seconds, then go on anyway
+#   BENCH_QUIET_BUSY=0.15  wait until the machine uses less than this many cores (5 s sample)
+#   BENCH_QUIET_WAIT=600   ... for at most this many seconds, then go on anyway (0: don't wait)
 #   BENCH_ARGS="..."       extra arguments for `bench.py run` (--rounds 1 --sat-n 10000 for a quick look)
 #
 # Installs h2load (nghttp2-client) and valgrind with apt when they are
@@ -71,16 +71,29 @@ fi
 "$BIN" certs --service spark-identity-webhook --namespace bench --ip 127.0.0.1 --dns localhost \
         --out "$WORK/certs" --force >/dev/null
 
-# A quiet moment: other builds on the machine skew everything.
-quiet=${BENCH_QUIET_LOAD:-0.8}
-wait_s=${BENCH_QUIET_WAIT:-120}
-for ((i = 0; i < wait_s; i += 5)); do
-        load=$(cut -d' ' -f1 /proc/loadavg)
-        awk -v l="$load" -v q="$quiet" 'BEGIN { exit !(l < q) }' && break
-        [ "$i" -eq 0 ] && echo "bench: load average $load; waiting up to ${wait_s}s for it to fall below $quiet" >&2
+# A quiet moment: other builds on the machine skew everything. Quiet means
+# the whole machine busy less than BENCH_QUIET_BUSY of one core over 5 s.
+busy_cores() {
+        local a b
+        read -r _ a1 a2 a3 _ _ a6 a7 a8 _ < /proc/stat
         sleep 5
+        read -r _ b1 b2 b3 _ _ b6 b7 b8 _ < /proc/stat
+        a=$((a1 + a2 + a3 + a6 + a7 + a8)); b=$((b1 + b2 + b3 + b6 + b7 + b8))
+        awk -v d=$((b - a)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d / hz / 5 }'
+}
+quiet=${BENCH_QUIET_BUSY:-0.15}
+wait_s=${BENCH_QUIET_WAIT:-600}
+start=$SECONDS
+while :; do
+        busy=$(busy_cores)
+        awk -v b="$busy" -v q="$quiet" 'BEGIN { exit !(b < q) }' && break
+        if [ $((SECONDS - start)) -ge "$wait_s" ]; then
+                echo "bench: still busy ($busy cores) after ${wait_s}s; measuring anyway" >&2
+                break
+        fi
+        echo "bench: the machine is busy ($busy cores); waiting for a quiet moment (at most ${wait_s}s)" >&2
 done
-echo "bench: load average $(cut -d' ' -f1-3 /proc/loadavg); measuring (about 3 to 4 minutes)" >&2
+echo "bench: load average $(cut -d' ' -f1-3 /proc/loadavg), $busy cores busy; measuring (about 4 minutes)" >&2
 
 # shellcheck disable=SC2086
 exec python3 "$here/bench.py" run --server "$BIN" --floor "$WORK/floor" --micro "$WORK/micro" \
