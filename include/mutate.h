@@ -37,6 +37,10 @@ struct mutation {
         const char *app_id;             /* label spark-app-selector, or NULL; points into the pod */
         const char *app_name;           /* label spark-app-name, or NULL; points into the pod */
         const char *policy_sha256;      /* of the policy that decided; owned by the policy */
+        enum policy_auth auth;          /* the rule's, or pod identity without a rule */
+        const char *client_id;          /* workload identity: the federated client; owned by the policy */
+        const char *service_account;    /* workload identity: the account the pod runs as after us;
+                                           points into the pod or the policy */
         struct jsonpatch patch;         /* the operations; sent only when decision is MUTATED */
         unsigned n_warnings;
         char warnings[WH_MAX_WARNINGS][WH_MAX_WARNING_CHARS + 1];

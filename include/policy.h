@@ -8,7 +8,8 @@
  * comes, first match wins, from:
  *   1. its entry under `namespaces` (by name);
  *   2. its annotations, when `namespaceAnnotations: true`
- *      (spark-identity.io/identity, /client-id, /tenant-id, /mode);
+ *      (spark-identity.io/identity, /client-id, /tenant-id, /mode, /auth,
+ *      /service-account);
  *   3. the first entry of `selectors` whose namespaceSelector matches its
  *      labels (Kubernetes label-selector semantics).
  * policy_resolve() does that lookup for one namespace.
@@ -41,6 +42,28 @@ enum policy_jvm_env {
         POLICY_JVM_ENV_MAX,
 };
 
+/* How a namespace's Spark pods get their Azure identity. */
+enum policy_auth {
+        POLICY_AUTH_POD_IDENTITY,        /* aad-pod-identity: label aadpodidbinding, MsiTokenProvider */
+        POLICY_AUTH_WORKLOAD_IDENTITY,   /* Azure Workload Identity: a projected service-account
+                                            token, AZURE_* env, WorkloadIdentityTokenProvider */
+        POLICY_AUTH_MAX,
+};
+
+/* Workload identity: what the pods get. The token volume and its mount have
+ * names of their own, so they never collide with what Azure Workload
+ * Identity's webhook adds (azure-identity-token at /var/run/secrets/azure/tokens). */
+#define POLICY_WI_AUDIENCE "api://AzureADTokenExchange"
+#define POLICY_WI_VOLUME "spark-identity-azure-token"
+#define POLICY_WI_MOUNT_PATH "/var/run/secrets/spark-identity/azure"
+#define POLICY_WI_TOKEN_NAME "azure-identity-token"
+#define POLICY_WI_TOKEN_FILE POLICY_WI_MOUNT_PATH "/" POLICY_WI_TOKEN_NAME
+#define POLICY_WI_AUTHORITY_DEFAULT "https://login.microsoftonline.com/"
+/* The projected token's lifetime, as Azure Workload Identity allows it. */
+#define POLICY_WI_TOKEN_EXPIRATION_MIN 3600u
+#define POLICY_WI_TOKEN_EXPIRATION_DEFAULT 3600u
+#define POLICY_WI_TOKEN_EXPIRATION_MAX 86400u
+
 enum rule_source {
         RULE_NONE,              /* no rule applies */
         RULE_NAMED,             /* namespaces.NAME */
@@ -60,7 +83,9 @@ struct rule {
         const char *name;                      /* for logs: "team-a", "selector data-teams",
                                                   "annotations of team-x" */
         enum rule_source source;
-        const char *identity;                  /* the aadpodidbinding value */
+        enum policy_auth auth;
+        const char *identity;                  /* the aadpodidbinding value; NULL only with
+                                                  workload identity, where it is optional */
         const char *tenant_id;                 /* NULL when not set */
         const char *client_id;                 /* NULL when not set */
         enum policy_mode mode;
@@ -76,6 +101,12 @@ struct rule {
         const char *const *flags;              /* java.options, then -Dspark.hadoop.KEY=VALUE by key */
         size_t n_flags;
         const char *flags_joined;              /* the flags joined by single spaces */
+        /* Workload identity only (NULL, 0 with pod identity): */
+        const char *service_account;           /* the federated service account; NULL: not checked */
+        const char *authority_host;            /* AZURE_AUTHORITY_HOST */
+        unsigned token_expiration_s;           /* the projected token's expirationSeconds */
+        const char *const *extra_containers;   /* init containers and sidecars that get it too */
+        size_t n_extra_containers;
 };
 
 /* A label or an annotation. */
@@ -175,3 +206,4 @@ const char *policy_sha256(const struct policy *p);
 const char *policy_mode_name(enum policy_mode m);
 const char *policy_conflict_name(enum policy_conflict c);
 const char *policy_jvm_env_name(enum policy_jvm_env e);
+const char *policy_auth_name(enum policy_auth a);

@@ -17,19 +17,36 @@ void cmd_check_policy_help(void)
                "\n"
                "Validates a policy (YAML or JSON). Each problem is printed as\n"
                "  FILE:LINE:COLUMN: where.in.policy: what is wrong\n"
-               "and the exit status is 1. A valid policy prints, per namespace, the identity, the\n"
-               "mode and the JVM flags its Spark pods get, and exits 0.\n"
+               "and the exit status is 1. A valid policy prints, per namespace, its auth\n"
+               "(podIdentity or workloadIdentity), the identity or the federated client, tenant and\n"
+               "service account, the mode and the JVM flags its Spark pods get, and exits 0.\n"
                "\n"
                "The policy reference is in README.md; deploy/policy.yaml is a commented example.\n");
 }
 
 static void print_rule(const struct rule *r)
 {
-        printf("\n%s:\n  identity %s  mode %s  onConflict %s  jvmEnv %s\n", r->name, r->identity,
-               policy_mode_name(r->mode), policy_conflict_name(r->on_conflict), policy_jvm_env_name(r->jvm_env));
-        if (r->n_allowed_identities > 1) {
+        printf("\n%s:\n  auth %s", r->name, policy_auth_name(r->auth));
+        if (r->identity)
+                printf("  identity %s", r->identity);
+        printf("  mode %s  onConflict %s  jvmEnv %s\n", policy_mode_name(r->mode),
+               policy_conflict_name(r->on_conflict), policy_jvm_env_name(r->jvm_env));
+        if (r->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
+                printf("  clientId %s  tenantId %s\n", r->client_id, r->tenant_id);
+                printf("  serviceAccount %s  authorityHost %s  tokenExpirationSeconds %u\n",
+                       r->service_account ? r->service_account : "(any: not checked)", r->authority_host,
+                       r->token_expiration_s);
+                if (r->n_extra_containers) {
+                        printf("  extraContainers:");
+                        for (size_t k = 0; k < r->n_extra_containers; k++)
+                                printf(" %s", r->extra_containers[k]);
+                        printf("\n");
+                }
+        }
+        size_t first_other = r->identity ? 1 : 0;
+        if (r->n_allowed_identities > first_other) {
                 printf("  may also use:");
-                for (size_t k = 1; k < r->n_allowed_identities; k++)
+                for (size_t k = first_other; k < r->n_allowed_identities; k++)
                         printf(" %s", r->allowed_identities[k]);
                 printf("\n");
         }

@@ -24,8 +24,10 @@ void cmd_explain_help(void)
         printf("Usage: spark-identity-webhook explain --policy FILE --namespace NS\n"
                "                                      [--labels K=V,...] [--annotations K=V,...]\n"
                "\n"
-               "Says which rule of the policy a namespace gets and why, and shows the exact label\n"
-               "and env a Spark driver and a Spark executor created there would get. Those are\n"
+               "Says which rule of the policy a namespace gets and why (its auth: podIdentity or\n"
+               "workloadIdentity, with the federated client, tenant and service account), and shows\n"
+               "the exact label, env, token volume and mount a Spark driver and a Spark executor\n"
+               "created there would get. Those are\n"
                "not computed apart: a minimal driver pod and executor pod go through the same\n"
                "decision the server makes on admission, and what it would change is printed.\n"
                "\n"
@@ -35,7 +37,7 @@ void cmd_explain_help(void)
                "                            (default: none)\n"
                "  --annotations K=V,...     its annotations, for namespaceAnnotations: true\n"
                "                            (spark-identity.io/identity, /client-id, /tenant-id,\n"
-               "                            /mode)\n"
+               "                            /mode, /auth, /service-account)\n"
                "\n"
                "A namespace's rule is, first match wins: its entry under namespaces; its\n"
                "spark-identity.io/ annotations (with namespaceAnnotations: true); the first selector\n"
@@ -96,13 +98,40 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
                 return;
         }
         printf("  rule        %s, from %s\n", r->name, source_text(r));
-        printf("  identity    %s", r->identity);
-        if (r->n_allowed_identities > 1) {
-                printf("; pods may also claim");
-                for (size_t i = 1; i < r->n_allowed_identities; i++)
-                        printf("%s %s", i > 1 ? "," : "", r->allowed_identities[i]);
+        if (r->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
+                printf("  auth        workloadIdentity: Azure Workload Identity, a projected service-account "
+                       "token exchanged for client %s in tenant %s at %s\n", r->client_id, r->tenant_id,
+                       r->authority_host);
+                if (r->service_account)
+                        printf("  account     %s: drivers must run as it; executors with the default account "
+                               "are %s\n", r->service_account,
+                               r->on_conflict == POLICY_CONFLICT_DENY ? "refused" : "moved to it");
+                else
+                        printf("  account     any: serviceAccount is not set, so it is not checked\n");
+                printf("  token       %s, expires after %u s, audience " POLICY_WI_AUDIENCE "\n",
+                       POLICY_WI_TOKEN_FILE, r->token_expiration_s);
+                if (r->n_extra_containers) {
+                        printf("  containers  the Spark container, and these when present:");
+                        for (size_t i = 0; i < r->n_extra_containers; i++)
+                                printf("%s %s", i ? "," : "", r->extra_containers[i]);
+                        printf("\n");
+                }
+        } else {
+                printf("  auth        podIdentity: aad-pod-identity, label aadpodidbinding\n");
         }
-        printf("\n  mode        %s: %s\n", policy_mode_name(r->mode), mode_text(r->mode));
+        size_t first_other = r->identity ? 1 : 0;
+        if (r->identity)
+                printf("  identity    %s", r->identity);
+        else if (r->n_allowed_identities)
+                printf("  identity    none added");
+        if (r->n_allowed_identities > first_other) {
+                printf("; pods may also claim");
+                for (size_t i = first_other; i < r->n_allowed_identities; i++)
+                        printf("%s %s", i > first_other ? "," : "", r->allowed_identities[i]);
+        }
+        if (r->n_allowed_identities)
+                printf("\n");
+        printf("  mode        %s: %s\n", policy_mode_name(r->mode), mode_text(r->mode));
         printf("  onConflict  %s: %s\n", policy_conflict_name(r->on_conflict),
                r->on_conflict == POLICY_CONFLICT_DENY ? "a Spark pod with another identity is refused"
                                                       : "another identity on a Spark pod is replaced, with a warning");
@@ -112,8 +141,10 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
                        : "drivers get SPARK_SUBMIT_OPTS, executors SPARK_JAVA_OPT_<n>");
 }
 
-/* A Spark pod as Spark builds it, reduced to what admission looks at. */
-static cJSON *minimal_pod(const char *ns, enum pod_role role)
+/* A Spark pod as Spark builds it, reduced to what admission looks at; it
+ * runs as the rule's federated service account, as a driver submitted
+ * right would. */
+static cJSON *minimal_pod(const char *ns, enum pod_role role, const struct rule *r)
 {
         const char *name = pod_role_name(role);
         char text[1024];
@@ -125,6 +156,12 @@ static cJSON *minimal_pod(const char *ns, enum pod_role role)
                  role == POD_ROLE_DRIVER ? "driver" : "exec-1", name, name, name);
         cJSON *pod = cJSON_Parse(text);
         if (pod && !cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(pod, "metadata"), "namespace", ns)) {
+                cJSON_Delete(pod);
+                return NULL;
+        }
+        if (pod && r && r->service_account &&
+            !cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(pod, "spec"), "serviceAccountName",
+                                     r->service_account)) {
                 cJSON_Delete(pod);
                 return NULL;
         }
@@ -147,6 +184,21 @@ static void print_changes(const struct mutation *m)
                         cJSON_ArrayForEach(e, value)
                                 if (cJSON_IsString(e))
                                         printf("    label  %s=%s\n", e->string, e->valuestring);
+                } else if (strcmp(ps, "/spec/volumes") == 0 && cJSON_IsArray(value)) {
+                        cJSON_ArrayForEach(e, value) {
+                                char *raw = cJSON_PrintUnformatted(e);
+                                printf("    volume %s\n", raw ? raw : "?");
+                                cJSON_free(raw);
+                        }
+                } else if (strcmp(ps, "/spec/containers/0/volumeMounts") == 0 && cJSON_IsArray(value)) {
+                        cJSON_ArrayForEach(e, value) {
+                                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
+                                const cJSON *mp = cJSON_GetObjectItemCaseSensitive(e, "mountPath");
+                                if (cJSON_IsString(n) && cJSON_IsString(mp))
+                                        printf("    mount  %s at %s%s\n", n->valuestring, mp->valuestring,
+                                               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "readOnly"))
+                                               ? ", read-only" : "");
+                        }
                 } else if (strcmp(ps, "/spec/containers/0/env") == 0 && cJSON_IsArray(value)) {
                         cJSON_ArrayForEach(e, value) {
                                 const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
@@ -165,7 +217,7 @@ static void print_changes(const struct mutation *m)
 
 static int explain_pod(const struct policy *p, const char *ns, const struct mutate_context *mc, enum pod_role role)
 {
-        cJSON *pod = minimal_pod(ns, role);
+        cJSON *pod = minimal_pod(ns, role, mc->res->rule);
         struct mutation m;
         if (!pod)
                 return -ENOMEM;

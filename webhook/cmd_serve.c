@@ -163,6 +163,11 @@ static void log_decision(const struct admission *a, long long micros)
         log_str(&l, "decision", decision_name(m->decision));
         log_str(&l, "identityBefore", m->identity_before);
         log_str(&l, "identity", m->identity_after);
+        if (m->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
+                log_str(&l, "auth", policy_auth_name(m->auth));
+                log_str(&l, "clientId", m->client_id);
+                log_str(&l, "serviceAccount", m->service_account);
+        }
         log_int(&l, "changes", m->patch.n_ops);
         if (m->patch.n_ops && m->patch.text.data)
                 log_raw(&l, "patch", m->patch.text.data);

@@ -18,8 +18,15 @@
 #define ENV_JAVA_OPT_PREFIX "SPARK_JAVA_OPT_"
 /* The largest SPARK_JAVA_OPT_ index we count from; past it we add nothing. */
 #define JAVA_OPT_INDEX_MAX 1000000000ull
-/* The env entries we may add to one container: one per flag, JAVA_HOME, one merged variable. */
-#define MAX_NEW_ENV (WH_MAX_RULE_FLAGS + 2u)
+#define ENV_CLIENT_ID "AZURE_CLIENT_ID"
+#define ENV_TENANT_ID "AZURE_TENANT_ID"
+#define ENV_TOKEN_FILE "AZURE_FEDERATED_TOKEN_FILE"
+#define ENV_AUTHORITY "AZURE_AUTHORITY_HOST"
+#define N_WI_ENV 4u
+#define SA_DEFAULT "default"
+/* The env entries we may add to one container: one per flag, JAVA_HOME, one
+ * merged variable, the workload identity's. */
+#define MAX_NEW_ENV (WH_MAX_RULE_FLAGS + 2u + N_WI_ENV)
 
 static const char *const decision_names[DECISION_MAX] = { "unchanged", "mutated", "denied", "would-mutate" };
 static const char *const role_names[POD_ROLE_MAX] = { "", "driver", "executor" };
@@ -204,7 +211,9 @@ static bool check_claim(const struct policy *p, const struct rule *r, const char
 
 struct env_view {
         const cJSON *env;       /* the container's env array, or NULL */
-        size_t container;       /* index in spec.containers */
+        const char *list;       /* "containers" or "initContainers" */
+        size_t container;       /* index in that list */
+        const char *name;       /* the container's name, for messages */
 };
 
 static const cJSON *env_find(const struct env_view *ev, const char *name, size_t *ret_index)
@@ -263,7 +272,7 @@ static void path_env(struct mutation *m, const struct env_view *ev)
 {
         jsonpatch_path_reset(&m->patch);
         jsonpatch_path_token(&m->patch, "spec");
-        jsonpatch_path_token(&m->patch, "containers");
+        jsonpatch_path_token(&m->patch, ev->list);
         jsonpatch_path_index(&m->patch, ev->container);
         jsonpatch_path_token(&m->patch, "env");
 }
@@ -477,20 +486,20 @@ static int set_label(struct mutation *m, const struct rule *r, const cJSON *pod)
         return jsonpatch_op(&m->patch, m->identity_before ? "replace" : "add", value);
 }
 
-/* The Spark pod of a namespace with a rule, in enforce or audit mode. */
-static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *pod,
-                            struct mutation *m)
+/* The aadpodidbinding label of a Spark pod under pod identity: the
+ * namespace's identity, after onConflict. 1 when the pod would be refused
+ * (audit mode) and nothing else is worth saying. */
+static int pod_identity_label(const struct rule *r, const char *ns, const cJSON *pod, struct mutation *m)
 {
         bool audit = m->mode == POLICY_MODE_AUDIT;
         const char *before = m->identity_before;
-        int rc;
 
         if (before && strcmp(before, r->identity) != 0) {
                 if (r->on_conflict == POLICY_CONFLICT_DENY) {
                         if (audit) {
                                 warn(m, "audit: identity %s conflicts with %s; the pod would be refused",
                                      before, r->identity);
-                                return 0;
+                                return 1;   /* nothing else matters: enforce refuses it */
                         }
                         deny(m, "namespace %s may not use Azure identity \"%s\" for Spark pods (label "
                              "%s); it may use: %s", ns, before, LABEL_IDENTITY, r->identity);
@@ -501,27 +510,368 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
                              before, r->identity, ns);
         }
         m->identity_after = r->identity;
+        if (before && strcmp(before, r->identity) == 0)
+                return 0;
+        if (audit)
+                warn(m, "audit: would set label %s=%s", LABEL_IDENTITY, r->identity);
+        return set_label(m, r, pod);
+}
 
-        bool label = !before || strcmp(before, r->identity) != 0;
-        if (label) {
-                rc = set_label(m, r, pod);
-                if (rc < 0)
-                        return rc;
-                if (audit)
-                        warn(m, "audit: would set label %s=%s", LABEL_IDENTITY, r->identity);
+/* ---- workload identity ---- */
+
+/* With the path of a list built: appends `item` (JSON) to it, or adds the
+ * whole list when there is none (never an add under a missing list). */
+static int op_list_append(struct mutation *m, bool exists, const char *item)
+{
+        if (exists) {
+                jsonpatch_path_token(&m->patch, "-");
+                return jsonpatch_op(&m->patch, "add", item);
         }
+        struct buf list;
+        buf_init(&list, WH_MAX_PATCH_BYTES);
+        int rc = buf_printf(&list, "[%s]", item);
+        if (rc == 0)
+                rc = jsonpatch_op(&m->patch, "add", list.data);
+        buf_free(&list);
+        return rc == -ENOBUFS ? -E2BIG : rc;
+}
+
+static bool in_list(const char *const *items, size_t n, const char *s)
+{
+        for (size_t i = 0; s && i < n; i++)
+                if (strcmp(items[i], s) == 0)
+                        return true;
+        return false;
+}
+
+/* A claimed aadpodidbinding under workload identity: none is added; one the
+ * namespace may use stays, another goes (override) or refuses (deny). */
+static int workload_identity_label(const struct rule *r, const char *ns, struct mutation *m)
+{
+        bool audit = m->mode == POLICY_MODE_AUDIT;
+        const char *before = m->identity_before;
+        if (!before || in_list(r->allowed_identities, r->n_allowed_identities, before))
+                return 0;
+        if (r->on_conflict == POLICY_CONFLICT_DENY) {
+                if (audit)
+                        warn(m, "audit: label %s=%s: namespace %s uses workload identity; the pod would "
+                             "be refused", LABEL_IDENTITY, before, ns);
+                else
+                        deny(m, "namespace %s uses Azure workload identity (client %s) and may not use Azure "
+                             "identity \"%s\" (label %s)", ns, r->client_id, before, LABEL_IDENTITY);
+                return 0;
+        }
+        warn(m, "%slabel %s=%s %s: namespace %s uses workload identity", audit ? "audit: " : "",
+             LABEL_IDENTITY, before, audit ? "would be removed" : "removed", ns);
+        m->identity_after = NULL;
+        jsonpatch_path_reset(&m->patch);
+        jsonpatch_path_token(&m->patch, "metadata");
+        jsonpatch_path_token(&m->patch, "labels");
+        jsonpatch_path_token(&m->patch, LABEL_IDENTITY);
+        return jsonpatch_op(&m->patch, "remove", NULL);
+}
+
+/* The federated service account. The driver must run as it; an executor
+ * with the default account (Spark was not told otherwise) is corrected or
+ * refused, following onConflict. */
+static int workload_identity_sa(const struct rule *r, const char *ns, const cJSON *pod, struct mutation *m)
+{
+        bool audit = m->mode == POLICY_MODE_AUDIT;
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
+        const char *name = string_item(spec, "serviceAccountName");
+        const char *old = string_item(spec, "serviceAccount");   /* deprecated, kept in step */
+        const char *sa = name && *name ? name : old && *old ? old : SA_DEFAULT;
+        const char *want = r->service_account;
+        bool driver = m->role == POD_ROLE_DRIVER;
+
+        if (!want || strcmp(sa, want) == 0)
+                return 0;
+        if (driver || strcmp(sa, SA_DEFAULT) != 0 || r->on_conflict == POLICY_CONFLICT_DENY) {
+                const char *conf = driver ? "driver" : "executor";
+                if (audit)
+                        warn(m, "audit: service account %.63s is not %.63s; the pod would be refused", sa, want);
+                else
+                        deny(m, "namespace %s uses Azure workload identity federated with service account "
+                             "\"%s\", and this %s runs as \"%s\": submit with --conf "
+                             "spark.kubernetes.authenticate.%s.serviceAccountName=%s%s", ns, want, conf, sa,
+                             conf, want, driver ? "" : " (or leave it unset: executors then use the driver's)");
+                return 0;
+        }
+        warn(m, "%sserviceAccountName %s %s %s, the service account of namespace %s's workload identity",
+             audit ? "audit: " : "", sa, audit ? "would be replaced by" : "replaced by", want, ns);
+        char value[WH_MAX_POLICY_STRING + 3];
+        snprintf(value, sizeof value, "\"%s\"", want);     /* a DNS name needs no escaping */
+        jsonpatch_path_reset(&m->patch);
+        jsonpatch_path_token(&m->patch, "spec");
+        jsonpatch_path_token(&m->patch, "serviceAccountName");
+        int rc = jsonpatch_op(&m->patch, "add", value);
+        if (rc == 0 && old) {
+                jsonpatch_path_reset(&m->patch);
+                jsonpatch_path_token(&m->patch, "spec");
+                jsonpatch_path_token(&m->patch, "serviceAccount");
+                rc = jsonpatch_op(&m->patch, "add", value);
+        }
+        return rc;
+}
+
+/* The AZURE_* variables of one container, collected into `ne` or set in
+ * place. A different client or tenant is another identity: onConflict. */
+static int workload_identity_env(struct mutation *m, const struct rule *r, const struct env_view *ev,
+                                 struct new_env *ne, bool *changed)
+{
+        const struct { const char *name, *value; bool identity; } want[N_WI_ENV] = {
+                { ENV_CLIENT_ID, r->client_id, true },
+                { ENV_TENANT_ID, r->tenant_id, true },
+                { ENV_TOKEN_FILE, POLICY_WI_TOKEN_FILE, false },
+                { ENV_AUTHORITY, r->authority_host, false },
+        };
+        bool audit = m->mode == POLICY_MODE_AUDIT;
+        for (size_t i = 0; i < N_WI_ENV; i++) {
+                size_t index;
+                int rc;
+                const cJSON *e = env_find(ev, want[i].name, &index);
+                if (!e) {
+                        *changed = true;
+                        if ((rc = new_env_add(ne, want[i].name, want[i].value)) < 0)
+                                return rc;
+                        continue;
+                }
+                if (cJSON_GetObjectItemCaseSensitive(e, "valueFrom")) {
+                        warn(m, "%s of container %.63s comes from valueFrom and was left alone", want[i].name,
+                             ev->name);
+                        continue;
+                }
+                const char *old = string_item(e, "value");
+                if (old && strcmp(old, want[i].value) == 0)
+                        continue;
+                if (want[i].identity && r->on_conflict == POLICY_CONFLICT_DENY) {
+                        if (!audit) {
+                                deny(m, "container %s sets %s=%s, and namespace %s's workload identity is %s",
+                                     ev->name, want[i].name, old ? old : "", r->name, want[i].value);
+                                return 0;
+                        }
+                        warn(m, "audit: %s=%.40s in container %.63s is another identity; the pod "
+                             "would be refused", want[i].name, old ? old : "", ev->name);
+                        continue;
+                }
+                if (!audit)
+                        warn(m, "%s %.50s replaced by %.50s in container %.40s", want[i].name,
+                             old && *old ? old : "(empty)", want[i].value, ev->name);
+                *changed = true;
+                if ((rc = op_set_env_value(m, ev, index, want[i].value)) < 0)
+                        return rc;
+        }
+        return 0;
+}
+
+/* The token's mount in one container: added, or corrected when our volume
+ * is mounted otherwise. A mount of another volume at our path cannot be
+ * undone here: refused. */
+static int workload_identity_mount(struct mutation *m, const cJSON *c, const struct env_view *ev, bool *changed)
+{
+        static const char mount[] = "{\"name\":\"" POLICY_WI_VOLUME "\",\"mountPath\":\""
+                                    POLICY_WI_MOUNT_PATH "\",\"readOnly\":true}";
+        const cJSON *mounts = cJSON_GetObjectItemCaseSensitive(c, "volumeMounts");
+        const cJSON *vm;
+        size_t i = 0;
+        bool found = false;
+        cJSON_ArrayForEach(vm, (cJSON_IsArray(mounts) ? mounts : NULL)) {
+                const char *name = string_item(vm, "name"), *path = string_item(vm, "mountPath");
+                if (name && strcmp(name, POLICY_WI_VOLUME) == 0) {
+                        found = true;
+                        break;
+                }
+                if (path && strcmp(path, POLICY_WI_MOUNT_PATH) == 0) {
+                        if (m->mode == POLICY_MODE_AUDIT)
+                                warn(m, "audit: container %.63s mounts %.63s at " POLICY_WI_MOUNT_PATH
+                                     "; the pod would be refused", ev->name, name ? name : "?");
+                        else
+                                deny(m, "container %s mounts volume %s at %s, where the workload identity "
+                                     "token goes", ev->name, name ? name : "?", POLICY_WI_MOUNT_PATH);
+                        return 0;
+                }
+                i++;
+        }
+        if (found) {
+                const char *path = string_item(vm, "mountPath");
+                const cJSON *ro = cJSON_GetObjectItemCaseSensitive(vm, "readOnly");
+                bool same = path && strcmp(path, POLICY_WI_MOUNT_PATH) == 0 && cJSON_IsTrue(ro) &&
+                            !cJSON_GetObjectItemCaseSensitive(vm, "subPath") &&
+                            !cJSON_GetObjectItemCaseSensitive(vm, "subPathExpr");
+                if (same)
+                        return 0;
+        }
+        *changed = true;
+        jsonpatch_path_reset(&m->patch);
+        jsonpatch_path_token(&m->patch, "spec");
+        jsonpatch_path_token(&m->patch, ev->list);
+        jsonpatch_path_index(&m->patch, ev->container);
+        jsonpatch_path_token(&m->patch, "volumeMounts");
+        if (found) {
+                jsonpatch_path_index(&m->patch, i);
+                return jsonpatch_op(&m->patch, "replace", mount);
+        }
+        return op_list_append(m, cJSON_IsArray(mounts), mount);
+}
+
+/* Whether a volume is our token volume as the rule wants it; what the API
+ * server defaults (defaultMode) does not count. */
+static bool token_volume_matches(const cJSON *v, const struct rule *r)
+{
+        const cJSON *projected = cJSON_GetObjectItemCaseSensitive(v, "projected");
+        const cJSON *sources = cJSON_GetObjectItemCaseSensitive(projected, "sources");
+        if (cJSON_GetArraySize(v) != 2 || !cJSON_IsArray(sources) || cJSON_GetArraySize(sources) != 1)
+                return false;
+        const cJSON *src = sources->child;
+        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(src, "serviceAccountToken");
+        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(tok, "expirationSeconds");
+        const char *aud = string_item(tok, "audience"), *path = string_item(tok, "path");
+        return cJSON_GetArraySize(src) == 1 && cJSON_GetArraySize(tok) == 3 && cJSON_IsNumber(exp) &&
+               exp->valuedouble == (double)r->token_expiration_s && aud &&
+               strcmp(aud, POLICY_WI_AUDIENCE) == 0 && path && strcmp(path, POLICY_WI_TOKEN_NAME) == 0;
+}
+
+/* The projected service-account token volume. */
+static int workload_identity_volume(const struct rule *r, const cJSON *pod, struct mutation *m)
+{
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
+        const cJSON *volumes = cJSON_GetObjectItemCaseSensitive(spec, "volumes");
+        const cJSON *v;
+        size_t i = 0;
+        bool found = false;
+        cJSON_ArrayForEach(v, (cJSON_IsArray(volumes) ? volumes : NULL)) {
+                const char *name = string_item(v, "name");
+                if (name && strcmp(name, POLICY_WI_VOLUME) == 0) {
+                        found = true;
+                        break;
+                }
+                i++;
+        }
+        if (found && token_volume_matches(v, r))
+                return 0;
+        char volume[512];
+        snprintf(volume, sizeof volume, "{\"name\":\"" POLICY_WI_VOLUME "\",\"projected\":{\"sources\":"
+                 "[{\"serviceAccountToken\":{\"audience\":\"" POLICY_WI_AUDIENCE "\",\"expirationSeconds\":%u,"
+                 "\"path\":\"" POLICY_WI_TOKEN_NAME "\"}}]}}", r->token_expiration_s);
+        if (m->mode == POLICY_MODE_AUDIT)
+                warn(m, "audit: would %s volume " POLICY_WI_VOLUME " (the projected service-account token)",
+                     found ? "replace" : "add");
+        jsonpatch_path_reset(&m->patch);
+        jsonpatch_path_token(&m->patch, "spec");
+        jsonpatch_path_token(&m->patch, "volumes");
+        if (found) {
+                jsonpatch_path_index(&m->patch, i);
+                return jsonpatch_op(&m->patch, "replace", volume);
+        }
+        return op_list_append(m, cJSON_IsArray(volumes), volume);
+}
+
+/* An image reference from its last path component on: "spark:3.5.1" of
+ * "registry:5000/apache/spark:3.5.1". */
+static const char *image_tag(const char *image)
+{
+        const char *slash = strrchr(image, '/');
+        return slash ? slash + 1 : image;
+}
+
+/* Whether an image's tag says Spark 3.x ("apache/spark:3.5.1",
+ * "spark-py:v3.4.0-...", before any @digest). */
+static bool image_is_spark3(const char *image)
+{
+        const char *tag = NULL;
+        for (const char *s = image_tag(image); *s && *s != '@'; s++)
+                if (*s == ':')
+                        tag = s + 1;
+        if (!tag)
+                return false;
+        if (*tag == 'v')
+                tag++;
+        return tag[0] == '3' && tag[1] == '.' && tag[2] >= '0' && tag[2] <= '9';
+}
+
+/* Env and mount of a container that runs Spark code, besides the Spark container. */
+static int workload_identity_container(struct mutation *m, const struct rule *r, const cJSON *c,
+                                       const char *list, size_t index)
+{
+        const cJSON *env = cJSON_GetObjectItemCaseSensitive(c, "env");
+        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .list = list, .container = index,
+                               .name = string_item(c, "name") };
+        struct new_env *ne = calloc(1, sizeof *ne);
+        bool changed = false;
+        if (!ne)
+                return -ENOMEM;
+        int rc = workload_identity_env(m, r, &ev, ne, &changed);
+        if (rc == 0 && m->decision != DECISION_DENIED)
+                rc = op_append_env(m, &ev, ne);
+        if (rc == 0 && m->decision != DECISION_DENIED)
+                rc = workload_identity_mount(m, c, &ev, &changed);
+        new_env_free(ne);
+        free(ne);
+        if (rc == 0 && changed && m->mode == POLICY_MODE_AUDIT)
+                warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
+                     ev.name);
+        return rc;
+}
+
+/* The init containers and sidecars the rule names. */
+static int workload_identity_extra(const struct rule *r, const cJSON *pod, int spark, struct mutation *m)
+{
+        static const char *const lists[] = { "initContainers", "containers" };
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
+        for (size_t k = 0; k < 2; k++) {
+                const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, lists[k]), *c;
+                size_t i = 0;
+                cJSON_ArrayForEach(c, (cJSON_IsArray(cs) ? cs : NULL)) {
+                        bool skip = k == 1 && (int)i == spark;
+                        if (!skip && cJSON_IsObject(c) &&
+                            in_list(r->extra_containers, r->n_extra_containers, string_item(c, "name"))) {
+                                int rc = workload_identity_container(m, r, c, lists[k], i);
+                                if (rc < 0 || m->decision == DECISION_DENIED)
+                                        return rc;
+                        }
+                        i++;
+                }
+        }
+        return 0;
+}
+
+/* The Spark pod of a namespace with a rule, in enforce or audit mode. */
+static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *pod,
+                            struct mutation *m)
+{
+        bool audit = m->mode == POLICY_MODE_AUDIT;
+        bool wi = r->auth == POLICY_AUTH_WORKLOAD_IDENTITY;
+        int rc;
+
+        if (wi) {
+                rc = workload_identity_sa(r, ns, pod, m);
+                if (rc == 0 && m->decision != DECISION_DENIED)
+                        rc = workload_identity_label(r, ns, m);
+        } else {
+                rc = pod_identity_label(r, ns, pod, m);
+        }
+        if (rc != 0 || m->decision == DECISION_DENIED)
+                return rc < 0 ? rc : 0;
 
         int ci = mutate_spark_container(pod);
+        if (wi && (ci >= 0 || r->n_extra_containers)) {
+                rc = workload_identity_volume(r, pod, m);
+                if (rc < 0)
+                        return rc;
+        }
         if (ci < 0)
-                return 0;
+                return wi ? workload_identity_extra(r, pod, ci, m) : 0;
         const cJSON *container = cJSON_GetArrayItem(pod_containers(pod), ci);
         const cJSON *env = cJSON_GetObjectItemCaseSensitive(container, "env");
-        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .container = (size_t)ci };
+        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .list = "containers",
+                               .container = (size_t)ci, .name = string_item(container, "name") };
         struct new_env *ne = calloc(1, sizeof *ne);
-        bool home = false, flags = false;
+        bool home = false, flags = false, azure = false;
         const char *var = NULL;
         if (!ne)
                 return -ENOMEM;
+        if (!ev.name)
+                ev.name = "?";
 
         rc = set_java_home(m, r, &ev, ne, &home);
         if (rc == 0 && r->jvm_env == POLICY_JVM_ENV_JAVA_TOOL_OPTIONS) {
@@ -534,17 +884,28 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
                 var = ENV_JAVA_OPT_PREFIX "n";
                 rc = add_java_opts(m, r, &ev, ne, &flags);
         }
-        if (rc == 0)
+        if (rc == 0 && wi)
+                rc = workload_identity_env(m, r, &ev, ne, &azure);
+        if (rc == 0 && m->decision != DECISION_DENIED)
                 rc = op_append_env(m, &ev, ne);
+        if (rc == 0 && wi && m->decision != DECISION_DENIED)
+                rc = workload_identity_mount(m, container, &ev, &azure);
         new_env_free(ne);
         free(ne);
-        if (rc < 0)
+        if (rc < 0 || m->decision == DECISION_DENIED)
                 return rc;
         if (audit && home)
                 warn(m, "audit: would set JAVA_HOME=%s", r->java_home);
         if (audit && flags)
                 warn(m, "audit: would add the policy's JVM flags to %s", var);
-        return 0;
+        if (audit && azure)
+                warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
+                     ev.name);
+        const char *image = string_item(container, "image");
+        if (wi && image && image_is_spark3(image))
+                warn(m, "image %.36s is Spark 3.x: its Hadoop 3.3 lacks WorkloadIdentityTokenProvider "
+                     "(Spark 4 has it)", image_tag(image));
+        return wi ? workload_identity_extra(r, pod, ci, m) : 0;
 }
 
 /* The namespace's rule is not known: it could not be read, or its
@@ -586,6 +947,13 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
         m->policy_sha256 = policy_sha256(p);
         m->identity_after = m->identity_before;
         m->decision = DECISION_UNCHANGED;
+        m->auth = r ? r->auth : POLICY_AUTH_POD_IDENTITY;
+        if (m->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
+                const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
+                const char *sa = string_item(spec, "serviceAccountName");
+                m->client_id = r->client_id;
+                m->service_account = sa && *sa ? sa : SA_DEFAULT;
+        }
         if (m->mode == POLICY_MODE_OFF)
                 return 0;
         if (!ns)
@@ -621,5 +989,7 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
         }
         if (m->decision != DECISION_MUTATED)
                 m->identity_after = m->identity_before;
+        else if (m->auth == POLICY_AUTH_WORKLOAD_IDENTITY && r->service_account)
+                m->service_account = r->service_account;   /* the driver's already was; executors' now are */
         return rc;
 }

@@ -30,12 +30,18 @@ static const struct hadoop_prop builtin_hadoop[] = {
 #define N_BUILTIN_HADOOP (sizeof builtin_hadoop / sizeof builtin_hadoop[0])
 #define KEY_TENANT "fs.azure.account.oauth2.msi.tenant"
 #define KEY_CLIENT "fs.azure.account.oauth2.client.id"
+#define KEY_PROVIDER "fs.azure.account.oauth.provider.type"
+#define KEY_TOKEN_FILE "fs.azure.account.oauth2.token.file"
+#define KEY_AUTHORITY "fs.azure.account.oauth2.msi.authority"
+#define WI_PROVIDER "org.apache.hadoop.fs.azurebfs.oauth2.WorkloadIdentityTokenProvider"
 #define ACCOUNT_SUFFIX ".dfs.core.windows.net"
 
 #define ANNOTATION_IDENTITY POLICY_ANNOTATION_PREFIX "identity"
 #define ANNOTATION_CLIENT POLICY_ANNOTATION_PREFIX "client-id"
 #define ANNOTATION_TENANT POLICY_ANNOTATION_PREFIX "tenant-id"
 #define ANNOTATION_MODE POLICY_ANNOTATION_PREFIX "mode"
+#define ANNOTATION_AUTH POLICY_ANNOTATION_PREFIX "auth"
+#define ANNOTATION_SERVICE_ACCOUNT POLICY_ANNOTATION_PREFIX "service-account"
 
 /* A list of words as checked. */
 struct words {
@@ -49,14 +55,17 @@ struct words {
 struct layer {
         const char *path;                      /* "defaults", "namespaces.NAME", "selectors[i]" */
         const char *identity, *tenant_id, *client_id, *java_home;
+        const char *service_account, *authority_host;
         bool java_home_set;
-        int mode, on_conflict, jvm_env;        /* -1: not set here */
-        struct words java_options, storage_accounts, allowed_identities;
+        int mode, on_conflict, jvm_env, auth;  /* -1: not set here */
+        long token_expiration;                 /* -1: not set here */
+        struct words java_options, storage_accounts, allowed_identities, extra_containers;
         struct hadoop_prop hadoop[WH_MAX_RULE_HADOOP_KEYS];   /* a NULL value removes the key */
         size_t n_hadoop;
 };
 
-#define LAYER_INIT(p) { .path = (p), .mode = -1, .on_conflict = -1, .jvm_env = -1 }
+#define LAYER_INIT(p) { .path = (p), .mode = -1, .on_conflict = -1, .jvm_env = -1, .auth = -1, \
+                        .token_expiration = -1 }
 
 enum label_op { OP_IN, OP_NOT_IN, OP_EXISTS, OP_DOES_NOT_EXIST, OP_MAX };
 
@@ -105,6 +114,7 @@ struct loader {
         struct buf *errors;
         unsigned n_errors;
         bool oom;
+        int defaults_auth;      /* defaults.auth, -1 when not set */
 };
 
 static void vfail(struct loader *l, const cJSON *node, bool at_key, const char *path,
@@ -207,6 +217,32 @@ static bool is_dns_label(const char *s)
         return true;
 }
 
+/* An RFC 1123 subdomain: what a service account name is. */
+static bool is_dns_subdomain(const char *s)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-' || s[n - 1] == '.' || s[n - 1] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+                        return false;
+                if (c == '.' && (s[i + 1] == '.' || s[i + 1] == '-' || s[i - 1] == '-'))
+                        return false;
+        }
+        return true;
+}
+
+/* An https URL with a host: what AZURE_AUTHORITY_HOST may be. */
+static bool is_https_url(const char *s)
+{
+        static const char scheme[] = "https://";
+        if (strncmp(s, scheme, sizeof scheme - 1) != 0)
+                return false;
+        const char *host = s + sizeof scheme - 1;
+        return *host && *host != '/' && *host != ':';
+}
+
 static bool is_uuid(const char *s)
 {
         if (strlen(s) != 36)
@@ -278,6 +314,12 @@ static int want_enum(struct loader *l, const cJSON *v, const char *path,
 static const char *const mode_names[POLICY_MODE_MAX] = { "enforce", "audit", "off" };
 static const char *const conflict_names[POLICY_CONFLICT_MAX] = { "override", "deny" };
 static const char *const jvm_env_names[POLICY_JVM_ENV_MAX] = { "spark", "JAVA_TOOL_OPTIONS" };
+static const char *const auth_names[POLICY_AUTH_MAX] = { "podIdentity", "workloadIdentity" };
+
+const char *policy_auth_name(enum policy_auth a)
+{
+        return a < POLICY_AUTH_MAX ? auth_names[a] : "?";
+}
 
 const char *policy_mode_name(enum policy_mode m)
 {
@@ -296,7 +338,7 @@ const char *policy_jvm_env_name(enum policy_jvm_env e)
 
 /* ---- layers: `defaults` and each rule entry, checked on their own ---- */
 
-enum word_kind { WORD_ANY, WORD_FLAG, WORD_IDENTITY, WORD_ACCOUNT };
+enum word_kind { WORD_ANY, WORD_FLAG, WORD_IDENTITY, WORD_ACCOUNT, WORD_CONTAINER };
 
 static void want_words(struct loader *l, const cJSON *v, const char *path,
                        enum word_kind kind, struct words *ret)
@@ -325,6 +367,11 @@ static void want_words(struct loader *l, const cJSON *v, const char *path,
                 if (kind == WORD_IDENTITY && !is_label_value(s)) {
                         fail(l, it, ipath, "\"%s\" is not a valid label value (at most 63 of "
                              "A-Z a-z 0-9 - _ ., starting and ending alphanumeric)", s);
+                        continue;
+                }
+                if (kind == WORD_CONTAINER && !is_dns_label(s)) {
+                        fail(l, it, ipath, "\"%s\" is not a container name (lowercase letters, "
+                             "digits and '-', at most 63)", s);
                         continue;
                 }
                 if (kind == WORD_ACCOUNT && !is_account_name(s)) {
@@ -386,6 +433,11 @@ static void check_hadoop_map(struct loader *l, const cJSON *map, const char *pat
                 if (strlen(it->string) > WH_MAX_POLICY_STRING) {
                         fail_key(l, it, kpath, "a hadoop property name is at most %u characters",
                                  WH_MAX_POLICY_STRING);
+                        continue;
+                }
+                if (strcmp(it->string, KEY_TOKEN_FILE) == 0) {
+                        fail_key(l, it, kpath, "auth: workloadIdentity sets this to the token it mounts "
+                                 "(%s); it is not set under hadoop", POLICY_WI_TOKEN_FILE);
                         continue;
                 }
                 if (strcmp(it->string, KEY_TENANT) == 0 || strcmp(it->string, KEY_CLIENT) == 0) {
@@ -481,6 +533,32 @@ static void check_layer(struct loader *l, const cJSON *map, const char *path, en
                         want_words(l, it, kpath, WORD_ACCOUNT, &ret->storage_accounts);
                 } else if (strcmp(k, "allowedIdentities") == 0) {
                         want_words(l, it, kpath, WORD_IDENTITY, &ret->allowed_identities);
+                } else if (strcmp(k, "auth") == 0) {
+                        ret->auth = want_enum(l, it, kpath, auth_names, POLICY_AUTH_MAX);
+                } else if (strcmp(k, "serviceAccount") == 0) {
+                        const char *s = want_word(l, it, kpath);
+                        if (s && !is_dns_subdomain(s))
+                                fail(l, it, kpath, "\"%s\" is not a service account name (lowercase "
+                                     "letters, digits, '-' and '.', at most 253)", s);
+                        else
+                                ret->service_account = s;
+                } else if (strcmp(k, "authorityHost") == 0) {
+                        const char *s = want_word(l, it, kpath);
+                        if (s && !is_https_url(s))
+                                fail(l, it, kpath, "\"%s\" is not an https URL like %s", s,
+                                     POLICY_WI_AUTHORITY_DEFAULT);
+                        else
+                                ret->authority_host = s;
+                } else if (strcmp(k, "tokenExpirationSeconds") == 0) {
+                        double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
+                        if (d < POLICY_WI_TOKEN_EXPIRATION_MIN || d > POLICY_WI_TOKEN_EXPIRATION_MAX ||
+                            d != (double)(long)d)
+                                fail(l, it, kpath, "must be a whole number of seconds from %u to %u",
+                                     POLICY_WI_TOKEN_EXPIRATION_MIN, POLICY_WI_TOKEN_EXPIRATION_MAX);
+                        else
+                                ret->token_expiration = (long)d;
+                } else if (strcmp(k, "extraContainers") == 0) {
+                        want_words(l, it, kpath, WORD_CONTAINER, &ret->extra_containers);
                 } else if (kind == LAYER_SELECTOR && strcmp(k, "namespaceSelector") == 0) {
                         check_selector(l, it, kpath, sel);
                 } else if (kind == LAYER_SELECTOR && strcmp(k, "name") == 0) {
@@ -488,12 +566,16 @@ static void check_layer(struct loader *l, const cJSON *map, const char *path, en
                 } else {
                         fail_key(l, it, kpath, "unknown key (a %s has %sidentity, tenantId, clientId, "
                                  "allowedIdentities, storageAccounts, mode, onConflict, java, hadoop, "
-                                 "jvmEnv)", what[kind],
+                                 "jvmEnv, auth, serviceAccount, authorityHost, tokenExpirationSeconds, "
+                                 "extraContainers)", what[kind],
                                  kind == LAYER_SELECTOR ? "name, namespaceSelector, " : "");
                 }
         }
-        if (kind != LAYER_DEFAULTS && !ret->identity && !cJSON_GetObjectItemCaseSensitive(map, "identity"))
-                fail_key(l, map, path, "identity is required");
+        int auth = ret->auth >= 0 ? ret->auth : l->defaults_auth;
+        if (kind != LAYER_DEFAULTS && auth != POLICY_AUTH_WORKLOAD_IDENTITY && !ret->identity &&
+            !cJSON_GetObjectItemCaseSensitive(map, "identity"))
+                fail_key(l, map, path, "identity is required (the aadpodidbinding label; with "
+                         "auth: workloadIdentity it is optional)");
         if (kind == LAYER_SELECTOR && !cJSON_GetObjectItemCaseSensitive(map, "namespaceSelector"))
                 fail_key(l, map, path, "namespaceSelector is required (use {} to match every namespace)");
 }
@@ -744,9 +826,12 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
                         char *err, size_t errlen)
 {
         int mode = PICK(mode, -1), on_conflict = PICK(on_conflict, -1), jvm_env = PICK(jvm_env, -1);
+        int auth = PICK(auth, -1);
+        bool wi = auth == POLICY_AUTH_WORKLOAD_IDENTITY;
         struct rule r = {
                 .name = pool_strdup(pool, name),
                 .source = source,
+                .auth = wi ? POLICY_AUTH_WORKLOAD_IDENTITY : POLICY_AUTH_POD_IDENTITY,
                 .identity = pool_strdup(pool, e->identity),
                 .mode = mode >= 0 ? (enum policy_mode)mode : POLICY_MODE_ENFORCE,
                 .on_conflict = on_conflict >= 0 ? (enum policy_conflict)on_conflict
@@ -755,6 +840,37 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
         };
         const char *tenant = PICK(tenant_id, NULL), *client = PICK(client_id, NULL);
         const char *home = e->java_home_set ? e->java_home : d->java_home;
+        const char *sa = PICK(service_account, NULL), *authority = PICK(authority_host, NULL);
+        const struct words *extra = e->extra_containers.set ? &e->extra_containers : &d->extra_containers;
+        long expiration = PICK(token_expiration, -1);
+
+        if (!wi && !e->identity) {
+                snprintf(err, errlen, "identity is required (the aadpodidbinding label; with "
+                         "auth: workloadIdentity it is optional)");
+                return -EINVAL;
+        }
+        if (!wi && (e->service_account || e->authority_host || e->token_expiration >= 0 ||
+                    e->extra_containers.set)) {
+                snprintf(err, errlen, "%s applies to auth: workloadIdentity only, and this rule's auth "
+                         "is podIdentity", e->service_account ? "serviceAccount"
+                         : e->authority_host ? "authorityHost"
+                         : e->token_expiration >= 0 ? "tokenExpirationSeconds" : "extraContainers");
+                return -EINVAL;
+        }
+        if (wi && (!tenant || !client)) {
+                snprintf(err, errlen, "auth: workloadIdentity needs %s (in the rule or in defaults): "
+                         "the federated identity's %s", !client ? "clientId" : "tenantId",
+                         !client ? "client ID" : "tenant");
+                return -EINVAL;
+        }
+        if (wi) {
+                r.service_account = pool_strdup(pool, sa);
+                r.authority_host = pool_strdup(pool, authority ? authority : POLICY_WI_AUTHORITY_DEFAULT);
+                r.token_expiration_s = expiration >= 0 ? (unsigned)expiration : POLICY_WI_TOKEN_EXPIRATION_DEFAULT;
+                r.extra_containers = pool_words(pool, NULL, extra->items, extra->n, &r.n_extra_containers);
+                if ((sa && !r.service_account) || !r.authority_host || !r.extra_containers)
+                        return -ENOMEM;
+        }
         r.tenant_id = pool_strdup(pool, tenant);
         r.client_id = pool_strdup(pool, client);
         r.java_home = pool_strdup(pool, home);
@@ -776,12 +892,18 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
                 props_set(pl, builtin_hadoop[i].key, builtin_hadoop[i].value);
         for (size_t i = 0; i < d->n_hadoop; i++)
                 props_set(pl, d->hadoop[i].key, d->hadoop[i].value);
+        if (wi)   /* the provider follows auth, unless the rule itself names one */
+                props_set(pl, KEY_PROVIDER, WI_PROVIDER);
         for (size_t i = 0; i < e->n_hadoop; i++)
                 props_set(pl, e->hadoop[i].key, e->hadoop[i].value);
         if (r.tenant_id)
                 props_set(pl, KEY_TENANT, r.tenant_id);
         if (r.client_id)
                 props_set(pl, KEY_CLIENT, r.client_id);
+        if (wi)
+                props_set(pl, KEY_TOKEN_FILE, POLICY_WI_TOKEN_FILE);
+        if (wi && strcmp(r.authority_host, POLICY_WI_AUTHORITY_DEFAULT) != 0)
+                props_set(pl, KEY_AUTHORITY, r.authority_host);   /* hadoop-azure's default is the public cloud */
 
         /* Per-account keys replace the global fs.azure.* ones. */
         size_t n_props = 0;
@@ -857,7 +979,7 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
         for (size_t i = 0; i < n_props; i++)
                 if (!props[i].key || !props[i].value)
                         rc = -ENOMEM;
-        if (rc < 0 || !r.name || !r.identity || !r.flags_joined || !r.allowed_identities ||
+        if (rc < 0 || !r.name || (e->identity && !r.identity) || !r.flags_joined || !r.allowed_identities ||
             (tenant && !r.tenant_id) || (client && !r.client_id) || (home && !r.java_home))
                 return -ENOMEM;
         *ret = r;
@@ -869,11 +991,13 @@ static int compile_rule(struct pool *pool, const char *name, enum rule_source so
  * annotations. */
 static int layer_keep(struct pool *pool, struct layer *ly)
 {
-        const char **fields[] = { &ly->identity, &ly->tenant_id, &ly->client_id, &ly->java_home };
+        const char **fields[] = { &ly->identity, &ly->tenant_id, &ly->client_id, &ly->java_home,
+                                  &ly->service_account, &ly->authority_host };
         for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
                 if (*fields[i] && !(*fields[i] = pool_strdup(pool, *fields[i])))
                         return -ENOMEM;
-        struct words *lists[] = { &ly->java_options, &ly->storage_accounts, &ly->allowed_identities };
+        struct words *lists[] = { &ly->java_options, &ly->storage_accounts, &ly->allowed_identities,
+                                  &ly->extra_containers };
         for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
                 for (size_t k = 0; k < lists[i]->n; k++)
                         if (!(lists[i]->items[k] = pool_strdup(pool, lists[i]->items[k])))
@@ -1059,7 +1183,7 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
                 goto out;
         }
         *defaults = (struct layer)LAYER_INIT("defaults");
-        struct loader l = { .doc = doc, .p = p, .errors = errors };
+        struct loader l = { .doc = doc, .p = p, .errors = errors, .defaults_auth = -1 };
         const cJSON *root = doc_root(doc);
         const cJSON *namespaces = NULL, *selectors = NULL;
         bool defaults_ok = true;
@@ -1098,6 +1222,7 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
         if (!cJSON_GetObjectItemCaseSensitive(root, "onLookupFailure"))
                 p->lookup_deny = true;
         p->default_mode = defaults->mode >= 0 ? (enum policy_mode)defaults->mode : POLICY_MODE_ENFORCE;
+        l.defaults_auth = defaults->auth;
 
         /* Every entry is checked; rules are compiled only on top of valid defaults. */
         if (namespaces && !cJSON_IsNull(namespaces))
@@ -1164,9 +1289,25 @@ static bool annotation_layer(const struct ns_info *ns, struct layer *ret, char *
         const char *client = annotation_of(ns, ANNOTATION_CLIENT);
         const char *tenant = annotation_of(ns, ANNOTATION_TENANT);
         const char *mode = annotation_of(ns, ANNOTATION_MODE);
+        const char *auth = annotation_of(ns, ANNOTATION_AUTH);
+        const char *sa = annotation_of(ns, ANNOTATION_SERVICE_ACCOUNT);
 
         *ret = (struct layer)LAYER_INIT("annotations");
-        if (!is_label_value(identity)) {
+        if (auth) {
+                for (int i = 0; i < POLICY_AUTH_MAX; i++)
+                        if (strcmp(auth, auth_names[i]) == 0)
+                                ret->auth = i;
+                if (ret->auth < 0) {
+                        snprintf(why, whylen, ANNOTATION_AUTH " \"%.40s\" is not podIdentity or workloadIdentity", auth);
+                        return false;
+                }
+        }
+        if (sa && !is_dns_subdomain(sa)) {
+                snprintf(why, whylen, ANNOTATION_SERVICE_ACCOUNT " \"%.63s\" is not a service account name", sa);
+                return false;
+        }
+        ret->service_account = sa;
+        if (identity && !is_label_value(identity)) {
                 snprintf(why, whylen, ANNOTATION_IDENTITY " \"%.63s\" is not a valid label value", identity);
                 return false;
         }
@@ -1205,7 +1346,7 @@ int policy_resolve(const struct policy *p, const char *namespace_, const struct 
                 ret->unknown = true;
                 return 0;
         }
-        if (p->annotations && annotation_of(info, ANNOTATION_IDENTITY)) {
+        if (p->annotations && (annotation_of(info, ANNOTATION_IDENTITY) || annotation_of(info, ANNOTATION_AUTH))) {
                 struct layer *e = malloc(sizeof *e);
                 char name[128], err[256];
                 if (!e)

@@ -148,6 +148,15 @@ int review_respond(const struct review *rv, const struct mutation *m, struct buf
                         r = buf_puts(out, ",\"rule\":");
                 if (r == 0)
                         r = buf_put_json_str(out, m->rule ? m->rule->name : "none");
+                if (r == 0 && m->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
+                        r = buf_puts(out, ",\"auth\":\"workloadIdentity\",\"client-id\":");
+                        if (r == 0)
+                                r = buf_put_json_str(out, m->client_id ? m->client_id : "");
+                        if (r == 0)
+                                r = buf_puts(out, ",\"service-account\":");
+                        if (r == 0)
+                                r = buf_put_json_str(out, m->service_account ? m->service_account : "");
+                }
                 if (r == 0)
                         r = buf_puts(out, ",\"policy-sha256\":");
                 if (r == 0)
