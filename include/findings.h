@@ -32,6 +32,9 @@ enum finding_problem {
         FINDING_MISSING_JVM_SETTINGS,   /* Spark container lacks the rule's JVM flags or JAVA_HOME */
         FINDING_NO_POLICY,              /* Spark pod without a rule while unmatched: deny (or
                                            whose namespace's annotations make no valid rule) */
+        FINDING_MISSING_WORKLOAD_IDENTITY,  /* Spark pod of a workload-identity namespace without
+                                           the AZURE_* env, the token volume or its mount, or
+                                           running as another service account */
         FINDING_PROBLEM_MAX,
 };
 

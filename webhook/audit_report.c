@@ -24,6 +24,7 @@ static const char *const problem_text[FINDING_PROBLEM_MAX] = {
         [FINDING_FOREIGN_IDENTITY] = "pod claims an Azure identity its namespace may not use",
         [FINDING_MISSING_JVM_SETTINGS] = "Spark container lacks the policy's JVM settings",
         [FINDING_NO_POLICY] = "Spark pod in a namespace without a valid rule, which the policy refuses",
+        [FINDING_MISSING_WORKLOAD_IDENTITY] = "Spark pod without its namespace's Azure workload identity",
 };
 static const char *const problem_severity[FINDING_PROBLEM_MAX] = {
         [FINDING_MISSING_IDENTITY] = "medium",
@@ -31,6 +32,7 @@ static const char *const problem_severity[FINDING_PROBLEM_MAX] = {
         [FINDING_FOREIGN_IDENTITY] = "high",
         [FINDING_MISSING_JVM_SETTINGS] = "low",
         [FINDING_NO_POLICY] = "medium",
+        [FINDING_MISSING_WORKLOAD_IDENTITY] = "medium",
 };
 
 /* ---- order ---- */

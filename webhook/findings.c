@@ -22,11 +22,13 @@
 #define ENV_SUBMIT_OPTS "SPARK_SUBMIT_OPTS"
 #define ENV_TOOL_OPTIONS "JAVA_TOOL_OPTIONS"
 #define ENV_JAVA_OPT_PREFIX "SPARK_JAVA_OPT_"
+#define ENV_AZURE_PREFIX "AZURE_"
 /* The env entries one finding speaks of: every flag, JAVA_HOME, a merged variable. */
 #define MAX_ENV_CHANGES (WH_MAX_RULE_FLAGS + 2u)
 
 static const char *const problem_names[FINDING_PROBLEM_MAX] = {
         "missing-identity", "wrong-identity", "foreign-identity", "missing-jvm-settings", "no-policy",
+        "missing-workload-identity",
 };
 static const char *const verdict_names[VERDICT_MAX] = {
         "not-concerned", "compliant", "findings", "unknown", "off",
@@ -322,6 +324,12 @@ static bool is_java_opt(const char *name)
         return strncmp(name, ENV_JAVA_OPT_PREFIX, strlen(ENV_JAVA_OPT_PREFIX)) == 0;
 }
 
+/* AZURE_CLIENT_ID and the other variables of workload identity. */
+static bool is_azure_env(const char *name)
+{
+        return strncmp(name, ENV_AZURE_PREFIX, strlen(ENV_AZURE_PREFIX)) == 0;
+}
+
 static bool env_change_has(const struct env_changes *ec, const char *name)
 {
         for (size_t i = 0; i < ec->n; i++)
@@ -386,8 +394,15 @@ static int jvm_settings(struct judge *j, const struct env_changes *ec)
                 return 0;
         buf_init(&expected, FINDING_TEXT_MAX);
         buf_init(&found, FINDING_TEXT_MAX);
+        size_t n_jvm = 0;
+        for (size_t i = 0; i < ec->n; i++)
+                n_jvm += !is_azure_env(ec->items[i].name);
+        if (n_jvm == 0)
+                return 0;
         for (size_t i = 0; rc == 0 && i < ec->n; i++) {
                 const struct env_change *c = &ec->items[i];
+                if (is_azure_env(c->name))
+                        continue;   /* workload identity's: said by workload_identity() */
                 if (is_java_opt(c->name)) {
                         n_opts++;
                         continue;
@@ -420,14 +435,69 @@ static int jvm_settings(struct judge *j, const struct env_changes *ec)
         return rc;
 }
 
-/* The identity label and the env, from the operations of admission's patch. */
+/* What a workload-identity pod lacks, besides the Spark container's env. */
+struct wi_gap {
+        bool volume;            /* the token volume is missing or not as the rule wants it */
+        bool account;           /* an executor runs as the default service account */
+        unsigned mounts;        /* containers whose env or token mount admission would change */
+        const char *refused;    /* admission would refuse the pod: why */
+};
+
+static int workload_identity(struct judge *j, const struct rule *r, const struct env_changes *ec,
+                             const struct wi_gap *g)
+{
+        bool env = false;
+        for (size_t i = 0; i < ec->n; i++)
+                env = env || is_azure_env(ec->items[i].name);
+        if (!env && !g->volume && !g->account && !g->mounts && !g->refused)
+                return 0;
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(j->pod, "spec");
+        const char *sa = string_item(spec, "serviceAccountName");
+        struct buf expected, found;
+        buf_init(&expected, FINDING_TEXT_MAX);
+        buf_init(&found, FINDING_TEXT_MAX);
+        int rc = text_add(&expected, "workload identity of client %s: AZURE_* env, volume " POLICY_WI_VOLUME
+                          " mounted at " POLICY_WI_MOUNT_PATH, r->client_id);
+        if (rc == 0 && r->service_account)
+                rc = text_add(&expected, ", serviceAccountName=%s", r->service_account);
+        for (size_t i = 0; rc == 0 && i < ec->n; i++) {
+                const struct env_change *c = &ec->items[i];
+                const char *sep = found.len ? "; " : "";
+                if (!is_azure_env(c->name))
+                        continue;
+                if (c->value_from)
+                        rc = text_add(&found, "%s%s from valueFrom", sep, c->name);
+                else if (c->old)
+                        rc = text_add(&found, "%s%s=%s", sep, c->name, c->old);
+                else
+                        rc = text_add(&found, "%s%s unset", sep, c->name);
+        }
+        if (rc == 0 && g->volume)
+                rc = text_add(&found, "%sno volume " POLICY_WI_VOLUME " as the policy has it", found.len ? "; " : "");
+        if (rc == 0 && g->mounts)
+                rc = text_add(&found, "%s%u container%s without the env or the token mount", found.len ? "; " : "",
+                              g->mounts, g->mounts == 1 ? "" : "s");
+        if (rc == 0 && g->account)
+                rc = text_add(&found, "%sserviceAccountName=%s", found.len ? "; " : "", sa && *sa ? sa : "default");
+        if (rc == 0 && g->refused)
+                rc = text_add(&found, "%sadmission would refuse it: %s", found.len ? "; " : "", g->refused);
+        if (rc == 0)
+                rc = add_finding(j, FINDING_MISSING_WORKLOAD_IDENTITY, expected.data, found.data);
+        buf_free(&expected);
+        buf_free(&found);
+        return rc;
+}
+
+/* The identity label, the env, and workload identity's volume, mounts and
+ * service account, from the operations of admission's patch. */
 static int classify_patch(struct judge *j, const struct rule *r, const struct mutation *m)
 {
         int ci;
         const cJSON *env = spark_env(j->pod, &ci);
         struct env_changes *ec = calloc(1, sizeof *ec);
         cJSON *ops = NULL;
-        bool label = false;
+        bool label = false, wi = r->auth == POLICY_AUTH_WORKLOAD_IDENTITY;
+        struct wi_gap gap = { .refused = m->decision == DECISION_DENIED ? m->message : NULL };
         int rc = 0;
         char prefix[64];
         if (!ec)
@@ -442,13 +512,25 @@ static int classify_patch(struct judge *j, const struct rule *r, const struct mu
         cJSON_ArrayForEach(op, ops) {
                 const char *path = string_item(op, "path");
                 const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
-                if (path && (strcmp(path, "/metadata/labels") == 0 ||
-                             strcmp(path, "/metadata/labels/" LABEL_IDENTITY) == 0))
-                        label = true;
-                else if (path && ci >= 0 && strncmp(path, prefix, strlen(prefix)) == 0)
+                if (!path) {
+                        rc = -EPROTO;
+                } else if (strcmp(path, "/metadata/labels") == 0 ||
+                           strcmp(path, "/metadata/labels/" LABEL_IDENTITY) == 0) {
+                        label = label || !wi;   /* workload identity only removes a claim: foreign-identity */
+                } else if (ci >= 0 && strncmp(path, prefix, strlen(prefix)) == 0) {
                         rc = env_op(env, path + strlen(prefix), value, ec);
-                else
+                } else if (wi && strncmp(path, "/spec/volumes", 13) == 0) {
+                        gap.volume = true;
+                } else if (wi && strcmp(path, "/spec/serviceAccountName") == 0) {
+                        gap.account = true;
+                } else if (wi && strcmp(path, "/spec/serviceAccount") == 0) {
+                        ;   /* the deprecated twin of serviceAccountName */
+                } else if (wi && (strncmp(path, "/spec/containers/", 17) == 0 ||
+                                  strncmp(path, "/spec/initContainers/", 21) == 0)) {
+                        gap.mounts++;
+                } else {
                         rc = -EPROTO;   /* a change this module cannot name: say so, never skip it */
+                }
                 if (rc < 0)
                         break;
         }
@@ -466,6 +548,8 @@ static int classify_patch(struct judge *j, const struct rule *r, const struct mu
         }
         if (rc == 0)
                 rc = jvm_settings(j, ec);
+        if (rc == 0 && wi)
+                rc = workload_identity(j, r, ec, &gap);
         cJSON_Delete(ops);
         free(ec);
         return rc;
