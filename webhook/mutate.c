@@ -545,7 +545,8 @@ static bool in_list(const char *const *items, size_t n, const char *s)
 }
 
 /* A claimed aadpodidbinding under workload identity: none is added; one the
- * namespace may use stays, another goes (override) or refuses (deny). */
+ * namespace may use stays, another goes (override) or refuses (deny). 1
+ * when the pod would be refused (audit mode). */
 static int workload_identity_label(const struct rule *r, const char *ns, struct mutation *m)
 {
         bool audit = m->mode == POLICY_MODE_AUDIT;
@@ -553,13 +554,14 @@ static int workload_identity_label(const struct rule *r, const char *ns, struct 
         if (!before || in_list(r->allowed_identities, r->n_allowed_identities, before))
                 return 0;
         if (r->on_conflict == POLICY_CONFLICT_DENY) {
-                if (audit)
-                        warn(m, "audit: label %s=%s: namespace %s uses workload identity; the pod would "
-                             "be refused", LABEL_IDENTITY, before, ns);
-                else
+                if (!audit) {
                         deny(m, "namespace %s uses Azure workload identity (client %s) and may not use Azure "
                              "identity \"%s\" (label %s)", ns, r->client_id, before, LABEL_IDENTITY);
-                return 0;
+                        return 0;
+                }
+                warn(m, "audit: label %s=%s: namespace %s uses workload identity; the pod would be refused",
+                     LABEL_IDENTITY, before, ns);
+                return 1;
         }
         warn(m, "%slabel %s=%s %s: namespace %s uses workload identity", audit ? "audit: " : "",
              LABEL_IDENTITY, before, audit ? "would be removed" : "removed", ns);
@@ -573,7 +575,7 @@ static int workload_identity_label(const struct rule *r, const char *ns, struct 
 
 /* The federated service account. The driver must run as it; an executor
  * with the default account (Spark was not told otherwise) is corrected or
- * refused, following onConflict. */
+ * refused, following onConflict. 1 when the pod would be refused (audit mode). */
 static int workload_identity_sa(const struct rule *r, const char *ns, const cJSON *pod, struct mutation *m)
 {
         bool audit = m->mode == POLICY_MODE_AUDIT;
@@ -588,13 +590,14 @@ static int workload_identity_sa(const struct rule *r, const char *ns, const cJSO
                 return 0;
         if (driver || strcmp(sa, SA_DEFAULT) != 0 || r->on_conflict == POLICY_CONFLICT_DENY) {
                 const char *conf = driver ? "driver" : "executor";
-                if (audit)
+                if (audit) {
                         warn(m, "audit: service account %.63s is not %.63s; the pod would be refused", sa, want);
-                else
-                        deny(m, "namespace %s uses Azure workload identity federated with service account "
-                             "\"%s\", and this %s runs as \"%s\": submit with --conf "
-                             "spark.kubernetes.authenticate.%s.serviceAccountName=%s%s", ns, want, conf, sa,
-                             conf, want, driver ? "" : " (or leave it unset: executors then use the driver's)");
+                        return 1;
+                }
+                deny(m, "namespace %s uses Azure workload identity federated with service account "
+                     "\"%s\", and this %s runs as \"%s\": submit with --conf "
+                     "spark.kubernetes.authenticate.%s.serviceAccountName=%s%s", ns, want, conf, sa,
+                     conf, want, driver ? "" : " (or leave it unset: executors then use the driver's)");
                 return 0;
         }
         warn(m, "%sserviceAccountName %s %s %s, the service account of namespace %s's workload identity",
@@ -654,9 +657,11 @@ static int workload_identity_env(struct mutation *m, const struct rule *r, const
                              "would be refused", want[i].name, old ? old : "", ev->name);
                         continue;
                 }
-                if (!audit)
-                        warn(m, "%s %.50s replaced by %.50s in container %.40s", want[i].name,
-                             old && *old ? old : "(empty)", want[i].value, ev->name);
+                if (!audit && want[i].identity)   /* a GUID each: both fit in a warning */
+                        warn(m, "%s %.40s replaced by %s", want[i].name, old && *old ? old : "(empty)",
+                             want[i].value);
+                else if (!audit)
+                        warn(m, "%s %.60s replaced by the policy's", want[i].name, old && *old ? old : "(empty)");
                 *changed = true;
                 if ((rc = op_set_env_value(m, ev, index, want[i].value)) < 0)
                         return rc;
