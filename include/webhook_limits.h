@@ -20,9 +20,14 @@
  * the server. --max-connections-per-ip */
 #define WH_MAX_CONNECTIONS_PER_IP 512u
 
-/* HTTP: libmicrohttpd's per-connection pool (headers, URL, small state).
- * Bodies do not live there. --connection-memory */
-#define WH_CONNECTION_MEMORY_BYTES (32u * 1024u)
+/* HTTP: libmicrohttpd's per-connection pool (headers, URL, small state,
+ * and its read buffer, half of the pool). Bodies do not live there: they
+ * are copied out as they arrive. libmicrohttpd zeroes the whole pool after
+ * every request, so each open connection keeps all of it resident. 24 KiB
+ * reads a review of up to about 12 KiB (the Spark driver and executor as the
+ * API server sends them) in one pass; a larger record is read in two, GnuTLS
+ * holding the rest meanwhile. --connection-memory */
+#define WH_CONNECTION_MEMORY_BYTES (24u * 1024u)
 
 /* HTTP: a connection with no traffic for this long is closed, which also
  * bounds a client that sends one byte at a time. --idle-timeout */

@@ -75,7 +75,7 @@ void cmd_serve_help(void)
                "                         read [%u] (K, M suffixes allowed)\n"
                "  --max-connections N    simultaneous connections [%u]\n"
                "  --max-connections-per-ip N  from one client address [%u]\n"
-               "  --connection-memory SIZE  per-connection memory for headers [%u]\n"
+               "  --connection-memory SIZE  per-connection memory for headers and reads [%u]\n"
                "  --idle-timeout SECONDS close connections idle this long [%u]\n"
                "  --threads N            worker threads; 0 = one per core [0]\n"
                "  --tls-min-version V    1.2 or 1.3 [1.2]; AEAD ciphers with ECDHE only\n"
@@ -652,11 +652,6 @@ int cmd_serve(int argc, char **argv)
         atomic_store(&sv.cert_not_after, (long long)not_after);
 
         /* The Kubernetes API, for namespaces: --kubeconfig, else in-cluster. */
-        if (kube_global_init() < 0) {
-                fprintf(stderr, CMD ": cannot set up libcurl\n");
-                policy_free(policy);
-                return 2;
-        }
         if (kubeconfig) {
                 if (kube_from_kubeconfig(kubeconfig, &kube, err, sizeof err) < 0) {
                         fprintf(stderr, CMD ": %s\n", err);
@@ -675,6 +670,14 @@ int cmd_serve(int argc, char **argv)
         if (!kube && policy_uses_namespaces(policy)) {
                 fprintf(stderr, CMD ": the policy reads namespaces (selectors or namespaceAnnotations); "
                         "run in a cluster or give --kubeconfig\n");
+                policy_free(policy);
+                return 2;
+        }
+        /* libcurl is set up only when there is an API to call: its set-up
+         * (libssl's too) makes about 0.4 MiB of library pages resident. */
+        if (kube && kube_global_init() < 0) {
+                fprintf(stderr, CMD ": cannot set up libcurl\n");
+                kube_free(kube);
                 policy_free(policy);
                 return 2;
         }
