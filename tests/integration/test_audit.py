@@ -23,12 +23,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import BIN, POLICY, POLICY_UNMATCHED_DENY, free_port, load_fixture, model, run_bin
 
-PROBLEMS = ["missing-identity", "wrong-identity", "foreign-identity", "missing-jvm-settings", "no-policy"]
+PROBLEMS = ["missing-identity", "wrong-identity", "foreign-identity", "missing-jvm-settings", "no-policy",
+            "missing-workload-identity"]
 REPORT_MAX_RESULTS = 500      # AUDIT_REPORT_MAX_RESULTS in include/audit_report.h
 TOKEN = "audit-test-token"
+WI_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+WI_CLIENT = "22222222-2222-2222-2222-222222222222"
 
 
 # ---------------------------------------------------------------------------
@@ -72,11 +76,15 @@ def write(path: Path, obj) -> Path:
 @pytest.fixture(scope="module")
 def deny_policy(tmp_path_factory) -> Path:
     """tests/fixtures/policy.yaml with `unmatched: deny`: every namespace
-    kind of the fixture policy, and no-policy findings."""
+    kind of the fixture policy, and no-policy findings; plus team-w, moved
+    to workload identity."""
     text = POLICY.read_text()
     assert "unmatched: allow" in text
+    doc = yaml.safe_load(text.replace("unmatched: allow", "unmatched: deny"))
+    doc["namespaces"]["team-w"] = {"auth": "workloadIdentity", "tenantId": WI_TENANT, "clientId": WI_CLIENT,
+                                   "serviceAccount": "spark"}
     path = tmp_path_factory.mktemp("audit-policy") / "policy-deny.yaml"
-    path.write_text(text.replace("unmatched: allow", "unmatched: deny"))
+    path.write_text(yaml.safe_dump(doc))
     return path
 
 
@@ -106,6 +114,9 @@ def cluster_pods(policy: dict) -> tuple[list[dict], dict]:
         (stored("spark35-driver.json", "team-off", "off-driver"), None),
         (stored("spark35-pyspark-driver.json", "team-e", "tool-driver"), ["missing-identity", "missing-jvm-settings"]),
         (compliant("spark35-pyspark-driver.json", "team-e", "ok-tool-driver", policy), []),
+        # Mutated while team-w was on pod identity (team-a's identity then).
+        (stored("spark35-driver-mutated.json", "team-w", "pod-identity-driver"),
+         ["foreign-identity", "missing-jvm-settings", "missing-workload-identity"]),
     ]
     items = [p for p, _ in pods]
     want = {(p["metadata"]["namespace"], p["metadata"]["name"]): w for p, w in pods}
@@ -257,10 +268,10 @@ def test_table_is_the_default(cluster, deny_policy):
     summary = lines.index(next(l for l in lines[1:] if l.startswith("NAMESPACE ")))
     assert re.match(r"NAMESPACE +RULE +MODE +PODS +SPARK +COMPLIANT +FINDINGS +UNKNOWN +PROBLEMS$", lines[summary])
     per_ns = {l.split()[0]: l for l in lines[summary + 1:] if l and l.split()[0].startswith("team-")}
-    assert set(per_ns) == {"team-a", "team-c", "team-e", "team-off", "team-x"}
+    assert set(per_ns) == {"team-a", "team-c", "team-e", "team-off", "team-w", "team-x"}
     assert per_ns["team-off"].split()[2] == "off"
     assert "no-policy 1" in per_ns["team-x"] and "foreign-identity 1" in per_ns["team-x"]
-    assert any(re.match(rf"{len(cluster['items'])} pods in 5 namespaces", l) for l in lines), out
+    assert any(re.match(rf"{len(cluster['items'])} pods in 6 namespaces", l) for l in lines), out
 
 
 def test_no_findings_exits_0(tmp_path):
@@ -320,7 +331,7 @@ def test_policyreport_one_per_namespace(cluster, deny_policy):
     assert doc["apiVersion"] == "v1" and doc["kind"] == "List"
     reports = {r["metadata"]["namespace"]: r for r in doc["items"]}
     # One per namespace with pods; team-off's is empty (not judged).
-    assert set(reports) == {"team-a", "team-c", "team-e", "team-off", "team-x"}
+    assert set(reports) == {"team-a", "team-c", "team-e", "team-off", "team-w", "team-x"}
     assert reports["team-off"]["results"] == [] and reports["team-off"]["summary"]["fail"] == 0
     for r in reports.values():
         check_report_shape(r)
