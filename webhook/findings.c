@@ -97,15 +97,16 @@ static const cJSON *spark_env(const cJSON *pod, int *ret_container)
         return cJSON_IsArray(env) ? env : NULL;
 }
 
+/* The entry that takes effect: the last of a name listed twice, as admission reads it. */
 static const cJSON *env_entry(const cJSON *env, const char *name)
 {
-        const cJSON *e;
+        const cJSON *e, *found = NULL;
         cJSON_ArrayForEach(e, env) {
                 const char *n = string_item(e, "name");
                 if (n && strcmp(n, name) == 0)
-                        return e;
+                        found = e;
         }
-        return NULL;
+        return found;
 }
 
 /* ---- the namespaces' counts ---- */

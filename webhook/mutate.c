@@ -216,19 +216,21 @@ struct env_view {
         const char *name;       /* the container's name, for messages */
 };
 
+/* The entry that takes effect: with a name listed twice, the kubelet
+ * gives the container the last one. */
 static const cJSON *env_find(const struct env_view *ev, const char *name, size_t *ret_index)
 {
-        const cJSON *e;
+        const cJSON *e, *found = NULL;
         size_t i = 0;
         cJSON_ArrayForEach(e, ev->env) {
                 const char *n = string_item(e, "name");
                 if (n && strcmp(n, name) == 0) {
                         *ret_index = i;
-                        return e;
+                        found = e;
                 }
                 i++;
         }
-        return NULL;
+        return found;
 }
 
 /* Env entries to append, collected so that a container without env gets

@@ -433,6 +433,19 @@ static void test_other_client_id(void **state)
         assert_true(has_warning(&f->m, "AZURE_CLIENT_ID " OTHER " replaced by " CLIENT));
 }
 
+/* With a name listed twice the kubelet uses the last: that is the one that counts. */
+static void test_duplicate_env_last_counts(void **state)
+{
+        struct fixture *f = *state;
+        run(f, "team-w", POD("driver", "", "spark",
+                             ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV ","
+                             "{'name':'AZURE_CLIENT_ID','value':'" OTHER "'}],'volumeMounts':[" MOUNT "]",
+                             ",'volumes':[" VOLUME "]"));
+        assert_int_equal(f->m.decision, DECISION_MUTATED);
+        assert_int_equal(f->m.patch.n_ops, 1);
+        assert_op(f, 0, "add", "/spec/containers/0/env/5/value", "'" CLIENT "'");
+}
+
 static void test_other_client_id_refused_on_deny(void **state)
 {
         struct fixture *f = *state;
@@ -719,6 +732,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_after_azure_workload_identity_webhook, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reinvoked_after_azure_workload_identity_webhook, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_other_client_id, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_duplicate_env_last_counts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_other_client_id_refused_on_deny, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_client_id_from_value_from_left_alone, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_driver_with_other_account_refused, setup, teardown),
