@@ -24,6 +24,10 @@
 #define ENV_AUTHORITY "AZURE_AUTHORITY_HOST"
 #define N_WI_ENV 4u
 #define SA_DEFAULT "default"
+/* The warning about a Spark 3 image, and the characters of the image
+ * reference it shows (its end), so that it fits in one warning. */
+#define SPARK3_WARNING "image %s is Spark 3.x: its Hadoop 3.3 lacks WorkloadIdentityTokenProvider (Spark 4 has it)"
+#define IMAGE_SHOWN_MAX (WH_MAX_WARNING_CHARS - (sizeof SPARK3_WARNING - 1 - 2))
 /* The env entries we may add to one container: one per flag, JAVA_HOME, one
  * merged variable, the workload identity's. */
 #define MAX_NEW_ENV (WH_MAX_RULE_FLAGS + 2u + N_WI_ENV)
@@ -781,6 +785,13 @@ static const char *image_tag(const char *image)
         return slash ? slash + 1 : image;
 }
 
+/* The end of an image reference, short enough for a warning. */
+static const char *image_tail(const char *image)
+{
+        size_t n = strlen(image);
+        return n > IMAGE_SHOWN_MAX ? image + n - IMAGE_SHOWN_MAX : image;
+}
+
 /* Whether an image's tag says Spark 3.x ("apache/spark:3.5.1",
  * "spark-py:v3.4.0-...", before any @digest). */
 static bool image_is_spark3(const char *image)
@@ -910,8 +921,7 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
                      ev.name);
         const char *image = string_item(container, "image");
         if (wi && image && image_is_spark3(image))
-                warn(m, "image %.36s is Spark 3.x: its Hadoop 3.3 lacks WorkloadIdentityTokenProvider "
-                     "(Spark 4 has it)", image_tag(image));
+                warn(m, SPARK3_WARNING, image_tail(image));
         return wi ? workload_identity_extra(r, pod, ci, m) : 0;
 }
 

@@ -638,6 +638,8 @@ static void test_spark3_image_warned(void **state)
                 assert_int_equal(f->m.decision, DECISION_MUTATED);
                 if (has_warning(&f->m, "is Spark 3.x: its Hadoop 3.3 lacks WorkloadIdentityTokenProvider") != (i < 3))
                         fail_msg("image %s: warning %s", image, i < 3 ? "missing" : "unexpected");
+                if (i == 0)
+                        assert_true(has_warning(&f->m, "image apache/spark:3.5.1 is Spark 3.x"));
         }
 }
 
