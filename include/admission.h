@@ -49,5 +49,6 @@ void admission_init(struct admission *a, size_t max_response);
 int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
                      size_t len, struct admission *a);
 
-/* Releases everything in the result. */
+/* Releases everything in the result. Inside an arena bracket (arena.h) the
+ * parsed review is left to arena_end(), which takes it back whole. */
 void admission_free(struct admission *a);

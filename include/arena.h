@@ -11,6 +11,7 @@
  * Under AddressSanitizer the returned memory is poisoned, so a use after
  * arena_end() is caught. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Routes cJSON's allocations through the arena hooks. Call once at start,
@@ -23,3 +24,8 @@ void arena_end(void);
 
 /* The bytes handed out by this thread's arena since arena_begin(); 0 outside the bracket. */
 size_t arena_used(void);
+
+/* Whether `p` is memory this thread's arena handed out in the current
+ * bracket: a tree there may be dropped instead of deleted, since
+ * arena_end() takes it back whole. False outside the bracket and for NULL. */
+bool arena_owns(const void *p);

@@ -150,3 +150,8 @@ size_t arena_used(void)
 {
         return tl.total;
 }
+
+bool arena_owns(const void *p)
+{
+        return p && tl.on && owned(p);
+}

@@ -572,7 +572,7 @@ def report(res, args):
         L.append("| part | instructions | share |")
         L.append("| --- | ---: | ---: |")
         for label, v in (("`admission_handle()`: parse, decide, respond", handle),
-                         ("`admission_free()`: cJSON_Delete() of a tree the arena frees anyway", free_),
+                         ("`admission_free()` (the parsed tree is left to the arena)", free_),
                          ("the rest of `admit()`: the decision log line, metrics", adm - handle - free_),
                          ("GnuTLS records in and out", fn.get("gnutls_record_recv", 0) + fn.get("gnutls_record_send", 0)),
                          ("everything else: libmicrohttpd (its pool is zeroed per request), epoll, malloc",
