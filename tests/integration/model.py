@@ -1,5 +1,6 @@
-"""The test oracle: what issue 2 says the webhook must answer, computed here
-from the policy file and the pod, independently of the server.
+"""The test oracle: what issue 2 (and, for workload identity mode, the design of
+issue 7) says the webhook must answer, computed here from the policy file and
+the pod, independently of the server.
 
 Python 3.11 standard library only. Used by the integration tests (through
 conftest.py) and by tests/fixtures/make_fixtures.py to write the
@@ -225,7 +226,7 @@ def deep_merge(base, over):
 @dataclass
 class Rule:
     namespace: str
-    identity: str
+    identity: str | None               # None only with workload identity, where it is optional
     allowed: list[str]
     mode: str
     on_conflict: str
@@ -233,6 +234,44 @@ class Rule:
     flags: list[str]
     jvm_env: str
     hadoop: dict[str, str] = field(default_factory=dict)
+    # issue 7 (workload identity); None / empty with pod identity
+    auth: str = "podIdentity"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    service_account: str | None = None
+    authority_host: str | None = None
+    token_expiration: int | None = None
+    extra_containers: list[str] = field(default_factory=list)
+
+    @property
+    def workload_identity(self) -> bool:
+        return self.auth == AUTH_WI
+
+    def may_claim(self) -> list[str]:
+        """The aadpodidbinding values pods of the namespace may carry."""
+        return ([self.identity] if self.identity else []) + self.allowed
+
+
+# Workload identity mode, as the design of issue 7 (notes/wi-spec.md) fixes it.
+AUTH_PI = "podIdentity"
+AUTH_WI = "workloadIdentity"
+MSI_PROVIDER = "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider"
+WI_PROVIDER = "org.apache.hadoop.fs.azurebfs.oauth2.WorkloadIdentityTokenProvider"
+WI_AUDIENCE = "api://AzureADTokenExchange"
+WI_VOLUME = "spark-identity-azure-token"
+WI_MOUNT_PATH = "/var/run/secrets/spark-identity/azure"
+WI_TOKEN_PATH = "azure-identity-token"
+WI_TOKEN_FILE = WI_MOUNT_PATH + "/" + WI_TOKEN_PATH
+WI_AUTHORITY_DEFAULT = "https://login.microsoftonline.com/"
+WI_TOKEN_EXPIRATION_DEFAULT = 3600
+WI_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST")
+# Kept from the pod (valueFrom aside) only when equal; a different value is a
+# conflict (onConflict) for these two, and simply replaced for the others.
+WI_ENV_IDENTITY = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID")
+# What Azure Workload Identity's own webhook adds (it must never clash with ours).
+AWI_VOLUME = "azure-identity-token"
+AWI_MOUNT_PATH = "/var/run/secrets/azure/tokens"
+AWI_TOKEN_FILE = AWI_MOUNT_PATH + "/azure-identity-token"
 
 
 BUILTIN_DEFAULTS = {
@@ -273,9 +312,11 @@ def entry_for(policy: dict, namespace: str, labels: dict | None = None,
     if entry is not None:
         return entry, namespace
     annotations = annotations or {}
-    if str(policy.get("namespaceAnnotations")).lower() == "true" and annotations.get(ANNOTATION + "identity"):
-        e = {"identity": annotations[ANNOTATION + "identity"]}
-        for a, k in (("client-id", "clientId"), ("tenant-id", "tenantId"), ("mode", "mode")):
+    if str(policy.get("namespaceAnnotations")).lower() == "true" and (
+            annotations.get(ANNOTATION + "identity") or annotations.get(ANNOTATION + "auth")):
+        e = {}
+        for a, k in (("identity", "identity"), ("client-id", "clientId"), ("tenant-id", "tenantId"), ("mode", "mode"),
+                     ("auth", "auth"), ("service-account", "serviceAccount")):
             if ANNOTATION + a in annotations:
                 e[k] = annotations[ANNOTATION + a]
         return e, f"annotations of {namespace}"
@@ -293,11 +334,23 @@ def rule_for(policy: dict, namespace: str, labels: dict | None = None,
         return None
     r = deep_merge(deep_merge(BUILTIN_DEFAULTS, policy.get("defaults") or {}), entry)
     java = r.get("java") or {}
-    hadoop = {str(k): str(v) for k, v in (r.get("hadoop") or {}).items()}
+    auth = str(r.get("auth") or AUTH_PI)
+    wi = auth == AUTH_WI
+    hadoop = {str(k): str(v) for k, v in (r.get("hadoop") or {}).items() if v is not None}
+    provider = "fs.azure.account.oauth.provider.type"
+    if wi and provider not in (entry.get("hadoop") or {}):
+        # WorkloadIdentityTokenProvider replaces the MsiTokenProvider of the
+        # built-ins or of defaults; only the rule's own hadoop map overrides it.
+        hadoop[provider] = WI_PROVIDER
     if r.get("tenantId"):
         hadoop["fs.azure.account.oauth2.msi.tenant"] = str(r["tenantId"])
     if r.get("clientId"):
         hadoop["fs.azure.account.oauth2.client.id"] = str(r["clientId"])
+    authority = str(r.get("authorityHost") or WI_AUTHORITY_DEFAULT) if wi else None
+    if wi:
+        hadoop["fs.azure.account.oauth2.token.file"] = WI_TOKEN_FILE
+        if authority != WI_AUTHORITY_DEFAULT:
+            hadoop["fs.azure.account.oauth2.msi.authority"] = authority
     accounts = r.get("storageAccounts") or []
     if accounts:
         per = {}
@@ -312,7 +365,7 @@ def rule_for(policy: dict, namespace: str, labels: dict | None = None,
     flags += [f"-Dspark.hadoop.{k}={hadoop[k]}" for k in sorted(hadoop, key=lambda s: s.encode())]
     return Rule(
         namespace=namespace,
-        identity=str(r["identity"]),
+        identity=str(r["identity"]) if r.get("identity") is not None else None,
         allowed=[str(x) for x in (r.get("allowedIdentities") or [])],
         mode=str(r.get("mode") or "enforce"),
         on_conflict=str(r.get("onConflict") or "override"),
@@ -320,6 +373,13 @@ def rule_for(policy: dict, namespace: str, labels: dict | None = None,
         flags=flags,
         jvm_env=str(r.get("jvmEnv") or "spark"),
         hadoop=hadoop,
+        auth=auth,
+        tenant_id=str(r["tenantId"]) if r.get("tenantId") else None,
+        client_id=str(r["clientId"]) if r.get("clientId") else None,
+        service_account=str(r["serviceAccount"]) if wi and r.get("serviceAccount") else None,
+        authority_host=authority,
+        token_expiration=int(r.get("tokenExpirationSeconds") or WI_TOKEN_EXPIRATION_DEFAULT) if wi else None,
+        extra_containers=[str(x) for x in (r.get("extraContainers") or [])] if wi else [],
     )
 
 
@@ -329,7 +389,8 @@ def granted_identities(policy: dict) -> set[str]:
     entries = list((policy.get("namespaces") or {}).values()) + list(policy.get("selectors") or [])
     defaults = policy.get("defaults") or {}
     for e in entries:
-        out.add(str(e["identity"]))
+        if e.get("identity") is not None:
+            out.add(str(e["identity"]))
         out.update(str(x) for x in (e.get("allowedIdentities", defaults.get("allowedIdentities")) or []))
     return out
 
@@ -390,6 +451,11 @@ class Expectation:
     message_contains: list[str] = field(default_factory=list)   # for denials
     warn_contains: list[str] = field(default_factory=list)      # substrings some warning must carry
     decision: str = ""
+    # issue 7: regexes some warning must match / no warning may match; for
+    # denials, alternatives (one per reason) of regexes the message must match
+    warn_patterns: list[str] = field(default_factory=list)
+    no_warn_patterns: list[str] = field(default_factory=list)
+    message_any: list[list[str]] = field(default_factory=list)
 
 
 def mutate_spark_pod(pod: dict, rule: Rule) -> tuple[dict, list[str]]:
@@ -398,7 +464,12 @@ def mutate_spark_pod(pod: dict, rule: Rule) -> tuple[dict, list[str]]:
     out = copy.deepcopy(pod)
     notes = []
     out["metadata"].setdefault("labels", {})[IDENTITY_LABEL] = rule.identity
-    c = out["spec"]["containers"][spark_container_index(out)]
+    _jvm_settings(out["spec"]["containers"][spark_container_index(out)], rule, spark_role(out), notes)
+    return out, notes
+
+
+def _jvm_settings(c: dict, rule: Rule, role: str | None, notes: list[str]):
+    """JAVA_HOME and the rule's JVM flags into the Spark container `c`."""
     env = c.setdefault("env", [])
 
     def set_literal(name, value):
@@ -422,7 +493,6 @@ def mutate_spark_pod(pod: dict, rule: Rule) -> tuple[dict, list[str]]:
         else:
             e["value"] = merge_opts_value(e.get("value"), rule.flags)
 
-    role = spark_role(out)
     if rule.jvm_env == "JAVA_TOOL_OPTIONS":
         merge("JAVA_TOOL_OPTIONS")
     elif role == "driver":
@@ -442,7 +512,170 @@ def mutate_spark_pod(pod: dict, rule: Rule) -> tuple[dict, list[str]]:
                 env.append({"name": f"SPARK_JAVA_OPT_{n}", "value": f})
                 present.add(f)
                 n += 1
-    return out, notes
+
+
+# ---------------------------------------------------------------------------
+# Workload identity mode (issue 7).
+# ---------------------------------------------------------------------------
+
+# Some warning must match this when the Spark container's image says Spark 3.x
+# (Hadoop 3.3 has no WorkloadIdentityTokenProvider), and none may otherwise.
+IMAGE_WARNING_RE = r"WorkloadIdentityTokenProvider|Hadoop 3\.4|Spark 4"
+# A refusal about an executor's service account must say what it is about.
+SERVICE_ACCOUNT_RE = r"(?i)service ?account"
+DRIVER_SA_CONF = "spark.kubernetes.authenticate.driver.serviceAccountName"
+
+
+def wi_env_values(rule: Rule) -> dict[str, str]:
+    return dict(zip(WI_ENV, (rule.client_id, rule.tenant_id, WI_TOKEN_FILE, rule.authority_host)))
+
+
+def wi_volume(rule: Rule) -> dict:
+    return {"name": WI_VOLUME, "projected": {"sources": [{"serviceAccountToken": {
+        "audience": WI_AUDIENCE, "expirationSeconds": rule.token_expiration, "path": WI_TOKEN_PATH}}]}}
+
+
+def wi_mount() -> dict:
+    return {"name": WI_VOLUME, "mountPath": WI_MOUNT_PATH, "readOnly": True}
+
+
+def without_api_defaults(volume: dict) -> dict:
+    """A volume without what the API server's defaulting adds to a projected
+    volume (defaultMode 420), for comparing contents."""
+    v = copy.deepcopy(volume)
+    proj = v.get("projected")
+    if isinstance(proj, dict) and proj.get("defaultMode") == 420:
+        del proj["defaultMode"]
+    return v
+
+
+def pod_service_account(pod: dict) -> str:
+    spec = pod.get("spec") or {}
+    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+
+
+def spark3_image(image: str) -> bool:
+    """The image tag (after an optional 'v') starts with "3."."""
+    last = image.rsplit("/", 1)[-1].split("@", 1)[0]
+    if ":" not in last:
+        return False
+    tag = last.split(":", 1)[1]
+    if tag.startswith("v"):
+        tag = tag[1:]
+    return tag.startswith("3.")
+
+
+def wi_target_containers(pod: dict, rule: Rule) -> list[tuple[str, int]]:
+    """(list, index) of the containers that get the env and the token mount:
+    the Spark container, then those named in extraContainers."""
+    spec = pod["spec"]
+    si = spark_container_index(pod)
+    out = [("containers", si)]
+    for kind in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(kind) or []):
+            if c.get("name") in rule.extra_containers and (kind, i) not in out:
+                out.append((kind, i))
+    return out
+
+
+@dataclass
+class WiOutcome:
+    pod: dict                     # the pod as the rule wants it (meaningless when refused)
+    warn: list[str]               # substrings some warning must carry
+    deny: list[list[str]]         # one entry per reason to refuse: regexes the message must match
+    image_warning: bool           # the Spark 3.x image warning is due
+
+
+def mutate_wi_pod(pod: dict, rule: Rule) -> WiOutcome:
+    """A Spark pod in a workload-identity namespace, as the design of issue 7
+    wants it (enforce)."""
+    out = copy.deepcopy(pod)
+    warn: list[str] = []
+    deny: list[list[str]] = []
+    spec = out["spec"]
+    role = spark_role(out)
+
+    labels = out["metadata"].get("labels") or {}
+    claimed = labels.get(IDENTITY_LABEL)
+    if claimed is not None and claimed not in rule.may_claim():
+        if rule.on_conflict == "deny":
+            deny.append([re.escape(claimed)])
+        else:
+            del labels[IDENTITY_LABEL]
+            warn.append(claimed)
+
+    if rule.service_account:
+        sa, want = pod_service_account(out), rule.service_account
+        if sa != want:
+            if role == "driver":
+                deny.append([re.escape(want), re.escape(DRIVER_SA_CONF)])
+            elif sa != "default" or rule.on_conflict == "deny":
+                deny.append([SERVICE_ACCOUNT_RE])
+            else:
+                spec["serviceAccountName"] = want
+                if "serviceAccount" in spec:
+                    spec["serviceAccount"] = want
+                warn.append(want)
+
+    values = wi_env_values(rule)
+    for kind, i in wi_target_containers(out, rule):
+        c = spec[kind][i]
+        env = c.setdefault("env", [])
+        for name in WI_ENV:
+            e = _env_find(env, name)
+            if e is None:
+                env.append({"name": name, "value": values[name]})
+            elif "valueFrom" in e:
+                warn.append(name)
+            elif e.get("value") == values[name]:
+                pass
+            elif name in WI_ENV_IDENTITY and rule.on_conflict == "deny":
+                deny.append([re.escape(name)])
+            else:
+                e["value"] = values[name]
+                e.pop("valueFrom", None)
+                warn.append(name)
+        mounts = c.setdefault("volumeMounts", [])
+        if any(m.get("mountPath") == WI_MOUNT_PATH and m.get("name") != WI_VOLUME for m in mounts):
+            deny.append([re.escape(WI_MOUNT_PATH)])
+        ours = [j for j, m in enumerate(mounts) if m.get("name") == WI_VOLUME]
+        if not ours:
+            mounts.append(wi_mount())
+        elif mounts[ours[0]] != wi_mount():
+            mounts[ours[0]] = wi_mount()
+
+    vols = spec.setdefault("volumes", [])
+    ours = [j for j, v in enumerate(vols) if v.get("name") == WI_VOLUME]
+    if not ours:
+        vols.append(wi_volume(rule))
+    elif without_api_defaults(vols[ours[0]]) != wi_volume(rule):
+        vols[ours[0]] = wi_volume(rule)
+
+    sc = spec["containers"][spark_container_index(out)]
+    _jvm_settings(sc, rule, role, warn)
+    return WiOutcome(out, warn, deny, spark3_image(sc.get("image") or ""))
+
+
+def expect_wi(pod: dict, rule: Rule) -> Expectation:
+    """A Spark pod in a workload-identity namespace (mode enforce or audit)."""
+    o = mutate_wi_pod(pod, rule)
+    changed = o.pod != pod
+    image = dict(warn_patterns=[IMAGE_WARNING_RE]) if o.image_warning else dict(no_warn_patterns=[IMAGE_WARNING_RE])
+    if rule.mode == "audit":
+        # The design names the Spark 3 image warning for enforce only.
+        return Expectation(allowed=True, warnings=True if (changed or o.deny) else None, decision="audit",
+                           no_warn_patterns=[] if o.image_warning else [IMAGE_WARNING_RE])
+    if o.deny:
+        return Expectation(allowed=False, message_any=o.deny, decision="deny-workload-identity")
+    return Expectation(
+        allowed=True,
+        changed=changed,
+        pod=o.pod if changed else None,
+        warnings=True if (o.warn or o.image_warning) else None,
+        warn_contains=o.warn,
+        decision="mutate" if changed else "unchanged",
+        **image,
+    )
 
 
 def expect(review: dict, policy: dict) -> Expectation:
@@ -462,7 +695,7 @@ def expect(review: dict, policy: dict) -> Expectation:
         if claimed is None:
             return Expectation(allowed=True, warnings=False, decision="not-spark")
         if rule is not None:
-            ok = claimed in [rule.identity] + rule.allowed
+            ok = claimed in rule.may_claim()
             mode = rule.mode
         else:
             ok = claimed not in granted_identities(policy)
@@ -479,6 +712,8 @@ def expect(review: dict, policy: dict) -> Expectation:
         return Expectation(allowed=True, decision="unmatched")
     if rule.mode == "off":
         return Expectation(allowed=True, warnings=False, decision="off")
+    if rule.workload_identity:
+        return expect_wi(pod, rule)
 
     conflict = claimed is not None and claimed != rule.identity
     if conflict and rule.on_conflict == "deny":
