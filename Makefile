@@ -10,6 +10,11 @@
 #               the floor probe side by side under h2load, the microbenchmark
 #               and its callgrind counts; the table goes to $(RELEASE_BUILD)/bench.md
 #               (tests/bench/run.sh; not part of make test)
+#   make soak   the server built for release ($(RELEASE_BUILD)) at half of its
+#               saturated rate for $(SOAK_SECONDS) s while the policy is rewritten,
+#               the serving pair renewed and the decision log rotated: no failed
+#               request, flat resident memory (tests/soak/run.sh); make test
+#               runs it 30 s against the debug build
 #   make fuzz   the libFuzzer targets (tests/fuzz, clang with ASan+UBSan, built in
 #               $(FUZZ_BUILD)): their corpora and regressions replayed, then
 #               $(FUZZ_SECONDS) s of fuzzing each; make test runs them 20 s each
@@ -23,13 +28,14 @@ ASAN_BUILD ?= build-asan
 RELEASE_BUILD ?= build-release
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
+SOAK_SECONDS ?= 600
 BIN        := $(BUILD)/spark-identity-webhook
 DEV        ?= certs/dev
 LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 
-.PHONY: all deps build build-asan run certs test e2e bench fuzz image clean
+.PHONY: all deps build build-asan run certs test e2e bench soak fuzz image clean
 
 all: build
 
@@ -68,6 +74,9 @@ e2e: build
 
 bench: deps
 	@tests/bench/run.sh $(RELEASE_BUILD)
+
+soak: deps
+	@SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/run.sh $(RELEASE_BUILD)
 
 fuzz: deps
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

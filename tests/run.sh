@@ -5,7 +5,9 @@
 # The end-to-end suite runs once, against BUILD (tests/e2e/run.sh); the image
 # suite once, on the image's own binary, with its results in BUILD
 # (tests/image/run.sh); the fuzz targets once, in their own clang build
-# FUZZ_BUILD, FUZZ_SECONDS (20) each after their corpora (tests/fuzz/run.sh).
+# FUZZ_BUILD, FUZZ_SECONDS (20) each after their corpora (tests/fuzz/run.sh);
+# the soak once, SOAK_SECONDS (30) against BUILD, its results in BUILD
+# (tests/soak/run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -29,6 +31,9 @@ for dir in "$build" "$asan"; do
         # 5 = no tests collected: that is a failure here, not a pass.
         [ "$rc" -eq 0 ] || status=1
 done
+
+echo "== soak: ${SOAK_SECONDS:-30} s at half of saturation under policy, certificate and log rotation ($build)"
+SOAK_SECONDS=${SOAK_SECONDS:-30} tests/soak/run.sh "$build" || status=1
 
 echo "== end-to-end tests against a real kube-apiserver, with $build/spark-identity-webhook"
 tests/e2e/run.sh "$build" || status=1
