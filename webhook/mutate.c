@@ -592,8 +592,8 @@ static int workload_identity_sa(const struct rule *r, const char *ns, const cJSO
         const char *want = r->service_account;
         bool driver = m->role == POD_ROLE_DRIVER;
 
-        if (!want || strcmp(sa, want) == 0)
-                return 0;
+        if (!want || strcmp(sa, want) == 0 || !cJSON_IsObject(spec))
+                return 0;   /* (a pod without a spec is the API server's to refuse) */
         if (driver || strcmp(sa, SA_DEFAULT) != 0 || r->on_conflict == POLICY_CONFLICT_DENY) {
                 const char *conf = driver ? "driver" : "executor";
                 if (audit) {
@@ -831,10 +831,30 @@ static int workload_identity_container(struct mutation *m, const struct rule *r,
         return rc;
 }
 
+static const char *const container_lists[] = { "initContainers", "containers" };
+
+/* Whether the pod has a container the rule names in extraContainers,
+ * besides the Spark container. */
+static bool has_extra_container(const struct rule *r, const cJSON *pod, int spark)
+{
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
+        for (size_t k = 0; r->n_extra_containers && k < 2; k++) {
+                const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, container_lists[k]), *c;
+                int i = 0;
+                cJSON_ArrayForEach(c, (cJSON_IsArray(cs) ? cs : NULL)) {
+                        if (!(k == 1 && i == spark) && cJSON_IsObject(c) &&
+                            in_list(r->extra_containers, r->n_extra_containers, string_item(c, "name")))
+                                return true;
+                        i++;
+                }
+        }
+        return false;
+}
+
 /* The init containers and sidecars the rule names. */
 static int workload_identity_extra(const struct rule *r, const cJSON *pod, int spark, struct mutation *m)
 {
-        static const char *const lists[] = { "initContainers", "containers" };
+        const char *const *lists = container_lists;
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
         for (size_t k = 0; k < 2; k++) {
                 const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, lists[k]), *c;
@@ -872,7 +892,7 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
                 return rc < 0 ? rc : 0;
 
         int ci = mutate_spark_container(pod);
-        if (wi && (ci >= 0 || r->n_extra_containers)) {
+        if (wi && (ci >= 0 || has_extra_container(r, pod, ci))) {
                 rc = workload_identity_volume(r, pod, m);
                 if (rc < 0)
                         return rc;

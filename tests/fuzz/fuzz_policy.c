@@ -75,8 +75,32 @@ static void check_rule(const struct rule *r, const char *where)
 {
         if (!r || !r->name || !*r->name)
                 fuzz_fail("%s: a rule without a name", where);
-        if (!r->identity || !label_value(r->identity))
+        bool wi = r->auth == POLICY_AUTH_WORKLOAD_IDENTITY;
+        if (r->auth >= POLICY_AUTH_MAX || !policy_auth_name(r->auth))
+                fuzz_fail("%s: auth out of range", r->name);
+        if ((!wi && !r->identity) || (r->identity && !label_value(r->identity)))
                 fuzz_fail("%s: identity \"%s\" is not a label value", r->name, r->identity ? r->identity : "(null)");
+        if (wi) {
+                /* Workload identity: the federated client and tenant, an
+                 * https authority, a lifetime Azure allows, a DNS-name account. */
+                if (!r->client_id || !r->tenant_id)
+                        fuzz_fail("%s: workload identity without clientId or tenantId", r->name);
+                if (!r->authority_host || strncmp(r->authority_host, "https://", 8) != 0 || has_space(r->authority_host))
+                        fuzz_fail("%s: authorityHost \"%s\"", r->name, r->authority_host ? r->authority_host : "(null)");
+                if (r->token_expiration_s < 3600 || r->token_expiration_s > 86400)
+                        fuzz_fail("%s: token lifetime %u", r->name, r->token_expiration_s);
+                if (r->service_account && (!*r->service_account || strlen(r->service_account) > 253 ||
+                                           strspn(r->service_account, "abcdefghijklmnopqrstuvwxyz0123456789-.") !=
+                                                   strlen(r->service_account)))
+                        fuzz_fail("%s: serviceAccount \"%s\"", r->name, r->service_account);
+                for (size_t i = 0; i < r->n_extra_containers; i++)
+                        if (!label_value(r->extra_containers[i]))
+                                fuzz_fail("%s: extra container \"%s\"", r->name, r->extra_containers[i]);
+                if (!strstr(r->flags_joined, "oauth2.token.file"))
+                        fuzz_fail("%s: workload identity without the token file among its flags", r->name);
+        } else if (r->service_account || r->authority_host || r->n_extra_containers) {
+                fuzz_fail("%s: workload identity settings on a pod-identity rule", r->name);
+        }
         if (r->mode >= POLICY_MODE_MAX || r->on_conflict >= POLICY_CONFLICT_MAX || r->jvm_env >= POLICY_JVM_ENV_MAX ||
             r->source >= RULE_SOURCE_MAX || r->source == RULE_NONE)
                 fuzz_fail("%s: an enum out of range", r->name);
@@ -89,7 +113,7 @@ static void check_rule(const struct rule *r, const char *where)
                 fuzz_fail("%s: clientId \"%s\" is not a GUID", r->name, r->client_id);
         if (r->java_home && (r->java_home[0] != '/' || has_space(r->java_home)))
                 fuzz_fail("%s: JAVA_HOME \"%s\"", r->name, r->java_home);
-        if (r->n_allowed_identities < 1 || strcmp(r->allowed_identities[0], r->identity) != 0)
+        if (r->identity && (r->n_allowed_identities < 1 || strcmp(r->allowed_identities[0], r->identity) != 0))
                 fuzz_fail("%s: the identity is not the first allowed identity", r->name);
         if (r->n_allowed_identities > WH_MAX_RULE_LIST_ITEMS + 1)
                 fuzz_fail("%s: %zu allowed identities", r->name, r->n_allowed_identities);

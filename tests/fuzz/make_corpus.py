@@ -48,11 +48,21 @@ def review_corpus():
     for ns in ("team-d", "team-e"):
         out[f"executor-{ns}.json"] = review_in("spark35-executor.json", ns)
     out["foreign-identity-team-f.json"] = review_in("spark35-driver-foreign-identity.json", "team-f")
+    # tests/fuzz/policy-namespaces.yaml: workload identity
+    for ns in ("team-w", "team-wd"):
+        out[f"driver-{ns}.json"] = review_in("spark35-driver.json", ns)
+        out[f"executor-{ns}.json"] = review_in("spark35-executor.json", ns)
+        out[f"mutated-driver-{ns}.json"] = review_in("spark35-driver-mutated.json", ns)
+        out[f"azure-wi-driver-{ns}.json"] = review_in("spark40-driver-azure-wi.json", ns)
+        out[f"sidecar-driver-{ns}.json"] = review_in("spark40-driver-template-sidecar.json", ns)
+        out[f"default-sa-executor-{ns}.json"] = review_in("spark40-executor-default-sa.json", ns)
     # tests/fuzz/policy-namespaces.yaml: labels and annotations from the name
     namespaces = {
         "selector-data": "spark-identity.io/team=data,env=prod,tier=gold",
         "selector-audit": "audit=yes",
         "annotations": f"a:identity=x-spark,a:client-id={GUID},a:mode=enforce",
+        "annotations-wi": f"a:auth=workloadIdentity,a:client-id={GUID},a:service-account=spark",
+        "selector-wi": "auth=wi",
         "annotations-bad": "a:identity=not a label!,a:client-id=nope",
         "gone": "gone-team",
         "unreadable": "err-team",

@@ -497,6 +497,15 @@ static void test_executor_without_account_corrected(void **state)
         assert_op(f, 0, "add", "/spec/serviceAccountName", "'spark'");
 }
 
+/* Found by fuzz_review: nothing is added under a spec that is not there. */
+static void test_executor_without_spec(void **state)
+{
+        struct fixture *f = *state;
+        run(f, "team-w", "{'metadata':{'labels':{'spark-role':'executor'}}}");
+        assert_int_equal(f->m.decision, DECISION_UNCHANGED);
+        assert_int_equal(f->m.patch.n_ops, 0);
+}
+
 static void test_executor_with_default_account_refused_on_deny(void **state)
 {
         struct fixture *f = *state;
@@ -740,6 +749,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_driver_with_other_account_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_executor_with_default_account_corrected, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_executor_without_account_corrected, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_executor_without_spec, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_executor_with_default_account_refused_on_deny, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_executor_with_other_account_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_service_account_in_rule, setup, teardown),
