@@ -655,8 +655,8 @@ static int workload_identity_env(struct mutation *m, const struct rule *r, const
                         continue;
                 if (want[i].identity && r->on_conflict == POLICY_CONFLICT_DENY) {
                         if (!audit) {
-                                deny(m, "container %s sets %s=%s, and namespace %s's workload identity is %s",
-                                     ev->name, want[i].name, old ? old : "", r->name, want[i].value);
+                                deny(m, "container %s sets %s=%s, and its namespace's workload identity is %s",
+                                     ev->name, want[i].name, old ? old : "", want[i].value);
                                 return 0;
                         }
                         warn(m, "audit: %s=%.40s in container %.63s is another identity; the pod "
