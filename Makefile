@@ -15,6 +15,10 @@
 #               the serving pair renewed and the decision log rotated: no failed
 #               request, flat resident memory (tests/soak/run.sh); make test
 #               runs it 30 s against the debug build
+#   make valgrind  the unit tests and the debug build's server (a short soak,
+#               rotations included, then SIGTERM) under valgrind's memcheck: no
+#               error, nothing lost (tests/soak/valgrind.sh); make test runs
+#               the server part, 15 s
 #   make fuzz   the libFuzzer targets (tests/fuzz, clang with ASan+UBSan, built in
 #               $(FUZZ_BUILD)): their corpora and regressions replayed, then
 #               $(FUZZ_SECONDS) s of fuzzing each; make test runs them 20 s each
@@ -35,7 +39,7 @@ LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 
-.PHONY: all deps build build-asan run certs test e2e bench soak fuzz image clean
+.PHONY: all deps build build-asan run certs test e2e bench soak valgrind fuzz image clean
 
 all: build
 
@@ -77,6 +81,9 @@ bench: deps
 
 soak: deps
 	@SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/run.sh $(RELEASE_BUILD)
+
+valgrind: build
+	@tests/soak/valgrind.sh $(BUILD)
 
 fuzz: deps
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

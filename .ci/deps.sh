@@ -6,7 +6,8 @@ set -euo pipefail
 
 debs=(gcc make meson ninja-build pkg-config
       libmicrohttpd-dev libgnutls28-dev libssl-dev libcjson-dev libcurl4-openssl-dev libyaml-dev
-      libcmocka-dev openssl curl python3 python3-pip faketime)
+      libcmocka-dev openssl curl python3 python3-pip faketime
+      nghttp2-client valgrind)   # h2load and memcheck: the soak and valgrind steps of make test
 missing=()
 for p in "${debs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,8 @@
 # (tests/image/run.sh); the fuzz targets once, in their own clang build
 # FUZZ_BUILD, FUZZ_SECONDS (20) each after their corpora (tests/fuzz/run.sh);
 # the soak once, SOAK_SECONDS (30) against BUILD, its results in BUILD
-# (tests/soak/run.sh).
+# (tests/soak/run.sh); BUILD's server under valgrind, VALGRIND_SECONDS (15)
+# (tests/soak/valgrind.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -34,6 +35,9 @@ done
 
 echo "== soak: ${SOAK_SECONDS:-30} s at half of saturation under policy, certificate and log rotation ($build)"
 SOAK_SECONDS=${SOAK_SECONDS:-30} tests/soak/run.sh "$build" || status=1
+
+echo "== valgrind: the server under memcheck, ${VALGRIND_SECONDS:-15} s of load and rotations ($build)"
+VALGRIND_SECONDS=${VALGRIND_SECONDS:-15} tests/soak/valgrind.sh "$build" server || status=1
 
 echo "== end-to-end tests against a real kube-apiserver, with $build/spark-identity-webhook"
 tests/e2e/run.sh "$build" || status=1

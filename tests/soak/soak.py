@@ -37,6 +37,11 @@ Checks, each a JUnit test case in --junit and a line on stdout:
                 the first third and the median of the last third
   shutdown      SIGTERM: exit status 0 within the shutdown grace
 
+With --valgrind the server runs under valgrind's memcheck (at --rate, which
+is then required: saturation means nothing there), and the memory check
+gives way to one on valgrind's report:
+  valgrind      no error, and nothing definitely, indirectly or possibly lost
+
 Standard library only; loads go to 127.0.0.1.
 """
 import argparse
@@ -367,11 +372,16 @@ class Soak:
                 "--tls-cert", os.path.join(self.volume.root, "tls.crt"),
                 "--tls-key", os.path.join(self.volume.root, "tls.key"),
                 "--listen", "127.0.0.1:%d" % port, "--audit-log", self.audit_log]
+        if args.valgrind:
+            self.valgrind_log = os.path.join(work, "valgrind.log")
+            argv = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--show-leak-kinds=all",
+                    "--errors-for-leak-kinds=definite,indirect,possible", "--num-callers=30",
+                    "--log-file=" + self.valgrind_log] + argv
         log = open(self.server_log, "wb")
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
         log.close()
         self.client = Client(port, os.path.join(self.ca_dir, "ca.crt"))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (60 if args.valgrind else 10)
         while True:
             try:
                 if self.client.readyz()[0] == 200:
@@ -386,12 +396,12 @@ class Soak:
         results = {}
         threads = []
         try:
-            sat = saturation(url, body_path)
+            sat = 0 if args.rate else saturation(url, body_path)
             rate = args.rate or sat / 2
             clients = args.connections
             results.update(saturated=sat, rate=rate, clients=clients)
-            say("saturated at %.0f/s; %g s at %.0f/s over %d connections, slices of %g s"
-                % (sat, args.seconds, rate, clients, args.slice))
+            say("%s; %g s at %.0f/s over %d connections, slices of %g s"
+                % ("saturated at %.0f/s" % sat if sat else "the rate given", args.seconds, rate, clients, args.slice))
             t0 = time.monotonic()
             for target in (self.policy_loop, self.cert_loop, self.log_loop, self.probe_loop,
                            lambda: self.rss_loop(t0)):
@@ -434,7 +444,7 @@ class Soak:
         t = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:
-            code = self.proc.wait(timeout=25)   # --shutdown-grace is 20 s
+            code = self.proc.wait(timeout=120 if self.args.valgrind else 25)   # --shutdown-grace is 20 s
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
@@ -459,15 +469,35 @@ def memory_verdict(samples, warm_up, tolerance_kib):
     return growth <= tolerance_kib, msg
 
 
+def valgrind_verdict(log):
+    """(ok, message) on memcheck's report of the server."""
+    try:
+        with open(log, errors="replace") as f:
+            text = f.read()
+    except (OSError, TypeError):
+        return False, "no valgrind report"
+    m = re.search(r"ERROR SUMMARY: ([\d,]+) errors", text)
+    lost = {k: int(v.replace(",", "")) for k, v in
+            re.findall(r"(definitely|indirectly|possibly) lost: ([\d,]+) bytes", text)}
+    if not m:
+        return False, "valgrind's report has no error summary; see " + log
+    errors = int(m.group(1).replace(",", ""))
+    msg = ("memcheck: %d errors; lost: definitely %d, indirectly %d, possibly %d bytes (report: %s)"
+           % (errors, lost.get("definitely", 0), lost.get("indirectly", 0), lost.get("possibly", 0), log))
+    if errors:
+        msg += "\n" + text[-6000:]
+    return errors == 0 and not any(lost.values()), msg
+
+
 def report(soak, res, args):
     """The checks: [(name, ok, message)]."""
     checks = []
     load = res.get("load", {"done": 0, "ok": 0, "bad": 1, "slices": 0, "said": []})
-    msg = ("%d requests in %d h2load slices over %.0f s, %.0f/s achieved (target %.0f/s, half of the "
-           "saturated %.0f/s, %d connections): %d not answered 2xx (failed, errored, timed out or "
-           "another status); %.1f µs CPU per request"
+    msg = ("%d requests in %d h2load slices over %.0f s, %.0f/s achieved (target %.0f/s%s, %d connections): "
+           "%d not answered 2xx (failed, errored, timed out or another status); %.1f µs CPU per request"
            % (load["done"], load["slices"], res.get("elapsed", 0), res.get("achieved", 0), res.get("rate", 0),
-              res.get("saturated", 0), res.get("clients", 0), load["bad"], res.get("cpu_us", 0)))
+              ", half of the saturated %.0f/s" % res["saturated"] if res.get("saturated") else "",
+              res.get("clients", 0), load["bad"], res.get("cpu_us", 0)))
     if load["said"]:
         msg += "\nh2load said:\n" + "\n".join(load["said"][:3])
     checks.append(("requests", load["done"] > 0 and load["bad"] == 0, msg))
@@ -484,8 +514,10 @@ def report(soak, res, args):
                    "%d renewed pairs served to new handshakes; %d problems%s"
                    % (c["certificates"], len(p["certificates"]),
                       ": " + "; ".join(p["certificates"][:5]) if p["certificates"] else "")))
-    ok, msg = memory_verdict(soak.rss, args.warm_up, args.rss_tolerance_kib)
-    checks.append(("memory", ok, msg))
+    if args.valgrind:
+        checks.append(("valgrind",) + valgrind_verdict(getattr(soak, "valgrind_log", None)))
+    else:
+        checks.append(("memory",) + memory_verdict(soak.rss, args.warm_up, args.rss_tolerance_kib))
     ex = res.get("exit", {"code": None, "seconds": 0, "early": True})
     checks.append(("shutdown", ex["code"] == 0 and not ex["early"],
                    "%s with status %s after %.1f s" % ("exited early" if ex["early"] else "SIGTERM: exited",
@@ -525,7 +557,10 @@ def main():
     ap.add_argument("--follow", type=float, default=10, help="seconds a change may take to be served")
     ap.add_argument("--warm-up", type=float, default=0.2, help="share of the run before memory counts")
     ap.add_argument("--rss-tolerance-kib", type=int, default=1024)
+    ap.add_argument("--valgrind", action="store_true", help="run the server under valgrind's memcheck")
     args = ap.parse_args()
+    if args.valgrind and not args.rate:
+        ap.error("--valgrind needs --rate")
 
     soak = Soak(args)
     t = time.monotonic()
