@@ -1,9 +1,26 @@
-/* Reading tests/fixtures from the unit tests: a whole file, and the pod of
- * an AdmissionReview fixture. Include after cmocka.h and cJSON.h; FIXTURES
- * is the directory (meson passes it). The caller frees what it gets. */
+/* Reading tests/fixtures from the unit tests: a whole file, the pod of an
+ * AdmissionReview fixture, and a policy the test knows to be valid. Include
+ * after cmocka.h and cJSON.h; FIXTURES is the directory (meson passes it).
+ * The caller frees what it gets. */
 #pragma once
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "policy.h"
+
+/* Loads a policy from text; a problem fails the test. */
+static inline struct policy *load_policy(const char *text)
+{
+        struct buf errors;
+        struct policy *p = NULL;
+        buf_init(&errors, 1 << 16);
+        if (policy_load(text, strlen(text), &p, &errors) < 0)
+                fail_msg("policy: %s", errors.data);
+        buf_free(&errors);
+        return p;
+}
 
 static inline char *fixture_text(const char *name)
 {
@@ -32,4 +49,13 @@ static inline cJSON *fixture_pod(const char *name)
         cJSON_Delete(review);
         assert_non_null(obj);
         return obj;
+}
+
+/* A policy file of tests/fixtures, loaded. */
+static inline struct policy *fixture_policy(const char *name)
+{
+        char *text = fixture_text(name);
+        struct policy *p = load_policy(text);
+        free(text);
+        return p;
 }

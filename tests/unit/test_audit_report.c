@@ -23,19 +23,6 @@
 #include "policy.h"
 
 
-static struct policy *fixture_policy(void)
-{
-        char *text = fixture_text("policy.yaml");
-        struct buf errors;
-        struct policy *p = NULL;
-        buf_init(&errors, 1 << 16);
-        if (policy_load(text, strlen(text), &p, &errors) < 0)
-                fail_msg("policy: %s", errors.data);
-        buf_free(&errors);
-        free(text);
-        return p;
-}
-
 struct fixture {
         struct policy *policy;
         struct findings f;
@@ -57,7 +44,7 @@ static void add(struct fixture *fx, const char *file, const char *ns, const char
 static int setup(void **state)
 {
         struct fixture *fx = calloc(1, sizeof *fx);
-        fx->policy = fixture_policy();
+        fx->policy = fixture_policy("policy.yaml");
         findings_init(&fx->f, 100);
         add(fx, "rogue-pod.json", "team-x", "uid-rogue");                   /* foreign-identity */
         add(fx, "spark35-driver.json", "team-a", "uid-driver");             /* missing-identity, jvm */

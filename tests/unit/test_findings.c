@@ -37,25 +37,6 @@
 /* ---- fixtures ---- */
 
 
-static struct policy *load_policy_text(const char *text)
-{
-        struct buf errors;
-        struct policy *p = NULL;
-        buf_init(&errors, 1 << 16);
-        if (policy_load(text, strlen(text), &p, &errors) < 0)
-                fail_msg("policy: %s", errors.data);
-        buf_free(&errors);
-        return p;
-}
-
-static struct policy *fixture_policy(const char *name)
-{
-        char *text = fixture_text(name);
-        struct policy *p = load_policy_text(text);
-        free(text);
-        return p;
-}
-
 /* Sets metadata.labels[key] (NULL removes it). */
 static void set_label(cJSON *pod, const char *key, const char *value)
 {
@@ -502,7 +483,7 @@ static void test_modes(void **state)
                 "defaults: {mode: \"off\"}\n"
                 "namespaces:\n  team-a: {identity: sparkaks, mode: enforce}\n"
                 "unmatched: deny\n";
-        struct policy *pa = load_policy_text(audit_defaults), *po = load_policy_text(off_defaults);
+        struct policy *pa = load_policy(audit_defaults), *po = load_policy(off_defaults);
         set_label(pod, "aadpodidbinding", "sparkaks");
         judge(pa, "team-x", pod, &r);
         assert_problems(&r, FINDING_FOREIGN_IDENTITY, FINDING_NO_POLICY, -1);
@@ -535,7 +516,7 @@ static bool annotated_x(const void *ctx, const char *identity)
 
 static void test_namespaces(void **state)
 {
-        struct policy *p = load_policy_text(ns_policy);
+        struct policy *p = load_policy(ns_policy);
         cJSON *pod = fixture_pod("spark35-driver.json");
         cJSON *rogue = fixture_pod("rogue-pod.json");
         cJSON *nginx = fixture_pod("nginx-pod.json");

@@ -18,20 +18,7 @@
 #include "policy.h"
 #include "pool.h"
 
-/* Decides as admission does, for a namespace with no labels or annotations. */
-static int decide(const struct policy *p, const char *ns, const cJSON *pod, struct mutation *m)
-{
-        struct pool pool = POOL_INIT;
-        struct resolution res;
-        struct ns_info none = { 0 };
-        int r = policy_resolve(p, ns, &none, &pool, &res);
-        if (r == 0) {
-                struct mutate_context mc = { .res = &res };
-                r = mutate_pod(p, ns, &mc, pod, m);
-        }
-        pool_free(&pool);
-        return r;
-}
+#include "mutate_fixture.h"
 
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
 #define CLIENT "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c"
@@ -55,56 +42,21 @@ static const char policy_text[] =
         "  team-off: {identity: off-spark, mode: off}\n"
         "unmatched: allow\n";
 
-struct fixture {
-        struct policy *policy;
-        cJSON *pod;
-        struct mutation m;
-        cJSON *ops;     /* the patch, parsed; NULL when there is none */
-};
-
-static struct policy *load_policy(const char *text)
-{
-        struct buf errors;
-        struct policy *p = NULL;
-        buf_init(&errors, 1 << 16);
-        if (policy_load(text, strlen(text), &p, &errors) < 0)
-                fail_msg("policy: %s", errors.data);
-        buf_free(&errors);
-        return p;
-}
-
 static int setup(void **state)
 {
-        struct fixture *f = calloc(1, sizeof *f);
-        f->policy = load_policy(policy_text);
-        mutation_init(&f->m);
-        *state = f;
+        *state = fixture_new(policy_text);
         return 0;
 }
 
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        cJSON_Delete(f->ops);
-        cJSON_Delete(f->pod);
-        mutation_free(&f->m);
-        policy_free(f->policy);
-        free(f);
-        return 0;
-}
+#define teardown fixture_teardown
 
 /* Runs the mutation of `pod_json` in `ns` and parses the patch. */
 static void run(struct fixture *f, const char *ns, const char *pod_json)
 {
-        f->pod = cJSON_Parse(pod_json);
-        if (!f->pod)
+        cJSON *pod = cJSON_Parse(pod_json);
+        if (!pod)
                 fail_msg("bad pod JSON in test: %s", pod_json);
-        assert_int_equal(decide(f->policy, ns, f->pod, &f->m), 0);
-        if (f->m.patch.n_ops) {
-                f->ops = cJSON_Parse(f->m.patch.text.data);
-                assert_non_null(f->ops);
-                assert_int_equal(cJSON_GetArraySize(f->ops), (int)f->m.patch.n_ops);
-        }
+        fixture_run(f, ns, pod);
 }
 
 /* Asserts op number `i`: its op, path, and value as compact JSON. */
@@ -123,14 +75,6 @@ static void assert_op(const struct fixture *f, int i, const char *op, const char
         free(v);
         free(w);
         cJSON_Delete(want);
-}
-
-static bool has_warning(const struct mutation *m, const char *part)
-{
-        for (unsigned i = 0; i < m->n_warnings; i++)
-                if (strstr(m->warnings[i], part))
-                        return true;
-        return false;
 }
 
 #define DRIVER(labels, env) \
@@ -283,11 +227,7 @@ static void test_java_tool_options(void **state)
         assert_op(f, 0, "add", "/metadata/labels/aadpodidbinding", "\"e-spark\"");
         assert_op(f, 1, "add", "/spec/containers/0/env/0/value", "\"" FLAGS " -Xshare:off\"");
         assert_op(f, 2, "add", "/spec/containers/0/env/-", "{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"}");
-        cJSON_Delete(f->ops);
-        f->ops = NULL;
-        cJSON_Delete(f->pod);
-        mutation_free(&f->m);
-        mutation_init(&f->m);
+        fixture_reset(f);
         run(f, "team-e", DRIVER("", ""));
         assert_op(f, 1, "add", "/spec/containers/0/env",
                   "[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
@@ -401,7 +341,7 @@ static void test_spark_pod_in_unmatched_namespace(void **state)
         struct policy *deny = load_policy("namespaces:\n  team-a: {identity: sparkaks}\nunmatched: deny\n");
         struct mutation m;
         mutation_init(&m);
-        assert_int_equal(decide(deny, "team-x", f->pod, &m), 0);
+        assert_int_equal(fixture_decide(deny, "team-x", f->pod, &m), 0);
         assert_int_equal(m.decision, DECISION_DENIED);
         assert_non_null(strstr(m.message, "namespace team-x has no Spark identity in the policy"));
         mutation_free(&m);
@@ -410,7 +350,7 @@ static void test_spark_pod_in_unmatched_namespace(void **state)
         cJSON *labels = cJSON_GetObjectItem(cJSON_GetObjectItem(f->pod, "metadata"), "labels");
         cJSON_AddStringToObject(labels, "aadpodidbinding", "sparkaks");
         mutation_init(&m);
-        assert_int_equal(decide(f->policy, "team-x", f->pod, &m), 0);
+        assert_int_equal(fixture_decide(f->policy, "team-x", f->pod, &m), 0);
         assert_int_equal(m.decision, DECISION_DENIED);
         assert_non_null(strstr(m.message, "the policy grants it to other namespaces only"));
         mutation_free(&m);
@@ -605,39 +545,6 @@ static void test_names(void **state)
 
 /* ---- the real-shaped fixtures (tests/fixtures, as the API server sends them) ---- */
 
-static cJSON *read_fixture_object(const char *name)
-{
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", FIXTURES, name);
-        FILE *fp = fopen(path, "rb");
-        if (!fp)
-                fail_msg("cannot open fixture %s", path);
-        static char text[1 << 20];
-        size_t n = fread(text, 1, sizeof text - 1, fp);
-        fclose(fp);
-        text[n] = '\0';
-        cJSON *review = cJSON_Parse(text);
-        assert_non_null(review);
-        cJSON *req = cJSON_GetObjectItem(review, "request");
-        cJSON *obj = cJSON_DetachItemFromObject(req, "object");
-        cJSON_Delete(review);
-        return obj;
-}
-
-static struct policy *fixture_policy(void)
-{
-        char path[512];
-        snprintf(path, sizeof path, "%s/policy.yaml", FIXTURES);
-        FILE *fp = fopen(path, "rb");
-        if (!fp)
-                fail_msg("cannot open %s", path);
-        static char text[1 << 16];
-        size_t n = fread(text, 1, sizeof text - 1, fp);
-        fclose(fp);
-        text[n] = '\0';
-        return load_policy(text);
-}
-
 static void test_fixture_spark_pods(void **state)
 {
         static const struct {
@@ -656,12 +563,12 @@ static void test_fixture_spark_pods(void **state)
                 { "nginx-pod.json", POD_ROLE_NONE, DECISION_UNCHANGED },
                 { "api-pod-allowed.json", POD_ROLE_NONE, DECISION_UNCHANGED },
         };
-        struct policy *p = fixture_policy();
+        struct policy *p = fixture_policy("policy.yaml");
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-                cJSON *pod = read_fixture_object(cases[i].file);
+                cJSON *pod = fixture_pod(cases[i].file);
                 struct mutation m;
                 mutation_init(&m);
-                assert_int_equal(decide(p, "team-a", pod, &m), 0);
+                assert_int_equal(fixture_decide(p, "team-a", pod, &m), 0);
                 if (m.role != cases[i].role || m.decision != cases[i].want)
                         fail_msg("%s: role %s decision %s", cases[i].file, pod_role_name(m.role),
                                  decision_name(m.decision));

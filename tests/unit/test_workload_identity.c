@@ -23,6 +23,8 @@
 #include "policy.h"
 #include "pool.h"
 
+#include "mutate_fixture.h"
+
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
 #define CLIENT "22222222-2222-2222-2222-222222222222"
 #define OTHER "33333333-3333-3333-3333-333333333333"
@@ -53,13 +55,6 @@ static const char policy_text[] =
         "  team-x: {auth: workloadIdentity, clientId: " CLIENT ", extraContainers: [fetch, proxy]}\n"
         "  team-n: {auth: workloadIdentity, clientId: " CLIENT "}\n";
 
-struct fixture {
-        struct policy *policy;
-        cJSON *pod;
-        struct mutation m;
-        cJSON *ops;
-};
-
 /* JSON written with ' for ", parsed; the caller deletes it. */
 static cJSON *json(const char *text)
 {
@@ -85,42 +80,15 @@ static struct policy *load(const char *text, struct buf *errors)
 
 static int setup(void **state)
 {
-        struct fixture *f = calloc(1, sizeof *f);
-        struct buf errors;
-        f->policy = load(policy_text, &errors);
-        if (!f->policy)
-                fail_msg("policy: %s", errors.data);
-        buf_free(&errors);
-        mutation_init(&f->m);
-        *state = f;
+        *state = fixture_new(policy_text);
         return 0;
 }
 
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        cJSON_Delete(f->ops);
-        cJSON_Delete(f->pod);
-        mutation_free(&f->m);
-        policy_free(f->policy);
-        free(f);
-        return 0;
-}
+#define teardown fixture_teardown
 
 static void run(struct fixture *f, const char *ns, const char *pod)
 {
-        struct pool pool = POOL_INIT;
-        struct resolution res;
-        struct ns_info none = { 0 };
-        f->pod = json(pod);
-        assert_int_equal(policy_resolve(f->policy, ns, &none, &pool, &res), 0);
-        struct mutate_context mc = { .res = &res };
-        assert_int_equal(mutate_pod(f->policy, ns, &mc, f->pod, &f->m), 0);
-        pool_free(&pool);
-        if (f->m.patch.n_ops && f->m.decision != DECISION_DENIED) {   /* a refusal's patch is unfinished */
-                f->ops = cJSON_Parse(f->m.patch.text.data);
-                assert_non_null(f->ops);
-        }
+        fixture_run(f, ns, json(pod));
 }
 
 static void assert_op(const struct fixture *f, int i, const char *op, const char *path, const char *value)
@@ -141,14 +109,6 @@ static void assert_op(const struct fixture *f, int i, const char *op, const char
                 fail_msg("op %d value:\n got  %s\n want %s", i, got, w);
         }
         cJSON_Delete(want);
-}
-
-static bool has_warning(const struct mutation *m, const char *part)
-{
-        for (unsigned i = 0; i < m->n_warnings; i++)
-                if (strstr(m->warnings[i], part))
-                        return true;
-        return false;
 }
 
 #define VOLUME "{'name':'spark-identity-azure-token','projected':{'sources':[{'serviceAccountToken':" \
@@ -575,11 +535,7 @@ static void test_audit_mode(void **state)
                                        "spark-kubernetes-executor"));
         assert_true(has_warning(&f->m, "audit: would add the policy's JVM flags"));
 
-        cJSON_Delete(f->pod);
-        cJSON_Delete(f->ops);
-        f->ops = NULL;
-        mutation_free(&f->m);
-        mutation_init(&f->m);
+        fixture_reset(f);
         run(f, "team-u", POD("driver", "", "default", "", ""));
         assert_int_equal(f->m.decision, DECISION_UNCHANGED);
         assert_true(has_warning(&f->m, "audit: service account default is not spark; the pod would be refused"));
@@ -638,11 +594,7 @@ static void test_spark3_image_warned(void **state)
                 char pod[512];
                 snprintf(pod, sizeof pod, "{'metadata':{'labels':{'spark-role':'driver'}},'spec':{'serviceAccountName':"
                          "'spark','containers':[{'name':'spark-kubernetes-driver','image':'%s'}]}}", image);
-                cJSON_Delete(f->pod);
-                cJSON_Delete(f->ops);
-                f->ops = NULL;
-                mutation_free(&f->m);
-                mutation_init(&f->m);
+                fixture_reset(f);
                 run(f, "team-w", pod);
                 assert_int_equal(f->m.decision, DECISION_MUTATED);
                 if (has_warning(&f->m, "is Spark 3.x: its Hadoop 3.3 lacks WorkloadIdentityTokenProvider") != (i < 3))
