@@ -39,9 +39,6 @@
 
 #include "fuzz_util.h"
 
-#define ANSWER_TIMEOUT_MS 2000   /* the server keeps sending: give up */
-#define SILENCE_MS 250           /* the server waits for more: give up */
-#define HEALTH_TIMEOUT_MS 10000
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -89,45 +86,47 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         return 0;
 }
 
-/* Sends `req` (and then http_last_request when `last`), half-closes, and
- * reads the answer until the server closes. False when it has not closed
- * after `timeout_ms`, or stays silent for `silence_ms`: then the connection
- * is reset. */
-static bool exchange(const void *req, size_t n, bool last, char *out, size_t cap, size_t *ret_len,
-                     int silence_ms, int timeout_ms)
+/* Plain TCP; the connection is the socket. */
+static void *plain_open(void)
 {
-        int fd = tcp_connect(port);
-        size_t len = 0;
-        tcp_send_all(fd, req, n);
-        if (last)
-                tcp_send_all(fd, http_last_request, sizeof http_last_request - 1);
-        shutdown(fd, SHUT_WR);
-        bool closed = tcp_read_until_close(fd, out, cap - 1, &len, silence_ms, timeout_ms) == 0;
-        if (closed)
-                close(fd);
-        else
-                tcp_abort(fd);
-        out[len] = '\0';
-        *ret_len = len;
-        return closed;
+        return (void *)(intptr_t)tcp_connect(port);
 }
 
-static void check_health(char *answer, size_t cap, const char *after)
+static void plain_send_all(void *conn, const void *p, size_t n)
 {
-        static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
-        size_t len;
-        if (!exchange(health, sizeof health - 1, false, answer, cap, &len, HEALTH_TIMEOUT_MS, HEALTH_TIMEOUT_MS))
-                fuzz_fail("GET /healthz %s: no answer within %d ms", after, HEALTH_TIMEOUT_MS);
-        if (http_status(answer, len) != 200 || !strstr(answer, "{\"status\":\"ok\"}"))
-                fuzz_fail("GET /healthz %s: %.300s", after, answer);
+        tcp_send_all((int)(intptr_t)conn, p, n);
 }
+
+static void plain_shut_write(void *conn)
+{
+        shutdown((int)(intptr_t)conn, SHUT_WR);
+}
+
+static ssize_t plain_recv_some(void *conn, char *buf, size_t cap, int timeout_ms)
+{
+        return tcp_recv_some((int)(intptr_t)conn, buf, cap, timeout_ms);
+}
+
+static void plain_close(void *conn, bool peer_closed)
+{
+        if (peer_closed)
+                close((int)(intptr_t)conn);
+        else
+                tcp_abort((int)(intptr_t)conn);
+}
+
+static const struct fuzz_transport plain = {
+        .open = plain_open, .send_all = plain_send_all, .shut_write = plain_shut_write,
+        .recv_some = plain_recv_some, .close = plain_close,
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static char answer[1 << 16];
         size_t n, len;
         unsigned char *req = http_fix_length(data, size, &n);
-        bool closed = exchange(req, n, true, answer, sizeof answer, &len, SILENCE_MS, ANSWER_TIMEOUT_MS);
+        bool closed = fuzz_exchange(&plain, req, n, true, answer, sizeof answer, &len, FUZZ_SILENCE_MS,
+                                    FUZZ_ANSWER_TIMEOUT_MS);
         free(req);
         if (len > 0) {
                 int code = http_status(answer, len);
@@ -136,6 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         /* Not closed: the input left the server waiting for more (a body
          * that swallowed the last request, say); it must still serve others. */
-        check_health(answer, sizeof answer, closed ? "after the input" : "after a connection left waiting");
+        fuzz_check_health(&plain, answer, sizeof answer,
+                          closed ? "after the input" : "after a connection left waiting");
         return 0;
 }

@@ -48,9 +48,6 @@
 
 #include "fuzz_util.h"
 
-#define ANSWER_TIMEOUT_MS 2000   /* the server keeps sending: give up */
-#define SILENCE_MS 250           /* the server waits for more: give up */
-#define HEALTH_TIMEOUT_MS 10000
 #define FUZZ_MAX_BODY (16u * 1024u)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -173,99 +170,97 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         return 0;
 }
 
-/* One TLS connection: sends `req` (then http_last_request when `last`),
- * closes our side (close_notify), and reads the answer until the server
- * closes. False when it has not closed after `timeout_ms`, or stays silent
- * for `silence_ms`: then the connection is reset. The certificate is not
- * verified: this is our own server on loopback. */
-static bool exchange(const void *req, size_t n, bool last, char *out, size_t cap, size_t *ret_len,
-                     int silence_ms, int timeout_ms)
-{
-        int fd = tcp_connect(port);
+/* TLS over a socket. The certificate is not verified: this is our own
+ * server on loopback. */
+struct tls_conn {
+        int fd;
         gnutls_session_t s;
-        if (gnutls_init(&s, GNUTLS_CLIENT) < 0)
+};
+
+static void *tls_open(void)
+{
+        struct tls_conn *c = malloc(sizeof *c);
+        if (!c)
+                fuzz_fail("out of memory");
+        c->fd = tcp_connect(port);
+        if (gnutls_init(&c->s, GNUTLS_CLIENT) < 0)
                 fuzz_fail("gnutls_init");
-        gnutls_set_default_priority(s);
-        gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, client_cred);
-        gnutls_transport_set_int(s, fd);
-        gnutls_handshake_set_timeout(s, HEALTH_TIMEOUT_MS);
+        gnutls_set_default_priority(c->s);
+        gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, client_cred);
+        gnutls_transport_set_int(c->s, c->fd);
+        gnutls_handshake_set_timeout(c->s, FUZZ_HEALTH_TIMEOUT_MS);
         int r;
         do
-                r = gnutls_handshake(s);
+                r = gnutls_handshake(c->s);
         while (r < 0 && !gnutls_error_is_fatal(r));
         if (r < 0)
                 fuzz_fail("TLS handshake with the server: %s", gnutls_strerror(r));
-
-        for (int part = 0; part < (last ? 2 : 1); part++) {
-                const char *p = part ? http_last_request : req;
-                size_t left = part ? sizeof http_last_request - 1 : n;
-                while (left) {
-                        ssize_t w = gnutls_record_send(s, p, left);
-                        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
-                                continue;
-                        if (w <= 0)
-                                break;   /* the server refused and closed */
-                        p += w;
-                        left -= (size_t)w;
-                }
-        }
-        gnutls_bye(s, GNUTLS_SHUT_WR);
-
-        size_t len = 0;
-        bool closed = false;
-        long long deadline = fuzz_now_ms() + timeout_ms;
-        for (;;) {
-                long long ms = deadline - fuzz_now_ms();
-                if (ms <= 0)
-                        break;
-                gnutls_record_set_timeout(s, (unsigned)(ms < silence_ms ? ms : silence_ms));
-                char tmp[4096];
-                ssize_t got = gnutls_record_recv(s, tmp, sizeof tmp);
-                if (got == GNUTLS_E_AGAIN || got == GNUTLS_E_INTERRUPTED)
-                        continue;
-                if (got == GNUTLS_E_TIMEDOUT)
-                        break;
-                if (got <= 0) {
-                        closed = true;   /* close_notify, or the connection closed or reset */
-                        break;
-                }
-                size_t keep = (size_t)got < cap - 1 - len ? (size_t)got : cap - 1 - len;
-                memcpy(out + len, tmp, keep);
-                len += keep;
-        }
-        gnutls_deinit(s);
-        if (closed)
-                close(fd);
-        else
-                tcp_abort(fd);
-        out[len] = '\0';
-        *ret_len = len;
-        return closed;
+        return c;
 }
 
-static void check_health(char *answer, size_t cap, const char *after)
+static void tls_send_all(void *conn, const void *p, size_t n)
 {
-        static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
-        size_t len;
-        if (!exchange(health, sizeof health - 1, false, answer, cap, &len, HEALTH_TIMEOUT_MS, HEALTH_TIMEOUT_MS))
-                fuzz_fail("GET /healthz %s: no answer within %d ms", after, HEALTH_TIMEOUT_MS);
-        if (http_status(answer, len) != 200 || !strstr(answer, "{\"status\":\"ok\"}"))
-                fuzz_fail("GET /healthz %s: %.300s", after, answer);
+        struct tls_conn *c = conn;
+        const char *s = p;
+        while (n) {
+                ssize_t w = gnutls_record_send(c->s, s, n);
+                if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
+                        continue;
+                if (w <= 0)
+                        return;   /* the server refused and closed */
+                s += w;
+                n -= (size_t)w;
+        }
 }
+
+static void tls_shut_write(void *conn)
+{
+        struct tls_conn *c = conn;
+        gnutls_bye(c->s, GNUTLS_SHUT_WR);
+}
+
+static ssize_t tls_recv_some(void *conn, char *buf, size_t cap, int timeout_ms)
+{
+        struct tls_conn *c = conn;
+        gnutls_record_set_timeout(c->s, (unsigned)timeout_ms);
+        ssize_t got = gnutls_record_recv(c->s, buf, cap);
+        if (got == GNUTLS_E_AGAIN || got == GNUTLS_E_INTERRUPTED)
+                return -EINTR;
+        if (got == GNUTLS_E_TIMEDOUT)
+                return -ETIMEDOUT;
+        return got < 0 ? 0 : got;   /* close_notify, or the connection closed or reset */
+}
+
+static void tls_close(void *conn, bool peer_closed)
+{
+        struct tls_conn *c = conn;
+        gnutls_deinit(c->s);
+        if (peer_closed)
+                close(c->fd);
+        else
+                tcp_abort(c->fd);
+        free(c);
+}
+
+static const struct fuzz_transport tls = {
+        .open = tls_open, .send_all = tls_send_all, .shut_write = tls_shut_write,
+        .recv_some = tls_recv_some, .close = tls_close,
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static char answer[1 << 17];
         size_t n, len;
         unsigned char *req = http_fix_length(data, size, &n);
-        bool closed = exchange(req, n, true, answer, sizeof answer, &len, SILENCE_MS, ANSWER_TIMEOUT_MS);
+        bool closed = fuzz_exchange(&tls, req, n, true, answer, sizeof answer, &len, FUZZ_SILENCE_MS,
+                                    FUZZ_ANSWER_TIMEOUT_MS);
         free(req);
         int code = len ? http_status(answer, len) : 0;
         if (len && (code < 100 || code > 599))
                 fuzz_fail("an answer that is not HTTP/1.x: %.200s", answer);
         if (!closed)
-                check_health(answer, sizeof answer, "after a connection left waiting");
+                fuzz_check_health(&tls, answer, sizeof answer, "after a connection left waiting");
         else if (++inputs % 32 == 0 || code >= 500 || len == 0)
-                check_health(answer, sizeof answer, "after the input");
+                fuzz_check_health(&tls, answer, sizeof answer, "after the input");
         return 0;
 }

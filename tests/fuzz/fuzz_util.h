@@ -1,7 +1,8 @@
 /* Helpers shared by the fuzz targets: failing loudly, reading fixtures, a
  * strict RFC 8259 checker (cJSON accepts raw control characters inside
  * strings; the API server's decoder does not), strict base64, an RFC 6902
- * applier for the operations we emit, and plain sockets.
+ * applier for the operations we emit, plain sockets, and one connection's
+ * exchange with the server under test over a target's transport.
  *
  * Test code: every function is static, and a target uses the ones it needs. */
 #pragma once
@@ -621,40 +622,21 @@ FUZZ_UNUSED static void tcp_send_all(int fd, const void *p, size_t n)
         }
 }
 
-/* Reads until the peer closes, keeping the first `cap` bytes. -ETIMEDOUT
- * when it sends nothing for `idle_ms`, or has not closed after `total_ms`. */
-FUZZ_UNUSED static int tcp_read_until_close(int fd, char *out, size_t cap, size_t *ret_len, int idle_ms,
-                                            int total_ms)
+/* Waits at most `timeout_ms` for bytes: how many were read (at most `cap`),
+ * 0 when the peer closed (or reset after a refusal), -EINTR to be asked
+ * again, -ETIMEDOUT when nothing came. */
+FUZZ_UNUSED static ssize_t tcp_recv_some(int fd, char *buf, size_t cap, int timeout_ms)
 {
-        size_t len = 0;
-        int rc = 0;
-        long long deadline = fuzz_now_ms() + total_ms;
-        for (;;) {
-                long long left = deadline - fuzz_now_ms();
-                if (left <= 0) {
-                        rc = -ETIMEDOUT;
-                        break;
-                }
-                struct pollfd pfd = { .fd = fd, .events = POLLIN };
-                int r = poll(&pfd, 1, (int)(left < idle_ms ? left : idle_ms));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r == 0) {
-                        rc = -ETIMEDOUT;
-                        break;
-                }
-                char tmp[4096];
-                ssize_t n = recv(fd, tmp, sizeof tmp, 0);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;   /* closed, or reset after a refusal */
-                size_t keep = (size_t)n < cap - len ? (size_t)n : cap - len;
-                memcpy(out + len, tmp, keep);
-                len += keep;
-        }
-        *ret_len = len;
-        return rc;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int r = poll(&pfd, 1, timeout_ms);
+        if (r < 0 && errno == EINTR)
+                return -EINTR;
+        if (r == 0)
+                return -ETIMEDOUT;
+        ssize_t n = recv(fd, buf, cap, 0);
+        if (n < 0 && errno == EINTR)
+                return -EINTR;
+        return n < 0 ? 0 : n;
 }
 
 /* Closes with a reset, so that the server drops the connection at once
@@ -678,4 +660,80 @@ FUZZ_UNUSED static int http_status(const char *s, size_t n)
                 code = code * 10 + (s[i] - '0');
         }
         return code;
+}
+
+/* ---- one connection's exchange with the server under test ---- */
+
+#define FUZZ_ANSWER_TIMEOUT_MS 2000   /* the server keeps sending: give up */
+#define FUZZ_SILENCE_MS 250           /* the server waits for more: give up */
+#define FUZZ_HEALTH_TIMEOUT_MS 10000
+
+/* How a target talks to its server: plain TCP (fuzz_http) or TLS
+ * (fuzz_https). */
+struct fuzz_transport {
+        /* A new connection; the target fails loudly when it cannot make one. */
+        void *(*open)(void);
+        /* Sends what the peer takes; stops quietly when it closed. */
+        void (*send_all)(void *conn, const void *p, size_t n);
+        /* Ends our side (a half-close, or close_notify). */
+        void (*shut_write)(void *conn);
+        /* As tcp_recv_some(). */
+        ssize_t (*recv_some)(void *conn, char *buf, size_t cap, int timeout_ms);
+        /* Ends the connection: closed when the peer closed, else reset. */
+        void (*close)(void *conn, bool peer_closed);
+};
+
+/* On a new connection: sends `req` (then http_last_request when `last`),
+ * ends our side, and reads the answer until the server closes, keeping the
+ * first cap - 1 bytes in `out`, NUL-terminated. False when it has not closed
+ * after `timeout_ms`, or stays silent for `silence_ms`: then the connection
+ * is reset. */
+FUZZ_UNUSED static bool fuzz_exchange(const struct fuzz_transport *t, const void *req, size_t n, bool last,
+                                      char *out, size_t cap, size_t *ret_len, int silence_ms, int timeout_ms)
+{
+        void *conn = t->open();
+        t->send_all(conn, req, n);
+        if (last)
+                t->send_all(conn, http_last_request, sizeof http_last_request - 1);
+        t->shut_write(conn);
+
+        size_t len = 0;
+        bool closed = false;
+        long long deadline = fuzz_now_ms() + timeout_ms;
+        for (;;) {
+                long long ms = deadline - fuzz_now_ms();
+                if (ms <= 0)
+                        break;
+                char tmp[4096];
+                ssize_t got = t->recv_some(conn, tmp, sizeof tmp, (int)(ms < silence_ms ? ms : silence_ms));
+                if (got == -EINTR)
+                        continue;
+                if (got == -ETIMEDOUT)
+                        break;
+                if (got <= 0) {
+                        closed = true;
+                        break;
+                }
+                size_t keep = (size_t)got < cap - 1 - len ? (size_t)got : cap - 1 - len;
+                memcpy(out + len, tmp, keep);
+                len += keep;
+        }
+        t->close(conn, closed);
+        out[len] = '\0';
+        *ret_len = len;
+        return closed;
+}
+
+/* GET /healthz on a new connection must get 200 within
+ * FUZZ_HEALTH_TIMEOUT_MS; `after` says when, for the failure. */
+FUZZ_UNUSED static void fuzz_check_health(const struct fuzz_transport *t, char *answer, size_t cap,
+                                          const char *after)
+{
+        static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+        size_t len;
+        if (!fuzz_exchange(t, health, sizeof health - 1, false, answer, cap, &len, FUZZ_HEALTH_TIMEOUT_MS,
+                           FUZZ_HEALTH_TIMEOUT_MS))
+                fuzz_fail("GET /healthz %s: no answer within %d ms", after, FUZZ_HEALTH_TIMEOUT_MS);
+        if (http_status(answer, len) != 200 || !strstr(answer, "{\"status\":\"ok\"}"))
+                fuzz_fail("GET /healthz %s: %.300s", after, answer);
 }
