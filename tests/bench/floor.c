@@ -28,6 +28,8 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "bench_util.h"
+
 /* Copied from webhook/server.c (TLS_PRIORITIES with TLS 1.2 and 1.3);
  * tests/bench/run.sh checks that the two still agree. */
 static const char tls_priorities[] =
@@ -48,31 +50,6 @@ struct request {
         size_t len, cap;
         bool too_big;
 };
-
-static char *read_file(const char *path)
-{
-        FILE *f = fopen(path, "rb");
-        if (!f)
-                return NULL;
-        char *data = NULL;
-        size_t len = 0;
-        for (;;) {
-                char *grown = realloc(data, len + 65536 + 1);
-                if (!grown) {
-                        free(data);
-                        fclose(f);
-                        return NULL;
-                }
-                data = grown;
-                size_t n = fread(data + len, 1, 65536, f);
-                len += n;
-                if (n < 65536)
-                        break;
-        }
-        data[len] = '\0';
-        fclose(f);
-        return data;
-}
 
 /* Appends `s` as a JSON string; false when it does not fit. */
 static bool put_json_str(char **p, char *end, const char *s)
@@ -254,7 +231,7 @@ int main(int argc, char **argv)
                 threads = sysconf(_SC_NPROCESSORS_ONLN);
         if (threads <= 0)
                 threads = 1;
-        char *cert = read_file(cert_path), *key = read_file(key_path);
+        char *cert = bench_read_file(cert_path, NULL), *key = bench_read_file(key_path, NULL);
         if (!cert || !key) {
                 fprintf(stderr, "floor: cannot read %s or %s: %s\n", cert_path, key_path, strerror(errno));
                 return 2;

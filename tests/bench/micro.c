@@ -25,33 +25,9 @@
 #include "policy.h"
 #include "webhook_limits.h"
 
-#define POLICY_ERRORS_MAX (64u * 1024u)
+#include "bench_util.h"
 
-static char *read_file(const char *path, size_t *ret_len)
-{
-        FILE *f = fopen(path, "rb");
-        if (!f)
-                return NULL;
-        char *data = NULL;
-        size_t len = 0;
-        for (;;) {
-                char *grown = realloc(data, len + 65536 + 1);
-                if (!grown) {
-                        free(data);
-                        fclose(f);
-                        return NULL;
-                }
-                data = grown;
-                size_t n = fread(data + len, 1, 65536, f);
-                len += n;
-                if (n < 65536)
-                        break;
-        }
-        fclose(f);
-        data[len] = '\0';
-        *ret_len = len;
-        return data;
-}
+#define POLICY_ERRORS_MAX (64u * 1024u)
 
 static double seconds(clockid_t clock)
 {
@@ -127,8 +103,8 @@ int main(int argc, char **argv)
         if (n <= 0)
                 n = 1;
         size_t policy_len, body_len;
-        char *policy_text = read_file(argv[1], &policy_len);
-        char *body = read_file(argv[2], &body_len);
+        char *policy_text = bench_read_file(argv[1], &policy_len);
+        char *body = bench_read_file(argv[2], &body_len);
         if (!policy_text || !body) {
                 fprintf(stderr, "micro: cannot read %s or %s: %s\n", argv[1], argv[2], strerror(errno));
                 return 2;
