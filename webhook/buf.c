@@ -53,7 +53,10 @@ static int buf_reserve(struct buf *b, size_t n)
 
 int buf_grow(struct buf *b, size_t n)
 {
-        return buf_reserve(b, n);
+        int r = buf_reserve(b, n);
+        if (r == 0)
+                b->data[b->len] = '\0';   /* a first allocation holds "" too */
+        return r;
 }
 
 int buf_append(struct buf *b, const void *p, size_t n)
