@@ -1,14 +1,14 @@
-/* Certificates with OpenSSL: a development CA and a serving certificate for
- * the webhook's Service, its renewal under the same CA, the caBundle for a
- * webhook configuration (one CA, or old and new during a rollover), and the
- * checks the server makes on a key pair before it serves it.
+/* Certificates with OpenSSL, for the `certs` command: a development CA and
+ * a serving certificate for the webhook's Service, its renewal under the
+ * same CA, and the caBundle for a webhook configuration (one CA, or old and
+ * new during a rollover). `serve` checks the pair it serves with GnuTLS
+ * instead (include/tls_pair.h), so that it never initialises OpenSSL.
  *
  * Library-style: returns 0 or a negative errno and writes a message to the
  * caller's `err` buffer; never logs, never exits. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
-#include <time.h>
 
 struct certs_request {
         const char *service;          /* Service name, e.g. "spark-identity-webhook" */
@@ -20,13 +20,6 @@ struct certs_request {
         unsigned days;                /* serving certificate validity */
         const char *out_dir;          /* created 0755 if missing */
         bool force;                   /* overwrite existing files */
-};
-
-/* What certs_check_pair() read from a serving certificate. */
-struct certs_info {
-        time_t not_before, not_after;
-        char serial[80];              /* hex, lowercase, no colons: whole octets as in DER */
-        char subject[256];            /* RFC 2253 text, ASCII (others escaped), cut to fit */
 };
 
 /* Makes an ECDSA P-256 CA (10 years) and a serving certificate signed by it
@@ -54,9 +47,3 @@ int certs_renew(const struct certs_request *req, char *err, size_t errlen);
  * block in every file must be a certificate (a private key is refused); the
  * whole is bounded by WH_MAX_PEM_BYTES (-EFBIG). The caller frees *ret. */
 int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err, size_t errlen);
-
-/* Checks a serving pair: both files readable PEM, the key matches the
- * certificate, the certificate is inside its validity period now. On success
- * fills *ret_info (may be NULL); on failure leaves it untouched. */
-int certs_check_pair(const char *cert_path, const char *key_path, struct certs_info *ret_info,
-                     char *err, size_t errlen);

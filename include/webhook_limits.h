@@ -84,6 +84,11 @@
 #define WH_CERT_DAYS_MAX 3650u
 #define WH_CA_DAYS 3650u
 
+/* TLS: one PEM file read (a certificate chain, a key, a CA for a caBundle),
+ * and the certificates of the serving chain (leaf first). Fixed. */
+#define WH_MAX_PEM_BYTES (1u * 1024u * 1024u)
+#define WH_TLS_MAX_CHAIN 8u
+
 /* Policy file: nodes after alias expansion, so that a few YAML aliases
  * cannot expand into millions of nodes. */
 #define WH_MAX_POLICY_NODES 100000u

@@ -24,10 +24,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-/* Until include/webhook_limits.h carries them. */
-#ifndef WH_MAX_PEM_BYTES
-#define WH_MAX_PEM_BYTES (1u * 1024u * 1024u)   /* one PEM file we read */
-#endif
+/* Until include/webhook_limits.h carries it. */
 #ifndef WH_CERT_CLOCK_SKEW_S
 #define WH_CERT_CLOCK_SKEW_S 300                /* notBefore is backdated by this */
 #endif
@@ -1028,99 +1025,5 @@ out:
         buf_free(&b64);
         buf_free(&one);
         buf_free(&all);
-        return r;
-}
-
-/* ---- checking a pair ----------------------------------------------------- */
-
-/* The serial's magnitude octets as DER holds them, in lowercase hex, the way
- * `openssl x509 -serial` prints them. */
-static int serial_hex(const char *path, X509 *x, char *ret, size_t len, char *err, size_t errlen)
-{
-        static const char hex[] = "0123456789abcdef";
-        const ASN1_INTEGER *s = X509_get0_serialNumber(x);
-        const unsigned char *p = ASN1_STRING_get0_data(s);
-        int n = ASN1_STRING_length(s);
-        bool negative = ASN1_STRING_type(s) == V_ASN1_NEG_INTEGER;
-        size_t o = 0;
-
-        if (n < 0 || (size_t)n * 2 + negative + 1 > len) {
-                seterr(err, errlen, "certificate %s has a serial number longer than %zu octets", path,
-                       (len - 2) / 2);
-                return -EINVAL;
-        }
-        if (negative)
-                ret[o++] = '-';
-        if (n == 0)
-                ret[o++] = '0';
-        for (int i = 0; i < n; i++) {
-                ret[o++] = hex[p[i] >> 4];
-                ret[o++] = hex[p[i] & 0x0f];
-        }
-        ret[o] = '\0';
-        return 0;
-}
-
-/* RFC 2253 text, with every byte that is not printable ASCII escaped, cut
- * to fit `len` (it is for logs). */
-static int subject_text(X509 *x, char *ret, size_t len, char *err, size_t errlen)
-{
-        BIO *bio = BIO_new(BIO_s_mem());
-        char *data;
-        long n;
-
-        if (!bio || X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) < 0) {
-                BIO_free(bio);
-                seterr_ssl(err, errlen, "cannot print the subject name");
-                return -ENOMEM;
-        }
-        n = BIO_get_mem_data(bio, &data);
-        snprintf(ret, len, "%.*s", (int)(n > 0 ? n : 0), data);
-        BIO_free(bio);
-        return 0;
-}
-
-int certs_check_pair(const char *cert_path, const char *key_path, struct certs_info *ret_info,
-                     char *err, size_t errlen)
-{
-        struct certs_info info = { 0 };
-        X509 *x = NULL;
-        EVP_PKEY *key = NULL;
-        char from[TIME_TEXT_MAX], until[TIME_TEXT_MAX];
-        time_t now;
-        int r;
-
-        if ((r = load_cert(cert_path, &x, err, errlen)) < 0 ||
-            (r = load_key(key_path, &key, err, errlen)) < 0)
-                goto out;
-        if (X509_check_private_key(x, key) != 1) {
-                ERR_clear_error();
-                seterr(err, errlen, "%s does not match %s", key_path, cert_path);
-                r = -EINVAL;
-                goto out;
-        }
-        r = cert_validity(cert_path, x, &info.not_before, &info.not_after, from, until, err, errlen);
-        if (r < 0)
-                goto out;
-        now = time(NULL);
-        if (now < info.not_before) {
-                seterr(err, errlen, "certificate %s is not yet valid until %s", cert_path, from);
-                r = -EKEYEXPIRED;
-                goto out;
-        }
-        if (now > info.not_after) {
-                seterr(err, errlen, "certificate %s expired on %s", cert_path, until);
-                r = -EKEYEXPIRED;
-                goto out;
-        }
-        if ((r = serial_hex(cert_path, x, info.serial, sizeof(info.serial), err, errlen)) < 0 ||
-            (r = subject_text(x, info.subject, sizeof(info.subject), err, errlen)) < 0)
-                goto out;
-        if (ret_info)
-                *ret_info = info;
-        r = 0;
-out:
-        EVP_PKEY_free(key);
-        X509_free(x);
         return r;
 }

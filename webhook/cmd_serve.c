@@ -19,7 +19,6 @@
 
 #include "admission.h"
 #include "arena.h"
-#include "certs.h"
 #include "cli.h"
 #include "commands.h"
 #include "fileio.h"
@@ -30,12 +29,11 @@
 #include "policy_file.h"
 #include "server.h"
 #include "snapshot.h"
+#include "tls_pair.h"
 #include "webhook_limits.h"
 
 #define CMD "serve"
 #define DEFAULT_LISTEN "0.0.0.0:8443"
-/* PEM files of the serving pair. */
-#define TLS_FILE_MAX (1u * 1024u * 1024u)
 #define POLICY_ERRORS_MAX (64u * 1024u)
 
 struct serve {
@@ -339,7 +337,7 @@ static bool same_file(const struct stat *a, const struct stat *b)
                a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-static void log_certificate(const char *msg, const struct serve *sv, const struct certs_info *info)
+static void log_certificate(const char *msg, const struct serve *sv, const struct tls_pair_info *info)
 {
         char when[32];
         struct tm tm;
@@ -422,28 +420,21 @@ static void maybe_reload_certificate(struct serve *sv, bool forced)
         sv->key_stat = ks;
 
         char err[512];
-        struct certs_info info;
-        struct buf cert, key;
-        buf_init(&cert, TLS_FILE_MAX);
-        buf_init(&key, TLS_FILE_MAX);
-        int r = certs_check_pair(sv->cert_path, sv->key_path, &info, err, sizeof err);
-        if (r == 0)
-                r = file_read(sv->cert_path, &cert, err, sizeof err);
-        if (r == 0)
-                r = file_read(sv->key_path, &key, err, sizeof err);
-        if (r == 0)
-                r = server_set_certificate(sv->server, cert.data, key.data, err, sizeof err);
-        metrics_certificate_reload(r == 0);
-        if (r < 0) {
-                log_message(LOG_ERROR, "certificate reload refused; the old pair keeps serving", err);
-        } else {
-                atomic_store(&sv->cert_not_after, (long long)info.not_after);
-                log_certificate("certificate reloaded", sv, &info);
+        struct tls_pair pair;
+        int r = tls_pair_read(sv->cert_path, sv->key_path, &pair, err, sizeof err);
+        if (r == 0) {
+                /* The bytes just checked, not the files again: they may have
+                 * changed meanwhile. */
+                r = server_set_certificate(sv->server, pair.cert_pem.data, pair.key_pem.data, err, sizeof err);
+                if (r == 0) {
+                        atomic_store(&sv->cert_not_after, (long long)pair.info.not_after);
+                        log_certificate("certificate reloaded", sv, &pair.info);
+                }
+                tls_pair_free(&pair);
         }
-        buf_free(&cert);
-        if (key.data)
-                explicit_bzero(key.data, key.len);
-        buf_free(&key);
+        metrics_certificate_reload(r == 0);
+        if (r < 0)
+                log_message(LOG_ERROR, "certificate reload refused; the old pair keeps serving", err);
 }
 
 /* Watches the directories of the policy and of the serving pair: editors,
@@ -472,15 +463,6 @@ static int watch_dirs(const char *const *paths, size_t n)
                 }
         }
         return fd;
-}
-
-static int read_pem(const char *path, struct buf *out)
-{
-        char err[512];
-        int r = file_read(path, out, err, sizeof err);
-        if (r < 0)
-                fprintf(stderr, CMD ": %s\n", err);
-        return r;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -636,16 +618,17 @@ int cmd_serve(int argc, char **argv)
         }
         buf_free(&errors);
 
-        /* The serving pair. */
-        struct certs_info cert_info;
+        /* The serving pair, read once: the server gets the bytes checked. */
+        struct tls_pair pair = { 0 };
         if (stat(cert_path, &sv.cert_stat) < 0 || stat(key_path, &sv.key_stat) < 0 ||
-            certs_check_pair(cert_path, key_path, &cert_info, err, sizeof err) < 0) {
+            tls_pair_read(cert_path, key_path, &pair, err, sizeof err) < 0) {
                 if (errno && !err[0])
                         snprintf(err, sizeof err, "cannot read %s or %s: %s", cert_path, key_path, strerror(errno));
                 fprintf(stderr, CMD ": %s\n", err);
                 policy_free(policy);
                 return 2;
         }
+        const struct tls_pair_info cert_info = pair.info;
         time_t not_after = cert_info.not_after;
         sv.cert_path = cert_path;
         sv.key_path = key_path;
@@ -656,6 +639,7 @@ int cmd_serve(int argc, char **argv)
                 if (kube_from_kubeconfig(kubeconfig, &kube, err, sizeof err) < 0) {
                         fprintf(stderr, CMD ": %s\n", err);
                         policy_free(policy);
+                        tls_pair_free(&pair);
                         return 2;
                 }
         } else {
@@ -664,6 +648,7 @@ int cmd_serve(int argc, char **argv)
                 if (r < 0 && r != -ENOENT) {
                         fprintf(stderr, CMD ": in a cluster, but %s\n", err);
                         policy_free(policy);
+                        tls_pair_free(&pair);
                         return 2;
                 }
         }
@@ -671,6 +656,7 @@ int cmd_serve(int argc, char **argv)
                 fprintf(stderr, CMD ": the policy reads namespaces (selectors or namespaceAnnotations); "
                         "run in a cluster or give --kubeconfig\n");
                 policy_free(policy);
+                tls_pair_free(&pair);
                 return 2;
         }
         /* libcurl is set up only when there is an API to call: its set-up
@@ -679,20 +665,14 @@ int cmd_serve(int argc, char **argv)
                 fprintf(stderr, CMD ": cannot set up libcurl\n");
                 kube_free(kube);
                 policy_free(policy);
+                tls_pair_free(&pair);
                 return 2;
         }
-        struct buf cert_pem, key_pem;
-        buf_init(&cert_pem, TLS_FILE_MAX);
-        buf_init(&key_pem, TLS_FILE_MAX);
         int rc = 2;
         struct server *server = NULL, *metrics_server = NULL;
         int sfd = -1, ifd = -1;
-        if (read_pem(cert_path, &cert_pem) < 0 || read_pem(key_path, &key_pem) < 0) {
-                policy_free(policy);
-                goto out;
-        }
-        opt.cert_pem = cert_pem.data;
-        opt.key_pem = key_pem.data;
+        opt.cert_pem = pair.cert_pem.data;
+        opt.key_pem = pair.key_pem.data;
 
         arena_install();   /* before the worker threads start */
         sv.policy = snapshot_new(policy, free_policy);
@@ -732,7 +712,9 @@ int cmd_serve(int argc, char **argv)
         }
 
         struct server_handler h = { .ctx = &sv, .admit = admit, .ready = ready, .metrics = render_metrics };
-        if (server_start(&opt, &h, &server, err, sizeof err) < 0) {
+        int started = server_start(&opt, &h, &server, err, sizeof err);
+        tls_pair_free(&pair);   /* the server has loaded its own copy */
+        if (started < 0) {
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
         }
@@ -809,9 +791,6 @@ out:
         if (ifd >= 0)
                 close(ifd);
         snapshot_free(sv.policy);
-        buf_free(&cert_pem);
-        if (key_pem.data)
-                explicit_bzero(key_pem.data, key_pem.len);
-        buf_free(&key_pem);
+        tls_pair_free(&pair);
         return rc;
 }

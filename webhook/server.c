@@ -40,8 +40,6 @@
 static const char tls_priorities_12[] = TLS_PRIORITIES("+VERS-TLS1.3:+VERS-TLS1.2");
 static const char tls_priorities_13[] = TLS_PRIORITIES("+VERS-TLS1.3");
 
-/* Certificates in one chain. */
-#define TLS_MAX_CHAIN 8u
 /* A replaced pair is freed this long after it stopped serving new
  * handshakes: the handshakes that picked it have long finished by then. */
 #define TLS_RETIRED_KEEP_S 600
@@ -64,12 +62,12 @@ struct request {
 };
 
 /* A certificate chain and its key, loaded for GnuTLS. */
-struct tls_pair {
-        gnutls_pcert_st pcert[TLS_MAX_CHAIN];
+struct loaded_pair {
+        gnutls_pcert_st pcert[WH_TLS_MAX_CHAIN];
         unsigned n;
         gnutls_privkey_t key;
         time_t retired;                 /* when it stopped serving new handshakes */
-        struct tls_pair *older;
+        struct loaded_pair *older;
 };
 
 struct server {
@@ -79,14 +77,14 @@ struct server {
         bool plain;                     /* the metrics port: no TLS, no /mutate */
         atomic_uint in_flight;          /* requests begun and not completed */
         atomic_bool draining;           /* answer with Connection: close */
-        struct tls_pair *retired;       /* replaced pairs, newest first */
+        struct loaded_pair *retired;    /* replaced pairs, newest first */
 };
 
 /* The pair new handshakes get. GnuTLS's certificate callback has no
  * argument of ours, so it lives here; one server per process. */
-static _Atomic(struct tls_pair *) serving_pair;
+static _Atomic(struct loaded_pair *) serving_pair;
 
-static void tls_pair_free(struct tls_pair *p)
+static void loaded_pair_free(struct loaded_pair *p)
 {
         if (!p)
                 return;
@@ -97,15 +95,15 @@ static void tls_pair_free(struct tls_pair *p)
         free(p);
 }
 
-static int tls_pair_load(const char *cert_pem, const char *key_pem, struct tls_pair **ret,
-                         char *err, size_t errlen)
+static int loaded_pair_load(const char *cert_pem, const char *key_pem, struct loaded_pair **ret,
+                            char *err, size_t errlen)
 {
-        struct tls_pair *p = calloc(1, sizeof *p);
+        struct loaded_pair *p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
         gnutls_datum_t cert = { (unsigned char *)cert_pem, (unsigned)strlen(cert_pem) };
         gnutls_datum_t key = { (unsigned char *)key_pem, (unsigned)strlen(key_pem) };
-        unsigned n = TLS_MAX_CHAIN;
+        unsigned n = WH_TLS_MAX_CHAIN;
         int g = gnutls_pcert_list_import_x509_raw(p->pcert, &n, &cert, GNUTLS_X509_FMT_PEM, 0);
         if (g < 0) {
                 snprintf(err, errlen, "the certificate does not load: %s", gnutls_strerror(g));
@@ -122,7 +120,7 @@ static int tls_pair_load(const char *cert_pem, const char *key_pem, struct tls_p
         *ret = p;
         return 0;
 fail:
-        tls_pair_free(p);
+        loaded_pair_free(p);
         return -EINVAL;
 }
 
@@ -131,7 +129,7 @@ static int on_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca
                           const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
                           gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey)
 {
-        struct tls_pair *p = atomic_load(&serving_pair);
+        struct loaded_pair *p = atomic_load(&serving_pair);
         if (!p)
                 return -1;
         *pcert = p->pcert;
@@ -143,11 +141,11 @@ static int on_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca
 int server_set_certificate(struct server *s, const char *cert_pem, const char *key_pem,
                            char *err, size_t errlen)
 {
-        struct tls_pair *next;
-        int r = tls_pair_load(cert_pem, key_pem, &next, err, errlen);
+        struct loaded_pair *next;
+        int r = loaded_pair_load(cert_pem, key_pem, &next, err, errlen);
         if (r < 0)
                 return r;
-        struct tls_pair *old = atomic_exchange(&serving_pair, next);
+        struct loaded_pair *old = atomic_exchange(&serving_pair, next);
         time_t now = time(NULL);
         if (old) {
                 old->retired = now;
@@ -155,13 +153,13 @@ int server_set_certificate(struct server *s, const char *cert_pem, const char *k
                 s->retired = old;
         }
         /* Free what stopped serving long ago (the list is newest first). */
-        for (struct tls_pair **pp = &s->retired; *pp; pp = &(*pp)->older) {
+        for (struct loaded_pair **pp = &s->retired; *pp; pp = &(*pp)->older) {
                 if (now - (*pp)->retired > TLS_RETIRED_KEEP_S) {
-                        struct tls_pair *dead = *pp;
+                        struct loaded_pair *dead = *pp;
                         *pp = NULL;
                         while (dead) {
-                                struct tls_pair *o = dead->older;
-                                tls_pair_free(dead);
+                                struct loaded_pair *o = dead->older;
+                                loaded_pair_free(dead);
                                 dead = o;
                         }
                         break;
@@ -552,10 +550,10 @@ void server_stop(struct server *s)
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
         if (!s->plain)
-                tls_pair_free(atomic_exchange(&serving_pair, NULL));
+                loaded_pair_free(atomic_exchange(&serving_pair, NULL));
         while (s->retired) {
-                struct tls_pair *o = s->retired->older;
-                tls_pair_free(s->retired);
+                struct loaded_pair *o = s->retired->older;
+                loaded_pair_free(s->retired);
                 s->retired = o;
         }
         free(s);

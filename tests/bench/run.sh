@@ -53,7 +53,7 @@ cc "${cflags[@]}" -o "$WORK/floor" "$here/floor.c" \
         $(pkg-config --cflags --libs libmicrohttpd libcjson) -pthread
 # shellcheck disable=SC2046
 cc "${cflags[@]}" -Iinclude -o "$WORK/micro" "$here/micro.c" "$BUILD/libsiwcore.a" \
-        $(pkg-config --cflags --libs libcjson yaml-0.1 libcrypto) -pthread
+        $(pkg-config --cflags --libs libcjson yaml-0.1 gnutls) -pthread
 
 # The floor must speak TLS exactly as the server does.
 versions=$(grep -o 'tls_priorities_12\[\] = TLS_PRIORITIES("[^"]*")' webhook/server.c | grep -o '"[^"]*"')

@@ -1,8 +1,8 @@
 /* Unit tests for webhook/certs.c: what certs_generate() and certs_renew()
  * write is checked with OpenSSL itself (chain and host name verification,
- * extensions, key types), caBundles are decoded and used as trust stores,
- * and certs_renew() and certs_check_pair() are fed files made here to be
- * wrong. */
+ * extensions, key types) and loaded as `serve` loads it (tls_pair_read()),
+ * caBundles are decoded and used as trust stores, and certs_renew() is fed
+ * files made here to be wrong. The shared fixture is certs_fixture.h. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,104 +32,9 @@
 
 #include "b64_decode.h"
 #include "certs.h"
+#include "certs_fixture.h"
+#include "tls_pair.h"
 #include "webhook_limits.h"
-
-#ifndef WH_MAX_PEM_BYTES   /* as in webhook/certs.c until the header has it */
-#define WH_MAX_PEM_BYTES (1u * 1024u * 1024u)
-#endif
-
-#define SERVICE "spark-identity-webhook"
-#define NAMESPACE "spark-webhook"
-#define SVC_NAME SERVICE "." NAMESPACE ".svc"
-#define DAYS 30u
-#define DAY_S 86400L
-#define SKEW_S 300L
-#define T_2024_12_01 ((time_t)1733011200)
-#define T_2025_01_01 ((time_t)1735689600)
-
-/* snprintf() into an array, failing the test on truncation. */
-#define xsnprintf(buf, ...) assert_true(snprintf((buf), sizeof(buf), __VA_ARGS__) < (int)sizeof(buf))
-
-#define assert_contains(s, sub)                                                      \
-        do {                                                                         \
-                if (!strstr((s), (sub)))                                             \
-                        fail_msg("\"%s\" does not contain \"%s\"", (s), (sub));      \
-        } while (0)
-
-struct fixture {
-        char dir[64];              /* the mkdtemp directory, removed after */
-        char out[PATH_MAX];        /* dir/certs, made by certs_generate() */
-        char err[512];
-};
-
-static const char *const default_dns[] = { "localhost" };
-static const char *const default_ips[] = { "127.0.0.1" };
-
-static int setup(void **state)
-{
-        struct fixture *f = calloc(1, sizeof(*f));
-
-        if (!f)
-                return -1;
-        strcpy(f->dir, "/tmp/test_certs.XXXXXX");
-        if (!mkdtemp(f->dir)) {
-                free(f);
-                return -1;
-        }
-        snprintf(f->out, sizeof(f->out), "%s/certs", f->dir);
-        *state = f;
-        return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-        (void)st;
-        (void)type;
-        (void)ftw;
-        return remove(path);
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        int r = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-
-        free(f);
-        return r;
-}
-
-static const char *path_in(const struct fixture *f, const char *name)
-{
-        static char buf[4][PATH_MAX];   /* a few live at once in one expression */
-        static unsigned next;
-        char *p = buf[next++ % 4];
-
-        assert_true(snprintf(p, PATH_MAX, "%s/%s", f->out, name) < PATH_MAX);
-        return p;
-}
-
-static struct certs_request default_request(const struct fixture *f)
-{
-        return (struct certs_request){
-                .service = SERVICE,
-                .namespace_ = NAMESPACE,
-                .dns = default_dns,
-                .n_dns = 1,
-                .ips = default_ips,
-                .n_ips = 1,
-                .days = DAYS,
-                .out_dir = f->out,
-        };
-}
-
-static void generate(struct fixture *f)
-{
-        struct certs_request req = default_request(f);
-        int r = certs_generate(&req, f->err, sizeof(f->err));
-
-        if (r != 0)
-                fail_msg("certs_generate: %d %s", r, f->err);
-}
 
 static int ca_bundle1(const char *path, char **ret, char *err, size_t errlen)
 {
@@ -138,100 +43,14 @@ static int ca_bundle1(const char *path, char **ret, char *err, size_t errlen)
         return certs_ca_bundle(paths, 1, ret, err, errlen);
 }
 
-static X509 *read_cert(const char *path)
+/* out/tls.crt and out/tls.key are a pair that `serve` accepts. */
+static void assert_servable(struct fixture *f)
 {
-        FILE *fp = fopen(path, "r");
-        X509 *x;
+        struct tls_pair pair;
 
-        assert_non_null(fp);
-        x = PEM_read_X509(fp, NULL, NULL, NULL);
-        fclose(fp);
-        assert_non_null(x);
-        return x;
-}
-
-static EVP_PKEY *read_key(const char *path)
-{
-        FILE *fp = fopen(path, "r");
-        EVP_PKEY *k;
-
-        assert_non_null(fp);
-        k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
-        fclose(fp);
-        assert_non_null(k);
-        return k;
-}
-
-/* The whole file; the caller frees. */
-static char *slurp(const char *path, size_t *ret_len)
-{
-        FILE *fp = fopen(path, "rb");
-        char *data;
-        long n;
-
-        assert_non_null(fp);
-        assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-        n = ftell(fp);
-        assert_true(n >= 0);
-        rewind(fp);
-        data = malloc((size_t)n + 1);
-        assert_non_null(data);
-        assert_int_equal(fread(data, 1, (size_t)n, fp), (size_t)n);
-        data[n] = '\0';
-        fclose(fp);
-        if (ret_len)
-                *ret_len = (size_t)n;
-        return data;
-}
-
-static void write_text(const char *path, const char *text, size_t len)
-{
-        FILE *fp = fopen(path, "wb");
-
-        assert_non_null(fp);
-        assert_int_equal(fwrite(text, 1, len, fp), len);
-        assert_int_equal(fclose(fp), 0);
-}
-
-/* A self-signed certificate for `key` valid from `not_before` to
- * `not_after`, written with the key beside it. The key is PKCS#8 or, with
- * `traditional`, the older per-algorithm PEM ("BEGIN RSA PRIVATE KEY"). */
-static void write_selfsigned(const char *crt_path, const char *key_path, EVP_PKEY *key,
-                             time_t not_before, time_t not_after, bool traditional)
-{
-        X509 *x = X509_new();
-        FILE *fp;
-        BIO *bio;
-
-        assert_non_null(x);
-        assert_true(X509_set_version(x, X509_VERSION_3));
-        assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), 1));
-        assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), not_before));
-        assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), not_after));
-        assert_true(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                                               (const unsigned char *)"test", -1, -1, 0));
-        assert_true(X509_set_issuer_name(x, X509_get_subject_name(x)));
-        assert_true(X509_set_pubkey(x, key));
-        assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-
-        fp = fopen(crt_path, "w");
-        assert_non_null(fp);
-        assert_true(PEM_write_X509(fp, x));
-        assert_int_equal(fclose(fp), 0);
-        bio = BIO_new_file(key_path, "w");
-        assert_non_null(bio);
-        assert_true(traditional ? PEM_write_bio_PrivateKey_traditional(bio, key, NULL, NULL, 0, NULL, NULL)
-                                : PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL));
-        BIO_free(bio);
-        X509_free(x);
-}
-
-static EVP_PKEY *new_ec_key(void)
-{
-        EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-
-        assert_non_null(k);
-        return k;
+        if (tls_pair_read(path_in(f, "tls.crt"), path_in(f, "tls.key"), &pair, f->err, sizeof(f->err)) != 0)
+                fail_msg("tls_pair_read: %s", f->err);
+        tls_pair_free(&pair);
 }
 
 /* 1 when `leaf` chains to `ca` for a TLS server, else 0. */
@@ -557,14 +376,6 @@ static long span_seconds(const ASN1_TIME *from, const ASN1_TIME *to)
         return days * DAY_S + secs;
 }
 
-static time_t to_time_t(const ASN1_TIME *t)
-{
-        struct tm tm;
-
-        assert_true(ASN1_TIME_to_tm(t, &tm));
-        return timegm(&tm);
-}
-
 static void test_serials_and_validity(void **state)
 {
         struct fixture *f = *state;
@@ -628,8 +439,7 @@ static void test_existing_files_need_force(void **state)
         assert_string_not_equal(now, first);
         free(now);
         /* Overwritten, so the new files are a pair again. */
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), NULL,
-                                          f->err, sizeof(f->err)), 0);
+        assert_servable(f);
         req.force = true;
         assert_int_equal(certs_generate(&req, f->err, sizeof(f->err)), 0);
         free(first);
@@ -792,14 +602,6 @@ static void write_ca(const char *crt_path, const char *key_path, EVP_PKEY *key, 
         X509_free(x);
 }
 
-static void renew(struct fixture *f, const struct certs_request *req)
-{
-        int r = certs_renew(req, f->err, sizeof(f->err));
-
-        if (r != 0)
-                fail_msg("certs_renew: %d %s", r, f->err);
-}
-
 /* The four files' texts, to show what a call left alone. */
 struct snapshot {
         char *text[4];
@@ -907,8 +709,7 @@ static void test_renew_keeps_the_ca_and_replaces_the_serving_pair(void **state)
         assert_int_equal(stat(path_in(f, "tls.key"), &st), 0);
         assert_int_equal(st.st_mode & 07777, 0600);
         assert_int_equal(count_entries(f->out), 4);
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), NULL,
-                                          f->err, sizeof(f->err)), 0);
+        assert_servable(f);
 
         /* Again: renewing does not need --force. */
         renew(f, &req);
@@ -1100,8 +901,7 @@ static void test_renew_under_a_ca_made_elsewhere(void **state)
                         fail_msg("key %d: the renewed certificate does not verify", i);
                 assert_int_equal(X509_check_host(leaf, SVC_NAME, 0, 0, NULL), 1);
                 assert_true(X509_get0_authority_key_id(leaf) || X509_get0_authority_issuer(leaf));
-                assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), NULL,
-                                                  f->err, sizeof(f->err)), 0);
+                assert_servable(f);
                 X509_free(leaf);
                 X509_free(ca);
                 EVP_PKEY_free(keys[i]);
@@ -1398,245 +1198,6 @@ static void test_ca_bundle_of_several_errors(void **state)
         free(crt);
 }
 
-/* ---- certs_check_pair ---------------------------------------------------- */
-
-static void test_check_pair_accepts_the_generated_pair(void **state)
-{
-        struct fixture *f = *state;
-        time_t before = time(NULL), after;
-        struct certs_info info = { 0 };
-
-        generate(f);
-        after = time(NULL);
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), &info,
-                                          f->err, sizeof(f->err)), 0);
-        assert_true(info.not_after >= before + (time_t)DAYS * DAY_S);
-        assert_true(info.not_after <= after + (time_t)DAYS * DAY_S);
-        assert_int_equal(info.not_after - info.not_before, (time_t)DAYS * DAY_S + SKEW_S);
-        assert_int_equal(certs_check_pair(path_in(f, "ca.crt"), path_in(f, "ca.key"), NULL,
-                                          f->err, sizeof(f->err)), 0);
-}
-
-static void test_check_pair_mismatch(void **state)
-{
-        struct fixture *f = *state;
-        char want[2 * PATH_MAX + 32];
-        struct certs_info info, untouched;
-
-        memset(&info, 0x5a, sizeof(info));
-        untouched = info;
-        generate(f);
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "ca.key"), &info,
-                                          f->err, sizeof(f->err)), -EINVAL);
-        xsnprintf(want, "%s does not match %s", path_in(f, "ca.key"), path_in(f, "tls.crt"));
-        assert_string_equal(f->err, want);
-        assert_memory_equal(&info, &untouched, sizeof(info));   /* written only on success */
-}
-
-static void test_check_pair_missing_files(void **state)
-{
-        struct fixture *f = *state;
-        char want[PATH_MAX + 64];
-
-        generate(f);
-        assert_int_equal(certs_check_pair(path_in(f, "nope.crt"), path_in(f, "tls.key"), NULL,
-                                          f->err, sizeof(f->err)), -ENOENT);
-        xsnprintf(want, "cannot read %s: No such file or directory", path_in(f, "nope.crt"));
-        assert_string_equal(f->err, want);
-
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "nope.key"), NULL,
-                                          f->err, sizeof(f->err)), -ENOENT);
-        xsnprintf(want, "cannot read %s: No such file or directory", path_in(f, "nope.key"));
-        assert_string_equal(f->err, want);
-}
-
-static void test_check_pair_garbage(void **state)
-{
-        struct fixture *f = *state;
-        char crt[PATH_MAX];
-
-        generate(f);
-        xsnprintf(crt, "%s/garbage.crt", f->dir);
-        write_text(crt, "hello\n", 6);
-        assert_int_equal(certs_check_pair(crt, path_in(f, "tls.key"), NULL, f->err, sizeof(f->err)), -EINVAL);
-        assert_contains(f->err, "garbage.crt holds no PEM certificate");
-        write_text(crt, "", 0);
-        assert_int_equal(certs_check_pair(crt, path_in(f, "tls.key"), NULL, f->err, sizeof(f->err)), -EINVAL);
-        assert_contains(f->err, "garbage.crt holds no PEM certificate");
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), crt, NULL, f->err, sizeof(f->err)), -EINVAL);
-        assert_contains(f->err, "garbage.crt holds no PEM private key");
-        /* A certificate where the key should be. */
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.crt"), NULL,
-                                          f->err, sizeof(f->err)), -EINVAL);
-        assert_contains(f->err, "tls.crt holds no PEM private key");
-}
-
-static void test_check_pair_expired(void **state)
-{
-        struct fixture *f = *state;
-        char crt[PATH_MAX], key[PATH_MAX], want[PATH_MAX + 64];
-        EVP_PKEY *k = new_ec_key();
-
-        xsnprintf(crt, "%s/old.crt", f->dir);
-        xsnprintf(key, "%s/old.key", f->dir);
-        write_selfsigned(crt, key, k, T_2024_12_01, T_2025_01_01, false);
-        assert_int_equal(certs_check_pair(crt, key, NULL, f->err, sizeof(f->err)), -EKEYEXPIRED);
-        xsnprintf(want, "certificate %s expired on 2025-01-01T00:00:00Z", crt);
-        assert_string_equal(f->err, want);
-        EVP_PKEY_free(k);
-}
-
-static void test_check_pair_not_yet_valid(void **state)
-{
-        struct fixture *f = *state;
-        char crt[PATH_MAX], key[PATH_MAX], want[PATH_MAX + 64], when[32];
-        time_t from = time(NULL) + 2 * DAY_S;
-        EVP_PKEY *k = new_ec_key();
-
-        xsnprintf(crt, "%s/future.crt", f->dir);
-        xsnprintf(key, "%s/future.key", f->dir);
-        write_selfsigned(crt, key, k, from, from + DAY_S, false);
-        assert_int_equal(certs_check_pair(crt, key, NULL, f->err, sizeof(f->err)), -EKEYEXPIRED);
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&from));
-        xsnprintf(want, "certificate %s is not yet valid until %s", crt, when);
-        assert_string_equal(f->err, want);
-        EVP_PKEY_free(k);
-}
-
-static void test_check_pair_accepts_rsa(void **state)
-{
-        struct fixture *f = *state;
-        char crt[PATH_MAX], key[PATH_MAX];
-        EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-        time_t now = time(NULL);
-        struct certs_info info = { 0 };
-        char *text;
-
-        assert_non_null(k);
-        xsnprintf(crt, "%s/rsa.crt", f->dir);
-        xsnprintf(key, "%s/rsa.key", f->dir);
-        write_selfsigned(crt, key, k, now - DAY_S, now + DAY_S, true);
-        text = slurp(key, NULL);
-        assert_true(strncmp(text, "-----BEGIN RSA PRIVATE KEY-----", 31) == 0);
-        free(text);
-        if (certs_check_pair(crt, key, &info, f->err, sizeof(f->err)) != 0)
-                fail_msg("certs_check_pair: %s", f->err);
-        assert_int_equal(info.not_after, now + DAY_S);
-        assert_int_equal(info.not_before, now - DAY_S);
-        assert_string_equal(info.serial, "01");   /* whole octets */
-        assert_string_equal(info.subject, "CN=test");
-        EVP_PKEY_free(k);
-}
-
-static void test_check_pair_refuses_encrypted_key(void **state)
-{
-        struct fixture *f = *state;
-        char key[PATH_MAX];
-        EVP_PKEY *k;
-        FILE *fp;
-
-        generate(f);
-        k = read_key(path_in(f, "tls.key"));
-        xsnprintf(key, "%s/encrypted.key", f->dir);
-        fp = fopen(key, "w");
-        assert_non_null(fp);
-        assert_true(PEM_write_PKCS8PrivateKey(fp, k, EVP_aes_256_cbc(), "secret", 6, NULL, NULL));
-        assert_int_equal(fclose(fp), 0);
-        /* Must fail without asking on the terminal for a passphrase. */
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), key, NULL, f->err, sizeof(f->err)), -EINVAL);
-        assert_contains(f->err, "encrypted.key is encrypted");
-        EVP_PKEY_free(k);
-}
-
-/* Lowercase hex of the serial, from OpenSSL's own BIGNUM printing. */
-static void serial_of(X509 *x, char *out, size_t len)
-{
-        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(x), NULL);
-        char *hex = bn ? BN_bn2hex(bn) : NULL;
-
-        assert_non_null(hex);
-        assert_true(strlen(hex) < len);
-        for (size_t i = 0; hex[i]; i++)
-                out[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] - 'A' + 'a' : hex[i]);
-        out[strlen(hex)] = '\0';
-        OPENSSL_free(hex);
-        BN_free(bn);
-}
-
-static void test_check_pair_fills_info(void **state)
-{
-        struct fixture *f = *state;
-        static const struct {
-                const char *crt, *key, *subject;
-        } pairs[] = {
-                { "tls.crt", "tls.key", "CN=" SVC_NAME },
-                { "ca.crt", "ca.key", "CN=spark-identity-webhook CA" },
-        };
-        struct certs_info info;
-        char want[80];
-        X509 *x;
-
-        generate(f);
-        for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
-                memset(&info, 0x5a, sizeof(info));
-                if (certs_check_pair(path_in(f, pairs[i].crt), path_in(f, pairs[i].key), &info,
-                                     f->err, sizeof(f->err)) != 0)
-                        fail_msg("certs_check_pair: %s", f->err);
-                x = read_cert(path_in(f, pairs[i].crt));
-                serial_of(x, want, sizeof(want));
-                assert_string_equal(info.serial, want);
-                assert_int_equal(strlen(info.serial), 40);   /* 159 bits: 20 octets */
-                assert_int_equal(strspn(info.serial, "0123456789abcdef"), 40);
-                assert_int_equal(info.not_after, to_time_t(X509_get0_notAfter(x)));
-                assert_int_equal(info.not_before, to_time_t(X509_get0_notBefore(x)));
-                assert_string_equal(info.subject, pairs[i].subject);
-                X509_free(x);
-        }
-}
-
-/* The serial of a renewed pair is the new certificate's, which is how the
- * server's log tells a reload happened. */
-static void test_check_pair_sees_the_renewed_serial(void **state)
-{
-        struct fixture *f = *state;
-        struct certs_request req = default_request(f);
-        struct certs_info before, after;
-
-        generate(f);
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), &before,
-                                          f->err, sizeof(f->err)), 0);
-        renew(f, &req);
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.key"), &after,
-                                          f->err, sizeof(f->err)), 0);
-        assert_string_not_equal(before.serial, after.serial);
-        assert_string_equal(before.subject, after.subject);
-        assert_true(after.not_before >= before.not_before);
-}
-
-static void test_check_pair_leaves_info_untouched_on_failure(void **state)
-{
-        struct fixture *f = *state;
-        char crt[PATH_MAX], key[PATH_MAX];
-        struct certs_info info, untouched;
-        EVP_PKEY *k = new_ec_key();
-
-        memset(&info, 0x5a, sizeof(info));
-        untouched = info;
-        generate(f);
-        xsnprintf(crt, "%s/old.crt", f->dir);
-        xsnprintf(key, "%s/old.key", f->dir);
-        write_selfsigned(crt, key, k, T_2024_12_01, T_2025_01_01, false);
-        assert_int_equal(certs_check_pair(crt, key, &info, f->err, sizeof(f->err)), -EKEYEXPIRED);
-        assert_memory_equal(&info, &untouched, sizeof(info));
-        assert_int_equal(certs_check_pair(path_in(f, "nope.crt"), path_in(f, "tls.key"), &info,
-                                          f->err, sizeof(f->err)), -ENOENT);
-        assert_memory_equal(&info, &untouched, sizeof(info));
-        assert_int_equal(certs_check_pair(path_in(f, "tls.crt"), path_in(f, "tls.crt"), &info,
-                                          f->err, sizeof(f->err)), -EINVAL);
-        assert_memory_equal(&info, &untouched, sizeof(info));
-        EVP_PKEY_free(k);
-}
-
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1665,17 +1226,6 @@ int main(void)
                 T(test_ca_bundle_of_two_cas_trusts_both),
                 T(test_ca_bundle_puts_a_newline_between_files),
                 T(test_ca_bundle_of_several_errors),
-                T(test_check_pair_accepts_the_generated_pair),
-                T(test_check_pair_mismatch),
-                T(test_check_pair_missing_files),
-                T(test_check_pair_garbage),
-                T(test_check_pair_expired),
-                T(test_check_pair_not_yet_valid),
-                T(test_check_pair_accepts_rsa),
-                T(test_check_pair_refuses_encrypted_key),
-                T(test_check_pair_fills_info),
-                T(test_check_pair_sees_the_renewed_serial),
-                T(test_check_pair_leaves_info_untouched_on_failure),
         };
 #undef T
 
