@@ -97,6 +97,44 @@ def test_audit_log_file_has_every_field_and_follows_logrotate(tmp_path, certs, w
         s.stop()
 
 
+def main_thread_wakeups(pid: int) -> int:
+    """How often the server's main thread (its signal, inotify and reload
+    loop) has slept and been woken."""
+    with open(f"/proc/{pid}/task/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc")
+
+
+def test_decision_lines_do_not_wake_the_main_loop(tmp_path, certs, workdir):
+    # The log beside the policy: both in one watched directory, where a
+    # watch for writes would see every decision line.
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(POLICY.read_bytes())
+    log = tmp_path / "decisions.log"
+    s = Server("audit-wakeups", certs, policy, workdir, extra=["--audit-log", log]).start()
+    try:
+        c = s.client()
+        review = load_fixture("spark35-driver.json")
+        c.review(fresh(review))
+        assert wait_for(lambda: decisions(log))
+        before, t0 = main_thread_wakeups(s.proc.pid), time.monotonic()
+        for _ in range(200):
+            c.review(fresh(review))
+        assert wait_for(lambda: len(decisions(log)) == 201)
+        woken, seconds = main_thread_wakeups(s.proc.pid) - before, time.monotonic() - t0
+        # Only the poll, every 2 s; a wake per line would be about 200.
+        assert woken <= seconds / 2 + 5, f"the main loop woke {woken} times in {seconds:.1f} s for 200 decision lines"
+        # Still follows logrotate, and a policy written in place.
+        log.rename(tmp_path / "decisions.log.1")
+        assert wait_for(lambda: log.exists(), timeout=1.5), "no new audit log soon after the rename"
+        policy.write_text(POLICY.read_text() + "# edited\n")
+        assert wait_for(lambda: "policy reloaded" in s.stderr(200), timeout=1.5), s.stderr(200)
+    finally:
+        s.stop()
+
+
 def scrape(text: str) -> dict[str, float]:
     out = {}
     for line in text.splitlines():
