@@ -833,42 +833,32 @@ static int workload_identity_container(struct mutation *m, const struct rule *r,
 
 static const char *const container_lists[] = { "initContainers", "containers" };
 
-/* Whether the pod has a container the rule names in extraContainers,
- * besides the Spark container. */
-static bool has_extra_container(const struct rule *r, const cJSON *pod, int spark)
+/* The first container at or after (*list, *index) that the rule names in
+ * extraContainers, the Spark container (spec.containers[spark]) aside;
+ * NULL past the last. Moves the cursor to it. */
+static const cJSON *next_extra_container(const struct rule *r, const cJSON *pod, int spark, size_t *list,
+                                         size_t *index)
 {
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
-        for (size_t k = 0; r->n_extra_containers && k < 2; k++) {
-                const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, container_lists[k]), *c;
-                int i = 0;
-                cJSON_ArrayForEach(c, (cJSON_IsArray(cs) ? cs : NULL)) {
-                        if (!(k == 1 && i == spark) && cJSON_IsObject(c) &&
+        for (; r->n_extra_containers && *list < 2; (*list)++, *index = 0) {
+                const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, container_lists[*list]);
+                const cJSON *c = cJSON_IsArray(cs) ? cJSON_GetArrayItem(cs, (int)*index) : NULL;
+                for (; c; c = c->next, (*index)++)
+                        if (!(*list == 1 && (int)*index == spark) && cJSON_IsObject(c) &&
                             in_list(r->extra_containers, r->n_extra_containers, string_item(c, "name")))
-                                return true;
-                        i++;
-                }
+                                return c;
         }
-        return false;
+        return NULL;
 }
 
 /* The init containers and sidecars the rule names. */
 static int workload_identity_extra(const struct rule *r, const cJSON *pod, int spark, struct mutation *m)
 {
-        const char *const *lists = container_lists;
-        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
-        for (size_t k = 0; k < 2; k++) {
-                const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, lists[k]), *c;
-                size_t i = 0;
-                cJSON_ArrayForEach(c, (cJSON_IsArray(cs) ? cs : NULL)) {
-                        bool skip = k == 1 && (int)i == spark;
-                        if (!skip && cJSON_IsObject(c) &&
-                            in_list(r->extra_containers, r->n_extra_containers, string_item(c, "name"))) {
-                                int rc = workload_identity_container(m, r, c, lists[k], i);
-                                if (rc < 0 || m->decision == DECISION_DENIED)
-                                        return rc;
-                        }
-                        i++;
-                }
+        size_t list = 0, index = 0;
+        for (const cJSON *c; (c = next_extra_container(r, pod, spark, &list, &index)); index++) {
+                int rc = workload_identity_container(m, r, c, container_lists[list], index);
+                if (rc < 0 || m->decision == DECISION_DENIED)
+                        return rc;
         }
         return 0;
 }
@@ -892,7 +882,8 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
                 return rc < 0 ? rc : 0;
 
         int ci = mutate_spark_container(pod);
-        if (wi && (ci >= 0 || has_extra_container(r, pod, ci))) {
+        size_t list = 0, index = 0;
+        if (wi && (ci >= 0 || next_extra_container(r, pod, ci, &list, &index))) {
                 rc = workload_identity_volume(r, pod, m);
                 if (rc < 0)
                         return rc;
