@@ -8,17 +8,8 @@ debs=(gcc make meson ninja-build pkg-config
       libmicrohttpd-dev libgnutls28-dev libssl-dev libcjson-dev libcurl4-openssl-dev libyaml-dev
       libcmocka-dev openssl curl python3 python3-pip faketime
       nghttp2-client valgrind)   # h2load and memcheck: the soak and valgrind steps of make test
-missing=()
-for p in "${debs[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-        echo "deps: installing ${missing[*]}" >&2
-        sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "$0")/apt.sh"
+apt_install deps "${debs[@]}"
 
 # Python side of the integration tests: pytest, and a real RFC 6902
 # implementation to apply the patches we return.

@@ -28,13 +28,8 @@ missing=()
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-if [ ${#missing[@]} -gt 0 ]; then
-        echo "bench: installing ${missing[*]}" >&2
-        sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. .ci/apt.sh
+apt_install bench "${missing[@]}"
 
 # The server, for release, in its own directory.
 if [ ! -f "$BUILD/build.ninja" ]; then

@@ -75,16 +75,12 @@ can_fuzz() {
 }
 
 if ! can_fuzz; then
-        sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        echo "fuzz: installing clang and its libFuzzer runtime" >&2
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang >/dev/null
+        . .ci/apt.sh
+        apt_install fuzz clang
         v=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
         # bookworm and later ship the sanitizer and fuzzer runtimes on their own
         if [ -n "$v" ] && apt-cache show "libclang-rt-$v-dev" >/dev/null 2>&1; then
-                DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-                        "libclang-rt-$v-dev" >/dev/null
+                apt_install fuzz "libclang-rt-$v-dev"
         fi
         can_fuzz || fail_all "clang cannot build a libFuzzer target (clang -fsanitize=fuzzer)" ""
 fi

@@ -42,17 +42,11 @@ if [ "$(id -u)" -ne 0 ]; then
         exit 1
 fi
 
+. .ci/apt.sh
 ensure_debs() {
-        local missing=() p
-        for p in "$@"; do
-                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-        done
-        [ ${#missing[@]} -gt 0 ] || return 0
         local t; t=$(now)
-        say "installing ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-        say "installed ${missing[*]} in $(took "$t")"
+        apt_install image "$@"
+        [ -z "$APT_INSTALLED" ] || say "installed $APT_INSTALLED in $(took "$t")"
 }
 
 # The first URI apt uses for SUITE (one-line .list and deb822 .sources

@@ -26,13 +26,8 @@ rm -f "$BUILD/soak.xml"   # a run that stops early must not leave an old verdict
 missing=()
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ ${#missing[@]} -gt 0 ]; then
-        echo "soak: installing ${missing[*]}" >&2
-        sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. .ci/apt.sh
+apt_install soak "${missing[@]}"
 
 if [ ! -f "$BUILD/build.ninja" ]; then
         meson setup "$BUILD" --buildtype=release -Doptimization=2 >/dev/null

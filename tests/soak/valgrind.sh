@@ -33,13 +33,8 @@ missing=()
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ ${#missing[@]} -gt 0 ]; then
-        echo "valgrind: installing ${missing[*]}" >&2
-        sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. .ci/apt.sh
+apt_install valgrind "${missing[@]}"
 if [ ! -f "$BUILD/build.ninja" ]; then
         meson setup "$BUILD" --buildtype=debug >/dev/null || exit 1
 fi
