@@ -22,8 +22,6 @@ struct ns_source {
          * errno when it cannot be known now, with the reason in `err`. */
         int (*lookup)(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen);
         void (*done)(void *ctx);
-        /* Whether some namespace's annotations grant `identity`; may be NULL. */
-        policy_identity_known_fn annotated;
 };
 
 struct admission {

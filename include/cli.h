@@ -20,12 +20,8 @@ struct cli_namespace {
  * "CMD: FLAG wants key=value..." on stderr. */
 int cli_parse_kvs(const char *cmd, const char *flag, char *s, struct kv *kv, size_t *n);
 
-/* An ns_source that answers every lookup with `ns`, and knows the
- * identities its annotations grant. `ns` must outlive the source. */
+/* An ns_source that answers every lookup with `ns`. `ns` must outlive the source. */
 struct ns_source cli_ns_source(struct cli_namespace *ns);
-
-/* The same, as a policy_identity_known_fn over a struct cli_namespace. */
-bool cli_ns_annotated(const void *ns, const char *identity);
 
 /* Parses a whole decimal number in [min, max] for `flag`. 0, or -EINVAL
  * after printing "CMD: FLAG ..." on stderr. */

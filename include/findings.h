@@ -88,8 +88,6 @@ struct findings {
 /* What the caller knows of the pod's namespace. */
 struct findings_context {
         const struct ns_info *info;             /* NULL: the namespace is not known */
-        policy_identity_known_fn annotated;     /* identities granted by annotations; may be NULL */
-        const void *annotated_ctx;
 };
 
 /* Prepares an empty list that keeps at most `max` findings. Allocates nothing. */

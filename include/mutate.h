@@ -51,8 +51,6 @@ struct mutation {
 struct mutate_context {
         const struct resolution *res;          /* policy_resolve()'s answer for the namespace */
         const char *lookup_error;              /* why the namespace is unknown, when res->unknown */
-        policy_identity_known_fn annotated;    /* identities granted by namespaces' annotations; may be NULL */
-        const void *annotated_ctx;
 };
 
 /* Prepares an empty mutation. */
@@ -62,11 +60,21 @@ void mutation_init(struct mutation *m);
  * they are, valid as long as those are. */
 void mutation_free(struct mutation *m);
 
-/* Decides on a pod CREATE in `namespace_`. `m` must be freshly initialized.
+/* Decides on a pod CREATE in `namespace_`: a Spark pod gets its rule's
+ * settings, and the identity any pod claims is judged by the claim rule. `m` must be freshly initialized.
  * Returns 0 (the outcome is in m), or -ENOMEM, or -E2BIG when the patch
  * would pass its bounds. */
 int mutate_pod(const struct policy *p, const char *namespace_, const struct mutate_context *mc,
                const cJSON *pod, struct mutation *m);
+
+/* Judges only the identity a pod claims (label aadpodidbinding), never
+ * changing the pod: for pod UPDATEs (`old_pod` is the oldObject) and for the
+ * validating path, which sees pods after every mutating webhook. A label
+ * removed, or left as it was in `old_pod`, is allowed; one added or changed
+ * is judged by the claim rule (policy.h). m->identity_before is the old
+ * value (CREATE: the same as after). Returns 0 (the outcome is in m). */
+int mutate_claim(const struct policy *p, const char *namespace_, const struct mutate_context *mc,
+                 const cJSON *old_pod, const cJSON *pod, struct mutation *m);
 
 /* The Spark role from a pod's labels; POD_ROLE_NONE for other pods. */
 enum pod_role mutate_pod_role(const cJSON *pod);

@@ -32,11 +32,6 @@ bool nscache_ready(struct nscache *c, char *why, size_t whylen);
 int nscache_lookup(struct nscache *c, const char *name, struct ns_info *ret, char *err, size_t errlen);
 void nscache_done(struct nscache *c);
 
-/* Whether some namespace's spark-identity.io/identity annotation names
- * `identity`. `c` is a struct nscache (const void * to fit
- * policy_identity_known_fn). */
-bool nscache_identity_annotated(const void *c, const char *identity);
-
 /* For metrics and logs: namespaces held, watches restarted, lists done. */
 size_t nscache_size(struct nscache *c);
 unsigned nscache_restarts(const struct nscache *c);

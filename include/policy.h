@@ -164,17 +164,113 @@ int policy_resolve(const struct policy *p, const char *namespace_, const struct 
 /* The named rule of a namespace, or NULL: the entry under `namespaces` only. */
 const struct rule *policy_rule_for(const struct policy *p, const char *namespace_);
 
-/* Whether any identity is granted through annotations; the caller answers
- * from what it knows of the cluster's namespaces. */
-typedef bool (*policy_identity_known_fn)(const void *ctx, const char *identity);
+/* ---- who may carry an identity (the claim rule) ----
+ *
+ * Namespace N may carry identity I (label aadpodidbinding) when the rule
+ * that applies to N names I (`identity` or `allowedIdentities`). Otherwise
+ * the claim is judged by the identity's protection, not by the claimer's
+ * mode:
+ *   - I is listed (named by an entry, a selector or delegableIdentities):
+ *     its protection is the strongest mode among the rules that name it
+ *     (enforce > audit > off), and `defaults.mode` for a delegable one;
+ *     enforce refuses the claim, audit warns, off ignores it;
+ *   - I is unlisted: `unlistedIdentities: deny` refuses it; otherwise a
+ *     namespace with a rule follows its own mode (its rule lists what it may
+ *     use) and one without a rule may carry it. */
+enum policy_claim {
+        POLICY_CLAIM_ALLOWED,
+        POLICY_CLAIM_WARN,      /* allowed, with a warning */
+        POLICY_CLAIM_DENIED,
+        POLICY_CLAIM_MAX,
+};
 
-/* Whether a pod in a namespace may carry `identity` in its aadpodidbinding
- * label. With a rule: its identity or one of its allowedIdentities. Without:
- * any identity the policy does not grant to some namespace, by name, by
- * selector, or (when the policy reads annotations and `annotated` is given)
- * by some namespace's annotations. */
-bool policy_identity_allowed(const struct policy *p, const struct rule *r, const char *identity,
-                             policy_identity_known_fn annotated, const void *ctx);
+/* An identity the policy names, and how it is protected. */
+struct policy_identity {
+        const char *identity;
+        enum policy_mode protection;   /* the strongest mode of its owners */
+        bool reserved;                 /* named by a `namespaces` or a `selectors` entry */
+        bool delegable;                /* listed in delegableIdentities */
+};
+
+/* Why policy_judge_claim() answered as it did. */
+enum policy_claim_reason {
+        POLICY_CLAIM_GRANTED,          /* the namespace's rule names it */
+        POLICY_CLAIM_OWNED,            /* listed: `listed` says by whom and how protected */
+        POLICY_CLAIM_UNLISTED_DENY,    /* unlisted, and unlistedIdentities: deny */
+        POLICY_CLAIM_UNLISTED_RULE,    /* unlisted, and the namespace's rule does not name it */
+        POLICY_CLAIM_UNLISTED_FREE,    /* unlisted, the namespace has no rule: not our business */
+};
+
+struct policy_claim_verdict {
+        enum policy_claim claim;
+        enum policy_claim_reason reason;
+        const struct policy_identity *listed;   /* NULL when unlisted; owned by the policy */
+};
+
+/* Judges whether a pod of a namespace whose rule is `r` (NULL: none) may
+ * carry `identity`. Pure and constant-time in the policy's size (bsearch). */
+struct policy_claim_verdict policy_judge_claim(const struct policy *p, const struct rule *r,
+                                               const char *identity);
+
+/* Whether rule `r` names `identity`. */
+bool policy_rule_grants(const struct rule *r, const char *identity);
+
+/* The identities the policy names (entries, selectors, delegableIdentities),
+ * sorted by name; NULL past the end. policy_identity_find(): NULL when unlisted. */
+size_t policy_identity_count(const struct policy *p);
+const struct policy_identity *policy_identity_at(const struct policy *p, size_t index);
+const struct policy_identity *policy_identity_find(const struct policy *p, const char *identity);
+
+/* Whether a claim of an identity the policy names nowhere is refused
+ * (unlistedIdentities: deny). */
+bool policy_unlisted_deny(const struct policy *p);
+
+/* The identities of `defaults.allowedIdentities` (which every rule, also one
+ * made from annotations, inherits unless it lists its own); *ret_n. */
+const char *const *policy_default_allowed_identities(const struct policy *p, size_t *ret_n);
+
+/* ---- grant keys and grantors ----
+ * A grant key is what gives a namespace its rule besides its name: any
+ * spark-identity.io/ annotation, and every label key that a `selectors`
+ * entry reads. Only grantors (top-level `grantors`: user names, and
+ * `group:NAME` entries; default group:system:masters) may add, change or
+ * remove one. A policy that reads no namespaces has no grant keys. */
+
+/* Whether label `key` is read by some selector. */
+bool policy_grant_label(const struct policy *p, const char *key);
+
+/* The label keys selectors read, sorted, unique; NULL past the end. */
+size_t policy_grant_label_count(const struct policy *p);
+const char *policy_grant_label_at(const struct policy *p, size_t index);
+
+/* Whether the user, or one of its groups, is a grantor. */
+bool policy_is_grantor(const struct policy *p, const char *user, const char *const *groups,
+                       size_t n_groups);
+
+/* The grantors as written (`alice`, `group:platform-admins`); NULL past the end. */
+size_t policy_grantor_count(const struct policy *p);
+const char *policy_grantor_at(const struct policy *p, size_t index);
+
+/* ---- selectors, for those who render them elsewhere (CEL) ---- */
+enum policy_label_op {
+        POLICY_LABEL_IN,
+        POLICY_LABEL_NOT_IN,           /* a missing label is "not in" */
+        POLICY_LABEL_EXISTS,
+        POLICY_LABEL_DOES_NOT_EXIST,
+        POLICY_LABEL_OP_MAX,
+};
+
+struct policy_label_req {
+        const char *key;
+        enum policy_label_op op;
+        const char *const *values;
+        size_t n_values;
+};
+
+/* The requirements of selector number `index` (all must hold; none: it
+ * matches every namespace); *ret_n. NULL, 0 past the end. */
+const struct policy_label_req *policy_selector_requirements(const struct policy *p, size_t index,
+                                                            size_t *ret_n);
 
 /* The mode for pods in namespaces without a rule (`defaults.mode`). */
 enum policy_mode policy_default_mode(const struct policy *p);

@@ -59,6 +59,7 @@
 #define WH_MAX_POLICY_BYTES (4u * 1024u * 1024u)
 #define WH_MAX_POLICY_NAMESPACES 10000u
 #define WH_MAX_RULE_LIST_ITEMS 64u     /* java.options, storageAccounts, allowedIdentities */
+#define WH_MAX_POLICY_LIST_ITEMS 1024u /* top-level lists: delegableIdentities, grantors */
 #define WH_MAX_RULE_HADOOP_KEYS 64u
 #define WH_MAX_RULE_FLAGS 128u         /* JVM flags of one rule, after per-account expansion */
 #define WH_MAX_POLICY_STRING 1024u     /* one value in the policy */

@@ -78,8 +78,6 @@ int admission_handle(const struct policy *p, const struct ns_source *src, const 
                 struct mutate_context mc = {
                         .res = &a->resolution,
                         .lookup_error = a->lookup_error,
-                        .annotated = src ? src->annotated : NULL,
-                        .annotated_ctx = src ? src->ctx : NULL,
                 };
                 r = mutate_pod(p, rv->namespace_, &mc, rv->object, &a->mutation);
                 if (r == -E2BIG)

@@ -85,17 +85,7 @@ static int cli_ns_lookup(void *ctx, const char *name, struct ns_info *ret, char 
         return 0;
 }
 
-bool cli_ns_annotated(const void *ctx, const char *identity)
-{
-        const struct cli_namespace *ns = ctx;
-        for (size_t i = 0; i < ns->n_annotations; i++)
-                if (strcmp(ns->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") == 0 &&
-                    strcmp(ns->annotations[i].value, identity) == 0)
-                        return true;
-        return false;
-}
-
 struct ns_source cli_ns_source(struct cli_namespace *ns)
 {
-        return (struct ns_source){ .ctx = ns, .lookup = cli_ns_lookup, .annotated = cli_ns_annotated };
+        return (struct ns_source){ .ctx = ns, .lookup = cli_ns_lookup };
 }

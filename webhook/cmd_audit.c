@@ -115,15 +115,12 @@ struct ns_table {
         struct pool pool;
         struct ns_entry *v;
         size_t n, cap;
-        const char **identities;        /* spark-identity.io/identity values, sorted */
-        size_t n_identities, cap_identities;
 };
 
 static void ns_table_free(struct ns_table *t)
 {
         pool_free(&t->pool);
         free(t->v);
-        free(t->identities);
 }
 
 static int copy_map(struct pool *pool, const cJSON *map, bool only_ours, struct kv **ret, size_t *ret_n)
@@ -177,19 +174,6 @@ static int ns_table_add(struct ns_table *t, const cJSON *ns)
         if (r < 0)
                 return r;
         t->n++;
-        for (size_t i = 0; i < e->n_annotations; i++) {
-                if (strcmp(e->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") != 0)
-                        continue;
-                if (t->n_identities == t->cap_identities) {
-                        size_t cap = t->cap_identities ? t->cap_identities * 2 : 16;
-                        const char **v = realloc(t->identities, cap * sizeof *v);
-                        if (!v)
-                                return -ENOMEM;
-                        t->identities = v;
-                        t->cap_identities = cap;
-                }
-                t->identities[t->n_identities++] = e->annotations[i].value;
-        }
         return 0;
 }
 
@@ -198,30 +182,16 @@ static int cmp_entry(const void *a, const void *b)
         return strcmp(((const struct ns_entry *)a)->name, ((const struct ns_entry *)b)->name);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static void ns_table_sort(struct ns_table *t)
 {
         if (t->n)
                 qsort(t->v, t->n, sizeof *t->v, cmp_entry);
-        if (t->n_identities)
-                qsort(t->identities, t->n_identities, sizeof *t->identities, cmp_str);
 }
 
 static const struct ns_entry *ns_table_find(const struct ns_table *t, const char *name)
 {
         struct ns_entry key = { .name = name };
         return t->n ? bsearch(&key, t->v, t->n, sizeof *t->v, cmp_entry) : NULL;
-}
-
-/* policy_identity_known_fn: some namespace's annotations grant `identity`. */
-static bool ns_table_annotated(const void *ctx, const char *identity)
-{
-        const struct ns_table *t = ctx;
-        return t->n_identities && bsearch(&identity, t->identities, t->n_identities, sizeof *t->identities, cmp_str);
 }
 
 /* ---- one run ---- */
@@ -272,8 +242,6 @@ static int on_pod(void *ctx, const cJSON *item)
                                                  .annotations = e->annotations, .n_annotations = e->n_annotations };
                         fc.info = &info;
                 }
-                fc.annotated = ns_table_annotated;
-                fc.annotated_ctx = &a->ns;
         }
         int r = findings_check_pod(a->policy, namespace_, &fc, item, &a->findings, NULL);
         if (r == -E2BIG)

@@ -313,7 +313,7 @@ int cmd_explain(int argc, char **argv)
                 printf("  note        the rule depends on the namespace's labels and annotations, and none were "
                        "given (--labels, --annotations)\n");
 
-        struct mutate_context mc = { .res = &res, .annotated = cli_ns_annotated, .annotated_ctx = &cns };
+        struct mutate_context mc = { .res = &res };
         if (explain_pod(p, ns, &mc, POD_ROLE_DRIVER) < 0 || explain_pod(p, ns, &mc, POD_ROLE_EXECUTOR) < 0) {
                 fprintf(stderr, CMD ": out of memory\n");
                 goto out;

@@ -713,7 +713,6 @@ int cmd_serve(int argc, char **argv)
                         .ctx = sv.namespaces,
                         .lookup = ns_lookup,
                         .done = ns_done,
-                        .annotated = nscache_identity_annotated,
                 };
         }
 

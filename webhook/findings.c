@@ -556,6 +556,13 @@ static int classify_patch(struct judge *j, const struct rule *r, const struct mu
         return rc;
 }
 
+/* Whether the pod carries an identity its namespace may not carry: the
+ * claim rule (policy.h) would refuse it or warn about it. */
+static bool claim_foreign(const struct judge *j, const struct rule *r)
+{
+        return j->claimed && policy_judge_claim(j->p, r, j->claimed).claim != POLICY_CLAIM_ALLOWED;
+}
+
 /* A pod of a namespace with a rule: mutate_pod() under the same rule in
  * enforce mode with onConflict override, so that it says every change. */
 static int judge_with_rule(struct judge *j)
@@ -564,23 +571,18 @@ static int judge_with_rule(struct judge *j)
         judged.mode = POLICY_MODE_ENFORCE;
         judged.on_conflict = POLICY_CONFLICT_OVERRIDE;
         struct resolution res = { .rule = &judged };
-        struct mutate_context mc = {
-                .res = &res,
-                .annotated = j->fc->annotated,
-                .annotated_ctx = j->fc->annotated_ctx,
-        };
+        struct mutate_context mc = { .res = &res };
         struct mutation m;
         mutation_init(&m);
         int rc = mutate_pod(j->p, j->namespace_, &mc, j->pod, &m);
         if (rc == 0 && j->role == POD_ROLE_NONE) {
-                /* The only refusal of a pod that is not Spark's: its claim. */
-                if (m.decision == DECISION_DENIED)
+                /* The only finding on a pod that is not Spark's: its claim. */
+                if (claim_foreign(j, &judged))
                         rc = foreign_identity(j);
         } else if (rc == 0) {
                 /* Admission replaces a Spark pod's other identity without
                  * asking whether it was allowed; the pod holds it now, so say so. */
-                if (j->claimed && !policy_identity_allowed(j->p, j->rule, j->claimed, j->fc->annotated,
-                                                           j->fc->annotated_ctx))
+                if (claim_foreign(j, &judged))
                         rc = foreign_identity(j);
                 if (rc == 0)
                         rc = classify_patch(j, &judged, &m);
@@ -599,7 +601,7 @@ static int judge_without_rule(struct judge *j, const struct resolution *res)
                          " annotations of namespace %s", j->namespace_);
                 return add_finding(j, FINDING_NO_POLICY, expected, res->problem);
         }
-        if (j->claimed && !policy_identity_allowed(j->p, NULL, j->claimed, j->fc->annotated, j->fc->annotated_ctx))
+        if (claim_foreign(j, NULL))
                 rc = foreign_identity(j);
         if (rc == 0 && j->role != POD_ROLE_NONE && policy_unmatched_deny(j->p)) {
                 char expected[128];
@@ -659,9 +661,15 @@ int findings_check_pod(const struct policy *p, const char *namespace_, const str
                 verdict = VERDICT_NOT_CONCERNED;
         else if (!j.rule && res->unknown)
                 verdict = VERDICT_UNKNOWN;
-        else if (j.mode == POLICY_MODE_OFF)
+        else if (j.mode == POLICY_MODE_OFF && !claim_foreign(&j, j.rule))
                 verdict = VERDICT_OFF;
-        else {
+        else if (j.mode == POLICY_MODE_OFF) {
+                /* Off governs what its own pods get, not what they may claim. */
+                rc = foreign_identity(&j);
+                if (rc < 0)
+                        goto out;
+                verdict = VERDICT_FINDINGS;
+        } else {
                 rc = j.rule ? judge_with_rule(&j) : judge_without_rule(&j, res);
                 if (rc < 0)
                         goto out;

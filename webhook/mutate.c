@@ -182,29 +182,34 @@ int mutate_spark_container(const cJSON *pod)
 
 /* ---- the identity a pod claims ---- */
 
-/* Refuses (enforce) or warns about (audit) a claim the namespace may not make.
- * Returns true when the pod was refused. */
-static bool check_claim(const struct policy *p, const struct rule *r, const char *ns,
-                        const struct mutate_context *mc, struct mutation *m)
+/* Judges the claim of the label value m->identity_after by the claim rule
+ * (policy.h): refused, warned about or allowed by the identity's
+ * protection, whatever the claimer's own mode. Returns true when refused. */
+static bool check_claim(const struct policy *p, const struct rule *r, const char *ns, struct mutation *m)
 {
-        const char *claimed = m->identity_before;
-        if (!claimed || policy_identity_allowed(p, r, claimed, mc->annotated, mc->annotated_ctx))
+        const char *claimed = m->identity_after;
+        if (!claimed)
                 return false;
-        char may[256] = "";
-        if (r) {
-                size_t off = 0;
-                for (size_t i = 0; i < r->n_allowed_identities && off < sizeof may; i++)
-                        off += (size_t)snprintf(may + off, sizeof may - off, "%s%s", i ? ", " : "",
-                                                r->allowed_identities[i]);
-        }
-        if (m->mode == POLICY_MODE_AUDIT) {
+        struct policy_claim_verdict v = policy_judge_claim(p, r, claimed);
+        if (v.claim == POLICY_CLAIM_ALLOWED)
+                return false;
+        if (v.claim == POLICY_CLAIM_WARN) {
                 warn(m, "audit: identity %s is not allowed in namespace %s; the pod would be refused",
                      claimed, ns);
                 return false;
         }
-        if (r)
+        char may[256] = "";
+        size_t off = 0;
+        for (size_t i = 0; r && i < r->n_allowed_identities && off < sizeof may; i++)
+                off += (size_t)snprintf(may + off, sizeof may - off, "%s%s", i ? ", " : "",
+                                        r->allowed_identities[i]);
+        if (v.reason == POLICY_CLAIM_UNLISTED_DENY)
+                deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy names "
+                     "it nowhere and refuses such identities (unlistedIdentities: deny)", ns, claimed,
+                     LABEL_IDENTITY);
+        else if (r)
                 deny(m, "namespace %s may not use Azure identity \"%s\" (label %s); it may use: %s",
-                     ns, claimed, LABEL_IDENTITY, may);
+                     ns, claimed, LABEL_IDENTITY, may[0] ? may : "none");
         else
                 deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
                      "grants it to other namespaces only", ns, claimed, LABEL_IDENTITY);
@@ -938,7 +943,8 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
 
 /* The namespace's rule is not known: it could not be read, or its
  * annotations do not make a rule. Pods for which that matters are refused
- * or let through with a warning, and the message says why. */
+ * or let through with a warning, and the message says why. A pod that
+ * claims an identity is judged even when the default mode is off. */
 static void unknown_rule(const struct policy *p, const char *ns, const struct mutate_context *mc,
                          struct mutation *m)
 {
@@ -946,13 +952,27 @@ static void unknown_rule(const struct policy *p, const char *ns, const struct mu
         bool audit = m->mode == POLICY_MODE_AUDIT;
         if (res->unknown) {
                 const char *why = mc->lookup_error ? mc->lookup_error : "no namespace source";
-                if (audit || !policy_lookup_deny(p))
+                if (!policy_lookup_deny(p))
                         warn(m, "namespace %s could not be read (%.60s); allowed unchanged", ns, why);
+                else if (audit && !m->identity_after)
+                        warn(m, "audit: namespace %s could not be read (%.60s); the pod would be refused",
+                             ns, why);
                 else
                         deny(m, "namespace %s could not be read (%s), and the policy refuses its Spark "
                              "and identity-claiming pods then (onLookupFailure: deny)", ns, why);
                 return;
         }
+        /* Annotations that make no rule grant nothing: a claim is judged as in
+         * a namespace without a rule, and Spark pods get no identity. */
+        if (m->identity_after && check_claim(p, NULL, ns, m)) {
+                size_t n = strlen(m->message);
+                snprintf(m->message + n, sizeof m->message - n, " (its annotations make no rule: %s)",
+                         res->problem);
+                utf8_mend(m->message);
+                return;
+        }
+        if (m->role == POD_ROLE_NONE || m->mode == POLICY_MODE_OFF)
+                return;
         if (audit)
                 warn(m, "audit: namespace %s's annotations make no rule: %.60s", ns, res->problem);
         else
@@ -960,12 +980,11 @@ static void unknown_rule(const struct policy *p, const char *ns, const struct mu
                      ns, res->problem);
 }
 
-int mutate_pod(const struct policy *p, const char *ns, const struct mutate_context *mc,
-               const cJSON *pod, struct mutation *m)
+/* What every decision starts from. */
+static void decision_begin(const struct policy *p, const struct mutate_context *mc, const cJSON *pod,
+                           struct mutation *m)
 {
         const struct rule *r = mc->res->rule;
-        int rc = 0;
-
         m->rule = r;
         m->role = mutate_pod_role(pod);
         m->mode = r ? r->mode : policy_default_mode(p);
@@ -982,22 +1001,31 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
                 m->client_id = r->client_id;
                 m->service_account = sa && *sa ? sa : SA_DEFAULT;
         }
-        if (m->mode == POLICY_MODE_OFF)
-                return 0;
+}
+
+int mutate_pod(const struct policy *p, const char *ns, const struct mutate_context *mc,
+               const cJSON *pod, struct mutation *m)
+{
+        const struct rule *r = mc->res->rule;
+        int rc = 0;
+
+        decision_begin(p, mc, pod, m);
         if (!ns)
                 ns = "";
-
-        /* Only Spark pods and pods that claim an identity depend on the rule. */
-        bool depends = m->role != POD_ROLE_NONE || m->identity_before;
-        if (!r && depends && (mc->res->unknown || mc->res->problem[0])) {
-                unknown_rule(p, ns, mc, m);
+        bool spark = m->role != POD_ROLE_NONE;
+        if (!r && (spark || m->identity_before) && (mc->res->unknown || mc->res->problem[0])) {
+                if (m->mode != POLICY_MODE_OFF || m->identity_before)
+                        unknown_rule(p, ns, mc, m);
                 return 0;
         }
-
-        if (m->role == POD_ROLE_NONE || !r) {
-                if (check_claim(p, r, ns, mc, m))
-                        return 0;
-                if (m->role != POD_ROLE_NONE && policy_unmatched_deny(p)) {
+        /* A Spark pod of an enforcing rule carries what we set (or is
+         * refused); every other pod keeps its label, so its claim is judged. */
+        if (!(spark && r && m->mode == POLICY_MODE_ENFORCE) && check_claim(p, r, ns, m))
+                return 0;
+        if (m->mode == POLICY_MODE_OFF)
+                return 0;
+        if (!spark || !r) {
+                if (spark && policy_unmatched_deny(p)) {
                         if (m->mode == POLICY_MODE_AUDIT)
                                 warn(m, "audit: namespace %s has no Spark identity in the policy; "
                                      "the pod would be refused", ns);
@@ -1020,4 +1048,25 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
         else if (m->auth == POLICY_AUTH_WORKLOAD_IDENTITY && r->service_account)
                 m->service_account = r->service_account;   /* the driver's already was; executors' now are */
         return rc;
+}
+
+int mutate_claim(const struct policy *p, const char *ns, const struct mutate_context *mc,
+                 const cJSON *old_pod, const cJSON *pod, struct mutation *m)
+{
+        decision_begin(p, mc, pod, m);
+        if (!ns)
+                ns = "";
+        if (old_pod)
+                m->identity_before = string_item(pod_labels(old_pod), LABEL_IDENTITY);
+        const char *before = m->identity_before, *after = m->identity_after;
+        /* Removed, or left as it was: allowed whatever the policy says now,
+         * so that finalizers and garbage collection never get stuck. */
+        if (!after || (old_pod && before && strcmp(before, after) == 0))
+                return 0;
+        if (!mc->res->rule && (mc->res->unknown || mc->res->problem[0])) {
+                unknown_rule(p, ns, mc, m);
+                return 0;
+        }
+        check_claim(p, mc->res->rule, ns, m);
+        return 0;
 }

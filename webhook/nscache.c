@@ -2,7 +2,7 @@
  *
  * The watcher thread owns the mutable state: a cJSON map from namespace
  * name to {labels, annotations}. After the list and after every watch event
- * it builds an immutable table (sorted entries, the annotated identities)
+ * it builds an immutable table (sorted entries)
  * in a pool of its own and swaps it into the snapshot; readers bsearch the
  * table they acquired. */
 #include "nscache.h"
@@ -40,8 +40,6 @@ struct ns_table {
         struct pool pool;
         struct ns_entry *entries;       /* sorted by name */
         size_t n;
-        const char **identities;        /* spark-identity.io/identity values, sorted, unique */
-        size_t n_identities;
 };
 
 struct nscache {
@@ -169,11 +167,6 @@ static int cmp_entry(const void *a, const void *b)
         return strcmp(((const struct ns_entry *)a)->name, ((const struct ns_entry *)b)->name);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Builds a table from the watcher's state and makes it current. */
 static int publish(struct nscache *c)
 {
@@ -182,8 +175,7 @@ static int publish(struct nscache *c)
         if (!t)
                 return -ENOMEM;
         t->entries = pool_alloc(&t->pool, (n ? n : 1) * sizeof *t->entries);
-        t->identities = pool_alloc(&t->pool, (n ? n : 1) * sizeof *t->identities);
-        if (!t->entries || !t->identities)
+        if (!t->entries)
                 goto oom;
         const cJSON *it;
         cJSON_ArrayForEach(it, c->state) {
@@ -191,12 +183,8 @@ static int publish(struct nscache *c)
                 if (fill_entry(&t->pool, it->string, it, e) < 0)
                         goto oom;
                 t->n++;
-                for (size_t i = 0; i < e->n_annotations; i++)
-                        if (strcmp(e->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") == 0)
-                                t->identities[t->n_identities++] = e->annotations[i].value;
         }
         qsort(t->entries, t->n, sizeof *t->entries, cmp_entry);
-        qsort(t->identities, t->n_identities, sizeof *t->identities, cmp_str);
         atomic_store(&c->size, t->n);
         snapshot_swap(c->table, t);
         return 0;
@@ -516,16 +504,6 @@ void nscache_done(struct nscache *c)
                 snapshot_release(c->table, tl.token);
         tl.held = false;
         pool_free(&tl.pool);
-}
-
-bool nscache_identity_annotated(const void *cv, const char *identity)
-{
-        struct nscache *c = (struct nscache *)cv;
-        unsigned token;
-        const struct ns_table *t = snapshot_acquire(c->table, &token);
-        bool found = t && bsearch(&identity, t->identities, t->n_identities, sizeof *t->identities, cmp_str);
-        snapshot_release(c->table, token);
-        return found;
 }
 
 size_t nscache_size(struct nscache *c)

@@ -37,6 +37,11 @@ static const struct hadoop_prop builtin_hadoop[] = {
 #define WI_PROVIDER "org.apache.hadoop.fs.azurebfs.oauth2.WorkloadIdentityTokenProvider"
 #define ACCOUNT_SUFFIX ".dfs.core.windows.net"
 
+#define POLICY_TOP_KEYS "defaults, namespaces, selectors, namespaceAnnotations, onLookupFailure, " \
+                        "unmatched, unlistedIdentities, delegableIdentities and grantors"
+#define GRANTOR_GROUP_PREFIX "group:"
+#define GRANTOR_DEFAULT GRANTOR_GROUP_PREFIX "system:masters"
+
 #define ANNOTATION_IDENTITY POLICY_ANNOTATION_PREFIX "identity"
 #define ANNOTATION_CLIENT POLICY_ANNOTATION_PREFIX "client-id"
 #define ANNOTATION_TENANT POLICY_ANNOTATION_PREFIX "tenant-id"
@@ -68,17 +73,9 @@ struct layer {
 #define LAYER_INIT(p) { .path = (p), .mode = -1, .on_conflict = -1, .jvm_env = -1, .auth = -1, \
                         .token_expiration = -1 }
 
-enum label_op { OP_IN, OP_NOT_IN, OP_EXISTS, OP_DOES_NOT_EXIST, OP_MAX };
-
-struct label_req {
-        const char *key;
-        enum label_op op;
-        const char *const *values;
-        size_t n_values;
-};
 
 struct selector_rule {
-        struct label_req *reqs;
+        struct policy_label_req *reqs;
         size_t n_reqs;
         struct rule rule;
 };
@@ -90,8 +87,13 @@ struct policy {
         size_t n_rules;
         struct selector_rule *selectors;       /* `selectors`, in file order */
         size_t n_selectors;
-        const char **granted;                  /* every identity the file grants, sorted, unique */
-        size_t n_granted;
+        struct policy_identity *identities;    /* every identity the file names, sorted, unique */
+        size_t n_identities;
+        const char **grantors;                 /* as written: "alice", "group:NAME" */
+        size_t n_grantors;
+        const char **grant_labels;             /* label keys that selectors read, sorted, unique */
+        size_t n_grant_labels;
+        bool unlisted_deny;                    /* unlistedIdentities: deny */
         enum policy_mode default_mode;
         bool unmatched_deny;
         bool annotations;                      /* namespaceAnnotations: true */
@@ -600,7 +602,7 @@ static bool is_label_key(const char *s)
 static void check_selector(struct loader *l, const cJSON *sel, const char *path,
                            struct selector_rule *ret)
 {
-        static const char *const op_names[OP_MAX] = { "In", "NotIn", "Exists", "DoesNotExist" };
+        static const char *const op_names[POLICY_LABEL_OP_MAX] = { "In", "NotIn", "Exists", "DoesNotExist" };
         char kpath[PATH_MAX_CHARS], ipath[PATH_MAX_CHARS];
         struct pool *pool = &l->p->pool;
 
@@ -649,8 +651,8 @@ static void check_selector(struct loader *l, const cJSON *sel, const char *path,
                                 return;
                         }
                         v[0] = pool_strdup(pool, it->valuestring);
-                        ret->reqs[ret->n_reqs++] = (struct label_req){
-                                .key = pool_strdup(pool, it->string), .op = OP_IN, .values = v, .n_values = 1 };
+                        ret->reqs[ret->n_reqs++] = (struct policy_label_req){
+                                .key = pool_strdup(pool, it->string), .op = POLICY_LABEL_IN, .values = v, .n_values = 1 };
                 }
         }
         if (!exprs)
@@ -683,7 +685,7 @@ static void check_selector(struct loader *l, const cJSON *sel, const char *path,
                         continue;
                 }
                 int o = -1;
-                for (int k = 0; cJSON_IsString(op) && k < OP_MAX; k++)
+                for (int k = 0; cJSON_IsString(op) && k < POLICY_LABEL_OP_MAX; k++)
                         if (strcmp(op->valuestring, op_names[k]) == 0)
                                 o = k;
                 if (o < 0) {
@@ -695,11 +697,11 @@ static void check_selector(struct loader *l, const cJSON *sel, const char *path,
                         fail(l, values, ipath, "values must be a list");
                         continue;
                 }
-                if ((o == OP_IN || o == OP_NOT_IN) && nv == 0) {
+                if ((o == POLICY_LABEL_IN || o == POLICY_LABEL_NOT_IN) && nv == 0) {
                         fail(l, it, ipath, "%s needs at least one value", op_names[o]);
                         continue;
                 }
-                if ((o == OP_EXISTS || o == OP_DOES_NOT_EXIST) && nv > 0) {
+                if ((o == POLICY_LABEL_EXISTS || o == POLICY_LABEL_DOES_NOT_EXIST) && nv > 0) {
                         fail(l, values, ipath, "%s takes no values", op_names[o]);
                         continue;
                 }
@@ -723,8 +725,8 @@ static void check_selector(struct loader *l, const cJSON *sel, const char *path,
                 }
                 if (bad)
                         continue;
-                ret->reqs[ret->n_reqs++] = (struct label_req){
-                        .key = pool_strdup(pool, key->valuestring), .op = (enum label_op)o,
+                ret->reqs[ret->n_reqs++] = (struct policy_label_req){
+                        .key = pool_strdup(pool, key->valuestring), .op = (enum policy_label_op)o,
                         .values = vs, .n_values = (size_t)nv };
         }
 }
@@ -737,17 +739,17 @@ static const char *label_of(const struct ns_info *ns, const char *key)
         return NULL;
 }
 
-static bool requirement_holds(const struct label_req *r, const struct ns_info *ns)
+static bool requirement_holds(const struct policy_label_req *r, const struct ns_info *ns)
 {
         const char *v = label_of(ns, r->key);
         bool in = false;
         for (size_t i = 0; v && i < r->n_values; i++)
                 in = in || strcmp(v, r->values[i]) == 0;
         switch (r->op) {
-        case OP_IN: return in;
-        case OP_NOT_IN: return !in;        /* a missing label is "not in" */
-        case OP_EXISTS: return v != NULL;
-        case OP_DOES_NOT_EXIST: return v == NULL;
+        case POLICY_LABEL_IN: return in;
+        case POLICY_LABEL_NOT_IN: return !in;        /* a missing label is "not in" */
+        case POLICY_LABEL_EXISTS: return v != NULL;
+        case POLICY_LABEL_DOES_NOT_EXIST: return v == NULL;
         default: return false;
         }
 }
@@ -1025,30 +1027,78 @@ static int cmp_str(const void *a, const void *b)
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int collect_granted(struct policy *p)
+static int cmp_identity(const void *a, const void *b)
 {
-        size_t total = 0;
+        return strcmp(((const struct policy_identity *)a)->identity,
+                      ((const struct policy_identity *)b)->identity);
+}
+
+/* The strongest of two modes: enforce, then audit, then off. */
+static enum policy_mode mode_strongest(enum policy_mode a, enum policy_mode b)
+{
+        return a < b ? a : b;
+}
+
+/* Every identity the file names, with its protection (the strongest mode of
+ * the rules that name it; defaults.mode for a delegable one). */
+static int collect_identities(struct policy *p, const char *const *delegable, size_t n_delegable)
+{
+        size_t total = n_delegable;
         for (size_t i = 0; i < p->n_rules; i++)
                 total += p->rules[i].n_allowed_identities;
         for (size_t i = 0; i < p->n_selectors; i++)
                 total += p->selectors[i].rule.n_allowed_identities;
-        const char **g = pool_alloc(&p->pool, (total ? total : 1) * sizeof *g);
-        if (!g)
+        struct policy_identity *ids = pool_alloc(&p->pool, (total ? total : 1) * sizeof *ids);
+        if (!ids)
                 return -ENOMEM;
         size_t n = 0;
-        for (size_t i = 0; i < p->n_rules; i++)
-                for (size_t j = 0; j < p->rules[i].n_allowed_identities; j++)
-                        g[n++] = p->rules[i].allowed_identities[j];
+        for (size_t i = 0; i < p->n_rules + p->n_selectors; i++) {
+                const struct rule *r = i < p->n_rules ? &p->rules[i] : &p->selectors[i - p->n_rules].rule;
+                for (size_t j = 0; j < r->n_allowed_identities; j++)
+                        ids[n++] = (struct policy_identity){ .identity = r->allowed_identities[j],
+                                                             .protection = r->mode, .reserved = true };
+        }
+        for (size_t i = 0; i < n_delegable; i++)
+                ids[n++] = (struct policy_identity){ .identity = delegable[i], .protection = p->default_mode,
+                                                     .delegable = true };
+        qsort(ids, n, sizeof *ids, cmp_identity);
+        size_t u = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (u && strcmp(ids[u - 1].identity, ids[i].identity) == 0) {
+                        struct policy_identity *d = &ids[u - 1];
+                        d->protection = mode_strongest(d->protection, ids[i].protection);
+                        d->reserved = d->reserved || ids[i].reserved;
+                        d->delegable = d->delegable || ids[i].delegable;
+                        continue;
+                }
+                ids[u++] = ids[i];
+        }
+        p->identities = ids;
+        p->n_identities = u;
+        return 0;
+}
+
+/* The label keys that selectors read: a change to one may change a
+ * namespace's rule, so only grantors may make it. */
+static int collect_grant_labels(struct policy *p)
+{
+        size_t total = 0;
         for (size_t i = 0; i < p->n_selectors; i++)
-                for (size_t j = 0; j < p->selectors[i].rule.n_allowed_identities; j++)
-                        g[n++] = p->selectors[i].rule.allowed_identities[j];
-        qsort(g, n, sizeof *g, cmp_str);
+                total += p->selectors[i].n_reqs;
+        const char **keys = pool_alloc(&p->pool, (total ? total : 1) * sizeof *keys);
+        if (!keys)
+                return -ENOMEM;
+        size_t n = 0;
+        for (size_t i = 0; i < p->n_selectors; i++)
+                for (size_t j = 0; j < p->selectors[i].n_reqs; j++)
+                        keys[n++] = p->selectors[i].reqs[j].key;
+        qsort(keys, n, sizeof *keys, cmp_str);
         size_t u = 0;
         for (size_t i = 0; i < n; i++)
-                if (u == 0 || strcmp(g[u - 1], g[i]) != 0)
-                        g[u++] = g[i];
-        p->granted = g;
-        p->n_granted = u;
+                if (u == 0 || strcmp(keys[u - 1], keys[i]) != 0)
+                        keys[u++] = keys[i];
+        p->grant_labels = keys;
+        p->n_grant_labels = u;
         return 0;
 }
 
@@ -1159,6 +1209,83 @@ static void load_namespaces(struct loader *l, const cJSON *map, const struct lay
         qsort(p->rules, p->n_rules, sizeof *p->rules, cmp_rule);
 }
 
+/* A grantor: a user name, or group:NAME. Any printable text. */
+static bool is_grantor(const char *s)
+{
+        if (!*s || strcmp(s, GRANTOR_GROUP_PREFIX) == 0)
+                return false;
+        for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+                if (*c < 0x20 || *c == 0x7f)
+                        return false;
+        return true;
+}
+
+/* A top-level list of identities or grantors, copied into the policy's pool. */
+static void load_list(struct loader *l, const cJSON *list, const char *path, bool identities,
+                      const char ***ret, size_t *ret_n)
+{
+        char ipath[PATH_MAX_CHARS];
+        if (!cJSON_IsArray(list)) {
+                fail(l, list, path, "must be a list");
+                return;
+        }
+        size_t n = (size_t)cJSON_GetArraySize(list);
+        if (n > WH_MAX_POLICY_LIST_ITEMS) {
+                fail(l, list, path, "more than %u items", WH_MAX_POLICY_LIST_ITEMS);
+                return;
+        }
+        const char **items = pool_alloc(&l->p->pool, (n ? n : 1) * sizeof *items);
+        if (!items) {
+                oom(l);
+                return;
+        }
+        size_t k = 0;
+        int i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list) {
+                path_printf(ipath, "%s[%d]", path, i++);
+                const char *s = cJSON_IsString(it) ? it->valuestring : NULL;
+                if (!s || strlen(s) > WH_MAX_POLICY_STRING) {
+                        fail(l, it, ipath, "must be a string of at most %u characters", WH_MAX_POLICY_STRING);
+                        continue;
+                }
+                if (identities && !is_label_value(s)) {
+                        fail(l, it, ipath, "\"%s\" is not a valid label value (at most 63 of "
+                             "A-Z a-z 0-9 - _ ., starting and ending alphanumeric)", s);
+                        continue;
+                }
+                if (!identities && !is_grantor(s)) {
+                        fail(l, it, ipath, "a grantor is a user name or group:NAME, not empty and "
+                             "without control characters");
+                        continue;
+                }
+                if (!(items[k++] = pool_strdup(&l->p->pool, s))) {
+                        oom(l);
+                        return;
+                }
+        }
+        *ret = items;
+        *ret_n = k;
+}
+
+/* A delegable identity is given by annotations; one that an entry or a
+ * selector names is reserved to those namespaces, so it cannot be both. */
+static void check_delegable(struct loader *l, const cJSON *list)
+{
+        int i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list) {
+                char ipath[PATH_MAX_CHARS];
+                path_printf(ipath, "delegableIdentities[%d]", i++);
+                const struct policy_identity *id =
+                        cJSON_IsString(it) ? policy_identity_find(l->p, it->valuestring) : NULL;
+                if (id && id->reserved)
+                        fail(l, it, ipath, "\"%s\" is named by a namespaces or selectors entry, so it "
+                             "is reserved to those namespaces and cannot be given by annotations",
+                             id->identity);
+        }
+}
+
 static bool want_bool(struct loader *l, const cJSON *v, const char *path)
 {
         if (!cJSON_IsBool(v))
@@ -1192,12 +1319,13 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
         *defaults = (struct layer)LAYER_INIT("defaults");
         struct loader l = { .doc = doc, .p = p, .errors = errors, .defaults_auth = -1 };
         const cJSON *root = doc_root(doc);
-        const cJSON *namespaces = NULL, *selectors = NULL;
-        bool defaults_ok = true;
+        const cJSON *namespaces = NULL, *selectors = NULL, *delegable = NULL;
+        const char **delegable_ids = NULL;
+        size_t n_delegable = 0;
+        bool defaults_ok = true, grantors_set = false;
 
         if (!cJSON_IsObject(root)) {
-                fail(&l, root, NULL, "a policy is a map with defaults, namespaces, selectors, "
-                     "namespaceAnnotations, onLookupFailure and unmatched");
+                fail(&l, root, NULL, "a policy is a map with " POLICY_TOP_KEYS);
                 r = -EINVAL;
                 goto out;
         }
@@ -1221,13 +1349,28 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
                 } else if (strcmp(k, "unmatched") == 0) {
                         static const char *const names[] = { "allow", "deny" };
                         p->unmatched_deny = want_enum(&l, it, k, names, 2) == 1;
+                } else if (strcmp(k, "unlistedIdentities") == 0) {
+                        static const char *const names[] = { "allow", "deny" };
+                        p->unlisted_deny = want_enum(&l, it, k, names, 2) == 1;
+                } else if (strcmp(k, "delegableIdentities") == 0) {
+                        delegable = it;
+                        if (!cJSON_IsNull(it))
+                                load_list(&l, it, k, true, &delegable_ids, &n_delegable);
+                } else if (strcmp(k, "grantors") == 0) {
+                        grantors_set = true;
+                        if (!cJSON_IsNull(it))
+                                load_list(&l, it, k, false, &p->grantors, &p->n_grantors);
                 } else {
-                        fail_key(&l, it, k, "unknown key (a policy has defaults, namespaces, selectors, "
-                                 "namespaceAnnotations, onLookupFailure and unmatched)");
+                        fail_key(&l, it, k, "unknown key (a policy has " POLICY_TOP_KEYS ")");
                 }
         }
         if (!cJSON_GetObjectItemCaseSensitive(root, "onLookupFailure"))
                 p->lookup_deny = true;
+        if (!grantors_set) {
+                static const char *const default_grantors[] = { GRANTOR_DEFAULT };
+                p->grantors = (const char **)default_grantors;
+                p->n_grantors = 1;
+        }
         p->default_mode = defaults->mode >= 0 ? (enum policy_mode)defaults->mode : POLICY_MODE_ENFORCE;
         l.defaults_auth = defaults->auth;
 
@@ -1236,6 +1379,15 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
                 load_namespaces(&l, namespaces, defaults, defaults_ok);
         if (selectors && !cJSON_IsNull(selectors))
                 load_selectors(&l, selectors, defaults, defaults_ok);
+        if (!l.n_errors) {
+                r = collect_identities(p, delegable_ids, n_delegable);
+                if (r == 0)
+                        r = collect_grant_labels(p);
+                if (r < 0)
+                        oom(&l);
+                else if (cJSON_IsArray(delegable))
+                        check_delegable(&l, delegable);
+        }
         if (l.n_errors > POLICY_MAX_ERRORS)
                 buf_printf(errors, "... and %u more problems\n", l.n_errors - POLICY_MAX_ERRORS);
         if (l.n_errors) {
@@ -1244,8 +1396,6 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
         }
         p->base = *defaults;
         r = layer_keep(&p->pool, &p->base);
-        if (r == 0)
-                r = collect_granted(p);
         if (r < 0)
                 goto out;
         sha256_hex(text, len, p->sha256);
@@ -1341,6 +1491,24 @@ static bool annotation_layer(const struct ns_info *ns, struct layer *ret, char *
         return true;
 }
 
+/* Whether annotations may give `identity`: only one the policy lists in
+ * delegableIdentities, never one reserved by an entry or a selector. */
+static bool delegable(const struct policy *p, const char *identity, char *why, size_t whylen)
+{
+        const struct policy_identity *id = policy_identity_find(p, identity);
+        if (id && id->reserved) {
+                snprintf(why, whylen, ANNOTATION_IDENTITY " \"%.63s\" is reserved by the policy to the "
+                         "namespaces it names it for", identity);
+                return false;
+        }
+        if (!id || !id->delegable) {
+                snprintf(why, whylen, ANNOTATION_IDENTITY " \"%.63s\" is not in the policy's "
+                         "delegableIdentities", identity);
+                return false;
+        }
+        return true;
+}
+
 int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info,
                    struct pool *pool, struct resolution *ret)
 {
@@ -1359,6 +1527,10 @@ int policy_resolve(const struct policy *p, const char *namespace_, const struct 
                 if (!e)
                         return -ENOMEM;
                 if (!annotation_layer(info, e, ret->problem, sizeof ret->problem)) {
+                        free(e);
+                        return 0;
+                }
+                if (e->identity && !delegable(p, e->identity, ret->problem, sizeof ret->problem)) {
                         free(e);
                         return 0;
                 }
@@ -1384,18 +1556,125 @@ int policy_resolve(const struct policy *p, const char *namespace_, const struct 
         return 0;
 }
 
-bool policy_identity_allowed(const struct policy *p, const struct rule *r, const char *identity,
-                             policy_identity_known_fn annotated, const void *ctx)
+bool policy_rule_grants(const struct rule *r, const char *identity)
 {
-        if (r) {
-                for (size_t i = 0; i < r->n_allowed_identities; i++)
-                        if (strcmp(r->allowed_identities[i], identity) == 0)
-                                return true;
-                return false;
+        for (size_t i = 0; r && i < r->n_allowed_identities; i++)
+                if (strcmp(r->allowed_identities[i], identity) == 0)
+                        return true;
+        return false;
+}
+
+const struct policy_identity *policy_identity_find(const struct policy *p, const char *identity)
+{
+        struct policy_identity key = { .identity = identity };
+        if (!identity || !p->n_identities)
+                return NULL;
+        return bsearch(&key, p->identities, p->n_identities, sizeof *p->identities, cmp_identity);
+}
+
+static enum policy_claim claim_by_mode(enum policy_mode m)
+{
+        return m == POLICY_MODE_ENFORCE ? POLICY_CLAIM_DENIED
+             : m == POLICY_MODE_AUDIT   ? POLICY_CLAIM_WARN
+                                        : POLICY_CLAIM_ALLOWED;
+}
+
+struct policy_claim_verdict policy_judge_claim(const struct policy *p, const struct rule *r,
+                                               const char *identity)
+{
+        struct policy_claim_verdict v = { .claim = POLICY_CLAIM_ALLOWED, .reason = POLICY_CLAIM_GRANTED };
+        if (policy_rule_grants(r, identity))
+                return v;
+        v.listed = policy_identity_find(p, identity);
+        if (v.listed) {
+                v.reason = POLICY_CLAIM_OWNED;
+                v.claim = claim_by_mode(v.listed->protection);
+        } else if (p->unlisted_deny) {
+                v.reason = POLICY_CLAIM_UNLISTED_DENY;
+                v.claim = POLICY_CLAIM_DENIED;
+        } else if (r) {
+                v.reason = POLICY_CLAIM_UNLISTED_RULE;
+                v.claim = claim_by_mode(r->mode);
+        } else {
+                v.reason = POLICY_CLAIM_UNLISTED_FREE;
         }
-        if (bsearch(&identity, p->granted, p->n_granted, sizeof *p->granted, cmp_str))
-                return false;
-        return !(p->annotations && annotated && annotated(ctx, identity));
+        return v;
+}
+
+size_t policy_identity_count(const struct policy *p)
+{
+        return p->n_identities;
+}
+
+const struct policy_identity *policy_identity_at(const struct policy *p, size_t index)
+{
+        return index < p->n_identities ? &p->identities[index] : NULL;
+}
+
+bool policy_unlisted_deny(const struct policy *p)
+{
+        return p->unlisted_deny;
+}
+
+const char *const *policy_default_allowed_identities(const struct policy *p, size_t *ret_n)
+{
+        *ret_n = p->base.allowed_identities.n;
+        return p->base.allowed_identities.items;
+}
+
+bool policy_grant_label(const struct policy *p, const char *key)
+{
+        return p->n_grant_labels &&
+               bsearch(&key, p->grant_labels, p->n_grant_labels, sizeof *p->grant_labels, cmp_str);
+}
+
+size_t policy_grant_label_count(const struct policy *p)
+{
+        return p->n_grant_labels;
+}
+
+const char *policy_grant_label_at(const struct policy *p, size_t index)
+{
+        return index < p->n_grant_labels ? p->grant_labels[index] : NULL;
+}
+
+bool policy_is_grantor(const struct policy *p, const char *user, const char *const *groups,
+                       size_t n_groups)
+{
+        size_t plen = strlen(GRANTOR_GROUP_PREFIX);
+        for (size_t i = 0; i < p->n_grantors; i++) {
+                const char *g = p->grantors[i];
+                if (strncmp(g, GRANTOR_GROUP_PREFIX, plen) != 0) {
+                        if (user && strcmp(user, g) == 0)
+                                return true;
+                        continue;
+                }
+                for (size_t j = 0; j < n_groups; j++)
+                        if (groups[j] && strcmp(groups[j], g + plen) == 0)
+                                return true;
+        }
+        return false;
+}
+
+size_t policy_grantor_count(const struct policy *p)
+{
+        return p->n_grantors;
+}
+
+const char *policy_grantor_at(const struct policy *p, size_t index)
+{
+        return index < p->n_grantors ? p->grantors[index] : NULL;
+}
+
+const struct policy_label_req *policy_selector_requirements(const struct policy *p, size_t index,
+                                                            size_t *ret_n)
+{
+        if (index >= p->n_selectors) {
+                *ret_n = 0;
+                return NULL;
+        }
+        *ret_n = p->selectors[index].n_reqs;
+        return p->selectors[index].reqs;
 }
 
 bool policy_selector_matches(const struct policy *p, size_t index, const struct ns_info *info)

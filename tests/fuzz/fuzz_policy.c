@@ -197,8 +197,19 @@ static void resolve(const struct policy *p, const char *ns, const struct ns_info
                         fuzz_fail("%s: a rule and a problem: %s", ns, res.problem);
         }
         const char *who[] = { "sparkaks", "team-a-api", "x-spark", "nobody" };
-        for (size_t i = 0; i < sizeof who / sizeof *who; i++)
-                (void)policy_identity_allowed(p, res.rule, who[i], NULL, NULL);
+        for (size_t i = 0; i < sizeof who / sizeof *who; i++) {
+                struct policy_claim_verdict v = policy_judge_claim(p, res.rule, who[i]);
+                if (policy_rule_grants(res.rule, who[i]) && v.claim != POLICY_CLAIM_ALLOWED)
+                        fuzz_fail("%s: identity %s granted by its rule yet not allowed", ns, who[i]);
+                if (v.listed != policy_identity_find(p, who[i]))
+                        fuzz_fail("%s: identity %s judged as listed by another entry", ns, who[i]);
+        }
+        /* Annotations give only delegable identities, never reserved ones. */
+        if (res.rule && res.rule->source == RULE_ANNOTATIONS && res.rule->identity) {
+                const struct policy_identity *id = policy_identity_find(p, res.rule->identity);
+                if (!id || !id->delegable || id->reserved)
+                        fuzz_fail("%s: annotations gave %s, which is not delegable", ns, res.rule->identity);
+        }
         pool_free(&pool);
 }
 

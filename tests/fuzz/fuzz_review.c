@@ -102,22 +102,8 @@ static void fake_done(void *ctx)
         ns->dones++;
 }
 
-/* Some namespace's annotations grant `identity`: the one just read, or any
- * identity named ann-*. */
-static bool fake_annotated(const void *ctx, const char *identity)
-{
-        const struct fake_ns *ns = ctx;
-        if (strncmp(identity, "ann-", 4) == 0)
-                return true;
-        for (size_t i = 0; i < ns->n_annotations; i++)
-                if (strcmp(ns->annotations[i].key, POLICY_ANNOTATION_PREFIX "identity") == 0 &&
-                    strcmp(ns->annotations[i].value, identity) == 0)
-                        return true;
-        return false;
-}
-
 static const struct ns_source fake_source = {
-        .ctx = &current, .lookup = fake_lookup, .done = fake_done, .annotated = fake_annotated,
+        .ctx = &current, .lookup = fake_lookup, .done = fake_done,
 };
 
 static struct policy *load_policy(const char *rel)

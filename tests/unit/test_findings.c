@@ -489,6 +489,13 @@ static void test_modes(void **state)
         assert_problems(&r, FINDING_FOREIGN_IDENTITY, FINDING_NO_POLICY, -1);
         assert_int_equal(find(&r, FINDING_NO_POLICY)->mode, POLICY_MODE_AUDIT);
         done(&r);
+        /* Off governs what a namespace's own pods get, not what they may
+         * claim: team-a enforces sparkaks. */
+        judge(po, "team-x", pod, &r);
+        assert_int_equal(r.verdict, VERDICT_FINDINGS);
+        assert_problems(&r, FINDING_FOREIGN_IDENTITY, -1);
+        done(&r);
+        set_label(pod, "aadpodidbinding", "nobodys");
         judge(po, "team-x", pod, &r);
         assert_int_equal(r.verdict, VERDICT_OFF);
         assert_int_equal(r.f.n, 0);
@@ -507,12 +514,8 @@ static const char ns_policy[] =
         "selectors:\n"
         "  - {name: data, namespaceSelector: {matchLabels: {team: data}}, identity: data-spark}\n"
         "namespaceAnnotations: true\n"
+        "delegableIdentities: [x-spark]\n"
         "unmatched: deny\n";
-
-static bool annotated_x(const void *ctx, const char *identity)
-{
-        return strcmp(identity, (const char *)ctx) == 0;
-}
 
 static void test_namespaces(void **state)
 {
@@ -571,15 +574,17 @@ static void test_namespaces(void **state)
                        "spark-identity.io/identity \"not a label value\" is not a valid label value");
         done(&r);
 
-        /* An identity granted by another namespace's annotations. */
+        /* A delegable identity is listed: protected (defaults.mode) from
+         * namespaces whose annotations do not give it; an unlisted one is
+         * not the business of a namespace without a rule. */
         static const struct ns_info none = { 0 };
         set_label(rogue, "aadpodidbinding", "x-spark");
-        struct findings_context granted = { .info = &none, .annotated = annotated_x, .annotated_ctx = "x-spark" };
-        judge_with(p, "team-z", &granted, rogue, &r);
+        struct findings_context other = { .info = &none };
+        judge_with(p, "team-z", &other, rogue, &r);
         assert_problems(&r, FINDING_FOREIGN_IDENTITY, -1);
         done(&r);
-        granted.annotated_ctx = "someone-else";
-        judge_with(p, "team-z", &granted, rogue, &r);
+        set_label(rogue, "aadpodidbinding", "someone-else");
+        judge_with(p, "team-z", &other, rogue, &r);
         assert_problems(&r, -1);
         done(&r);
         cJSON_Delete(pod);

@@ -270,15 +270,35 @@ static void test_audit_mode_only_warns(void **state)
 static void test_audit_mode_conflict_deny_warns(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-c", DRIVER(",\"aadpodidbinding\":\"sparkaks\"", ""));
+        run(f, "team-c", DRIVER(",\"aadpodidbinding\":\"nobodys\"", ""));
         assert_int_equal(f->m.decision, DECISION_UNCHANGED);
-        assert_true(has_warning(&f->m, "audit: identity sparkaks conflicts with c-spark; the pod would be refused"));
+        assert_true(has_warning(&f->m, "audit: identity nobodys is not allowed in namespace team-c; the pod would be refused"));
+        assert_true(has_warning(&f->m, "audit: identity nobodys conflicts with c-spark; the pod would be refused"));
+}
+
+/* The owner's mode protects the identity: a claimer in audit or off mode
+ * cannot take an identity whose owner enforces. */
+static void test_claimer_mode_does_not_soften(void **state)
+{
+        static const char *const claimers[] = { "team-c", "team-off" };
+        for (size_t i = 0; i < 2; i++) {
+                struct fixture f = { .policy = load_policy(policy_text) };
+                mutation_init(&f.m);
+                run(&f, claimers[i], DRIVER(",\"aadpodidbinding\":\"sparkaks\"", ""));
+                assert_int_equal(f.m.decision, DECISION_DENIED);
+                assert_non_null(strstr(f.m.message, "may not use Azure identity \"sparkaks\""));
+                assert_int_equal(f.m.patch.n_ops, 0);
+                cJSON_Delete(f.pod);
+                cJSON_Delete(f.ops);
+                mutation_free(&f.m);
+                policy_free(f.policy);
+        }
 }
 
 static void test_mode_off_does_nothing(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-off", DRIVER(",\"aadpodidbinding\":\"sparkaks\"", ""));
+        run(f, "team-off", DRIVER(",\"aadpodidbinding\":\"off-spark\"", ""));
         assert_int_equal(f->m.decision, DECISION_UNCHANGED);
         assert_int_equal(f->m.patch.n_ops, 0);
         assert_int_equal(f->m.n_warnings, 0);
@@ -302,8 +322,12 @@ static void test_non_spark_pods(void **state)
                   "the policy grants it to other namespaces only" },
                 { "team-x", "not-in-policy", DECISION_UNCHANGED, NULL },
                 { "team-x", NULL, DECISION_UNCHANGED, NULL },
-                { "team-c", "sparkaks", DECISION_UNCHANGED, NULL },   /* audit: warned */
-                { "team-off", "sparkaks", DECISION_UNCHANGED, NULL },
+                { "team-c", "nobodys", DECISION_UNCHANGED, NULL },    /* audit, unlisted: warned */
+                { "team-c", "sparkaks", DECISION_DENIED,              /* the owner enforces */
+                  "namespace team-c may not use Azure identity \"sparkaks\" (label aadpodidbinding); "
+                  "it may use: c-spark" },
+                { "team-off", "sparkaks", DECISION_DENIED, NULL },
+                { "team-off", "nobodys", DECISION_UNCHANGED, NULL },
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
                 struct fixture f = { .policy = load_policy(policy_text) };
@@ -320,8 +344,8 @@ static void test_non_spark_pods(void **state)
                 assert_int_equal(f.m.patch.n_ops, 0);
                 if (cases[i].message)
                         assert_string_equal(f.m.message, cases[i].message);
-                if (strcmp(cases[i].ns, "team-c") == 0)
-                        assert_true(has_warning(&f.m, "audit: identity sparkaks is not allowed in namespace team-c"));
+                if (strcmp(cases[i].ns, "team-c") == 0 && cases[i].want != DECISION_DENIED)
+                        assert_true(has_warning(&f.m, "audit: identity nobodys is not allowed in namespace team-c"));
                 else
                         assert_int_equal(f.m.n_warnings, 0);
                 cJSON_Delete(f.pod);
@@ -428,7 +452,8 @@ static void test_no_containers_only_label(void **state)
 static const char ns_policy[] =
         "selectors:\n"
         "  - {name: data, namespaceSelector: {matchLabels: {team: data}}, identity: data-spark}\n"
-        "namespaceAnnotations: true\n";
+        "namespaceAnnotations: true\n"
+        "delegableIdentities: [ann-spark]\n";
 
 struct decided {
         struct pool pool;
@@ -613,6 +638,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_conflict_deny, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_mode_only_warns, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_mode_conflict_deny_warns, setup, teardown),
+                cmocka_unit_test(test_claimer_mode_does_not_soften),
                 cmocka_unit_test_setup_teardown(test_mode_off_does_nothing, setup, teardown),
                 cmocka_unit_test(test_non_spark_pods),
                 cmocka_unit_test_setup_teardown(test_spark_pod_in_unmatched_namespace, setup, teardown),

@@ -237,15 +237,30 @@ static void test_identities_allowed(void **state)
         assert_int_equal(a->n_allowed_identities, 2);
         assert_string_equal(a->allowed_identities[0], "sparkaks");
         assert_string_equal(a->allowed_identities[1], "team-a-api");
-        assert_true(policy_identity_allowed(p, a, "sparkaks", NULL, NULL));
-        assert_true(policy_identity_allowed(p, a, "team-a-api", NULL, NULL));
-        assert_false(policy_identity_allowed(p, a, "lake-spark", NULL, NULL));
-        assert_false(policy_identity_allowed(p, a, "unknown-identity", NULL, NULL));
-        /* A namespace without a rule: anything the policy does not grant. */
-        assert_false(policy_identity_allowed(p, NULL, "sparkaks", NULL, NULL));
-        assert_false(policy_identity_allowed(p, NULL, "team-a-api", NULL, NULL));
-        assert_false(policy_identity_allowed(p, NULL, "c-spark", NULL, NULL));
-        assert_true(policy_identity_allowed(p, NULL, "someone-elses", NULL, NULL));
+        assert_int_equal(policy_judge_claim(p, a, "sparkaks").claim, POLICY_CLAIM_ALLOWED);
+        assert_int_equal(policy_judge_claim(p, a, "team-a-api").claim, POLICY_CLAIM_ALLOWED);
+        assert_int_equal(policy_judge_claim(p, a, "lake-spark").claim, POLICY_CLAIM_DENIED);
+        /* Unlisted: a namespace with a rule may use only what it names. */
+        assert_int_equal(policy_judge_claim(p, a, "unknown-identity").claim, POLICY_CLAIM_DENIED);
+        assert_int_equal(policy_judge_claim(p, a, "unknown-identity").reason, POLICY_CLAIM_UNLISTED_RULE);
+        /* A namespace without a rule: nothing the policy names. */
+        assert_int_equal(policy_judge_claim(p, NULL, "sparkaks").claim, POLICY_CLAIM_DENIED);
+        assert_int_equal(policy_judge_claim(p, NULL, "team-a-api").claim, POLICY_CLAIM_DENIED);
+        /* c-spark's only owner audits: a claim of it is warned about. */
+        assert_int_equal(policy_judge_claim(p, NULL, "c-spark").claim, POLICY_CLAIM_WARN);
+        assert_int_equal(policy_judge_claim(p, NULL, "someone-elses").claim, POLICY_CLAIM_ALLOWED);
+        assert_int_equal(policy_judge_claim(p, NULL, "someone-elses").reason, POLICY_CLAIM_UNLISTED_FREE);
+        /* The claimer's mode does not soften a claim of an enforced identity. */
+        const struct rule *c = policy_rule_for(p, "team-c");
+        assert_int_equal(c->mode, POLICY_MODE_AUDIT);
+        assert_int_equal(policy_judge_claim(p, c, "sparkaks").claim, POLICY_CLAIM_DENIED);
+        assert_int_equal(policy_judge_claim(p, c, "sparkaks").reason, POLICY_CLAIM_OWNED);
+        assert_int_equal(policy_judge_claim(p, c, "nobodys").claim, POLICY_CLAIM_WARN);
+        assert_int_equal(policy_identity_count(p), 4);
+        assert_string_equal(policy_identity_at(p, 0)->identity, "c-spark");
+        assert_true(policy_identity_find(p, "team-a-api")->reserved);
+        assert_null(policy_identity_find(p, "nobodys"));
+        assert_false(policy_unlisted_deny(p));
         policy_free(p);
 }
 
@@ -295,7 +310,7 @@ static void test_empty_namespaces(void **state)
         struct policy *p = load_ok("unmatched: deny\n");
         assert_int_equal(policy_rule_count(p), 0);
         assert_true(policy_unmatched_deny(p));
-        assert_true(policy_identity_allowed(p, NULL, "anything", NULL, NULL));
+        assert_int_equal(policy_judge_claim(p, NULL, "anything").claim, POLICY_CLAIM_ALLOWED);
         policy_free(p);
         p = load_ok("namespaces: {}\n");
         assert_int_equal(policy_rule_count(p), 0);
@@ -437,6 +452,7 @@ static const char selector_policy[] =
         "        - {key: frozen, operator: DoesNotExist}\n"
         "    identity: legacy-spark\n"
         "namespaceAnnotations: true\n"
+        "delegableIdentities: [ann-spark, ok-spark]\n"
         "onLookupFailure: allow\n";
 
 #define NS(l, n) (&(struct ns_info){ .labels = (l), .n_labels = (n) })
@@ -494,7 +510,8 @@ static void test_selectors_kubernetes_semantics(void **state)
         assert_false(policy_selector_matches(p, 2, NS(legacy_prod, 2)));
         assert_false(policy_selector_matches(p, 9, NS(legacy, 1)));
         /* Identities granted by selectors are not free for the others. */
-        assert_false(policy_identity_allowed(p, NULL, "data-spark", NULL, NULL));
+        assert_int_equal(policy_judge_claim(p, NULL, "data-spark").claim, POLICY_CLAIM_WARN);   /* its owner audits */
+        assert_int_equal(policy_judge_claim(p, NULL, "legacy-spark").claim, POLICY_CLAIM_DENIED);
         policy_free(p);
 }
 
@@ -505,11 +522,6 @@ static void test_empty_selector_matches_all(void **state)
         assert_true(policy_lookup_deny(p));   /* the default */
         assert_false(policy_reads_annotations(p));
         policy_free(p);
-}
-
-static bool annotated_x(const void *ctx, const char *identity)
-{
-        return strcmp(identity, (const char *)ctx) == 0;
 }
 
 static void test_annotations_make_a_rule(void **state)
@@ -555,17 +567,116 @@ static void test_annotations_make_a_rule(void **state)
                 pool_free(&pool);
         }
 
-        /* Identities some namespace's annotations grant are not free for the others. */
-        assert_false(policy_identity_allowed(p, NULL, "ann-spark", annotated_x, "ann-spark"));
-        assert_true(policy_identity_allowed(p, NULL, "ann-spark", annotated_x, "other"));
-        assert_true(policy_identity_allowed(p, NULL, "ann-spark", NULL, NULL));
+        /* A delegable identity is not free for the others: defaults.mode protects it. */
+        assert_int_equal(policy_judge_claim(p, NULL, "ann-spark").claim, POLICY_CLAIM_DENIED);
+        assert_true(policy_identity_find(p, "ann-spark")->delegable);
+        assert_false(policy_identity_find(p, "ann-spark")->reserved);
+
+        /* Annotations give only delegable identities, never reserved ones. */
+        static const struct { const char *identity, *why; } denied[] = {
+                { "sparkaks", "spark-identity.io/identity \"sparkaks\" is reserved by the policy" },
+                { "data-spark", "spark-identity.io/identity \"data-spark\" is reserved by the policy" },
+                { "free-spark", "spark-identity.io/identity \"free-spark\" is not in the policy's delegableIdentities" },
+        };
+        for (size_t i = 0; i < sizeof denied / sizeof *denied; i++) {
+                struct kv kv[] = { { "spark-identity.io/identity", denied[i].identity } };
+                struct ns_info di = { .annotations = kv, .n_annotations = 1 };
+                assert_int_equal(policy_resolve(p, "team-x", &di, &pool, &res), 0);
+                assert_null(res.rule);
+                if (!strstr(res.problem, denied[i].why))
+                        fail_msg("%zu: %s", i, res.problem);
+                pool_free(&pool);
+        }
         policy_free(p);
 
         /* Without namespaceAnnotations: true, annotations are ignored. */
         p = load_ok("namespaces:\n  t: {identity: x}\n");
         assert_false(policy_uses_namespaces(p));
         assert_string_equal(resolved(p, "team-x", &info), "-");
-        assert_true(policy_identity_allowed(p, NULL, "ann-spark", annotated_x, "ann-spark"));
+        assert_int_equal(policy_judge_claim(p, NULL, "ann-spark").claim, POLICY_CLAIM_ALLOWED);
+        policy_free(p);
+}
+
+/* The claim rule: the owner's mode protects the identity, the strongest
+ * owner wins, unlisted identities follow unlistedIdentities. */
+static void test_claim_rule(void **state)
+{
+        struct policy *p = load_ok(
+                "defaults: {mode: audit}\n"
+                "namespaces:\n"
+                "  a: {identity: shared, mode: off}\n"
+                "  b: {identity: shared, mode: audit}\n"
+                "  c: {identity: c-id, mode: off, allowedIdentities: [shared]}\n"
+                "  d: {identity: d-id, mode: enforce}\n"
+                "  e: {identity: e-id, mode: off}\n"
+                "selectors:\n"
+                "  - {namespaceSelector: {matchLabels: {team: s}}, identity: d-id, mode: off}\n"
+                "namespaceAnnotations: true\n"
+                "delegableIdentities: [deleg]\n"
+                "unlistedIdentities: deny\n");
+        const struct rule *a = policy_rule_for(p, "a"), *e = policy_rule_for(p, "e");
+        /* shared: owners off, audit, off: the strongest is audit. */
+        assert_int_equal(policy_identity_find(p, "shared")->protection, POLICY_MODE_AUDIT);
+        assert_int_equal(policy_judge_claim(p, e, "shared").claim, POLICY_CLAIM_WARN);
+        assert_int_equal(policy_judge_claim(p, a, "shared").claim, POLICY_CLAIM_ALLOWED);
+        /* d-id: enforce by d beats off by the selector. */
+        assert_int_equal(policy_identity_find(p, "d-id")->protection, POLICY_MODE_ENFORCE);
+        assert_int_equal(policy_judge_claim(p, e, "d-id").claim, POLICY_CLAIM_DENIED);
+        /* e-id: its only owner is off: claims are ignored. */
+        assert_int_equal(policy_judge_claim(p, a, "e-id").claim, POLICY_CLAIM_ALLOWED);
+        assert_int_equal(policy_judge_claim(p, NULL, "e-id").claim, POLICY_CLAIM_ALLOWED);
+        /* deleg: protected by defaults.mode (audit here). */
+        assert_int_equal(policy_judge_claim(p, NULL, "deleg").claim, POLICY_CLAIM_WARN);
+        /* Unlisted, with unlistedIdentities: deny: refused everywhere. */
+        struct policy_claim_verdict v = policy_judge_claim(p, NULL, "nobodys");
+        assert_int_equal(v.claim, POLICY_CLAIM_DENIED);
+        assert_int_equal(v.reason, POLICY_CLAIM_UNLISTED_DENY);
+        assert_null(v.listed);
+        assert_int_equal(policy_judge_claim(p, e, "nobodys").claim, POLICY_CLAIM_DENIED);
+        assert_true(policy_unlisted_deny(p));
+        assert_int_equal(policy_identity_count(p), 5);
+        policy_free(p);
+}
+
+static void test_grantors_and_grant_labels(void **state)
+{
+        struct policy *p = load_ok(selector_policy);
+        const char *masters[] = { "system:authenticated", "system:masters" };
+        const char *tenants[] = { "system:authenticated", "tenants" };
+        /* Default: group:system:masters. */
+        assert_int_equal(policy_grantor_count(p), 1);
+        assert_string_equal(policy_grantor_at(p, 0), "group:system:masters");
+        assert_true(policy_is_grantor(p, "admin", masters, 2));
+        assert_false(policy_is_grantor(p, "alice", tenants, 2));
+        assert_false(policy_is_grantor(p, "system:masters", NULL, 0));   /* a user is not a group */
+        /* The label keys the selectors read, sorted, once each. */
+        assert_int_equal(policy_grant_label_count(p), 4);
+        assert_string_equal(policy_grant_label_at(p, 0), "env");
+        assert_string_equal(policy_grant_label_at(p, 1), "frozen");
+        assert_string_equal(policy_grant_label_at(p, 2), "legacy");
+        assert_string_equal(policy_grant_label_at(p, 3), "spark-identity.io/team");
+        assert_null(policy_grant_label_at(p, 4));
+        assert_true(policy_grant_label(p, "legacy"));
+        assert_false(policy_grant_label(p, "team"));
+        size_t n;
+        const struct policy_label_req *reqs = policy_selector_requirements(p, 2, &n);
+        assert_int_equal(n, 3);
+        assert_string_equal(reqs[1].key, "env");
+        assert_int_equal(reqs[1].op, POLICY_LABEL_NOT_IN);
+        assert_null(policy_selector_requirements(p, 3, &n));
+        assert_int_equal(n, 0);
+        policy_free(p);
+
+        p = load_ok("grantors: [alice, \"group:platform admins\"]\n");
+        assert_true(policy_is_grantor(p, "alice", NULL, 0));
+        assert_false(policy_is_grantor(p, "bob", masters, 2));
+        const char *platform[] = { "platform admins" };
+        assert_true(policy_is_grantor(p, "bob", platform, 1));
+        assert_int_equal(policy_grant_label_count(p), 0);
+        policy_free(p);
+
+        p = load_ok("grantors: []\n");   /* nobody: grant keys are frozen */
+        assert_false(policy_is_grantor(p, "admin", masters, 2));
         policy_free(p);
 }
 
@@ -587,6 +698,16 @@ static const struct bad_case bad_selectors[] = {
         { "selectors:\n  - {namespaceSelector: {}, identity: x, namespace: y}\n",
           "selectors[0].namespace: unknown key (a selector entry has name, namespaceSelector" },
         { "namespaceAnnotations: yes\n", "namespaceAnnotations: must be true or false" },
+        { "unlistedIdentities: refuse\n", "1:21: unlistedIdentities: must be one of allow | deny" },
+        { "delegableIdentities: x\n", "1:22: delegableIdentities: must be a list" },
+        { "delegableIdentities: [ok, \"not ok\"]\n", "delegableIdentities[1]: \"not ok\" is not a valid label value" },
+        { "namespaces: {a: {identity: x}}\ndelegableIdentities: [y, x]\n",
+          "2:26: delegableIdentities[1]: \"x\" is named by a namespaces or selectors entry, so it is reserved" },
+        { "selectors: [{namespaceSelector: {}, identity: x}]\ndelegableIdentities: [x]\n",
+          "delegableIdentities[0]: \"x\" is named by a namespaces or selectors entry" },
+        { "grantors: [\"group:\"]\n", "grantors[0]: a grantor is a user name or group:NAME" },
+        { "grantors: [\"\"]\n", "grantors[0]: a grantor is a user name or group:NAME" },
+        { "grantors: [1]\n", "grantors[0]: must be a string" },
         { "onLookupFailure: retry\n", "onLookupFailure: must be one of allow | deny" },
         { "namespaces:\n  t: {identity: x, namespaceSelector: {}}\n", "namespaces.t.namespaceSelector: unknown key" },
 };
@@ -658,6 +779,8 @@ int main(void)
                 cmocka_unit_test(test_selectors_kubernetes_semantics),
                 cmocka_unit_test(test_empty_selector_matches_all),
                 cmocka_unit_test(test_annotations_make_a_rule),
+                cmocka_unit_test(test_claim_rule),
+                cmocka_unit_test(test_grantors_and_grant_labels),
                 cmocka_unit_test(test_bad_selectors_explained),
                 cmocka_unit_test(test_long_hadoop_names_and_huge_numbers),
                 cmocka_unit_test(test_names),
