@@ -24,7 +24,17 @@ struct ns_source {
         void (*done)(void *ctx);
 };
 
+/* Which webhook asked: the mutating one (POST /mutate) changes Spark pods
+ * on CREATE; the validating one (POST /validate) runs after every mutating
+ * webhook and only judges: the identity a pod claims, and namespace grant
+ * keys. Both judge claims on pod CREATE and UPDATE and namespace changes. */
+enum admission_path {
+        ADMISSION_MUTATE,
+        ADMISSION_VALIDATE,
+};
+
 struct admission {
+        enum admission_path path;    /* set after admission_init(); MUTATE by default */
         int status;                  /* HTTP status of the answer */
         struct buf body;             /* the answer: an AdmissionReview, or a Status on errors */
         bool decided;                /* review and mutation below are filled */
@@ -39,7 +49,11 @@ struct admission {
 /* Prepares an empty result; `max_response` bounds the answer's size. */
 void admission_init(struct admission *a, size_t max_response);
 
-/* Answers one AdmissionReview body. `src` tells about namespaces when the
+/* Answers one AdmissionReview body: a pod CREATE on the mutating path gets
+ * mutate_pod(); any other pod CREATE or UPDATE (subresources whose object is
+ * the Pod included) gets mutate_claim(); a namespace CREATE or UPDATE gets
+ * grants_judge(); anything else is allowed unchanged. On the validating path
+ * the answer never carries a patch. `src` tells about namespaces when the
  * policy needs them (NULL: nothing is known of them). Always fills a->status
  * and a->body (400 with a Status for a body that is not a review, 500 when
  * memory or a bound ran out); returns 0, or a negative errno when even the

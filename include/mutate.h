@@ -45,6 +45,8 @@ struct mutation {
         unsigned n_warnings;
         char warnings[WH_MAX_WARNINGS][WH_MAX_WARNING_CHARS + 1];
         char message[WH_MAX_MESSAGE_CHARS];  /* why, when DENIED */
+        char grant_keys[WH_MAX_MESSAGE_CHARS / 2];   /* a namespace change: the grant keys it
+                                                        changes (grants.h); else "" */
 };
 
 /* What the caller found out about the pod's namespace. */
@@ -55,6 +57,15 @@ struct mutate_context {
 
 /* Prepares an empty mutation. */
 void mutation_init(struct mutation *m);
+
+/* Adds a warning (at most WH_MAX_WARNINGS, each cut to WH_MAX_WARNING_CHARS
+ * and kept valid UTF-8). */
+__attribute__((format(printf, 2, 3)))
+void mutation_warn(struct mutation *m, const char *fmt, ...);
+
+/* Refuses, with the message (cut to fit, kept valid UTF-8). */
+__attribute__((format(printf, 2, 3)))
+void mutation_deny(struct mutation *m, const char *fmt, ...);
 
 /* Releases the patch text. The pointers into the pod and policy stay as
  * they are, valid as long as those are. */

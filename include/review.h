@@ -23,8 +23,13 @@ struct review {
         const char *username;        /* request.userInfo.username */
         const cJSON *groups;         /* request.userInfo.groups, NULL when absent */
         bool dry_run;
-        bool is_pod;                 /* resource pods in the core group, no subresource */
+        bool is_pod;                 /* core pods, and the object is the Pod: no subresource, or
+                                        one whose object is the Pod (status, ephemeralcontainers,
+                                        resize), which can change its labels too */
+        bool is_namespace;           /* core namespaces, the object a Namespace (also status, finalize) */
+        const char *subresource;     /* request.subResource, "" when none */
         const cJSON *object;         /* request.object, NULL when absent */
+        const cJSON *old_object;     /* request.oldObject (UPDATE), NULL when absent */
 };
 
 /* Parses an AdmissionReview. 0 on success; -EINVAL with a message in `err`

@@ -1,8 +1,9 @@
 /* The HTTPS server: libmicrohttpd over GnuTLS, a thread pool with epoll,
- * bounded requests, and three routes: POST /mutate, GET /healthz,
- * GET /readyz. It knows nothing of Spark or policies: it hands each review
- * body to the caller's `admit` function and asks the caller whether it is
- * ready.
+ * bounded requests, and these routes: POST /mutate and POST /validate (the
+ * mutating and the validating webhook), GET /healthz, /readyz, /metrics. It
+ * knows nothing of Spark or policies: it hands each review body to the
+ * caller's `admit` function, saying which path it came on, and asks the
+ * caller whether it is ready.
  *
  * Ownership: server_start() copies what it needs from the options; the
  * caller's strings may go away after it returns. */
@@ -25,11 +26,18 @@ struct server_options {
         unsigned threads;             /* 0: one per online core */
 };
 
+/* The path a review came on. */
+enum server_path {
+        SERVER_PATH_MUTATE,      /* POST /mutate */
+        SERVER_PATH_VALIDATE,    /* POST /validate */
+};
+
 struct server_handler {
         void *ctx;
-        /* Answers one POST /mutate body: writes the HTTP status and the JSON
-         * body. Called from any worker thread, concurrently. */
-        void (*admit)(void *ctx, const char *body, size_t len, int *ret_status, struct buf *out);
+        /* Answers one POST /mutate or /validate body: writes the HTTP status
+         * and the JSON body. Called from any worker thread, concurrently. */
+        void (*admit)(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status,
+                      struct buf *out);
         /* Whether the server is ready; writes a JSON object to `out` either way. */
         bool (*ready)(void *ctx, struct buf *out);
         /* Writes the Prometheus text of GET /metrics to `out`. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "grants.h"
 
 void admission_init(struct admission *a, size_t max_response)
 {
@@ -60,6 +61,45 @@ static int fail(struct admission *a, int status, const char *message)
         return review_status_body(&a->body, status, a->error);
 }
 
+/* The requesting user's groups as strings, for grants_judge(). */
+static int user_of(const struct review *rv, struct pool *pool, struct grants_user *ret)
+{
+        size_t n = (size_t)cJSON_GetArraySize(rv->groups);
+        const char **groups = pool_alloc(pool, (n ? n : 1) * sizeof *groups);
+        if (!groups)
+                return -ENOMEM;
+        size_t k = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, rv->groups)
+                if (cJSON_IsString(it))
+                        groups[k++] = it->valuestring;
+        *ret = (struct grants_user){ .name = rv->username, .groups = groups, .n_groups = k };
+        return 0;
+}
+
+static int decide(const struct policy *p, const struct ns_source *src, struct admission *a)
+{
+        const struct review *rv = &a->review;
+        bool create = rv->operation && strcmp(rv->operation, "CREATE") == 0;
+        bool update = rv->operation && strcmp(rv->operation, "UPDATE") == 0;
+        if (!create && !update)
+                return 0;
+        if (rv->is_namespace) {
+                struct grants_user user;
+                int r = user_of(rv, &a->pool, &user);
+                return r < 0 ? r : grants_judge(p, &user, update ? rv->old_object : NULL, rv->object,
+                                                &a->pool, &a->mutation);
+        }
+        if (!rv->is_pod)
+                return 0;
+        if (resolve(p, src, rv->namespace_, a) < 0)
+                return -ENOMEM;
+        struct mutate_context mc = { .res = &a->resolution, .lookup_error = a->lookup_error };
+        if (a->path == ADMISSION_MUTATE && create && !*rv->subresource)
+                return mutate_pod(p, rv->namespace_, &mc, rv->object, &a->mutation);
+        return mutate_claim(p, rv->namespace_, &mc, update ? rv->old_object : NULL, rv->object, &a->mutation);
+}
+
 int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
                      size_t len, struct admission *a)
 {
@@ -69,25 +109,15 @@ int admission_handle(const struct policy *p, const struct ns_source *src, const 
         if (r < 0)
                 return fail(a, 400, a->error);
 
-        const struct review *rv = &a->review;
         a->mutation.policy_sha256 = policy_sha256(p);
-        bool create = rv->operation && strcmp(rv->operation, "CREATE") == 0;
-        if (rv->is_pod && create) {
-                if (resolve(p, src, rv->namespace_, a) < 0)
-                        return fail(a, 500, "out of memory");
-                struct mutate_context mc = {
-                        .res = &a->resolution,
-                        .lookup_error = a->lookup_error,
-                };
-                r = mutate_pod(p, rv->namespace_, &mc, rv->object, &a->mutation);
-                if (r == -E2BIG)
-                        return fail(a, 500, "the patch for this pod would pass its size bounds");
-                if (r < 0)
-                        return fail(a, 500, "out of memory");
-        }
+        r = decide(p, src, a);
+        if (r == -E2BIG)
+                return fail(a, 500, "the patch for this pod would pass its size bounds");
+        if (r < 0)
+                return fail(a, 500, "out of memory");
         a->decided = true;
         a->status = 200;
-        r = review_respond(rv, &a->mutation, &a->body);
+        r = review_respond(&a->review, &a->mutation, &a->body);
         if (r < 0)
                 return fail(a, 500, "the response would pass its size bound");
         return 0;

@@ -18,13 +18,19 @@
 void cmd_mutate_help(void)
 {
         printf("Usage: spark-identity-webhook mutate --policy FILE [--namespace-labels K=V,...]\n"
-               "                                     [--namespace-annotations K=V,...] [REVIEW|-]\n"
+               "                                     [--namespace-annotations K=V,...] [--validate]\n"
+               "                                     [REVIEW|-]\n"
                "\n"
                "Reads one AdmissionReview (a file, or stdin when REVIEW is - or absent) and prints\n"
                "the AdmissionReview the server would answer with this policy: same JSON, same\n"
-               "patch, same warnings. Nothing is logged and nothing is served.\n"
+               "patch, same warnings. Nothing is logged and nothing is served. Pod CREATEs are\n"
+               "mutated; pod UPDATEs are judged on the identity they claim (a label added or\n"
+               "changed); namespace CREATEs and UPDATEs on the grant keys they change (the\n"
+               "requesting user is the review's userInfo).\n"
                "\n"
                "  --policy FILE   the policy to decide with\n"
+               "  --validate      answer as POST /validate does (the validating webhook, after\n"
+               "                  every mutating one): judge, never patch\n"
                "  --namespace-labels K=V,...       the labels of the review's namespace, for\n"
                "                                   policies with selectors (default: none)\n"
                "  --namespace-annotations K=V,...  its spark-identity.io/ annotations, for\n"
@@ -45,11 +51,13 @@ int cmd_mutate(int argc, char **argv)
                 { "policy", required_argument, NULL, 'p' },
                 { "namespace-labels", required_argument, NULL, 'l' },
                 { "namespace-annotations", required_argument, NULL, 'a' },
+                { "validate", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
         const char *policy_path = NULL, *input = "-";
         struct cli_namespace ns = { 0 };
+        bool validate = false;
         char err[512];
         int c;
 
@@ -66,6 +74,7 @@ int cmd_mutate(int argc, char **argv)
                         if (cli_parse_kvs(CMD, "--namespace-annotations", optarg, ns.annotations, &ns.n_annotations))
                                 return 2;
                         break;
+                case 'v': validate = true; break;
                 case 'h': cmd_mutate_help(); return 0;
                 case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
                 default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
@@ -85,6 +94,7 @@ int cmd_mutate(int argc, char **argv)
         buf_init(&errors, POLICY_ERRORS_MAX);
         buf_init(&body, WH_MAX_BODY_BYTES);
         admission_init(&a, WH_MAX_RESPONSE_BYTES);
+        a.path = validate ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
         if (policy_file_load(policy_path, &policy, &errors) < 0) {
                 fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data);
                 goto out;

@@ -133,6 +133,11 @@ static void log_decision(const struct admission *a, long long micros)
         log_str(&l, "uid", rv->uid);
         log_str(&l, "namespace", rv->namespace_);
         log_str(&l, rv->is_pod ? "pod" : "object", rv->name);
+        if (rv->is_namespace)
+                log_str(&l, "resource", "namespaces");
+        if (rv->subresource && *rv->subresource)
+                log_str(&l, "subResource", rv->subresource);
+        log_str(&l, "webhook", a->path == ADMISSION_VALIDATE ? "validate" : "mutate");
         log_str(&l, "operation", rv->operation);
         log_bool(&l, "dryRun", rv->dry_run);
         if (m->role != POD_ROLE_NONE)
@@ -182,6 +187,8 @@ static void log_decision(const struct admission *a, long long micros)
                         log_raw(&l, "warnings", w.data);
                 buf_free(&w);
         }
+        if (m->grant_keys[0])
+                log_str(&l, "grantKeys", m->grant_keys);
         if (m->decision == DECISION_DENIED)
                 log_str(&l, "reason", m->message);
         if (a->resolution.unknown)
@@ -199,7 +206,8 @@ static long long micros_since(const struct timespec *t0)
         return (t1.tv_sec - t0->tv_sec) * 1000000LL + (t1.tv_nsec - t0->tv_nsec) / 1000;
 }
 
-static void admit(void *ctx, const char *body, size_t len, int *ret_status, struct buf *out)
+static void admit(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status,
+                  struct buf *out)
 {
         struct serve *sv = ctx;
         struct timespec t0;
@@ -209,6 +217,7 @@ static void admit(void *ctx, const char *body, size_t len, int *ret_status, stru
         clock_gettime(CLOCK_MONOTONIC, &t0);
         arena_begin();
         admission_init(&a, out->max);
+        a.path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
         const struct policy *p = snapshot_acquire(sv->policy, &token);
         admission_handle(p, sv->namespaces ? &sv->ns_source : NULL, body, len, &a);
         long long micros = micros_since(&t0);

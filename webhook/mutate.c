@@ -56,7 +56,7 @@ void mutation_init(struct mutation *m)
 
 bool mutation_matters(const struct mutation *m)
 {
-        return m->role != POD_ROLE_NONE || m->identity_before != NULL;
+        return m->role != POD_ROLE_NONE || m->identity_before || m->identity_after || m->grant_keys[0];
 }
 
 void mutation_free(struct mutation *m)
@@ -86,8 +86,7 @@ static void utf8_mend(char *s)
         *out = '\0';
 }
 
-__attribute__((format(printf, 2, 3)))
-static void warn(struct mutation *m, const char *fmt, ...)
+void mutation_warn(struct mutation *m, const char *fmt, ...)
 {
         if (m->n_warnings >= WH_MAX_WARNINGS)
                 return;
@@ -98,8 +97,7 @@ static void warn(struct mutation *m, const char *fmt, ...)
         utf8_mend(m->warnings[m->n_warnings++]);
 }
 
-__attribute__((format(printf, 2, 3)))
-static void deny(struct mutation *m, const char *fmt, ...)
+void mutation_deny(struct mutation *m, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -194,7 +192,7 @@ static bool check_claim(const struct policy *p, const struct rule *r, const char
         if (v.claim == POLICY_CLAIM_ALLOWED)
                 return false;
         if (v.claim == POLICY_CLAIM_WARN) {
-                warn(m, "audit: identity %s is not allowed in namespace %s; the pod would be refused",
+                mutation_warn(m, "audit: identity %s is not allowed in namespace %s; the pod would be refused",
                      claimed, ns);
                 return false;
         }
@@ -204,14 +202,14 @@ static bool check_claim(const struct policy *p, const struct rule *r, const char
                 off += (size_t)snprintf(may + off, sizeof may - off, "%s%s", i ? ", " : "",
                                         r->allowed_identities[i]);
         if (v.reason == POLICY_CLAIM_UNLISTED_DENY)
-                deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy names "
+                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy names "
                      "it nowhere and refuses such identities (unlistedIdentities: deny)", ns, claimed,
                      LABEL_IDENTITY);
         else if (r)
-                deny(m, "namespace %s may not use Azure identity \"%s\" (label %s); it may use: %s",
+                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s); it may use: %s",
                      ns, claimed, LABEL_IDENTITY, may[0] ? may : "none");
         else
-                deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
+                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
                      "grants it to other namespaces only", ns, claimed, LABEL_IDENTITY);
         return true;
 }
@@ -367,7 +365,7 @@ static int merge_flags_var(struct mutation *m, const struct rule *r, const struc
                 return r->n_flags ? new_env_add(ne, name, r->flags_joined) : 0;
         }
         if (cJSON_GetObjectItemCaseSensitive(e, "valueFrom")) {
-                warn(m, "%s comes from valueFrom and was left alone: its JVM flags lack the policy's",
+                mutation_warn(m, "%s comes from valueFrom and was left alone: its JVM flags lack the policy's",
                      name);
                 return 0;
         }
@@ -437,7 +435,7 @@ static int add_java_opts(struct mutation *m, const struct rule *r, const struct 
                 if (present)
                         continue;
                 if (next > JAVA_OPT_INDEX_MAX) {
-                        warn(m, "SPARK_JAVA_OPT_ indices are exhausted; JVM flags not added");
+                        mutation_warn(m, "SPARK_JAVA_OPT_ indices are exhausted; JVM flags not added");
                         return 0;
                 }
                 char name[64];
@@ -462,13 +460,13 @@ static int set_java_home(struct mutation *m, const struct rule *r, const struct 
                 return new_env_add(ne, ENV_JAVA_HOME, r->java_home);
         }
         if (cJSON_GetObjectItemCaseSensitive(e, "valueFrom")) {
-                warn(m, "JAVA_HOME comes from valueFrom and was left alone");
+                mutation_warn(m, "JAVA_HOME comes from valueFrom and was left alone");
                 return 0;
         }
         const char *old = string_item(e, "value");
         if (old && strcmp(old, r->java_home) == 0)
                 return 0;
-        warn(m, "JAVA_HOME %.40s replaced by %.40s", old ? old : "(empty)", r->java_home);
+        mutation_warn(m, "JAVA_HOME %.40s replaced by %.40s", old ? old : "(empty)", r->java_home);
         *changed = true;
         return op_set_env_value(m, ev, index, r->java_home);
 }
@@ -508,23 +506,23 @@ static int pod_identity_label(const struct rule *r, const char *ns, const cJSON 
         if (before && strcmp(before, r->identity) != 0) {
                 if (r->on_conflict == POLICY_CONFLICT_DENY) {
                         if (audit) {
-                                warn(m, "audit: identity %s conflicts with %s; the pod would be refused",
+                                mutation_warn(m, "audit: identity %s conflicts with %s; the pod would be refused",
                                      before, r->identity);
                                 return 1;   /* nothing else matters: enforce refuses it */
                         }
-                        deny(m, "namespace %s may not use Azure identity \"%s\" for Spark pods (label "
+                        mutation_deny(m, "namespace %s may not use Azure identity \"%s\" for Spark pods (label "
                              "%s); it may use: %s", ns, before, LABEL_IDENTITY, r->identity);
                         return 0;
                 }
                 if (!audit)
-                        warn(m, "%s %s replaced by %s, the identity of namespace %s", LABEL_IDENTITY,
+                        mutation_warn(m, "%s %s replaced by %s, the identity of namespace %s", LABEL_IDENTITY,
                              before, r->identity, ns);
         }
         m->identity_after = r->identity;
         if (before && strcmp(before, r->identity) == 0)
                 return 0;
         if (audit)
-                warn(m, "audit: would set label %s=%s", LABEL_IDENTITY, r->identity);
+                mutation_warn(m, "audit: would set label %s=%s", LABEL_IDENTITY, r->identity);
         return set_label(m, r, pod);
 }
 
@@ -566,15 +564,15 @@ static int workload_identity_label(const struct rule *r, const char *ns, struct 
                 return 0;
         if (r->on_conflict == POLICY_CONFLICT_DENY) {
                 if (!audit) {
-                        deny(m, "namespace %s uses Azure workload identity (client %s) and may not use Azure "
+                        mutation_deny(m, "namespace %s uses Azure workload identity (client %s) and may not use Azure "
                              "identity \"%s\" (label %s)", ns, r->client_id, before, LABEL_IDENTITY);
                         return 0;
                 }
-                warn(m, "audit: label %s=%s: namespace %s uses workload identity; the pod would be refused",
+                mutation_warn(m, "audit: label %s=%s: namespace %s uses workload identity; the pod would be refused",
                      LABEL_IDENTITY, before, ns);
                 return 1;
         }
-        warn(m, "%slabel %s=%s %s: namespace %s uses workload identity", audit ? "audit: " : "",
+        mutation_warn(m, "%slabel %s=%s %s: namespace %s uses workload identity", audit ? "audit: " : "",
              LABEL_IDENTITY, before, audit ? "would be removed" : "removed", ns);
         m->identity_after = NULL;
         jsonpatch_path_reset(&m->patch);
@@ -602,16 +600,16 @@ static int workload_identity_sa(const struct rule *r, const char *ns, const cJSO
         if (driver || strcmp(sa, SA_DEFAULT) != 0 || r->on_conflict == POLICY_CONFLICT_DENY) {
                 const char *conf = driver ? "driver" : "executor";
                 if (audit) {
-                        warn(m, "audit: service account %.63s is not %.63s; the pod would be refused", sa, want);
+                        mutation_warn(m, "audit: service account %.63s is not %.63s; the pod would be refused", sa, want);
                         return 1;
                 }
-                deny(m, "namespace %s uses Azure workload identity federated with service account "
+                mutation_deny(m, "namespace %s uses Azure workload identity federated with service account "
                      "\"%s\", and this %s runs as \"%s\": submit with --conf "
                      "spark.kubernetes.authenticate.%s.serviceAccountName=%s%s", ns, want, conf, sa,
                      conf, want, driver ? "" : " (or leave it unset: executors then use the driver's)");
                 return 0;
         }
-        warn(m, "%sserviceAccountName %s %s %s, the service account of namespace %s's workload identity",
+        mutation_warn(m, "%sserviceAccountName %s %s %s, the service account of namespace %s's workload identity",
              audit ? "audit: " : "", sa, audit ? "would be replaced by" : "replaced by", want, ns);
         char value[WH_MAX_POLICY_STRING + 3];
         snprintf(value, sizeof value, "\"%s\"", want);     /* a DNS name needs no escaping */
@@ -651,7 +649,7 @@ static int workload_identity_env(struct mutation *m, const struct rule *r, const
                         continue;
                 }
                 if (cJSON_GetObjectItemCaseSensitive(e, "valueFrom")) {
-                        warn(m, "%s of container %.63s comes from valueFrom and was left alone", want[i].name,
+                        mutation_warn(m, "%s of container %.63s comes from valueFrom and was left alone", want[i].name,
                              ev->name);
                         continue;
                 }
@@ -660,19 +658,19 @@ static int workload_identity_env(struct mutation *m, const struct rule *r, const
                         continue;
                 if (want[i].identity && r->on_conflict == POLICY_CONFLICT_DENY) {
                         if (!audit) {
-                                deny(m, "container %s sets %s=%s, and its namespace's workload identity is %s",
+                                mutation_deny(m, "container %s sets %s=%s, and its namespace's workload identity is %s",
                                      ev->name, want[i].name, old ? old : "", want[i].value);
                                 return 0;
                         }
-                        warn(m, "audit: %s=%.40s in container %.63s is another identity; the pod "
+                        mutation_warn(m, "audit: %s=%.40s in container %.63s is another identity; the pod "
                              "would be refused", want[i].name, old ? old : "", ev->name);
                         continue;
                 }
                 if (!audit && want[i].identity)   /* a GUID each: both fit in a warning */
-                        warn(m, "%s %.40s replaced by %s", want[i].name, old && *old ? old : "(empty)",
+                        mutation_warn(m, "%s %.40s replaced by %s", want[i].name, old && *old ? old : "(empty)",
                              want[i].value);
                 else if (!audit)
-                        warn(m, "%s %.60s replaced by the policy's", want[i].name, old && *old ? old : "(empty)");
+                        mutation_warn(m, "%s %.60s replaced by the policy's", want[i].name, old && *old ? old : "(empty)");
                 *changed = true;
                 if ((rc = op_set_env_value(m, ev, index, want[i].value)) < 0)
                         return rc;
@@ -699,10 +697,10 @@ static int workload_identity_mount(struct mutation *m, const cJSON *c, const str
                 }
                 if (path && strcmp(path, POLICY_WI_MOUNT_PATH) == 0) {
                         if (m->mode == POLICY_MODE_AUDIT)
-                                warn(m, "audit: container %.63s mounts %.63s at " POLICY_WI_MOUNT_PATH
+                                mutation_warn(m, "audit: container %.63s mounts %.63s at " POLICY_WI_MOUNT_PATH
                                      "; the pod would be refused", ev->name, name ? name : "?");
                         else
-                                deny(m, "container %s mounts volume %s at %s, where the workload identity "
+                                mutation_deny(m, "container %s mounts volume %s at %s, where the workload identity "
                                      "token goes", ev->name, name ? name : "?", POLICY_WI_MOUNT_PATH);
                         return 0;
                 }
@@ -770,7 +768,7 @@ static int workload_identity_volume(const struct rule *r, const cJSON *pod, stru
                  "[{\"serviceAccountToken\":{\"audience\":\"" POLICY_WI_AUDIENCE "\",\"expirationSeconds\":%u,"
                  "\"path\":\"" POLICY_WI_TOKEN_NAME "\"}}]}}", r->token_expiration_s);
         if (m->mode == POLICY_MODE_AUDIT)
-                warn(m, "audit: would %s volume " POLICY_WI_VOLUME " (the projected service-account token)",
+                mutation_warn(m, "audit: would %s volume " POLICY_WI_VOLUME " (the projected service-account token)",
                      found ? "replace" : "add");
         jsonpatch_path_reset(&m->patch);
         jsonpatch_path_token(&m->patch, "spec");
@@ -831,7 +829,7 @@ static int workload_identity_container(struct mutation *m, const struct rule *r,
         new_env_free(ne);
         free(ne);
         if (rc == 0 && changed && m->mode == POLICY_MODE_AUDIT)
-                warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
+                mutation_warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
                      ev.name);
         return rc;
 }
@@ -929,15 +927,15 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
         if (rc < 0 || m->decision == DECISION_DENIED)
                 return rc;
         if (audit && home)
-                warn(m, "audit: would set JAVA_HOME=%s", r->java_home);
+                mutation_warn(m, "audit: would set JAVA_HOME=%s", r->java_home);
         if (audit && flags)
-                warn(m, "audit: would add the policy's JVM flags to %s", var);
+                mutation_warn(m, "audit: would add the policy's JVM flags to %s", var);
         if (audit && azure)
-                warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
+                mutation_warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
                      ev.name);
         const char *image = string_item(container, "image");
         if (wi && image && image_is_spark3(image))
-                warn(m, SPARK3_WARNING, image_tail(image));
+                mutation_warn(m, SPARK3_WARNING, image_tail(image));
         return wi ? workload_identity_extra(r, pod, ci, m) : 0;
 }
 
@@ -953,12 +951,12 @@ static void unknown_rule(const struct policy *p, const char *ns, const struct mu
         if (res->unknown) {
                 const char *why = mc->lookup_error ? mc->lookup_error : "no namespace source";
                 if (!policy_lookup_deny(p))
-                        warn(m, "namespace %s could not be read (%.60s); allowed unchanged", ns, why);
+                        mutation_warn(m, "namespace %s could not be read (%.60s); allowed unchanged", ns, why);
                 else if (audit && !m->identity_after)
-                        warn(m, "audit: namespace %s could not be read (%.60s); the pod would be refused",
+                        mutation_warn(m, "audit: namespace %s could not be read (%.60s); the pod would be refused",
                              ns, why);
                 else
-                        deny(m, "namespace %s could not be read (%s), and the policy refuses its Spark "
+                        mutation_deny(m, "namespace %s could not be read (%s), and the policy refuses its Spark "
                              "and identity-claiming pods then (onLookupFailure: deny)", ns, why);
                 return;
         }
@@ -974,9 +972,9 @@ static void unknown_rule(const struct policy *p, const char *ns, const struct mu
         if (m->role == POD_ROLE_NONE || m->mode == POLICY_MODE_OFF)
                 return;
         if (audit)
-                warn(m, "audit: namespace %s's annotations make no rule: %.60s", ns, res->problem);
+                mutation_warn(m, "audit: namespace %s's annotations make no rule: %.60s", ns, res->problem);
         else
-                deny(m, "namespace %s's spark-identity.io annotations do not make a valid rule: %s",
+                mutation_deny(m, "namespace %s's spark-identity.io annotations do not make a valid rule: %s",
                      ns, res->problem);
 }
 
@@ -1027,10 +1025,10 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
         if (!spark || !r) {
                 if (spark && policy_unmatched_deny(p)) {
                         if (m->mode == POLICY_MODE_AUDIT)
-                                warn(m, "audit: namespace %s has no Spark identity in the policy; "
+                                mutation_warn(m, "audit: namespace %s has no Spark identity in the policy; "
                                      "the pod would be refused", ns);
                         else
-                                deny(m, "namespace %s has no Spark identity in the policy, and the "
+                                mutation_deny(m, "namespace %s has no Spark identity in the policy, and the "
                                      "policy refuses Spark pods elsewhere (unmatched: deny)", ns);
                 }
                 return 0;

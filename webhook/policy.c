@@ -1497,8 +1497,8 @@ static bool delegable(const struct policy *p, const char *identity, char *why, s
 {
         const struct policy_identity *id = policy_identity_find(p, identity);
         if (id && id->reserved) {
-                snprintf(why, whylen, ANNOTATION_IDENTITY " \"%.63s\" is reserved by the policy to the "
-                         "namespaces it names it for", identity);
+                snprintf(why, whylen, ANNOTATION_IDENTITY " \"%.63s\" is reserved by the policy to other "
+                         "namespaces", identity);
                 return false;
         }
         if (!id || !id->delegable) {

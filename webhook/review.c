@@ -17,13 +17,22 @@ static const char *string_item(const cJSON *obj, const char *key)
         return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Whether a {group, version, resource} names core pods. */
-static bool is_core_pods(const cJSON *resource)
+/* Whether a {group, version, resource} names a core resource. */
+static bool is_core(const cJSON *resource, const char *name)
 {
         const cJSON *group = cJSON_GetObjectItemCaseSensitive(resource, "group");
         const char *res = string_item(resource, "resource");
         bool core = !group || (cJSON_IsString(group) && !*group->valuestring);
-        return resource && core && res && strcmp(res, "pods") == 0;
+        return resource && core && res && strcmp(res, name) == 0;
+}
+
+/* Whether the request's object is the resource itself (kind `kind`), as it
+ * is without a subresource and for status-like subresources; binding,
+ * eviction and the CONNECT ones carry other objects. */
+static bool object_is(const cJSON *object, const char *sub, const char *kind)
+{
+        const char *k = string_item(object, "kind");
+        return !*sub || (k && strcmp(k, kind) == 0);
 }
 
 int review_parse(const char *body, size_t len, struct review *ret, char *err, size_t errlen)
@@ -77,11 +86,19 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
         rv.groups = cJSON_IsArray(groups) ? groups : NULL;
         rv.dry_run = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "dryRun"));
         const char *sub = string_item(req, "subResource");
-        rv.is_pod = is_core_pods(cJSON_GetObjectItemCaseSensitive(req, "resource")) && (!sub || !*sub);
+        const cJSON *resource = cJSON_GetObjectItemCaseSensitive(req, "resource");
         const cJSON *obj = cJSON_GetObjectItemCaseSensitive(req, "object");
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(req, "oldObject");
+        rv.subresource = sub ? sub : "";
         rv.object = cJSON_IsObject(obj) ? obj : NULL;
-        if (rv.is_pod && rv.operation && strcmp(rv.operation, "CREATE") == 0 && !rv.object) {
-                snprintf(err, errlen, "the pod CREATE request has no object");
+        rv.old_object = cJSON_IsObject(old) ? old : NULL;
+        rv.is_pod = is_core(resource, "pods") && object_is(rv.object, rv.subresource, "Pod");
+        rv.is_namespace = is_core(resource, "namespaces") && object_is(rv.object, rv.subresource, "Namespace");
+        bool create = rv.operation && strcmp(rv.operation, "CREATE") == 0;
+        bool update = rv.operation && strcmp(rv.operation, "UPDATE") == 0;
+        if ((rv.is_pod || rv.is_namespace) && (create || update) && !rv.object) {
+                snprintf(err, errlen, "the %s %s request has no object", rv.is_pod ? "pod" : "namespace",
+                         rv.operation);
                 goto out;
         }
         if (!rv.name && rv.object) {

@@ -47,7 +47,7 @@ static const char tls_priorities_13[] = TLS_PRIORITIES("+VERS-TLS1.3");
 /* The body of small answers (errors, health). */
 #define SMALL_BODY_MAX 4096u
 
-enum route { ROUTE_MUTATE, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS };
+enum route { ROUTE_MUTATE, ROUTE_VALIDATE, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS };
 
 /* A scrape's text. */
 #define METRICS_BODY_MAX (256u * 1024u)
@@ -339,16 +339,17 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
                 }
                 return 0;
         }
-        if (s->plain || strcmp(url, "/mutate") != 0) {
+        if (s->plain || (strcmp(url, "/mutate") != 0 && strcmp(url, "/validate") != 0)) {
                 snprintf(rq->why, sizeof rq->why, "no such path: %.100s (%s)", url,
                          s->plain ? "this port serves GET /metrics, /healthz and /readyz"
-                                  : "the webhook serves POST /mutate, GET /healthz, /readyz and /metrics");
+                                  : "the webhook serves POST /mutate, POST /validate, GET /healthz, "
+                                    "/readyz and /metrics");
                 return 404;
         }
-        rq->route = ROUTE_MUTATE;
+        rq->route = url[1] == 'm' ? ROUTE_MUTATE : ROUTE_VALIDATE;
         if (strcmp(method, "POST") != 0) {
                 *allow = "POST";
-                snprintf(rq->why, sizeof rq->why, "/mutate takes POST, not %.20s", method);
+                snprintf(rq->why, sizeof rq->why, "%s takes POST, not %.20s", url, method);
                 return 405;
         }
         const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -433,14 +434,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return send_error(c, url, rq->refused, NULL, true, rq->why);
         if (rq->refused < 0)
                 return MHD_YES;   /* answered already */
-        if (rq->route != ROUTE_MUTATE)
+        if (rq->route != ROUTE_MUTATE && rq->route != ROUTE_VALIDATE)
                 return send_health(s, c, rq->route);
         bool close = atomic_load(&s->draining);
 
         struct buf out;
         int status = 500;
         buf_init(&out, WH_MAX_RESPONSE_BYTES);
-        s->h.admit(s->h.ctx, rq->body.data ? rq->body.data : "", rq->body.len, &status, &out);
+        s->h.admit(s->h.ctx, rq->route == ROUTE_MUTATE ? SERVER_PATH_MUTATE : SERVER_PATH_VALIDATE,
+                   rq->body.data ? rq->body.data : "", rq->body.len, &status, &out);
         buf_free(&rq->body);
         enum MHD_Result r = send_body(c, status, &out, NULL, close);
         buf_free(&out);

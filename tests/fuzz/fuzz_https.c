@@ -59,11 +59,12 @@ static struct policy *policy;
 static gnutls_certificate_credentials_t client_cred;
 static unsigned long inputs;
 
-static void admit(void *ctx, const char *body, size_t len, int *ret_status, struct buf *out)
+static void admit(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status, struct buf *out)
 {
         struct admission a;
         arena_begin();
         admission_init(&a, out->max);
+        a.path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
         admission_handle(policy, NULL, body, len, &a);
         const char *why;
         size_t at;

@@ -383,16 +383,49 @@ def rule_for(policy: dict, namespace: str, labels: dict | None = None,
     )
 
 
-def granted_identities(policy: dict) -> set[str]:
-    """Identities the policy file grants, by name or by selector."""
-    out = set()
-    entries = list((policy.get("namespaces") or {}).values()) + list(policy.get("selectors") or [])
+MODE_STRENGTH = {"enforce": 0, "audit": 1, "off": 2}
+
+
+def identity_protection(policy: dict) -> dict[str, str]:
+    """Each identity the policy names, and the mode that protects it: the
+    strongest (enforce, audit, off) among the entries and selectors that name
+    it, and defaults.mode for the delegable ones (issue 11)."""
     defaults = policy.get("defaults") or {}
+    dmode = str(defaults.get("mode") or "enforce")
+    out: dict[str, str] = {}
+
+    def add(identity, mode):
+        if identity not in out or MODE_STRENGTH[mode] < MODE_STRENGTH[out[identity]]:
+            out[identity] = mode
+
+    entries = list((policy.get("namespaces") or {}).values()) + list(policy.get("selectors") or [])
     for e in entries:
-        if e.get("identity") is not None:
-            out.add(str(e["identity"]))
-        out.update(str(x) for x in (e.get("allowedIdentities", defaults.get("allowedIdentities")) or []))
+        mode = str(e.get("mode") or dmode)
+        ids = ([e["identity"]] if e.get("identity") is not None else [])
+        ids += list(e.get("allowedIdentities", defaults.get("allowedIdentities")) or [])
+        for i in ids:
+            add(str(i), mode)
+    for i in policy.get("delegableIdentities") or []:
+        add(str(i), dmode)
     return out
+
+
+def judge_claim(policy: dict, rule: "Rule | None", identity: str) -> str:
+    """The claim rule: 'allowed', 'warn' or 'denied' for a pod of a namespace
+    whose rule is `rule` that carries `identity`. The owners' mode protects a
+    listed identity whatever the claimer's mode; an unlisted one follows
+    unlistedIdentities, then the claimer's own rule."""
+    verdict = {"enforce": "denied", "audit": "warn", "off": "allowed"}
+    if rule is not None and identity in rule.may_claim():
+        return "allowed"
+    owners = identity_protection(policy)
+    if identity in owners:
+        return verdict[owners[identity]]
+    if str(policy.get("unlistedIdentities") or "allow") == "deny":
+        return "denied"
+    if rule is not None:
+        return verdict[rule.mode]
+    return "allowed"
 
 
 def spark_role(pod: dict) -> str | None:
@@ -689,23 +722,21 @@ def expect(review: dict, policy: dict) -> Expectation:
     rule = rule_for(policy, ns)
     labels = (pod.get("metadata") or {}).get("labels") or {}
     claimed = labels.get(IDENTITY_LABEL)
-    defaults_mode = str((policy.get("defaults") or {}).get("mode") or "enforce")
 
+    verdict = judge_claim(policy, rule, claimed) if claimed is not None else "allowed"
     if spark_role(pod) is None:
         if claimed is None:
             return Expectation(allowed=True, warnings=False, decision="not-spark")
-        if rule is not None:
-            ok = claimed in rule.may_claim()
-            mode = rule.mode
-        else:
-            ok = claimed not in granted_identities(policy)
-            mode = defaults_mode
-        if ok or mode == "off":
-            return Expectation(allowed=True, warnings=None if ok else False, decision="not-spark")
-        if mode == "audit":
+        if verdict == "allowed":
+            return Expectation(allowed=True, decision="not-spark")
+        if verdict == "warn":
             return Expectation(allowed=True, warnings=True, warn_contains=[claimed], decision="audit")
         return Expectation(allowed=False, message_contains=[claimed], decision="deny-identity")
 
+    # A Spark pod keeps its label unless an enforcing rule sets it: then the
+    # claim is judged whatever the namespace's own mode.
+    if verdict == "denied" and (rule is None or rule.mode != "enforce"):
+        return Expectation(allowed=False, message_contains=[claimed], decision="deny-identity")
     if rule is None:
         if str(policy.get("unmatched") or "allow") == "deny":
             return Expectation(allowed=False, message_contains=[ns], decision="deny-unmatched")

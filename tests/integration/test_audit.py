@@ -450,6 +450,7 @@ selectors:
     namespaceSelector: {matchLabels: {spark-identity.io/team: data}}
     identity: data-spark
 namespaceAnnotations: true
+delegableIdentities: [y-spark]
 unmatched: deny
 """
 

@@ -166,7 +166,8 @@ def test_version_and_help():
 SELECTOR_POLICY = (
     "selectors:\n"
     "  - {name: data, namespaceSelector: {matchLabels: {team: data}}, identity: data-spark}\n"
-    "namespaceAnnotations: true\n")
+    "namespaceAnnotations: true\n"
+    "delegableIdentities: [ann-spark]\n")
 
 
 def _identity_from(out: bytes):

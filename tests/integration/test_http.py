@@ -80,7 +80,7 @@ def test_bad_review_is_400_and_server_goes_on(server, case):
 
 
 @pytest.mark.parametrize("method,path", [("GET", "/nope"), ("POST", "/nope"), ("GET", "/mutate/extra"),
-                                         ("POST", "/validate"), ("GET", "/")])
+                                         ("POST", "/validate/extra"), ("POST", "/validating"), ("GET", "/")])
 def test_unknown_path_is_404(server, method, path):
     body = json.dumps(load_fixture("spark35-driver.json")).encode() if method == "POST" else None
     headers = {"Content-Type": "application/json"} if body else {}
@@ -90,6 +90,7 @@ def test_unknown_path_is_404(server, method, path):
 
 
 @pytest.mark.parametrize("method,path", [("GET", "/mutate"), ("PUT", "/mutate"), ("DELETE", "/mutate"),
+                                         ("GET", "/validate"), ("PUT", "/validate"),
                                          ("POST", "/healthz"), ("POST", "/readyz")])
 def test_wrong_method_is_405(server, method, path):
     body = json.dumps(load_fixture("spark35-driver.json")).encode() if method in ("PUT", "POST") else None

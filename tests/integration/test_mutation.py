@@ -223,12 +223,26 @@ def test_team_e_flags_go_to_java_tool_options(client, name):
     assert out["metadata"]["labels"]["aadpodidbinding"] == "e-spark"
 
 
-@pytest.mark.parametrize("name", ["spark35-driver.json", "spark35-driver-foreign-identity.json", "spark35-executor.json"])
+@pytest.mark.parametrize("name", ["spark35-driver.json", "spark35-executor.json"])
 def test_team_c_audit_warns_and_changes_nothing(client, name):
     rv = in_namespace(load_fixture(name), "team-c")
     r = check_against_oracle(client, rv)["response"]
     assert r["allowed"] is True and "patch" not in r
     assert r.get("warnings"), r
+
+
+def test_audit_claimer_of_an_enforced_identity_is_refused(client):
+    """The owner's mode protects the identity: team-b enforces team-b-spark,
+    so team-c's audit mode does not let its pods carry it."""
+    rv = in_namespace(load_fixture("spark35-driver-foreign-identity.json"), "team-c")
+    r = check_against_oracle(client, rv)["response"]
+    assert r["allowed"] is False and r["status"]["code"] == 403, r
+    assert 'namespace team-c may not use Azure identity "team-b-spark"' in r["status"]["message"]
+    # An identity nobody names is still only audited in team-c.
+    rv = in_namespace(load_fixture("spark35-driver-foreign-identity.json"), "team-c")
+    rv["request"]["object"]["metadata"]["labels"]["aadpodidbinding"] = "nobodys-spark"
+    r = check_against_oracle(client, rv)["response"]
+    assert r["allowed"] is True and "patch" not in r and r.get("warnings"), r
 
 
 def test_foreign_identity_is_overridden_with_a_warning_in_team_a(client):
@@ -247,9 +261,17 @@ def test_foreign_identity_is_denied_in_team_f_naming_the_allowed_identity(client
 
 
 def test_team_off_gets_nothing(client):
-    for name in ("spark35-driver.json", "spark35-driver-foreign-identity.json", "rogue-pod.json"):
+    for name in ("spark35-driver.json", "nginx-pod.json"):
         r = client.review(in_namespace(load_fixture(name), "team-off"))["response"]
         assert r["allowed"] is True and "patch" not in r and not r.get("warnings"), (name, r)
+
+
+@pytest.mark.parametrize("name", ["spark35-driver-foreign-identity.json", "rogue-pod.json"])
+def test_off_namespace_cannot_claim_an_enforced_identity(client, name):
+    """off governs what the namespace's own pods get, not what they may claim."""
+    rv = in_namespace(load_fixture(name), "team-off")
+    r = check_against_oracle(client, rv)["response"]
+    assert r["allowed"] is False and "patch" not in r, r
 
 
 def test_unmatched_namespace_spark_pod_allowed_unchanged(client):
@@ -304,10 +326,14 @@ def test_unknown_identity_in_unlisted_namespace_is_not_our_business(client):
     assert r["allowed"] is True and "patch" not in r
 
 
-def test_audit_namespace_warns_on_foreign_claim(client):
+def test_audit_namespace_warns_on_unlisted_claim(client):
     rv = in_namespace(load_fixture("rogue-pod.json"), "team-c")
+    rv["request"]["object"]["metadata"]["labels"]["aadpodidbinding"] = "nobodys-spark"
     r = check_against_oracle(client, rv)["response"]
     assert r["allowed"] is True and "patch" not in r and r.get("warnings")
+    # sparkaks is team-a's, which enforces: refused in audit-mode team-c too.
+    r = check_against_oracle(client, in_namespace(load_fixture("rogue-pod.json"), "team-c"))["response"]
+    assert r["allowed"] is False, r
 
 
 # --- what is not a pod CREATE -------------------------------------------------

@@ -642,7 +642,7 @@ def test_spark_pod_claiming_an_identity_it_may_use_keeps_it(wi, ns, claim):
 @pytest.mark.parametrize("ns, claim, allowed", [
     ("team-wi", "team-wi-api", True), ("team-wi", "sparkaks", False), ("team-wi", "lake-legacy", False),
     ("team-wi-lake", "lake-legacy", True), ("team-a", "lake-legacy", False), ("team-x", "team-wi-api", False),
-    ("team-wi-audit", "sparkaks", True), ("team-x", "never-granted", True)])
+    ("team-wi-audit", "sparkaks", False), ("team-wi-audit", "never-granted", True), ("team-x", "never-granted", True)])
 def test_non_spark_pods_claiming_identities(wi, ns, claim, allowed):
     rv = review_in("api-pod-allowed.json", ns, labels={"aadpodidbinding": claim})
     r, _ = check(wi, rv)
