@@ -123,3 +123,11 @@
 #define AUDIT_PAGE_SIZE_MAX 5000u
 #define AUDIT_REPORT_MAX_RESULTS 500u
 #define FINDING_TEXT_MAX (16u * 1024u)
+
+/* render admission-policy: the parameter ConfigMap's data (keys and values;
+ * the API server refuses a ConfigMap of more than 1 MiB), one CEL expression
+ * of the selectors (the API server parses at most 100,000 characters of one;
+ * more selectors go into several), and the whole output. Fixed. */
+#define RENDER_MAX_PARAMS_BYTES (1024u * 1024u)
+#define RENDER_MAX_CEL_CHARS 60000u
+#define RENDER_MAX_OUTPUT_BYTES (16u * 1024u * 1024u)
