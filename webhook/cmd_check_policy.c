@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -17,9 +18,12 @@ void cmd_check_policy_help(void)
                "\n"
                "Validates a policy (YAML or JSON). Each problem is printed as\n"
                "  FILE:LINE:COLUMN: where.in.policy: what is wrong\n"
-               "and the exit status is 1. A valid policy prints, per namespace, its auth\n"
-               "(podIdentity or workloadIdentity), the identity or the federated client, tenant and\n"
-               "service account, the mode and the JVM flags its Spark pods get, and exits 0.\n"
+               "and the exit status is 1. A valid policy prints who may carry which identity\n"
+               "(each identity the policy names, the mode that protects it from other namespaces\n"
+               "and its owners; what happens to unlisted ones), the grant keys and grantors, then,\n"
+               "per namespace, its auth (podIdentity or workloadIdentity), the identity or the\n"
+               "federated client, tenant and service account, the mode and the JVM flags its\n"
+               "Spark pods get, and exits 0.\n"
                "\n"
                "The policy reference is in README.md; deploy/policy.yaml is a commented example.\n");
 }
@@ -54,6 +58,58 @@ static void print_rule(const struct rule *r)
                 printf("  JAVA_HOME=%s\n", r->java_home);
         for (size_t k = 0; k < r->n_flags; k++)
                 printf("  %s\n", r->flags[k]);
+}
+
+/* Who names `identity`: "team-a, selector data", cut to fit. */
+static void owners_of(const struct policy *p, const char *identity, char *out, size_t outlen)
+{
+        size_t off = 0;
+        out[0] = '\0';
+        for (size_t i = 0; i < policy_rule_count(p) + policy_selector_count(p) && off + 1 < outlen; i++) {
+                bool named = i < policy_rule_count(p);
+                const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
+                if (policy_rule_grants(r, identity))
+                        off += (size_t)snprintf(out + off, outlen - off, "%s%s", off ? ", " : "", r->name);
+        }
+}
+
+/* The claim rule as this policy makes it. */
+static void print_claims(const struct policy *p)
+{
+        printf("\nidentities (a pod may carry one only where its namespace's rule names it; elsewhere\n"
+               "the strongest mode of its owners decides: enforce refuses, audit warns, off ignores):\n");
+        for (size_t i = 0; i < policy_identity_count(p); i++) {
+                const struct policy_identity *id = policy_identity_at(p, i);
+                char owners[256];
+                owners_of(p, id->identity, owners, sizeof owners);
+                printf("  %-24s %-7s %s%s%s\n", id->identity, policy_mode_name(id->protection), owners,
+                       id->delegable && owners[0] ? ", " : "",
+                       id->delegable ? "delegable: namespaces whose annotations name it" : "");
+        }
+        if (!policy_identity_count(p))
+                printf("  (none)\n");
+        printf("unlisted identities: %s\n", policy_unlisted_deny(p)
+               ? "refused everywhere (unlistedIdentities: deny)"
+               : "refused where a namespace's rule does not name them (by its mode); free in namespaces "
+                 "without a rule (unlistedIdentities: allow)");
+        if (!policy_uses_namespaces(p)) {
+                printf("grant keys: none (no selectors, no namespaceAnnotations): namespace changes are not judged\n");
+                return;
+        }
+        printf("grant keys (only grantors may add, change or remove them): annotations " POLICY_ANNOTATION_PREFIX "*");
+        for (size_t i = 0; i < policy_grant_label_count(p); i++)
+                printf("%slabel %s", i ? ", " : "; ", policy_grant_label_at(p, i));
+        printf("\n  for the namespace-grants webhook's matchConditions (deploy/base/webhook.yaml): k in [");
+        size_t listed = 0;
+        for (size_t i = 0; i < policy_grant_label_count(p); i++) {
+                const char *k = policy_grant_label_at(p, i);
+                if (strncmp(k, POLICY_ANNOTATION_PREFIX, strlen(POLICY_ANNOTATION_PREFIX)) != 0)
+                        printf("%s'%s'", listed++ ? ", " : "", k);
+        }
+        printf("]\ngrantors:");
+        for (size_t i = 0; i < policy_grantor_count(p); i++)
+                printf(" %s", policy_grantor_at(p, i));
+        printf("%s\n", policy_grantor_count(p) ? "" : " none (grantors: []): grant keys cannot change");
 }
 
 int cmd_check_policy(int argc, char **argv)
@@ -97,6 +153,7 @@ int cmd_check_policy(int argc, char **argv)
                        policy_selector_count(p) ? "label selectors" : "",
                        policy_lookup_deny(p) ? "its Spark pods are refused (onLookupFailure: deny)"
                                              : "its pods are allowed (onLookupFailure: allow)");
+        print_claims(p);
         for (size_t i = 0; i < policy_rule_count(p) + policy_selector_count(p); i++) {
                 bool named = i < policy_rule_count(p);
                 const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
