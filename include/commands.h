@@ -10,6 +10,7 @@ int cmd_mutate(int argc, char **argv);
 int cmd_check_policy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_render(int argc, char **argv);
 
 /* Each subcommand's help text, for `--help` and `help NAME`. */
 void cmd_serve_help(void);
@@ -18,3 +19,4 @@ void cmd_mutate_help(void);
 void cmd_check_policy_help(void);
 void cmd_audit_help(void);
 void cmd_explain_help(void);
+void cmd_render_help(void);
