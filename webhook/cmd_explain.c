@@ -94,7 +94,9 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
                 printf("  unmatched   %s\n", policy_unmatched_deny(p)
                        ? "deny: Spark pods are refused here"
                        : "allow: Spark pods are admitted unchanged here");
-                printf("  identities  pods here may not claim an identity the policy grants elsewhere\n");
+                printf("  identities  pods here may carry no identity the policy names (its owners' mode decides: "
+                       "enforce refuses, audit warns); unlisted ones %s\n", policy_unlisted_deny(p)
+                       ? "are refused (unlistedIdentities: deny)" : "are free here (unlistedIdentities: allow)");
                 return;
         }
         printf("  rule        %s, from %s\n", r->name, source_text(r));
@@ -131,6 +133,10 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
         }
         if (r->n_allowed_identities)
                 printf("\n");
+        printf("  claims      pods here may carry only the identities above; another one the policy names is "
+               "judged by its owners' mode (not this namespace's), an unlisted one %s\n",
+               policy_unlisted_deny(p) ? "is refused (unlistedIdentities: deny)"
+                                       : "by this namespace's mode (unlistedIdentities: allow)");
         printf("  mode        %s: %s\n", policy_mode_name(r->mode), mode_text(r->mode));
         printf("  onConflict  %s: %s\n", policy_conflict_name(r->on_conflict),
                r->on_conflict == POLICY_CONFLICT_DENY ? "a Spark pod with another identity is refused"
