@@ -22,6 +22,9 @@
 #   make fuzz   the libFuzzer targets (tests/fuzz, clang with ASan+UBSan, built in
 #               $(FUZZ_BUILD)): their corpora and regressions replayed, then
 #               $(FUZZ_SECONDS) s of fuzzing each; make test runs them 20 s each
+#   make render deploy/admission-policy/admission-policy.yaml again from
+#               deploy/policy.yaml (the admission policy the API server
+#               enforces itself; run it whenever the policy changes)
 #   make image  the container image from the Dockerfile, with buildah (no
 #               Docker engine; the debian:bookworm-slim base is debootstrapped
 #               once into ~/.cache/spark-identity-webhook), as $(IMAGE)
@@ -39,7 +42,7 @@ LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 
-.PHONY: all deps build build-asan run certs test e2e bench soak valgrind fuzz image clean
+.PHONY: all deps build build-asan run certs test e2e bench soak valgrind fuzz image render clean
 
 all: build
 
@@ -90,6 +93,13 @@ fuzz: deps
 
 image:
 	@tests/image/build.sh $(IMAGE)
+
+# Written beside and then moved, so that a failure leaves the old file whole.
+ADMISSION_POLICY := deploy/admission-policy/admission-policy.yaml
+render: build
+	$(BIN) render admission-policy --policy deploy/policy.yaml > $(ADMISSION_POLICY).new || \
+		{ rm -f $(ADMISSION_POLICY).new; exit 1; }
+	mv $(ADMISSION_POLICY).new $(ADMISSION_POLICY)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
