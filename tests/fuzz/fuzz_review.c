@@ -256,15 +256,25 @@ static bool pod_well_formed(const cJSON *pod)
         return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(pod, "metadata")) && !json_has_duplicate_keys(pod);
 }
 
-static void answer(const struct policy *p, const struct ns_source *src, const uint8_t *data, size_t size,
-                   struct admission *a)
+static void answer_on(const struct policy *p, const struct ns_source *src, enum admission_path path,
+                      const uint8_t *data, size_t size, struct admission *a)
 {
         current = (struct fake_ns){ 0 };
         admission_init(a, WH_MAX_RESPONSE_BYTES);
+        a->path = path;
         if (admission_handle(p, src, (const char *)data, size, a) < 0)
                 fuzz_fail("admission_handle could not even write an error body");
         if (current.lookups != current.dones && src)
                 fuzz_fail("%d namespace lookups, %d done() calls", current.lookups, current.dones);
+        /* The validating path judges; it never patches. */
+        if (path == ADMISSION_VALIDATE && (a->mutation.decision == DECISION_MUTATED || a->mutation.patch.n_ops))
+                fuzz_fail("POST /validate answered with a patch (decision %s)", decision_name(a->mutation.decision));
+}
+
+static void answer(const struct policy *p, const struct ns_source *src, const uint8_t *data, size_t size,
+                   struct admission *a)
+{
+        answer_on(p, src, ADMISSION_MUTATE, data, size, a);
 }
 
 static void check_mutation(const struct policy *p, const struct ns_source *src, struct admission *a)
@@ -319,6 +329,13 @@ static void check_mutation(const struct policy *p, const struct ns_source *src, 
                           b.mutation.patch.n_ops, b.mutation.patch.text.data ? b.mutation.patch.text.data : "",
                           a->mutation.patch.text.data);
         admission_free(&b);
+        /* What we made passes our own validating webhook. */
+        answer_on(p, src, ADMISSION_VALIDATE, (const uint8_t *)text, strlen(text), &b);
+        check_answer(&b, (const uint8_t *)text, strlen(text));
+        if (b.status != 200 || b.mutation.decision == DECISION_DENIED)
+                fuzz_fail("the patched pod is refused by /validate: status %d: %s", b.status,
+                          b.mutation.message);
+        admission_free(&b);
         cJSON_free(text);
 }
 
@@ -335,6 +352,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         answer(by_namespace, &fake_source, data, size, &a);
         check_answer(&a, data, size);
         check_mutation(by_namespace, &fake_source, &a);
+        admission_free(&a);
+        answer_on(by_namespace, &fake_source, ADMISSION_VALIDATE, data, size, &a);
+        check_answer(&a, data, size);
         admission_free(&a);
         arena_end();
         return 0;

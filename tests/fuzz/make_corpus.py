@@ -71,6 +71,29 @@ def review_corpus():
         out[f"driver-ns-{label}.json"] = review_in("spark35-driver.json", ns)
     out["executor-ns-selector-data.json"] = review_in("spark35-executor.json", namespaces["selector-data"])
     out["rogue-ns-annotations.json"] = review_in("rogue-pod.json", namespaces["annotations"])
+    # Issue 11: claims added or changed on UPDATE (also pods/status), and
+    # namespace changes of grant keys.
+    for ns in ("team-b", "team-c", "team-off", namespaces["annotations"]):
+        r = json.loads(review_in("rogue-pod.json", ns))
+        req = r["request"]
+        req["operation"] = "UPDATE"
+        old = json.loads(json.dumps(req["object"]))
+        old["metadata"]["labels"].pop("aadpodidbinding", None)
+        req["oldObject"] = old
+        out[f"update-claim-{ns.split(',')[0].replace(':', '-').replace('=', '-')}.json"] = compact(r)
+        req["subResource"] = "status"
+        out[f"status-claim-{ns.split(',')[0].replace(':', '-').replace('=', '-')}.json"] = compact(r)
+    for op, user, group in (("CREATE", "tenant", "tenants"), ("UPDATE", "admin", "system:masters")):
+        meta = {"name": "team-n", "labels": {"spark-identity.io/team": "data", "env": "prod"},
+                "annotations": {"spark-identity.io/identity": "x-spark"}}
+        req = {"uid": "0f6a2b1c-6e1d-4c59-9a0e-2f7b3c4d5e6f", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+               "resource": {"group": "", "version": "v1", "resource": "namespaces"}, "name": "team-n",
+               "operation": op, "userInfo": {"username": user, "groups": [group, "system:authenticated"]},
+               "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}}
+        if op == "UPDATE":
+            req["oldObject"] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-n"}}
+        out[f"namespace-{op.lower()}.json"] = compact({"apiVersion": "admission.k8s.io/v1",
+                                                        "kind": "AdmissionReview", "request": req})
     out["not-json.txt"] = b'{"kind":"AdmissionReview",'
     out["not-a-review.json"] = b'{"kind":"Pod","apiVersion":"v1"}'
     out["no-uid.json"] = b'{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{}}'
