@@ -274,6 +274,24 @@ def test_table_is_the_default(cluster, deny_policy):
     assert any(re.match(rf"{len(cluster['items'])} pods in 6 namespaces", l) for l in lines), out
 
 
+def test_foreign_claims_in_audit_and_off_namespaces_are_findings(tmp_path):
+    """The owner's mode protects an identity: pods of an audit or off
+    namespace that carry team-a's sparkaks are reported. An unlisted identity
+    is free in an off namespace and in one without a rule, not in an
+    enforcing namespace whose rule lists what it may use."""
+    pods = [stored("nginx-pod.json", "team-c", "c-web", {"aadpodidbinding": "sparkaks"}),
+            stored("nginx-pod.json", "team-off", "off-web", {"aadpodidbinding": "sparkaks"}),
+            stored("nginx-pod.json", "team-off", "off-free", {"aadpodidbinding": "nobodys"}),
+            stored("nginx-pod.json", "team-x", "x-free", {"aadpodidbinding": "nobodys"}),
+            stored("nginx-pod.json", "team-a", "a-unlisted", {"aadpodidbinding": "nobodys"})]
+    path = write(tmp_path / "pods.json", pod_list(pods))
+    rc, out, err = audit("--policy", POLICY, "--pods", path, "-o", "json")
+    assert rc == 1, out + err
+    got = findings_by_pod(json.loads(out))
+    assert got == {("team-c", "c-web"): ["foreign-identity"], ("team-off", "off-web"): ["foreign-identity"],
+                   ("team-a", "a-unlisted"): ["foreign-identity"]}, got
+
+
 def test_no_findings_exits_0(tmp_path):
     policy = model.load_policy(POLICY)
     pods = [compliant("spark35-driver.json", "team-a", "d", policy),

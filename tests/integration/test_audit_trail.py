@@ -182,3 +182,42 @@ def test_metrics_on_the_https_port_and_on_metrics_listen(certs, workdir):
             assert e.code == 404
     finally:
         s.stop()
+
+
+def _validate(c, review: dict) -> dict:
+    st, _, body = c.request("POST", "/validate", json.dumps(review).encode(), {"Content-Type": "application/json"})
+    assert st == 200, body
+    return json.loads(body)["response"]
+
+
+def test_judged_updates_and_the_validating_path_are_on_record(tmp_path, certs, workdir):
+    """Every judged UPDATE is a decision line: operation UPDATE, the label
+    before (oldObject's) and after, the decision; /validate says so too."""
+    log = tmp_path / "decisions.log"
+    s = Server("audit-update", certs, POLICY, workdir, extra=["--audit-log", log]).start()
+    try:
+        c = s.client()
+        rv = in_namespace(fresh(load_fixture("rogue-pod.json")), "team-b")
+        req = rv["request"]
+        req["operation"] = "UPDATE"
+        req["oldObject"] = json.loads(json.dumps(req["object"]))
+        req["oldObject"]["metadata"]["labels"]["aadpodidbinding"] = "team-b-spark"
+        req["subResource"] = "status"
+        r = _validate(c, rv)
+        assert r["allowed"] is False and "patch" not in r
+        assert r["status"]["message"].startswith('namespace team-b may not use Azure identity "sparkaks"')
+        d = wait_for(lambda: decisions(log))[-1]
+        assert d["uid"] == req["uid"] and d["operation"] == "UPDATE" and d["webhook"] == "validate"
+        assert d["subResource"] == "status"
+        assert d["identityBefore"] == "team-b-spark" and d["identity"] == "sparkaks"
+        assert d["decision"] == "denied" and d["reason"] == r["status"]["message"]
+        assert r["auditAnnotations"]["decision"] == "denied"
+
+        # The same label left as it was: allowed, and on record as unchanged.
+        req["oldObject"]["metadata"]["labels"]["aadpodidbinding"] = "sparkaks"
+        req["uid"] = "7d0b8a54-2f8e-4f57-9b1e-3c1e2a0f9d11"
+        assert _validate(c, rv)["allowed"] is True
+        d = wait_for(lambda: [x for x in decisions(log) if x["uid"] == req["uid"]])[-1]
+        assert d["decision"] == "unchanged" and d["identityBefore"] == d["identity"] == "sparkaks"
+    finally:
+        s.stop()
