@@ -1,5 +1,8 @@
 /* Structured log lines: one JSON object per line on stderr, written with a
- * single write() so that lines from several threads never interleave.
+ * single write() so that lines from several threads never interleave. Every
+ * line is valid JSON whatever it is given: a field that does not fit in the
+ * line (WH_LOG_LINE_MAX) is dropped whole and named in a "truncated" list,
+ * e.g. {"msg":"admission",...,"truncated":["patch"]}.
  * Only the top layer (main, commands, server glue) logs.
  *
  *   struct log_line l;
@@ -14,6 +17,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "webhook_limits.h"
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_LEVEL_MAX };
 
@@ -21,6 +25,10 @@ struct log_line {
         struct buf b;
         bool on;        /* false: below the level in force, every call is a no-op */
         bool audit;     /* goes to the audit log (--audit-log), not stderr */
+        /* Fields that did not fit, dropped whole; named in the line's
+         * "truncated" list. The keys are the callers' (string literals). */
+        const char *truncated[WH_LOG_MAX_TRUNCATED];
+        unsigned n_truncated;
 };
 
 /* Lines below `level` are dropped. Default LOG_INFO. Call before threads start. */
@@ -41,6 +49,7 @@ int log_set_audit_file(const char *path, char *err, size_t errlen);
  * the new file replaces the old descriptor in one step. 0, or a negative
  * errno with a message (the old file stays in use). */
 int log_reopen_audit(bool force, char *err, size_t errlen);
+/* The key must stay valid until log_end() (a string literal). */
 void log_str(struct log_line *l, const char *key, const char *value);   /* NULL value: skipped */
 void log_int(struct log_line *l, const char *key, long long value);
 void log_bool(struct log_line *l, const char *key, bool value);

@@ -131,3 +131,12 @@
 #define RENDER_MAX_PARAMS_BYTES (1024u * 1024u)
 #define RENDER_MAX_CEL_CHARS 60000u
 #define RENDER_MAX_OUTPUT_BYTES (16u * 1024u * 1024u)
+
+/* Log lines: one line at most WH_LOG_LINE_MAX bytes. Fields are appended
+ * whole or not at all within the line less WH_LOG_TAIL_RESERVE, which keeps
+ * room for the closing brace and the "truncated" list naming the fields
+ * dropped (at most WH_LOG_MAX_TRUNCATED names of WH_LOG_KEY_MAX characters). */
+#define WH_LOG_LINE_MAX (64u * 1024u)
+#define WH_LOG_TAIL_RESERVE 1024u
+#define WH_LOG_MAX_TRUNCATED 8u
+#define WH_LOG_KEY_MAX 64u

@@ -10,8 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* One log line; a longer one is cut, never split. */
-#define LOG_LINE_MAX (64u * 1024u)
 
 static enum log_level min_level = LOG_INFO;
 /* The audit log: a descriptor that log_reopen_audit() replaces with dup2(),
@@ -28,7 +26,8 @@ void log_set_level(enum log_level level)
 
 static void begin(struct log_line *l, enum log_level level, const char *msg)
 {
-        buf_init(&l->b, LOG_LINE_MAX);
+        buf_init(&l->b, WH_LOG_LINE_MAX - WH_LOG_TAIL_RESERVE);
+        l->n_truncated = 0;
         struct timespec ts;
         struct tm tm;
         char when[40];
@@ -37,7 +36,8 @@ static void begin(struct log_line *l, enum log_level level, const char *msg)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
         buf_printf(&l->b, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", when,
                    ts.tv_nsec / 1000000, level_names[level]);
-        buf_put_json_str(&l->b, msg);
+        if (buf_put_json_str(&l->b, msg) < 0)
+                buf_put_json_strn(&l->b, msg, strnlen(msg, WH_LOG_KEY_MAX));   /* its start, then */
 }
 
 void log_begin(struct log_line *l, enum log_level level, const char *msg)
@@ -96,53 +96,100 @@ int log_reopen_audit(bool force, char *err, size_t errlen)
         return r;
 }
 
-static void key(struct log_line *l, const char *k)
+/* Starts a field: its key. Returns where the line ended before it. */
+static size_t key(struct log_line *l, const char *k, int *r)
 {
-        buf_putc(&l->b, ',');
-        buf_put_json_str(&l->b, k);
-        buf_putc(&l->b, ':');
+        size_t mark = l->b.len;
+        *r = buf_putc(&l->b, ',');
+        if (*r == 0)
+                *r = buf_put_json_str(&l->b, k);
+        if (*r == 0)
+                *r = buf_putc(&l->b, ':');
+        return mark;
+}
+
+/* Ends a field: one that did not fit goes whole, and its key is named. */
+static void field_end(struct log_line *l, const char *k, size_t mark, int r)
+{
+        if (r == 0)
+                return;
+        l->b.len = mark;
+        if (l->b.data)
+                l->b.data[mark] = '\0';
+        if (l->n_truncated < WH_LOG_MAX_TRUNCATED)
+                l->truncated[l->n_truncated++] = k;
 }
 
 void log_str(struct log_line *l, const char *k, const char *value)
 {
         if (!l->on || !value)
                 return;
-        key(l, k);
-        buf_put_json_str(&l->b, value);
+        int r;
+        size_t mark = key(l, k, &r);
+        if (r == 0)
+                r = buf_put_json_str(&l->b, value);
+        field_end(l, k, mark, r);
 }
 
 void log_int(struct log_line *l, const char *k, long long value)
 {
         if (!l->on)
                 return;
-        key(l, k);
-        buf_printf(&l->b, "%lld", value);
+        int r;
+        size_t mark = key(l, k, &r);
+        if (r == 0)
+                r = buf_printf(&l->b, "%lld", value);
+        field_end(l, k, mark, r);
 }
 
 void log_bool(struct log_line *l, const char *k, bool value)
 {
         if (!l->on)
                 return;
-        key(l, k);
-        buf_puts(&l->b, value ? "true" : "false");
+        int r;
+        size_t mark = key(l, k, &r);
+        if (r == 0)
+                r = buf_puts(&l->b, value ? "true" : "false");
+        field_end(l, k, mark, r);
 }
 
 void log_raw(struct log_line *l, const char *k, const char *json)
 {
         if (!l->on || !json)
                 return;
-        key(l, k);
-        buf_puts(&l->b, json);
+        int r;
+        size_t mark = key(l, k, &r);
+        if (r == 0)
+                r = buf_puts(&l->b, json);
+        field_end(l, k, mark, r);
 }
 
 void log_end(struct log_line *l)
 {
         if (!l->on)
                 return;
-        if (buf_puts(&l->b, "}\n") < 0) {
-                /* Cut: the line is still one valid JSON object. */
-                buf_reset(&l->b);
-                buf_puts(&l->b, "{\"level\":\"warn\",\"msg\":\"log line too long, dropped\"}\n");
+        /* The reserve is for this tail: the names of what was dropped, and the end. */
+        l->b.max = WH_LOG_LINE_MAX;
+        int r = 0;
+        if (l->n_truncated) {
+                r = buf_puts(&l->b, ",\"truncated\":[");
+                for (unsigned i = 0; r == 0 && i < l->n_truncated; i++) {
+                        if (i)
+                                r = buf_putc(&l->b, ',');
+                        if (r == 0)
+                                r = buf_put_json_strn(&l->b, l->truncated[i],
+                                                      strnlen(l->truncated[i], WH_LOG_KEY_MAX));
+                }
+                if (r == 0)
+                        r = buf_putc(&l->b, ']');
+        }
+        if (r == 0)
+                r = buf_puts(&l->b, "}\n");
+        if (r < 0) {
+                /* Out of memory (the reserve always fits): one valid line all the same. */
+                buf_free(&l->b);
+                buf_init(&l->b, WH_LOG_LINE_MAX);
+                buf_puts(&l->b, "{\"level\":\"warn\",\"msg\":\"log line dropped: out of memory\"}\n");
         }
         const char *p = l->b.data;
         size_t n = l->b.len;
