@@ -214,19 +214,79 @@ static int parse_duration_ms(const char *s, uint64_t *ret_ms)
         return 0;
 }
 
-static bool is_json_media_type(const char *ct)
+static bool is_tchar(char c)
 {
-        if (!ct)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static const char *skip_ows(const char *s)
+{
+        while (*s == ' ' || *s == '\t')
+                s++;
+        return s;
+}
+
+/* application/json, then only well-formed parameters (RFC 9110:
+ * ; token=token or ; token="quoted"), nothing else: no NUL inside (`len`
+ * is the value's real length), no trailing garbage. */
+static bool is_json_media_type(const char *ct, size_t len)
+{
+        if (!ct || strlen(ct) != len)
                 return false;
-        while (*ct == ' ' || *ct == '\t')
-                ct++;
+        ct = skip_ows(ct);
         size_t n = strlen("application/json");
         if (strncasecmp(ct, "application/json", n) != 0)
                 return false;
-        ct += n;
-        while (*ct == ' ' || *ct == '\t')
-                ct++;
-        return *ct == '\0' || *ct == ';';
+        ct = skip_ows(ct + n);
+        while (*ct == ';') {
+                ct = skip_ows(ct + 1);
+                const char *name = ct;
+                while (is_tchar(*ct))
+                        ct++;
+                if (ct == name || *ct++ != '=')
+                        return false;
+                if (*ct == '"') {
+                        for (ct++; *ct && *ct != '"'; ct++)
+                                if (*ct == '\\' && !*++ct)
+                                        return false;
+                        if (*ct++ != '"')
+                                return false;
+                } else {
+                        const char *value = ct;
+                        while (is_tchar(*ct))
+                                ct++;
+                        if (ct == value)
+                                return false;
+                }
+                ct = skip_ows(ct);
+        }
+        return *ct == '\0';
+}
+
+/* What the framing headers say: how many Content-Length headers, whether
+ * they agree, whether Transfer-Encoding is there too. */
+struct framing {
+        unsigned content_lengths;
+        bool differ;
+        bool transfer_encoding;
+        const char *first;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+        struct framing *f = cls;
+        if (!key)
+                return MHD_YES;
+        if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+                f->transfer_encoding = true;
+        if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+                if (f->content_lengths++ && (!value || !f->first || strcmp(value, f->first) != 0))
+                        f->differ = true;
+                if (!f->first)
+                        f->first = value;
+        }
+        return MHD_YES;
 }
 
 static enum MHD_Result send_body(struct MHD_Connection *c, int status, struct buf *body,
@@ -352,8 +412,23 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
                 snprintf(rq->why, sizeof rq->why, "%s takes POST, not %.20s", url, method);
                 return 405;
         }
-        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!is_json_media_type(ct)) {
+        /* Request smuggling shapes: a body framed two ways, or two lengths. */
+        struct framing fr = { 0 };
+        MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &fr);
+        if (fr.transfer_encoding && fr.content_lengths) {
+                snprintf(rq->why, sizeof rq->why, "Content-Length together with Transfer-Encoding");
+                return 400;
+        }
+        if (fr.differ) {
+                snprintf(rq->why, sizeof rq->why, "two different Content-Length headers");
+                return 400;
+        }
+        const char *ct = NULL;
+        size_t ct_len = 0;
+        if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                          strlen(MHD_HTTP_HEADER_CONTENT_TYPE), &ct, &ct_len) != MHD_YES)
+                ct = NULL;
+        if (!is_json_media_type(ct, ct_len)) {
                 snprintf(rq->why, sizeof rq->why, "Content-Type must be application/json, not %.60s",
                          ct ? ct : "(none)");
                 return 415;
