@@ -18,9 +18,28 @@
  * before any thread uses cJSON. */
 void arena_install(void);
 
+struct budget;
+
 /* Starts and ends the bracket on the calling thread. Not nested. */
 void arena_begin(void);
 void arena_end(void);
+
+/* Starts the bracket with bounds: what the arena takes beyond the chunk a
+ * thread keeps may be at most `limit` bytes, and is taken from `b` (a large
+ * taker, budget.h) and given back by arena_end(). An allocation past either
+ * bound fails (cJSON then fails cleanly), and arena_limited() says which.
+ * `b` may be NULL (no shared budget). */
+void arena_begin_bounded(struct budget *b, size_t limit);
+
+enum arena_limit {
+        ARENA_LIMIT_NONE,
+        ARENA_LIMIT_REQUEST,    /* the bracket's own `limit` */
+        ARENA_LIMIT_BUDGET,     /* the shared budget is in use by others */
+        ARENA_LIMIT_MEMORY,     /* malloc failed */
+};
+
+/* Whether an allocation failed in this bracket, and why. */
+enum arena_limit arena_limited(void);
 
 /* The bytes handed out by this thread's arena since arena_begin(); 0 outside the bracket. */
 size_t arena_used(void);

@@ -28,6 +28,10 @@ void buf_reset(struct buf *b);
  * nothing. 0, -ENOBUFS past the maximum, -ENOMEM. */
 int buf_grow(struct buf *b, size_t n);
 
+/* The capacity the buffer would have after appending `n` bytes (its
+ * capacity now when they fit), or 0 when the maximum would be passed. */
+size_t buf_cap_after(const struct buf *b, size_t n);
+
 /* Append bytes. 0, -ENOBUFS when the maximum would be passed (nothing is
  * appended), -ENOMEM. */
 int buf_append(struct buf *b, const void *p, size_t n);

@@ -19,6 +19,8 @@ struct server_options {
         const char *key_pem;          /* its key, PEM */
         bool tls13_only;              /* refuse TLS 1.2 */
         size_t max_body;
+        struct budget *budget;        /* memory of bodies in flight is taken from it (NULL: no
+                                         budget); owned by the caller, outlives the server */
         unsigned max_connections;
         unsigned max_connections_per_ip;
         unsigned connection_memory;

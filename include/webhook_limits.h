@@ -8,9 +8,38 @@
  * end. */
 #pragma once
 
-/* HTTP: one AdmissionReview body. The API server caps objects at about
- * 3 MiB in etcd; 8 MiB leaves room for the review envelope. --max-body */
-#define WH_MAX_BODY_BYTES (8u * 1024u * 1024u)
+/* HTTP: one AdmissionReview body, the largest the API server can send for
+ * a pod. kube-apiserver refuses request bodies over 3 MiB, so no pod is
+ * written larger; stored, it grows by its defaults, status and managedFields
+ * (a quarter allowed). An UPDATE's review carries the object and the old
+ * one, plus the envelope (uid, userInfo with its groups and extra, options):
+ * 2 x 3.75 MiB + 0.5 MiB = 8 MiB. --max-body */
+#define WH_APISERVER_MAX_REQUEST_BYTES (3u * 1024u * 1024u)
+#define WH_REVIEW_OBJECT_MAX_BYTES (WH_APISERVER_MAX_REQUEST_BYTES + WH_APISERVER_MAX_REQUEST_BYTES / 4u)
+#define WH_REVIEW_ENVELOPE_MAX_BYTES (512u * 1024u)
+#define WH_MAX_BODY_BYTES (2u * WH_REVIEW_OBJECT_MAX_BYTES + WH_REVIEW_ENVELOPE_MAX_BYTES)
+
+/* Memory for requests in flight: their bodies and parsed reviews together
+ * (budget.h), whatever clients send. The Deployment's limit is 128 MiB: the
+ * server needs about 30 MiB of its own at 1024 connections (libraries, TLS,
+ * thread stacks and arenas, 24 KiB a connection), this budget 64 MiB, and the
+ * rest is the allocator's headroom. A quarter of it stays for reviews whose
+ * body is under WH_BODY_SMALL_BYTES. --request-memory */
+#define WH_REQUEST_MEMORY_BYTES (64u * 1024u * 1024u)
+#define WH_REQUEST_MEMORY_MIN_BYTES (4u * 1024u * 1024u)
+#define WH_BUDGET_RESERVE_PART 4u
+#define WH_BODY_SMALL_BYTES (64u * 1024u)
+
+/* One review's parse may take WH_PARSE_FACTOR times its body plus
+ * WH_PARSE_SLACK_BYTES (measured: real pods 4.6 times, pods of many short
+ * labels 6.7; an array of small numbers 40, which is refused with 413). */
+#define WH_PARSE_FACTOR 8u
+#define WH_PARSE_SLACK_BYTES (64u * 1024u)
+
+/* Above this size, glibc serves allocations with mmap and returns them to
+ * the system when freed (a fixed threshold: glibc's moving one would keep a
+ * large request's memory after it). */
+#define WH_MMAP_THRESHOLD_BYTES (128u * 1024u)
 
 /* HTTP: simultaneous connections, all clients together. --max-connections */
 #define WH_MAX_CONNECTIONS 1024u

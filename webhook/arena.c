@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "budget.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
@@ -36,6 +38,10 @@ struct arena {
         struct chunk *first;    /* kept across brackets */
         size_t total;
         bool on;
+        struct budget *budget;  /* the shared budget, or NULL */
+        size_t limit;           /* bytes of new chunks allowed in this bracket; SIZE_MAX: no bound */
+        size_t taken;           /* bytes of new chunks in this bracket (given back by arena_end) */
+        enum arena_limit limited;
 };
 
 static _Thread_local struct arena tl;
@@ -82,9 +88,25 @@ static void *arena_malloc(size_t n)
                 size_t cap = c ? c->cap * 2 : ARENA_FIRST_CHUNK;
                 if (cap < need)
                         cap = need;
-                struct chunk *fresh = chunk_new(cap);
-                if (!fresh)
+                /* Within the bracket's bound: a smaller chunk if that fits, else fail. */
+                if (cap > tl.limit - tl.taken)
+                        cap = need <= tl.limit - tl.taken ? tl.limit - tl.taken : 0;
+                if (!cap) {
+                        tl.limited = ARENA_LIMIT_REQUEST;
                         return NULL;
+                }
+                if (tl.budget && !budget_take(tl.budget, cap, true)) {
+                        tl.limited = ARENA_LIMIT_BUDGET;
+                        return NULL;
+                }
+                struct chunk *fresh = chunk_new(cap);
+                if (!fresh) {
+                        if (tl.budget)
+                                budget_give(tl.budget, cap);
+                        tl.limited = ARENA_LIMIT_MEMORY;
+                        return NULL;
+                }
+                tl.taken += cap;
                 fresh->next = c;
                 tl.head = c = fresh;
         }
@@ -121,6 +143,22 @@ void arena_begin(void)
         tl.head = tl.first;
         tl.total = 0;
         tl.on = tl.first != NULL;   /* without memory, cJSON simply uses malloc */
+        tl.budget = NULL;
+        tl.limit = SIZE_MAX;
+        tl.taken = 0;
+        tl.limited = ARENA_LIMIT_NONE;
+}
+
+void arena_begin_bounded(struct budget *b, size_t limit)
+{
+        arena_begin();
+        tl.budget = b;
+        tl.limit = limit;
+}
+
+enum arena_limit arena_limited(void)
+{
+        return tl.limited;
 }
 
 void arena_end(void)
@@ -144,6 +182,10 @@ void arena_end(void)
         tl.first = tl.head = keep;
         tl.total = 0;
         tl.on = false;
+        if (tl.budget)
+                budget_give(tl.budget, tl.taken);
+        tl.budget = NULL;
+        tl.taken = 0;
 }
 
 size_t arena_used(void)

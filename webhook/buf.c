@@ -30,19 +30,29 @@ void buf_reset(struct buf *b)
                 b->data[0] = '\0';
 }
 
-/* Makes room for `n` more bytes plus the NUL. */
-static int buf_reserve(struct buf *b, size_t n)
+size_t buf_cap_after(const struct buf *b, size_t n)
 {
         if (n > b->max - b->len || n >= SIZE_MAX - b->len)
-                return -ENOBUFS;
+                return 0;
         size_t need = b->len + n + 1;
         if (need <= b->cap)
-                return 0;
+                return b->cap;
         size_t cap = b->cap ? b->cap : BUF_MIN_ALLOC;
         while (cap < need)
                 cap = cap > SIZE_MAX / 2 ? need : cap * 2;
         if (b->max < SIZE_MAX && cap > b->max + 1)
                 cap = b->max + 1;
+        return cap;
+}
+
+/* Makes room for `n` more bytes plus the NUL. */
+static int buf_reserve(struct buf *b, size_t n)
+{
+        size_t cap = buf_cap_after(b, n);
+        if (!cap)
+                return -ENOBUFS;
+        if (cap == b->cap)
+                return 0;
         char *p = realloc(b->data, cap);
         if (!p)
                 return -ENOMEM;

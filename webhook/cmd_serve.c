@@ -2,6 +2,7 @@
  * pair, starts the HTTPS server, logs every decision, reloads the policy
  * when its file changes or on SIGHUP, and stops on SIGTERM or SIGINT. */
 #include <errno.h>
+#include <malloc.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -19,6 +20,7 @@
 
 #include "admission.h"
 #include "arena.h"
+#include "budget.h"
 #include "cli.h"
 #include "commands.h"
 #include "fileio.h"
@@ -47,14 +49,19 @@ struct serve {
         struct stat cert_stat, key_stat; /* of the pair last loaded */
         atomic_llong cert_not_after;    /* time_t */
         atomic_bool stopping;
+        struct budget memory;           /* bodies and parses of requests in flight */
 };
 
 void cmd_serve_help(void)
 {
         printf("Usage: spark-identity-webhook serve --policy FILE --tls-cert FILE --tls-key FILE [options]\n"
                "\n"
-               "Serves the mutating admission webhook over HTTPS:\n"
-               "  POST /mutate   AdmissionReview admission.k8s.io/v1 or v1beta1 (pods, CREATE)\n"
+               "Serves the admission webhooks over HTTPS:\n"
+               "  POST /mutate   AdmissionReview admission.k8s.io/v1 or v1beta1: Spark pods get\n"
+               "                 their settings on CREATE; identity claims (pod CREATE and UPDATE)\n"
+               "                 and namespace grant keys are judged\n"
+               "  POST /validate the same judgement, never a patch (a validating webhook, which\n"
+               "                 runs after every mutating one)\n"
                "  GET  /healthz  the process is alive\n"
                "  GET  /readyz   the policy is loaded and the certificate is valid\n"
                "  GET  /metrics  Prometheus metrics\n"
@@ -70,7 +77,13 @@ void cmd_serve_help(void)
                "Options (defaults in brackets):\n"
                "  --listen ADDR:PORT     where to listen [" DEFAULT_LISTEN "]; [::]:8443 for IPv6\n"
                "  --max-body SIZE        largest request body; larger ones get 413 before they are\n"
-               "                         read [%u] (K, M suffixes allowed)\n"
+               "                         read [%u: the largest review the API server can send for\n"
+               "                         a pod] (K, M suffixes allowed)\n"
+               "  --request-memory SIZE  memory for the bodies and parsed reviews of all requests\n"
+               "                         in flight together [%u]; past it, 503 (a quarter is kept for\n"
+               "                         reviews under %u bytes). One review's parse may take %u times\n"
+               "                         its body (413 past that). Fit it to the container's limit:\n"
+               "                         about 30 MiB of the server's own, plus this, plus headroom\n"
                "  --max-connections N    simultaneous connections [%u]\n"
                "  --max-connections-per-ip N  from one client address [%u]\n"
                "  --connection-memory SIZE  per-connection memory for headers and reads [%u]\n"
@@ -91,8 +104,10 @@ void cmd_serve_help(void)
                "                         flight this long to finish [20]\n"
                "  --audit-log FILE       append the decision lines to FILE instead of stderr;\n"
                "                         reopened when renamed (logrotate) and on SIGHUP\n"
-               "\n"
-               "Namespaces: when the server can reach the Kubernetes API (in a pod, or with\n"
+               "\n",
+               WH_MAX_BODY_BYTES, WH_REQUEST_MEMORY_BYTES, WH_BODY_SMALL_BYTES, WH_PARSE_FACTOR,
+               WH_MAX_CONNECTIONS, WH_MAX_CONNECTIONS_PER_IP, WH_CONNECTION_MEMORY_BYTES, WH_IDLE_TIMEOUT_S);
+        printf("Namespaces: when the server can reach the Kubernetes API (in a pod, or with\n"
                "--kubeconfig) it lists and watches namespaces, and /readyz waits for the first\n"
                "list. A policy with selectors or namespaceAnnotations needs that. The\n"
                "environment variable SPARK_IDENTITY_WEBHOOK_SA_DIR replaces\n"
@@ -109,11 +124,10 @@ void cmd_serve_help(void)
                "\n"
                "Example (what 'make run' does):\n"
                "  spark-identity-webhook certs --service spark-identity-webhook --namespace spark-identity-system \\\n"
-               "      --ip 127.0.0.1 --dns localhost --out .dev/certs\n"
+               "      --ip 127.0.0.1 --dns localhost --out certs/dev\n"
                "  spark-identity-webhook serve --policy deploy/policy.yaml \\\n"
-               "      --tls-cert .dev/certs/tls.crt --tls-key .dev/certs/tls.key --listen 127.0.0.1:8443\n",
-               WH_MAX_BODY_BYTES, WH_MAX_CONNECTIONS, WH_MAX_CONNECTIONS_PER_IP,
-               WH_CONNECTION_MEMORY_BYTES, WH_IDLE_TIMEOUT_S, WH_REQUEST_TIMEOUT_MAX_MS);
+               "      --tls-cert certs/dev/tls.crt --tls-key certs/dev/tls.key --listen 127.0.0.1:8443\n",
+               WH_REQUEST_TIMEOUT_MAX_MS);
 }
 
 static void free_policy(void *p)
@@ -206,6 +220,30 @@ static long long micros_since(const struct timespec *t0)
         return (t1.tv_sec - t0->tv_sec) * 1000000LL + (t1.tv_nsec - t0->tv_nsec) / 1000;
 }
 
+/* A review the arena could not hold: say which bound, not "not JSON". */
+static void parse_bounds(struct admission *a, size_t len, const struct budget *b)
+{
+        enum arena_limit why = arena_limited();
+        if (why == ARENA_LIMIT_NONE || a->status == 200)
+                return;
+        int status = why == ARENA_LIMIT_REQUEST ? 413 : why == ARENA_LIMIT_BUDGET ? 503 : 500;
+        char msg[256];
+        if (why == ARENA_LIMIT_REQUEST)
+                snprintf(msg, sizeof msg, "the review would take more than %zu bytes to parse (%u times "
+                         "its %zu-byte body, plus %u): refused", (size_t)WH_PARSE_FACTOR * len +
+                         WH_PARSE_SLACK_BYTES, WH_PARSE_FACTOR, len, WH_PARSE_SLACK_BYTES);
+        else if (why == ARENA_LIMIT_BUDGET)
+                snprintf(msg, sizeof msg, "the server's memory for requests in flight (--request-memory, "
+                         "%zu MiB) is in use; try again", b->limit >> 20);
+        else
+                snprintf(msg, sizeof msg, "out of memory while parsing the review");
+        a->decided = false;
+        a->status = status;
+        snprintf(a->error, sizeof a->error, "%s", msg);
+        buf_reset(&a->body);
+        review_status_body(&a->body, status, msg);
+}
+
 static void admit(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status,
                   struct buf *out)
 {
@@ -215,11 +253,13 @@ static void admit(void *ctx, enum server_path path, const char *body, size_t len
         unsigned token;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        arena_begin();
+        /* The parse may take WH_PARSE_FACTOR times the body, from the shared budget. */
+        arena_begin_bounded(&sv->memory, (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES);
         admission_init(&a, out->max);
         a.path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
         const struct policy *p = snapshot_acquire(sv->policy, &token);
         admission_handle(p, sv->namespaces ? &sv->ns_source : NULL, body, len, &a);
+        parse_bounds(&a, len, &sv->memory);
         long long micros = micros_since(&t0);
         if (a.decided) {
                 log_decision(&a, micros);
@@ -500,6 +540,7 @@ int cmd_serve(int argc, char **argv)
                 { "metrics-listen", required_argument, NULL, 'm' },
                 { "shutdown-delay", required_argument, NULL, 'D' },
                 { "shutdown-grace", required_argument, NULL, 'G' },
+                { "request-memory", required_argument, NULL, 'R' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -515,6 +556,7 @@ int cmd_serve(int argc, char **argv)
         const char *cert_path = NULL, *key_path = NULL, *kubeconfig = NULL, *metrics_listen = NULL;
         const char *audit_log = NULL;
         unsigned shutdown_delay_s = WH_SHUTDOWN_DELAY_S, shutdown_grace_s = WH_SHUTDOWN_GRACE_S;
+        size_t request_memory = WH_REQUEST_MEMORY_BYTES;
         struct kube *kube = NULL;
         struct serve sv = { 0 };
         unsigned long long v;
@@ -561,6 +603,12 @@ int cmd_serve(int argc, char **argv)
                         if (cli_size(CMD, "--max-body", optarg, 1024, 1ull << 30, &v) < 0)
                                 return 2;
                         opt.max_body = v;
+                        break;
+                case 'R':
+                        if (cli_size(CMD, "--request-memory", optarg, WH_REQUEST_MEMORY_MIN_BYTES, 1ull << 40,
+                                     &v) < 0)
+                                return 2;
+                        request_memory = v;
                         break;
                 case 'C':
                         if (cli_uint(CMD, "--max-connections", optarg, 1, 1u << 20, &v) < 0)
@@ -690,6 +738,11 @@ int cmd_serve(int argc, char **argv)
         opt.key_pem = pair.key_pem.data;
 
         arena_install();   /* before the worker threads start */
+        /* A fixed threshold: large bodies and parses are mmapped and go back to
+         * the system when freed (glibc's moving threshold would keep them). */
+        mallopt(M_MMAP_THRESHOLD, (int)WH_MMAP_THRESHOLD_BYTES);
+        budget_init(&sv.memory, request_memory);
+        opt.budget = &sv.memory;
         sv.policy = snapshot_new(policy, free_policy);
         if (!sv.policy) {
                 policy_free(policy);

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "budget.h"
 #include "log.h"
 #include "metrics.h"
 #include "webhook_limits.h"
@@ -56,6 +57,7 @@ struct request {
         struct server *s;
         enum route route;
         struct buf body;
+        size_t charged;         /* bytes of body.cap taken from the server's budget */
         int refused;            /* HTTP status decided before the body ended, or 0 */
         char why[256];          /* its message */
         uint64_t deadline_ns;   /* CLOCK_MONOTONIC */
@@ -74,6 +76,7 @@ struct server {
         struct MHD_Daemon *daemon;
         struct server_handler h;
         size_t max_body;
+        struct budget *budget;          /* memory of requests in flight, or NULL */
         bool plain;                     /* the metrics port: no TLS, no /mutate */
         atomic_uint in_flight;          /* requests begun and not completed */
         atomic_bool draining;           /* answer with Connection: close */
@@ -385,6 +388,15 @@ static enum MHD_Result send_health(struct server *s, struct MHD_Connection *c, e
         return r;
 }
 
+/* Frees a request's body and gives its memory back to the budget. */
+static void release_body(struct request *rq)
+{
+        buf_free(&rq->body);
+        if (rq->charged && rq->s->budget)
+                budget_give(rq->s->budget, rq->charged);
+        rq->charged = 0;
+}
+
 /* First call for a request: route it and refuse what the headers already
  * condemn. Returns the status to refuse with, or 0. */
 static int screen(struct server *s, struct MHD_Connection *c, const char *url, const char *method,
@@ -443,8 +455,8 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
                                  n, s->max_body);
                         return 413;
                 }
-                if (errno == 0 && *end == '\0')
-                        buf_grow(&rq->body, n);   /* one allocation for the whole body */
+                /* Nothing is reserved from what the client says: the body
+                 * takes memory (and budget) as it arrives. */
         }
         uint64_t timeout_ms = WH_REQUEST_TIMEOUT_DEFAULT_MS;
         const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeout");
@@ -491,9 +503,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                     "connection closed", url);
                         return MHD_NO;
                 }
+                size_t cap = buf_cap_after(&rq->body, n);
+                if (cap > rq->body.cap && s->budget) {
+                        size_t more = cap - rq->body.cap;
+                        if (!budget_take(s->budget, more, cap > WH_BODY_SMALL_BYTES)) {
+                                release_body(rq);
+                                snprintf(rq->why, sizeof rq->why, "the server's memory for requests in "
+                                         "flight (--request-memory, %zu MiB) is in use; try again",
+                                         s->budget->limit >> 20);
+                                rq->refused = 503;
+                                /* Answer now if the library lets us; else when the body ends. */
+                                if (send_error(c, url, 503, NULL, true, rq->why) == MHD_YES)
+                                        rq->refused = -1;
+                                return MHD_YES;
+                        }
+                        rq->charged += more;
+                }
                 int r = buf_append(&rq->body, upload_data, n);
                 if (r == -ENOBUFS) {
-                        buf_free(&rq->body);
+                        release_body(rq);
                         rq->refused = 413;
                         snprintf(rq->why, sizeof rq->why, "the body is larger than the limit of %zu bytes",
                                  s->max_body);
@@ -518,7 +546,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         buf_init(&out, WH_MAX_RESPONSE_BYTES);
         s->h.admit(s->h.ctx, rq->route == ROUTE_MUTATE ? SERVER_PATH_MUTATE : SERVER_PATH_VALIDATE,
                    rq->body.data ? rq->body.data : "", rq->body.len, &status, &out);
-        buf_free(&rq->body);
+        release_body(rq);
         enum MHD_Result r = send_body(c, status, &out, NULL, close);
         buf_free(&out);
         return r;
@@ -555,7 +583,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         if (!rq)
                 return;
         atomic_fetch_sub(&rq->s->in_flight, 1);
-        buf_free(&rq->body);
+        release_body(rq);
         free(rq);
         *con_cls = NULL;
 }
@@ -650,6 +678,7 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 return -ENOMEM;
         s->h = *h;
         s->max_body = opt->max_body;
+        s->budget = opt->budget;
         r = server_set_certificate(s, opt->cert_pem, opt->key_pem, err, errlen);
         if (r < 0) {
                 server_stop(s);
