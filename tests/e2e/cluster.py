@@ -30,6 +30,20 @@ WEBHOOK_SA_USER = f"system:serviceaccount:{WEBHOOK_NAMESPACE}:{WEBHOOK_SERVICE}"
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"  # the first address of SERVICE_CIDR: the `kubernetes` Service
 
+# Users besides the admin, authenticated by the same token file, with no
+# rights until a test's RBAC gives them some (conftest.py): a tenant who
+# edits pods in its namespaces, a tenant who may create and edit namespaces
+# (as multi-tenancy tools let tenants do), and a grantor of the e2e policy
+# (`grantors` in policy.yaml) who is not in system:masters.
+TENANT_USER = "e2e-tenant"
+TENANT_GROUP = "e2e-tenants"
+NS_CREATOR_USER = "e2e-ns-creator"
+NS_CREATOR_GROUP = "e2e-namespace-creators"
+GRANTOR_USER = "e2e-grantor"
+GRANTOR_GROUP = "e2e-platform"
+USERS = {TENANT_USER: [TENANT_GROUP], NS_CREATOR_USER: [NS_CREATOR_GROUP, TENANT_GROUP],
+         GRANTOR_USER: [GRANTOR_GROUP, NS_CREATOR_GROUP]}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -158,6 +172,7 @@ class ControlPlane:
         self.webhook_kubeconfig = workdir / "webhook.kubeconfig"
         self.admin_token = secrets.token_hex(24)
         self.webhook_token = secrets.token_hex(24)
+        self.user_tokens = {u: secrets.token_hex(24) for u in USERS}
         self.etcd: Proc | None = None
         self.apiserver: Proc | None = None
         self.port = 0
@@ -189,7 +204,8 @@ class ControlPlane:
         (d / "tokens.csv").write_text(
             f'{self.admin_token},{ADMIN_USER},e2e-admin-uid,"system:masters"\n'
             f'{self.webhook_token},{WEBHOOK_SA_USER},e2e-webhook-uid,'
-            f'"system:serviceaccounts,system:serviceaccounts:{WEBHOOK_NAMESPACE}"\n')
+            f'"system:serviceaccounts,system:serviceaccounts:{WEBHOOK_NAMESPACE}"\n'
+            + "".join(f'{self.user_tokens[u]},{u},{u}-uid,"{",".join(groups)}"\n' for u, groups in USERS.items()))
         os.chmod(d / "tokens.csv", 0o600)
 
     def write_kubeconfig(self, path: Path, user: str, token: str) -> None:
@@ -263,7 +279,18 @@ class ControlPlane:
 
         self.write_kubeconfig(self.kubeconfig, ADMIN_USER, self.admin_token)
         self.write_kubeconfig(self.webhook_kubeconfig, WEBHOOK_SA_USER, self.webhook_token)
+        for u in USERS:
+            self.write_kubeconfig(self.kubeconfig_of(u), u, self.user_tokens[u])
         return self
+
+    def kubeconfig_of(self, user: str) -> Path:
+        """The kubeconfig of one of USERS (written at start)."""
+        assert user in USERS, user
+        return self.dir / f"{user}.kubeconfig"
+
+    def kubectl_as(self, user: str, *args, **kw) -> subprocess.CompletedProcess:
+        """kubectl as one of USERS."""
+        return self.kubectl(*args, kubeconfig=self.kubeconfig_of(user), **kw)
 
     def stop(self) -> None:
         if self.apiserver:
@@ -349,7 +376,13 @@ class Webhook:
 
     @property
     def url(self) -> str:
+        """The mutating webhooks' URL."""
         return f"https://127.0.0.1:{self.port}/mutate"
+
+    @property
+    def validate_url(self) -> str:
+        """The validating webhooks' URL."""
+        return f"https://127.0.0.1:{self.port}/validate"
 
     def make_certs(self) -> str:
         """Certificates from the binary's own `certs` command; returns the

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +21,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (AUDIT_POLICY, DEPLOY, HERE, NAMESPACES, POLICY, WEBHOOK_BIN,  # noqa: E402
-                     Registration, cp, kubectl_objects, model, wait_mutating)
+from harness import (AUDIT_POLICY, DEPLOY, HERE, NAMESPACE_CREATOR_ROLE, NAMESPACES, POD_STATUS_ROLE,  # noqa: E402
+                     POLICY, TENANT_POD_ROLE, WEBHOOK_BIN, Registration, cp, kubectl_objects, model,
+                     wait_mutating, wait_validating)
 
 _STATE: dict = {}
 
@@ -76,10 +79,35 @@ def cluster(workdir):
         c.stop()
 
 
+def _grant_label_list(wh: cp.Webhook) -> str:
+    """The label keys the policy's selectors read, besides spark-identity.io/
+    ones, as `check-policy` prints them for the namespace-grants webhook's
+    matchConditions: "['env']"."""
+    p = subprocess.run([str(wh.binary), "check-policy", str(POLICY)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"matchConditions \(deploy/base/webhook\.yaml\): k in (\[[^\]\n]*\])", p.stdout)
+    assert m, f"check-policy does not print the matchConditions list:\n{p.stdout}"
+    return m.group(1)
+
+
 def _register(c: cp.ControlPlane, wh: cp.Webhook, workdir: Path) -> Registration:
-    """deploy/ through a test overlay: the ConfigMap carries the e2e policy,
-    and every webhook's clientConfig points at the loopback server with the
-    caBundle of the `certs` command (instead of the in-cluster Service)."""
+    """deploy/ through a test overlay, as an admin would write one: the
+    ConfigMap carries the e2e policy, and the namespace-grants webhook's
+    matchConditions list the label keys the e2e policy's selectors read (the
+    list `check-policy` prints; deploy/ ships it empty). Then every webhook's
+    clientConfig points at the loopback server (/mutate or /validate) with
+    the caBundle of the `certs` command (instead of the in-cluster Service)."""
+    base = kubectl_objects(c.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
+                                     input=c.kubectl("kustomize", DEPLOY).stdout).stdout)
+    vconfigs = [o for o in base if o["kind"] == "ValidatingWebhookConfiguration"]
+    assert len(vconfigs) == 1, f"deploy/ should hold one ValidatingWebhookConfiguration, found {len(vconfigs)}"
+    grants = [i for i, w in enumerate(vconfigs[0]["webhooks"]) if w["name"] == "namespace-grants.spark-identity.io"]
+    assert len(grants) == 1, [w["name"] for w in vconfigs[0]["webhooks"]]
+    (cond,) = vconfigs[0]["webhooks"][grants[0]]["matchConditions"]
+    assert cond["expression"].count("k in []") == 2, cond["expression"]
+    expression = cond["expression"].replace("k in []", "k in " + _grant_label_list(wh))
+    patch = [{"op": "replace", "path": f"/webhooks/{grants[0]}/matchConditions/0/expression", "value": expression}]
+
     overlay = workdir / "overlay"
     overlay.mkdir()
     (overlay / "policy.yaml").write_text(POLICY.read_text())
@@ -91,20 +119,52 @@ def _register(c: cp.ControlPlane, wh: cp.Webhook, workdir: Path) -> Registration
         "configMapGenerator:\n"
         "  - name: spark-identity-policy\n"
         "    behavior: replace\n"
-        "    files: [policy.yaml]\n")
+        "    files: [policy.yaml]\n"
+        "patches:\n"
+        "  - target: {kind: ValidatingWebhookConfiguration, name: %s}\n"
+        "    patch: %s\n" % (vconfigs[0]["metadata"]["name"], json.dumps(json.dumps(patch))))
     rendered = c.kubectl("kustomize", overlay).stdout
     # kubectl is our YAML reader: the same parser `kubectl apply` uses.
     objects = kubectl_objects(c.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
                                         input=rendered).stdout)
-    configs = [o for o in objects if o["kind"] == "MutatingWebhookConfiguration"]
-    assert len(configs) == 1, f"deploy/ should hold one MutatingWebhookConfiguration, found {len(configs)}"
-    assert configs[0]["webhooks"], "the MutatingWebhookConfiguration in deploy/ has no webhooks"
-    for w in configs[0]["webhooks"]:
-        w["clientConfig"] = {"url": wh.url, "caBundle": wh.ca_bundle}
+    for kind, url in (("MutatingWebhookConfiguration", wh.url), ("ValidatingWebhookConfiguration", wh.validate_url)):
+        configs = [o for o in objects if o["kind"] == kind]
+        assert len(configs) == 1, f"deploy/ should hold one {kind}, found {len(configs)}"
+        assert configs[0]["webhooks"], f"the {kind} in deploy/ has no webhooks"
+        for w in configs[0]["webhooks"]:
+            w["clientConfig"] = {"url": url, "caBundle": wh.ca_bundle}
     applied = workdir / "deploy-e2e.json"
     applied.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=1))
     c.kubectl("apply", "-f", applied)
     return Registration(c, objects)
+
+
+def _user_rbac(c: cp.ControlPlane) -> None:
+    """What the tenant users may do (cp.USERS). No kube-controller-manager
+    runs, so the aggregated `edit` ClusterRole is empty here: TENANT_POD_ROLE
+    is its rules for pods, for tests to bind in a namespace (RoleBinding to
+    the group cp.TENANT_GROUP); POD_STATUS_ROLE writes pods/status (as a node
+    or an operator may), bound by the tests that need it. The namespace
+    creator (and the grantor) may create and edit namespaces, as
+    multi-tenancy tools let tenants do."""
+    items = [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": TENANT_POD_ROLE},
+         "rules": [{"apiGroups": [""], "resources": ["pods"],
+                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": POD_STATUS_ROLE},
+         "rules": [{"apiGroups": [""], "resources": ["pods/status"], "verbs": ["get", "update", "patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": NAMESPACE_CREATOR_ROLE},
+         "rules": [{"apiGroups": [""], "resources": ["namespaces"],
+                    "verbs": ["get", "list", "watch", "create", "update", "patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": NAMESPACE_CREATOR_ROLE},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAMESPACE_CREATOR_ROLE},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": cp.NS_CREATOR_GROUP}]},
+    ]
+    c.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 
 
 def _namespaces(c: cp.ControlPlane) -> None:
@@ -128,7 +188,13 @@ def deployed(cluster, workdir):
     if not os.access(WEBHOOK_BIN, os.X_OK):
         pytest.fail(f"webhook binary not found at {WEBHOOK_BIN} (build it, or set WEBHOOK_BIN)", pytrace=False)
     _namespaces(cluster)
-    wh = cp.Webhook(WEBHOOK_BIN, workdir, POLICY, workdir / "webhook-sa.kubeconfig")
+    _user_rbac(cluster)
+    # The server reads a copy of the e2e policy, in a directory of its own,
+    # so that a test may rewrite it (the server reloads it) and restore it.
+    served = workdir / "served-policy"
+    served.mkdir()
+    shutil.copyfile(POLICY, served / POLICY.name)
+    wh = cp.Webhook(WEBHOOK_BIN, workdir, served / POLICY.name, workdir / "webhook-sa.kubeconfig")
     wh.make_certs()
     reg = _register(cluster, wh, workdir)
     _STATE["registration"] = reg
@@ -158,6 +224,7 @@ def webhook(cluster, deployed):
 @pytest.fixture(scope="session")
 def registration(cluster, deployed, webhook) -> Registration:
     wait_mutating(cluster, True)
+    wait_validating(cluster, "denied")
     return deployed[1]
 
 

@@ -46,6 +46,11 @@ WEBHOOK_BIN = Path(os.environ.get("WEBHOOK_BIN") or BUILD_DIR / "spark-identity-
 # Namespaces the tests use; team-x has no entry in the policy.
 NAMESPACES = ["team-a", "team-b", "team-c", "team-x"]
 
+# ClusterRoles for the tenant users of cluster.py (made by conftest.py).
+TENANT_POD_ROLE = "e2e-tenant-pods"            # `edit`'s rules for pods: bind it in a namespace
+POD_STATUS_ROLE = "e2e-pod-status-writer"      # pods/status update and patch
+NAMESPACE_CREATOR_ROLE = "e2e-namespace-creator"  # bound to cp.NS_CREATOR_GROUP
+
 
 # ---------------------------------------------------------------------------
 # Pods as Spark posts them
@@ -167,26 +172,85 @@ def kubectl_objects(text: str) -> list[dict]:
         out.extend(obj["items"] if obj.get("kind") == "List" else [obj])
 
 
+GRANT_PROBE_NAMESPACE = "e2e-grant-probe"
+GRANT_PROBE_ANNOTATION = "spark-identity.io/e2e-probe"
+
+
+def grant_probe(c: cp.ControlPlane) -> str:
+    """Whether the API server calls the namespace-grants validating webhook:
+    a namespace carrying a grant key (a spark-identity.io/ annotation),
+    created with --dry-run=server by the namespace creator, who is no
+    grantor. 'denied' (the webhook answered), 'failed' (failurePolicy Fail
+    and no answer) or 'allowed' (not called, or Ignore and no answer)."""
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": GRANT_PROBE_NAMESPACE, "annotations": {GRANT_PROBE_ANNOTATION: "probe"}}}
+    p = c.kubectl_as(cp.NS_CREATOR_USER, "create", "--dry-run=server", "-f", "-", input=json.dumps(ns),
+                     check=False)
+    if p.returncode == 0:
+        return "allowed"
+    if 'admission webhook "namespace-grants.spark-identity.io" denied the request' in p.stderr:
+        return "denied"
+    if 'failed calling webhook "namespace-grants.spark-identity.io"' in p.stderr:
+        return "failed"
+    raise AssertionError(f"the grant probe failed otherwise: {p.stderr}")
+
+
+def wait_validating(c: cp.ControlPlane, want: set[str] | str, timeout: float = 30) -> str:
+    """Waits until grant_probe() answers one of want (the validating
+    configuration follows a watch, like the mutating one)."""
+    want = {want} if isinstance(want, str) else set(want)
+    deadline = time.monotonic() + timeout
+    got = grant_probe(c)
+    while got not in want and time.monotonic() < deadline:
+        time.sleep(0.25)
+        got = grant_probe(c)
+    assert got in want, (f"the API server's namespace-grants webhook answers {got!r}, want {sorted(want)} "
+                         f"(after {timeout:.0f}s)")
+    return got
+
+
 class Registration:
-    """What the suite applied from deploy/, and how to change it."""
+    """What the suite applied from deploy/, and how to change it: the
+    MutatingWebhookConfiguration (`config`, `name`) and the
+    ValidatingWebhookConfiguration (`validating_config`, `validating_name`).
+    `webhook_names` lists every webhook of both, mutating first (a name may
+    appear in both: identity-claims runs on /mutate and on /validate)."""
+
+    KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
     def __init__(self, cluster: cp.ControlPlane, objects: list[dict]):
         self.cluster = cluster
         self.objects = objects
         self.config = next(o for o in objects if o["kind"] == "MutatingWebhookConfiguration")
         self.name = self.config["metadata"]["name"]
-        self.webhook_names = [w["name"] for w in self.config["webhooks"]]
+        self.validating_config = next(o for o in objects if o["kind"] == "ValidatingWebhookConfiguration")
+        self.validating_name = self.validating_config["metadata"]["name"]
+        self.mutating_webhook_names = [w["name"] for w in self.config["webhooks"]]
+        self.validating_webhook_names = [w["name"] for w in self.validating_config["webhooks"]]
+        self.webhook_names = self.mutating_webhook_names + self.validating_webhook_names
+
+    def _configs(self):
+        return (("mutatingwebhookconfiguration", self.name, len(self.mutating_webhook_names)),
+                ("validatingwebhookconfiguration", self.validating_name, len(self.validating_webhook_names)))
 
     def set_failure_policy(self, value: str) -> None:
-        ops = [{"op": "replace", "path": f"/webhooks/{i}/failurePolicy", "value": value}
-               for i in range(len(self.webhook_names))]
-        self.cluster.kubectl("patch", "mutatingwebhookconfiguration", self.name, "--type=json",
-                             "-p", json.dumps(ops))
+        """Every webhook of both configurations. Then waits until the API
+        server follows the validating one where that can be seen (while the
+        server is down: Fail refuses a grant, Ignore admits it); the mutating
+        one, as before, with wait_mutating()."""
+        for kind, name, n in self._configs():
+            ops = [{"op": "replace", "path": f"/webhooks/{i}/failurePolicy", "value": value} for i in range(n)]
+            self.cluster.kubectl("patch", kind, name, "--type=json", "-p", json.dumps(ops))
+        wait_validating(self.cluster, {"denied", "failed" if value == "Fail" else "allowed"})
 
     def failure_policies(self) -> list[str]:
-        got = self.cluster.kubectl_json("get", "mutatingwebhookconfiguration", self.name)
-        return [w["failurePolicy"] for w in got["webhooks"]]
+        """In the order of webhook_names."""
+        out = []
+        for kind, name, _ in self._configs():
+            got = self.cluster.kubectl_json("get", kind, name)
+            out += [w["failurePolicy"] for w in got["webhooks"]]
+        return out
 
     def denial_re(self) -> str:
-        names = "|".join(re.escape(n) for n in self.webhook_names)
+        names = "|".join(re.escape(n) for n in dict.fromkeys(self.webhook_names))
         return rf'admission webhook "({names})" denied the request'
