@@ -3,7 +3,9 @@ test overlay: the loopback URL and the e2e policy): every object is stored,
 and the webhook's own identity has exactly the access the ClusterRole gives."""
 from __future__ import annotations
 
-from harness import POLICY, cp
+import json
+
+from harness import DEPLOY, POLICY, Registration, cp, kubectl_objects
 
 
 def test_every_object_of_the_base_is_stored(kubectl, cluster, registration):
@@ -27,6 +29,31 @@ def test_the_webhook_configuration_points_at_the_loopback_server(kubectl, cluste
         assert w["sideEffects"] == "None"
         assert w["reinvocationPolicy"] == "IfNeeded"
         assert "v1" in w["admissionReviewVersions"]
+        assert w["rules"][0]["operations"] == ["CREATE"]
+    got = cluster.kubectl_json("get", "validatingwebhookconfiguration", registration.validating_name)
+    assert [w["name"] for w in got["webhooks"]] == ["identity-claims.spark-identity.io",
+                                                   "namespace-grants.spark-identity.io"]
+    for w in got["webhooks"]:
+        assert w["clientConfig"] == {"url": webhook.validate_url, "caBundle": webhook.ca_bundle}
+        assert w["sideEffects"] == "None" and w["failurePolicy"] == "Fail"
+        assert "v1" in w["admissionReviewVersions"]
+        assert w["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+        assert w["matchConditions"], w["name"]
+
+
+def test_the_base_webhook_configurations_pass_the_api_servers_validation(kubectl, cluster):
+    """deploy/'s configurations exactly as shipped (the Service, an empty
+    caBundle, the matchConditions' empty label list): the API server
+    compiles and type-checks their CEL (server-side dry run)."""
+    base = kubectl_objects(cluster.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
+                                           input=cluster.kubectl("kustomize", DEPLOY).stdout).stdout)
+    configs = [o for o in base if o["kind"] in Registration.KINDS]
+    assert sorted(o["kind"] for o in configs) == sorted(Registration.KINDS)
+    for o in configs:
+        o["metadata"]["name"] = "e2e-base-check"
+    p = cluster.kubectl("create", "--dry-run=server", "-f", "-",
+                        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
+    assert p.stdout.count("created (server dry run)") == 2, p.stdout
 
 
 def _can(cluster, verb, resource, *extra) -> bool:

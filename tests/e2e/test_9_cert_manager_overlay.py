@@ -1,7 +1,7 @@
 """deploy/cert-manager/, rendered by the real kubectl's kustomize: the base
 plus a CA issuer chain and a Certificate whose Secret is the one the
 Deployment mounts, for exactly the names the API server calls, and the CA
-injection annotation on the webhook configuration. (cert-manager itself does
+injection annotation on both webhook configurations. (cert-manager itself does
 not run here; its objects are checked against what the base needs.)"""
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def test_the_cert_manager_overlay_fits_the_base(cluster):
     issuer = cert["spec"]["issuerRef"]["name"]
     assert any(i["metadata"]["name"] == issuer and "ca" in i["spec"] for i in by_kind["Issuer"])
 
-    webhook = by_kind["MutatingWebhookConfiguration"][0]
-    assert webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{ns}/{cert['metadata']['name']}"
-    for w in webhook["webhooks"]:
-        assert w["clientConfig"]["service"] == {"name": name, "namespace": ns, "path": "/mutate", "port": 443}
+    for kind, path in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
+        (webhook,) = by_kind[kind]
+        assert webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+            f"{ns}/{cert['metadata']['name']}", kind
+        for w in webhook["webhooks"]:
+            assert w["clientConfig"]["service"] == {"name": name, "namespace": ns, "path": path, "port": 443}
