@@ -13,10 +13,12 @@ server and as the users who would try it:
 - a mutating webhook that runs after ours cannot add a foreign identity: the
   validating webhook sees the pod as it will be stored;
 - a tenant who may create namespaces (`e2e-ns-creator`) cannot give one an
-  identity by annotation or by a label a selector reads; a grantor can
-  (`e2e-grantor`, listed in the policy's `grantors`, and system:masters); an
-  identity that an entry or a selector names cannot be delegated even by a
-  grantor;
+  identity by annotation or by a label a selector reads, nor change or
+  remove what a grantor set; its ordinary namespace changes pass without
+  reaching the webhook (and the server allows them when they do); a grantor
+  can (`e2e-grantor`, listed in the policy's `grantors`, and
+  system:masters); an identity that an entry or a selector names, or one
+  not in delegableIdentities, cannot be delegated even by a grantor;
 - the owner's mode protects an identity: a claimer in audit or off mode is
   refused an enforced identity;
 - `unlistedIdentities: deny`, loaded by the running server from a rewritten
@@ -55,6 +57,7 @@ UNLISTED = "free-spark"       # named nowhere in the policy
 ANN_ID = "spark-identity.io/identity"
 ANN_CLIENT = "spark-identity.io/client-id"
 CLIENT = "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c"
+OTHER_CLIENT = "7e4b6931-9c3b-4e80-b6c9-c0a61cca3727"
 TEAM = "spark-identity.io/team"
 
 CLAIMS = "identity-claims.spark-identity.io"
@@ -680,21 +683,57 @@ def test_unlisted_identities_deny_refuses_identities_named_nowhere(unlisted_deni
     assert LABEL not in labels_of(cluster, guard_ns, old)
 
 
+class _WithoutMatchConditions:
+    """One validating webhook of ours without its matchConditions, so that
+    every request its rules and selectors match reaches the server (an older
+    registration, or an admin's own without CEL); restored after the test."""
+
+    def __init__(self, cluster, registration, webhook_name: str):
+        self.cluster, self.config = cluster, registration.validating_name
+        cfg = cluster.kubectl_json("get", "validatingwebhookconfiguration", self.config)
+        self.index = next(i for i, w in enumerate(cfg["webhooks"]) if w["name"] == webhook_name)
+        self.saved = cfg["webhooks"][self.index]["matchConditions"]
+
+    def _patch(self, op: dict) -> None:
+        self.cluster.kubectl("patch", "validatingwebhookconfiguration", self.config, "--type=json",
+                             "-p", json.dumps([op]))
+
+    def __enter__(self):
+        self._patch({"op": "remove", "path": f"/webhooks/{self.index}/matchConditions"})
+        return self
+
+    def __exit__(self, *exc):
+        self._patch({"op": "add", "path": f"/webhooks/{self.index}/matchConditions", "value": self.saved})
+
+
 @pytest.fixture
 def claims_without_match_conditions(registration, cluster):
-    """The identity-claims validating webhook without its matchConditions,
-    so that every UPDATE of a labelled pod reaches the server; restored
-    after the test."""
-    cfg = cluster.kubectl_json("get", "validatingwebhookconfiguration", registration.validating_name)
-    i = next(i for i, w in enumerate(cfg["webhooks"]) if w["name"] == CLAIMS)
-    saved = cfg["webhooks"][i]["matchConditions"]
-    cluster.kubectl("patch", "validatingwebhookconfiguration", registration.validating_name, "--type=json",
-                    "-p", json.dumps([{"op": "remove", "path": f"/webhooks/{i}/matchConditions"}]))
-    try:
+    with _WithoutMatchConditions(cluster, registration, CLAIMS):
         yield
-    finally:
-        cluster.kubectl("patch", "validatingwebhookconfiguration", registration.validating_name, "--type=json",
-                        "-p", json.dumps([{"op": "add", "path": f"/webhooks/{i}/matchConditions", "value": saved}]))
+
+
+@pytest.fixture
+def grants_without_match_conditions(registration, cluster):
+    with _WithoutMatchConditions(cluster, registration, GRANTS):
+        yield
+
+
+def until_it_reaches_the_server(webhook, name: str, change) -> dict:
+    """The API server follows the configuration by a watch: repeats change(n)
+    (an update of the object `name` that the matchConditions would keep
+    from the webhook) until one reaches the server; its decision line."""
+    deadline = time.monotonic() + 30
+    n = 0
+    while True:
+        mark = len(webhook.decisions())
+        n += 1
+        change(n)
+        time.sleep(0.2)
+        lines = [d for d in decisions_for(webhook, name, mark) if d.get("operation") == "UPDATE"]
+        if lines:
+            (line,) = lines
+            return line
+        assert time.monotonic() < deadline, "the API server still applies the matchConditions"
 
 
 def test_the_server_itself_allows_an_update_that_keeps_a_now_refused_identity(
@@ -704,23 +743,56 @@ def test_the_server_itself_allows_an_update_that_keeps_a_now_refused_identity(
     label as it was is allowed even though the policy now refuses the
     identity, so finalizers and garbage collection never get stuck."""
     old = unlisted_denied
-    # The API server follows the configuration by a watch: relabel until a
-    # request reaches the server.
-    deadline = time.monotonic() + 30
-    n = 0
-    while True:
-        mark = len(webhook.decisions())
-        n += 1
-        tenant(cluster, "label", "--overwrite", "pod", "-n", guard_ns, old, f"round={n}")
-        time.sleep(0.2)
-        lines = [d for d in decisions_for(webhook, old, mark) if d.get("operation") == "UPDATE"]
-        if lines:
-            break
-        assert time.monotonic() < deadline, "the API server still applies the matchConditions"
-    (line,) = lines
-    assert line["webhook"] == "validate" and line["decision"] != "denied", line
+    line = until_it_reaches_the_server(webhook, old, lambda n: tenant(
+        cluster, "label", "--overwrite", "pod", "-n", guard_ns, old, f"round={n}"))
+    assert (line["webhook"], line["decision"]) == ("validate", "unchanged"), line
     assert (line.get("identityBefore"), line.get("identity")) == (UNLISTED, UNLISTED), line
     assert labels_of(cluster, guard_ns, old)[LABEL] == UNLISTED
     # ... while a change of the label, on the same path, is judged.
     p = tenant(cluster, "label", "--overwrite", "pod", "-n", guard_ns, old, f"{LABEL}={UNLISTED}-2", check=False)
     assert p.returncode != 0 and re.search(claim_refusal(guard_ns, f"{UNLISTED}-2"), p.stderr), p.stderr
+
+
+@pytest.fixture(scope="module")
+def granted_ns(kubectl, cluster):
+    """A namespace whose grant keys a grantor set: an annotation rule and
+    the env label the data-platform selector reads."""
+    name = new_name("granted")
+    make_namespace(cluster, name, labels={"env": "prod"}, annotations={ANN_ID: DELEGABLE, ANN_CLIENT: CLIENT},
+                   user=GRANTOR)
+    wait_for_driver_identity(cluster, name, DELEGABLE)
+    return name
+
+
+@pytest.mark.parametrize("change", [
+    ("annotate", "--overwrite", f"{ANN_ID}=ann-claimed"),
+    ("annotate", f"{ANN_ID}-"),
+    ("annotate", f"{ANN_CLIENT}-"),
+    ("label", "--overwrite", "env=frozen"),
+    ("label", "env-"),
+], ids=["change-annotation", "remove-annotation", "remove-client-id", "change-label", "remove-label"])
+def test_a_namespace_creator_cannot_change_or_remove_a_grant(granted_ns, cluster, change):
+    verb, *args = change
+    key = args[-1].split("=")[0].rstrip("-")
+    kind = "annotation" if verb == "annotate" else "label"
+    before = namespace_md(cluster, granted_ns)
+    p = cluster.kubectl_as(NS_CREATOR, verb, "namespace", granted_ns, *args, check=False)
+    assert p.returncode != 0, p.stdout
+    assert re.search(grant_refusal(NS_CREATOR, granted_ns, f"{kind} {key}"), p.stderr), p.stderr
+    after = namespace_md(cluster, granted_ns)
+    assert (after.get("annotations"), after.get("labels")) == (before.get("annotations"), before.get("labels"))
+
+
+def test_the_server_itself_allows_namespace_updates_that_keep_the_grant_keys(
+        granted_ns, grants_without_match_conditions, cluster, webhook):
+    """Without the matchConditions every UPDATE of the namespace reaches the
+    server: the namespace creator's ordinary changes of a namespace that
+    carries grant keys are allowed; its changes of a grant key are not."""
+    line = until_it_reaches_the_server(webhook, granted_ns, lambda n: cluster.kubectl_as(
+        NS_CREATOR, "label", "--overwrite", "namespace", granted_ns, f"round={n}"))
+    assert (line["webhook"], line["resource"], line["user"]) == ("validate", "namespaces", NS_CREATOR), line
+    assert line["decision"] != "denied" and not line.get("grantKeys"), line
+    p = cluster.kubectl_as(NS_CREATOR, "annotate", "--overwrite", "namespace", granted_ns,
+                           f"{ANN_CLIENT}={OTHER_CLIENT}", check=False)
+    assert p.returncode != 0 and re.search(grant_refusal(NS_CREATOR, granted_ns, f"annotation {ANN_CLIENT}"),
+                                           p.stderr), p.stderr
