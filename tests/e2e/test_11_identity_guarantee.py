@@ -796,3 +796,18 @@ def test_the_server_itself_allows_namespace_updates_that_keep_the_grant_keys(
                            f"{ANN_CLIENT}={OTHER_CLIENT}", check=False)
     assert p.returncode != 0 and re.search(grant_refusal(NS_CREATOR, granted_ns, f"annotation {ANN_CLIENT}"),
                                            p.stderr), p.stderr
+
+
+def test_a_namespace_creator_cannot_remove_a_grant_that_is_its_namespaces_only_annotation(kubectl, cluster):
+    """The object then has no annotations at all (the matchConditions'
+    !has(object.metadata.annotations) branch)."""
+    name = new_name("only-ann")
+    make_namespace(cluster, name, annotations={ANN_ID: DELEGABLE}, user=GRANTOR)
+    assert namespace_md(cluster, name)["annotations"] == {ANN_ID: DELEGABLE}
+    p = cluster.kubectl_as(NS_CREATOR, "annotate", "namespace", name, f"{ANN_ID}-", check=False)
+    assert p.returncode != 0, p.stdout
+    assert re.search(grant_refusal(NS_CREATOR, name, f"annotation {ANN_ID}"), p.stderr), p.stderr
+    assert namespace_md(cluster, name)["annotations"] == {ANN_ID: DELEGABLE}
+    # The grantor may.
+    cluster.kubectl_as(GRANTOR, "annotate", "namespace", name, f"{ANN_ID}-")
+    assert not namespace_md(cluster, name).get("annotations")
