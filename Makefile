@@ -25,6 +25,10 @@
 #   make render deploy/admission-policy/admission-policy.yaml again from
 #               deploy/policy.yaml (the admission policy the API server
 #               enforces itself; run it whenever the policy changes)
+#   make attack hostile clients against the server ($(BUILD)) for $(ATTACK_SECONDS) s:
+#               huge bodies, 200 connections holding 7 MiB, 2 x 512 trickling
+#               and 2 x 512 silent TLS connections, while a probe measures
+#               legitimate reviews (tests/attack/run.sh); make test runs 20 s
 #   make image  the container image from the Dockerfile, with buildah (no
 #               Docker engine; the debian:bookworm-slim base is debootstrapped
 #               once into ~/.cache/spark-identity-webhook), as $(IMAGE)
@@ -36,6 +40,7 @@ RELEASE_BUILD ?= build-release
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
 SOAK_SECONDS ?= 600
+ATTACK_SECONDS ?= 60
 BIN        := $(BUILD)/spark-identity-webhook
 DEV        ?= certs/dev
 LISTEN     ?= 127.0.0.1:8443
@@ -87,6 +92,9 @@ soak: deps
 
 valgrind: build
 	@tests/soak/valgrind.sh $(BUILD)
+
+attack: build
+	@ATTACK_SECONDS=$(ATTACK_SECONDS) tests/attack/run.sh $(BUILD)
 
 fuzz: deps
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -28,6 +28,11 @@ struct metrics_state {
         bool namespaces_watched;       /* the two below mean something */
         uint64_t namespaces;           /* in the cache */
         uint64_t watch_restarts;
+        /* Connections (conntrack.h) and the request memory (budget.h). */
+        uint64_t open_connections;
+        uint64_t closed_header_timeout, closed_body_timeout, closed_idle_timeout, closed_evicted;
+        uint64_t connections_refused;
+        uint64_t request_memory_bytes, request_memory_limit_bytes, request_memory_refused;
 };
 
 /* Writes the Prometheus text format (version 0.0.4). 0 or -ENOBUFS/-ENOMEM. */

@@ -37,6 +37,12 @@ struct review {
  * nothing is kept. */
 int review_parse(const char *body, size_t len, struct review *ret, char *err, size_t errlen);
 
+/* What parsing `body` would take in memory, estimated from its structure
+ * in one pass without parsing (a node per value: commas, brackets and
+ * braces count them; its strings are at most the body): to refuse a review
+ * that would pass a parse budget before spending the parse on it. */
+size_t review_parse_cost(const char *body, size_t len);
+
 /* Releases the parsed body. Safe on a zeroed review. */
 void review_free(struct review *r);
 

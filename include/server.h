@@ -25,6 +25,8 @@ struct server_options {
         unsigned max_connections_per_ip;
         unsigned connection_memory;
         unsigned idle_timeout_s;
+        unsigned header_timeout_ms;   /* TLS handshake and request headers, from accept; absolute */
+        unsigned body_timeout_ms;     /* the body, from the headers; absolute; ?timeout= may shorten it */
         unsigned threads;             /* 0: one per online core */
 };
 
@@ -68,6 +70,10 @@ int server_start_plain(const char *listen, const struct server_handler *h, struc
  * serving). Thread safe with respect to handshakes; one caller at a time. */
 int server_set_certificate(struct server *s, const char *cert_pem, const char *key_pem,
                            char *err, size_t errlen);
+
+struct conntrack_stats;
+/* The connection counters of the HTTPS server (conntrack.h). */
+void server_connection_stats(struct server *s, struct conntrack_stats *ret);
 
 /* The port actually bound (useful with port 0). */
 unsigned server_port(const struct server *s);

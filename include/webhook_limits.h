@@ -40,6 +40,21 @@
  * the system when freed (a fixed threshold: glibc's moving one would keep a
  * large request's memory after it). */
 #define WH_MMAP_THRESHOLD_BYTES (128u * 1024u)
+/* ...and, after this many connections closed in one reaper pass, what it
+ * keeps of their buffers. */
+#define WH_TRIM_AFTER_CLOSES 64u
+
+/* HTTP: absolute deadlines, which bytes trickled in do not extend: from
+ * accept to the end of the request headers (the TLS handshake included),
+ * and from the headers to the end of the body (the API server's ?timeout=
+ * may shorten it). The reaper looks every WH_REAPER_INTERVAL_MS.
+ * --header-timeout, --body-timeout */
+#define WH_HEADER_TIMEOUT_S 10u
+#define WH_BODY_TIMEOUT_S 10u
+#define WH_REAPER_INTERVAL_MS 250u
+
+/* Descriptors beyond two a connection (files, watches, the API). */
+#define WH_FD_HEADROOM 256u
 
 /* HTTP: simultaneous connections, all clients together. --max-connections */
 #define WH_MAX_CONNECTIONS 1024u

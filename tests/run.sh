@@ -8,7 +8,8 @@
 # FUZZ_BUILD, FUZZ_SECONDS (20) each after their corpora (tests/fuzz/run.sh);
 # the soak once, SOAK_SECONDS (30) against BUILD, its results in BUILD
 # (tests/soak/run.sh); BUILD's server under valgrind, VALGRIND_SECONDS (15)
-# (tests/soak/valgrind.sh).
+# (tests/soak/valgrind.sh); the attack suite, ATTACK_SECONDS (20) against
+# BUILD (tests/attack/run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -38,6 +39,9 @@ SOAK_SECONDS=${SOAK_SECONDS:-30} tests/soak/run.sh "$build" || status=1
 
 echo "== valgrind: the server under memcheck, ${VALGRIND_SECONDS:-15} s of load and rotations ($build)"
 VALGRIND_SECONDS=${VALGRIND_SECONDS:-15} tests/soak/valgrind.sh "$build" server || status=1
+
+echo "== attack: ${ATTACK_SECONDS:-20} s of memory and slow-client attacks with a probe ($build)"
+ATTACK_SECONDS=${ATTACK_SECONDS:-20} tests/attack/run.sh "$build" >/dev/null || status=1
 
 echo "== end-to-end tests against a real kube-apiserver, with $build/spark-identity-webhook"
 tests/e2e/run.sh "$build" || status=1

@@ -3,6 +3,7 @@
  * when its file changes or on SIGHUP, and stops on SIGTERM or SIGINT. */
 #include <errno.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -21,6 +22,7 @@
 #include "admission.h"
 #include "arena.h"
 #include "budget.h"
+#include "conntrack.h"
 #include "cli.h"
 #include "commands.h"
 #include "fileio.h"
@@ -87,7 +89,14 @@ void cmd_serve_help(void)
                "  --max-connections N    simultaneous connections [%u]\n"
                "  --max-connections-per-ip N  from one client address [%u]\n"
                "  --connection-memory SIZE  per-connection memory for headers and reads [%u]\n"
-               "  --idle-timeout SECONDS close connections idle this long [%u]\n"
+               "  --idle-timeout SECONDS close keep-alive connections idle this long [%u]\n"
+               "  --header-timeout SECONDS  from accept to the end of the request headers, TLS\n"
+               "                         handshake included, absolute: bytes trickled in do not\n"
+               "                         extend it [%u]\n"
+               "  --body-timeout SECONDS from the headers to the end of the body, absolute; the API\n"
+               "                         server's ?timeout= may shorten it [%u]. At the connection\n"
+               "                         limit a new connection makes room: one still in its\n"
+               "                         handshake or headers gives way first, then an idle one\n"
                "  --threads N            worker threads; 0 = one per core [0]\n"
                "  --tls-min-version V    1.2 or 1.3 [1.2]; AEAD ciphers with ECDHE only\n"
                "  --kubeconfig FILE      read namespaces (labels, annotations) through this\n"
@@ -106,7 +115,8 @@ void cmd_serve_help(void)
                "                         reopened when renamed (logrotate) and on SIGHUP\n"
                "\n",
                WH_MAX_BODY_BYTES, WH_REQUEST_MEMORY_BYTES, WH_BODY_SMALL_BYTES, WH_PARSE_FACTOR,
-               WH_MAX_CONNECTIONS, WH_MAX_CONNECTIONS_PER_IP, WH_CONNECTION_MEMORY_BYTES, WH_IDLE_TIMEOUT_S);
+               WH_MAX_CONNECTIONS, WH_MAX_CONNECTIONS_PER_IP, WH_CONNECTION_MEMORY_BYTES, WH_IDLE_TIMEOUT_S,
+               WH_HEADER_TIMEOUT_S, WH_BODY_TIMEOUT_S);
         printf("Namespaces: when the server can reach the Kubernetes API (in a pod, or with\n"
                "--kubeconfig) it lists and watches namespaces, and /readyz waits for the first\n"
                "list. A policy with selectors or namespaceAnnotations needs that. The\n"
@@ -220,6 +230,25 @@ static long long micros_since(const struct timespec *t0)
         return (t1.tv_sec - t0->tv_sec) * 1000000LL + (t1.tv_nsec - t0->tv_nsec) / 1000;
 }
 
+static void parse_limit_message(char *msg, size_t msglen, size_t len)
+{
+        snprintf(msg, msglen, "the review would take more than %zu bytes to parse (%u times its %zu-byte "
+                 "body, plus %u): refused", (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES,
+                 WH_PARSE_FACTOR, len, WH_PARSE_SLACK_BYTES);
+}
+
+/* Refuses a body whose shape says its parse would pass its bound. */
+static void refuse_parse(int *ret_status, struct buf *out, size_t len)
+{
+        char msg[256];
+        parse_limit_message(msg, sizeof msg, len);
+        log_message(LOG_WARN, "request refused", msg);
+        metrics_bad_request(413);
+        *ret_status = 413;
+        buf_reset(out);
+        review_status_body(out, 413, msg);
+}
+
 /* A review the arena could not hold: say which bound, not "not JSON". */
 static void parse_bounds(struct admission *a, size_t len, const struct budget *b)
 {
@@ -229,9 +258,7 @@ static void parse_bounds(struct admission *a, size_t len, const struct budget *b
         int status = why == ARENA_LIMIT_REQUEST ? 413 : why == ARENA_LIMIT_BUDGET ? 503 : 500;
         char msg[256];
         if (why == ARENA_LIMIT_REQUEST)
-                snprintf(msg, sizeof msg, "the review would take more than %zu bytes to parse (%u times "
-                         "its %zu-byte body, plus %u): refused", (size_t)WH_PARSE_FACTOR * len +
-                         WH_PARSE_SLACK_BYTES, WH_PARSE_FACTOR, len, WH_PARSE_SLACK_BYTES);
+                parse_limit_message(msg, sizeof msg, len);
         else if (why == ARENA_LIMIT_BUDGET)
                 snprintf(msg, sizeof msg, "the server's memory for requests in flight (--request-memory, "
                          "%zu MiB) is in use; try again", b->limit >> 20);
@@ -244,6 +271,18 @@ static void parse_bounds(struct admission *a, size_t len, const struct budget *b
         review_status_body(&a->body, status, msg);
 }
 
+/* Every connection is a descriptor: make sure the soft limit (often 1024)
+ * is not what caps --max-connections, up to the hard limit. */
+static void raise_fd_limit(unsigned max_connections)
+{
+        struct rlimit rl;
+        rlim_t want = (rlim_t)max_connections * 2u + WH_FD_HEADROOM;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+                rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
 static void admit(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status,
                   struct buf *out)
 {
@@ -253,8 +292,15 @@ static void admit(void *ctx, enum server_path path, const char *body, size_t len
         unsigned token;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        /* The parse may take WH_PARSE_FACTOR times the body, from the shared budget. */
-        arena_begin_bounded(&sv->memory, (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES);
+        /* The parse may take WH_PARSE_FACTOR times the body, from the shared
+         * budget; a body whose shape alone says it would take more is refused
+         * without spending the parse on it. */
+        size_t parse_limit = (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES;
+        if (review_parse_cost(body, len) > parse_limit) {
+                refuse_parse(ret_status, out, len);
+                return;
+        }
+        arena_begin_bounded(&sv->memory, parse_limit);
         admission_init(&a, out->max);
         a.path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
         const struct policy *p = snapshot_acquire(sv->policy, &token);
@@ -364,7 +410,20 @@ static void render_metrics(void *ctx, struct buf *out)
                 .namespaces_watched = sv->namespaces != NULL,
                 .namespaces = sv->namespaces ? nscache_size(sv->namespaces) : 0,
                 .watch_restarts = sv->namespaces ? nscache_restarts(sv->namespaces) : 0,
+                .request_memory_bytes = budget_used(&sv->memory),
+                .request_memory_limit_bytes = sv->memory.limit,
+                .request_memory_refused = atomic_load(&sv->memory.refused),
         };
+        struct conntrack_stats cs = { 0 };
+        struct server *server = __atomic_load_n(&sv->server, __ATOMIC_ACQUIRE);   /* set once it serves */
+        if (server)
+                server_connection_stats(server, &cs);
+        st.open_connections = cs.open;
+        st.closed_header_timeout = cs.header_timeouts;
+        st.closed_body_timeout = cs.body_timeouts;
+        st.closed_idle_timeout = cs.idle_timeouts;
+        st.closed_evicted = cs.evicted;
+        st.connections_refused = cs.refused;
         metrics_render(&st, out);   /* the policy stays held while its sha256 is written */
         snapshot_release(sv->policy, token);
 }
@@ -541,6 +600,8 @@ int cmd_serve(int argc, char **argv)
                 { "shutdown-delay", required_argument, NULL, 'D' },
                 { "shutdown-grace", required_argument, NULL, 'G' },
                 { "request-memory", required_argument, NULL, 'R' },
+                { "header-timeout", required_argument, NULL, 'H' },
+                { "body-timeout", required_argument, NULL, 'Y' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -551,6 +612,8 @@ int cmd_serve(int argc, char **argv)
                 .max_connections_per_ip = WH_MAX_CONNECTIONS_PER_IP,
                 .connection_memory = WH_CONNECTION_MEMORY_BYTES,
                 .idle_timeout_s = WH_IDLE_TIMEOUT_S,
+                .header_timeout_ms = WH_HEADER_TIMEOUT_S * 1000u,
+                .body_timeout_ms = WH_BODY_TIMEOUT_S * 1000u,
                 .threads = WH_THREADS_AUTO,
         };
         const char *cert_path = NULL, *key_path = NULL, *kubeconfig = NULL, *metrics_listen = NULL;
@@ -629,6 +692,16 @@ int cmd_serve(int argc, char **argv)
                         if (cli_uint(CMD, "--idle-timeout", optarg, 1, 3600, &v) < 0)
                                 return 2;
                         opt.idle_timeout_s = (unsigned)v;
+                        break;
+                case 'H':
+                        if (cli_uint(CMD, "--header-timeout", optarg, 1, 600, &v) < 0)
+                                return 2;
+                        opt.header_timeout_ms = (unsigned)v * 1000u;
+                        break;
+                case 'Y':
+                        if (cli_uint(CMD, "--body-timeout", optarg, 1, 600, &v) < 0)
+                                return 2;
+                        opt.body_timeout_ms = (unsigned)v * 1000u;
                         break;
                 case 't':
                         if (cli_uint(CMD, "--threads", optarg, 0, WH_MAX_THREADS, &v) < 0)
@@ -742,6 +815,7 @@ int cmd_serve(int argc, char **argv)
          * the system when freed (glibc's moving threshold would keep them). */
         mallopt(M_MMAP_THRESHOLD, (int)WH_MMAP_THRESHOLD_BYTES);
         budget_init(&sv.memory, request_memory);
+        raise_fd_limit(opt.max_connections);
         opt.budget = &sv.memory;
         sv.policy = snapshot_new(policy, free_policy);
         if (!sv.policy) {
@@ -785,7 +859,7 @@ int cmd_serve(int argc, char **argv)
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
         }
-        sv.server = server;
+        __atomic_store_n(&sv.server, server, __ATOMIC_RELEASE);
         if (metrics_listen && server_start_plain(metrics_listen, &h, &metrics_server, err, sizeof err) < 0) {
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;

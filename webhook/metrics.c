@@ -104,6 +104,28 @@ int metrics_render(const struct metrics_state *st, struct buf *out)
         P("# HELP " NS "certificate_expiry_timestamp_seconds When the serving certificate expires.\n"
           "# TYPE " NS "certificate_expiry_timestamp_seconds gauge\n");
         P(NS "certificate_expiry_timestamp_seconds %lld\n", (long long)st->cert_not_after);
+        P("# HELP " NS "open_connections Connections open on the HTTPS port.\n"
+          "# TYPE " NS "open_connections gauge\n");
+        P(NS "open_connections %llu\n", (unsigned long long)st->open_connections);
+        P("# HELP " NS "connections_closed_total Connections the server closed: a handshake and headers, a "
+          "body, or a keep-alive past its absolute deadline, or evicted to make room at the limit.\n"
+          "# TYPE " NS "connections_closed_total counter\n");
+        P(NS "connections_closed_total{reason=\"header-timeout\"} %llu\n", (unsigned long long)st->closed_header_timeout);
+        P(NS "connections_closed_total{reason=\"body-timeout\"} %llu\n", (unsigned long long)st->closed_body_timeout);
+        P(NS "connections_closed_total{reason=\"idle-timeout\"} %llu\n", (unsigned long long)st->closed_idle_timeout);
+        P(NS "connections_closed_total{reason=\"evicted\"} %llu\n", (unsigned long long)st->closed_evicted);
+        P("# HELP " NS "connections_refused_total New connections refused: no room could be made.\n"
+          "# TYPE " NS "connections_refused_total counter\n");
+        P(NS "connections_refused_total %llu\n", (unsigned long long)st->connections_refused);
+        P("# HELP " NS "request_memory_bytes Memory the bodies and parses of requests in flight hold.\n"
+          "# TYPE " NS "request_memory_bytes gauge\n");
+        P(NS "request_memory_bytes %llu\n", (unsigned long long)st->request_memory_bytes);
+        P("# HELP " NS "request_memory_limit_bytes Their budget (--request-memory).\n"
+          "# TYPE " NS "request_memory_limit_bytes gauge\n");
+        P(NS "request_memory_limit_bytes %llu\n", (unsigned long long)st->request_memory_limit_bytes);
+        P("# HELP " NS "request_memory_refused_total Requests refused because the budget was in use.\n"
+          "# TYPE " NS "request_memory_refused_total counter\n");
+        P(NS "request_memory_refused_total %llu\n", (unsigned long long)st->request_memory_refused);
         if (st->namespaces_watched) {
                 P("# HELP " NS "namespace_cache_size Namespaces held in the cache.\n"
                   "# TYPE " NS "namespace_cache_size gauge\n");

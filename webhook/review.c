@@ -114,6 +114,17 @@ out:
         return r;
 }
 
+size_t review_parse_cost(const char *body, size_t len)
+{
+        size_t values = 1;
+        for (size_t i = 0; i < len; i++) {
+                char c = body[i];
+                values += c == ',' || c == '[' || c == '{';
+        }
+        /* Each value a node, each member's key a small string of its own. */
+        return values * (sizeof(cJSON) + 2 * sizeof(void *)) + len;
+}
+
 void review_free(struct review *r)
 {
         cJSON_Delete(r->root);

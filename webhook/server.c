@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@
 #include <stdatomic.h>
 
 #include "budget.h"
+#include "conntrack.h"
 #include "log.h"
 #include "metrics.h"
 #include "webhook_limits.h"
@@ -77,6 +79,8 @@ struct server {
         struct server_handler h;
         size_t max_body;
         struct budget *budget;          /* memory of requests in flight, or NULL */
+        struct conntrack *conns;        /* deadlines and room (NULL on the plain port) */
+        atomic_bool trim_wanted;        /* a large request ended: give memory back */
         bool plain;                     /* the metrics port: no TLS, no /mutate */
         atomic_uint in_flight;          /* requests begun and not completed */
         atomic_bool draining;           /* answer with Connection: close */
@@ -388,9 +392,18 @@ static enum MHD_Result send_health(struct server *s, struct MHD_Connection *c, e
         return r;
 }
 
+/* The connection's entry in the deadline table, or NULL. */
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
 /* Frees a request's body and gives its memory back to the budget. */
 static void release_body(struct request *rq)
 {
+        if (rq->charged > WH_BODY_SMALL_BYTES || rq->refused)
+                atomic_store(&rq->s->trim_wanted, true);
         buf_free(&rq->body);
         if (rq->charged && rq->s->budget)
                 budget_give(rq->s->budget, rq->charged);
@@ -487,6 +500,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 *con_cls = rq;
                 const char *allow = NULL;
                 int refuse = screen(s, c, url, method, rq, &allow);
+                /* Headers in: the body's deadline now, absolute. */
+                if (s->conns)
+                        conntrack_request(s->conns, conn_of(c), rq->deadline_ns);
                 if (!refuse)
                         return MHD_YES;
                 rq->refused = -1;   /* answered: whatever body follows is dropped */
@@ -582,10 +598,43 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         struct request *rq = *con_cls;
         if (!rq)
                 return;
+        if (rq->s->conns)
+                conntrack_done(rq->s->conns, conn_of(c));
         atomic_fetch_sub(&rq->s->in_flight, 1);
         release_body(rq);
         free(rq);
         *con_cls = NULL;
+}
+
+/* After large requests, refusals or many closed connections (an attack,
+ * often), the allocator gives what it keeps back to the system, at most
+ * once a reaper pass. */
+static void housekeeping(void *cls, unsigned closed)
+{
+        struct server *s = cls;
+        if (atomic_exchange(&s->trim_wanted, false) | (closed >= WH_TRIM_AFTER_CLOSES))
+                malloc_trim(0);
+}
+
+/* A new connection: room is made for it at the limit, or it is refused. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+        struct server *s = cls;
+        return conntrack_admit(s->conns) ? MHD_YES : MHD_NO;
+}
+
+/* Connections begin (before their handshake) and end. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+        struct server *s = cls;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+                *socket_context = ci ? conntrack_started(s->conns, ci->connect_fd) : NULL;
+        } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                conntrack_closed(s->conns, *socket_context);
+                *socket_context = NULL;
+        }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -654,6 +703,7 @@ void server_stop(struct server *s)
                 return;
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
+        conntrack_free(s->conns);
         if (!s->plain)
                 loaded_pair_free(atomic_exchange(&serving_pair, NULL));
         while (s->retired) {
@@ -691,6 +741,20 @@ int server_start(const struct server_options *opt, const struct server_handler *
         }
         if (threads > WH_MAX_THREADS)
                 threads = WH_MAX_THREADS;
+        struct conntrack_options co = {
+                .limit = opt->max_connections,
+                .header_timeout_ms = opt->header_timeout_ms,
+                .body_timeout_ms = opt->body_timeout_ms,
+                .idle_timeout_ms = opt->idle_timeout_s * 1000u,
+                .tick = housekeeping,
+                .tick_ctx = s,
+        };
+        r = conntrack_new(&co, &s->conns);
+        if (r < 0) {
+                snprintf(err, errlen, "cannot start the connection reaper: %s", strerror(-r));
+                server_stop(s);
+                return r;
+        }
 
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG |
                          MHD_USE_ITC;   /* for MHD_quiesce_daemon() */
@@ -702,15 +766,17 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(opt->tls13_only ? tls_priorities_13
                                                                             : tls_priorities_12) },
                 { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
-                { MHD_OPTION_CONNECTION_LIMIT, opt->max_connections, NULL },
+                /* Room beyond --max-connections for those being closed to make room (conntrack.h). */
+                { MHD_OPTION_CONNECTION_LIMIT, opt->max_connections + opt->max_connections / 4 + 16, NULL },
                 { MHD_OPTION_PER_IP_CONNECTION_LIMIT, opt->max_connections_per_ip, NULL },
                 { MHD_OPTION_CONNECTION_MEMORY_LIMIT, opt->connection_memory, NULL },
                 { MHD_OPTION_CONNECTION_TIMEOUT, opt->idle_timeout_s, NULL },
                 { MHD_OPTION_LISTEN_BACKLOG_SIZE, WH_LISTEN_BACKLOG, NULL },
                 { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
+                { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s },
                 { MHD_OPTION_END, 0, NULL },
         };
-        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+        s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_request, s,
                                      MHD_OPTION_ARRAY, ops,
                                      MHD_OPTION_HTTPS_CERT_CALLBACK, on_certificate,
                                      MHD_OPTION_END);
@@ -755,6 +821,14 @@ int server_start_plain(const char *listen, const struct server_handler *h, struc
         }
         *ret_server = s;
         return 0;
+}
+
+void server_connection_stats(struct server *s, struct conntrack_stats *ret)
+{
+        if (s->conns)
+                conntrack_stats(s->conns, ret);
+        else
+                memset(ret, 0, sizeof *ret);
 }
 
 unsigned server_port(const struct server *s)

@@ -75,7 +75,9 @@ BAD_BODIES = {
 @pytest.mark.parametrize("case", sorted(BAD_BODIES))
 def test_bad_review_is_400_and_server_goes_on(server, case):
     st, hdrs, body = server.client().post_raw(BAD_BODIES[case])
-    status_error(st, hdrs, body, 400)
+    # 100,000 nested arrays would take 100,000 nodes to parse: past the parse
+    # budget of a 200 KB body, refused by its shape before any is made.
+    status_error(st, hdrs, body, 413 if case == "deep-nesting" else 400)
     assert_still_serving(server)
 
 
