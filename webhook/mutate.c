@@ -208,6 +208,9 @@ static bool check_claim(const struct policy *p, const struct rule *r, const char
         else if (r)
                 mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s); it may use: %s",
                      ns, claimed, LABEL_IDENTITY, may[0] ? may : "none");
+        else if (v.listed && !v.listed->reserved)
+                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
+                     "gives it only to namespaces a grantor annotated with it", ns, claimed, LABEL_IDENTITY);
         else
                 mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
                      "grants it to other namespaces only", ns, claimed, LABEL_IDENTITY);

@@ -264,6 +264,7 @@ static void test_annotations_cannot_give_reserved_identities(void **state)
         current = (struct ns_info){ 0 };
         a = answer(p, ADMISSION_VALIDATE, pod_review("UPDATE", NULL, "team-b", "shared-spark", NULL, false));
         assert_false(a.allowed);
+        assert_non_null(strstr(a.message, "gives it only to namespaces a grantor annotated with it"));
         policy_free(p);
 }
 
