@@ -13,8 +13,24 @@
 #include "pool.h"
 #include "review.h"
 
-/* Where the namespaces' labels and annotations come from: the server's
- * cache of the cluster, or what the `mutate` command was told. */
+/* What the caller found out about the review's namespace before the
+ * decision (the server reads it before taking the policy, so that no read
+ * of the API runs inside the decision). */
+enum ns_state {
+        NS_NOT_READ,            /* nobody read it: nothing is known */
+        NS_FOUND,               /* `info` holds its labels and annotations */
+        NS_ABSENT,              /* there is no such namespace */
+        NS_UNREADABLE,          /* it could not be read now: `error` says why */
+};
+
+struct ns_known {
+        enum ns_state state;
+        struct ns_info info;    /* NS_FOUND: points into the reader's memory, valid during the decision */
+        char error[160];        /* NS_UNREADABLE, NS_NOT_READ: why */
+};
+
+/* Where the namespaces' labels and annotations come from, for
+ * admission_handle(): what the `mutate` command was told. */
 struct ns_source {
         void *ctx;
         /* Fills *ret for namespace `name`; what it points to stays valid until
@@ -48,6 +64,20 @@ struct admission {
 
 /* Prepares an empty result; `max_response` bounds the answer's size. */
 void admission_init(struct admission *a, size_t max_response);
+
+/* The two halves of admission_handle(), for a caller that reads the
+ * namespace in between. admission_parse(): 0 when the review parsed (then
+ * admission_namespace() names the namespace to read, or NULL when the
+ * decision needs none: not a pod, or a policy that names it); 1 when it did
+ * not, and the answer (400/500) is in a->status and a->body; a negative
+ * errno when even that answer could not be written. */
+int admission_parse(struct admission *a, const char *body, size_t len);
+const char *admission_namespace(const struct admission *a, const struct policy *p);
+
+/* Decides on a parsed review with what is known of its namespace and
+ * writes the answer. Returns 0, or a negative errno when even the error
+ * body could not be written. */
+int admission_decide(const struct policy *p, const struct ns_known *ns, struct admission *a);
 
 /* Answers one AdmissionReview body: a pod CREATE on the mutating path gets
  * mutate_pod(); any other pod CREATE or UPDATE (subresources whose object is

@@ -28,6 +28,7 @@ struct metrics_state {
         bool namespaces_watched;       /* the two below mean something */
         uint64_t namespaces;           /* in the cache */
         uint64_t watch_restarts;
+        uint64_t namespace_reads, namespace_reads_refused;   /* of missing namespaces (nscache.h) */
         /* Connections (conntrack.h) and the request memory (budget.h). */
         uint64_t open_connections;
         uint64_t closed_header_timeout, closed_body_timeout, closed_idle_timeout, closed_evicted;

@@ -10,6 +10,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "policy.h"
 
@@ -27,10 +28,22 @@ bool nscache_ready(struct nscache *c, char *why, size_t whylen);
 
 /* What is known of namespace `name`, valid until nscache_done() on the same
  * thread (which must follow every lookup). 0; -ENOENT when the namespace
- * does not exist; another negative errno when it cannot be known now, with
- * the reason in `err`. */
-int nscache_lookup(struct nscache *c, const char *name, struct ns_info *ret, char *err, size_t errlen);
+ * does not exist (or cannot: a name that is not an RFC 1123 label is never
+ * asked for); another negative errno when it cannot be known now, with the
+ * reason in `err`.
+ *
+ * A namespace not in the cache is read from the API so that callers cannot
+ * drive reads: the answer (found or not) is kept WH_NS_RECENT_TTL_MS, one
+ * read per name runs at a time (others wait for its answer), at most
+ * WH_NS_FETCH_INFLIGHT_MAX at once and WH_NS_FETCH_PER_SECOND a second
+ * (-EAGAIN past them), each bounded by `deadline_ns` (CLOCK_MONOTONIC: the
+ * API server's ?timeout=) and WH_KUBE_LOOKUP_TIMEOUT_MS. */
+int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, struct ns_info *ret, char *err,
+                   size_t errlen);
 void nscache_done(struct nscache *c);
+
+/* Reads of missing namespaces made, and refused by the caps. */
+void nscache_fetch_stats(const struct nscache *c, unsigned long *ret_fetches, unsigned long *ret_refused);
 
 /* For metrics and logs: namespaces held, watches restarted, lists done. */
 size_t nscache_size(struct nscache *c);

@@ -10,6 +10,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -38,10 +39,11 @@ enum server_path {
 
 struct server_handler {
         void *ctx;
-        /* Answers one POST /mutate or /validate body: writes the HTTP status
-         * and the JSON body. Called from any worker thread, concurrently. */
-        void (*admit)(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status,
-                      struct buf *out);
+        /* Answers one POST /mutate or /validate body by `deadline_ns`
+         * (CLOCK_MONOTONIC: the API server's ?timeout=): writes the HTTP
+         * status and the JSON body. Called from any worker thread, concurrently. */
+        void (*admit)(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns,
+                      int *ret_status, struct buf *out);
         /* Whether the server is ready; writes a JSON object to `out` either way. */
         bool (*ready)(void *ctx, struct buf *out);
         /* Writes the Prometheus text of GET /metrics to `out`. */

@@ -145,6 +145,16 @@
 #define WH_KUBE_MAX_EVENT_BYTES (1u * 1024u * 1024u)
 #define WH_KUBE_LIST_PAGE 500u
 #define WH_KUBE_LOOKUP_TIMEOUT_MS 2000u
+/* Namespaces not in the cache: a name is an RFC 1123 label of at most
+ * WH_NS_NAME_MAX; an answer (found, or not there) is kept
+ * WH_NS_RECENT_TTL_MS in a ring of WH_NS_RECENT_MAX; at most
+ * WH_NS_FETCH_INFLIGHT_MAX reads at once and WH_NS_FETCH_PER_SECOND a
+ * second (a burst of as many), whatever callers send. */
+#define WH_NS_NAME_MAX 63u
+#define WH_NS_RECENT_TTL_MS 5000u
+#define WH_NS_RECENT_MAX 256u
+#define WH_NS_FETCH_INFLIGHT_MAX 4u
+#define WH_NS_FETCH_PER_SECOND 10u
 #define WH_KUBE_LIST_TIMEOUT_MS 30000u
 
 /* Kubernetes API: how long one watch lasts before it is renewed, and the

@@ -29,27 +29,28 @@ void admission_free(struct admission *a)
         a->decided = false;
 }
 
-/* Finds the namespace's rule, reading the namespace only when the policy
- * needs it for this one. */
-static int resolve(const struct policy *p, const struct ns_source *src, const char *ns,
-                   struct admission *a)
+/* Finds the namespace's rule from what the caller read of it (when the
+ * policy needs it for this one). */
+static int resolve(const struct policy *p, const struct ns_known *known, const char *ns, struct admission *a)
 {
         if (!policy_needs_namespace(p, ns))
                 return policy_resolve(p, ns, NULL, &a->pool, &a->resolution);
-        if (!src || !src->lookup) {
-                snprintf(a->lookup_error, sizeof a->lookup_error, "the server has no namespace source");
-                return policy_resolve(p, ns, NULL, &a->pool, &a->resolution);
+        static const struct ns_info none = { 0 };
+        switch (known ? known->state : NS_NOT_READ) {
+        case NS_FOUND:
+                return policy_resolve(p, ns, &known->info, &a->pool, &a->resolution);
+        case NS_ABSENT:
+                return policy_resolve(p, ns, &none, &a->pool, &a->resolution);   /* no labels, no annotations */
+        case NS_UNREADABLE:
+                snprintf(a->lookup_error, sizeof a->lookup_error, "%s", known->error);
+                break;
+        case NS_NOT_READ:
+        default:
+                snprintf(a->lookup_error, sizeof a->lookup_error, "%s",
+                         known && known->error[0] ? known->error : "the server has no namespace source");
+                break;
         }
-        struct ns_info info = { 0 };
-        int r = src->lookup(src->ctx, ns ? ns : "", &info, a->lookup_error, sizeof a->lookup_error);
-        if (r == -ENOENT) {
-                memset(&info, 0, sizeof info);   /* no such namespace: no labels, no annotations */
-                r = 0;
-        }
-        r = policy_resolve(p, ns, r == 0 ? &info : NULL, &a->pool, &a->resolution);
-        if (src->done)
-                src->done(src->ctx);
-        return r;
+        return policy_resolve(p, ns, NULL, &a->pool, &a->resolution);
 }
 
 static int fail(struct admission *a, int status, const char *message)
@@ -77,7 +78,7 @@ static int user_of(const struct review *rv, struct pool *pool, struct grants_use
         return 0;
 }
 
-static int decide(const struct policy *p, const struct ns_source *src, struct admission *a)
+static int decide(const struct policy *p, const struct ns_known *known, struct admission *a)
 {
         const struct review *rv = &a->review;
         bool create = rv->operation && strcmp(rv->operation, "CREATE") == 0;
@@ -92,7 +93,7 @@ static int decide(const struct policy *p, const struct ns_source *src, struct ad
         }
         if (!rv->is_pod)
                 return 0;
-        if (resolve(p, src, rv->namespace_, a) < 0)
+        if (resolve(p, known, rv->namespace_, a) < 0)
                 return -ENOMEM;
         struct mutate_context mc = { .res = &a->resolution, .lookup_error = a->lookup_error };
         if (a->path == ADMISSION_MUTATE && create && !*rv->subresource)
@@ -100,17 +101,27 @@ static int decide(const struct policy *p, const struct ns_source *src, struct ad
         return mutate_claim(p, rv->namespace_, &mc, update ? rv->old_object : NULL, rv->object, &a->mutation);
 }
 
-int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
-                     size_t len, struct admission *a)
+int admission_parse(struct admission *a, const char *body, size_t len)
 {
         int r = review_parse(body, len, &a->review, a->error, sizeof a->error);
-        if (r == -ENOMEM)
-                return fail(a, 500, "out of memory");
-        if (r < 0)
-                return fail(a, 400, a->error);
+        if (r == 0)
+                return 0;
+        r = r == -ENOMEM ? fail(a, 500, "out of memory") : fail(a, 400, a->error);
+        return r < 0 ? r : 1;
+}
 
+const char *admission_namespace(const struct admission *a, const struct policy *p)
+{
+        const struct review *rv = &a->review;
+        if (!rv->is_pod || !rv->namespace_ || !policy_needs_namespace(p, rv->namespace_))
+                return NULL;
+        return rv->namespace_;
+}
+
+int admission_decide(const struct policy *p, const struct ns_known *known, struct admission *a)
+{
         a->mutation.policy_sha256 = policy_sha256(p);
-        r = decide(p, src, a);
+        int r = decide(p, known, a);
         if (r == -E2BIG)
                 return fail(a, 500, "the patch for this pod would pass its size bounds");
         if (r < 0)
@@ -121,4 +132,22 @@ int admission_handle(const struct policy *p, const struct ns_source *src, const 
         if (r < 0)
                 return fail(a, 500, "the response would pass its size bound");
         return 0;
+}
+
+int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
+                     size_t len, struct admission *a)
+{
+        int r = admission_parse(a, body, len);
+        if (r != 0)
+                return r < 0 ? r : 0;   /* answered with 400 or 500 */
+        struct ns_known known = { .state = NS_NOT_READ };
+        const char *ns = admission_namespace(a, p);
+        if (ns && src && src->lookup) {
+                r = src->lookup(src->ctx, ns, &known.info, known.error, sizeof known.error);
+                known.state = r == 0 ? NS_FOUND : r == -ENOENT ? NS_ABSENT : NS_UNREADABLE;
+        }
+        r = admission_decide(p, &known, a);
+        if (ns && src && src->done)
+                src->done(src->ctx);
+        return r;
 }

@@ -43,7 +43,6 @@
 struct serve {
         struct snapshot *policy;        /* const struct policy * */
         struct nscache *namespaces;     /* NULL without a Kubernetes API to read */
-        struct ns_source ns_source;
         const char *policy_path;
         struct stat policy_stat;        /* of the file last loaded, to notice changes */
         struct server *server;
@@ -283,8 +282,29 @@ static void raise_fd_limit(unsigned max_connections)
         }
 }
 
-static void admit(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status,
-                  struct buf *out)
+/* Reads the review's namespace when the policy in force needs it, without
+ * holding the policy while the API is asked; bounded by the request's
+ * deadline. Returns whether nscache_done() must follow. */
+static bool read_namespace(struct serve *sv, struct admission *a, uint64_t deadline_ns, struct ns_known *ret)
+{
+        unsigned token;
+        const struct policy *p = snapshot_acquire(sv->policy, &token);
+        const char *ns = p ? admission_namespace(a, p) : NULL;
+        snapshot_release(sv->policy, token);
+        if (!ns)
+                return false;
+        if (!sv->namespaces) {
+                ret->state = NS_NOT_READ;
+                snprintf(ret->error, sizeof ret->error, "the server has no Kubernetes API to read namespaces from");
+                return false;
+        }
+        int r = nscache_lookup(sv->namespaces, ns, deadline_ns, &ret->info, ret->error, sizeof ret->error);
+        ret->state = r == 0 ? NS_FOUND : r == -ENOENT ? NS_ABSENT : NS_UNREADABLE;
+        return true;
+}
+
+static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns,
+                  int *ret_status, struct buf *out)
 {
         struct serve *sv = ctx;
         struct timespec t0;
@@ -303,8 +323,15 @@ static void admit(void *ctx, enum server_path path, const char *body, size_t len
         arena_begin_bounded(&sv->memory, parse_limit);
         admission_init(&a, out->max);
         a.path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
+        struct ns_known known = { .state = NS_NOT_READ };
+        bool read = false;
+        if (admission_parse(&a, body, len) == 0)
+                read = read_namespace(sv, &a, deadline_ns, &known);
         const struct policy *p = snapshot_acquire(sv->policy, &token);
-        admission_handle(p, sv->namespaces ? &sv->ns_source : NULL, body, len, &a);
+        if (!a.status)
+                admission_decide(p, &known, &a);
+        if (read)
+                nscache_done(sv->namespaces);
         parse_bounds(&a, len, &sv->memory);
         long long micros = micros_since(&t0);
         if (a.decided) {
@@ -389,16 +416,6 @@ static void reopen_audit_log(bool forced)
                 log_message(LOG_ERROR, "audit log not reopened; writing to the old file", err);
 }
 
-static int ns_lookup(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen)
-{
-        return nscache_lookup(ctx, name, ret, err, errlen);
-}
-
-static void ns_done(void *ctx)
-{
-        nscache_done(ctx);
-}
-
 static void render_metrics(void *ctx, struct buf *out)
 {
         struct serve *sv = ctx;
@@ -414,6 +431,12 @@ static void render_metrics(void *ctx, struct buf *out)
                 .request_memory_limit_bytes = sv->memory.limit,
                 .request_memory_refused = atomic_load(&sv->memory.refused),
         };
+        if (sv->namespaces) {
+                unsigned long made, refused;
+                nscache_fetch_stats(sv->namespaces, &made, &refused);
+                st.namespace_reads = made;
+                st.namespace_reads_refused = refused;
+        }
         struct conntrack_stats cs = { 0 };
         struct server *server = __atomic_load_n(&sv->server, __ATOMIC_ACQUIRE);   /* set once it serves */
         if (server)
@@ -845,11 +868,6 @@ int cmd_serve(int argc, char **argv)
                         fprintf(stderr, CMD ": cannot start the namespace watcher\n");
                         goto out;
                 }
-                sv.ns_source = (struct ns_source){
-                        .ctx = sv.namespaces,
-                        .lookup = ns_lookup,
-                        .done = ns_done,
-                };
         }
 
         struct server_handler h = { .ctx = &sv, .admit = admit, .ready = ready, .metrics = render_metrics };

@@ -133,6 +133,12 @@ int metrics_render(const struct metrics_state *st, struct buf *out)
                 P("# HELP " NS "namespace_watch_restarts_total Namespace watches restarted after an error or 410 Gone.\n"
                   "# TYPE " NS "namespace_watch_restarts_total counter\n");
                 P(NS "namespace_watch_restarts_total %llu\n", (unsigned long long)st->watch_restarts);
+                P("# HELP " NS "namespace_reads_total Reads of namespaces missing from the cache: made, or "
+                  "refused by the caps (4 at once, 10 a second).\n"
+                  "# TYPE " NS "namespace_reads_total counter\n");
+                P(NS "namespace_reads_total{result=\"made\"} %llu\n", (unsigned long long)st->namespace_reads);
+                P(NS "namespace_reads_total{result=\"refused\"} %llu\n",
+                  (unsigned long long)st->namespace_reads_refused);
         }
 #undef P
         return r;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,15 @@ struct ns_table {
         size_t n;
 };
 
+/* The answer to a recent fetch: the namespace as kept ({"labels", "annotations"}
+ * as JSON text, malloc'd) or that it does not exist. */
+struct recent {
+        char name[WH_NS_NAME_MAX + 1];
+        uint64_t until_ns;              /* 0: empty */
+        bool exists;
+        char *kept_json;
+};
+
 struct nscache {
         const struct kube *kube;
         struct snapshot *table;         /* struct ns_table *, NULL before the first list */
@@ -56,6 +66,17 @@ struct nscache {
         /* The watcher's own state. */
         cJSON *state;                   /* name -> {"labels": {...}, "annotations": {...}} */
         char rv[RV_MAX];
+        /* Misses: namespaces not in the table, fetched on demand. Guarded by
+         * miss_lock; a fetch runs without it. */
+        pthread_mutex_t miss_lock;
+        pthread_cond_t miss_done;       /* a fetch ended */
+        struct recent recent[WH_NS_RECENT_MAX];
+        unsigned recent_next;           /* the slot to reuse next */
+        char inflight[WH_NS_FETCH_INFLIGHT_MAX][WH_NS_NAME_MAX + 1];
+        unsigned n_inflight;
+        double tokens;                  /* fetches allowed now (token bucket) */
+        uint64_t tokens_at_ns;
+        atomic_ulong fetches, fetch_refused;
 };
 
 /* What one thread holds between nscache_lookup() and nscache_done(). */
@@ -65,6 +86,13 @@ static _Thread_local struct {
         bool held;
         struct pool pool;               /* a namespace fetched on a miss */
 } tl;
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void table_free(void *p)
 {
@@ -402,6 +430,14 @@ int nscache_start(const struct kube *k, struct nscache **ret)
                 return -ENOMEM;
         c->kube = k;
         pthread_mutex_init(&c->why_lock, NULL);
+        pthread_mutex_init(&c->miss_lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->miss_done, &ca);
+        pthread_condattr_destroy(&ca);
+        c->tokens = WH_NS_FETCH_PER_SECOND;
+        c->tokens_at_ns = now_ns();
         snprintf(c->why, sizeof c->why, "the first list of namespaces has not completed");
         c->table = snapshot_new(NULL, table_free);
         c->state = cJSON_CreateObject();
@@ -424,6 +460,10 @@ void nscache_stop(struct nscache *c)
         snapshot_free(c->table);
         cJSON_Delete(c->state);
         pthread_mutex_destroy(&c->why_lock);
+        pthread_mutex_destroy(&c->miss_lock);
+        pthread_cond_destroy(&c->miss_done);
+        for (unsigned i = 0; i < WH_NS_RECENT_MAX; i++)
+                free(c->recent[i].kept_json);
         free(c);
 }
 
@@ -443,8 +483,24 @@ static void fill_info(const struct ns_entry *e, struct ns_info *ret)
                                  .annotations = e->annotations, .n_annotations = e->n_annotations };
 }
 
-/* A namespace not in the table: one GET, kept in the thread's pool until done. */
-static int fetch(struct nscache *c, const char *name, struct ns_info *ret, char *err, size_t errlen)
+/* A namespace name: an RFC 1123 label. Anything else cannot exist, so it
+ * is never asked for. */
+static bool is_namespace_name(const char *s)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > WH_NS_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+                        return false;
+        return true;
+}
+
+/* One GET of a namespace not in the table, bounded by `timeout_ms`. 0 and
+ * its kept part as JSON text in *ret_json (malloc'd); -ENOENT; another
+ * negative errno with the reason. */
+static int fetch(struct nscache *c, const char *name, unsigned timeout_ms, char **ret_json, char *err,
+                 size_t errlen)
 {
         struct buf path, body;
         long status = 0;
@@ -454,8 +510,9 @@ static int fetch(struct nscache *c, const char *name, struct ns_info *ret, char 
         r = buf_puts(&path, PATH_NAMESPACES "/");
         if (r == 0)
                 r = kube_put_query_value(&path, name);
+        atomic_fetch_add(&c->fetches, 1);
         if (r == 0)
-                r = kube_get(c->kube, path.data, WH_KUBE_LOOKUP_TIMEOUT_MS, &body, &status, err, errlen);
+                r = kube_get(c->kube, path.data, timeout_ms, &body, &status, err, errlen);
         if (r == 0 && status == 404) {
                 r = -ENOENT;
         } else if (r == 0 && status != 200) {
@@ -466,12 +523,14 @@ static int fetch(struct nscache *c, const char *name, struct ns_info *ret, char 
         } else if (r == 0) {
                 cJSON *ns = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
                 cJSON *kept = ns ? kept_part(ns) : NULL;
-                struct ns_entry *e = pool_alloc(&tl.pool, sizeof *e);
-                r = kept && e ? fill_entry(&tl.pool, name, kept, e) : -ENOMEM;
-                if (r == 0)
-                        fill_info(e, ret);
-                else if (!ns)
+                char *text = kept ? cJSON_PrintUnformatted(kept) : NULL;
+                /* Out of the request's arena: it outlives the request. */
+                *ret_json = text ? strdup(text) : NULL;
+                r = *ret_json ? 0 : -ENOMEM;
+                if (!ns)
                         snprintf(err, errlen, "reading namespace %s: the answer is not JSON", name);
+                if (text)
+                        cJSON_free(text);
                 cJSON_Delete(kept);
                 cJSON_Delete(ns);
         }
@@ -480,9 +539,147 @@ static int fetch(struct nscache *c, const char *name, struct ns_info *ret, char 
         return r;
 }
 
-int nscache_lookup(struct nscache *c, const char *name, struct ns_info *ret, char *err, size_t errlen)
+/* The recent answer for `name`, if still fresh. Under miss_lock. */
+static struct recent *recent_find(struct nscache *c, const char *name, uint64_t now)
+{
+        for (unsigned i = 0; i < WH_NS_RECENT_MAX; i++) {
+                struct recent *e = &c->recent[i];
+                if (e->until_ns > now && strcmp(e->name, name) == 0)
+                        return e;
+        }
+        return NULL;
+}
+
+/* Remembers an answer for a few seconds (the watch keeps the table true
+ * meanwhile). Under miss_lock; takes `json`. */
+static void recent_put(struct nscache *c, const char *name, bool exists, char *json, uint64_t now)
+{
+        struct recent *e = recent_find(c, name, now);
+        if (!e) {
+                e = &c->recent[c->recent_next];
+                c->recent_next = (c->recent_next + 1) % WH_NS_RECENT_MAX;
+        }
+        free(e->kept_json);
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->exists = exists;
+        e->kept_json = json;
+        e->until_ns = now + (uint64_t)WH_NS_RECENT_TTL_MS * 1000000ull;
+}
+
+static bool inflight_has(const struct nscache *c, const char *name)
+{
+        for (unsigned i = 0; i < c->n_inflight; i++)
+                if (strcmp(c->inflight[i], name) == 0)
+                        return true;
+        return false;
+}
+
+static void inflight_remove(struct nscache *c, const char *name)
+{
+        for (unsigned i = 0; i < c->n_inflight; i++)
+                if (strcmp(c->inflight[i], name) == 0) {
+                        memmove(c->inflight[i], c->inflight[c->n_inflight - 1], sizeof c->inflight[i]);
+                        c->n_inflight--;
+                        return;
+                }
+}
+
+/* A token of the fetch budget (WH_NS_FETCH_PER_SECOND, refilled over time). Under miss_lock. */
+static bool take_token(struct nscache *c, uint64_t now)
+{
+        double per_ns = (double)WH_NS_FETCH_PER_SECOND / 1e9;
+        c->tokens += (double)(now - c->tokens_at_ns) * per_ns;
+        if (c->tokens > (double)WH_NS_FETCH_PER_SECOND)
+                c->tokens = (double)WH_NS_FETCH_PER_SECOND;
+        c->tokens_at_ns = now;
+        if (c->tokens < 1.0)
+                return false;
+        c->tokens -= 1.0;
+        return true;
+}
+
+/* A recent answer as what the caller reads: parsed into the thread's pool. */
+static int from_recent(const struct recent *e, const char *name, struct ns_info *ret)
+{
+        if (!e->exists)
+                return -ENOENT;
+        cJSON *kept = cJSON_Parse(e->kept_json);
+        struct ns_entry *ne = pool_alloc(&tl.pool, sizeof *ne);
+        int r = kept && ne ? fill_entry(&tl.pool, name, kept, ne) : -ENOMEM;
+        if (r == 0)
+                fill_info(ne, ret);
+        cJSON_Delete(kept);
+        return r;
+}
+
+static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, uint64_t until_ns)
+{
+        struct timespec ts = { .tv_sec = (time_t)(until_ns / 1000000000ull),
+                               .tv_nsec = (long)(until_ns % 1000000000ull) };
+        pthread_cond_timedwait(cond, lock, &ts);
+}
+
+/* A namespace not in the table: a recent answer, or the answer of a fetch
+ * already running for it, or one fetch of our own within the caps. */
+static int miss(struct nscache *c, const char *name, uint64_t deadline_ns, struct ns_info *ret, char *err,
+                size_t errlen)
+{
+        pthread_mutex_lock(&c->miss_lock);
+        for (;;) {
+                uint64_t now = now_ns();
+                const struct recent *e = recent_find(c, name, now);
+                if (e) {
+                        int r = from_recent(e, name, ret);
+                        pthread_mutex_unlock(&c->miss_lock);
+                        return r;
+                }
+                if (!inflight_has(c, name))
+                        break;
+                if (now >= deadline_ns) {
+                        pthread_mutex_unlock(&c->miss_lock);
+                        snprintf(err, errlen, "namespace %s is being read; the request's time ran out", name);
+                        return -ETIMEDOUT;
+                }
+                timed_wait(&c->miss_done, &c->miss_lock, deadline_ns);
+        }
+        uint64_t now = now_ns();
+        if (c->n_inflight >= WH_NS_FETCH_INFLIGHT_MAX || !take_token(c, now)) {
+                pthread_mutex_unlock(&c->miss_lock);
+                atomic_fetch_add(&c->fetch_refused, 1);
+                snprintf(err, errlen, "namespace %s is not in the cache, and reads of the API are capped "
+                         "(%u at once, %u a second)", name, WH_NS_FETCH_INFLIGHT_MAX, WH_NS_FETCH_PER_SECOND);
+                return -EAGAIN;
+        }
+        snprintf(c->inflight[c->n_inflight++], sizeof c->inflight[0], "%s", name);
+        pthread_mutex_unlock(&c->miss_lock);
+
+        uint64_t left_ms = deadline_ns > now ? (deadline_ns - now) / 1000000ull : 0;
+        unsigned timeout_ms = left_ms < WH_KUBE_LOOKUP_TIMEOUT_MS ? (unsigned)left_ms : WH_KUBE_LOOKUP_TIMEOUT_MS;
+        char *json = NULL;
+        int r = timeout_ms ? fetch(c, name, timeout_ms, &json, err, errlen) : -ETIMEDOUT;
+        if (r == -ETIMEDOUT && !timeout_ms)
+                snprintf(err, errlen, "namespace %s: the request's time ran out before it could be read", name);
+
+        pthread_mutex_lock(&c->miss_lock);
+        inflight_remove(c, name);
+        if (r == 0 || r == -ENOENT)
+                recent_put(c, name, r == 0, json, now_ns());
+        else
+                free(json);
+        const struct recent *e = r == 0 ? recent_find(c, name, now_ns()) : NULL;
+        if (e)
+                r = from_recent(e, name, ret);
+        pthread_cond_broadcast(&c->miss_done);
+        pthread_mutex_unlock(&c->miss_lock);
+        return r;
+}
+
+int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, struct ns_info *ret, char *err,
+                   size_t errlen)
 {
         tl.c = c;
+        if (!is_namespace_name(name))
+                return -ENOENT;   /* no namespace can have it: nothing to ask */
         const struct ns_table *t = snapshot_acquire(c->table, &tl.token);
         tl.held = true;
         struct ns_entry key = { .name = name };
@@ -492,10 +689,16 @@ int nscache_lookup(struct nscache *c, const char *name, struct ns_info *ret, cha
                 return 0;
         }
         /* Not known yet (just created, or before the first list): ask the
-         * API once, without holding the table while the call runs. */
+         * API, without holding the table while the call runs. */
         snapshot_release(c->table, tl.token);
         tl.held = false;
-        return fetch(c, name, ret, err, errlen);
+        return miss(c, name, deadline_ns, ret, err, errlen);
+}
+
+void nscache_fetch_stats(const struct nscache *c, unsigned long *ret_fetches, unsigned long *ret_refused)
+{
+        *ret_fetches = atomic_load(&((struct nscache *)c)->fetches);
+        *ret_refused = atomic_load(&((struct nscache *)c)->fetch_refused);
 }
 
 void nscache_done(struct nscache *c)

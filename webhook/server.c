@@ -561,7 +561,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int status = 500;
         buf_init(&out, WH_MAX_RESPONSE_BYTES);
         s->h.admit(s->h.ctx, rq->route == ROUTE_MUTATE ? SERVER_PATH_MUTATE : SERVER_PATH_VALIDATE,
-                   rq->body.data ? rq->body.data : "", rq->body.len, &status, &out);
+                   rq->body.data ? rq->body.data : "", rq->body.len, rq->deadline_ns, &status, &out);
         release_body(rq);
         enum MHD_Result r = send_body(c, status, &out, NULL, close);
         buf_free(&out);

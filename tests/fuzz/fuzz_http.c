@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct server *server;
 static unsigned port;
 
-static void admit_never(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status, struct buf *out)
+static void admit_never(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status, struct buf *out)
 {
         fuzz_fail("the plain server handed a %zu-byte body to admit()", len);
 }

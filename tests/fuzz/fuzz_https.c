@@ -59,7 +59,7 @@ static struct policy *policy;
 static gnutls_certificate_credentials_t client_cred;
 static unsigned long inputs;
 
-static void admit(void *ctx, enum server_path path, const char *body, size_t len, int *ret_status, struct buf *out)
+static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status, struct buf *out)
 {
         struct admission a;
         arena_begin();
