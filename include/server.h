@@ -29,6 +29,13 @@ struct server_options {
         unsigned header_timeout_ms;   /* TLS handshake and request headers, from accept; absolute */
         unsigned body_timeout_ms;     /* the body, from the headers; absolute; ?timeout= may shorten it */
         unsigned threads;             /* 0: one per online core */
+        /* Mutual TLS: every client must present a certificate chaining to
+         * these CAs (PEM; NULL: none asked), and, when client_cns are given,
+         * whose subject CN is one of them. Checked in the TLS handshake, so
+         * it covers every path, probes included. */
+        const char *client_ca_pem;
+        const char *const *client_cns;
+        size_t n_client_cns;
 };
 
 /* The path a review came on. */

@@ -59,3 +59,9 @@ int tls_pair_read(const char *cert_path, const char *key_path, struct tls_pair *
 /* Wipes the key's bytes and frees both buffers; the struct may be read
  * again with tls_pair_read(). NULL and a freed pair are fine. */
 void tls_pair_free(struct tls_pair *p);
+
+/* Reads the CA bundle client certificates must chain to (--client-ca):
+ * at least one PEM certificate, each parsed by GnuTLS, none expired. 0 and
+ * the PEM text in `ret_pem` (the caller frees it with buf_free()), or
+ * -EINVAL / -errno with a message naming the file. */
+int tls_client_ca_read(const char *path, struct buf *ret_pem, char *err, size_t errlen);

@@ -53,6 +53,9 @@
 #define WH_BODY_TIMEOUT_S 10u
 #define WH_REAPER_INTERVAL_MS 250u
 
+/* Mutual TLS: the common names --client-cn may list. */
+#define WH_MAX_CLIENT_CNS 16u
+
 /* Descriptors beyond two a connection (files, watches, the API). */
 #define WH_FD_HEADROOM 256u
 

@@ -84,14 +84,22 @@ void cmd_serve_help(void)
                "                         in flight together [%u]; past it, 503 (a quarter is kept for\n"
                "                         reviews under %u bytes). One review's parse may take %u times\n"
                "                         its body (413 past that). Fit it to the container's limit:\n"
-               "                         about 30 MiB of the server's own, plus this, plus headroom\n"
-               "  --max-connections N    simultaneous connections [%u]\n"
+               "                         about 30 MiB of the server's own, plus this, plus headroom\n",
+               WH_MAX_BODY_BYTES, WH_REQUEST_MEMORY_BYTES, WH_BODY_SMALL_BYTES, WH_PARSE_FACTOR);
+        printf("  --max-connections N    simultaneous connections [%u]\n"
                "  --max-connections-per-ip N  from one client address [%u]\n"
                "  --connection-memory SIZE  per-connection memory for headers and reads [%u]\n"
                "  --idle-timeout SECONDS close keep-alive connections idle this long [%u]\n"
                "  --header-timeout SECONDS  from accept to the end of the request headers, TLS\n"
                "                         handshake included, absolute: bytes trickled in do not\n"
                "                         extend it [%u]\n"
+               "  --client-ca FILE       mutual TLS: every client must present a certificate that\n"
+               "                         chains to these CAs (PEM), checked in the handshake; the\n"
+               "                         API server presents one through its admission\n"
+               "                         configuration (see README). Probes then go to the plain\n"
+               "                         --metrics-listen port, which serves /healthz and /readyz.\n"
+               "  --client-cn NAME       with --client-ca: the certificate's subject CN must be\n"
+               "                         NAME (repeat for several)\n"
                "  --body-timeout SECONDS from the headers to the end of the body, absolute; the API\n"
                "                         server's ?timeout= may shorten it [%u]. At the connection\n"
                "                         limit a new connection makes room: one still in its\n"
@@ -113,7 +121,6 @@ void cmd_serve_help(void)
                "  --audit-log FILE       append the decision lines to FILE instead of stderr;\n"
                "                         reopened when renamed (logrotate) and on SIGHUP\n"
                "\n",
-               WH_MAX_BODY_BYTES, WH_REQUEST_MEMORY_BYTES, WH_BODY_SMALL_BYTES, WH_PARSE_FACTOR,
                WH_MAX_CONNECTIONS, WH_MAX_CONNECTIONS_PER_IP, WH_CONNECTION_MEMORY_BYTES, WH_IDLE_TIMEOUT_S,
                WH_HEADER_TIMEOUT_S, WH_BODY_TIMEOUT_S);
         printf("Namespaces: when the server can reach the Kubernetes API (in a pod, or with\n"
@@ -624,6 +631,8 @@ int cmd_serve(int argc, char **argv)
                 { "shutdown-grace", required_argument, NULL, 'G' },
                 { "request-memory", required_argument, NULL, 'R' },
                 { "header-timeout", required_argument, NULL, 'H' },
+                { "client-ca", required_argument, NULL, 'a' },
+                { "client-cn", required_argument, NULL, 'n' },
                 { "body-timeout", required_argument, NULL, 'Y' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
@@ -643,6 +652,10 @@ int cmd_serve(int argc, char **argv)
         const char *audit_log = NULL;
         unsigned shutdown_delay_s = WH_SHUTDOWN_DELAY_S, shutdown_grace_s = WH_SHUTDOWN_GRACE_S;
         size_t request_memory = WH_REQUEST_MEMORY_BYTES;
+        const char *client_ca = NULL;
+        const char *client_cns[WH_MAX_CLIENT_CNS];
+        size_t n_client_cns = 0;
+        struct buf client_ca_pem = { 0 };
         struct kube *kube = NULL;
         struct serve sv = { 0 };
         unsigned long long v;
@@ -716,6 +729,14 @@ int cmd_serve(int argc, char **argv)
                                 return 2;
                         opt.idle_timeout_s = (unsigned)v;
                         break;
+                case 'a': client_ca = optarg; break;
+                case 'n':
+                        if (n_client_cns == WH_MAX_CLIENT_CNS)
+                                return cli_usage_error(CMD, "--client-cn: at most %u", WH_MAX_CLIENT_CNS);
+                        if (!*optarg)
+                                return cli_usage_error(CMD, "--client-cn needs a name");
+                        client_cns[n_client_cns++] = optarg;
+                        break;
                 case 'H':
                         if (cli_uint(CMD, "--header-timeout", optarg, 1, 600, &v) < 0)
                                 return 2;
@@ -787,6 +808,20 @@ int cmd_serve(int argc, char **argv)
                 policy_free(policy);
                 return 2;
         }
+        if (!client_ca && n_client_cns) {
+                tls_pair_free(&pair);
+                policy_free(policy);
+                return cli_usage_error(CMD, "--client-cn needs --client-ca (the CA the names are checked under)");
+        }
+        if (client_ca && tls_client_ca_read(client_ca, &client_ca_pem, err, sizeof err) < 0) {
+                fprintf(stderr, CMD ": --client-ca %s\n", err);
+                tls_pair_free(&pair);
+                policy_free(policy);
+                return 2;
+        }
+        opt.client_ca_pem = client_ca ? client_ca_pem.data : NULL;
+        opt.client_cns = client_cns;
+        opt.n_client_cns = n_client_cns;
         const struct tls_pair_info cert_info = pair.info;
         time_t not_after = cert_info.not_after;
         sv.cert_path = cert_path;
@@ -873,6 +908,7 @@ int cmd_serve(int argc, char **argv)
         struct server_handler h = { .ctx = &sv, .admit = admit, .ready = ready, .metrics = render_metrics };
         int started = server_start(&opt, &h, &server, err, sizeof err);
         tls_pair_free(&pair);   /* the server has loaded its own copy */
+        buf_free(&client_ca_pem);   /* and of the client CAs */
         if (started < 0) {
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
@@ -951,5 +987,6 @@ out:
                 close(ifd);
         snapshot_free(sv.policy);
         tls_pair_free(&pair);
+        buf_free(&client_ca_pem);
         return rc;
 }

@@ -24,6 +24,7 @@
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,6 +91,14 @@ struct server {
 /* The pair new handshakes get. GnuTLS's certificate callback has no
  * argument of ours, so it lives here; one server per process. */
 static _Atomic(struct loaded_pair *) serving_pair;
+
+/* Mutual TLS (--client-ca, --client-cn): set before the server starts,
+ * read-only after; GnuTLS's verify callback has no argument of ours either. */
+static struct {
+        bool on;
+        char **cns;             /* allowed subject common names; none: any chain to the CA */
+        size_t n_cns;
+} client_auth;
 
 static void loaded_pair_free(struct loaded_pair *p)
 {
@@ -616,6 +625,33 @@ static void housekeeping(void *cls, unsigned closed)
                 malloc_trim(0);
 }
 
+/* During the handshake: the client's chain must verify against
+ * --client-ca and, with --client-cn, its subject CN be one listed; else the
+ * handshake fails, before any HTTP. */
+static int verify_client(gnutls_session_t session)
+{
+        unsigned status = 0;
+        if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0)
+                return -1;
+        if (!client_auth.n_cns)
+                return 0;
+        unsigned n = 0;
+        const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
+        gnutls_x509_crt_t crt;
+        if (!chain || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+                return -1;
+        int ok = -1;
+        char cn[256];
+        size_t cn_len = sizeof cn;
+        if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) >= 0 &&
+            gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_len) >= 0)
+                for (size_t i = 0; i < client_auth.n_cns && ok < 0; i++)
+                        if (strcmp(cn, client_auth.cns[i]) == 0)
+                                ok = 0;
+        gnutls_x509_crt_deinit(crt);
+        return ok;
+}
+
 /* A new connection: room is made for it at the limit, or it is refused. */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
@@ -631,6 +667,17 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (code == MHD_CONNECTION_NOTIFY_STARTED) {
                 const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
                 *socket_context = ci ? conntrack_started(s->conns, ci->connect_fd) : NULL;
+                if (client_auth.on) {
+                        /* Before the handshake: a certificate is required, and verified in it. */
+                        const union MHD_ConnectionInfo *ti = MHD_get_connection_info(c,
+                                                                                     MHD_CONNECTION_INFO_GNUTLS_SESSION);
+                        if (ti && ti->tls_session) {
+                                gnutls_certificate_server_set_request(ti->tls_session, GNUTLS_CERT_REQUIRE);
+                                gnutls_session_set_verify_function(ti->tls_session, verify_client);
+                        } else if (ci) {
+                                shutdown(ci->connect_fd, SHUT_RDWR);   /* never served unverified */
+                        }
+                }
         } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
                 conntrack_closed(s->conns, *socket_context);
                 *socket_context = NULL;
@@ -704,8 +751,13 @@ void server_stop(struct server *s)
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
         conntrack_free(s->conns);
-        if (!s->plain)
+        if (!s->plain) {
                 loaded_pair_free(atomic_exchange(&serving_pair, NULL));
+                for (size_t i = 0; i < client_auth.n_cns; i++)
+                        free(client_auth.cns[i]);
+                free(client_auth.cns);
+                memset(&client_auth, 0, sizeof client_auth);
+        }
         while (s->retired) {
                 struct loaded_pair *o = s->retired->older;
                 loaded_pair_free(s->retired);
@@ -741,6 +793,17 @@ int server_start(const struct server_options *opt, const struct server_handler *
         }
         if (threads > WH_MAX_THREADS)
                 threads = WH_MAX_THREADS;
+        if (opt->client_ca_pem) {
+                client_auth.on = true;
+                client_auth.cns = calloc(opt->n_client_cns ? opt->n_client_cns : 1, sizeof *client_auth.cns);
+                for (size_t i = 0; client_auth.cns && i < opt->n_client_cns; i++)
+                        if ((client_auth.cns[i] = strdup(opt->client_cns[i])))
+                                client_auth.n_cns++;
+                if (!client_auth.cns || client_auth.n_cns != opt->n_client_cns) {
+                        server_stop(s);
+                        return -ENOMEM;
+                }
+        }
         struct conntrack_options co = {
                 .limit = opt->max_connections,
                 .header_timeout_ms = opt->header_timeout_ms,
@@ -774,6 +837,9 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 { MHD_OPTION_LISTEN_BACKLOG_SIZE, WH_LISTEN_BACKLOG, NULL },
                 { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
                 { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s },
+                /* The CAs client certificates must chain to (mutual TLS), or nothing. */
+                { opt->client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+                  (void *)opt->client_ca_pem },
                 { MHD_OPTION_END, 0, NULL },
         };
         s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_request, s,

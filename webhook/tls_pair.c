@@ -6,10 +6,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "buf.h"
 #include "fileio.h"
 #include "webhook_limits.h"
 
@@ -335,4 +337,36 @@ void tls_pair_free(struct tls_pair *p)
                 return;
         buf_free(&p->cert_pem);
         buf_wipe(&p->key_pem);
+}
+
+int tls_client_ca_read(const char *path, struct buf *ret_pem, char *err, size_t errlen)
+{
+        buf_init(ret_pem, WH_MAX_PEM_BYTES);
+        int r = file_read(path, ret_pem, err, errlen);
+        if (r < 0)
+                return r;
+        gnutls_x509_crt_t *certs = NULL;
+        unsigned n = 0;
+        gnutls_datum_t d = { .data = (unsigned char *)(ret_pem->data ? ret_pem->data : ""),
+                             .size = (unsigned)ret_pem->len };
+        r = gnutls_x509_crt_list_import2(&certs, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+        if (r < 0 || n == 0) {
+                snprintf(err, errlen, "%s: no PEM certificate could be read (%s)", path,
+                         r < 0 ? gnutls_strerror(r) : "none found");
+                buf_free(ret_pem);
+                return -EINVAL;
+        }
+        time_t now = time(NULL);
+        int rc = 0;
+        for (unsigned i = 0; i < n; i++) {
+                if (rc == 0 && gnutls_x509_crt_get_expiration_time(certs[i]) < now) {
+                        snprintf(err, errlen, "%s: certificate %u of %u has expired", path, i + 1, n);
+                        rc = -EINVAL;
+                }
+                gnutls_x509_crt_deinit(certs[i]);
+        }
+        gnutls_free(certs);
+        if (rc < 0)
+                buf_free(ret_pem);
+        return rc;
 }
