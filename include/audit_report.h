@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "buf.h"
 #include "findings.h"
 
 
@@ -31,11 +32,26 @@ struct audit_report_info {
         size_t n_namespaces;
 };
 
+/* Appends `s` as a terminal shows it without being steered by it, one way
+ * for every text a tenant controls (names, label values, env values, image
+ * names): a backslash becomes \\, a newline \n, a carriage return \r, a tab
+ * \t, the other C0 controls and DEL \xHH (ESC is \x1b), the C1 controls
+ * U+0080..U+009F and the characters that reorder or break a line (bidi
+ * marks, embeddings, overrides and isolates; U+2028, U+2029) \uHHHH, and each
+ * byte that is not part of valid UTF-8 \xHH. The rest is copied, so the text
+ * stays on one line and shows what is there. 0, or -ENOBUFS past b's
+ * maximum, or -ENOMEM. Pure. */
+int audit_report_escape(struct buf *b, const char *s);
+
 /* Findings as aligned columns, each followed by what was expected and
- * found, then a summary per namespace and the totals. */
+ * found, then a summary per namespace and the totals. Every text in it
+ * goes through audit_report_escape(): a row is always one line. */
 int audit_report_table(const struct findings *f, const struct audit_report_info *info, FILE *out);
 
-/* {"summary": {...}, "findings": [...]}, one finding per line. */
+/* {"summary": {...}, "findings": [...]}, one finding per line. Strings
+ * are JSON-escaped, DEL, C1 and the line-reordering characters as \uHHHH
+ * too, and bytes that are not UTF-8 become U+FFFD: the output is valid JSON
+ * in UTF-8 whatever the pods hold. The same holds for the PolicyReports. */
 int audit_report_json(const struct findings *f, const struct audit_report_info *info, FILE *out);
 
 /* A v1 List of PolicyReports: one per namespace that has pods or is in

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,11 @@
 #define TABLE_COLUMN_MAX 63
 /* One JSON value being written (a finding's strings are bounded by findings.c). */
 #define JSON_SCRATCH_MAX (256u * 1024u)
+/* A text being escaped is written out in pieces of about this size, so that
+ * a name of any length (a pods file may hold one) takes bounded memory. */
+#define TEXT_FLUSH_BYTES (64u * 1024u)
+/* Plain ASCII copied in one piece. */
+#define TEXT_RUN_MAX 4096u
 
 static const char *const problem_text[FINDING_PROBLEM_MAX] = {
         [FINDING_MISSING_IDENTITY] = "Spark pod without its namespace's Azure identity",
@@ -34,6 +40,174 @@ static const char *const problem_severity[FINDING_PROBLEM_MAX] = {
         [FINDING_NO_POLICY] = "medium",
         [FINDING_MISSING_WORKLOAD_IDENTITY] = "medium",
 };
+
+/* ---- text a tenant controls ---- */
+
+/* The valid UTF-8 sequence at s, as a code point: its length, or 0 when s
+ * does not start one (a stray, overlong, surrogate or cut sequence; the NUL
+ * that ends s is never a continuation byte). */
+static size_t utf8_char(const unsigned char *s, uint32_t *ret_cp)
+{
+        unsigned c = s[0], lo = 0x80, hi = 0xBF;
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+                *ret_cp = c;
+                return 1;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+                n = 2;
+                cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+                n = 3;
+                cp = c & 0x0F;
+                lo = c == 0xE0 ? 0xA0 : lo;     /* overlong */
+                hi = c == 0xED ? 0x9F : hi;     /* surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+                n = 4;
+                cp = c & 0x07;
+                lo = c == 0xF0 ? 0x90 : lo;     /* overlong */
+                hi = c == 0xF4 ? 0x8F : hi;     /* past U+10FFFF */
+        } else {
+                return 0;
+        }
+        for (size_t k = 1; k < n; k++) {
+                unsigned d = s[k];
+                if (d < (k == 1 ? lo : 0x80u) || d > (k == 1 ? hi : 0xBFu))
+                        return 0;
+                cp = cp << 6 | (d & 0x3F);
+        }
+        *ret_cp = cp;
+        return n;
+}
+
+/* Characters that steer a terminal or the order of a line instead of
+ * showing: C0, DEL, C1, the bidi formatting characters (ALM, LRM, RLM,
+ * LRE..RLO, LRI..PDI) and the line and paragraph separators. */
+static bool is_hidden(uint32_t cp)
+{
+        return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C || cp == 0x200E || cp == 0x200F ||
+               (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* One character of s as the table shows it, into out (NUL-terminated), and
+ * the columns it takes in *ret_cols: the bytes of s it stands for, 0 at the
+ * end of s. */
+static size_t shown_char(const char *s, char out[16], size_t *ret_cols)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        uint32_t cp = 0;
+        size_t n;
+        if (!*u)
+                return 0;
+        n = utf8_char(u, &cp);
+        if (n == 0) {
+                snprintf(out, 16, "\\x%02x", u[0]);
+                n = 1;
+        } else if (cp == '\\') {
+                snprintf(out, 16, "\\\\");
+        } else if (cp == '\n' || cp == '\r' || cp == '\t') {
+                snprintf(out, 16, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
+        } else if (is_hidden(cp)) {
+                snprintf(out, 16, cp <= 0x7F ? "\\x%02x" : "\\u%04x", (unsigned)cp);
+        } else {
+                memcpy(out, s, n);
+                out[n] = '\0';
+                *ret_cols = 1;
+                return n;
+        }
+        *ret_cols = strlen(out);
+        return n;
+}
+
+static bool plain_ascii(char c)
+{
+        return c >= 0x20 && c < 0x7F && c != '\\';
+}
+
+/* Writes the buffer out once it holds TEXT_FLUSH_BYTES (never when `out`
+ * is NULL). */
+static int flush_at(struct buf *b, FILE *out)
+{
+        if (!out || b->len < TEXT_FLUSH_BYTES)
+                return 0;
+        if (fwrite(b->data, 1, b->len, out) != b->len)
+                return -EIO;
+        buf_reset(b);
+        return 0;
+}
+
+/* audit_report_escape(), flushing to `out` (may be NULL) as it goes. */
+static int escape_text(struct buf *b, const char *s, FILE *out)
+{
+        int r = 0;
+        while (r == 0 && *s) {
+                size_t run = 0;
+                while (run < TEXT_RUN_MAX && plain_ascii(s[run]))
+                        run++;
+                if (run) {
+                        r = buf_append(b, s, run);
+                        s += run;
+                } else {
+                        char one[16];
+                        size_t cols;
+                        s += shown_char(s, one, &cols);
+                        r = buf_puts(b, one);
+                }
+                if (r == 0)
+                        r = flush_at(b, out);
+        }
+        return r;
+}
+
+int audit_report_escape(struct buf *b, const char *s)
+{
+        return escape_text(b, s, NULL);
+}
+
+/* The columns `s` takes in the table, escaped. */
+static size_t shown_width(const char *s)
+{
+        size_t w = 0;
+        while (*s) {
+                char one[16];
+                size_t cols = 1;
+                s += plain_ascii(*s) ? 1 : shown_char(s, one, &cols);
+                w += cols;
+        }
+        return w;
+}
+
+/* Appends `s` as a JSON string, valid UTF-8 whatever s holds: invalid
+ * bytes become U+FFFD; DEL, C1 and the bidi and line-separating
+ * characters are escaped too, for whoever reads the JSON on a terminal. */
+static int put_json_text(struct buf *b, const char *s, FILE *out)
+{
+        int r = buf_putc(b, '"');
+        while (r == 0 && *s) {
+                const unsigned char *u = (const unsigned char *)s;
+                uint32_t cp = 0;
+                size_t n = utf8_char(u, &cp);
+                if (n == 0) {
+                        r = buf_puts(b, "\\ufffd");
+                        n = 1;
+                } else if (cp == '"' || cp == '\\') {
+                        r = buf_printf(b, "\\%c", (char)cp);
+                } else if (cp == '\n' || cp == '\r' || cp == '\t') {
+                        r = buf_printf(b, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
+                } else if (is_hidden(cp)) {
+                        r = buf_printf(b, "\\u%04x", (unsigned)cp);
+                } else {
+                        r = buf_append(b, s, n);
+                }
+                s += n;
+                if (r == 0)
+                        r = flush_at(b, out);
+        }
+        if (r == 0)
+                r = buf_putc(b, '"');
+        return r;
+}
 
 /* ---- order ---- */
 
@@ -99,32 +273,76 @@ static int finish(FILE *out, int r)
 
 /* ---- table ---- */
 
+/* One line of the table, built whole, then written. */
+struct table {
+        FILE *out;
+        struct buf line;
+        int r;
+};
+
 static int width(size_t w, const char *s)
 {
-        size_t n = strlen(or_dash(s));
+        size_t n = shown_width(or_dash(s));
         if (n > w)
                 w = n;
         return (int)(w > TABLE_COLUMN_MAX ? TABLE_COLUMN_MAX : w);
 }
 
-static void problems_list(const struct findings_namespace *ns, FILE *out)
+/* `s` escaped (or "-"), padded to `w` columns. */
+static void cell(struct table *t, const char *s, int w)
+{
+        if (t->r)
+                return;
+        s = or_dash(s);
+        t->r = escape_text(&t->line, s, t->out);
+        for (size_t n = shown_width(s); t->r == 0 && n < (size_t)w; n++)
+                t->r = buf_putc(&t->line, ' ');
+}
+
+__attribute__((format(printf, 2, 3)))
+static void tf(struct table *t, const char *fmt, ...)
+{
+        if (t->r)
+                return;
+        char tmp[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+        va_end(ap);
+        t->r = n < 0 || (size_t)n >= sizeof tmp ? -ENOMEM : buf_append(&t->line, tmp, (size_t)n);
+}
+
+/* Writes the line out, with its newline. */
+static void tline(struct table *t)
+{
+        if (t->r == 0)
+                t->r = buf_putc(&t->line, '\n');
+        if (t->r == 0 && fwrite(t->line.data, 1, t->line.len, t->out) != t->line.len)
+                t->r = -EIO;
+        buf_reset(&t->line);
+}
+
+static void problems_list(struct table *t, const struct findings_namespace *ns)
 {
         bool any = false;
         for (int k = 0; k < FINDING_PROBLEM_MAX; k++) {
                 if (!ns->problems[k])
                         continue;
-                fprintf(out, "%s%s %zu", any ? ", " : "", finding_problem_name(k), ns->problems[k]);
+                tf(t, "%s%s %zu", any ? ", " : "", finding_problem_name(k), ns->problems[k]);
                 any = true;
         }
         if (!any)
-                fputc('-', out);
+                tf(t, "-");
 }
 
 int audit_report_table(const struct findings *f, const struct audit_report_info *info, FILE *out)
 {
         const struct finding **v = sorted(f);
+        struct table t = { .out = out };
         if (!v)
                 return -ENOMEM;
+        /* Texts are written out in pieces: a line holds less than a piece more. */
+        buf_init(&t.line, 2u * TEXT_FLUSH_BYTES);
         int wn = width(9, "NAMESPACE"), wp = width(3, "POD"), wr = 8, wa = width(6, "APP ID");
         for (size_t i = 0; i < f->n; i++) {
                 wn = width((size_t)wn, v[i]->namespace_);
@@ -132,19 +350,29 @@ int audit_report_table(const struct findings *f, const struct audit_report_info 
                 wa = width((size_t)wa, v[i]->app_id);
         }
         if (f->n) {
-                fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", wn, "NAMESPACE", wp, "POD", wr, "ROLE", wa, "APP ID",
-                        "PROBLEM");
+                tf(&t, "%-*s  %-*s  %-*s  %-*s  %s", wn, "NAMESPACE", wp, "POD", wr, "ROLE", wa, "APP ID", "PROBLEM");
+                tline(&t);
                 for (size_t i = 0; i < f->n; i++) {
                         const struct finding *it = v[i];
-                        fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s%s\n", wn, it->namespace_, wp, it->pod, wr,
-                                or_dash(pod_role_name(it->role)), wa, or_dash(it->app_id),
-                                finding_problem_name(it->problem),
-                                it->mode == POLICY_MODE_AUDIT ? " (namespace in audit mode)" : "");
-                        fprintf(out, "    expected  %s\n    found     %s\n", it->expected, it->found);
+                        cell(&t, it->namespace_, wn);
+                        tf(&t, "  ");
+                        cell(&t, it->pod, wp);
+                        tf(&t, "  %-*s  ", wr, or_dash(pod_role_name(it->role)));
+                        cell(&t, it->app_id, wa);
+                        tf(&t, "  %s%s", finding_problem_name(it->problem),
+                           it->mode == POLICY_MODE_AUDIT ? " (namespace in audit mode)" : "");
+                        tline(&t);
+                        tf(&t, "    expected  ");
+                        cell(&t, it->expected, 0);
+                        tline(&t);
+                        tf(&t, "    found     ");
+                        cell(&t, it->found, 0);
+                        tline(&t);
                 }
-                fputc('\n', out);
+                tline(&t);
         } else if (findings_total(f) == 0) {
-                fprintf(out, "No findings.\n\n");
+                tf(&t, "No findings.\n");
+                tline(&t);
         }
         free(v);
 
@@ -155,41 +383,57 @@ int audit_report_table(const struct findings *f, const struct audit_report_info 
                 wn = width((size_t)wn, f->namespaces[i].name);
                 wru = width((size_t)wru, f->namespaces[i].rule);
         }
-        fprintf(out, "%-*s  %-*s  %-7s  %5s  %5s  %9s  %8s  %7s  %s\n", wn, "NAMESPACE", wru, "RULE", "MODE",
-                "PODS", "SPARK", "COMPLIANT", "FINDINGS", "UNKNOWN", "PROBLEMS");
+        tf(&t, "%-*s  %-*s  %-7s  %5s  %5s  %9s  %8s  %7s  %s", wn, "NAMESPACE", wru, "RULE", "MODE", "PODS", "SPARK",
+           "COMPLIANT", "FINDINGS", "UNKNOWN", "PROBLEMS");
+        tline(&t);
         for (size_t i = 0; i < f->n_namespaces; i++) {
                 const struct findings_namespace *ns = &f->namespaces[i];
-                fprintf(out, "%-*s  %-*s  %-7s  %5zu  %5zu  %9zu  %8zu  %7zu  ", wn, ns->name, wru, or_dash(ns->rule),
-                        ns->rule || !ns->verdicts[VERDICT_UNKNOWN] ? policy_mode_name(ns->mode) : "?", ns->pods,
-                        ns->spark_pods, ns->verdicts[VERDICT_COMPLIANT], ns->verdicts[VERDICT_FINDINGS],
-                        ns->verdicts[VERDICT_UNKNOWN]);
-                problems_list(ns, out);
-                fputc('\n', out);
+                cell(&t, ns->name, wn);
+                tf(&t, "  ");
+                cell(&t, ns->rule, wru);
+                tf(&t, "  %-7s  %5zu  %5zu  %9zu  %8zu  %7zu  ",
+                   ns->rule || !ns->verdicts[VERDICT_UNKNOWN] ? policy_mode_name(ns->mode) : "?", ns->pods,
+                   ns->spark_pods, ns->verdicts[VERDICT_COMPLIANT], ns->verdicts[VERDICT_FINDINGS],
+                   ns->verdicts[VERDICT_UNKNOWN]);
+                problems_list(&t, ns);
+                tline(&t);
         }
 
-        struct findings_namespace t;
-        findings_totals(f, &t);
-        fprintf(out, "\n%zu pod%s in %zu namespace%s, %zu of them Spark pods; judged %zu: %zu compliant, "
-                "%zu with %zu finding%s", t.pods, plural(t.pods), f->n_namespaces, plural(f->n_namespaces),
-                t.spark_pods, judged(&t), t.verdicts[VERDICT_COMPLIANT], t.verdicts[VERDICT_FINDINGS],
-                findings_total(f), plural(findings_total(f)));
-        if (t.verdicts[VERDICT_OFF])
-                fprintf(out, "; %zu not judged (mode off)", t.verdicts[VERDICT_OFF]);
-        fprintf(out, ".\n");
-        if (t.verdicts[VERDICT_UNKNOWN])
-                fprintf(out, "%zu pod%s unknown: %s rule depends on %s namespace's labels or annotations, "
-                        "which %s.\n", t.verdicts[VERDICT_UNKNOWN], t.verdicts[VERDICT_UNKNOWN] == 1 ? "" : "s",
-                        t.verdicts[VERDICT_UNKNOWN] == 1 ? "its" : "their",
-                        t.verdicts[VERDICT_UNKNOWN] == 1 ? "its" : "their",
-                        info->namespaces_known ? "were not in the namespaces read"
-                                               : "were not read (give --namespaces FILE, from "
-                                                 "'kubectl get namespaces -o json')");
-        if (f->not_kept)
-                fprintf(out, "%zu finding%s %s not listed: the audit keeps at most %zu (-o json says the "
-                        "same; narrow with --namespace).\n", f->not_kept, plural(f->not_kept),
-                        f->not_kept == 1 ? "is" : "are", info->max_findings);
-        fprintf(out, "Pods from %s; policy %s (sha256 %s).\n", info->source, info->policy_path, info->policy_sha256);
-        return finish(out, 0);
+        struct findings_namespace tot;
+        findings_totals(f, &tot);
+        tf(&t, "\n%zu pod%s in %zu namespace%s, %zu of them Spark pods; judged %zu: %zu compliant, "
+           "%zu with %zu finding%s", tot.pods, plural(tot.pods), f->n_namespaces, plural(f->n_namespaces),
+           tot.spark_pods, judged(&tot), tot.verdicts[VERDICT_COMPLIANT], tot.verdicts[VERDICT_FINDINGS],
+           findings_total(f), plural(findings_total(f)));
+        if (tot.verdicts[VERDICT_OFF])
+                tf(&t, "; %zu not judged (mode off)", tot.verdicts[VERDICT_OFF]);
+        tf(&t, ".");
+        tline(&t);
+        if (tot.verdicts[VERDICT_UNKNOWN]) {
+                size_t n = tot.verdicts[VERDICT_UNKNOWN];
+                tf(&t, "%zu pod%s unknown: %s rule depends on %s namespace's labels or annotations, which %s.", n,
+                   plural(n), n == 1 ? "its" : "their", n == 1 ? "its" : "their",
+                   info->namespaces_known ? "were not in the namespaces read"
+                                          : "were not read (give --namespaces FILE, from "
+                                            "'kubectl get namespaces -o json')");
+                tline(&t);
+        }
+        if (f->not_kept) {
+                tf(&t, "%zu finding%s %s not listed: the audit keeps at most %zu (-o json says the same; narrow "
+                   "with --namespace).", f->not_kept, plural(f->not_kept), f->not_kept == 1 ? "is" : "are",
+                   info->max_findings);
+                tline(&t);
+        }
+        tf(&t, "Pods from ");
+        cell(&t, info->source, 0);
+        tf(&t, "; policy ");
+        cell(&t, info->policy_path, 0);
+        tf(&t, " (sha256 ");
+        cell(&t, info->policy_sha256, 0);
+        tf(&t, ").");
+        tline(&t);
+        buf_free(&t.line);
+        return finish(out, t.r);
 }
 
 /* ---- JSON ---- */
@@ -204,7 +448,7 @@ struct json_out {
 static void js(struct json_out *j, const char *s)
 {
         if (j->r == 0)
-                j->r = s ? buf_put_json_str(&j->b, s) : buf_puts(&j->b, "null");
+                j->r = s ? put_json_text(&j->b, s, j->out) : buf_puts(&j->b, "null");
 }
 
 __attribute__((format(printf, 2, 3)))

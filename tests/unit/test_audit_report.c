@@ -435,6 +435,178 @@ static void test_table_findings_not_kept(void **state)
         cJSON_Delete(pod);
 }
 
+/* ---- text a tenant controls ---- */
+
+static char *escaped(const char *s)
+{
+        struct buf b;
+        buf_init(&b, 1u << 16);
+        assert_int_equal(audit_report_escape(&b, s), 0);
+        return buf_steal(&b);
+}
+
+#define assert_escaped(in, want)                                        \
+        do {                                                            \
+                char *got_ = escaped(in);                               \
+                if (strcmp(got_, want) != 0)                            \
+                        fail_msg("escape(%s): got \"%s\", want \"%s\"", #in, got_, want); \
+                free(got_);                                             \
+        } while (0)
+
+static void test_escape(void **state)
+{
+        (void)state;
+        /* Plain text and valid UTF-8 are copied. */
+        assert_escaped("", "");
+        assert_escaped("team-a spark-pi-driver", "team-a spark-pi-driver");
+        assert_escaped("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc2\xa0nbsp", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc2\xa0nbsp");
+        /* The backslash itself, so that an escape cannot be faked. */
+        assert_escaped("a\\x1b", "a\\\\x1b");
+        /* C0: the usual names, the rest as \xHH; DEL. */
+        assert_escaped("\x1b[2J\nfake-ns fake-pod\r\t.", "\\x1b[2J\\nfake-ns fake-pod\\r\\t.");
+        assert_escaped("\x01\x07\x08\x0b\x0c\x1f\x7f", "\\x01\\x07\\x08\\x0b\\x0c\\x1f\\x7f");
+        /* C1 as UTF-8: U+0080..U+009F (U+009B is CSI). */
+        assert_escaped("\xc2\x80|\xc2\x9b" "2J|\xc2\x9f|\xc2\xa0", "\\u0080|\\u009b2J|\\u009f|\xc2\xa0");
+        /* Characters that reorder or break a line. */
+        assert_escaped("\xe2\x80\xae" "gnp.exe", "\\u202egnp.exe");
+        assert_escaped("\xe2\x80\xa8\xe2\x80\xa9\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c\xe2\x81\xa6\xe2\x81\xa9",
+                       "\\u2028\\u2029\\u200e\\u200f\\u061c\\u2066\\u2069");
+        /* Bytes that are not UTF-8, each as \xHH: a raw C1 byte, 0xFF, a
+         * stray continuation, overlongs, a surrogate, past U+10FFFF, a cut
+         * sequence (before another character and at the end). */
+        assert_escaped("\x9b" "2J", "\\x9b2J");
+        assert_escaped("\xff\xfe", "\\xff\\xfe");
+        assert_escaped("\x80x", "\\x80x");
+        assert_escaped("\xc0\xaf\xc1\xbf", "\\xc0\\xaf\\xc1\\xbf");
+        assert_escaped("\xe0\x80\xaf", "\\xe0\\x80\\xaf");
+        assert_escaped("\xf0\x80\x80\xaf", "\\xf0\\x80\\x80\\xaf");
+        assert_escaped("\xed\xa0\x80", "\\xed\\xa0\\x80");
+        assert_escaped("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");
+        assert_escaped("\xe2\x82" "A", "\\xe2\\x82A");
+        assert_escaped("ok\xe2\x82", "ok\\xe2\\x82");
+        assert_escaped("\xf0\x9f\x98", "\\xf0\\x9f\\x98");
+
+        /* The bound of the buffer holds. */
+        struct buf b;
+        buf_init(&b, 5);
+        assert_int_equal(audit_report_escape(&b, "\x1b\x1b"), -ENOBUFS);
+        buf_free(&b);
+}
+
+/* Adds a Spark driver whose name, app id and env come from a tenant. */
+static void add_hostile(struct findings *f, const struct policy *p, const char *name, const char *app_id,
+                        const char *java_home)
+{
+        cJSON *pod = fixture_pod("spark35-driver.json");
+        cJSON *md = cJSON_GetObjectItem(pod, "metadata");
+        cJSON_ReplaceItemInObject(md, "name", cJSON_CreateString(name));
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(md, "labels"), "spark-app-selector", cJSON_CreateString(app_id));
+        cJSON *env = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"),
+                                                                                 "containers"), 0), "env");
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", "JAVA_HOME");
+        cJSON_AddStringToObject(e, "value", java_home);
+        cJSON_AddItemToArray(env, e);
+        assert_int_equal(findings_check_pod(p, "team-a", NULL, pod, f, NULL), 0);
+        cJSON_Delete(pod);
+}
+
+/* Every row of the table is one line that shows what the pod holds, in
+ * aligned columns; JSON stays valid UTF-8 JSON with the same strings. */
+static void test_hostile_text(void **state)
+{
+        struct fixture *fx = *state;
+        struct findings f;
+        findings_init(&f, 10);
+        add_hostile(&f, fx->policy, "evil\x1b[2J\xc2\x9b" "1;1H", "app\x9b\xe2\x80\xae",
+                    "\x1b[2J\nteam-a  fake-pod  driver  x  missing-identity\r");
+        FILE *fp = capture(fx);
+        assert_int_equal(audit_report_table(&f, &fx->info, fp), 0);
+        fclose(fp);
+        for (const char *c = fx->out; *c; c++)
+                if ((unsigned char)*c < 0x20 && *c != '\n')
+                        fail_msg("a control character in the table:\n%s", fx->out);
+        assert_null(strstr(fx->out, "\xc2\x9b"));
+        char *lines[16];
+        size_t n = 0;
+        for (char *save = NULL, *l = strtok_r(fx->out, "\n", &save); l && n < 16; l = strtok_r(NULL, "\n", &save))
+                lines[n++] = l;
+        static const char *const fcols[] = { "NAMESPACE", "POD", "ROLE", "APP ID", "PROBLEM" };
+        /* missing-identity, then missing-jvm-settings: two rows of three lines. */
+        assert_true(n >= 7);
+        assert_non_null(strstr(lines[1], " evil\\x1b[2J\\u009b1;1H "));
+        assert_non_null(strstr(lines[1], " app\\x9b\\u202e "));
+        assert_aligned(lines[0], lines[1], fcols, 5);
+        assert_aligned(lines[0], lines[4], fcols, 5);
+        assert_non_null(strstr(lines[6], "JAVA_HOME=\\x1b[2J\\nteam-a  fake-pod  driver  x  missing-identity\\r"));
+        assert_true(strncmp(lines[6], "    found     ", 14) == 0);
+
+        /* JSON and PolicyReports: valid, and the strings as they were (the
+         * byte that is not UTF-8 becomes U+FFFD). */
+        fp = capture(fx);
+        assert_int_equal(audit_report_json(&f, &fx->info, fp), 0);
+        fclose(fp);
+        for (const char *c = fx->out; *c; c++)
+                if ((unsigned char)*c < 0x20 && *c != '\n')
+                        fail_msg("a control character in the JSON");
+        assert_null(strstr(fx->out, "\xc2\x9b"));
+        assert_null(strstr(fx->out, "\x9b"));
+        assert_non_null(strstr(fx->out, "\"evil\\u001b[2J\\u009b1;1H\""));
+        assert_non_null(strstr(fx->out, "\"app\\ufffd\\u202e\""));
+        cJSON *doc = cJSON_Parse(fx->out);
+        assert_non_null(doc);
+        const cJSON *it = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "findings"), 0);
+        assert_string_equal(cJSON_GetObjectItem(it, "pod")->valuestring, "evil\x1b[2J\xc2\x9b" "1;1H");
+        assert_string_equal(cJSON_GetObjectItem(it, "appId")->valuestring, "app\xef\xbf\xbd\xe2\x80\xae");
+        cJSON_Delete(doc);
+        fp = capture(fx);
+        assert_int_equal(audit_report_policyreports(&f, &fx->info, fp, NULL), 0);
+        fclose(fp);
+        assert_null(strstr(fx->out, "\x9b"));
+        doc = cJSON_Parse(fx->out);
+        assert_non_null(doc);
+        it = cJSON_GetArrayItem(cJSON_GetObjectItem(report_of(doc, "team-a"), "results"), 1);
+        assert_non_null(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(it, "properties"), "found")->valuestring,
+                               "JAVA_HOME=\x1b[2J\nteam-a  fake-pod"));
+        cJSON_Delete(doc);
+        findings_free(&f);
+}
+
+/* A name of any length is written whole, in bounded memory. */
+static void test_long_text(void **state)
+{
+        struct fixture *fx = *state;
+        struct findings f;
+        size_t n = 300u * 1024u;
+        char *name = malloc(n + 1);
+        assert_non_null(name);
+        for (size_t i = 0; i < n; i++)
+                name[i] = i % 3 == 0 ? '\x1b' : 'a';
+        name[n] = '\0';
+        findings_init(&f, 10);
+        add_hostile(&f, fx->policy, name, "app", "/opt/java");
+        FILE *fp = capture(fx);
+        assert_int_equal(audit_report_table(&f, &fx->info, fp), 0);
+        fclose(fp);
+        assert_true(fx->len > n / 3 * 4 * 2);
+        fp = capture(fx);
+        assert_int_equal(audit_report_json(&f, &fx->info, fp), 0);
+        fclose(fp);
+        cJSON *doc = cJSON_Parse(fx->out);
+        assert_non_null(doc);
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "findings"), 0),
+                                                "pod")->valuestring, name);
+        cJSON_Delete(doc);
+        fp = capture(fx);
+        assert_int_equal(audit_report_policyreports(&f, &fx->info, fp, NULL), 0);
+        fclose(fp);
+        doc = cJSON_Parse(fx->out);
+        assert_non_null(doc);
+        cJSON_Delete(doc);
+        findings_free(&f);
+        free(name);
+}
+
 /* A write error is reported. */
 static void test_write_error(void **state)
 {
@@ -460,6 +632,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_table_empty_and_unknown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_table_findings_not_kept, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+                cmocka_unit_test(test_escape),
+                cmocka_unit_test_setup_teardown(test_hostile_text, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_long_text, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
