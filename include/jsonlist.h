@@ -30,3 +30,22 @@ struct jsonlist_info {
  * first non-zero value on_item() returned. */
 int jsonlist_scan(const char *text, size_t len, int (*on_item)(void *ctx, const cJSON *item), void *ctx,
                   struct jsonlist_info *ret, char *err, size_t errlen);
+
+/* What the first `len` bytes of a list say when the answer was cut there
+ * (it passed the reader's bound). The API server writes kind, apiVersion
+ * and metadata before items, and an item's metadata before its spec, with
+ * name, namespace and uid first. */
+struct jsonlist_head {
+        bool has_metadata;                      /* the list's metadata came whole: continue_ is known */
+        char kind[64];                          /* top-level "kind", or "" */
+        char continue_[JSONLIST_CONTINUE_MAX];  /* metadata.continue, or "" (the last page) */
+        size_t n_items;                         /* items that came whole before the cut */
+};
+
+/* Reads the head of a list cut short: *ret, and in *ret_cut_metadata (the
+ * caller deletes it) the metadata of the item the cut fell in, with the
+ * fields that came whole before it; NULL when the cut is not inside an
+ * item's metadata or after it. 0; -EINVAL when the text does not start a
+ * JSON object; -E2BIG when the continue token is too long. Out of memory,
+ * the metadata may come shorter or NULL. */
+int jsonlist_scan_head(const char *text, size_t len, struct jsonlist_head *ret, cJSON **ret_cut_metadata);

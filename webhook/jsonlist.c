@@ -138,3 +138,141 @@ end:
                 return expected("the end of the document", i, err, errlen);
         return 0;
 }
+
+/* ---- a list cut short ---- */
+
+/* The key at t[*i] and its ':', moving *i to the value; NULL when the text
+ * ends (or is not a key) first. */
+static cJSON *head_key(const char *t, size_t len, size_t *i)
+{
+        char err[64];
+        *i = skip_ws(t, len, *i);
+        cJSON *key = parse_at(t, len, i, err, sizeof err);
+        if (key && !cJSON_IsString(key)) {
+                cJSON_Delete(key);
+                return NULL;
+        }
+        *i = key ? skip_ws(t, len, *i) : *i;
+        if (key && (*i >= len || t[*i] != ':')) {
+                cJSON_Delete(key);
+                return NULL;
+        }
+        if (key)
+                *i = skip_ws(t, len, *i + 1);
+        return key;
+}
+
+/* Past the ',' after a member or an element: false at the end of the
+ * object or array, or of the text. */
+static bool head_next(const char *t, size_t len, size_t *i)
+{
+        *i = skip_ws(t, len, *i);
+        if (*i < len && t[*i] == ',') {
+                (*i)++;
+                return true;
+        }
+        return false;
+}
+
+/* The members of the object at t[*i] that came whole, into a new object. */
+static cJSON *head_object(const char *t, size_t len, size_t *i)
+{
+        char err[64];
+        cJSON *obj = cJSON_CreateObject();
+        if (!obj || *i >= len || t[*i] != '{')
+                return obj;
+        (*i)++;
+        do {
+                cJSON *key = head_key(t, len, i);
+                cJSON *v = key ? parse_at(t, len, i, err, sizeof err) : NULL;
+                if (v && !cJSON_AddItemToObject(obj, key->valuestring, v)) {
+                        cJSON_Delete(v);
+                        v = NULL;
+                }
+                cJSON_Delete(key);
+                if (!v)
+                        break;
+        } while (head_next(t, len, i));
+        return obj;
+}
+
+/* The item at t[*i] being cut: its metadata as far as it came. */
+static cJSON *head_item_metadata(const char *t, size_t len, size_t *i)
+{
+        char err[64];
+        if (*i >= len || t[*i] != '{')
+                return NULL;
+        (*i)++;
+        do {
+                cJSON *key = head_key(t, len, i);
+                if (!key)
+                        return NULL;
+                bool metadata = strcmp(key->valuestring, "metadata") == 0;
+                cJSON_Delete(key);
+                if (metadata)
+                        return head_object(t, len, i);
+                cJSON *v = parse_at(t, len, i, err, sizeof err);
+                if (!v)
+                        return NULL;
+                cJSON_Delete(v);
+        } while (head_next(t, len, i));
+        return NULL;
+}
+
+int jsonlist_scan_head(const char *text, size_t len, struct jsonlist_head *ret, cJSON **ret_cut_metadata)
+{
+        char err[64];
+        size_t i = 0;
+        memset(ret, 0, sizeof *ret);
+        *ret_cut_metadata = NULL;
+        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+                i = 3;
+        i = skip_ws(text, len, i);
+        if (i >= len || text[i] != '{')
+                return -EINVAL;
+        i++;
+        do {
+                cJSON *key = head_key(text, len, &i);
+                if (!key)
+                        return 0;
+                bool items = strcmp(key->valuestring, "items") == 0;
+                bool kind = strcmp(key->valuestring, "kind") == 0;
+                bool metadata = strcmp(key->valuestring, "metadata") == 0;
+                cJSON_Delete(key);
+                if (items && i < len && text[i] == '[') {
+                        i++;
+                        do {
+                                i = skip_ws(text, len, i);
+                                size_t at = i;
+                                cJSON *item = parse_at(text, len, &i, err, sizeof err);
+                                if (!item) {
+                                        i = at;
+                                        *ret_cut_metadata = head_item_metadata(text, len, &i);
+                                        return 0;
+                                }
+                                cJSON_Delete(item);
+                                ret->n_items++;
+                        } while (head_next(text, len, &i));
+                        if (i < len && text[i] == ']')
+                                i++;
+                        continue;
+                }
+                cJSON *v = parse_at(text, len, &i, err, sizeof err);
+                if (!v)
+                        return 0;
+                const cJSON *cont = metadata ? cJSON_GetObjectItemCaseSensitive(v, "continue") : NULL;
+                int r = 0;
+                if (kind && cJSON_IsString(v))
+                        snprintf(ret->kind, sizeof ret->kind, "%s", v->valuestring);
+                if (metadata && cJSON_IsObject(v))
+                        ret->has_metadata = true;
+                if (cJSON_IsString(cont) && strlen(cont->valuestring) >= sizeof ret->continue_)
+                        r = -E2BIG;
+                else if (cJSON_IsString(cont))
+                        snprintf(ret->continue_, sizeof ret->continue_, "%s", cont->valuestring);
+                cJSON_Delete(v);
+                if (r)
+                        return r;
+        } while (head_next(text, len, &i));
+        return 0;
+}

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,90 @@ static void test_many_items(void **state)
         buf_free(&b);
 }
 
+/* A page cut at every byte: what its head says is what came whole. */
+static void test_head_of_a_cut_page(void **state)
+{
+        (void)state;
+        static const char page[] =
+                "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"42\","
+                "\"continue\":\"tok+/=\",\"remainingItemCount\":3},"
+                "\"items\":[{\"metadata\":{\"name\":\"big\",\"namespace\":\"team-a\",\"uid\":\"u-1\","
+                "\"labels\":{\"spark-role\":\"driver\"}},\"spec\":{\"containers\":[{\"env\":["
+                "{\"name\":\"X\",\"value\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}]}]}}]}";
+        const size_t n = sizeof page - 1;
+        const char *list_meta_end = strstr(page, "},\"items\"") + 1;
+        const char *name_end = strstr(page, "\"big\"") + 5, *ns_end = strstr(page, "\"team-a\"") + 8;
+        const char *labels_end = strstr(page, "\"driver\"}") + 9, *meta_end = strstr(page, "},\"spec\"") + 1;
+        const char *item_end = page + n - 2;
+        for (size_t cut = 0; cut <= n; cut++) {
+                struct jsonlist_head h;
+                cJSON *md = NULL;
+                int r = jsonlist_scan_head(page, cut, &h, &md);
+                if (cut == 0) {
+                        assert_int_equal(r, -EINVAL);
+                        assert_null(md);
+                        continue;
+                }
+                assert_int_equal(r, 0);
+                bool meta_whole = page + cut >= list_meta_end;
+                assert_int_equal(h.has_metadata, meta_whole);
+                assert_string_equal(h.continue_, meta_whole ? "tok+/=" : "");
+                if (page + cut >= strstr(page, "\"apiVersion\""))
+                        assert_string_equal(h.kind, "PodList");
+                const cJSON *name = cJSON_GetObjectItem(md, "name");
+                const cJSON *ns = cJSON_GetObjectItem(md, "namespace");
+                const cJSON *labels = cJSON_GetObjectItem(md, "labels");
+                if (page + cut >= item_end) {
+                        /* The item came whole: nothing was cut in it. */
+                        assert_null(md);
+                        assert_int_equal(h.n_items, 1);
+                        continue;
+                }
+                assert_int_equal(h.n_items, 0);
+                assert_int_equal(cJSON_IsString(name), page + cut >= name_end);
+                assert_int_equal(cJSON_IsString(ns), page + cut >= ns_end);
+                assert_int_equal(cJSON_IsObject(labels), page + cut >= labels_end);
+                if (page + cut >= meta_end)
+                        assert_non_null(md);
+                if (name)
+                        assert_string_equal(name->valuestring, "big");
+                cJSON_Delete(md);
+        }
+
+        /* Items before the one cut are counted; a second item cut in its
+         * metadata is the one described. */
+        static const char two[] = "{\"metadata\":{},\"items\":[{\"metadata\":{\"name\":\"a\"}},"
+                                  "{\"metadata\":{\"name\":\"b\",\"labels\":{\"x\":\"y";
+        struct jsonlist_head h;
+        cJSON *md = NULL;
+        assert_int_equal(jsonlist_scan_head(two, sizeof two - 1, &h, &md), 0);
+        assert_true(h.has_metadata);
+        assert_string_equal(h.continue_, "");
+        assert_int_equal(h.n_items, 1);
+        assert_string_equal(cJSON_GetObjectItem(md, "name")->valuestring, "b");
+        assert_null(cJSON_GetObjectItem(md, "labels"));
+        cJSON_Delete(md);
+
+        /* Items before metadata (not the API server's order): the token is not known. */
+        static const char late[] = "{\"items\":[{\"metadata\":{\"name\":\"a\"},\"spec\":{\"x\":\"yyyy";
+        assert_int_equal(jsonlist_scan_head(late, sizeof late - 1, &h, &md), 0);
+        assert_false(h.has_metadata);
+        assert_string_equal(cJSON_GetObjectItem(md, "name")->valuestring, "a");
+        cJSON_Delete(md);
+
+        /* Not a list; a token past the bound. */
+        assert_int_equal(jsonlist_scan_head("[1,2", 4, &h, &md), -EINVAL);
+        struct buf b;
+        buf_init(&b, 1 << 16);
+        assert_int_equal(buf_puts(&b, "{\"metadata\":{\"continue\":\""), 0);
+        for (unsigned i = 0; i < JSONLIST_CONTINUE_MAX; i++)
+                assert_int_equal(buf_putc(&b, 'x'), 0);
+        assert_int_equal(buf_puts(&b, "\"},\"items\":[{\"metadata\":{\"name\":\"a"), 0);
+        assert_int_equal(jsonlist_scan_head(b.data, b.len, &h, &md), -E2BIG);
+        assert_null(md);
+        buf_free(&b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -189,6 +274,7 @@ int main(void)
                 cmocka_unit_test(test_continue_too_long),
                 cmocka_unit_test(test_not_nul_terminated),
                 cmocka_unit_test(test_many_items),
+                cmocka_unit_test(test_head_of_a_cut_page),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
