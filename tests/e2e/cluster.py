@@ -27,6 +27,9 @@ ADMIN_USER = "e2e-admin"
 WEBHOOK_NAMESPACE = "spark-identity-system"
 WEBHOOK_SERVICE = "spark-identity-webhook"
 WEBHOOK_SA_USER = f"system:serviceaccount:{WEBHOOK_NAMESPACE}:{WEBHOOK_SERVICE}"
+# The account audits run as (deploy/audit/), beside the serving one.
+AUDIT_SERVICE_ACCOUNT = "spark-identity-audit"
+AUDIT_SA_USER = f"system:serviceaccount:{WEBHOOK_NAMESPACE}:{AUDIT_SERVICE_ACCOUNT}"
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"  # the first address of SERVICE_CIDR: the `kubernetes` Service
 
@@ -169,9 +172,7 @@ class ControlPlane:
         self.pki = workdir / "pki"
         self.audit_log = workdir / "audit.log"
         self.kubeconfig = workdir / "admin.kubeconfig"
-        self.webhook_kubeconfig = workdir / "webhook.kubeconfig"
         self.admin_token = secrets.token_hex(24)
-        self.webhook_token = secrets.token_hex(24)
         self.user_tokens = {u: secrets.token_hex(24) for u in USERS}
         self.etcd: Proc | None = None
         self.apiserver: Proc | None = None
@@ -203,8 +204,6 @@ class ControlPlane:
         openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
         (d / "tokens.csv").write_text(
             f'{self.admin_token},{ADMIN_USER},e2e-admin-uid,"system:masters"\n'
-            f'{self.webhook_token},{WEBHOOK_SA_USER},e2e-webhook-uid,'
-            f'"system:serviceaccounts,system:serviceaccounts:{WEBHOOK_NAMESPACE}"\n'
             + "".join(f'{self.user_tokens[u]},{u},{u}-uid,"{",".join(groups)}"\n' for u, groups in USERS.items()))
         os.chmod(d / "tokens.csv", 0o600)
 
@@ -278,7 +277,6 @@ class ControlPlane:
         self.apiserver.wait_until(self._apiserver_ready, "ready (/readyz)", 120)
 
         self.write_kubeconfig(self.kubeconfig, ADMIN_USER, self.admin_token)
-        self.write_kubeconfig(self.webhook_kubeconfig, WEBHOOK_SA_USER, self.webhook_token)
         for u in USERS:
             self.write_kubeconfig(self.kubeconfig_of(u), u, self.user_tokens[u])
         return self

@@ -92,6 +92,7 @@ def _grant_label_list(wh: cp.Webhook) -> str:
 
 def _register(c: cp.ControlPlane, wh: cp.Webhook, workdir: Path) -> Registration:
     """deploy/ through a test overlay, as an admin would write one: the
+    audit account (the Component deploy/audit/) beside the base, the
     ConfigMap carries the e2e policy, and the namespace-grants webhook's
     matchConditions list the label keys the e2e policy's selectors read (the
     list `check-policy` prints; deploy/ ships it empty). Then every webhook's
@@ -116,6 +117,8 @@ def _register(c: cp.ControlPlane, wh: cp.Webhook, workdir: Path) -> Registration
         "kind: Kustomization\n"
         "resources:\n"
         f"  - {os.path.relpath(DEPLOY, overlay)}\n"
+        "components:\n"
+        f"  - {os.path.relpath(DEPLOY / 'audit', overlay)}\n"
         "configMapGenerator:\n"
         "  - name: spark-identity-policy\n"
         "    behavior: replace\n"
@@ -219,6 +222,18 @@ def webhook(cluster, deployed):
         yield wh
     finally:
         wh.stop()
+
+
+@pytest.fixture(scope="session")
+def audit_kubeconfig(cluster, deployed, workdir) -> Path:
+    """A kubeconfig with a token the API server minted (TokenRequest) for
+    the audit account of deploy/audit/, as an admin runs `audit` with
+    it: its ClusterRole must be enough."""
+    token = cluster.kubectl("create", "token", cp.AUDIT_SERVICE_ACCOUNT, "-n", cp.WEBHOOK_NAMESPACE,
+                            "--duration", "2h").stdout.strip()
+    path = workdir / "audit-sa.kubeconfig"
+    cluster.write_kubeconfig(path, cp.AUDIT_SA_USER, token)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,9 @@
 """The deploy/ kustomize base, applied for real to the API server (with the
-test overlay: the loopback URL and the e2e policy): every object is stored,
-and the webhook's own identity has exactly the access the ClusterRole gives."""
+test overlay: the loopback URL, the e2e policy and the audit account of
+deploy/audit/): every object is stored, and each of the two accounts,
+with a token the API server minted for it, has exactly the access its
+ClusterRole gives: the serving one reads namespaces and may not read pods,
+the audit one lists pods and namespaces."""
 from __future__ import annotations
 
 import json
@@ -56,23 +59,65 @@ def test_the_base_webhook_configurations_pass_the_api_servers_validation(kubectl
     assert p.stdout.count("created (server dry run)") == 2, p.stdout
 
 
-def _can(cluster, verb, resource, *extra) -> bool:
-    p = cluster.kubectl("auth", "can-i", verb, resource, *extra, kubeconfig=cluster.webhook_kubeconfig,
-                        check=False)
+def _can(cluster, kubeconfig, verb, resource, *extra) -> bool:
+    p = cluster.kubectl("auth", "can-i", verb, resource, *extra, kubeconfig=kubeconfig, check=False)
+    assert p.stdout.strip() in ("yes", "no"), p.stderr
     return p.stdout.strip() == "yes"
 
 
-def test_the_webhooks_identity_reads_namespaces_and_pods_and_nothing_more(kubectl, cluster, registration):
-    """The server runs with the ServiceAccount's identity (a token for
-    system:serviceaccount:spark-identity-system:spark-identity-webhook);
-    the ClusterRole of deploy/ must let it watch namespaces and read pods."""
-    who = cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
-                          kubeconfig=cluster.webhook_kubeconfig)
-    assert who.stdout == cp.WEBHOOK_SA_USER
+def _whoami(cluster, kubeconfig) -> str:
+    return cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
+                           kubeconfig=kubeconfig).stdout
+
+
+# What neither account may do, whatever else it may: (verb, resource, more
+# arguments of `kubectl auth can-i`).
+FORBIDDEN = (("create", "pods"), ("delete", "pods"), ("update", "namespaces"), ("get", "secrets"),
+             ("list", "secrets"), ("get", "configmaps"), ("patch", "mutatingwebhookconfigurations"),
+             ("patch", "validatingwebhookconfigurations"), ("create", "serviceaccounts", "--subresource=token"))
+
+
+def test_the_serving_identity_reads_namespaces_and_nothing_more(kubectl, cluster, registration, webhook):
+    """The server runs with the ServiceAccount's identity (a token the API
+    server minted for system:serviceaccount:spark-identity-system:
+    spark-identity-webhook); the ClusterRole of deploy/base lets it watch
+    namespaces, and no more: not even read pods (audits have an account of
+    their own)."""
+    kc = webhook.kubeconfig
+    assert _whoami(cluster, kc) == cp.WEBHOOK_SA_USER
     for verb in ("get", "list", "watch"):
-        assert _can(cluster, verb, "namespaces"), f"cannot {verb} namespaces"
-    for verb in ("get", "list"):
-        assert _can(cluster, verb, "pods", "--all-namespaces"), f"cannot {verb} pods"
-    for verb, resource in (("create", "pods"), ("update", "namespaces"), ("get", "secrets"),
-                           ("delete", "pods"), ("patch", "mutatingwebhookconfigurations")):
-        assert not _can(cluster, verb, resource, "--all-namespaces"), f"may {verb} {resource}"
+        assert _can(cluster, kc, verb, "namespaces"), f"cannot {verb} namespaces"
+    for verb in ("get", "list", "watch"):
+        assert not _can(cluster, kc, verb, "pods", "--all-namespaces"), f"may {verb} pods"
+        assert not _can(cluster, kc, verb, "pods", "-n", "team-a"), f"may {verb} pods in team-a"
+    for verb, resource, *more in FORBIDDEN:
+        assert not _can(cluster, kc, verb, resource, *more, "--all-namespaces"), f"may {verb} {resource} {more}"
+
+
+def test_the_serving_identity_is_refused_a_list_of_pods(kubectl, cluster, registration, webhook):
+    """Not only what RBAC says it would do: the request itself, with the
+    serving account's token, is refused by the API server."""
+    for args in (("--all-namespaces",), ("-n", "team-a")):
+        p = cluster.kubectl("get", "pods", *args, kubeconfig=webhook.kubeconfig, check=False)
+        assert p.returncode != 0, p.stdout
+        assert "Forbidden" in p.stderr and \
+            f'User "{cp.WEBHOOK_SA_USER}" cannot list resource "pods"' in p.stderr, p.stderr
+    # Namespaces, which it needs, it lists.
+    p = cluster.kubectl("get", "namespaces", "-o", "name", kubeconfig=webhook.kubeconfig)
+    assert "namespace/team-a" in p.stdout.split()
+
+
+def test_the_audit_identity_lists_pods_and_namespaces_and_nothing_more(kubectl, cluster, registration,
+                                                                       audit_kubeconfig):
+    """deploy/audit/'s account, with a token the API server minted for
+    it: `list` on pods and namespaces, which is every request `audit` makes,
+    and nothing else."""
+    kc = audit_kubeconfig
+    assert _whoami(cluster, kc) == cp.AUDIT_SA_USER
+    for resource in ("pods", "namespaces"):
+        assert _can(cluster, kc, "list", resource, "--all-namespaces"), f"cannot list {resource}"
+        for verb in ("get", "watch", "update", "patch"):
+            assert not _can(cluster, kc, verb, resource, "--all-namespaces"), f"may {verb} {resource}"
+    for verb, resource, *more in FORBIDDEN + (("get", "pods", "--subresource=log"),
+                                             ("create", "pods", "--subresource=exec")):
+        assert not _can(cluster, kc, verb, resource, *more, "--all-namespaces"), f"may {verb} {resource} {more}"

@@ -400,8 +400,9 @@ def run_audit(*args) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def audit_findings(cluster, ns: str) -> tuple[int, dict]:
-    p = run_audit("--policy", POLICY, "--kubeconfig", cluster.webhook_kubeconfig, "-o", "json", "--namespace", ns)
+def audit_findings(kubeconfig, ns: str) -> tuple[int, dict]:
+    """`audit` of one namespace, with the audit account's kubeconfig."""
+    p = run_audit("--policy", POLICY, "--kubeconfig", kubeconfig, "-o", "json", "--namespace", ns)
     assert p.returncode in (0, 1), p.stderr
     doc = json.loads(p.stdout)
     by_pod: dict = {}
@@ -813,7 +814,8 @@ def wait_until(cluster, ns: str, holds, what: str, timeout: float = 15) -> None:
     assert holds(pod), f"namespace {ns}: the next driver is not {what}: {json.dumps(pod)[:2000]}"
 
 
-def test_audit_finds_pods_created_before_the_namespace_moved_to_workload_identity(kubectl, cluster, policy):
+def test_audit_finds_pods_created_before_the_namespace_moved_to_workload_identity(kubectl, cluster, policy,
+                                                                                  audit_kubeconfig):
     """A namespace with its rule in its annotations moves as an admin moves it:
     pod identity (drivers get aadpodidbinding), then workload identity in
     audit mode (drivers pass unchanged, kubectl shows what would change), then
@@ -856,16 +858,16 @@ def test_audit_finds_pods_created_before_the_namespace_moved_to_workload_identit
     assert model.IDENTITY_LABEL not in stored_new["metadata"]["labels"]
     assert WI_PROVIDER in env["SPARK_SUBMIT_OPTS"]["value"]
 
-    rc, by_pod = audit_findings(cluster, ns)
+    rc, by_pod = audit_findings(audit_kubeconfig, ns)
     assert rc == 1
     for pod in (old, audited):
         assert "missing-workload-identity" in by_pod.get(pod["metadata"]["name"], set()), by_pod
     assert new["metadata"]["name"] not in by_pod, by_pod
 
 
-def test_audit_finds_nothing_missing_in_the_workload_identity_namespace(apps, cluster):
+def test_audit_finds_nothing_missing_in_the_workload_identity_namespace(apps, cluster, audit_kubeconfig):
     """Every pod this module stored in team-w went through the webhook."""
     stored = cluster.kubectl_json("get", "pods", "-n", WI)["items"]
     assert len(stored) >= 2
-    rc, by_pod = audit_findings(cluster, WI)
+    rc, by_pod = audit_findings(audit_kubeconfig, WI)
     assert by_pod == {} and rc == 0, by_pod
