@@ -35,6 +35,7 @@ enum finding_problem {
         FINDING_MISSING_WORKLOAD_IDENTITY,  /* Spark pod of a workload-identity namespace without
                                            the AZURE_* env, the token volume or its mount, or
                                            running as another service account */
+        FINDING_TOO_LARGE,              /* any pod too large for the audit to read: not judged */
         FINDING_PROBLEM_MAX,
 };
 
@@ -104,6 +105,16 @@ void findings_free(struct findings *f);
  * not know (a bug: the unit tests keep the two in step). */
 int findings_check_pod(const struct policy *p, const char *namespace_, const struct findings_context *fc,
                        const cJSON *pod, struct findings *f, enum pod_verdict *ret_verdict);
+
+/* Adds a pod of `namespace_` (NULL: metadata's namespace) that could not be
+ * read whole, so not judged: the answer that held it alone passed `bound`
+ * bytes. A `too-large` finding in any mode, whatever the pod is: no pod the
+ * API server stores comes near the bound, and one that passes it would
+ * otherwise hide what it claims. `metadata` is what came of the pod's
+ * (name, uid, labels; any may lack). 0; -EINVAL when no namespace is known;
+ * -ENOMEM. */
+int findings_add_too_large(const struct policy *p, const char *namespace_, const struct findings_context *fc,
+                           const cJSON *metadata, size_t bound, struct findings *f);
 
 /* The number of findings, kept or not. */
 size_t findings_total(const struct findings *f);

@@ -31,6 +31,7 @@ static const char *const problem_text[FINDING_PROBLEM_MAX] = {
         [FINDING_MISSING_JVM_SETTINGS] = "Spark container lacks the policy's JVM settings",
         [FINDING_NO_POLICY] = "Spark pod in a namespace without a valid rule, which the policy refuses",
         [FINDING_MISSING_WORKLOAD_IDENTITY] = "Spark pod without its namespace's Azure workload identity",
+        [FINDING_TOO_LARGE] = "pod too large for the audit to read, so not judged",
 };
 static const char *const problem_severity[FINDING_PROBLEM_MAX] = {
         [FINDING_MISSING_IDENTITY] = "medium",
@@ -39,6 +40,7 @@ static const char *const problem_severity[FINDING_PROBLEM_MAX] = {
         [FINDING_MISSING_JVM_SETTINGS] = "low",
         [FINDING_NO_POLICY] = "medium",
         [FINDING_MISSING_WORKLOAD_IDENTITY] = "medium",
+        [FINDING_TOO_LARGE] = "high",           /* it may hide any of the others */
 };
 
 /* ---- text a tenant controls ---- */

@@ -28,7 +28,7 @@
 
 static const char *const problem_names[FINDING_PROBLEM_MAX] = {
         "missing-identity", "wrong-identity", "foreign-identity", "missing-jvm-settings", "no-policy",
-        "missing-workload-identity",
+        "missing-workload-identity", "too-large",
 };
 static const char *const verdict_names[VERDICT_MAX] = {
         "not-concerned", "compliant", "findings", "unknown", "off",
@@ -681,5 +681,58 @@ int findings_check_pod(const struct policy *p, const char *namespace_, const str
 out:
         pool_free(&rule_pool);
         free(res);
+        return rc;
+}
+
+int findings_add_too_large(const struct policy *p, const char *namespace_, const struct findings_context *fc,
+                           const cJSON *metadata, size_t bound, struct findings *f)
+{
+        static const struct findings_context nothing_known = { 0 };
+        if (!namespace_)
+                namespace_ = string_item(metadata, "namespace");
+        if (!namespace_ || !*namespace_)
+                return -EINVAL;
+        if (!fc)
+                fc = &nothing_known;
+        /* What came of the pod, as a pod: its metadata. */
+        cJSON *pod = cJSON_CreateObject();
+        cJSON *meta = cJSON_IsObject(metadata) ? cJSON_Duplicate(metadata, true) : cJSON_CreateObject();
+        if (!pod || !meta || !cJSON_AddItemToObject(pod, "metadata", meta)) {
+                cJSON_Delete(pod);
+                cJSON_Delete(meta);
+                return -ENOMEM;
+        }
+        struct pool rule_pool = POOL_INIT;
+        struct resolution *res = calloc(1, sizeof *res);
+        int rc = res ? policy_resolve(p, namespace_, fc->info, &rule_pool, res) : -ENOMEM;
+        struct judge j = {
+                .p = p, .fc = fc, .f = f, .namespace_ = namespace_, .pod = pod,
+                .role = mutate_pod_role(pod),
+                .rule = res ? res->rule : NULL,
+                .mode = res && res->rule ? res->rule->mode : policy_default_mode(p),
+        };
+        if (rc == 0 && !(j.ns = namespace_get(f, namespace_)))
+                rc = -ENOMEM;
+        if (rc == 0) {
+                if (j.ns->pods == 0) {
+                        j.ns->mode = j.mode;
+                        if (j.rule && !(j.ns->rule = pool_strdup(&f->pool, j.rule->name)))
+                                rc = -ENOMEM;
+                }
+        }
+        if (rc == 0) {
+                char expected[160], found[160];
+                snprintf(expected, sizeof expected, "a pod the audit can read: at most %zu bytes as the API "
+                         "server sends it", bound);
+                snprintf(found, sizeof found, "more than %zu bytes (not judged)", bound);
+                j.ns->pods++;
+                if (j.role != POD_ROLE_NONE)
+                        j.ns->spark_pods++;
+                j.ns->verdicts[VERDICT_FINDINGS]++;
+                rc = add_finding(&j, FINDING_TOO_LARGE, expected, found);
+        }
+        pool_free(&rule_pool);
+        free(res);
+        cJSON_Delete(pod);
         return rc;
 }

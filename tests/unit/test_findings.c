@@ -662,6 +662,50 @@ static void test_errors(void **state)
         policy_free(p);
 }
 
+/* A pod too large to read: a finding named by what came of its metadata, in
+ * any mode and whether Spark's or not; the counts say one pod. */
+static void test_too_large(void **state)
+{
+        struct policy *p = fixture_policy("policy.yaml");
+        struct findings f;
+        findings_init(&f, 10);
+        cJSON *md = cJSON_Parse("{\"name\":\"big\",\"namespace\":\"team-a\",\"uid\":\"u-1\","
+                                "\"labels\":{\"spark-role\":\"driver\",\"spark-app-selector\":\"spark-1\"}}");
+        assert_int_equal(findings_add_too_large(p, NULL, NULL, md, 1000, &f), 0);
+        assert_int_equal(f.n, 1);
+        const struct finding *it = &f.items[0];
+        assert_int_equal(it->problem, FINDING_TOO_LARGE);
+        assert_string_equal(it->namespace_, "team-a");
+        assert_string_equal(it->pod, "big");
+        assert_string_equal(it->uid, "u-1");
+        assert_string_equal(it->app_id, "spark-1");
+        assert_int_equal(it->role, POD_ROLE_DRIVER);
+        assert_string_equal(it->rule, "team-a");
+        assert_string_equal(it->expected, "a pod the audit can read: at most 1000 bytes as the API server sends it");
+        assert_string_equal(it->found, "more than 1000 bytes (not judged)");
+        assert_int_equal(f.namespaces[0].pods, 1);
+        assert_int_equal(f.namespaces[0].spark_pods, 1);
+        assert_int_equal(f.namespaces[0].verdicts[VERDICT_FINDINGS], 1);
+        assert_int_equal(f.namespaces[0].problems[FINDING_TOO_LARGE], 1);
+
+        /* Only a name came; the namespace given; an off namespace. */
+        cJSON *name_only = cJSON_Parse("{\"name\":\"web\"}");
+        assert_int_equal(findings_add_too_large(p, "team-off", NULL, name_only, 1000, &f), 0);
+        assert_int_equal(f.n, 2);
+        assert_int_equal(f.items[1].role, POD_ROLE_NONE);
+        assert_null(f.items[1].uid);
+        assert_int_equal(f.items[1].mode, POLICY_MODE_OFF);
+        assert_int_equal(findings_total(&f), 2);
+
+        /* No namespace known. */
+        assert_int_equal(findings_add_too_large(p, NULL, NULL, name_only, 1000, &f), -EINVAL);
+        assert_int_equal(findings_add_too_large(p, NULL, NULL, NULL, 1000, &f), -EINVAL);
+        cJSON_Delete(name_only);
+        cJSON_Delete(md);
+        findings_free(&f);
+        policy_free(p);
+}
+
 static void test_names(void **state)
 {
         assert_string_equal(finding_problem_name(FINDING_MISSING_IDENTITY), "missing-identity");
@@ -669,6 +713,8 @@ static void test_names(void **state)
         assert_string_equal(finding_problem_name(FINDING_FOREIGN_IDENTITY), "foreign-identity");
         assert_string_equal(finding_problem_name(FINDING_MISSING_JVM_SETTINGS), "missing-jvm-settings");
         assert_string_equal(finding_problem_name(FINDING_NO_POLICY), "no-policy");
+        assert_string_equal(finding_problem_name(FINDING_MISSING_WORKLOAD_IDENTITY), "missing-workload-identity");
+        assert_string_equal(finding_problem_name(FINDING_TOO_LARGE), "too-large");
         assert_string_equal(finding_problem_name(FINDING_PROBLEM_MAX), "?");
         assert_string_equal(pod_verdict_name(VERDICT_UNKNOWN), "unknown");
         assert_string_equal(pod_verdict_name(VERDICT_MAX), "?");
@@ -749,6 +795,7 @@ int main(void)
                 cmocka_unit_test(test_counts_and_bound),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_names),
+                cmocka_unit_test(test_too_large),
                 cmocka_unit_test(test_agrees_with_admission),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
