@@ -44,7 +44,9 @@ int kube_put_query_value(struct buf *b, const char *s);
 /* GETs `path` (like "/api/v1/namespaces?limit=500") into `out`, bounded by
  * out's max, within `timeout_ms`. 0 with the HTTP status in *ret_status (any
  * status: the caller judges); a negative errno when no answer came, with
- * the reason in `err`. */
+ * the reason in `err`. -E2BIG when the answer passed out's max: then
+ * *ret_status is the status that came and `out` holds the answer's first
+ * bytes (-E2BIG with *ret_status untouched: the path is too long). */
 int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct buf *out,
              long *ret_status, char *err, size_t errlen);
 

@@ -395,9 +395,12 @@ int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct
                 curl_easy_setopt(c.curl, CURLOPT_WRITEDATA, out);
                 curl_easy_setopt(c.curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
                 r = call_perform(k, &c, ret_status, err, errlen);
-                if (r == -E2BIG)
+                if (r == -E2BIG) {
+                        /* The status that came, and `out` keeps the answer's head. */
+                        curl_easy_getinfo(c.curl, CURLINFO_RESPONSE_CODE, ret_status);
                         snprintf(err, errlen, "%s%s: the answer is larger than %zu bytes", k->server, path,
                                  out->max);
+                }
         }
         call_cleanup(&c);
         return r;
