@@ -2,7 +2,7 @@
  *
  * The admission policy (render_admission_policy()): three Kubernetes objects
  * that make the kube-apiserver itself judge the claim rule of policy.h, also
- * while the webhook is down:
+ * while the webhook is down, and two more for the grant keys of namespaces:
  *   - the parameter ConfigMap RENDER_PARAMS_NAME in the webhook's namespace,
  *     whose `data` carries the policy's data (see below);
  *   - the ValidatingAdmissionPolicy RENDER_POLICY_NAME: pods CREATE and
@@ -11,7 +11,14 @@
  *     policy are code, generated into its `variables`;
  *   - its binding (same name): validationActions Deny, the ConfigMap as
  *     paramRef (parameterNotFoundAction: Deny), every namespace but
- *     kube-system and the webhook's own.
+ *     kube-system and the webhook's own;
+ *   - when the policy reads namespaces (policy_uses_namespaces()), the
+ *     ValidatingAdmissionPolicy RENDER_GRANTS_POLICY_NAME: namespace CREATE
+ *     and UPDATE (namespaces, namespaces/status, namespaces/finalize) that
+ *     add, change or remove a grant key are refused unless the user or one
+ *     of its groups is a grantor, as grants_judge() decides and words it;
+ *     and its binding (same name, same ConfigMap, Deny), for every
+ *     namespace, as the namespace-grants webhook has no namespaceSelector.
  *
  * The ConfigMap's data, every value a string:
  *   annotations        "true" | "false": namespaceAnnotations
@@ -27,6 +34,16 @@
  *   sel.<i>            the same for selectors[i] (file order, from 0)
  *   owner.<id>         the protection of a listed identity: enforce | audit | off
  *   delegable.<id>     "true" for each identity annotations may give
+ *   grants             "true" | "false": whether namespace changes of grant
+ *                      keys are judged (the policy reads namespaces); written
+ *                      either way, so that a namespace-grants policy left from
+ *                      an earlier rendering judges nothing
+ *   grantors           the grantors as written, one a line ("alice",
+ *                      "group:platform-admins"); "" for none. A grantor holds
+ *                      no control character (policy_load() refuses it), so a
+ *                      line break never splits one, whatever else a user
+ *                      name holds (spaces, commas, quotes)
+ *   grantlabels        the label keys the selectors read, one a line, sorted
  *
  * Pure: policy in, bytes out; no I/O, no globals. */
 #pragma once
@@ -36,6 +53,7 @@ struct buf;
 struct policy;
 
 #define RENDER_POLICY_NAME "identity-claims.spark-identity.io"
+#define RENDER_GRANTS_POLICY_NAME "namespace-grants.spark-identity.io"
 #define RENDER_PARAMS_NAME "spark-identity-claims"
 #define RENDER_NAMESPACE_DEFAULT "spark-identity-system"
 #define RENDER_COMMAND "spark-identity-webhook render admission-policy"

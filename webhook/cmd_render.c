@@ -1,7 +1,8 @@
 /* `render KIND`: prints what the policy becomes for other components.
  * KIND is admission-policy: the ValidatingAdmissionPolicy, its binding and
  * its parameter ConfigMap (render.c) that make the API server judge
- * identity claims itself. */
+ * identity claims itself, and for a policy that reads namespaces a second
+ * policy and binding that judge changes of grant keys. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -24,7 +25,8 @@ void cmd_render_help(void)
                "\n"
                "Prints what the policy becomes for another component. KIND is:\n"
                "\n"
-               "  admission-policy   the second line of defence: three objects with which the\n"
+               "  admission-policy   the second line of defence: three objects (five for a policy\n"
+               "                     that reads namespaces) with which the\n"
                "                     kube-apiserver itself refuses a pod whose aadpodidbinding label\n"
                "                     claims an Azure identity its namespace may not carry, by the\n"
                "                     same claim rule as the webhook, also while the webhook is down\n"
@@ -36,12 +38,22 @@ void cmd_render_help(void)
                "                       the label, judged in CEL; selectors and annotations are read\n"
                "                       from the namespace; a pod update that leaves the label as it\n"
                "                       was, or removes it, is not judged;\n"
-               "                     - its binding: Deny, every namespace but kube-system and NS.\n"
+               "                     - its binding: Deny, every namespace but kube-system and NS;\n"
+               "                     - when the policy reads namespaces (selectors or\n"
+               "                       namespaceAnnotations), the ValidatingAdmissionPolicy\n"
+               "                       " RENDER_GRANTS_POLICY_NAME " and its binding: a namespace\n"
+               "                       CREATE or UPDATE (also namespaces/status and /finalize) that\n"
+               "                       adds, changes or removes a grant key (a spark-identity.io/\n"
+               "                       annotation, a label the selectors read) is refused unless\n"
+               "                       the user or one of its groups is among the policy's grantors\n"
+               "                       (in the ConfigMap, one a line); every namespace is judged,\n"
+               "                       as by the webhook. Without selectors and annotations there\n"
+               "                       are no grant keys and it is not printed.\n"
                "                     Needs Kubernetes 1.30 or newer (ValidatingAdmissionPolicy v1).\n"
                "\n"
                "  --policy FILE      the policy (the one the webhook serves)\n"
                "  --namespace NS     the webhook's namespace: where the ConfigMap goes, and left out\n"
-               "                     of the binding (default " RENDER_NAMESPACE_DEFAULT ")\n"
+               "                     of the claims binding (default " RENDER_NAMESPACE_DEFAULT ")\n"
                "  -o yaml|json       a YAML stream (default; a comment first says which policy, by\n"
                "                     its sha256, it was made from) or one JSON List\n"
                "\n"

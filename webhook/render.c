@@ -225,6 +225,32 @@ static int annotation_defaults(const struct policy *p, enum policy_auth *ret_aut
         return r;
 }
 
+/* The data of the namespace-grants policy, written whether or not the
+ * policy reads namespaces: a namespace-grants policy left in the cluster
+ * from an earlier rendering then reads `grants: "false"` and judges
+ * nothing, instead of failing on missing keys.
+ *
+ * Lists are one item a line. policy_load() refuses a grantor that is empty
+ * or holds a control character, so no user or group name, however odd
+ * (spaces, commas, quotes, "group:" inside), can hold a line break or be
+ * mistaken for two; label keys are label keys. No value becomes CEL text,
+ * so nothing in them is ever evaluated. */
+static int grants_data(const struct policy *p, struct data *d, struct buf *t)
+{
+        int r = data_put(d, "", "grants", policy_uses_namespaces(p) ? "true" : "false");
+        buf_reset(t);
+        for (size_t i = 0; r == 0 && i < policy_grantor_count(p); i++)
+                r = buf_printf(t, "%s%s", i ? "\n" : "", policy_grantor_at(p, i));
+        if (r == 0)
+                r = data_put(d, "", "grantors", t->data ? t->data : "");
+        buf_reset(t);
+        for (size_t i = 0; r == 0 && i < policy_grant_label_count(p); i++)
+                r = buf_printf(t, "%s%s", i ? "\n" : "", policy_grant_label_at(p, i));
+        if (r == 0)
+                r = data_put(d, "", "grantlabels", t->data ? t->data : "");
+        return r;
+}
+
 static int params_data(const struct policy *p, struct data *d)
 {
         struct buf t;
@@ -270,6 +296,8 @@ static int params_data(const struct policy *p, struct data *d)
                 if (id->delegable && !id->reserved)
                         r = data_put(d, "delegable.", id->identity, "true");
         }
+        if (r == 0)
+                r = grants_data(p, d, &t);
         if (r == -ENOBUFS) {
                 snprintf(d->err, d->errlen, "a rule of the policy passes the %u bytes a ConfigMap may hold",
                          RENDER_MAX_PARAMS_BYTES);
@@ -369,6 +397,68 @@ static const char MESSAGE[] =
         " : '; it may use: ' + variables.mayUse) +\n"
         "(variables.byAnnotations && variables.annotationRule == ''\n"
         " ? ' (its " POLICY_ANNOTATION_PREFIX " annotations make no rule)' : '')";
+
+/* ---- the namespace-grants policy's CEL: grants_judge() (grants.c) ---- */
+
+/* The message cuts what it names where grants.c does (%.100s, a 256-byte
+ * key list, a 160-byte grantor list, a WH_MAX_MESSAGE_CHARS message); CEL
+ * counts characters where C counts bytes, which differs only past ASCII. */
+#define GRANTS_USER_CHARS "100"
+#define GRANTS_KEYS_CHARS "255"
+#define GRANTS_GRANTORS_CHARS "159"
+#define GRANTS_MESSAGE_CHARS "511"
+/* policy.c's prefix of a group among the grantors, and its length. */
+#define GRANTOR_GROUP "group:"
+#define GRANTOR_GROUP_CHARS "6"
+_Static_assert(sizeof GRANTOR_GROUP - 1 == 6, "GRANTOR_GROUP_CHARS is the length of GRANTOR_GROUP");
+
+static const struct variable GRANTS_VARIABLES[] = {
+        { "newAnnotations", "has(object.metadata.annotations) ? object.metadata.annotations : {}" },
+        { "oldAnnotations",
+          "oldObject != null && has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {}" },
+        { "newLabels", "has(object.metadata.labels) ? object.metadata.labels : {}" },
+        { "oldLabels", "oldObject != null && has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}" },
+        /* One item a line; '' (no item) is never a label key or a grantor. */
+        { "grantLabels", "params.data['grantlabels'].split('\\n').filter(k, k != '')" },
+        { "grantors", "params.data['grantors'].split('\\n').filter(g, g != '')" },
+        /* The grant keys the request adds, changes or removes, as the
+         * webhook names them: every spark-identity.io/ annotation, and each
+         * label a selector reads. */
+        { "changed",
+          "variables.newAnnotations.filter(k, k.startsWith('" POLICY_ANNOTATION_PREFIX "') &&\n"
+          "  (!(k in variables.oldAnnotations) || variables.oldAnnotations[k] != variables.newAnnotations[k]))\n"
+          "  .map(k, 'annotation ' + k) +\n"
+          "variables.oldAnnotations.filter(k, k.startsWith('" POLICY_ANNOTATION_PREFIX "') &&\n"
+          "  !(k in variables.newAnnotations)).map(k, 'annotation ' + k) +\n"
+          "variables.newLabels.filter(k, k in variables.grantLabels &&\n"
+          "  (!(k in variables.oldLabels) || variables.oldLabels[k] != variables.newLabels[k]))\n"
+          "  .map(k, 'label ' + k) +\n"
+          "variables.oldLabels.filter(k, k in variables.grantLabels &&\n"
+          "  !(k in variables.newLabels)).map(k, 'label ' + k)" },
+        { "grantor",
+          "variables.grantors.exists(g, g.startsWith('" GRANTOR_GROUP "')\n"
+          "  ? has(request.userInfo.groups) && g.substring(" GRANTOR_GROUP_CHARS ") in request.userInfo.groups\n"
+          "  : has(request.userInfo.username) && g == request.userInfo.username)" },
+        { "allowed", "params.data['grants'] != 'true' || variables.changed.size() == 0 || variables.grantor" },
+        /* The refusal, as grants_judge() words it (before the cut). */
+        { "message",
+          "'user ' + (!has(request.userInfo.username) ? '(unknown)'\n"
+          "  : request.userInfo.username.size() > " GRANTS_USER_CHARS "\n"
+          "  ? request.userInfo.username.substring(0, " GRANTS_USER_CHARS ") : request.userInfo.username) +\n"
+          "' may not set grant keys of namespace ' + object.metadata.name + ' (' +\n"
+          "(variables.changed.join(', ').size() > " GRANTS_KEYS_CHARS "\n"
+          "  ? variables.changed.join(', ').substring(0, " GRANTS_KEYS_CHARS ") : variables.changed.join(', ')) +\n"
+          "'): they decide which Azure identity its pods may use, and only the policy\\'s grantors may ' +\n"
+          "'change them (' +\n"
+          "(variables.grantors.size() == 0 ? 'none: the policy\\'s grantors list is empty'\n"
+          "  : variables.grantors.join(', ').size() > " GRANTS_GRANTORS_CHARS "\n"
+          "  ? variables.grantors.join(', ').substring(0, " GRANTS_GRANTORS_CHARS ") : variables.grantors.join(', ')) +\n"
+          "')'" },
+};
+
+static const char GRANTS_MESSAGE[] =
+        "variables.message.size() > " GRANTS_MESSAGE_CHARS " ? variables.message.substring(0, " GRANTS_MESSAGE_CHARS ")\n"
+        ": variables.message";
 
 static cJSON *variable(const char *name, const char *expression)
 {
@@ -574,30 +664,84 @@ static int policy_object(const struct policy *p, cJSON *items, char *err, size_t
         return 0;
 }
 
-static int binding_object(const struct policy *p, const char *ns, cJSON *items)
+/* A binding of policy `name` to the ConfigMap in `ns`: Deny, and Deny when
+ * the ConfigMap is missing. With `exclude`, every namespace but kube-system
+ * and `ns`; without, everything the policy matches. */
+static int binding_object(const struct policy *p, const char *name, const char *ns, bool exclude, cJSON *items)
 {
         static const char *const deny[] = { "Deny" };
         const char *excluded[] = { "kube-system", ns };
         cJSON *b = object("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding",
-                          metadata(RENDER_POLICY_NAME, NULL, policy_sha256(p)));
+                          metadata(name, NULL, policy_sha256(p)));
         cJSON *spec, *o, *sel, *list, *req;
         if (!b)
                 return -ENOMEM;
         cJSON_AddItemToArray(items, b);
         if (!(spec = cJSON_AddObjectToObject(b, "spec")) ||
-            !cJSON_AddStringToObject(spec, "policyName", RENDER_POLICY_NAME) ||
+            !cJSON_AddStringToObject(spec, "policyName", name) ||
             !(o = cJSON_AddObjectToObject(spec, "paramRef")) ||
             !cJSON_AddStringToObject(o, "name", RENDER_PARAMS_NAME) ||
             !cJSON_AddStringToObject(o, "namespace", ns) ||
             !cJSON_AddStringToObject(o, "parameterNotFoundAction", "Deny") ||
-            add(spec, "validationActions", strings(deny, 1)) ||
-            !(o = cJSON_AddObjectToObject(spec, "matchResources")) ||
+            add(spec, "validationActions", strings(deny, 1)))
+                return -ENOMEM;
+        if (!exclude)
+                return 0;
+        if (!(o = cJSON_AddObjectToObject(spec, "matchResources")) ||
             !(sel = cJSON_AddObjectToObject(o, "namespaceSelector")) ||
             !(list = cJSON_AddArrayToObject(sel, "matchExpressions")) ||
             !(req = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, req) ||
             !cJSON_AddStringToObject(req, "key", "kubernetes.io/metadata.name") ||
             !cJSON_AddStringToObject(req, "operator", "NotIn") ||
             add(req, "values", strings(excluded, strcmp(ns, "kube-system") == 0 ? 1 : 2)))
+                return -ENOMEM;
+        return 0;
+}
+
+/* The namespace-grants policy: namespace CREATE and UPDATE, also through
+ * the subresources whose strategies keep metadata changes (status,
+ * finalize), judged as grants_judge() judges them. */
+static int grants_policy_object(const struct policy *p, cJSON *items)
+{
+        static const char *const ops[] = { "CREATE", "UPDATE" };
+        static const char *const resources[] = { "namespaces", "namespaces/status", "namespaces/finalize" };
+        static const char *const core[] = { "" }, *const v1[] = { "v1" };
+        cJSON *vap = object("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy",
+                            metadata(RENDER_GRANTS_POLICY_NAME, NULL, policy_sha256(p)));
+        cJSON *spec, *o, *list;
+        int r = 0;
+
+        if (!vap)
+                return -ENOMEM;
+        cJSON_AddItemToArray(items, vap);
+        if (!(spec = cJSON_AddObjectToObject(vap, "spec")) ||
+            !cJSON_AddStringToObject(spec, "failurePolicy", "Fail") ||
+            !(o = cJSON_AddObjectToObject(spec, "paramKind")) ||
+            !cJSON_AddStringToObject(o, "apiVersion", "v1") || !cJSON_AddStringToObject(o, "kind", "ConfigMap") ||
+            !(o = cJSON_AddObjectToObject(spec, "matchConstraints")) ||
+            !(list = cJSON_AddArrayToObject(o, "resourceRules")) ||
+            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o))
+                return -ENOMEM;
+        if (add(o, "apiGroups", strings(core, 1)) || add(o, "apiVersions", strings(v1, 1)) ||
+            add(o, "operations", strings(ops, 2)) || add(o, "resources", strings(resources, 3)) ||
+            !cJSON_AddStringToObject(o, "scope", "Cluster"))
+                return -ENOMEM;
+
+        if (!(list = cJSON_AddArrayToObject(spec, "variables")))
+                return -ENOMEM;
+        for (size_t i = 0; r == 0 && i < sizeof GRANTS_VARIABLES / sizeof *GRANTS_VARIABLES; i++)
+                r = add_variable(list, GRANTS_VARIABLES[i].name, GRANTS_VARIABLES[i].expression);
+        if (r < 0)
+                return r;
+
+        if (!(list = cJSON_AddArrayToObject(spec, "validations")) ||
+            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o) ||
+            !cJSON_AddStringToObject(o, "expression", "variables.allowed") ||
+            !cJSON_AddStringToObject(o, "messageExpression", GRANTS_MESSAGE) ||
+            !cJSON_AddStringToObject(o, "message", "only the policy's grantors may add, change or remove "
+                                     "grant keys of a namespace (" POLICY_ANNOTATION_PREFIX " annotations, "
+                                     "labels its selectors read)") ||
+            !cJSON_AddStringToObject(o, "reason", "Forbidden"))
                 return -ENOMEM;
         return 0;
 }
@@ -827,12 +971,29 @@ static int json_value(struct buf *b, const cJSON *v, int indent)
 
 static int header(struct buf *b, const struct policy *p, const char *ns)
 {
-        return buf_printf(b,
+        int r = buf_puts(b,
                 "# The second line of defence of spark-identity-webhook: a ValidatingAdmissionPolicy,\n"
                 "# its binding and its parameter ConfigMap, with which the kube-apiserver itself refuses\n"
                 "# pods whose " LABEL_IDENTITY " label claims an Azure identity their namespace may not\n"
                 "# carry, also while the webhook is down.\n"
-                "#\n"
+                "#\n");
+        if (r == 0 && policy_uses_namespaces(p))
+                r = buf_puts(b,
+                "# And a second ValidatingAdmissionPolicy (" RENDER_GRANTS_POLICY_NAME ") with its\n"
+                "# binding, with which it refuses a namespace CREATE or UPDATE that adds, changes or\n"
+                "# removes a grant key (any " POLICY_ANNOTATION_PREFIX " annotation, a label the selectors\n"
+                "# read) unless the user, or one of its groups, is one of the policy's grantors.\n"
+                "#\n");
+        else if (r == 0)
+                r = buf_puts(b,
+                "# The policy reads no namespace labels or annotations (no selectors, no\n"
+                "# namespaceAnnotations): it has no grant keys, so namespace changes are not judged\n"
+                "# and no " RENDER_GRANTS_POLICY_NAME " policy is printed (one left from an\n"
+                "# earlier rendering reads grants: \"false\" below and judges nothing; delete it with\n"
+                "# kubectl delete validatingadmissionpolicy,validatingadmissionpolicybinding \\\n"
+                "#   " RENDER_GRANTS_POLICY_NAME ").\n"
+                "#\n");
+        return r ? r : buf_printf(b,
                 "# Generated by `" RENDER_COMMAND "%s%s` from the policy\n"
                 "# with sha256 %s.\n"
                 "# Do not edit: render it again whenever the policy changes (make render), or the API\n"
@@ -859,7 +1020,13 @@ int render_admission_policy(const struct policy *p, const char *ns, enum render_
         if (r == 0)
                 r = policy_object(p, items, err, errlen);
         if (r == 0)
-                r = binding_object(p, ns, items);
+                r = binding_object(p, RENDER_POLICY_NAME, ns, true, items);
+        /* Namespaces are judged as the namespace-grants webhook judges them:
+         * all of them, kube-system and the webhook's own too. */
+        if (r == 0 && policy_uses_namespaces(p))
+                r = grants_policy_object(p, items);
+        if (r == 0 && policy_uses_namespaces(p))
+                r = binding_object(p, RENDER_GRANTS_POLICY_NAME, ns, false, items);
         if (r < 0)
                 goto out;
 

@@ -2,7 +2,9 @@
  * order, the ConfigMap's data for every kind of rule and identity, the
  * selectors' CEL (every operator, no selector, many selectors split over
  * several expressions), CEL string escaping, YAML that reads back as the
- * same objects as the JSON, the header, and the errors. */
+ * same objects as the JSON, the header, and the errors; and the
+ * namespace-grants policy and its binding, printed only for a policy that
+ * reads namespaces, with the grantors and grant labels in the ConfigMap. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +71,13 @@ static char *render(const struct policy *p, const char *ns, enum render_format f
         return s;
 }
 
+/* How many objects a policy renders to: the ConfigMap and the claims
+ * policy and binding; the grants policy and binding when it reads namespaces. */
+static int objects_of(const struct policy *p)
+{
+        return policy_uses_namespaces(p) ? 5 : 3;
+}
+
 /* The JSON List's items, parsed. */
 static cJSON *render_json(const struct policy *p, const char *ns)
 {
@@ -77,7 +86,7 @@ static cJSON *render_json(const struct policy *p, const char *ns)
         free(s);
         assert_non_null(list);
         assert_string_equal(cJSON_GetObjectItem(list, "kind")->valuestring, "List");
-        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(list, "items")), 3);
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(list, "items")), objects_of(p));
         return list;
 }
 
@@ -92,14 +101,20 @@ static const char *data_of(cJSON *list, const char *key)
         return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* The expression of variables[name] of the ValidatingAdmissionPolicy. */
-static const char *variable(cJSON *list, const char *name)
+/* The expression of variables[name] of the ValidatingAdmissionPolicy item i. */
+static const char *variable_of(cJSON *list, int i, const char *name)
 {
         cJSON *v;
-        cJSON_ArrayForEach(v, cJSON_GetObjectItem(cJSON_GetObjectItem(item(list, 1), "spec"), "variables"))
+        cJSON_ArrayForEach(v, cJSON_GetObjectItem(cJSON_GetObjectItem(item(list, i), "spec"), "variables"))
                 if (strcmp(cJSON_GetObjectItem(v, "name")->valuestring, name) == 0)
                         return cJSON_GetObjectItem(v, "expression")->valuestring;
         return NULL;
+}
+
+/* ... of the claims policy. */
+static const char *variable(cJSON *list, const char *name)
+{
+        return variable_of(list, 1, name);
 }
 
 static int count_data(cJSON *list, const char *prefix)
@@ -169,6 +184,170 @@ static void test_objects_and_their_order(void **state)
         assert_string_equal(cJSON_GetObjectItem(req, "operator")->valuestring, "NotIn");
         assert_string_equal(values, "[\"kube-system\",\"spark-identity-system\"]");
         free(values);
+        cJSON_Delete(list);
+        policy_free(p);
+}
+
+static void test_no_grants_policy_without_namespaces(void **state)
+{
+        struct policy *p = load_policy(namespaces_policy);
+        cJSON *list = render_json(p, RENDER_NAMESPACE_DEFAULT);
+        /* Still written: a namespace-grants policy of an earlier rendering reads them. */
+        assert_string_equal(data_of(list, "grants"), "false");
+        assert_string_equal(data_of(list, "grantors"), "group:system:masters");
+        assert_string_equal(data_of(list, "grantlabels"), "");
+        for (int i = 0; i < 3; i++)
+                assert_string_not_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(item(list, i), "metadata"),
+                                                            "name")->valuestring, RENDER_GRANTS_POLICY_NAME);
+        cJSON_Delete(list);
+
+        char *yaml = render(p, RENDER_NAMESPACE_DEFAULT, RENDER_YAML);
+        assert_non_null(strstr(yaml, "# namespaceAnnotations): it has no grant keys, so namespace changes are not "
+                                     "judged\n# and no " RENDER_GRANTS_POLICY_NAME " policy is printed"));
+        assert_null(strstr(yaml, "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: " RENDER_GRANTS_POLICY_NAME));
+        free(yaml);
+        policy_free(p);
+}
+
+static const char grantors_policy[] =
+        "selectors:\n"
+        "  - namespaceSelector: {matchLabels: {spark-identity.io/team: data}, matchExpressions: [{key: env, "
+        "operator: NotIn, values: [frozen]}]}\n"
+        "    identity: data-spark\n"
+        "  - namespaceSelector: {matchLabels: {env: prod}}\n"
+        "    identity: prod-spark\n"
+        "grantors: [\"alice smith\", \"group:platform admins\", \"bob, jr.\", \"it's \\\"quoted\\\"\", "
+        "\"group:system:masters\"]\n";
+
+static void test_grants_policy_and_binding(void **state)
+{
+        struct policy *p = load_policy(grantors_policy);
+        cJSON *list = render_json(p, "webhooks");
+        assert_string_equal(data_of(list, "grants"), "true");
+        /* One a line, as written: spaces, commas and quotes are part of a name. */
+        assert_string_equal(data_of(list, "grantors"),
+                            "alice smith\ngroup:platform admins\nbob, jr.\nit's \"quoted\"\ngroup:system:masters");
+        /* Sorted, unique: env is read by both selectors. */
+        assert_string_equal(data_of(list, "grantlabels"), "env\nspark-identity.io/team");
+
+        cJSON *vap = item(list, 3), *binding = item(list, 4);
+        assert_string_equal(cJSON_GetObjectItem(vap, "kind")->valuestring, "ValidatingAdmissionPolicy");
+        assert_string_equal(cJSON_GetObjectItem(binding, "kind")->valuestring, "ValidatingAdmissionPolicyBinding");
+        for (int i = 3; i < 5; i++) {
+                cJSON *md = cJSON_GetObjectItem(item(list, i), "metadata");
+                assert_string_equal(cJSON_GetObjectItem(md, "name")->valuestring, RENDER_GRANTS_POLICY_NAME);
+                assert_null(cJSON_GetObjectItem(md, "namespace"));
+                assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(md, "annotations"),
+                                                        "spark-identity.io/policy-sha256")->valuestring,
+                                    policy_sha256(p));
+        }
+
+        cJSON *spec = cJSON_GetObjectItem(vap, "spec");
+        assert_string_equal(cJSON_GetObjectItem(spec, "failurePolicy")->valuestring, "Fail");
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "paramKind"), "kind")->valuestring,
+                            "ConfigMap");
+        cJSON *rules = cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "matchConstraints"), "resourceRules");
+        assert_int_equal(cJSON_GetArraySize(rules), 1);
+        char *rule = cJSON_PrintUnformatted(cJSON_GetArrayItem(rules, 0));
+        assert_string_equal(rule, "{\"apiGroups\":[\"\"],\"apiVersions\":[\"v1\"],\"operations\":[\"CREATE\","
+                                  "\"UPDATE\"],\"resources\":[\"namespaces\",\"namespaces/status\","
+                                  "\"namespaces/finalize\"],\"scope\":\"Cluster\"}");
+        free(rule);
+        /* Every namespace change is evaluated (params first, then CEL). */
+        assert_null(cJSON_GetObjectItem(spec, "matchConditions"));
+
+        const char *changed = variable_of(list, 3, "changed");
+        assert_non_null(changed);
+        /* Added or changed, then removed; annotations by prefix, labels by the list. */
+        assert_non_null(strstr(changed, "variables.newAnnotations.filter(k, k.startsWith('spark-identity.io/') &&"));
+        assert_non_null(strstr(changed, "variables.oldAnnotations.filter(k, k.startsWith('spark-identity.io/') &&\n"
+                                        "  !(k in variables.newAnnotations))"));
+        assert_non_null(strstr(changed, "variables.newLabels.filter(k, k in variables.grantLabels &&"));
+        assert_non_null(strstr(changed, "variables.oldLabels.filter(k, k in variables.grantLabels &&\n"
+                                        "  !(k in variables.newLabels))"));
+        assert_non_null(strstr(changed, ".map(k, 'annotation ' + k)"));
+        assert_non_null(strstr(changed, ".map(k, 'label ' + k)"));
+        assert_string_equal(variable_of(list, 3, "oldAnnotations"),
+                            "oldObject != null && has(oldObject.metadata.annotations) ? "
+                            "oldObject.metadata.annotations : {}");
+        /* The lists come from the ConfigMap, never as CEL text; '' is no item. */
+        assert_string_equal(variable_of(list, 3, "grantors"),
+                            "params.data['grantors'].split('\\n').filter(g, g != '')");
+        assert_string_equal(variable_of(list, 3, "grantLabels"),
+                            "params.data['grantlabels'].split('\\n').filter(k, k != '')");
+        char *spec_text = cJSON_PrintUnformatted(spec);
+        assert_null(strstr(spec_text, "alice"));
+        assert_null(strstr(spec_text, "platform admins"));
+        free(spec_text);
+        const char *grantor = variable_of(list, 3, "grantor");
+        assert_non_null(strstr(grantor, "g.startsWith('group:')"));
+        assert_non_null(strstr(grantor, "g.substring(6) in request.userInfo.groups"));
+        assert_non_null(strstr(grantor, "g == request.userInfo.username"));
+        assert_string_equal(variable_of(list, 3, "allowed"),
+                            "params.data['grants'] != 'true' || variables.changed.size() == 0 || variables.grantor");
+
+        cJSON *val = cJSON_GetArrayItem(cJSON_GetObjectItem(spec, "validations"), 0);
+        assert_string_equal(cJSON_GetObjectItem(val, "expression")->valuestring, "variables.allowed");
+        assert_string_equal(cJSON_GetObjectItem(val, "reason")->valuestring, "Forbidden");
+        assert_null(strchr(cJSON_GetObjectItem(val, "message")->valuestring, '\n'));
+        assert_non_null(strstr(cJSON_GetObjectItem(val, "messageExpression")->valuestring,
+                               "variables.message.substring(0, 511)"));
+        const char *msg = variable_of(list, 3, "message");
+        /* grants.c's words, and its cuts. */
+        assert_non_null(strstr(msg, "' may not set grant keys of namespace ' + object.metadata.name + ' (' +"));
+        assert_non_null(strstr(msg, "'): they decide which Azure identity its pods may use, and only the "
+                                    "policy\\'s grantors may ' +\n'change them (' +"));
+        assert_non_null(strstr(msg, "'(unknown)'"));
+        assert_non_null(strstr(msg, "'none: the policy\\'s grantors list is empty'"));
+        assert_non_null(strstr(msg, "request.userInfo.username.substring(0, 100)"));
+        assert_non_null(strstr(msg, "variables.changed.join(', ').substring(0, 255)"));
+        assert_non_null(strstr(msg, "variables.grantors.join(', ').substring(0, 159)"));
+
+        /* The binding: the same ConfigMap, Deny, and no namespace left out
+         * (the namespace-grants webhook has no namespaceSelector). */
+        cJSON *bspec = cJSON_GetObjectItem(binding, "spec");
+        assert_string_equal(cJSON_GetObjectItem(bspec, "policyName")->valuestring, RENDER_GRANTS_POLICY_NAME);
+        char *ref = cJSON_PrintUnformatted(cJSON_GetObjectItem(bspec, "paramRef"));
+        assert_string_equal(ref, "{\"name\":\"" RENDER_PARAMS_NAME "\",\"namespace\":\"webhooks\","
+                                 "\"parameterNotFoundAction\":\"Deny\"}");
+        free(ref);
+        char *actions = cJSON_PrintUnformatted(cJSON_GetObjectItem(bspec, "validationActions"));
+        assert_string_equal(actions, "[\"Deny\"]");
+        free(actions);
+        assert_null(cJSON_GetObjectItem(bspec, "matchResources"));
+        /* The claims binding still leaves kube-system and the webhook's namespace out. */
+        assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(item(list, 2), "spec"), "matchResources"));
+        cJSON_Delete(list);
+
+        char *yaml = render(p, "webhooks", RENDER_YAML);
+        assert_non_null(strstr(yaml, "# And a second ValidatingAdmissionPolicy (" RENDER_GRANTS_POLICY_NAME ")"));
+        assert_null(strstr(yaml, "no " RENDER_GRANTS_POLICY_NAME " policy is printed"));
+        /* The ConfigMap first, then the claims objects, then the grants ones. */
+        const char *cm = strstr(yaml, "kind: ConfigMap\n"), *claims = strstr(yaml, "  name: " RENDER_POLICY_NAME "\n"),
+                   *grants = strstr(yaml, "  name: " RENDER_GRANTS_POLICY_NAME "\n");
+        assert_true(cm && claims && grants && cm < claims && claims < grants);
+        free(yaml);
+        policy_free(p);
+}
+
+static void test_grants_data_of_edge_policies(void **state)
+{
+        /* Annotations only: grant keys without grant labels. */
+        struct policy *p = load_policy("namespaceAnnotations: true\ngrantors: [platform-bot]\n");
+        cJSON *list = render_json(p, RENDER_NAMESPACE_DEFAULT);
+        assert_string_equal(data_of(list, "grants"), "true");
+        assert_string_equal(data_of(list, "grantors"), "platform-bot");
+        assert_string_equal(data_of(list, "grantlabels"), "");
+        cJSON_Delete(list);
+        policy_free(p);
+
+        /* grantors: [] freezes grant keys: '' (the CEL's filter leaves no grantor). */
+        p = load_policy("selectors: [{namespaceSelector: {}, identity: all-spark}]\ngrantors: []\n");
+        list = render_json(p, RENDER_NAMESPACE_DEFAULT);
+        assert_string_equal(data_of(list, "grants"), "true");
+        assert_string_equal(data_of(list, "grantors"), "");
+        /* An empty selector reads no label. */
+        assert_string_equal(data_of(list, "grantlabels"), "");
         cJSON_Delete(list);
         policy_free(p);
 }
@@ -354,15 +533,19 @@ static void check_yaml_is_json(const struct policy *p, const char *ns)
                 doc_free(d);
                 s = next ? next + 5 : NULL;
         }
-        assert_int_equal(i, 3);
+        assert_int_equal(i, objects_of(p));
         cJSON_Delete(list);
         free(yaml);
 }
 
 static void test_yaml_reads_back_as_the_json(void **state)
 {
-        const char *policies[] = { namespaces_policy, selectors_policy };
-        for (size_t i = 0; i < 2; i++) {
+        /* A grantor that ends in a blank cannot be a literal block line. */
+        static const char odd_grantors[] =
+                "namespaceAnnotations: true\n"
+                "grantors: [\"alice \", \"group:a: b # c\", \"caf\xc3\xa9\", \"- x\", \"'q'\", \"true\"]\n";
+        const char *policies[] = { namespaces_policy, selectors_policy, grantors_policy, odd_grantors };
+        for (size_t i = 0; i < sizeof policies / sizeof *policies; i++) {
                 struct policy *p = load_policy(policies[i]);
                 check_yaml_is_json(p, RENDER_NAMESPACE_DEFAULT);
                 check_yaml_is_json(p, "webhooks");
@@ -467,6 +650,9 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_objects_and_their_order),
+                cmocka_unit_test(test_no_grants_policy_without_namespaces),
+                cmocka_unit_test(test_grants_policy_and_binding),
+                cmocka_unit_test(test_grants_data_of_edge_policies),
                 cmocka_unit_test(test_data_of_named_rules),
                 cmocka_unit_test(test_selectors_and_annotations),
                 cmocka_unit_test(test_annotation_defaults),
