@@ -181,6 +181,21 @@
 #define AUDIT_REPORT_MAX_RESULTS 500u
 #define FINDING_TEXT_MAX (16u * 1024u)
 
+/* audit: one page of a list from the API, in bytes. A page whose answer
+ * passes it is asked again, from the same continue token, with half the
+ * limit, down to 1; a pod whose answer passes it alone is a `too-large`
+ * finding, named from the head of the answer, and the list goes on past it.
+ * 16 MiB is over four times the largest pod the API server accepts as JSON
+ * (WH_REVIEW_OBJECT_MAX_BYTES), so that only a pod written in protobuf with
+ * strings that JSON must escape (\u0001 is six bytes for one) or stored
+ * past a raised etcd limit comes near it; memory is about this plus one
+ * parsed pod. After a page that fits, the next asks for as many pods as
+ * would fill 1/AUDIT_PAGE_FILL_PART of the bound at that page's bytes per
+ * pod (never more than --page-size, never fewer than the last page), so
+ * that the limit grows back after one large pod and does not swing. Fixed. */
+#define AUDIT_PAGE_MAX_BYTES (16u * 1024u * 1024u)
+#define AUDIT_PAGE_FILL_PART 2u
+
 /* render admission-policy: the parameter ConfigMap's data (keys and values;
  * the API server refuses a ConfigMap of more than 1 MiB), one CEL expression
  * of the selectors (the API server parses at most 100,000 characters of one;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,12 +57,18 @@ void cmd_audit_help(void)
                "                        a Spark pod of a workloadIdentity namespace without the\n"
                "                        AZURE_* env, the projected token volume or its mount, or\n"
                "                        running as another service account than the federated one\n"
+               "  too-large             any pod the audit cannot read: the API server's answer with\n"
+               "                        it alone passes %u bytes. Not judged: no pod the API\n"
+               "                        server accepts comes near that, and it could hide any of\n"
+               "                        the above\n"
                "\n"
                "Namespaces in audit mode are judged like enforce (the findings say so); namespaces\n"
                "in off mode are not judged. Pods that are not Spark's and claim no identity are\n"
-               "only counted.\n"
-               "\n"
-               "Where the pods come from (one of):\n"
+               "only counted. In the table, control characters and bytes that are not UTF-8 in\n"
+               "what pods hold are shown escaped (\\x1b, \\n, \\u009b, \\xff; a backslash as\n"
+               "\\\\), so that every row is one line and shows what is there.\n"
+               "\n", AUDIT_PAGE_MAX_BYTES);
+        printf("Where the pods come from (one of):\n"
                "  --pods FILE        'kubectl get pods -A -o json' (a List), or one Pod; - is stdin\n"
                "  --kubeconfig FILE  list them from the API server of the current context\n"
                "  --in-cluster       ... with the pod's service account: KUBERNETES_SERVICE_HOST,\n"
@@ -85,7 +92,9 @@ void cmd_audit_help(void)
                "                     are counted as unknown, not guessed. From the API,\n"
                "                     namespaces are listed when the policy needs them, and for\n"
                "                     -o policyreport.\n"
-               "  --page-size N      pods per API page (limit/continue) [%u]; memory follows it\n"
+               "  --page-size N      pods per API page (limit/continue) [%u]. A page whose answer\n"
+               "                     passes %u bytes is asked again with half the limit, down\n"
+               "                     to 1: memory follows the page and stays within that bound\n"
                "\n"
                "Exit status: 0 no findings (pods counted as unknown do not change it), 1 findings,\n"
                "2 an error: unreadable policy or file, API server unreachable, HTTP 401/403 (the\n"
@@ -100,7 +109,7 @@ void cmd_audit_help(void)
                "      -o json | jq '.findings[] | select(.problem == \"foreign-identity\")'\n"
                "  spark-identity-webhook audit --policy policy.yaml --in-cluster -o policyreport \\\n"
                "      | kubectl apply -f -\n",
-               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE);
+               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES);
 }
 
 /* ---- namespaces: labels and spark-identity.io/ annotations ---- */
@@ -206,6 +215,39 @@ struct audit {
         char err[1024];
 };
 
+/* Prints `audit: MESSAGE` on stderr, MESSAGE escaped as the table escapes
+ * (it may name a pod from a file, or quote the API server): one line. */
+__attribute__((format(printf, 1, 2)))
+static void say(const char *fmt, ...)
+{
+        char msg[2048];
+        struct buf shown;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        buf_init(&shown, 4u * sizeof msg);
+        if (audit_report_escape(&shown, msg) == 0)
+                fprintf(stderr, CMD ": %s\n", shown.data ? shown.data : "");
+        else
+                fprintf(stderr, CMD ": %s\n", msg);
+        buf_free(&shown);
+}
+
+/* What is known of a namespace's labels and annotations, for findings.c. */
+static void ns_context(const struct audit *a, const char *namespace_, struct ns_info *info,
+                       struct findings_context *fc)
+{
+        memset(info, 0, sizeof *info);
+        memset(fc, 0, sizeof *fc);
+        const struct ns_entry *e = a->ns_known ? ns_table_find(&a->ns, namespace_) : NULL;
+        if (e) {
+                *info = (struct ns_info){ .labels = e->labels, .n_labels = e->n_labels,
+                                          .annotations = e->annotations, .n_annotations = e->n_annotations };
+                fc->info = info;
+        }
+}
+
 /* One item of a pods list: judge it, then it is dropped. */
 static int on_pod(void *ctx, const cJSON *item)
 {
@@ -233,16 +275,9 @@ static int on_pod(void *ctx, const cJSON *item)
         if (a->only_namespace && strcmp(namespace_, a->only_namespace) != 0)
                 return 0;
 
-        struct ns_info info = { 0 };
-        struct findings_context fc = { 0 };
-        if (a->ns_known) {
-                const struct ns_entry *e = ns_table_find(&a->ns, namespace_);
-                if (e) {
-                        info = (struct ns_info){ .labels = e->labels, .n_labels = e->n_labels,
-                                                 .annotations = e->annotations, .n_annotations = e->n_annotations };
-                        fc.info = &info;
-                }
-        }
+        struct ns_info info;
+        struct findings_context fc;
+        ns_context(a, namespace_, &info, &fc);
         int r = findings_check_pod(a->policy, namespace_, &fc, item, &a->findings, NULL);
         if (r == -E2BIG)
                 snprintf(a->err, sizeof a->err, "pod %s/%s: the changes admission would make pass their bounds",
@@ -255,6 +290,34 @@ static int on_pod(void *ctx, const cJSON *item)
         else if (r < 0)
                 snprintf(a->err, sizeof a->err, "pod %s/%s could not be judged (%s)", namespace_, pod, strerror(-r));
         return r;
+}
+
+/* A pod whose answer passed AUDIT_PAGE_MAX_BYTES alone: a too-large
+ * finding, named by the metadata that came of it. */
+static int on_pod_too_large(struct audit *a, const cJSON *metadata)
+{
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(metadata, "namespace");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(metadata, "name");
+        const char *namespace_ = cJSON_IsString(ns) && *ns->valuestring ? ns->valuestring : a->only_namespace;
+        const char *pod = cJSON_IsString(name) ? name->valuestring : "(no name)";
+        if (!namespace_) {
+                snprintf(a->err, sizeof a->err, "pod %s passes %u bytes, and its namespace does not come within "
+                         "them", pod, AUDIT_PAGE_MAX_BYTES);
+                return -EINVAL;
+        }
+        if (a->only_namespace && strcmp(namespace_, a->only_namespace) != 0)
+                return 0;
+        struct ns_info info;
+        struct findings_context fc;
+        ns_context(a, namespace_, &info, &fc);
+        int r = findings_add_too_large(a->policy, namespace_, &fc, metadata, AUDIT_PAGE_MAX_BYTES, &a->findings);
+        if (r < 0) {
+                snprintf(a->err, sizeof a->err, "out of memory");
+                return r;
+        }
+        say("pod %s/%s: the API server's answer with it alone passes %u bytes: not judged, reported as "
+            "too-large", namespace_, pod, AUDIT_PAGE_MAX_BYTES);
+        return 0;
 }
 
 static int on_namespace(void *ctx, const cJSON *item)
@@ -392,54 +455,125 @@ static void status_error(struct audit *a, const struct kube *k, const char *what
         cJSON_Delete(st);
 }
 
-/* Lists `base` page by page, handing each item to on_item(); a page is
- * dropped before the next is fetched. */
-static int api_list(struct audit *a, const struct kube *k, const char *base, unsigned page_size,
-                    const char *what, const char *permission, int (*on_item)(void *ctx, const cJSON *item))
+/* One list to read from the API. */
+struct list_call {
+        const char *base;               /* "/api/v1/pods" */
+        const char *what;               /* "listing pods", for messages */
+        const char *permission;         /* what a 403 means the identity lacks */
+        int (*on_item)(void *ctx, const cJSON *item);
+        /* An item whose answer passes AUDIT_PAGE_MAX_BYTES alone, named by
+         * the metadata that came of it; NULL: such an item is an error. */
+        int (*on_too_large)(struct audit *a, const cJSON *metadata);
+};
+
+/* A page of one item whose answer passed the bound: the item is named from
+ * the answer's head and handed to on_too_large(); the list goes on from the
+ * continue token the head gave, into `cont` ("" when it was the last). */
+static int past_too_large(struct audit *a, const struct list_call *lc, const struct buf *body, const char *path,
+                          char *cont, size_t contlen)
+{
+        struct jsonlist_head *head = calloc(1, sizeof *head);
+        cJSON *md = NULL;
+        int r = head ? jsonlist_scan_head(body->data ? body->data : "", body->len, head, &md) : -ENOMEM;
+        const char *why = NULL;
+        if (r == -ENOMEM)
+                why = "out of memory";
+        else if (r == -E2BIG)
+                why = "and its continue token is too long";
+        else if (r < 0)
+                why = "and it is not a JSON object";
+        else if (!lc->on_too_large)
+                why = "";
+        else if (head->n_items)
+                why = "and it holds more items than the limit asked for";
+        else if (!head->has_metadata)
+                why = "and its metadata (the continue token to go past it) does not come before the item";
+        else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(md, "name")))
+                why = "and the item's name does not come within them";
+        if (why) {
+                snprintf(a->err, sizeof a->err, "%s: GET %s: one item alone passes %u bytes%s%s", lc->what, path,
+                         AUDIT_PAGE_MAX_BYTES, *why ? ", " : "", why);
+                r = r < 0 ? r : -E2BIG;
+        } else {
+                r = lc->on_too_large(a, md);
+                if (r == 0)
+                        snprintf(cont, contlen, "%s", head->continue_);
+        }
+        cJSON_Delete(md);
+        free(head);
+        return r;
+}
+
+/* Lists lc->base page by page, handing each item to on_item(); a page is
+ * dropped before the next is fetched. Pages are bounded in bytes too: an
+ * answer past AUDIT_PAGE_MAX_BYTES is asked again from the same continue
+ * token with half the limit, down to one item (see webhook_limits.h). */
+static int api_list(struct audit *a, const struct kube *k, unsigned page_size, const struct list_call *lc)
 {
         struct buf path, body;
         struct jsonlist_info *info = calloc(1, sizeof *info);
         char cont[JSONLIST_CONTINUE_MAX] = "", err[512];
+        unsigned limit = page_size;
         int r = info ? 0 : -ENOMEM;
         buf_init(&path, AUDIT_PATH_MAX);
-        buf_init(&body, WH_KUBE_MAX_RESPONSE_BYTES);
+        buf_init(&body, AUDIT_PAGE_MAX_BYTES);
         while (r == 0) {
                 long status = 0;
                 buf_reset(&path);
                 buf_reset(&body);
-                r = buf_printf(&path, "%s?limit=%u", base, page_size);
+                r = buf_printf(&path, "%s?limit=%u", lc->base, limit);
                 if (r == 0 && cont[0]) {
                         r = buf_puts(&path, "&continue=");
                         if (r == 0)
                                 r = kube_put_query_value(&path, cont);
                 }
                 if (r < 0) {
-                        snprintf(a->err, sizeof a->err, "%s: the request path is too long", what);
+                        snprintf(a->err, sizeof a->err, "%s: the request path is too long", lc->what);
                         break;
                 }
                 r = kube_get(k, path.data, WH_KUBE_LIST_TIMEOUT_MS, &body, &status, err, sizeof err);
+                if (r == -E2BIG && status == 200 && limit > 1) {
+                        limit /= 2;     /* the same page, half as long */
+                        r = 0;
+                        continue;
+                }
+                if (r == -E2BIG && status == 200) {
+                        r = past_too_large(a, lc, &body, path.data, cont, sizeof cont);
+                        if (r < 0 || !cont[0])
+                                break;
+                        continue;
+                }
                 if (r == -E2BIG) {
-                        snprintf(a->err, sizeof a->err, "%s: %s; give a smaller --page-size", what, err);
+                        if (status)
+                                snprintf(a->err, sizeof a->err, "%s: HTTP %ld: %s", lc->what, status, err);
+                        else
+                                snprintf(a->err, sizeof a->err, "%s: %s", lc->what, err);
                         break;
                 }
                 if (r < 0) {
-                        snprintf(a->err, sizeof a->err, "%s: cannot reach the API server: %s", what, err);
+                        snprintf(a->err, sizeof a->err, "%s: cannot reach the API server: %s", lc->what, err);
                         break;
                 }
                 if (status != 200) {
-                        status_error(a, k, what, path.data, status, &body, permission);
+                        status_error(a, k, lc->what, path.data, status, &body, lc->permission);
                         r = -EIO;
                         break;
                 }
-                r = jsonlist_scan(body.data ? body.data : "", body.len, on_item, a, info, err, sizeof err);
+                r = jsonlist_scan(body.data ? body.data : "", body.len, lc->on_item, a, info, err, sizeof err);
                 if (r == -EINVAL && !a->err[0])
-                        snprintf(a->err, sizeof a->err, "%s: the API server's answer to GET %s: %s", what,
+                        snprintf(a->err, sizeof a->err, "%s: the API server's answer to GET %s: %s", lc->what,
                                  path.data, err);
                 else if (r == -E2BIG && !a->err[0])
-                        snprintf(a->err, sizeof a->err, "%s: %s", what, err);
+                        snprintf(a->err, sizeof a->err, "%s: %s", lc->what, err);
                 if (r < 0 || !info->continue_[0])
                         break;
                 snprintf(cont, sizeof cont, "%s", info->continue_);
+                if (info->n_items && limit < page_size) {
+                        /* Grow back toward the page size, at this page's bytes per item. */
+                        size_t fill = AUDIT_PAGE_MAX_BYTES / AUDIT_PAGE_FILL_PART / (body.len / info->n_items + 1);
+                        if (fill > limit)
+                                limit = fill < page_size ? (unsigned)fill : page_size;
+                }
         }
         free(info);
         buf_free(&path);
@@ -567,7 +701,7 @@ int cmd_audit(int argc, char **argv)
                 if (namespaces_path) {
                         r = read_list_file(&a, namespaces_path, AUDIT_NAMESPACES_FILE_MAX, "Namespace", on_namespace);
                         if (r < 0) {
-                                fprintf(stderr, CMD ": --namespaces: %s\n", a.err);
+                                say("--namespaces: %s", a.err);
                                 goto out;
                         }
                         ns_table_sort(&a.ns);
@@ -575,28 +709,31 @@ int cmd_audit(int argc, char **argv)
                 }
                 r = read_list_file(&a, pods_path, AUDIT_STDIN_MAX, "Pod", on_pod);
                 if (r < 0) {
-                        fprintf(stderr, CMD ": --pods: %s\n", a.err[0] ? a.err : strerror(-r));
+                        say("--pods: %s", a.err[0] ? a.err : strerror(-r));
                         goto out;
                 }
         } else {
                 if (kube_connect(kubeconfig, &kube, err, sizeof err) < 0) {
-                        fprintf(stderr, CMD ": %s\n", err);
+                        say("%s", err);
                         goto out;
                 }
                 /* Namespaces: for the policy's selectors and annotations,
                  * and so that every namespace gets its PolicyReport. */
                 bool needed = policy_uses_namespaces(policy);
                 if (needed || (output == OUTPUT_POLICYREPORT && !a.only_namespace)) {
-                        r = api_list(&a, kube, "/api/v1/namespaces", (unsigned)page_size, "listing namespaces",
-                                     needed ? "'list' on namespaces (the policy reads their labels or annotations)"
-                                            : "'list' on namespaces (-o policyreport)",
-                                     on_namespace);
+                        struct list_call nl = {
+                                .base = "/api/v1/namespaces", .what = "listing namespaces", .on_item = on_namespace,
+                                .permission = needed ? "'list' on namespaces (the policy reads their labels or "
+                                                       "annotations)"
+                                                     : "'list' on namespaces (-o policyreport)",
+                        };
+                        r = api_list(&a, kube, (unsigned)page_size, &nl);
                         if (r < 0 && needed) {
-                                fprintf(stderr, CMD ": %s\n", a.err);
+                                say("%s", a.err);
                                 goto out;
                         }
                         if (r < 0) {
-                                fprintf(stderr, CMD ": %s; reports only for the namespaces that have pods\n", a.err);
+                                say("%s; reports only for the namespaces that have pods", a.err);
                                 a.err[0] = '\0';
                                 ns_table_free(&a.ns);
                                 memset(&a.ns, 0, sizeof a.ns);
@@ -614,9 +751,11 @@ int cmd_audit(int argc, char **argv)
                         snprintf(permission, sizeof permission, "'list' on pods in all namespaces (a ClusterRole), "
                                  "or give --namespace NS");
                 }
-                r = api_list(&a, kube, base, (unsigned)page_size, "listing pods", permission, on_pod);
+                struct list_call pl = { .base = base, .what = "listing pods", .permission = permission,
+                                        .on_item = on_pod, .on_too_large = on_pod_too_large };
+                r = api_list(&a, kube, (unsigned)page_size, &pl);
                 if (r < 0) {
-                        fprintf(stderr, CMD ": %s\n", a.err);
+                        say("%s", a.err);
                         goto out;
                 }
         }

@@ -28,7 +28,8 @@ import yaml
 from conftest import BIN, POLICY, POLICY_UNMATCHED_DENY, free_port, load_fixture, model, run_bin
 
 PROBLEMS = ["missing-identity", "wrong-identity", "foreign-identity", "missing-jvm-settings", "no-policy",
-            "missing-workload-identity"]
+            "missing-workload-identity", "too-large"]
+PAGE_MAX_BYTES = 16 * 1024 * 1024    # AUDIT_PAGE_MAX_BYTES in include/webhook_limits.h
 REPORT_MAX_RESULTS = 500      # AUDIT_REPORT_MAX_RESULTS in include/audit_report.h
 TOKEN = "audit-test-token"
 WI_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -166,7 +167,8 @@ def test_json_finds_every_problem_kind(cluster, deny_policy):
     for key, want in cluster["want"].items():
         assert sorted(got.get(key, [])) == sorted(want or []), f"{key}: {got.get(key)} want {want}"
     assert set(got) <= set(cluster["want"])
-    assert {f["problem"] for f in doc["findings"]} == set(PROBLEMS)
+    # Every kind a pods file can show (too-large comes only from the API: see below).
+    assert {f["problem"] for f in doc["findings"]} == set(PROBLEMS) - {"too-large"}
 
     s = doc["summary"]
     assert s["pods"] == len(cluster["items"])
@@ -628,6 +630,7 @@ class FakeAPI:
         self.namespaces = list(namespaces)
         self.forbid = set(forbid)
         self.requests: list[tuple[str, dict, str]] = []
+        self.sizes: list[int] = []      # the bytes of each answer
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -655,11 +658,15 @@ class FakeAPI:
 
     def send(self, h, code, body):
         data = json.dumps(body).encode()
+        self.sizes.append(len(data))
         h.send_response(code)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
-        h.wfile.write(data)
+        try:
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass    # the client stopped reading at its bound
 
     def handle(self, h):
         u = urllib.parse.urlsplit(h.path)
@@ -772,6 +779,269 @@ def test_in_cluster(cluster, deny_policy, certs, tmp_path):
         rc, out, err = audit("--policy", deny_policy, "--in-cluster", "-o", "json", env=env)
     assert rc == 1, err
     assert len(json.loads(out)["findings"]) == sum(len(w or []) for w in cluster["want"].values())
+
+
+# ---------------------------------------------------------------------------
+# What tenants write is shown, not obeyed (issue 12)
+# ---------------------------------------------------------------------------
+
+FAKE_ROW = "\x1b[2J\nfake-ns  fake-pod  driver  spark-fake  missing-identity\r"
+
+
+def with_env(pod: dict, name: str, value: str) -> dict:
+    c = pod["spec"]["containers"][model.spark_container_index(pod)]
+    c.setdefault("env", []).append({"name": name, "value": value})
+    return pod
+
+
+def hostile_pods() -> list[dict]:
+    """A driver whose JAVA_HOME clears the screen and prints a fake row, with
+    a C1 CSI (U+009B) and a right-to-left override in its app id label; a
+    pod claiming an identity with an ESC in its name (as a file may hold)."""
+    evil = with_env(stored("spark35-driver.json", "team-a", "evil-driver",
+                           {"spark-app-selector": "spark-\u009b31m\u202eevil"}), "JAVA_HOME", FAKE_ROW)
+    rogue = stored("rogue-pod.json", "team-x", "rogue\x1b]0;owned\x07")
+    return [evil, rogue, stored("spark35-driver.json", "team-a", "plain-driver")]
+
+
+def assert_one_line_rows(out: bytes) -> list[str]:
+    """No control character but the newlines, no C1, valid UTF-8; the lines."""
+    text = out.decode("utf-8")      # strict: the table is valid UTF-8
+    bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f or c in "\u202e\u2028"]
+    assert not bad, (bad, text)
+    return text.split("\n")
+
+
+def check_hostile_table(out: bytes, json_doc: dict) -> None:
+    lines = assert_one_line_rows(out)
+    head = lines[0]
+    rows = [l for l in lines[1:l_end(lines)] if l and not l.startswith("    ")]
+    # One row per finding, each followed by its expected and found lines: no fake row.
+    assert len(rows) == len(json_doc["findings"]), lines
+    assert not any(l.startswith("fake-ns") for l in lines)
+    col = {c: head.index(c) for c in ("POD", "ROLE", "APP ID", "PROBLEM")}
+    for r in rows:
+        for c, at in col.items():
+            assert r[at - 1] == " " and r[at] != " ", f"{c} not aligned in {r!r}"
+    evil = [r for r in rows if "evil-driver" in r]
+    assert evil and all("spark-\\u009b31m\\u202eevil" in r for r in evil), rows
+    assert any(r.split()[1] == "rogue\\x1b]0;owned\\x07" for r in rows), rows
+    found = [l for l in lines if l.startswith("    found     ") and "JAVA_HOME=" in l]
+    assert found == ["    found     JAVA_HOME=\\x1b[2J\\nfake-ns  fake-pod  driver  spark-fake  missing-identity\\r"
+                     "; SPARK_SUBMIT_OPTS unset"], found
+
+
+def l_end(lines: list[str]) -> int:
+    """Where the findings end: the blank line before the summary."""
+    return lines.index("")
+
+
+def test_table_escapes_what_tenants_wrote(tmp_path, certs):
+    pods = hostile_pods()
+    path = write(tmp_path / "pods.json", pod_list(pods))
+    p = subprocess.run([str(BIN), "audit", "--policy", str(POLICY), "--pods", str(path), "-o", "json"],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    doc = json.loads(p.stdout.decode("utf-8"))    # strict UTF-8, valid JSON
+    # JSON keeps the strings exactly, escaped.
+    f = finding(doc, "team-a", "evil-driver", "missing-jvm-settings")
+    assert f["found"] == f"JAVA_HOME={FAKE_ROW}; SPARK_SUBMIT_OPTS unset"
+    assert f["appId"] == "spark-\u009b31m\u202eevil"
+    assert b"\x1b" not in p.stdout and b"\xc2\x9b" not in p.stdout and b"\\u009b" in p.stdout
+    assert ("team-x", "rogue\x1b]0;owned\x07") in findings_by_pod(doc)
+
+    p = subprocess.run([str(BIN), "audit", "--policy", str(POLICY), "--pods", str(path)], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 1, p.stderr
+    check_hostile_table(p.stdout, doc)
+
+    # From the API the same: the API server sends "\u001b" in JSON, which is ESC once parsed.
+    with FakeAPI(certs, pods) as api:
+        kc = kubeconfig(tmp_path / "kc", api.url, certs.ca, TOKEN)
+        p = subprocess.run([str(BIN), "audit", "--policy", str(POLICY), "--kubeconfig", str(kc)],
+                           capture_output=True, timeout=60)
+        assert p.returncode == 1, p.stderr
+        check_hostile_table(p.stdout, doc)
+        p = subprocess.run([str(BIN), "audit", "--policy", str(POLICY), "--kubeconfig", str(kc), "-o",
+                            "policyreport"], capture_output=True, timeout=60)
+        assert p.returncode == 1, p.stderr
+        reports = json.loads(p.stdout.decode("utf-8"))["items"]
+        for r in reports:
+            check_report_shape(r)
+        msgs = [res["message"] for r in reports for res in r["results"]]
+        assert any(FAKE_ROW in m for m in msgs)
+
+
+def test_bytes_that_are_not_utf8(tmp_path):
+    """A pods file may hold any bytes: the table shows them as \\xHH, JSON
+    and PolicyReports stay valid UTF-8 (U+FFFD); error messages on stderr are
+    escaped too."""
+    pod = with_env(stored("spark35-driver.json", "team-a", "bytes-driver"), "JAVA_HOME", "/opt/PLACEHOLDER")
+    text = json.dumps(pod_list([pod])).encode().replace(b"PLACEHOLDER", b"j\xff\x9b2J\xc3")
+    path = tmp_path / "pods.json"
+    path.write_bytes(text)
+    p = subprocess.run([str(BIN), "audit", "--policy", str(POLICY), "--pods", str(path)], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 1
+    lines = assert_one_line_rows(p.stdout)
+    assert "    found     JAVA_HOME=/opt/j\\xff\\x9b2J\\xc3; SPARK_SUBMIT_OPTS unset" in lines, lines
+    for fmt in ("json", "policyreport"):
+        p = subprocess.run([str(BIN), "audit", "--policy", str(POLICY), "--pods", str(path), "-o", fmt],
+                           capture_output=True, timeout=60)
+        assert p.returncode == 1
+        doc = json.loads(p.stdout.decode("utf-8"))      # strict UTF-8
+        assert "JAVA_HOME=/opt/j\ufffd\ufffd2J\ufffd" in json.dumps(doc, ensure_ascii=False)
+
+    del pod["metadata"]["namespace"]
+    pod["metadata"]["name"] = "evil\x1b[2J\nfake"
+    write(path, pod)
+    p = subprocess.run([str(BIN), "audit", "--policy", str(POLICY), "--pods", str(path)], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 2 and p.stdout == b""
+    assert p.stderr.decode() == ("audit: --pods: pod evil\\x1b[2J\\nfake has no metadata.namespace; say which "
+                                 "with --namespace\n"), p.stderr
+
+
+# ---------------------------------------------------------------------------
+# Pages bounded in bytes (issue 12)
+# ---------------------------------------------------------------------------
+
+def big_pod(ns: str, name: str, size: int, fixture: str = "spark35-driver.json") -> dict:
+    """A pod whose JSON takes about `size` bytes: a long env value."""
+    pod = stored(fixture, ns, name)
+    pad = size - len(json.dumps(pod)) - 40
+    return with_env(pod, "BIG", "x" * pad)
+
+
+def limits(api, path="/api/v1/pods") -> list[int]:
+    return [int(q["limit"]) for p, q, _ in api.requests if p == path]
+
+
+def starts(api, path="/api/v1/pods") -> list[int]:
+    return [json.loads(base64.b64decode(q["continue"]))["start"] if q.get("continue") else 0
+            for p, q, _ in api.requests if p == path]
+
+
+def test_api_pages_of_oversized_pods_are_read_in_smaller_pages(tmp_path, certs):
+    """14 pods of 1.3 MB in one namespace: the first page's answer passes the
+    bound, so it is asked again with half the limit until it fits (7 pods),
+    then read on from there; every finding is reported, as from a file."""
+    pods = [big_pod("team-a", f"big-{i:02d}", 1_300_000) for i in range(14)]
+    assert len(json.dumps(pod_list(pods))) > PAGE_MAX_BYTES > len(json.dumps(pod_list(pods[:7])))
+    file_rc, file_out, _ = audit("--policy", POLICY, "--pods", write(tmp_path / "pods.json", pod_list(pods)),
+                                 "-o", "json")
+    assert file_rc == 1
+    want = json.loads(file_out)["findings"]
+    assert len(want) == 28
+
+    with FakeAPI(certs, pods) as api:
+        kc = kubeconfig(tmp_path / "kc", api.url, certs.ca, TOKEN)
+        rc, out, err = audit("--policy", POLICY, "--kubeconfig", kc, "-o", "json")
+        assert rc == 1, err
+        assert json.loads(out)["findings"] == want
+        assert json.loads(out)["summary"]["pods"] == 14
+        # Halved from 500 down to 7, each time from the start; then the rest from the token.
+        assert limits(api) == [500, 250, 125, 62, 31, 15, 7, 7]
+        assert starts(api) == [0] * 7 + [7]
+        assert all(n > PAGE_MAX_BYTES for n in api.sizes[:6]) and all(n <= PAGE_MAX_BYTES for n in api.sizes[6:])
+        assert err == ""
+
+        # The table, as the issue ran it.
+        api.requests.clear()
+        rc, out, err = audit("--policy", POLICY, "--kubeconfig", kc)
+        assert rc == 1, err
+        assert "14 pods in 1 namespace, 14 of them Spark pods; judged 14: 0 compliant, 14 with 28 findings." in out
+
+        # --page-size is where the halving starts; the limit grows back after
+        # the large pods, at the bytes per pod the last page had.
+        small = [stored("spark35-driver.json", "team-b", f"small-{i}") for i in range(40)]
+        api.pods = pods + small
+        api.requests.clear()
+        rc, out, err = audit("--policy", POLICY, "--kubeconfig", kc, "-o", "json", "--page-size", "20")
+        assert rc == 1, err
+        assert len(json.loads(out)["findings"]) == 28 + 80
+        # (pods 10..19: four large and six small ones, about 16 to the half bound)
+        assert limits(api) == [20, 10, 10, 16, 20]
+        assert starts(api) == [0, 0, 10, 20, 36]
+
+
+def test_api_a_pod_over_the_bound_is_named_and_the_run_completes(tmp_path, certs):
+    """A pod whose answer passes the bound alone is a too-large finding,
+    named from the head of the answer; the pods before and after it are
+    judged, and the exit status is 1, not 2."""
+    before = [stored("spark35-driver.json", "team-a", f"before-{i}") for i in range(2)]
+    huge = big_pod("team-a", "huge-driver", PAGE_MAX_BYTES + 1_000_000)
+    after = [stored("rogue-pod.json", "team-x", "rogue")] + \
+        [compliant("spark35-driver.json", "team-d", f"after-{i}", model.load_policy(POLICY)) for i in range(2)]
+    pods = before + [huge] + after
+    _, others, _ = audit("--policy", POLICY, "--pods", write(tmp_path / "others.json", pod_list(before + after)),
+                         "-o", "json")
+    with FakeAPI(certs, pods) as api:
+        kc = kubeconfig(tmp_path / "kc", api.url, certs.ca, TOKEN)
+        rc, out, err = audit("--policy", POLICY, "--kubeconfig", kc, "-o", "json", "--page-size", "4")
+        assert rc == 1, err
+        doc = json.loads(out)
+        f = finding(doc, "team-a", "huge-driver", "too-large")
+        assert f["uid"] == huge["metadata"]["uid"] and f["role"] == "driver"
+        assert f["appId"] == huge["metadata"]["labels"]["spark-app-selector"]
+        assert f["expected"] == f"a pod the audit can read: at most {PAGE_MAX_BYTES} bytes as the API server sends it"
+        assert f["found"] == f"more than {PAGE_MAX_BYTES} bytes (not judged)"
+        assert [x for x in doc["findings"] if x["pod"] != "huge-driver"] == json.loads(others)["findings"]
+        s = doc["summary"]
+        assert s["pods"] == 6 and s["withFindings"] == 4 and s["compliant"] == 2
+        assert s["problems"]["too-large"] == 1
+        assert err == (f"audit: pod team-a/huge-driver: the API server's answer with it alone passes "
+                       f"{PAGE_MAX_BYTES} bytes: not judged, reported as too-large\n")
+        # [before-0, before-1] fit at half the page; the page from the huge
+        # pod is halved to 1 and skipped with the token its head gave.
+        assert limits(api) == [4, 2, 4, 2, 1, 1, 4]
+        assert starts(api) == [0, 0, 2, 2, 2, 3, 4]
+
+        # The table names it; a PolicyReport has its result.
+        rc, out, err = audit("--policy", POLICY, "--kubeconfig", kc, "--page-size", "4")
+        assert rc == 1, err
+        assert any(l.startswith("team-a ") and "huge-driver" in l and l.endswith("too-large")
+                   for l in out.splitlines()), out
+        rc, out, err = audit("--policy", POLICY, "--kubeconfig", kc, "-o", "policyreport", "--page-size", "4")
+        assert rc == 1, err
+        reports = {r["metadata"]["namespace"]: r for r in json.loads(out)["items"]}
+        for r in reports.values():
+            check_report_shape(r)
+        res = [r for r in reports["team-a"]["results"] if r["rule"] == "too-large"]
+        assert len(res) == 1 and res[0]["resources"][0]["name"] == "huge-driver" and res[0]["severity"] == "high"
+
+        # Last in its namespace's list (its answer gives no continue token):
+        # the list ends there.
+        api.requests.clear()
+        rc, out, err = audit("--policy", POLICY, "--kubeconfig", kc, "-o", "json", "--namespace", "team-a",
+                             "--page-size", "2")
+        assert rc == 1, err
+        got = findings_by_pod(json.loads(out))
+        assert got[("team-a", "huge-driver")] == ["too-large"] and len(got) == 3
+        assert limits(api, "/api/v1/namespaces/team-a/pods") == [2, 2, 1]
+
+        # Alone, at the default page size: halved from 500 to 1.
+        api.pods = [huge]
+        api.requests.clear()
+        rc, out, err = audit("--policy", POLICY, "--kubeconfig", kc, "-o", "json")
+        assert rc == 1, err
+        assert findings_by_pod(json.loads(out)) == {("team-a", "huge-driver"): ["too-large"]}
+        assert limits(api) == [500, 250, 125, 62, 31, 15, 7, 3, 1]
+
+
+def test_api_an_oversized_answer_that_names_nothing_is_an_error(tmp_path, certs):
+    """A namespace list whose single item passes the bound cannot be read:
+    exit 2, saying so (namespaces are never that large)."""
+    nss = [{"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "huge", "annotations": {"x": "y" * (PAGE_MAX_BYTES + 10)}}}]
+    with FakeAPI(certs, [stored("spark35-driver.json", "team-a", "d")], nss) as api:
+        kc = kubeconfig(tmp_path / "kc", api.url, certs.ca, TOKEN)
+        policy = tmp_path / "selectors.yaml"
+        policy.write_text(SELECTOR_POLICY)
+        rc, out, err = audit("--policy", policy, "--kubeconfig", kc, "--page-size", "1")
+        assert rc == 2 and out == ""
+        assert (f"audit: listing namespaces: GET /api/v1/namespaces?limit=1: one item alone passes "
+                f"{PAGE_MAX_BYTES} bytes\n") == err, err
 
 
 # ---------------------------------------------------------------------------
