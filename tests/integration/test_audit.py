@@ -872,6 +872,24 @@ def test_table_escapes_what_tenants_wrote(tmp_path, certs):
         assert any(FAKE_ROW in m for m in msgs)
 
 
+def test_table_escapes_annotation_problems(tmp_path):
+    """A namespace's annotations (whoever may annotate it writes them) come
+    back in a no-policy finding: escaped in the table too."""
+    policy = tmp_path / "selectors.yaml"
+    policy.write_text(SELECTOR_POLICY)
+    nss = pod_list([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-bad", "annotations": {
+        "spark-identity.io/identity": "x\x1b[2J\nteam-bad  fake  driver  spark-1  no-policy"}}}])
+    pods = write(tmp_path / "pods.json", pod_list([stored("spark35-driver.json", "team-bad", "d")]))
+    p = subprocess.run([str(BIN), "audit", "--policy", str(policy), "--pods", str(pods), "--namespaces",
+                        str(write(tmp_path / "ns.json", nss))], capture_output=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    lines = assert_one_line_rows(p.stdout)
+    assert ('    found     spark-identity.io/identity "x\\x1b[2J\\nteam-bad  fake  driver  spark-1  no-policy" '
+            'is not a valid label value') in lines, lines
+    assert [l for l in lines if l.startswith("team-bad ")][0].endswith("no-policy")
+    assert len([l for l in lines if l.startswith("team-bad  ") and "fake" in l]) == 0
+
+
 def test_bytes_that_are_not_utf8(tmp_path):
     """A pods file may hold any bytes: the table shows them as \\xHH, JSON
     and PolicyReports stay valid UTF-8 (U+FFFD); error messages on stderr are
