@@ -177,6 +177,10 @@ class ControlPlane:
         self.etcd: Proc | None = None
         self.apiserver: Proc | None = None
         self.port = 0
+        # The API server presents a client certificate to a webhook on this
+        # port (its admission configuration names it): test_16 serves one
+        # there with --client-ca.
+        self.mtls_port = free_port()
 
     @property
     def url(self) -> str:
@@ -206,6 +210,27 @@ class ControlPlane:
             f'{self.admin_token},{ADMIN_USER},e2e-admin-uid,"system:masters"\n'
             + "".join(f'{self.user_tokens[u]},{u},{u}-uid,"{",".join(groups)}"\n' for u, groups in USERS.items()))
         os.chmod(d / "tokens.csv", 0o600)
+        # The API server's client identity towards webhooks (mutual TLS), from
+        # a CA of its own, as an admin would make it.
+        openssl("req", "-x509", *ec, "-keyout", "webhook-clients-ca.key", "-out", "webhook-clients-ca.crt",
+                "-days", "2", "-subj", "/CN=spark-identity-e2e-webhook-clients",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign", cwd=d)
+        openssl("req", "-x509", *ec, "-CA", "webhook-clients-ca.crt", "-CAkey", "webhook-clients-ca.key",
+                "-keyout", "apiserver-webhook-client.key", "-out", "apiserver-webhook-client.crt", "-days", "2",
+                "-subj", "/CN=kube-apiserver-webhook-client", "-addext", "basicConstraints=critical,CA:FALSE",
+                "-addext", "keyUsage=critical,digitalSignature", "-addext", "extendedKeyUsage=clientAuth", cwd=d)
+        # users[].name is the webhook's host:port (a URL webhook) or service.namespace.svc.
+        (d / "webhook-client.kubeconfig").write_text(
+            "apiVersion: v1\nkind: Config\nusers:\n"
+            f"- name: '127.0.0.1:{self.mtls_port}'\n"
+            "  user:\n"
+            f"    client-certificate: {d / 'apiserver-webhook-client.crt'}\n"
+            f"    client-key: {d / 'apiserver-webhook-client.key'}\n")
+        plugin = ("  configuration:\n    apiVersion: apiserver.config.k8s.io/v1\n    kind: WebhookAdmissionConfiguration\n"
+                  f"    kubeConfigFile: {d / 'webhook-client.kubeconfig'}\n")
+        (d / "admission.yaml").write_text(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n"
+            "- name: ValidatingAdmissionWebhook\n" + plugin + "- name: MutatingAdmissionWebhook\n" + plugin)
 
     def write_kubeconfig(self, path: Path, user: str, token: str) -> None:
         path.write_text(
@@ -271,6 +296,7 @@ class ControlPlane:
             # The audit backend writes in batches by default; the tests read
             # the file right after a request.
             "--audit-log-mode", "blocking",
+            "--admission-control-config-file", p / "admission.yaml",
             "--profiling=false",
             "--v", "1",
         ], self.dir / "kube-apiserver.log").start()
