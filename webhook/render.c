@@ -610,15 +610,19 @@ static int params_object(const struct policy *p, const char *ns, cJSON *items, c
         return r;
 }
 
-static int policy_object(const struct policy *p, cJSON *items, char *err, size_t errlen)
+/* What the two admission policies share: a ValidatingAdmissionPolicy named
+ * `name`, failurePolicy Fail, the parameter ConfigMap as paramKind, and one
+ * resource rule (core v1, CREATE and UPDATE, `resources` at `scope`).
+ * Appends it to `items`; *ret_spec is its spec, for the caller's
+ * matchConditions and variables, then policy_validation(). */
+static int policy_skeleton(const struct policy *p, const char *name, const char *const *resources,
+                           size_t n_resources, const char *scope, cJSON *items, cJSON **ret_spec)
 {
         static const char *const ops[] = { "CREATE", "UPDATE" };
-        static const char *const resources[] = { "pods", "pods/status" };
         static const char *const core[] = { "" }, *const v1[] = { "v1" };
         cJSON *vap = object("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy",
-                            metadata(RENDER_POLICY_NAME, NULL, policy_sha256(p)));
+                            metadata(name, NULL, policy_sha256(p)));
         cJSON *spec, *o, *list;
-        int r = 0;
 
         if (!vap)
                 return -ENOMEM;
@@ -632,10 +636,34 @@ static int policy_object(const struct policy *p, cJSON *items, char *err, size_t
             !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o))
                 return -ENOMEM;
         if (add(o, "apiGroups", strings(core, 1)) || add(o, "apiVersions", strings(v1, 1)) ||
-            add(o, "operations", strings(ops, 2)) || add(o, "resources", strings(resources, 2)) ||
-            !cJSON_AddStringToObject(o, "scope", "Namespaced"))
+            add(o, "operations", strings(ops, 2)) || add(o, "resources", strings(resources, n_resources)) ||
+            !cJSON_AddStringToObject(o, "scope", scope))
                 return -ENOMEM;
+        *ret_spec = spec;
+        return 0;
+}
 
+/* The one validation of both policies: variables.allowed, Forbidden. */
+static int policy_validation(cJSON *spec, const char *message_expression, const char *message)
+{
+        cJSON *list, *o;
+        if (!(list = cJSON_AddArrayToObject(spec, "validations")) ||
+            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o) ||
+            !cJSON_AddStringToObject(o, "expression", "variables.allowed") ||
+            !cJSON_AddStringToObject(o, "messageExpression", message_expression) ||
+            !cJSON_AddStringToObject(o, "message", message) ||
+            !cJSON_AddStringToObject(o, "reason", "Forbidden"))
+                return -ENOMEM;
+        return 0;
+}
+
+static int policy_object(const struct policy *p, cJSON *items, char *err, size_t errlen)
+{
+        static const char *const resources[] = { "pods", "pods/status" };
+        cJSON *spec, *o, *list;
+        int r = policy_skeleton(p, RENDER_POLICY_NAME, resources, 2, "Namespaced", items, &spec);
+        if (r < 0)
+                return r;
         if (!(list = cJSON_AddArrayToObject(spec, "matchConditions")) ||
             !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o) ||
             !cJSON_AddStringToObject(o, "name", "identity-label-added-or-changed") ||
@@ -650,18 +678,8 @@ static int policy_object(const struct policy *p, cJSON *items, char *err, size_t
                 r = selector_variables(p, list, err, errlen);
         for (size_t i = 0; r == 0 && i < sizeof VARIABLES_TAIL / sizeof *VARIABLES_TAIL; i++)
                 r = add_variable(list, VARIABLES_TAIL[i].name, VARIABLES_TAIL[i].expression);
-        if (r < 0)
-                return r;
-
-        if (!(list = cJSON_AddArrayToObject(spec, "validations")) ||
-            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o) ||
-            !cJSON_AddStringToObject(o, "expression", "variables.allowed") ||
-            !cJSON_AddStringToObject(o, "messageExpression", MESSAGE) ||
-            !cJSON_AddStringToObject(o, "message", "the pod's " LABEL_IDENTITY " label claims an Azure "
-                                     "identity its namespace may not use") ||
-            !cJSON_AddStringToObject(o, "reason", "Forbidden"))
-                return -ENOMEM;
-        return 0;
+        return r < 0 ? r : policy_validation(spec, MESSAGE, "the pod's " LABEL_IDENTITY " label claims an "
+                                             "Azure identity its namespace may not use");
 }
 
 /* A binding of policy `name` to the ConfigMap in `ns`: Deny, and Deny when
@@ -703,47 +721,18 @@ static int binding_object(const struct policy *p, const char *name, const char *
  * finalize), judged as grants_judge() judges them. */
 static int grants_policy_object(const struct policy *p, cJSON *items)
 {
-        static const char *const ops[] = { "CREATE", "UPDATE" };
         static const char *const resources[] = { "namespaces", "namespaces/status", "namespaces/finalize" };
-        static const char *const core[] = { "" }, *const v1[] = { "v1" };
-        cJSON *vap = object("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy",
-                            metadata(RENDER_GRANTS_POLICY_NAME, NULL, policy_sha256(p)));
-        cJSON *spec, *o, *list;
-        int r = 0;
-
-        if (!vap)
-                return -ENOMEM;
-        cJSON_AddItemToArray(items, vap);
-        if (!(spec = cJSON_AddObjectToObject(vap, "spec")) ||
-            !cJSON_AddStringToObject(spec, "failurePolicy", "Fail") ||
-            !(o = cJSON_AddObjectToObject(spec, "paramKind")) ||
-            !cJSON_AddStringToObject(o, "apiVersion", "v1") || !cJSON_AddStringToObject(o, "kind", "ConfigMap") ||
-            !(o = cJSON_AddObjectToObject(spec, "matchConstraints")) ||
-            !(list = cJSON_AddArrayToObject(o, "resourceRules")) ||
-            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o))
-                return -ENOMEM;
-        if (add(o, "apiGroups", strings(core, 1)) || add(o, "apiVersions", strings(v1, 1)) ||
-            add(o, "operations", strings(ops, 2)) || add(o, "resources", strings(resources, 3)) ||
-            !cJSON_AddStringToObject(o, "scope", "Cluster"))
-                return -ENOMEM;
-
+        cJSON *spec, *list;
+        int r = policy_skeleton(p, RENDER_GRANTS_POLICY_NAME, resources, 3, "Cluster", items, &spec);
+        if (r < 0)
+                return r;
         if (!(list = cJSON_AddArrayToObject(spec, "variables")))
                 return -ENOMEM;
         for (size_t i = 0; r == 0 && i < sizeof GRANTS_VARIABLES / sizeof *GRANTS_VARIABLES; i++)
                 r = add_variable(list, GRANTS_VARIABLES[i].name, GRANTS_VARIABLES[i].expression);
-        if (r < 0)
-                return r;
-
-        if (!(list = cJSON_AddArrayToObject(spec, "validations")) ||
-            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o) ||
-            !cJSON_AddStringToObject(o, "expression", "variables.allowed") ||
-            !cJSON_AddStringToObject(o, "messageExpression", GRANTS_MESSAGE) ||
-            !cJSON_AddStringToObject(o, "message", "only the policy's grantors may add, change or remove "
-                                     "grant keys of a namespace (" POLICY_ANNOTATION_PREFIX " annotations, "
-                                     "labels its selectors read)") ||
-            !cJSON_AddStringToObject(o, "reason", "Forbidden"))
-                return -ENOMEM;
-        return 0;
+        return r < 0 ? r : policy_validation(spec, GRANTS_MESSAGE, "only the policy's grantors may add, change "
+                                             "or remove grant keys of a namespace (" POLICY_ANNOTATION_PREFIX
+                                             " annotations, labels its selectors read)");
 }
 
 /* ---- YAML and JSON ---- */

@@ -25,7 +25,6 @@ import json
 import multiprocessing as mp
 import os
 import resource
-import selectors
 import signal
 import socket
 import ssl

@@ -254,3 +254,22 @@ class Registration:
     def denial_re(self) -> str:
         names = "|".join(re.escape(n) for n in dict.fromkeys(self.webhook_names))
         return rf'admission webhook "({names})" denied the request'
+
+
+def mutating_webhook_config(name: str, webhook: str, url: str, ca_bundle: str, object_selector: dict,
+                            namespace_selector: dict | None = None) -> dict:
+    """A MutatingWebhookConfiguration of one webhook on pod CREATE that a test
+    serves itself (at `url`, its certificate under `ca_bundle`, base64 PEM):
+    failurePolicy Fail, never reinvoked."""
+    hook = {
+        "name": webhook, "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail",
+        "timeoutSeconds": 5, "reinvocationPolicy": "Never",
+        "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                   "resources": ["pods"], "scope": "Namespaced"}],
+        "objectSelector": object_selector,
+        "clientConfig": {"url": url, "caBundle": ca_bundle},
+    }
+    if namespace_selector is not None:
+        hook["namespaceSelector"] = namespace_selector
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name}, "webhooks": [hook]}

@@ -26,7 +26,7 @@ import uuid
 import pytest
 
 from harness import (POLICY, WEBHOOK_BIN, create_pod, env_of, expected_spark_pod, get_pod, model,
-                     spark_container, warnings_of)
+                     mutating_webhook_config, spark_container, warnings_of)
 import cluster as cp
 
 WI = "team-w"      # auth: workloadIdentity, serviceAccount: spark
@@ -729,21 +729,11 @@ def later_webhook(wi_ns, cluster, workdir):
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    config = {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": LATER_CONFIG},
-        "webhooks": [{
-            "name": "later.e2e.spark-identity.io",
-            "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail",
-            "timeoutSeconds": 5, "reinvocationPolicy": "Never",
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
-            "objectSelector": {"matchExpressions": [{"key": LATER_LABEL, "operator": "Exists"}]},
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": WI}},
-            "clientConfig": {"url": f"https://127.0.0.1:{server.server_address[1]}/mutate",
-                             "caBundle": base64.b64encode((cluster.pki / "ca.crt").read_bytes()).decode()},
-        }],
-    }
+    config = mutating_webhook_config(
+        LATER_CONFIG, "later.e2e.spark-identity.io", f"https://127.0.0.1:{server.server_address[1]}/mutate",
+        base64.b64encode((cluster.pki / "ca.crt").read_bytes()).decode(),
+        {"matchExpressions": [{"key": LATER_LABEL, "operator": "Exists"}]},
+        {"matchLabels": {"kubernetes.io/metadata.name": WI}})
     try:
         cluster.kubectl("create", "-f", "-", input=json.dumps(config))
         # The API server follows webhook configurations by a watch: wait for it.

@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 
 from harness import (NAMESPACE_CREATOR_ROLE, POD_STATUS_ROLE, TENANT_POD_ROLE, create_pod, fixture_object,
-                     get_pod, model, unique, warnings_of)
+                     get_pod, model, mutating_webhook_config, unique, warnings_of)
 import cluster as cp
 
 LABEL = model.IDENTITY_LABEL
@@ -411,21 +411,11 @@ def later_webhook(guard_ns, cluster, workdir):
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": LATER_CONFIG},
-        "webhooks": [{
-            "name": "later-claim.e2e.spark-identity.io",
-            "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail",
-            "timeoutSeconds": 5, "reinvocationPolicy": "Never",
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
-            "objectSelector": {"matchExpressions": [{"key": LATER_LABEL, "operator": "Exists"}]},
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": guard_ns}},
-            "clientConfig": {"url": f"https://127.0.0.1:{server.server_address[1]}/mutate",
-                             "caBundle": base64.b64encode((cluster.pki / "ca.crt").read_bytes()).decode()},
-        }],
-    }
+    config = mutating_webhook_config(
+        LATER_CONFIG, "later-claim.e2e.spark-identity.io", f"https://127.0.0.1:{server.server_address[1]}/mutate",
+        base64.b64encode((cluster.pki / "ca.crt").read_bytes()).decode(),
+        {"matchExpressions": [{"key": LATER_LABEL, "operator": "Exists"}]},
+        {"matchLabels": {"kubernetes.io/metadata.name": guard_ns}})
     try:
         cluster.kubectl("create", "-f", "-", input=json.dumps(config))
         # The API server follows webhook configurations by a watch: wait until

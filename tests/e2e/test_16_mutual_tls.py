@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from harness import cp, create_pod, fixture_object, get_pod, model, unique
+from harness import cp, create_pod, fixture_object, get_pod, model, mutating_webhook_config, unique
 
 NS = "team-a"
 CN = "kube-apiserver-webhook-client"
@@ -39,18 +39,9 @@ def mtls_webhook(kubectl, cluster, webhook):
         return c.getresponse().status == 200
 
     proc.wait_until(ready, "ready on the plain port", 30)
-    config = {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": CONFIG},
-        "webhooks": [{
-            "name": "mutual-tls.e2e.spark-identity.io", "admissionReviewVersions": ["v1"],
-            "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 5,
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
-            "objectSelector": {"matchLabels": {"e2e-mutual-tls": "yes"}},
-            "clientConfig": {"url": f"https://127.0.0.1:{cluster.mtls_port}/mutate", "caBundle": webhook.ca_bundle},
-        }],
-    }
+    config = mutating_webhook_config(CONFIG, "mutual-tls.e2e.spark-identity.io",
+                                     f"https://127.0.0.1:{cluster.mtls_port}/mutate", webhook.ca_bundle,
+                                     {"matchLabels": {"e2e-mutual-tls": "yes"}})
     cluster.kubectl("apply", "-f", "-", input=json.dumps(config))
     try:
         yield proc, plain
