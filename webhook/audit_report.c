@@ -306,12 +306,10 @@ static void tf(struct table *t, const char *fmt, ...)
 {
         if (t->r)
                 return;
-        char tmp[1024];
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+        t->r = buf_vprintf(&t->line, fmt, ap);
         va_end(ap);
-        t->r = n < 0 || (size_t)n >= sizeof tmp ? -ENOMEM : buf_append(&t->line, tmp, (size_t)n);
 }
 
 /* Writes the line out, with its newline. */
@@ -458,12 +456,10 @@ static void jf(struct json_out *j, const char *fmt, ...)
 {
         if (j->r)
                 return;
-        char tmp[1024];
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+        j->r = buf_vprintf(&j->b, fmt, ap);
         va_end(ap);
-        j->r = n < 0 || (size_t)n >= sizeof tmp ? -ENOMEM : buf_append(&j->b, tmp, (size_t)n);
 }
 
 /* Writes the scratch buffer out and empties it. */

@@ -91,25 +91,32 @@ int buf_putc(struct buf *b, char c)
         return buf_append(b, &c, 1);
 }
 
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+        va_list again;
+        va_copy(again, ap);
+        char small[256];
+        int n = vsnprintf(small, sizeof small, fmt, ap);
+        int r = 0;
+        if (n < 0)
+                r = -EINVAL;
+        else if ((size_t)n < sizeof small)
+                r = buf_append(b, small, (size_t)n);
+        else if ((r = buf_reserve(b, (size_t)n)) == 0) {
+                vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+                b->len += (size_t)n;
+        }
+        va_end(again);
+        return r;
+}
+
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        char small[256];
-        int n = vsnprintf(small, sizeof small, fmt, ap);
+        int r = buf_vprintf(b, fmt, ap);
         va_end(ap);
-        if (n < 0)
-                return -EINVAL;
-        if ((size_t)n < sizeof small)
-                return buf_append(b, small, (size_t)n);
-        int r = buf_reserve(b, (size_t)n);
-        if (r < 0)
-                return r;
-        va_start(ap, fmt);
-        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
-        return 0;
+        return r;
 }
 
 int buf_put_json_strn(struct buf *b, const char *s, size_t n)
