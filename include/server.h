@@ -26,8 +26,10 @@ struct server_options {
         unsigned max_connections_per_ip;
         unsigned connection_memory;
         unsigned idle_timeout_s;
-        unsigned header_timeout_ms;   /* TLS handshake and request headers, from accept; absolute */
-        unsigned body_timeout_ms;     /* the body, from the headers; absolute; ?timeout= may shorten it */
+        unsigned header_timeout_ms;   /* TLS handshake and request headers, from accept; absolute;
+                                         0: WH_HEADER_TIMEOUT_S */
+        unsigned body_timeout_ms;     /* the body, from the headers; absolute; ?timeout= may shorten it;
+                                         0: WH_BODY_TIMEOUT_S */
         unsigned threads;             /* 0: one per online core */
         /* Mutual TLS: every client must present a certificate chaining to
          * these CAs (PEM; NULL: none asked), and, when client_cns are given,

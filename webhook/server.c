@@ -806,8 +806,8 @@ int server_start(const struct server_options *opt, const struct server_handler *
         }
         struct conntrack_options co = {
                 .limit = opt->max_connections,
-                .header_timeout_ms = opt->header_timeout_ms,
-                .body_timeout_ms = opt->body_timeout_ms,
+                .header_timeout_ms = opt->header_timeout_ms ? opt->header_timeout_ms : WH_HEADER_TIMEOUT_S * 1000u,
+                .body_timeout_ms = opt->body_timeout_ms ? opt->body_timeout_ms : WH_BODY_TIMEOUT_S * 1000u,
                 .idle_timeout_ms = opt->idle_timeout_s * 1000u,
                 .tick = housekeeping,
                 .tick_ctx = s,
