@@ -4,8 +4,10 @@
 # is missing.
 set -euo pipefail
 
+# libmicrohttpd 1.0 is not among Debian 12's packages: meson builds it from
+# subprojects/libmicrohttpd.wrap when the system has no 1.0.
 debs=(gcc make meson ninja-build pkg-config
-      libmicrohttpd-dev libgnutls28-dev libssl-dev libcjson-dev libcurl4-openssl-dev libyaml-dev
+      libgnutls28-dev libssl-dev libcjson-dev libcurl4-openssl-dev libyaml-dev
       libcmocka-dev openssl curl python3 python3-pip faketime
       nghttp2-client valgrind)   # h2load and memcheck: the soak and valgrind steps of make test
 . "$(dirname "$0")/apt.sh"

@@ -98,6 +98,13 @@
 /* HTTP: the listen queue. Fixed. */
 #define WH_LISTEN_BACKLOG 1024u
 
+/* HTTP: how strictly requests are parsed (libmicrohttpd 1.0's client
+ * discipline level). 1 is RFC 9112 as written: CRLF line ends only, no
+ * folded header lines, and a NUL or bare CR in a header line is a 400 from
+ * the library before the request reaches us. The API server's Go client
+ * never sends any of those. Fixed. */
+#define WH_HTTP_DISCIPLINE 1
+
 /* HTTP: worker threads; 0 means one per online core. --threads */
 #define WH_THREADS_AUTO 0u
 #define WH_MAX_THREADS 64u

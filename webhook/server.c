@@ -837,6 +837,9 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 { MHD_OPTION_LISTEN_BACKLOG_SIZE, WH_LISTEN_BACKLOG, NULL },
                 { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
                 { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s },
+                /* HTTP as RFC 9112 writes it: CRLF line ends, no folded header
+                 * lines, no NUL or bare CR in a header (400 before we see it). */
+                { MHD_OPTION_CLIENT_DISCIPLINE_LVL, WH_HTTP_DISCIPLINE, NULL },
                 /* The CAs client certificates must chain to (mutual TLS), or nothing. */
                 { opt->client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
                   (void *)opt->client_ca_pem },
@@ -879,6 +882,7 @@ int server_start_plain(const char *listen, const struct server_handler *h, struc
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)WH_METRICS_MAX_CONNECTIONS,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WH_IDLE_TIMEOUT_S,
                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                     MHD_OPTION_CLIENT_DISCIPLINE_LVL, (int)WH_HTTP_DISCIPLINE,
                                      MHD_OPTION_END);
         if (!s->daemon) {
                 snprintf(err, errlen, "cannot serve HTTP on %s (address in use, or no permission)", listen);

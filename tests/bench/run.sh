@@ -43,9 +43,17 @@ ninja -C "$BUILD" spark-identity-webhook libsiwcore.a >/dev/null
 mkdir -p "$WORK"
 cflags=(-std=c17 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
         -Wmissing-prototypes -Wformat=2 -Wvla -Wno-unused-parameter -Werror)
+# The floor links the same libmicrohttpd as the server: the release build's
+# own static one (subprojects/libmicrohttpd.wrap) when meson fell back to it.
+mhd_dist=$(find "$BUILD/subprojects" -path '*/dist/*' -name libmicrohttpd.a 2>/dev/null | head -n 1)
+if [ -n "$mhd_dist" ]; then
+        mhd_flags=(-I"${mhd_dist%/lib/*}/include" "$mhd_dist" $(pkg-config --libs gnutls))
+else
+        read -ra mhd_flags < <(pkg-config --cflags --libs 'libmicrohttpd >= 1.0.1')
+fi
 # shellcheck disable=SC2046
-cc "${cflags[@]}" -o "$WORK/floor" "$here/floor.c" \
-        $(pkg-config --cflags --libs libmicrohttpd libcjson) -pthread
+cc "${cflags[@]}" -o "$WORK/floor" "$here/floor.c" "${mhd_flags[@]}" \
+        $(pkg-config --cflags --libs libcjson) -pthread
 # shellcheck disable=SC2046
 cc "${cflags[@]}" -Iinclude -o "$WORK/micro" "$here/micro.c" "$BUILD/libsiwcore.a" \
         $(pkg-config --cflags --libs libcjson yaml-0.1 gnutls) -pthread
