@@ -16,9 +16,16 @@ RUN apt-get update \
       libgnutls28-dev libssl-dev libcjson-dev libcurl4-openssl-dev libyaml-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# One layer: .dockerignore lets in only meson.build, include/, webhook/,
-# subprojects/ (the wrap and its build file) and tests/meson.build.
-COPY . .
+# Only the sources, named one by one: a checkout's subprojects/ may also
+# hold what meson unpacked there, and the build stage fetches the tarball
+# the wrap names itself and checks its hash. .dockerignore keeps the rest
+# (build directories, certs/, .git) out of the context.
+COPY meson.build ./
+COPY include/ include/
+COPY webhook/ webhook/
+COPY tests/meson.build tests/
+COPY subprojects/libmicrohttpd.wrap subprojects/
+COPY subprojects/packagefiles/ subprojects/packagefiles/
 # Release with -O2 (STYLE.md; meson's release alone is -O3, hence its
 # warning that the two options overlap), asserts off; werror stays on.
 RUN meson setup /build --buildtype=release -Doptimization=2 -Db_ndebug=true \

@@ -12,6 +12,7 @@ build.sh; the same buildah storage as build.sh.
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -178,20 +179,37 @@ def test_size_is_reasonable(rootfs, record_testsuite_property):
 
 
 def test_build_context_is_only_the_sources(build_stage):
-    # .dockerignore: never build directories, certs/ (keys), .git.
+    # The Dockerfile copies the sources by name and .dockerignore keeps build
+    # directories, certs/ (keys) and .git out of the context. Besides them,
+    # /src holds only what meson fetched there in the build stage: the
+    # tarball the wrap names (packagecache/), checked against its hash, and
+    # its unpacked tree.
     src = build_stage / "src"
     found = sorted(str(p.relative_to(src)) for p in src.rglob("*") if not p.is_dir())
     assert found, "nothing in /src"
-    allowed = [f for f in found if f == "meson.build" or f == "tests/meson.build"
+    fetched = [f for f in found if re.match(r"subprojects/(packagecache|libmicrohttpd-[\d.]+)/", f)]
+    ours = [f for f in found if f not in fetched]
+    allowed = [f for f in ours if f in ("meson.build", "tests/meson.build",
+                                        "subprojects/libmicrohttpd.wrap",
+                                        "subprojects/packagefiles/libmicrohttpd/meson.build")
                or re.fullmatch(r"(include/[\w.-]+\.h|webhook/[\w.-]+\.c)", f)]
-    assert found == allowed, f"not sources: {sorted(set(found) - set(allowed))}"
-    assert "meson.build" in found and "tests/meson.build" in found
+    assert ours == allowed, f"not sources: {sorted(set(ours) - set(allowed))}"
+    assert "meson.build" in ours and "subprojects/libmicrohttpd.wrap" in ours
+    wrap = (src / "subprojects/libmicrohttpd.wrap").read_text()
+    name = re.search(r"^source_filename\s*=\s*(\S+)", wrap, re.M).group(1)
+    want = re.search(r"^source_hash\s*=\s*(\S+)", wrap, re.M).group(1)
+    tarball = src / "subprojects/packagecache" / name
+    assert hashlib.sha256(tarball.read_bytes()).hexdigest() == want
 
 
 def test_build_stage_built_only_the_binary(build_stage):
     # cmocka is not in the build stage, so tests/meson.build builds no unit test.
     assert (build_stage / "build/spark-identity-webhook").is_file()
-    assert not list((build_stage / "build").rglob("test_*")), "unit tests were built"
+    # libmicrohttpd's own build tree (build/subprojects/) has its test
+    # sources' dependency files; only our unit tests must be absent.
+    ours = [p for p in (build_stage / "build").rglob("test_*")
+            if "subprojects" not in p.relative_to(build_stage / "build").parts]
+    assert not ours, f"unit tests were built: {ours[:3]}"
     log = (build_stage / "build/meson-logs/meson-log.txt").read_text(errors="replace")
     assert "cmocka not found: unit tests are not built" in log
 
