@@ -30,6 +30,7 @@
 #include "nscache.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_admission.h"
 #include "policy_file.h"
 #include "server.h"
 #include "snapshot.h"

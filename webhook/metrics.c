@@ -1,5 +1,6 @@
-/* Prometheus metrics: see include/metrics.h. */
+/* Prometheus metrics: see include/metrics.h and include/metrics_admission.h. */
 #include "metrics.h"
+#include "metrics_admission.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
