@@ -9,8 +9,6 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 
 #include "buf.h"
 #include "doc.h"
@@ -1102,25 +1100,6 @@ static int collect_grant_labels(struct policy *p)
         return 0;
 }
 
-/* With GnuTLS, which the server has loaded and set up for TLS anyway:
- * OpenSSL's digest would set up its default provider and configuration
- * first, about 2 MiB resident in `serve` for one hash. */
-static void sha256_hex(const char *text, size_t len, char out[65])
-{
-        static const char hex[] = "0123456789abcdef";
-        unsigned char md[32];
-        if (gnutls_hash_get_len(GNUTLS_DIG_SHA256) != sizeof md ||
-            gnutls_hash_fast(GNUTLS_DIG_SHA256, text, len, md) < 0) {
-                memset(out, '0', 64);
-        } else {
-                for (unsigned i = 0; i < sizeof md; i++) {
-                        out[2 * i] = hex[md[i] >> 4];
-                        out[2 * i + 1] = hex[md[i] & 0x0f];
-                }
-        }
-        out[64] = '\0';
-}
-
 /* Compiles one checked entry into `ret`, reporting problems at `node`. */
 static bool compile_entry(struct loader *l, const cJSON *node, const char *name, enum rule_source source,
                           const struct layer *d, const struct layer *e, struct rule *ret)
@@ -1295,6 +1274,12 @@ static bool want_bool(struct loader *l, const cJSON *v, const char *path)
 
 int policy_load(const char *text, size_t len, struct policy **ret_policy, struct buf *errors)
 {
+        return policy_load_sha256(text, len, NULL, ret_policy, errors);
+}
+
+int policy_load_sha256(const char *text, size_t len, const char *sha256, struct policy **ret_policy,
+                       struct buf *errors)
+{
         char err[512];
         struct doc *doc = NULL;
         struct policy *p = NULL;
@@ -1398,7 +1383,7 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
         r = layer_keep(&p->pool, &p->base);
         if (r < 0)
                 goto out;
-        sha256_hex(text, len, p->sha256);
+        snprintf(p->sha256, sizeof p->sha256, "%s", sha256 ? sha256 : "");
         *ret_policy = p;
         p = NULL;
         r = 0;
