@@ -2,7 +2,10 @@
  * review, decide with the policy, write the answer. The server and the
  * `mutate` command both call this, so they answer alike.
  *
- * Pure: no I/O, no globals, no locks. */
+ * Pure: no I/O, no globals, no locks. What the decision needs from the
+ * world (the namespace's labels and annotations) is read by the caller
+ * before and handed in as data; how the parsed tree's memory comes back is
+ * the caller's to say (admission_free(), admission_free_arena()). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,17 +30,6 @@ struct ns_known {
         enum ns_state state;
         struct ns_info info;    /* NS_FOUND: points into the reader's memory, valid during the decision */
         char error[160];        /* NS_UNREADABLE, NS_NOT_READ: why */
-};
-
-/* Where the namespaces' labels and annotations come from, for
- * admission_handle(): what the `mutate` command was told. */
-struct ns_source {
-        void *ctx;
-        /* Fills *ret for namespace `name`; what it points to stays valid until
-         * done(). 0; -ENOENT when there is no such namespace; another negative
-         * errno when it cannot be known now, with the reason in `err`. */
-        int (*lookup)(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen);
-        void (*done)(void *ctx);
 };
 
 /* Which webhook asked: the mutating one (POST /mutate) changes Spark pods
@@ -83,14 +75,20 @@ int admission_decide(const struct policy *p, const struct ns_known *ns, struct a
  * mutate_pod(); any other pod CREATE or UPDATE (subresources whose object is
  * the Pod included) gets mutate_claim(); a namespace CREATE or UPDATE gets
  * grants_judge(); anything else is allowed unchanged. On the validating path
- * the answer never carries a patch. `src` tells about namespaces when the
- * policy needs them (NULL: nothing is known of them). Always fills a->status
- * and a->body (400 with a Status for a body that is not a review, 500 when
- * memory or a bound ran out); returns 0, or a negative errno when even the
- * error body could not be written. */
-int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
+ * the answer never carries a patch. `known` is what the caller knows of the
+ * review's namespace, whichever it is (the `mutate` command: what its flags
+ * say), used when the policy needs it; NULL: nothing is known of it. Always
+ * fills a->status and a->body (400 with a Status for a body that is not a
+ * review, 500 when memory or a bound ran out); returns 0, or a negative errno
+ * when even the error body could not be written. */
+int admission_handle(const struct policy *p, const struct ns_known *known, const char *body,
                      size_t len, struct admission *a);
 
-/* Releases everything in the result. Inside an arena bracket (arena.h) the
- * parsed review is left to arena_end(), which takes it back whole. */
+/* Releases everything in the result. */
 void admission_free(struct admission *a);
+
+/* Releases everything but the parsed review's cJSON tree, which the caller
+ * says is its arena's (arena.h: parsed inside the bracket, and arena_end()
+ * follows and takes it back whole; deleting it node by node would only walk
+ * it, 7% of an admission). Use admission_free() when in doubt. */
+void admission_free_arena(struct admission *a);

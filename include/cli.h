@@ -20,8 +20,9 @@ struct cli_namespace {
  * "CMD: FLAG wants key=value..." on stderr. */
 int cli_parse_kvs(const char *cmd, const char *flag, char *s, struct kv *kv, size_t *n);
 
-/* An ns_source that answers every lookup with `ns`. `ns` must outlive the source. */
-struct ns_source cli_ns_source(struct cli_namespace *ns);
+/* What admission_handle() is to know of the review's namespace: `ns`, found.
+ * It points into `ns`, which must outlive it. */
+struct ns_known cli_ns_known(const struct cli_namespace *ns);
 
 /* Parses a whole decimal number in [min, max] for `flag`. 0, or -EINVAL
  * after printing "CMD: FLAG ..." on stderr. */

@@ -1,6 +1,8 @@
 /* Prometheus metrics of the server: counters and a latency histogram kept in
  * atomics, so that requests never wait on a lock and a scrape formats them
- * without stopping anyone.
+ * without stopping anyone. This header is what any layer may count (HTTP
+ * errors, reloads) and the scrape; the admission decisions, which speak of
+ * Spark, are counted through metrics_admission.h.
  *
  * Process-wide (one server per process). */
 #pragma once
@@ -9,10 +11,6 @@
 #include <time.h>
 
 #include "buf.h"
-#include "mutate.h"
-
-/* One admission decision and the time it took. */
-void metrics_admission(enum decision d, enum pod_role role, uint64_t micros);
 
 /* A request answered with an HTTP error (400, 404, 405, 413, 415, 500...). */
 void metrics_bad_request(int status);

@@ -143,6 +143,13 @@ struct policy;
  * the caller prefixes the file name. */
 int policy_load(const char *text, size_t len, struct policy **ret_policy, struct buf *errors);
 
+/* The same, for a policy that carries the SHA-256 of its text (`sha256`: 64
+ * lowercase hex digits, copied; NULL: none), which policy_sha256() returns
+ * for logs, metrics and rendered objects. Whoever reads the text hashes it
+ * (policy_file_load() does): the policy itself links no crypto library. */
+int policy_load_sha256(const char *text, size_t len, const char *sha256, struct policy **ret_policy,
+                       struct buf *errors);
+
 /* Releases a policy. NULL is fine. */
 void policy_free(struct policy *p);
 
@@ -296,7 +303,8 @@ bool policy_reads_annotations(const struct policy *p);
  * semantics: every requirement holds; an empty selector matches all). */
 bool policy_selector_matches(const struct policy *p, size_t index, const struct ns_info *info);
 
-/* The sha256 of the policy text, 64 lowercase hex digits. */
+/* The sha256 of the policy text as policy_load_sha256() was given it, 64
+ * lowercase hex digits; "" when it was given none (policy_load()). */
 const char *policy_sha256(const struct policy *p);
 
 const char *policy_mode_name(enum policy_mode m);

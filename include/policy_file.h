@@ -1,5 +1,6 @@
-/* Loading a policy from a file: the bounded read plus policy_load(), with
- * every problem line prefixed by the file name, as compilers do. */
+/* Loading a policy from a file: the bounded read, the SHA-256 of the bytes
+ * read (GnuTLS), then policy_load_sha256(), with every problem line prefixed
+ * by the file name, as compilers do. */
 #pragma once
 #include "buf.h"
 #include "policy.h"

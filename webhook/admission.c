@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "arena.h"
 #include "grants.h"
 
 void admission_init(struct admission *a, size_t max_response)
@@ -19,14 +18,15 @@ void admission_free(struct admission *a)
 {
         buf_free(&a->body);
         mutation_free(&a->mutation);
-        /* Parsed inside an arena bracket, the review's tree is the arena's:
-         * arena_end() takes it back whole, and deleting it node by node
-         * would only walk it (7% of an admission). */
-        if (arena_owns(a->review.root))
-                a->review.root = NULL;
         review_free(&a->review);
         pool_free(&a->pool);
         a->decided = false;
+}
+
+void admission_free_arena(struct admission *a)
+{
+        a->review.root = NULL;   /* the arena's: arena_end() takes it back */
+        admission_free(a);
 }
 
 /* Finds the namespace's rule from what the caller read of it (when the
@@ -134,20 +134,12 @@ int admission_decide(const struct policy *p, const struct ns_known *known, struc
         return 0;
 }
 
-int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
+int admission_handle(const struct policy *p, const struct ns_known *known, const char *body,
                      size_t len, struct admission *a)
 {
         int r = admission_parse(a, body, len);
         if (r != 0)
                 return r < 0 ? r : 0;   /* answered with 400 or 500 */
-        struct ns_known known = { .state = NS_NOT_READ };
-        const char *ns = admission_namespace(a, p);
-        if (ns && src && src->lookup) {
-                r = src->lookup(src->ctx, ns, &known.info, known.error, sizeof known.error);
-                known.state = r == 0 ? NS_FOUND : r == -ENOENT ? NS_ABSENT : NS_UNREADABLE;
-        }
-        r = admission_decide(p, &known, a);
-        if (ns && src && src->done)
-                src->done(src->ctx);
-        return r;
+        /* What is known applies only where the namespace would have been read. */
+        return admission_decide(p, admission_namespace(a, p) ? known : NULL, a);
 }

@@ -77,15 +77,11 @@ int cli_parse_kvs(const char *cmd, const char *flag, char *s, struct kv *kv, siz
         return 0;
 }
 
-static int cli_ns_lookup(void *ctx, const char *name, struct ns_info *ret, char *err, size_t errlen)
+struct ns_known cli_ns_known(const struct cli_namespace *ns)
 {
-        const struct cli_namespace *ns = ctx;
-        *ret = (struct ns_info){ .labels = ns->labels, .n_labels = ns->n_labels,
-                                 .annotations = ns->annotations, .n_annotations = ns->n_annotations };
-        return 0;
-}
-
-struct ns_source cli_ns_source(struct cli_namespace *ns)
-{
-        return (struct ns_source){ .ctx = ns, .lookup = cli_ns_lookup };
+        return (struct ns_known){
+                .state = NS_FOUND,
+                .info = { .labels = ns->labels, .n_labels = ns->n_labels,
+                          .annotations = ns->annotations, .n_annotations = ns->n_annotations },
+        };
 }

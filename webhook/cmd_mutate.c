@@ -103,8 +103,8 @@ int cmd_mutate(int argc, char **argv)
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
         }
-        struct ns_source src = cli_ns_source(&ns);
-        if (admission_handle(policy, &src, body.data ? body.data : "", body.len, &a) < 0) {
+        struct ns_known known = cli_ns_known(&ns);
+        if (admission_handle(policy, &known, body.data ? body.data : "", body.len, &a) < 0) {
                 fprintf(stderr, CMD ": out of memory\n");
                 goto out;
         }

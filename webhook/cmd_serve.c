@@ -30,6 +30,7 @@
 #include "nscache.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_admission.h"
 #include "policy_file.h"
 #include "server.h"
 #include "snapshot.h"
@@ -354,7 +355,10 @@ static void admit(void *ctx, enum server_path path, const char *body, size_t len
         buf_free(out);
         *out = a.body;                  /* the answer moves to the caller */
         buf_init(&a.body, 0);
-        admission_free(&a);
+        if (arena_owns(a.review.root))
+                admission_free_arena(&a);
+        else
+                admission_free(&a);   /* the bracket had no memory: cJSON used malloc */
         arena_end();
 }
 

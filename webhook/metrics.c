@@ -1,5 +1,6 @@
-/* Prometheus metrics: see include/metrics.h. */
+/* Prometheus metrics: see include/metrics.h and include/metrics_admission.h. */
 #include "metrics.h"
+#include "metrics_admission.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,13 +57,12 @@ static uint64_t get(atomic_uint_fast64_t *a)
         return atomic_load_explicit(a, memory_order_relaxed);
 }
 
-int metrics_render(const struct metrics_state *st, struct buf *out)
+#define P(...) do { if (r == 0) r = buf_printf(out, __VA_ARGS__); } while (0)
+
+/* The admission decisions (metrics_admission.h) and their latency histogram. */
+static int render_admissions(struct buf *out)
 {
         int r = 0;
-#define P(...) do { if (r == 0) r = buf_printf(out, __VA_ARGS__); } while (0)
-        P("# HELP " NS "build_info The version of the server.\n# TYPE " NS "build_info gauge\n");
-        P(NS "build_info{version=\"%s\"} 1\n", WH_VERSION);
-
         P("# HELP " NS "admission_requests_total Admission decisions, by decision and Spark role.\n"
           "# TYPE " NS "admission_requests_total counter\n");
         for (int d = 0; d < DECISION_MAX; d++)
@@ -83,6 +83,17 @@ int metrics_render(const struct metrics_state *st, struct buf *out)
         P(NS "admission_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
         P(NS "admission_duration_seconds_sum %.6f\n", (double)get(&latency_sum_us) / 1e6);
         P(NS "admission_duration_seconds_count %llu\n", (unsigned long long)cumulative);
+        return r;
+}
+
+int metrics_render(const struct metrics_state *st, struct buf *out)
+{
+        int r = 0;
+        P("# HELP " NS "build_info The version of the server.\n# TYPE " NS "build_info gauge\n");
+        P(NS "build_info{version=\"%s\"} 1\n", WH_VERSION);
+
+        if (r == 0)
+                r = render_admissions(out);
 
         P("# HELP " NS "bad_requests_total Requests answered with an HTTP error, by status.\n"
           "# TYPE " NS "bad_requests_total counter\n");

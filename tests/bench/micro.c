@@ -46,7 +46,7 @@ static int admit_once(const struct policy *p, const char *body, size_t len, size
         admission_handle(p, NULL, body, len, &a);
         int status = a.status;
         *ret_answer = a.body.len;
-        admission_free(&a);
+        admission_free_arena(&a);
         arena_end();
         return status;
 }

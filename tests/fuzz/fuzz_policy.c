@@ -237,8 +237,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fuzz_fail("a policy that loads, with errors: %.300s", errors.data);
         buf_free(&errors);
 
-        const char *sha = policy_sha256(p);
-        if (!sha || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)
+        const char *sha = policy_sha256(p);   /* policy_load() is given no digest */
+        if (!sha || *sha)
                 fuzz_fail("sha256 \"%s\"", sha ? sha : "(null)");
         (void)policy_mode_name(policy_default_mode(p));
         (void)policy_unmatched_deny(p);

@@ -8,11 +8,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "buf.h"
 #include "policy.h"
+#include "policy_file.h"
 #include "pool.h"
 
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -287,22 +289,61 @@ static void test_json_policy_same_rules(void **state)
                 assert_string_equal(a->flags_joined, b->flags_joined);
         }
         assert_null(policy_rule_at(y, policy_rule_count(y)));
-        assert_string_not_equal(policy_sha256(y), policy_sha256(j));
         policy_free(y);
         policy_free(j);
 }
 
-static void test_sha256_of_text(void **state)
+static void sha256_hex(const char *text, char hex[65])
 {
         unsigned char md[32];
         unsigned n = 0;
-        char hex[65];
-        assert_true(EVP_Digest(example, strlen(example), md, &n, EVP_sha256(), NULL));
+        assert_true(EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL));
         for (int i = 0; i < 32; i++)
                 snprintf(hex + 2 * i, 3, "%02x", md[i]);
-        struct policy *p = load_ok(example);
+}
+
+/* policy_file_load() hashes the bytes it read: two texts of one policy
+ * (YAML and JSON) have two digests. */
+static void test_sha256_of_text(void **state)
+{
+        const char *texts[] = { example, "{\"namespaces\": {\"team-a\": {\"identity\": \"sparkaks\"}}}\n" };
+        char seen[2][65];
+        for (int i = 0; i < 2; i++) {
+                char path[] = "/tmp/test_policy_XXXXXX";
+                int fd = mkstemp(path);
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, texts[i], strlen(texts[i])), (ssize_t)strlen(texts[i]));
+                close(fd);
+                struct buf errors;
+                struct policy *p = NULL;
+                buf_init(&errors, 1 << 16);
+                int r = policy_file_load(path, &p, &errors);
+                unlink(path);
+                if (r < 0)
+                        fail_msg("policy did not load:\n%s", errors.data);
+                buf_free(&errors);
+                sha256_hex(texts[i], seen[i]);
+                assert_string_equal(policy_sha256(p), seen[i]);
+                policy_free(p);
+        }
+        assert_string_not_equal(seen[0], seen[1]);
+}
+
+/* The policy carries the digest its reader gives it, and none without one. */
+static void test_sha256_given(void **state)
+{
+        char hex[65];
+        sha256_hex(example, hex);
+        struct buf errors;
+        struct policy *p = NULL;
+        buf_init(&errors, 1 << 16);
+        assert_int_equal(policy_load_sha256(example, strlen(example), hex, &p, &errors), 0);
         assert_string_equal(policy_sha256(p), hex);
         policy_free(p);
+        p = load_ok(example);
+        assert_string_equal(policy_sha256(p), "");
+        policy_free(p);
+        buf_free(&errors);
 }
 
 static void test_empty_namespaces(void **state)
@@ -771,6 +812,7 @@ int main(void)
                 cmocka_unit_test(test_identities_allowed),
                 cmocka_unit_test(test_json_policy_same_rules),
                 cmocka_unit_test(test_sha256_of_text),
+                cmocka_unit_test(test_sha256_given),
                 cmocka_unit_test(test_empty_namespaces),
                 cmocka_unit_test(test_bad_policies_explained),
                 cmocka_unit_test(test_every_problem_reported),
