@@ -68,7 +68,8 @@ struct mutate_context {
         const char *lookup_error;              /* why the namespace is unknown, when res->unknown */
 };
 
-/* Prepares an empty mutation. */
+/* Prepares an empty mutation. It does not write the change array (about
+ * 86 KiB, WH_MAX_CHANGES entries): only n_changes of them are ever read. */
 void mutation_init(struct mutation *m);
 
 /* Adds a warning (at most WH_MAX_WARNINGS, each cut to WH_MAX_WARNING_CHARS
