@@ -3,8 +3,8 @@
  * judge it if the pod were created now.
  *
  * findings_check_pod() resolves the namespace's rule with policy_resolve()
- * and runs mutate_pod() on the pod: every change admission would make is
- * something the pod lacks. Namespaces in `audit` mode are judged like
+ * and runs mutate_pod() on the pod: every change admission would make (its
+ * typed changes, change.h) is something the pod lacks. Namespaces in `audit` mode are judged like
  * `enforce` (an auditor wants to know what enforce would change), and
  * onConflict like `override` (so that a pod with another identity is also
  * checked for its JVM settings); namespaces in `off` mode are not judged.
@@ -101,8 +101,8 @@ void findings_free(struct findings *f);
  * adds its findings and counts to `f`. *ret_verdict (may be NULL) tells how
  * the pod came out. 0; -EINVAL when the pod is not an object or has no
  * namespace; -ENOMEM; -E2BIG when the changes admission would make pass
- * their bounds; -EPROTO when admission's patch has a shape this module does
- * not know (a bug: the unit tests keep the two in step). */
+ * their bounds. Each kind of change (change.h) has its finding: a new kind
+ * does not compile until this module names it. */
 int findings_check_pod(const struct policy *p, const char *namespace_, const struct findings_context *fc,
                        const cJSON *pod, struct findings *f, enum pod_verdict *ret_verdict);
 

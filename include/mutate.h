@@ -2,14 +2,17 @@
  * namespace's rule, and whether any pod may carry the identity it claims.
  *
  * Pure: the pod (a cJSON tree owned by the caller) and the policy in, a
- * decision, a JSON Patch and warnings out. No I/O, no globals, no locks. */
+ * decision, the typed changes (change.h), the JSON Patch jsonpatch makes of
+ * them, and warnings out. No I/O, no globals, no locks. */
 #pragma once
 #include <stdbool.h>
 
 #include <cjson/cJSON.h>
 
+#include "change.h"
 #include "jsonpatch.h"
 #include "policy.h"
+#include "pool.h"
 #include "webhook_limits.h"
 
 enum pod_role {
@@ -41,12 +44,22 @@ struct mutation {
         const char *client_id;          /* workload identity: the federated client; owned by the policy */
         const char *service_account;    /* workload identity: the account the pod runs as after us;
                                            points into the pod or the policy */
-        struct jsonpatch patch;         /* the operations; sent only when decision is MUTATED */
+        struct jsonpatch patch;         /* the changes as RFC 6902 operations, made by
+                                           jsonpatch_changes() when the decision is MUTATED or
+                                           WOULD_MUTATE; sent only when it is MUTATED */
+        struct pool strings;            /* values the changes set that the pod and policy lack
+                                           (a merged flags variable) */
         unsigned n_warnings;
         char warnings[WH_MAX_WARNINGS][WH_MAX_WARNING_CHARS + 1];
         char message[WH_MAX_MESSAGE_CHARS];  /* why, when DENIED */
         char grant_keys[WH_MAX_MESSAGE_CHARS / 2];   /* a namespace change: the grant keys it
                                                         changes (grants.h); else "" */
+        size_t n_changes;
+        /* What admission changes, in the order of the patch's operations;
+         * complete when the decision is MUTATED or WOULD_MUTATE (a refusal
+         * stops part way). Last, so that mutation_init() leaves the unused
+         * entries unwritten. */
+        struct change changes[WH_MAX_CHANGES];
 };
 
 /* What the caller found out about the pod's namespace. */
@@ -55,7 +68,8 @@ struct mutate_context {
         const char *lookup_error;              /* why the namespace is unknown, when res->unknown */
 };
 
-/* Prepares an empty mutation. */
+/* Prepares an empty mutation. It does not write the change array (about
+ * 86 KiB, WH_MAX_CHANGES entries): only n_changes of them are ever read. */
 void mutation_init(struct mutation *m);
 
 /* Adds a warning (at most WH_MAX_WARNINGS, each cut to WH_MAX_WARNING_CHARS
@@ -67,14 +81,15 @@ void mutation_warn(struct mutation *m, const char *fmt, ...);
 __attribute__((format(printf, 2, 3)))
 void mutation_deny(struct mutation *m, const char *fmt, ...);
 
-/* Releases the patch text. The pointers into the pod and policy stay as
- * they are, valid as long as those are. */
+/* Releases the patch text and the strings of the changes. The pointers
+ * into the pod and policy stay as they are, valid as long as those are. */
 void mutation_free(struct mutation *m);
 
 /* Decides on a pod CREATE in `namespace_`: a Spark pod gets its rule's
  * settings, and the identity any pod claims is judged by the claim rule. `m` must be freshly initialized.
- * Returns 0 (the outcome is in m), or -ENOMEM, or -E2BIG when the patch
- * would pass its bounds. */
+ * Returns 0 (the outcome is in m: the changes, and their patch), or -ENOMEM,
+ * or -E2BIG when the changes or the patch would pass their bounds
+ * (WH_MAX_CHANGES, WH_MAX_PATCH_OPS, WH_MAX_PATCH_BYTES). */
 int mutate_pod(const struct policy *p, const char *namespace_, const struct mutate_context *mc,
                const cJSON *pod, struct mutation *m);
 

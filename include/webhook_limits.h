@@ -127,6 +127,13 @@
  * length of one warning (the API server truncates longer ones). */
 #define WH_MAX_PATCH_OPS 512u
 #define WH_MAX_PATCH_BYTES (256u * 1024u)
+/* Admission: the typed changes to one pod (change.h). Each is one patch
+ * operation, except that the env entries added to a container without env
+ * share one: at most 4 AZURE_* entries and a mount for each further
+ * container, so WH_MAX_PATCH_OPS operations never need more than about
+ * 2.5 changes each, and the Spark container's entries (WH_MAX_RULE_FLAGS + 6)
+ * on top. A pod past it is refused like a patch past WH_MAX_PATCH_OPS. */
+#define WH_MAX_CHANGES (WH_MAX_PATCH_OPS * 5u / 2u + WH_MAX_RULE_FLAGS + 128u)
 #define WH_MAX_WARNINGS 16u
 #define WH_MAX_WARNING_CHARS 120u
 

@@ -282,9 +282,6 @@ static int on_pod(void *ctx, const cJSON *item)
         if (r == -E2BIG)
                 snprintf(a->err, sizeof a->err, "pod %s/%s: the changes admission would make pass their bounds",
                          namespace_, pod);
-        else if (r == -EPROTO)
-                snprintf(a->err, sizeof a->err, "pod %s/%s: admission would make a change the audit cannot "
-                         "name (a bug: please report it with the pod)", namespace_, pod);
         else if (r == -ENOMEM)
                 snprintf(a->err, sizeof a->err, "out of memory");
         else if (r < 0)

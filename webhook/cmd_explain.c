@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "commands.h"
 #include "mutate.h"
@@ -174,51 +175,45 @@ static cJSON *minimal_pod(const char *ns, enum pod_role role, const struct rule 
         return pod;
 }
 
-/* The operations of the patch, as the label and env entries they set. */
+/* The changes admission makes, as the label, env entries, volume and mount they set. */
 static void print_changes(const struct mutation *m)
 {
-        cJSON *ops = cJSON_ParseWithLength(m->patch.text.data, m->patch.text.len);
-        const cJSON *op;
-        cJSON_ArrayForEach(op, ops) {
-                const cJSON *path = cJSON_GetObjectItemCaseSensitive(op, "path");
-                const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
-                const char *ps = cJSON_IsString(path) ? path->valuestring : "";
-                const cJSON *e;
-                if (strncmp(ps, "/metadata/labels/", 17) == 0 && cJSON_IsString(value)) {
-                        printf("    label  %s=%s\n", ps + 17, value->valuestring);
-                } else if (strcmp(ps, "/metadata/labels") == 0 && cJSON_IsObject(value)) {
-                        cJSON_ArrayForEach(e, value)
-                                if (cJSON_IsString(e))
-                                        printf("    label  %s=%s\n", e->string, e->valuestring);
-                } else if (strcmp(ps, "/spec/volumes") == 0 && cJSON_IsArray(value)) {
-                        cJSON_ArrayForEach(e, value) {
-                                char *raw = cJSON_PrintUnformatted(e);
-                                printf("    volume %s\n", raw ? raw : "?");
-                                cJSON_free(raw);
-                        }
-                } else if (strcmp(ps, "/spec/containers/0/volumeMounts") == 0 && cJSON_IsArray(value)) {
-                        cJSON_ArrayForEach(e, value) {
-                                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-                                const cJSON *mp = cJSON_GetObjectItemCaseSensitive(e, "mountPath");
-                                if (cJSON_IsString(n) && cJSON_IsString(mp))
-                                        printf("    mount  %s at %s%s\n", n->valuestring, mp->valuestring,
-                                               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "readOnly"))
-                                               ? ", read-only" : "");
-                        }
-                } else if (strcmp(ps, "/spec/containers/0/env") == 0 && cJSON_IsArray(value)) {
-                        cJSON_ArrayForEach(e, value) {
-                                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-                                const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "value");
-                                if (cJSON_IsString(n) && cJSON_IsString(v))
-                                        printf("    env    %s=%s\n", n->valuestring, v->valuestring);
-                        }
-                } else {
-                        char *raw = cJSON_PrintUnformatted(op);
-                        printf("    patch  %s\n", raw ? raw : "?");
-                        cJSON_free(raw);
+        struct buf item;
+        buf_init(&item, WH_MAX_PATCH_BYTES);
+        for (size_t i = 0; i < m->n_changes; i++) {
+                const struct change *c = &m->changes[i];
+                switch (c->kind) {
+                case CHANGE_SET_IDENTITY_LABEL:
+                        printf("    label  " CHANGE_IDENTITY_LABEL "=%s\n", c->value);
+                        break;
+                case CHANGE_REMOVE_IDENTITY_LABEL:
+                        printf("    label  " CHANGE_IDENTITY_LABEL " removed\n");
+                        break;
+                case CHANGE_SET_SERVICE_ACCOUNT:
+                        printf("    serviceAccountName %s\n", c->value);
+                        break;
+                case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT:
+                        printf("    serviceAccount %s\n", c->value);
+                        break;
+                case CHANGE_SET_ENV:
+                case CHANGE_ADD_ENV:
+                        printf("    env    %s=%s\n", c->name, c->value);
+                        break;
+                case CHANGE_ADD_JAVA_OPT:
+                        printf("    env    " CHANGE_JAVA_OPT_PREFIX "%u=%s\n", c->index, c->value);
+                        break;
+                case CHANGE_TOKEN_VOLUME:
+                        buf_reset(&item);
+                        printf("    volume %s\n", jsonpatch_change_item(&item, c) == 0 ? item.data : "?");
+                        break;
+                case CHANGE_TOKEN_MOUNT:
+                        printf("    mount  " POLICY_WI_VOLUME " at " POLICY_WI_MOUNT_PATH ", read-only\n");
+                        break;
+                case CHANGE_KIND_MAX:
+                        break;
                 }
         }
-        cJSON_Delete(ops);
+        buf_free(&item);
 }
 
 static int explain_pod(const struct policy *p, const char *ns, const struct mutate_context *mc, enum pod_role role)

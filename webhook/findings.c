@@ -1,8 +1,9 @@
 /* How a stored pod stands against the policy: see include/findings.h.
  *
- * A pod with a rule is judged by mutate_pod() itself: the operations of the
- * patch it would apply are what the pod lacks (the label: a missing or
- * wrong identity; the Spark container's env: JVM settings). A pod without a
+ * A pod with a rule is judged by mutate_pod() itself: the changes it would
+ * make (change.h) are what the pod lacks (the label: a missing or wrong
+ * identity; the Spark container's env: JVM settings; workload identity's
+ * env, volume, mounts and service account). A pod without a
  * rule is asked the two questions mutate_pod() asks of such pods (may its
  * namespace claim this identity; are Spark pods refused without a rule),
  * each on its own so that both are reported and so that a policy whose
@@ -17,11 +18,11 @@
 
 #include "buf.h"
 
-#define LABEL_IDENTITY "aadpodidbinding"
+#define LABEL_IDENTITY CHANGE_IDENTITY_LABEL
 #define ENV_JAVA_HOME "JAVA_HOME"
 #define ENV_SUBMIT_OPTS "SPARK_SUBMIT_OPTS"
 #define ENV_TOOL_OPTIONS "JAVA_TOOL_OPTIONS"
-#define ENV_JAVA_OPT_PREFIX "SPARK_JAVA_OPT_"
+#define ENV_JAVA_OPT_PREFIX CHANGE_JAVA_OPT_PREFIX
 #define ENV_AZURE_PREFIX "AZURE_"
 /* The env entries one finding speaks of: every flag, JAVA_HOME, a merged variable. */
 #define MAX_ENV_CHANGES (WH_MAX_RULE_FLAGS + 2u)
@@ -298,7 +299,7 @@ static int foreign_identity(struct judge *j)
 
 /* One env entry admission would set or change in the Spark container. */
 struct env_change {
-        const char *name;
+        const char *name;       /* NULL for a SPARK_JAVA_OPT_<n> */
         const char *value;      /* what admission would set */
         const char *old;        /* what the pod has: NULL when unset */
         bool value_from;        /* the pod's entry comes from valueFrom: admission leaves it alone */
@@ -312,56 +313,30 @@ struct env_changes {
 static int env_change_add(struct env_changes *ec, const char *name, const char *value, const char *old,
                           bool value_from)
 {
-        if (!name || !value)
-                return -EPROTO;
         if (ec->n == MAX_ENV_CHANGES)
                 return -E2BIG;
         ec->items[ec->n++] = (struct env_change){ name, value, old, value_from };
         return 0;
 }
 
+/* A SPARK_JAVA_OPT_<n>: its number is admission's choice, so it goes without a name here. */
 static bool is_java_opt(const char *name)
 {
-        return strncmp(name, ENV_JAVA_OPT_PREFIX, strlen(ENV_JAVA_OPT_PREFIX)) == 0;
+        return !name;
 }
 
 /* AZURE_CLIENT_ID and the other variables of workload identity. */
 static bool is_azure_env(const char *name)
 {
-        return strncmp(name, ENV_AZURE_PREFIX, strlen(ENV_AZURE_PREFIX)) == 0;
+        return name && strncmp(name, ENV_AZURE_PREFIX, strlen(ENV_AZURE_PREFIX)) == 0;
 }
 
 static bool env_change_has(const struct env_changes *ec, const char *name)
 {
         for (size_t i = 0; i < ec->n; i++)
-                if (strcmp(ec->items[i].name, name) == 0)
+                if (ec->items[i].name && strcmp(ec->items[i].name, name) == 0)
                         return true;
         return false;
-}
-
-/* One operation of the patch on the Spark container's env (path after
- * "/spec/containers/N/env"): a whole new list, an appended entry, or a new
- * value for entry env[j]. */
-static int env_op(const cJSON *env, const char *rest, const cJSON *value, struct env_changes *ec)
-{
-        if (*rest == '\0' && cJSON_IsArray(value)) {
-                const cJSON *e;
-                cJSON_ArrayForEach(e, value) {
-                        int r = env_change_add(ec, string_item(e, "name"), string_item(e, "value"), NULL, false);
-                        if (r < 0)
-                                return r;
-                }
-                return 0;
-        }
-        if (strcmp(rest, "/-") == 0)
-                return env_change_add(ec, string_item(value, "name"), string_item(value, "value"), NULL, false);
-        char *end = NULL;
-        unsigned long index = *rest == '/' ? strtoul(rest + 1, &end, 10) : 0;
-        if (!end || strcmp(end, "/value") != 0 || !cJSON_IsString(value))
-                return -EPROTO;
-        const cJSON *entry = cJSON_GetArrayItem(env, (int)index);
-        const char *old = string_item(entry, "value");
-        return env_change_add(ec, string_item(entry, "name"), value->valuestring, old ? old : "", false);
 }
 
 /* JAVA_HOME and the flags variable when the pod takes them from valueFrom:
@@ -489,51 +464,62 @@ static int workload_identity(struct judge *j, const struct rule *r, const struct
         return rc;
 }
 
+/* Whether a change is to the Spark container, spec.containers[ci]. */
+static bool in_spark_container(const struct change *c, int ci)
+{
+        return ci >= 0 && c->list == CHANGE_CONTAINERS && c->container == (unsigned)ci;
+}
+
 /* The identity label, the env, and workload identity's volume, mounts and
- * service account, from the operations of admission's patch. */
-static int classify_patch(struct judge *j, const struct rule *r, const struct mutation *m)
+ * service account, from the changes admission would make. */
+static int classify_changes(struct judge *j, const struct rule *r, const struct mutation *m)
 {
         int ci;
         const cJSON *env = spark_env(j->pod, &ci);
         struct env_changes *ec = calloc(1, sizeof *ec);
-        cJSON *ops = NULL;
-        bool label = false, wi = r->auth == POLICY_AUTH_WORKLOAD_IDENTITY;
+        bool label = false;
         struct wi_gap gap = { .refused = m->decision == DECISION_DENIED ? m->message : NULL };
         int rc = 0;
-        char prefix[64];
         if (!ec)
                 return -ENOMEM;
-        snprintf(prefix, sizeof prefix, "/spec/containers/%d/env", ci);
-        if (m->decision == DECISION_MUTATED) {
-                ops = cJSON_ParseWithLength(m->patch.text.data, m->patch.text.len);
-                if (!ops)
-                        rc = -ENOMEM;
-        }
-        const cJSON *op;
-        cJSON_ArrayForEach(op, ops) {
-                const char *path = string_item(op, "path");
-                const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
-                if (!path) {
-                        rc = -EPROTO;
-                } else if (strcmp(path, "/metadata/labels") == 0 ||
-                           strcmp(path, "/metadata/labels/" LABEL_IDENTITY) == 0) {
-                        label = label || !wi;   /* workload identity only removes a claim: foreign-identity */
-                } else if (ci >= 0 && strncmp(path, prefix, strlen(prefix)) == 0) {
-                        rc = env_op(env, path + strlen(prefix), value, ec);
-                } else if (wi && strncmp(path, "/spec/volumes", 13) == 0) {
-                        gap.volume = true;
-                } else if (wi && strcmp(path, "/spec/serviceAccountName") == 0) {
-                        gap.account = true;
-                } else if (wi && strcmp(path, "/spec/serviceAccount") == 0) {
-                        ;   /* the deprecated twin of serviceAccountName */
-                } else if (wi && (strncmp(path, "/spec/containers/", 17) == 0 ||
-                                  strncmp(path, "/spec/initContainers/", 21) == 0)) {
-                        gap.mounts++;
-                } else {
-                        rc = -EPROTO;   /* a change this module cannot name: say so, never skip it */
-                }
-                if (rc < 0)
+        /* A refusal stops part way: its changes say nothing. */
+        size_t n = m->decision == DECISION_MUTATED ? m->n_changes : 0;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+                const struct change *c = &m->changes[i];
+                switch (c->kind) {
+                case CHANGE_SET_IDENTITY_LABEL:
+                        label = true;
                         break;
+                case CHANGE_REMOVE_IDENTITY_LABEL:
+                        break;  /* workload identity only removes a claim: foreign-identity says it */
+                case CHANGE_SET_ENV:
+                        if (in_spark_container(c, ci))
+                                rc = env_change_add(ec, c->name, c->value, c->old, false);
+                        else
+                                gap.mounts++;
+                        break;
+                case CHANGE_ADD_ENV:
+                case CHANGE_ADD_JAVA_OPT:
+                        if (in_spark_container(c, ci))
+                                rc = env_change_add(ec, c->kind == CHANGE_ADD_ENV ? c->name : NULL, c->value,
+                                                    NULL, false);
+                        else if (change_starts_op(i ? &m->changes[i - 1] : NULL, c))
+                                gap.mounts++;   /* a container without env gets one list */
+                        break;
+                case CHANGE_TOKEN_VOLUME:
+                        gap.volume = true;
+                        break;
+                case CHANGE_SET_SERVICE_ACCOUNT:
+                        gap.account = true;
+                        break;
+                case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT:
+                        break;  /* the twin of serviceAccountName */
+                case CHANGE_TOKEN_MOUNT:
+                        gap.mounts++;
+                        break;
+                case CHANGE_KIND_MAX:
+                        break;
+                }
         }
         if (rc == 0)
                 rc = value_from_entries(r, j->role, env, ec);
@@ -549,9 +535,8 @@ static int classify_patch(struct judge *j, const struct rule *r, const struct mu
         }
         if (rc == 0)
                 rc = jvm_settings(j, ec);
-        if (rc == 0 && wi)
+        if (rc == 0 && r->auth == POLICY_AUTH_WORKLOAD_IDENTITY)
                 rc = workload_identity(j, r, ec, &gap);
-        cJSON_Delete(ops);
         free(ec);
         return rc;
 }
@@ -585,7 +570,7 @@ static int judge_with_rule(struct judge *j)
                 if (claim_foreign(j, &judged))
                         rc = foreign_identity(j);
                 if (rc == 0)
-                        rc = classify_patch(j, &judged, &m);
+                        rc = classify_changes(j, &judged, &m);
         }
         mutation_free(&m);
         return rc;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +11,12 @@
 
 #include "buf.h"
 
-#define LABEL_IDENTITY "aadpodidbinding"
+#define LABEL_IDENTITY CHANGE_IDENTITY_LABEL
 #define LABEL_ROLE "spark-role"
 #define ENV_SUBMIT_OPTS "SPARK_SUBMIT_OPTS"
 #define ENV_TOOL_OPTIONS "JAVA_TOOL_OPTIONS"
 #define ENV_JAVA_HOME "JAVA_HOME"
-#define ENV_JAVA_OPT_PREFIX "SPARK_JAVA_OPT_"
+#define ENV_JAVA_OPT_PREFIX CHANGE_JAVA_OPT_PREFIX
 /* The largest SPARK_JAVA_OPT_ index we count from; past it we add nothing. */
 #define JAVA_OPT_INDEX_MAX 1000000000ull
 #define ENV_CLIENT_ID "AZURE_CLIENT_ID"
@@ -50,7 +51,7 @@ const char *pod_role_name(enum pod_role r)
 
 void mutation_init(struct mutation *m)
 {
-        memset(m, 0, sizeof *m);
+        memset(m, 0, offsetof(struct mutation, changes));   /* the changes are written as they are made */
         jsonpatch_init(&m->patch);
 }
 
@@ -62,6 +63,7 @@ bool mutation_matters(const struct mutation *m)
 void mutation_free(struct mutation *m)
 {
         jsonpatch_free(&m->patch);
+        pool_free(&m->strings);
 }
 
 /* Removes the bytes of UTF-8 sequences that a bounded %.Ns or the end of
@@ -217,11 +219,20 @@ static bool check_claim(const struct policy *p, const struct rule *r, const char
         return true;
 }
 
-/* ---- building the operations ---- */
+/* ---- the changes ---- */
+
+/* Appends a change: 0, or -E2BIG past WH_MAX_CHANGES. */
+static int change_add(struct mutation *m, struct change c)
+{
+        if (m->n_changes == WH_MAX_CHANGES)
+                return -E2BIG;
+        m->changes[m->n_changes++] = c;
+        return 0;
+}
 
 struct env_view {
         const cJSON *env;       /* the container's env array, or NULL */
-        const char *list;       /* "containers" or "initContainers" */
+        enum change_list list;  /* containers or initContainers */
         size_t container;       /* index in that list */
         const char *name;       /* the container's name, for messages */
 };
@@ -243,10 +254,11 @@ static const cJSON *env_find(const struct env_view *ev, const char *name, size_t
         return found;
 }
 
-/* Env entries to append, collected so that a container without env gets
- * one "add" of the whole list. */
+/* Env entries to add, kept aside so that they follow the changes to the
+ * entries the container has, and so that a container without env gets one
+ * "add" of them all. */
 struct new_env {
-        struct buf json[MAX_NEW_ENV];   /* each {"name":..,"value":..} */
+        struct change items[MAX_NEW_ENV];
         size_t n;
 };
 
@@ -254,89 +266,48 @@ static int new_env_add(struct new_env *ne, const char *name, const char *value)
 {
         if (ne->n == MAX_NEW_ENV)
                 return -E2BIG;
-        struct buf *b = &ne->json[ne->n];
-        buf_init(b, WH_MAX_PATCH_BYTES);
-        int r = buf_puts(b, "{\"name\":");
-        if (r == 0)
-                r = buf_put_json_str(b, name);
-        if (r == 0)
-                r = buf_puts(b, ",\"value\":");
-        if (r == 0)
-                r = buf_put_json_str(b, value);
-        if (r == 0)
-                r = buf_putc(b, '}');
-        if (r < 0) {
-                buf_free(b);
-                return r == -ENOBUFS ? -E2BIG : r;
-        }
-        ne->n++;
+        ne->items[ne->n++] = (struct change){ .kind = CHANGE_ADD_ENV, .name = name, .value = value };
         return 0;
 }
 
-static void new_env_free(struct new_env *ne)
+/* SPARK_JAVA_OPT_<n>=value */
+static int new_env_add_java_opt(struct new_env *ne, unsigned n, const char *value)
 {
-        for (size_t i = 0; i < ne->n; i++)
-                buf_free(&ne->json[i]);
-        ne->n = 0;
+        if (ne->n == MAX_NEW_ENV)
+                return -E2BIG;
+        ne->items[ne->n++] = (struct change){ .kind = CHANGE_ADD_JAVA_OPT, .index = n, .value = value };
+        return 0;
 }
 
-static void path_env(struct mutation *m, const struct env_view *ev)
+/* A change to container ev. */
+static struct change in_container(const struct env_view *ev, enum change_kind kind)
 {
-        jsonpatch_path_reset(&m->patch);
-        jsonpatch_path_token(&m->patch, "spec");
-        jsonpatch_path_token(&m->patch, ev->list);
-        jsonpatch_path_index(&m->patch, ev->container);
-        jsonpatch_path_token(&m->patch, "env");
+        return (struct change){ .kind = kind, .list = ev->list, .container = (unsigned)ev->container,
+                                .container_name = ev->name };
 }
 
-/* Sets the value of the existing entry env[index]. "add" replaces a member
- * that exists and creates one that does not, so an entry without `value`
- * works too. */
-static int op_set_env_value(struct mutation *m, const struct env_view *ev, size_t index,
-                            const char *value)
+/* Sets the value of the existing entry env[index], named `name`, which had `old`. */
+static int op_set_env_value(struct mutation *m, const struct env_view *ev, size_t index, const char *name,
+                            const char *value, const char *old)
 {
-        struct buf v;
-        buf_init(&v, WH_MAX_PATCH_BYTES);
-        int r = buf_put_json_str(&v, value);
-        if (r == 0) {
-                path_env(m, ev);
-                jsonpatch_path_index(&m->patch, index);
-                jsonpatch_path_token(&m->patch, "value");
-                r = jsonpatch_op(&m->patch, "add", v.data);
-        }
-        buf_free(&v);
-        return r == -ENOBUFS ? -E2BIG : r;
+        struct change c = in_container(ev, CHANGE_SET_ENV);
+        c.index = (unsigned)index;
+        c.name = name;
+        c.value = value;
+        c.old = old ? old : "";
+        return change_add(m, c);
 }
 
-static int op_append_env(struct mutation *m, const struct env_view *ev, struct new_env *ne)
+static int op_append_env(struct mutation *m, const struct env_view *ev, const struct new_env *ne)
 {
         int r = 0;
-        if (ne->n == 0)
-                return 0;
-        if (!cJSON_IsArray(ev->env)) {
-                /* No env list: add it whole, never under a list that does not exist. */
-                struct buf list;
-                buf_init(&list, WH_MAX_PATCH_BYTES);
-                r = buf_putc(&list, '[');
-                for (size_t i = 0; r == 0 && i < ne->n; i++) {
-                        if (i)
-                                r = buf_putc(&list, ',');
-                        if (r == 0)
-                                r = buf_append(&list, ne->json[i].data, ne->json[i].len);
-                }
-                if (r == 0)
-                        r = buf_putc(&list, ']');
-                if (r == 0) {
-                        path_env(m, ev);
-                        r = jsonpatch_op(&m->patch, "add", list.data);
-                }
-                buf_free(&list);
-                return r == -ENOBUFS ? -E2BIG : r;
-        }
         for (size_t i = 0; r == 0 && i < ne->n; i++) {
-                path_env(m, ev);
-                jsonpatch_path_token(&m->patch, "-");
-                r = jsonpatch_op(&m->patch, "add", ne->json[i].data);
+                struct change c = in_container(ev, ne->items[i].kind);
+                c.place = cJSON_IsArray(ev->env) ? CHANGE_PLACE_ADD : CHANGE_PLACE_NEW;
+                c.index = ne->items[i].index;
+                c.name = ne->items[i].name;
+                c.value = ne->items[i].value;
+                r = change_add(m, c);
         }
         return r;
 }
@@ -384,9 +355,12 @@ static int merge_flags_var(struct mutation *m, const struct rule *r, const struc
         if (rc == 0 && v.len) {
                 if (*old)
                         rc = buf_printf(&v, " %s", old);
+                const char *merged = rc == 0 ? pool_strdup(&m->strings, v.data) : NULL;
+                if (rc == 0 && !merged)
+                        rc = -ENOMEM;
                 if (rc == 0) {
                         *changed = true;
-                        rc = op_set_env_value(m, ev, index, v.data);
+                        rc = op_set_env_value(m, ev, index, name, merged, old);
                 }
         }
         buf_free(&v);
@@ -441,9 +415,7 @@ static int add_java_opts(struct mutation *m, const struct rule *r, const struct 
                         mutation_warn(m, "SPARK_JAVA_OPT_ indices are exhausted; JVM flags not added");
                         return 0;
                 }
-                char name[64];
-                snprintf(name, sizeof name, ENV_JAVA_OPT_PREFIX "%llu", next++);
-                int rc = new_env_add(ne, name, r->flags[i]);
+                int rc = new_env_add_java_opt(ne, (unsigned)next++, r->flags[i]);
                 if (rc < 0)
                         return rc;
                 *changed = true;
@@ -471,31 +443,16 @@ static int set_java_home(struct mutation *m, const struct rule *r, const struct 
                 return 0;
         mutation_warn(m, "JAVA_HOME %.40s replaced by %.40s", old ? old : "(empty)", r->java_home);
         *changed = true;
-        return op_set_env_value(m, ev, index, r->java_home);
+        return op_set_env_value(m, ev, index, ENV_JAVA_HOME, r->java_home, old);
 }
 
 static int set_label(struct mutation *m, const struct rule *r, const cJSON *pod)
 {
-        char value[WH_MAX_POLICY_STRING + 32];
-        jsonpatch_path_reset(&m->patch);
-        jsonpatch_path_token(&m->patch, "metadata");
-        jsonpatch_path_token(&m->patch, "labels");
-        if (!pod_labels(pod)) {
-                struct buf v;
-                buf_init(&v, sizeof value);
-                int rc = buf_puts(&v, "{\"" LABEL_IDENTITY "\":");
-                if (rc == 0)
-                        rc = buf_put_json_str(&v, r->identity);
-                if (rc == 0)
-                        rc = buf_putc(&v, '}');
-                if (rc == 0)
-                        rc = jsonpatch_op(&m->patch, "add", v.data);
-                buf_free(&v);
-                return rc;
-        }
-        jsonpatch_path_token(&m->patch, LABEL_IDENTITY);
-        snprintf(value, sizeof value, "\"%s\"", r->identity);   /* a label value needs no escaping */
-        return jsonpatch_op(&m->patch, m->identity_before ? "replace" : "add", value);
+        return change_add(m, (struct change){
+                .kind = CHANGE_SET_IDENTITY_LABEL,
+                .place = !pod_labels(pod) ? CHANGE_PLACE_NEW : m->identity_before ? CHANGE_PLACE_REPLACE
+                                                                                   : CHANGE_PLACE_ADD,
+                .value = r->identity, .old = m->identity_before });
 }
 
 /* The aadpodidbinding label of a Spark pod under pod identity: the
@@ -531,21 +488,11 @@ static int pod_identity_label(const struct rule *r, const char *ns, const cJSON 
 
 /* ---- workload identity ---- */
 
-/* With the path of a list built: appends `item` (JSON) to it, or adds the
- * whole list when there is none (never an add under a missing list). */
-static int op_list_append(struct mutation *m, bool exists, const char *item)
+/* Where an item goes in a list: over the one at `found` (SIZE_MAX: none),
+ * appended to the list, or with the list when there is none. */
+static enum change_place list_place(bool exists, size_t found)
 {
-        if (exists) {
-                jsonpatch_path_token(&m->patch, "-");
-                return jsonpatch_op(&m->patch, "add", item);
-        }
-        struct buf list;
-        buf_init(&list, WH_MAX_PATCH_BYTES);
-        int rc = buf_printf(&list, "[%s]", item);
-        if (rc == 0)
-                rc = jsonpatch_op(&m->patch, "add", list.data);
-        buf_free(&list);
-        return rc == -ENOBUFS ? -E2BIG : rc;
+        return found != SIZE_MAX ? CHANGE_PLACE_REPLACE : exists ? CHANGE_PLACE_ADD : CHANGE_PLACE_NEW;
 }
 
 static bool in_list(const char *const *items, size_t n, const char *s)
@@ -578,11 +525,7 @@ static int workload_identity_label(const struct rule *r, const char *ns, struct 
         mutation_warn(m, "%slabel %s=%s %s: namespace %s uses workload identity", audit ? "audit: " : "",
              LABEL_IDENTITY, before, audit ? "would be removed" : "removed", ns);
         m->identity_after = NULL;
-        jsonpatch_path_reset(&m->patch);
-        jsonpatch_path_token(&m->patch, "metadata");
-        jsonpatch_path_token(&m->patch, "labels");
-        jsonpatch_path_token(&m->patch, LABEL_IDENTITY);
-        return jsonpatch_op(&m->patch, "remove", NULL);
+        return change_add(m, (struct change){ .kind = CHANGE_REMOVE_IDENTITY_LABEL, .old = before });
 }
 
 /* The federated service account. The driver must run as it; an executor
@@ -614,18 +557,10 @@ static int workload_identity_sa(const struct rule *r, const char *ns, const cJSO
         }
         mutation_warn(m, "%sserviceAccountName %s %s %s, the service account of namespace %s's workload identity",
              audit ? "audit: " : "", sa, audit ? "would be replaced by" : "replaced by", want, ns);
-        char value[WH_MAX_POLICY_STRING + 3];
-        snprintf(value, sizeof value, "\"%s\"", want);     /* a DNS name needs no escaping */
-        jsonpatch_path_reset(&m->patch);
-        jsonpatch_path_token(&m->patch, "spec");
-        jsonpatch_path_token(&m->patch, "serviceAccountName");
-        int rc = jsonpatch_op(&m->patch, "add", value);
-        if (rc == 0 && old) {
-                jsonpatch_path_reset(&m->patch);
-                jsonpatch_path_token(&m->patch, "spec");
-                jsonpatch_path_token(&m->patch, "serviceAccount");
-                rc = jsonpatch_op(&m->patch, "add", value);
-        }
+        int rc = change_add(m, (struct change){ .kind = CHANGE_SET_SERVICE_ACCOUNT, .value = want, .old = name });
+        if (rc == 0 && old)
+                rc = change_add(m, (struct change){ .kind = CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT, .value = want,
+                                                    .old = old });
         return rc;
 }
 
@@ -675,7 +610,7 @@ static int workload_identity_env(struct mutation *m, const struct rule *r, const
                 else if (!audit)
                         mutation_warn(m, "%s %.60s replaced by the policy's", want[i].name, old && *old ? old : "(empty)");
                 *changed = true;
-                if ((rc = op_set_env_value(m, ev, index, want[i].value)) < 0)
+                if ((rc = op_set_env_value(m, ev, index, want[i].name, want[i].value, old)) < 0)
                         return rc;
         }
         return 0;
@@ -686,8 +621,6 @@ static int workload_identity_env(struct mutation *m, const struct rule *r, const
  * undone here: refused. */
 static int workload_identity_mount(struct mutation *m, const cJSON *c, const struct env_view *ev, bool *changed)
 {
-        static const char mount[] = "{\"name\":\"" POLICY_WI_VOLUME "\",\"mountPath\":\""
-                                    POLICY_WI_MOUNT_PATH "\",\"readOnly\":true}";
         const cJSON *mounts = cJSON_GetObjectItemCaseSensitive(c, "volumeMounts");
         const cJSON *vm;
         size_t i = 0;
@@ -719,16 +652,10 @@ static int workload_identity_mount(struct mutation *m, const cJSON *c, const str
                         return 0;
         }
         *changed = true;
-        jsonpatch_path_reset(&m->patch);
-        jsonpatch_path_token(&m->patch, "spec");
-        jsonpatch_path_token(&m->patch, ev->list);
-        jsonpatch_path_index(&m->patch, ev->container);
-        jsonpatch_path_token(&m->patch, "volumeMounts");
-        if (found) {
-                jsonpatch_path_index(&m->patch, i);
-                return jsonpatch_op(&m->patch, "replace", mount);
-        }
-        return op_list_append(m, cJSON_IsArray(mounts), mount);
+        struct change mount = in_container(ev, CHANGE_TOKEN_MOUNT);
+        mount.place = list_place(cJSON_IsArray(mounts), found ? i : SIZE_MAX);
+        mount.index = (unsigned)i;
+        return change_add(m, mount);
 }
 
 /* Whether a volume is our token volume as the rule wants it; what the API
@@ -766,21 +693,12 @@ static int workload_identity_volume(const struct rule *r, const cJSON *pod, stru
         }
         if (found && token_volume_matches(v, r))
                 return 0;
-        char volume[512];
-        snprintf(volume, sizeof volume, "{\"name\":\"" POLICY_WI_VOLUME "\",\"projected\":{\"sources\":"
-                 "[{\"serviceAccountToken\":{\"audience\":\"" POLICY_WI_AUDIENCE "\",\"expirationSeconds\":%u,"
-                 "\"path\":\"" POLICY_WI_TOKEN_NAME "\"}}]}}", r->token_expiration_s);
         if (m->mode == POLICY_MODE_AUDIT)
                 mutation_warn(m, "audit: would %s volume " POLICY_WI_VOLUME " (the projected service-account token)",
                      found ? "replace" : "add");
-        jsonpatch_path_reset(&m->patch);
-        jsonpatch_path_token(&m->patch, "spec");
-        jsonpatch_path_token(&m->patch, "volumes");
-        if (found) {
-                jsonpatch_path_index(&m->patch, i);
-                return jsonpatch_op(&m->patch, "replace", volume);
-        }
-        return op_list_append(m, cJSON_IsArray(volumes), volume);
+        return change_add(m, (struct change){ .kind = CHANGE_TOKEN_VOLUME,
+                                              .place = list_place(cJSON_IsArray(volumes), found ? i : SIZE_MAX),
+                                              .index = (unsigned)i, .expiration_s = r->token_expiration_s });
 }
 
 /* An image reference from its last path component on: "spark:3.5.1" of
@@ -815,29 +733,27 @@ static bool image_is_spark3(const char *image)
 
 /* Env and mount of a container that runs Spark code, besides the Spark container. */
 static int workload_identity_container(struct mutation *m, const struct rule *r, const cJSON *c,
-                                       const char *list, size_t index)
+                                       enum change_list list, size_t index)
 {
         const cJSON *env = cJSON_GetObjectItemCaseSensitive(c, "env");
         struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .list = list, .container = index,
                                .name = string_item(c, "name") };
-        struct new_env *ne = calloc(1, sizeof *ne);
+        struct new_env ne;
         bool changed = false;
-        if (!ne)
-                return -ENOMEM;
-        int rc = workload_identity_env(m, r, &ev, ne, &changed);
+        ne.n = 0;
+        int rc = workload_identity_env(m, r, &ev, &ne, &changed);
         if (rc == 0 && m->decision != DECISION_DENIED)
-                rc = op_append_env(m, &ev, ne);
+                rc = op_append_env(m, &ev, &ne);
         if (rc == 0 && m->decision != DECISION_DENIED)
                 rc = workload_identity_mount(m, c, &ev, &changed);
-        new_env_free(ne);
-        free(ne);
         if (rc == 0 && changed && m->mode == POLICY_MODE_AUDIT)
                 mutation_warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
                      ev.name);
         return rc;
 }
 
-static const char *const container_lists[] = { "initContainers", "containers" };
+/* The lists extra containers are looked for in, in this order. */
+static const enum change_list container_lists[] = { CHANGE_INIT_CONTAINERS, CHANGE_CONTAINERS };
 
 /* The first container at or after (*list, *index) that the rule names in
  * extraContainers, the Spark container (spec.containers[spark]) aside;
@@ -847,7 +763,7 @@ static const cJSON *next_extra_container(const struct rule *r, const cJSON *pod,
 {
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
         for (; r->n_extra_containers && *list < 2; (*list)++, *index = 0) {
-                const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, container_lists[*list]);
+                const cJSON *cs = cJSON_GetObjectItemCaseSensitive(spec, change_list_name(container_lists[*list]));
                 const cJSON *c = cJSON_IsArray(cs) ? cJSON_GetArrayItem(cs, (int)*index) : NULL;
                 for (; c; c = c->next, (*index)++)
                         if (!(*list == 1 && (int)*index == spark) && cJSON_IsObject(c) &&
@@ -898,35 +814,32 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
                 return wi ? workload_identity_extra(r, pod, ci, m) : 0;
         const cJSON *container = cJSON_GetArrayItem(pod_containers(pod), ci);
         const cJSON *env = cJSON_GetObjectItemCaseSensitive(container, "env");
-        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .list = "containers",
+        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .list = CHANGE_CONTAINERS,
                                .container = (size_t)ci, .name = string_item(container, "name") };
-        struct new_env *ne = calloc(1, sizeof *ne);
+        struct new_env ne;
         bool home = false, flags = false, azure = false;
         const char *var = NULL;
-        if (!ne)
-                return -ENOMEM;
+        ne.n = 0;
         if (!ev.name)
                 ev.name = "?";
 
-        rc = set_java_home(m, r, &ev, ne, &home);
+        rc = set_java_home(m, r, &ev, &ne, &home);
         if (rc == 0 && r->jvm_env == POLICY_JVM_ENV_JAVA_TOOL_OPTIONS) {
                 var = ENV_TOOL_OPTIONS;
-                rc = merge_flags_var(m, r, &ev, var, ne, &flags);
+                rc = merge_flags_var(m, r, &ev, var, &ne, &flags);
         } else if (rc == 0 && m->role == POD_ROLE_DRIVER) {
                 var = ENV_SUBMIT_OPTS;
-                rc = merge_flags_var(m, r, &ev, var, ne, &flags);
+                rc = merge_flags_var(m, r, &ev, var, &ne, &flags);
         } else if (rc == 0) {
                 var = ENV_JAVA_OPT_PREFIX "n";
-                rc = add_java_opts(m, r, &ev, ne, &flags);
+                rc = add_java_opts(m, r, &ev, &ne, &flags);
         }
         if (rc == 0 && wi)
-                rc = workload_identity_env(m, r, &ev, ne, &azure);
+                rc = workload_identity_env(m, r, &ev, &ne, &azure);
         if (rc == 0 && m->decision != DECISION_DENIED)
-                rc = op_append_env(m, &ev, ne);
+                rc = op_append_env(m, &ev, &ne);
         if (rc == 0 && wi && m->decision != DECISION_DENIED)
                 rc = workload_identity_mount(m, container, &ev, &azure);
-        new_env_free(ne);
-        free(ne);
         if (rc < 0 || m->decision == DECISION_DENIED)
                 return rc;
         if (audit && home)
@@ -1040,9 +953,9 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
         rc = mutate_spark_pod(r, ns, pod, m);
         if (rc < 0 || m->decision == DECISION_DENIED)
                 return rc;
-        if (m->patch.n_ops) {
+        if (m->n_changes) {
                 m->decision = m->mode == POLICY_MODE_AUDIT ? DECISION_WOULD_MUTATE : DECISION_MUTATED;
-                rc = jsonpatch_finish(&m->patch);
+                rc = jsonpatch_changes(&m->patch, m->changes, m->n_changes);
         }
         if (m->decision != DECISION_MUTATED)
                 m->identity_after = m->identity_before;

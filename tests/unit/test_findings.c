@@ -720,6 +720,118 @@ static void test_names(void **state)
         assert_string_equal(pod_verdict_name(VERDICT_MAX), "?");
 }
 
+/* ---- each kind of change admission makes, and its finding ---- */
+
+static void remove_env(cJSON *pod)
+{
+        cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"), "containers"),
+                                      mutate_spark_container(pod));
+        cJSON_DeleteItemFromObject(c, "env");
+}
+
+static void claim_other(cJSON *pod)
+{
+        set_label(pod, "aadpodidbinding", "someone-else");
+}
+
+static void java_home_other(cJSON *pod)
+{
+        set_env(pod, "JAVA_HOME", "/opt/other");
+}
+
+static void deprecated_account(cJSON *pod)
+{
+        cJSON_AddStringToObject(cJSON_GetObjectItem(pod, "spec"), "serviceAccount", "default");
+}
+
+/* Every kind of change (change.h) that admission would make to a stored pod
+ * is a finding; the table names a pod for each kind, and fails when a kind
+ * has none. */
+static void test_each_change_kind(void **state)
+{
+        static const struct {
+                enum change_kind kind;
+                const char *policy, *pod, *ns;
+                void (*edit)(cJSON *pod);
+                enum finding_problem problem;
+                const char *found;      /* a part of the finding's `found` */
+        } cases[] = {
+                { CHANGE_SET_IDENTITY_LABEL, "policy.yaml", "spark35-driver.json", "team-a", NULL,
+                  FINDING_MISSING_IDENTITY, "no aadpodidbinding label" },
+                { CHANGE_SET_IDENTITY_LABEL, "policy.yaml", "spark35-driver.json", "team-a", claim_other,
+                  FINDING_WRONG_IDENTITY, "aadpodidbinding=someone-else" },
+                { CHANGE_REMOVE_IDENTITY_LABEL, "policy-workload-identity.yaml", "spark40-driver.json", "team-wi",
+                  claim_other, FINDING_FOREIGN_IDENTITY, "aadpodidbinding=someone-else" },
+                { CHANGE_SET_SERVICE_ACCOUNT, "policy-workload-identity.yaml", "spark40-executor-default-sa.json",
+                  "team-wi", NULL, FINDING_MISSING_WORKLOAD_IDENTITY, "serviceAccountName=default" },
+                { CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT, "policy-workload-identity.yaml",
+                  "spark40-executor-default-sa.json", "team-wi", deprecated_account,
+                  FINDING_MISSING_WORKLOAD_IDENTITY, "serviceAccountName=default" },
+                { CHANGE_SET_ENV, "policy.yaml", "spark35-driver.json", "team-a", java_home_other,
+                  FINDING_MISSING_JVM_SETTINGS, "JAVA_HOME=/opt/other" },
+                { CHANGE_ADD_ENV, "policy.yaml", "spark35-driver.json", "team-a", NULL,
+                  FINDING_MISSING_JVM_SETTINGS, "SPARK_SUBMIT_OPTS unset" },
+                { CHANGE_ADD_ENV, "policy.yaml", "spark35-driver.json", "team-a", remove_env,
+                  FINDING_MISSING_JVM_SETTINGS, "SPARK_SUBMIT_OPTS unset" },
+                { CHANGE_ADD_JAVA_OPT, "policy.yaml", "spark35-executor.json", "team-a", NULL,
+                  FINDING_MISSING_JVM_SETTINGS, "no SPARK_JAVA_OPT_<n> with them" },
+                { CHANGE_ADD_JAVA_OPT, "policy.yaml", "spark35-executor.json", "team-a", remove_env,
+                  FINDING_MISSING_JVM_SETTINGS, "no SPARK_JAVA_OPT_<n> with them" },
+                { CHANGE_TOKEN_VOLUME, "policy-workload-identity.yaml", "spark40-driver.json", "team-wi", NULL,
+                  FINDING_MISSING_WORKLOAD_IDENTITY, "no volume " POLICY_WI_VOLUME " as the policy has it" },
+                { CHANGE_TOKEN_MOUNT, "policy-workload-identity.yaml", "spark40-driver.json", "team-wi", NULL,
+                  FINDING_MISSING_WORKLOAD_IDENTITY, "without the env or the token mount" },
+                { CHANGE_ADD_ENV, "policy-workload-identity.yaml", "spark40-driver.json", "team-wi", NULL,
+                  FINDING_MISSING_WORKLOAD_IDENTITY, "AZURE_CLIENT_ID unset" },
+        };
+        bool seen[CHANGE_KIND_MAX] = { false };
+        (void)state;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                struct policy *p = fixture_policy(cases[i].policy);
+                cJSON *pod = fixture_pod(cases[i].pod);
+                if (cases[i].edit)
+                        cases[i].edit(pod);
+
+                /* Admission makes a change of the kind... */
+                struct pool pool = POOL_INIT;
+                struct resolution res;
+                struct ns_info none = { 0 };
+                struct mutation *m = malloc(sizeof *m);
+                assert_non_null(m);
+                assert_int_equal(policy_resolve(p, cases[i].ns, &none, &pool, &res), 0);
+                struct mutate_context mc = { .res = &res };
+                mutation_init(m);
+                assert_int_equal(mutate_pod(p, cases[i].ns, &mc, pod, m), 0);
+                assert_int_equal(m->decision, DECISION_MUTATED);
+                bool has = false;
+                for (size_t k = 0; k < m->n_changes; k++)
+                        has = has || m->changes[k].kind == cases[i].kind;
+                if (!has)
+                        fail_msg("case %zu: %s in %s makes no change of kind %d", i, cases[i].pod, cases[i].ns,
+                                 cases[i].kind);
+                seen[cases[i].kind] = true;
+
+                /* ...and the audit says what the pod lacks. */
+                struct result r;
+                judge(p, cases[i].ns, pod, &r);
+                assert_int_equal(r.rc, 0);
+                assert_int_equal(r.verdict, VERDICT_FINDINGS);
+                const struct finding *it = find(&r, cases[i].problem);
+                if (!it || !strstr(it->found, cases[i].found))
+                        fail_msg("case %zu: no %s finding with \"%s\" (found: \"%s\")", i,
+                                 finding_problem_name(cases[i].problem), cases[i].found, it ? it->found : "-");
+                done(&r);
+                mutation_free(m);
+                free(m);
+                pool_free(&pool);
+                cJSON_Delete(pod);
+                policy_free(p);
+        }
+        for (int k = 0; k < CHANGE_KIND_MAX; k++)
+                if (!seen[k])
+                        fail_msg("no case for change kind %d", k);
+}
+
 /* ---- agreement with admission, over every fixture and namespace ---- */
 
 /* A pod has findings exactly when admission, creating it now, would change
@@ -797,6 +909,7 @@ int main(void)
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_too_large),
                 cmocka_unit_test(test_agrees_with_admission),
+                cmocka_unit_test(test_each_change_kind),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

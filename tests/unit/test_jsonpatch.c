@@ -1,4 +1,5 @@
-/* Unit tests for webhook/jsonpatch.c: the RFC 6902 patch text builder. */
+/* Unit tests for webhook/jsonpatch.c: the RFC 6902 patch text builder,
+ * and the patch it writes from typed changes (change.h). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "jsonpatch.h"
+#include "policy.h"
 #include "webhook_limits.h"
 
 /* Builds a path from NULL-terminated tokens. */
@@ -405,6 +407,178 @@ static void test_path_reset(void **state)
         jsonpatch_free(&p);
 }
 
+/* ---- from typed changes ---- */
+
+#define VOLUME_3600 "{\"name\":\"" POLICY_WI_VOLUME "\",\"projected\":{\"sources\":[{\"serviceAccountToken\":" \
+        "{\"audience\":\"" POLICY_WI_AUDIENCE "\",\"expirationSeconds\":3600,\"path\":\"" POLICY_WI_TOKEN_NAME "\"}}]}}"
+#define MOUNT "{\"name\":\"" POLICY_WI_VOLUME "\",\"mountPath\":\"" POLICY_WI_MOUNT_PATH "\",\"readOnly\":true}"
+
+/* The patch of `n` changes, byte for byte. */
+static void assert_changes_text(const struct change *changes, size_t n, unsigned want_ops, const char *want)
+{
+        struct jsonpatch p;
+        jsonpatch_init(&p);
+        assert_int_equal(jsonpatch_changes(&p, changes, n), 0);
+        assert_string_equal(p.text.data, want);
+        assert_int_equal(p.n_ops, want_ops);
+        cJSON_Delete(parse_patch(&p));
+        jsonpatch_free(&p);
+}
+
+/* Each kind, in each place it can go: exactly the bytes admission sends. */
+static void test_each_change_kind(void **state)
+{
+        static const struct {
+                struct change c;
+                const char *op;         /* the one operation it makes */
+        } cases[] = {
+                { { .kind = CHANGE_SET_IDENTITY_LABEL, .place = CHANGE_PLACE_NEW, .value = "sparkaks" },
+                  "{\"op\":\"add\",\"path\":\"/metadata/labels\",\"value\":{\"aadpodidbinding\":\"sparkaks\"}}" },
+                { { .kind = CHANGE_SET_IDENTITY_LABEL, .place = CHANGE_PLACE_ADD, .value = "sparkaks" },
+                  "{\"op\":\"add\",\"path\":\"/metadata/labels/aadpodidbinding\",\"value\":\"sparkaks\"}" },
+                { { .kind = CHANGE_SET_IDENTITY_LABEL, .place = CHANGE_PLACE_REPLACE, .value = "sparkaks",
+                    .old = "other" },
+                  "{\"op\":\"replace\",\"path\":\"/metadata/labels/aadpodidbinding\",\"value\":\"sparkaks\"}" },
+                { { .kind = CHANGE_REMOVE_IDENTITY_LABEL, .old = "other" },
+                  "{\"op\":\"remove\",\"path\":\"/metadata/labels/aadpodidbinding\"}" },
+                { { .kind = CHANGE_SET_SERVICE_ACCOUNT, .value = "spark-wi", .old = "default" },
+                  "{\"op\":\"add\",\"path\":\"/spec/serviceAccountName\",\"value\":\"spark-wi\"}" },
+                { { .kind = CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT, .value = "spark-wi", .old = "default" },
+                  "{\"op\":\"add\",\"path\":\"/spec/serviceAccount\",\"value\":\"spark-wi\"}" },
+                { { .kind = CHANGE_SET_ENV, .list = CHANGE_INIT_CONTAINERS, .container = 2, .index = 7,
+                    .name = "JAVA_HOME", .value = "C:\\j \"x\"", .old = "" },
+                  "{\"op\":\"add\",\"path\":\"/spec/initContainers/2/env/7/value\",\"value\":\"C:\\\\j \\\"x\\\"\"}" },
+                { { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_ADD, .container = 1, .name = "A/B~C",
+                    .value = "v" },
+                  "{\"op\":\"add\",\"path\":\"/spec/containers/1/env/-\",\"value\":{\"name\":\"A/B~C\",\"value\":\"v\"}}" },
+                { { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .container = 0, .name = "A", .value = "v" },
+                  "{\"op\":\"add\",\"path\":\"/spec/containers/0/env\",\"value\":[{\"name\":\"A\",\"value\":\"v\"}]}" },
+                { { .kind = CHANGE_ADD_JAVA_OPT, .place = CHANGE_PLACE_ADD, .container = 0, .index = 12,
+                    .value = "-Dx=1" },
+                  "{\"op\":\"add\",\"path\":\"/spec/containers/0/env/-\",\"value\":"
+                  "{\"name\":\"SPARK_JAVA_OPT_12\",\"value\":\"-Dx=1\"}}" },
+                { { .kind = CHANGE_ADD_JAVA_OPT, .place = CHANGE_PLACE_NEW, .container = 0, .index = 0,
+                    .value = "-Dx=1" },
+                  "{\"op\":\"add\",\"path\":\"/spec/containers/0/env\",\"value\":"
+                  "[{\"name\":\"SPARK_JAVA_OPT_0\",\"value\":\"-Dx=1\"}]}" },
+                { { .kind = CHANGE_TOKEN_VOLUME, .place = CHANGE_PLACE_NEW, .expiration_s = 3600 },
+                  "{\"op\":\"add\",\"path\":\"/spec/volumes\",\"value\":[" VOLUME_3600 "]}" },
+                { { .kind = CHANGE_TOKEN_VOLUME, .place = CHANGE_PLACE_ADD, .expiration_s = 3600 },
+                  "{\"op\":\"add\",\"path\":\"/spec/volumes/-\",\"value\":" VOLUME_3600 "}" },
+                { { .kind = CHANGE_TOKEN_VOLUME, .place = CHANGE_PLACE_REPLACE, .index = 3, .expiration_s = 3600 },
+                  "{\"op\":\"replace\",\"path\":\"/spec/volumes/3\",\"value\":" VOLUME_3600 "}" },
+                { { .kind = CHANGE_TOKEN_MOUNT, .place = CHANGE_PLACE_NEW, .list = CHANGE_INIT_CONTAINERS,
+                    .container = 1 },
+                  "{\"op\":\"add\",\"path\":\"/spec/initContainers/1/volumeMounts\",\"value\":[" MOUNT "]}" },
+                { { .kind = CHANGE_TOKEN_MOUNT, .place = CHANGE_PLACE_ADD, .container = 0 },
+                  "{\"op\":\"add\",\"path\":\"/spec/containers/0/volumeMounts/-\",\"value\":" MOUNT "}" },
+                { { .kind = CHANGE_TOKEN_MOUNT, .place = CHANGE_PLACE_REPLACE, .container = 4, .index = 2 },
+                  "{\"op\":\"replace\",\"path\":\"/spec/containers/4/volumeMounts/2\",\"value\":" MOUNT "}" },
+        };
+        bool seen[CHANGE_KIND_MAX] = { false };
+        (void)state;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                char want[1024];
+                snprintf(want, sizeof want, "[%s]", cases[i].op);
+                assert_changes_text(&cases[i].c, 1, 1, want);
+                seen[cases[i].c.kind] = true;
+        }
+        for (int k = 0; k < CHANGE_KIND_MAX; k++)
+                if (!seen[k])
+                        fail_msg("no case for change kind %d", k);
+}
+
+/* The env entries added to a container without env share one "add" of the
+ * whole list, entry by entry in order; another container's, or entries
+ * appended to a list that exists, are operations of their own. */
+static void test_changes_share_new_env_list(void **state)
+{
+        const struct change c[] = {
+                { .kind = CHANGE_SET_IDENTITY_LABEL, .place = CHANGE_PLACE_ADD, .value = "id" },
+                { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .container = 0, .name = "A", .value = "1" },
+                { .kind = CHANGE_ADD_JAVA_OPT, .place = CHANGE_PLACE_NEW, .container = 0, .index = 0, .value = "-Da" },
+                { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .container = 0, .name = "B", .value = "2" },
+                { .kind = CHANGE_TOKEN_MOUNT, .place = CHANGE_PLACE_NEW, .container = 0 },
+                { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .list = CHANGE_INIT_CONTAINERS, .container = 0,
+                  .name = "C", .value = "3" },
+                { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .list = CHANGE_CONTAINERS, .container = 0,
+                  .name = "D", .value = "4" },
+                { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_ADD, .container = 1, .name = "E", .value = "5" },
+                { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_ADD, .container = 1, .name = "F", .value = "6" },
+        };
+        (void)state;
+        assert_changes_text(c, sizeof c / sizeof *c, 7,
+                "[{\"op\":\"add\",\"path\":\"/metadata/labels/aadpodidbinding\",\"value\":\"id\"},"
+                "{\"op\":\"add\",\"path\":\"/spec/containers/0/env\",\"value\":[{\"name\":\"A\",\"value\":\"1\"},"
+                "{\"name\":\"SPARK_JAVA_OPT_0\",\"value\":\"-Da\"},{\"name\":\"B\",\"value\":\"2\"}]},"
+                "{\"op\":\"add\",\"path\":\"/spec/containers/0/volumeMounts\",\"value\":[" MOUNT "]},"
+                "{\"op\":\"add\",\"path\":\"/spec/initContainers/0/env\",\"value\":[{\"name\":\"C\",\"value\":\"3\"}]},"
+                "{\"op\":\"add\",\"path\":\"/spec/containers/0/env\",\"value\":[{\"name\":\"D\",\"value\":\"4\"}]},"
+                "{\"op\":\"add\",\"path\":\"/spec/containers/1/env/-\",\"value\":{\"name\":\"E\",\"value\":\"5\"}},"
+                "{\"op\":\"add\",\"path\":\"/spec/containers/1/env/-\",\"value\":{\"name\":\"F\",\"value\":\"6\"}}]");
+        assert_false(change_starts_op(&c[1], &c[2]));
+        assert_true(change_starts_op(&c[4], &c[5]));
+        assert_true(change_starts_op(&c[5], &c[6]));
+        assert_true(change_starts_op(&c[7], &c[8]));
+        assert_true(change_starts_op(NULL, &c[1]));
+}
+
+/* No changes: an empty patch. More operations than WH_MAX_PATCH_OPS, or
+ * more bytes than WH_MAX_PATCH_BYTES: -E2BIG. */
+static void test_changes_bounds(void **state)
+{
+        (void)state;
+        assert_changes_text(NULL, 0, 0, "[]");
+
+        size_t n = WH_MAX_PATCH_OPS + 1;
+        struct change *c = calloc(n, sizeof *c);
+        assert_non_null(c);
+        for (size_t i = 0; i < n; i++)
+                c[i] = (struct change){ .kind = CHANGE_REMOVE_IDENTITY_LABEL };
+        struct jsonpatch p;
+        jsonpatch_init(&p);
+        assert_int_equal(jsonpatch_changes(&p, c, n - 1), 0);
+        assert_int_equal(p.n_ops, WH_MAX_PATCH_OPS);
+        jsonpatch_free(&p);
+        jsonpatch_init(&p);
+        assert_int_equal(jsonpatch_changes(&p, c, n), -E2BIG);
+        jsonpatch_free(&p);
+
+        char *huge = malloc(WH_MAX_PATCH_BYTES + 1);
+        assert_non_null(huge);
+        memset(huge, 'x', WH_MAX_PATCH_BYTES);
+        huge[WH_MAX_PATCH_BYTES] = '\0';
+        c[0] = (struct change){ .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .name = "A", .value = huge };
+        jsonpatch_init(&p);
+        assert_int_equal(jsonpatch_changes(&p, c, 1), -E2BIG);
+        jsonpatch_free(&p);
+        free(huge);
+        free(c);
+}
+
+/* The item of each kind on its own, as explain prints it. */
+static void test_change_item(void **state)
+{
+        struct buf b;
+        (void)state;
+        buf_init(&b, 4096);
+        assert_int_equal(jsonpatch_change_item(&b, &(struct change){ .kind = CHANGE_TOKEN_VOLUME,
+                                                                       .expiration_s = 3600 }), 0);
+        assert_string_equal(b.data, VOLUME_3600);
+        buf_reset(&b);
+        assert_int_equal(jsonpatch_change_item(&b, &(struct change){ .kind = CHANGE_TOKEN_MOUNT }), 0);
+        assert_string_equal(b.data, MOUNT);
+        buf_reset(&b);
+        assert_int_equal(jsonpatch_change_item(&b, &(struct change){ .kind = CHANGE_SET_ENV, .value = "a\"b" }), 0);
+        assert_string_equal(b.data, "\"a\\\"b\"");
+        buf_reset(&b);
+        assert_int_equal(jsonpatch_change_item(&b, &(struct change){ .kind = CHANGE_REMOVE_IDENTITY_LABEL }), 0);
+        assert_string_equal(b.data, "null");
+        buf_reset(&b);
+        assert_int_equal(jsonpatch_change_item(&b, &(struct change){ .kind = CHANGE_KIND_MAX }), -EINVAL);
+        buf_free(&b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -420,6 +594,10 @@ int main(void)
                 cmocka_unit_test(test_byte_bound_then_empty_finish),
                 cmocka_unit_test(test_byte_bound_is_exact),
                 cmocka_unit_test(test_path_reset),
+                cmocka_unit_test(test_each_change_kind),
+                cmocka_unit_test(test_changes_share_new_env_list),
+                cmocka_unit_test(test_changes_bounds),
+                cmocka_unit_test(test_change_item),
         };
         return cmocka_run_group_tests_name("jsonpatch", tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -619,6 +620,149 @@ static void test_fixture_spark_pods(void **state)
         policy_free(p);
 }
 
+/* ---- the typed changes ---- */
+
+/* The patch is what jsonpatch_changes() makes of the changes, byte for byte. */
+static void assert_patch_of_changes(const struct mutation *m)
+{
+        struct jsonpatch p;
+        jsonpatch_init(&p);
+        assert_int_equal(jsonpatch_changes(&p, m->changes, m->n_changes), 0);
+        assert_int_equal(p.n_ops, m->patch.n_ops);
+        assert_string_equal(p.text.data, m->patch.text.data);
+        jsonpatch_free(&p);
+}
+
+static void assert_change(const struct change *c, enum change_kind kind, enum change_place place,
+                          const char *name, const char *value, const char *old)
+{
+        assert_int_equal(c->kind, kind);
+        assert_int_equal(c->place, place);
+        if (name)
+                assert_string_equal(c->name, name);
+        else
+                assert_null(c->name);
+        if (value)
+                assert_string_equal(c->value, value);
+        else
+                assert_null(c->value);
+        if (old)
+                assert_string_equal(c->old, old);
+        else
+                assert_null(c->old);
+}
+
+/* A driver with a JAVA_HOME and flags of its own: the label added, both
+ * entries set in place, with what they had; the merged flags are ours
+ * first. */
+static void test_typed_changes_driver(void **state)
+{
+        struct fixture *f = *state;
+        run(f, "team-a", DRIVER("", ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/jdk8\"},"
+                                   "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"-Dfoo=bar\"}]"));
+        assert_int_equal(f->m.decision, DECISION_MUTATED);
+        assert_int_equal(f->m.n_changes, 3);
+        assert_change(&f->m.changes[0], CHANGE_SET_IDENTITY_LABEL, CHANGE_PLACE_ADD, NULL, "sparkaks", NULL);
+        assert_change(&f->m.changes[1], CHANGE_SET_ENV, CHANGE_PLACE_ADD, "JAVA_HOME", "/opt/java/openjdk", "/opt/jdk8");
+        assert_int_equal(f->m.changes[1].index, 0);
+        assert_change(&f->m.changes[2], CHANGE_SET_ENV, CHANGE_PLACE_ADD, "SPARK_SUBMIT_OPTS", FLAGS " -Dfoo=bar",
+                      "-Dfoo=bar");
+        assert_int_equal(f->m.changes[2].index, 1);
+        for (size_t i = 1; i < 3; i++) {
+                assert_true(change_in_container(&f->m.changes[i]));
+                assert_int_equal(f->m.changes[i].list, CHANGE_CONTAINERS);
+                assert_int_equal(f->m.changes[i].container, 0);
+                assert_string_equal(f->m.changes[i].container_name, "spark-kubernetes-driver");
+        }
+        assert_false(change_in_container(&f->m.changes[0]));
+        assert_patch_of_changes(&f->m);
+}
+
+/* An executor with another identity (override) and one numbered flag: the
+ * label replaced, the flags it lacks numbered past its highest; an executor
+ * without labels or env gets them whole. */
+static void test_typed_changes_executor(void **state)
+{
+        struct fixture *f = *state;
+        run(f, "team-b", EXECUTOR(",\"aadpodidbinding\":\"other\"",
+                                  ",\"env\":[{\"name\":\"SPARK_JAVA_OPT_4\",\"value\":\"-Dx=1\"}]"));
+        assert_int_equal(f->m.decision, DECISION_MUTATED);
+        assert_int_equal(f->m.n_changes, 5);    /* the label, JAVA_HOME, F1 F2 F3 (team-b has no client) */
+        assert_change(&f->m.changes[0], CHANGE_SET_IDENTITY_LABEL, CHANGE_PLACE_REPLACE, NULL, "team-b-spark", "other");
+        assert_change(&f->m.changes[1], CHANGE_ADD_ENV, CHANGE_PLACE_ADD, "JAVA_HOME", "/opt/java/openjdk", NULL);
+        const char *const flags[] = { F1, F2, F3 };
+        for (unsigned i = 0; i < 3; i++) {
+                assert_change(&f->m.changes[2 + i], CHANGE_ADD_JAVA_OPT, CHANGE_PLACE_ADD, NULL, flags[i], NULL);
+                assert_int_equal(f->m.changes[2 + i].index, 5 + i);
+        }
+        assert_patch_of_changes(&f->m);
+
+        fixture_reset(f);
+        run(f, "team-b", "{\"metadata\":{\"name\":\"e\"},\"spec\":{\"containers\":[{\"name\":\"executor\"}]}}");
+        assert_int_equal(f->m.decision, DECISION_UNCHANGED);    /* no spark-role label: not Spark's */
+        assert_int_equal(f->m.n_changes, 0);
+
+        fixture_reset(f);
+        run(f, "team-b", EXECUTOR("", ""));
+        assert_int_equal(f->m.n_changes, 5);
+        assert_int_equal(f->m.patch.n_ops, 2);  /* the label; the env list, whole */
+        assert_change(&f->m.changes[1], CHANGE_ADD_ENV, CHANGE_PLACE_NEW, "JAVA_HOME", "/opt/java/openjdk", NULL);
+        assert_change(&f->m.changes[2], CHANGE_ADD_JAVA_OPT, CHANGE_PLACE_NEW, NULL, F1, NULL);
+        assert_int_equal(f->m.changes[2].index, 0);
+        assert_false(change_starts_op(&f->m.changes[1], &f->m.changes[2]));
+        assert_patch_of_changes(&f->m);
+}
+
+/* A refused pod's changes stop part way; audit mode keeps them all (what
+ * would change) and their patch, which is never sent. */
+static void test_typed_changes_by_decision(void **state)
+{
+        struct fixture *f = *state;
+        run(f, "team-f", DRIVER(",\"aadpodidbinding\":\"other\"", ""));
+        assert_int_equal(f->m.decision, DECISION_DENIED);
+
+        fixture_reset(f);
+        run(f, "team-c", DRIVER("", ""));
+        assert_int_equal(f->m.decision, DECISION_WOULD_MUTATE);
+        assert_int_equal(f->m.n_changes, 3);
+        assert_int_equal(f->m.changes[0].kind, CHANGE_SET_IDENTITY_LABEL);
+        assert_patch_of_changes(&f->m);
+}
+
+/* A pod whose changes would pass WH_MAX_CHANGES (and the patch its
+ * operations bound): -E2BIG, which admission answers with a 500. */
+static void test_typed_changes_bound(void **state)
+{
+        struct policy *p = fixture_policy("policy-workload-identity.yaml");
+        cJSON *pod = cJSON_Parse(DRIVER("", ""));
+        cJSON *inits = cJSON_AddArrayToObject(cJSON_GetObjectItem(pod, "spec"), "initContainers");
+        (void)state;
+        for (unsigned i = 0; i <= WH_MAX_CHANGES / 5; i++) {
+                cJSON *c = cJSON_CreateObject();
+                cJSON_AddStringToObject(c, "name", "fetch-deps");
+                cJSON_AddItemToArray(inits, c);
+        }
+        cJSON_AddStringToObject(cJSON_GetObjectItem(pod, "spec"), "serviceAccountName", "spark-wi");
+        struct mutation *m = malloc(sizeof *m);
+        assert_non_null(m);
+        mutation_init(m);
+        assert_int_equal(fixture_decide(p, "team-wi", pod, m), -E2BIG);
+        assert_int_equal(m->n_changes, WH_MAX_CHANGES);
+        mutation_free(m);
+
+        /* Fewer containers fit. */
+        while (cJSON_GetArraySize(inits) > 10)
+                cJSON_DeleteItemFromArray(inits, 0);
+        mutation_init(m);
+        assert_int_equal(fixture_decide(p, "team-wi", pod, m), 0);
+        assert_int_equal(m->decision, DECISION_MUTATED);
+        assert_patch_of_changes(m);
+        mutation_free(m);
+        free(m);
+        cJSON_Delete(pod);
+        policy_free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -651,6 +795,10 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_warnings_stay_utf8, setup, teardown),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_fixture_spark_pods),
+                cmocka_unit_test_setup_teardown(test_typed_changes_driver, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_typed_changes_executor, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_typed_changes_by_decision, setup, teardown),
+                cmocka_unit_test(test_typed_changes_bound),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
