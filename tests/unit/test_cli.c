@@ -313,21 +313,18 @@ static const char *identity_of(const struct admission *a)
         return a->decided ? a->mutation.identity_after : NULL;
 }
 
-static void test_ns_source_answers_with_the_flags(void **state)
+static void test_ns_known_answers_with_the_flags(void **state)
 {
         struct policy *p = load_policy(policy_text);
         struct cli_namespace ns = { 0 };
         char labels[] = "team=data";
         assert_int_equal(cli_parse_kvs(CMD, "--namespace-labels", labels, ns.labels, &ns.n_labels), 0);
-        struct ns_source src = cli_ns_source(&ns);
+        struct ns_known src = cli_ns_known(&ns);
 
-        struct ns_info info = { 0 };
-        char err[64] = "";
-        assert_non_null(src.lookup);
-        assert_int_equal(src.lookup(src.ctx, "any-namespace", &info, err, sizeof err), 0);
-        assert_int_equal(info.n_labels, 1);
-        assert_ptr_equal(info.labels, ns.labels);
-        assert_int_equal(info.n_annotations, 0);
+        assert_int_equal(src.state, NS_FOUND);
+        assert_int_equal(src.info.n_labels, 1);
+        assert_ptr_equal(src.info.labels, ns.labels);
+        assert_int_equal(src.info.n_annotations, 0);
 
         /* Through admission: the selector matches the labels given. */
         char *body = driver_in("analytics");
@@ -341,7 +338,7 @@ static void test_ns_source_answers_with_the_flags(void **state)
 
         /* Without the label the selector does not match: unchanged. */
         struct cli_namespace none = { 0 };
-        struct ns_source bare = cli_ns_source(&none);
+        struct ns_known bare = cli_ns_known(&none);
         admission_init(&a, WH_MAX_RESPONSE_BYTES);
         assert_int_equal(admission_handle(p, &bare, body, strlen(body), &a), 0);
         assert_int_equal(a.status, 200);
@@ -367,7 +364,7 @@ int main(void)
                 cmocka_unit_test(test_size_refuses_bad_suffixes),
                 cmocka_unit_test(test_size_bounds_after_the_suffix),
                 cmocka_unit_test(test_usage_error),
-                cmocka_unit_test(test_ns_source_answers_with_the_flags),
+                cmocka_unit_test(test_ns_known_answers_with_the_flags),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

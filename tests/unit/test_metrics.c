@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "metrics.h"
+#include "metrics_admission.h"
 #include "mutate.h"
 
 #define NS "spark_identity_webhook_"
