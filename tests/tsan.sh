@@ -26,7 +26,6 @@ root=$(pwd)
 build=${1:-build-tsan}
 seconds=${TSAN_SOAK_SECONDS:-20}
 py=${PYTHON:-python3}
-reports="$build/tsan"
 rm -f "$build/pytest.xml" "$build/soak.xml" "$build/tsan.xml"   # no old verdict if this stops early
 
 missing=()
@@ -47,6 +46,7 @@ elif [ ! -f "$build/.tsan-build" ]; then
 fi
 ninja -C "$build" >/dev/null || exit 1
 
+reports=$(cd "$build" && pwd)/tsan   # absolute: the processes run in other directories
 rm -rf "$reports"
 mkdir -p "$reports"
 # halt_on_error=0: every report of a run, not only the first; a process
@@ -55,7 +55,7 @@ tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1 suppressions=$
 status=0
 
 echo "== unit tests under ThreadSanitizer ($build)"
-TSAN_OPTIONS="$tsan_options log_path=$root/$reports/unit" \
+TSAN_OPTIONS="$tsan_options log_path=$reports/unit" \
         meson test -C "$build" --suite unit --print-errorlogs || status=1
 
 echo "== integration tests against $build/spark-identity-webhook"
@@ -64,7 +64,7 @@ echo "== integration tests against $build/spark-identity-webhook"
 # inside the connection reaper's wait and then reports a double lock and
 # races on every use of that mutex, none of them real. It runs in the other
 # builds.
-TSAN_OPTIONS="$tsan_options log_path=$root/$reports/integration" WEBHOOK_BIN="$build/spark-identity-webhook" \
+TSAN_OPTIONS="$tsan_options log_path=$reports/integration" WEBHOOK_BIN="$build/spark-identity-webhook" \
         "$py" -m pytest -q tests/integration -p no:cacheprovider --junitxml="$build/pytest.xml" \
         --deselect tests/integration/test_rotation.py::test_readyz_fails_once_the_certificate_has_expired ||
         status=1
