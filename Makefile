@@ -15,6 +15,12 @@
 #               the serving pair renewed and the decision log rotated: no failed
 #               request, flat resident memory (tests/soak/run.sh); make test
 #               runs it 30 s against the debug build
+#   make tsan   ThreadSanitizer (gcc, -O1, libmicrohttpd instrumented too, in
+#               $(TSAN_BUILD)): the unit tests, the integration tests against
+#               its server and a $(TSAN_SOAK_SECONDS) s soak with policy,
+#               pair and log rotations; any report fails it (tests/tsan.sh;
+#               suppressions, only for races inside libmicrohttpd, in
+#               tests/tsan.supp); make test runs it too
 #   make valgrind  the unit tests and the debug build's server (a short soak,
 #               rotations included, then SIGTERM) under valgrind's memcheck: no
 #               error, nothing lost (tests/soak/valgrind.sh); make test runs
@@ -38,6 +44,8 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 RELEASE_BUILD ?= build-release
 FUZZ_BUILD ?= build-fuzz
+TSAN_BUILD ?= build-tsan
+TSAN_SOAK_SECONDS ?= 20
 FUZZ_SECONDS ?= 300
 SOAK_SECONDS ?= 600
 ATTACK_SECONDS ?= 60
@@ -47,7 +55,7 @@ LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 
-.PHONY: all deps build build-asan run certs test e2e bench soak valgrind fuzz image render clean
+.PHONY: all deps build build-asan run certs test e2e bench soak tsan valgrind fuzz image render clean
 
 all: build
 
@@ -79,7 +87,7 @@ run: certs
 	$(BIN) serve --policy $(POLICY) --tls-cert $(DEV)/tls.crt --tls-key $(DEV)/tls.key --listen $(LISTEN)
 
 test: build build-asan
-	@tests/run.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	@tests/run.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
 
 e2e: build
 	@tests/e2e/run.sh $(BUILD)
@@ -89,6 +97,9 @@ bench: deps
 
 soak: deps
 	@SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/run.sh $(RELEASE_BUILD)
+
+tsan: deps
+	@TSAN_SOAK_SECONDS=$(TSAN_SOAK_SECONDS) tests/tsan.sh $(TSAN_BUILD)
 
 valgrind: build
 	@tests/soak/valgrind.sh $(BUILD)
@@ -110,4 +121,4 @@ render: build
 	mv $(ADMISSION_POLICY).new $(ADMISSION_POLICY)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)

@@ -93,8 +93,8 @@ unsigned server_port(const struct server *s);
  * their keep-alive connections away while the server still serves. */
 void server_close_connections(struct server *s);
 
-/* Closes the listening socket (new connections are refused, so clients go
- * to another replica) and waits up to `grace_ms` for the open connections
+/* Stops listening (new connections are refused, so clients go to another
+ * replica; the socket itself is closed by server_stop()) and waits up to `grace_ms` for the open connections
  * to end, each after the answer to its request in flight. Returns how many
  * were still open when it gave up (0: all ended). */
 unsigned server_drain(struct server *s, unsigned grace_ms);

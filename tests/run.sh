@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite and writes the total to BUILD/test-summary.txt as
 # "N passed, N failed" (also printed last).
-# Usage: tests/run.sh BUILD ASAN_BUILD [FUZZ_BUILD]
+# Usage: tests/run.sh BUILD ASAN_BUILD [FUZZ_BUILD [TSAN_BUILD]]
 # The end-to-end suite runs once, against BUILD (tests/e2e/run.sh); the image
 # suite once, on the image's own binary, with its results in BUILD
 # (tests/image/run.sh); the fuzz targets once, in their own clang build
@@ -9,12 +9,15 @@
 # the soak once, SOAK_SECONDS (30) against BUILD, its results in BUILD
 # (tests/soak/run.sh); BUILD's server under valgrind, VALGRIND_SECONDS (15)
 # (tests/soak/valgrind.sh); the attack suite, ATTACK_SECONDS (20) against
-# BUILD (tests/attack/run.sh).
+# BUILD (tests/attack/run.sh); ThreadSanitizer over the unit tests, the
+# integration tests and a TSAN_SOAK_SECONDS (20) soak, in its own build
+# TSAN_BUILD (tests/tsan.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 asan=${2:-build-asan}
 fuzz=${3:-build-fuzz}
+tsan=${4:-build-tsan}
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 py=${PYTHON:-python3}
@@ -43,6 +46,9 @@ VALGRIND_SECONDS=${VALGRIND_SECONDS:-15} tests/soak/valgrind.sh "$build" server 
 echo "== attack: ${ATTACK_SECONDS:-20} s of memory and slow-client attacks with a probe ($build)"
 ATTACK_SECONDS=${ATTACK_SECONDS:-20} tests/attack/run.sh "$build" >/dev/null || status=1
 
+echo "== ThreadSanitizer: the unit and integration tests and a ${TSAN_SOAK_SECONDS:-20} s soak ($tsan)"
+TSAN_SOAK_SECONDS=${TSAN_SOAK_SECONDS:-20} tests/tsan.sh "$tsan" || status=1
+
 echo "== end-to-end tests against a real kube-apiserver, with $build/spark-identity-webhook"
 tests/e2e/run.sh "$build" || status=1
 
@@ -52,7 +58,7 @@ tests/image/run.sh "$build" || status=1
 echo "== fuzzing: the corpora and regressions replayed, then ${FUZZ_SECONDS:-20} s a target ($fuzz)"
 tests/fuzz/run.sh "$fuzz" "${FUZZ_SECONDS:-20}" || status=1
 
-"$py" tests/summary.py "$build" "$asan" --fuzz "$fuzz" | tee "$build/test-summary.txt" | tail -n 1
+"$py" tests/summary.py "$build" "$asan" --fuzz "$fuzz" --tsan "$tsan" | tee "$build/test-summary.txt" | tail -n 1
 read -r _ _ failed _ < <(tail -n 1 "$build/test-summary.txt" | tr -d ',')
 [ "${failed:-1}" = "0" ] || status=1
 exit "$status"

@@ -4,9 +4,11 @@ build; the end-to-end tests, BUILD/e2e.xml, the image tests, BUILD/image.xml,
 the soak, BUILD/soak.xml, the attack suite, BUILD/attack.xml, and the server
 under valgrind, BUILD/valgrind.xml,
 of the first build only; the fuzz targets' FUZZ_BUILD/fuzz.xml with --fuzz
-FUZZ_BUILD). Prints one line per suite and, last, "N passed, N failed". A
-suite that ran no test counts as one failure.
-Usage: summary.py BUILD ASAN_BUILD [--fuzz FUZZ_BUILD]"""
+FUZZ_BUILD; with --tsan TSAN_BUILD, the ThreadSanitizer build's unit tests,
+integration tests, soak and its reports, TSAN_BUILD/tsan.xml, as
+tests/tsan.sh writes them). Prints one line per suite and, last,
+"N passed, N failed". A suite that ran no test counts as one failure.
+Usage: summary.py BUILD ASAN_BUILD [--fuzz FUZZ_BUILD] [--tsan TSAN_BUILD]"""
 import json
 import os
 import sys
@@ -30,15 +32,22 @@ def junit_counts(xmlf):
     return p, f
 
 
+def option(args, name):
+    """The value of `name VALUE` in args (removed from them), or None."""
+    if name not in args:
+        return None
+    i = args.index(name)
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
 builds = sys.argv[1:]
-fuzz = None
-if "--fuzz" in builds:  # tests/fuzz runs once, in its own clang build
-    i = builds.index("--fuzz")
-    fuzz = builds[i + 1]
-    del builds[i:i + 2]
+fuzz = option(builds, "--fuzz")  # tests/fuzz runs once, in its own clang build
+tsan = option(builds, "--tsan")  # tests/tsan.sh: its own ThreadSanitizer build
 
 total_pass = total_fail = 0
-for build in builds:
+for build in builds + ([tsan] if tsan else []):
     log = os.path.join(build, "meson-logs", "testlog.json")
     p = f = 0
     if os.path.exists(log):
@@ -58,7 +67,10 @@ for build in builds:
     total_fail += f
 
     suites = [("integration", "pytest.xml")]
-    if build == builds[0]:
+    if build == tsan:
+        suites.append(("soak", "soak.xml"))  # tests/soak/soak.py --tsan
+        suites.append(("tsan reports", "tsan.xml"))  # no report from the unit and integration runs
+    elif build == builds[0]:
         suites.append(("end-to-end", "e2e.xml"))  # tests/e2e runs against the first build only
         suites.append(("image", "image.xml"))  # tests/image runs once, its results in the first build
         suites.append(("soak", "soak.xml"))  # tests/soak runs once, against the first build

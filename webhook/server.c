@@ -85,6 +85,7 @@ struct server {
         bool plain;                     /* the metrics port: no TLS, no /mutate */
         atomic_uint in_flight;          /* requests begun and not completed */
         atomic_bool draining;           /* answer with Connection: close */
+        MHD_socket quiesced;            /* the listener server_drain() took back, closed by server_stop() */
         struct loaded_pair *retired;    /* replaced pairs, newest first */
 };
 
@@ -593,9 +594,16 @@ static unsigned open_connections(struct server *s)
 unsigned server_drain(struct server *s, unsigned grace_ms)
 {
         atomic_store(&s->draining, true);
+        /* Not closed here: the library's worker threads may still be using
+         * the descriptor (its manual: close it only after MHD_stop_daemon()),
+         * and a number closed now could come back as the next socket or file
+         * opened while they do. shutdown() stops the listening all the same:
+         * new connections are refused, those in the backlog reset. */
         MHD_socket listener = MHD_quiesce_daemon(s->daemon);
-        if (listener != MHD_INVALID_SOCKET)
-                close(listener);
+        if (listener != MHD_INVALID_SOCKET) {
+                shutdown(listener, SHUT_RDWR);
+                s->quiesced = listener;
+        }
         for (unsigned waited = 0; waited < grace_ms && open_connections(s) > 0; waited += 10)
                 nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000L }, NULL);
         return open_connections(s);
@@ -750,6 +758,8 @@ void server_stop(struct server *s)
                 return;
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
+        if (s->quiesced != MHD_INVALID_SOCKET)
+                close(s->quiesced);
         conntrack_free(s->conns);
         if (!s->plain) {
                 loaded_pair_free(atomic_exchange(&serving_pair, NULL));
@@ -778,6 +788,7 @@ int server_start(const struct server_options *opt, const struct server_handler *
         struct server *s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
+        s->quiesced = MHD_INVALID_SOCKET;
         s->h = *h;
         s->max_body = opt->max_body;
         s->budget = opt->budget;
@@ -871,6 +882,7 @@ int server_start_plain(const char *listen, const struct server_handler *h, struc
         struct server *s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
+        s->quiesced = MHD_INVALID_SOCKET;
         s->h = *h;
         s->plain = true;
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;

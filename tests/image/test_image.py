@@ -2,7 +2,8 @@
 tests/image/build.sh built, and the image's own binary run in it with
 `buildah run` (chroot isolation: the host's network, so the server listens on
 the host's loopback). Its configuration (non-root, exec-form ENTRYPOINT), its
-file system (no compiler, no meson, small) and its binary (--version, certs,
+file system (no compiler, no meson, small; the binary hardened: PIE, full
+RELRO, stack protector, _FORTIFY_SOURCE) and its binary (--version, certs,
 serve answering /healthz and /mutate over verified TLS) are checked. The
 server is stopped and the container removed even when a test fails.
 
@@ -212,6 +213,34 @@ def test_build_stage_built_only_the_binary(build_stage):
     assert not ours, f"unit tests were built: {ours[:3]}"
     log = (build_stage / "build/meson-logs/meson-log.txt").read_text(errors="replace")
     assert "cmocka not found: unit tests are not built" in log
+
+
+def readelf(binary: Path, *args: str) -> str:
+    exe = shutil.which("readelf")
+    assert exe, "readelf is missing on the host (binutils): run .ci/deps.sh"
+    p = subprocess.run([exe, "-W", *args, str(binary)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_binary_is_hardened(config, rootfs):
+    # meson.build: PIE, full RELRO, the stack protector and, the release
+    # build being optimized, _FORTIFY_SOURCE=3; stripping keeps all of it.
+    binary = rootfs / config["Entrypoint"][0].lstrip("/")
+    assert re.search(r"^\s*Type:\s+DYN\b", readelf(binary, "-h"), re.M), "not a PIE (ELF type is not DYN)"
+    dynamic = readelf(binary, "-d")
+    assert re.search(r"\(FLAGS_1\).*\bPIE\b", dynamic), "no PIE in FLAGS_1"
+    assert re.search(r"\(FLAGS\).*\bBIND_NOW\b", dynamic) or re.search(r"\(FLAGS_1\).*\bNOW\b", dynamic), \
+        "lazy binding: no BIND_NOW (-z now), so RELRO is partial"
+    assert re.search(r"^\s*GNU_RELRO\s", readelf(binary, "-l"), re.M), "no GNU_RELRO segment"
+    imported = set()
+    for line in readelf(binary, "--dyn-syms").splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[6] == "UND" and f[0].endswith(":"):
+            imported.add(f[7].split("@")[0])
+    assert "__stack_chk_fail" in imported, "no stack protector (__stack_chk_fail)"
+    fortified = {s for s in imported if s.endswith("_chk") and s != "__stack_chk_fail"}
+    assert {"__snprintf_chk", "__memcpy_chk"} <= fortified, f"not fortified: {sorted(fortified)}"
 
 
 # ---------------------------------------------------------------------------

@@ -42,6 +42,11 @@ is then required: saturation means nothing there), and the memory check
 gives way to one on valgrind's report:
   valgrind      no error, and nothing definitely, indirectly or possibly lost
 
+With --tsan the binary is a ThreadSanitizer build (tests/tsan.sh): its
+shadow memory grows with what it has seen, so the memory check gives way to
+one on its reports, which the server writes to WORK/tsan.PID:
+  tsan          no ThreadSanitizer report from the server
+
 Standard library only; loads go to 127.0.0.1.
 """
 import argparse
@@ -377,11 +382,15 @@ class Soak:
             argv = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--show-leak-kinds=all",
                     "--errors-for-leak-kinds=definite,indirect,possible", "--num-callers=30",
                     "--log-file=" + self.valgrind_log] + argv
+        env = None
+        if args.tsan:
+            self.tsan_prefix = os.path.join(work, "tsan")
+            env = dict(os.environ, TSAN_OPTIONS=os.environ.get("TSAN_OPTIONS", "") + " log_path=" + self.tsan_prefix)
         log = open(self.server_log, "wb")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
         log.close()
         self.client = Client(port, os.path.join(self.ca_dir, "ca.crt"))
-        deadline = time.monotonic() + (60 if args.valgrind else 10)
+        deadline = time.monotonic() + (60 if args.valgrind or args.tsan else 10)
         while True:
             try:
                 if self.client.readyz()[0] == 200:
@@ -489,6 +498,22 @@ def valgrind_verdict(log):
     return errors == 0 and not any(lost.values()), msg
 
 
+def tsan_verdict(prefix, proc):
+    """(ok, message) on ThreadSanitizer's reports of the server, written to
+    PREFIX.PID (log_path); the server must have run and exited."""
+    if not prefix or proc is None or proc.poll() is None:
+        return False, "the server did not run to its end"
+    path = "%s.%d" % (prefix, proc.pid)
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return True, "no ThreadSanitizer report (exit status %d)" % proc.returncode
+    warnings = re.findall(r"^WARNING: ThreadSanitizer: (.*) \(pid=", text, re.M)
+    return False, ("%d ThreadSanitizer reports (%s); see %s\n%s"
+                   % (len(warnings), ", ".join(sorted(set(warnings))) or "?", path, text[:6000]))
+
+
 def report(soak, res, args):
     """The checks: [(name, ok, message)]."""
     checks = []
@@ -516,6 +541,8 @@ def report(soak, res, args):
                       ": " + "; ".join(p["certificates"][:5]) if p["certificates"] else "")))
     if args.valgrind:
         checks.append(("valgrind",) + valgrind_verdict(getattr(soak, "valgrind_log", None)))
+    elif args.tsan:
+        checks.append(("tsan",) + tsan_verdict(getattr(soak, "tsan_prefix", None), getattr(soak, "proc", None)))
     else:
         checks.append(("memory",) + memory_verdict(soak.rss, args.warm_up, args.rss_tolerance_kib))
     ex = res.get("exit", {"code": None, "seconds": 0, "early": True})
@@ -558,9 +585,10 @@ def main():
     ap.add_argument("--warm-up", type=float, default=0.2, help="share of the run before memory counts")
     ap.add_argument("--rss-tolerance-kib", type=int, default=1024)
     ap.add_argument("--valgrind", action="store_true", help="run the server under valgrind's memcheck")
+    ap.add_argument("--tsan", action="store_true", help="the binary is a ThreadSanitizer build")
     args = ap.parse_args()
-    if args.valgrind and not args.rate:
-        ap.error("--valgrind needs --rate")
+    if (args.valgrind or args.tsan) and not args.rate:
+        ap.error("--valgrind and --tsan need --rate")
 
     soak = Soak(args)
     t = time.monotonic()
