@@ -88,8 +88,8 @@ int admission_decide(const struct policy *p, const struct ns_known *ns, struct a
  * and a->body (400 with a Status for a body that is not a review, 500 when
  * memory or a bound ran out); returns 0, or a negative errno when even the
  * error body could not be written. */
-int admission_handle(const struct policy *p, const struct ns_source *src, const char *body,
-                     size_t len, struct admission *a);
+int admission_handle(const struct policy *p, const struct ns_source *src, const char *body, size_t len,
+                     struct admission *a);
 
 /* Releases everything in the result. Inside an arena bracket (arena.h) the
  * parsed review is left to arena_end(), which takes it back whole. */

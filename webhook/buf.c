@@ -182,8 +182,7 @@ int buf_put_pointer_token(struct buf *b, const char *s)
 
 int buf_put_base64(struct buf *b, const void *p, size_t n)
 {
-        static const char tab[] =
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         const unsigned char *in = p;
         size_t out_len = (n + 2) / 3 * 4;
         int r = buf_reserve(b, out_len);

@@ -68,9 +68,10 @@ void conntrack_reap(struct conntrack *t, uint64_t now)
                 struct conn *c = &t->slots[i];
                 if (c->phase == PHASE_FREE || c->phase == PHASE_CLOSING || now <= c->deadline_ns)
                         continue;
-                close_conn(t, c, c->phase == PHASE_HEADERS ? &t->stats.header_timeouts
-                                 : c->phase == PHASE_BODY  ? &t->stats.body_timeouts
-                                                           : &t->stats.idle_timeouts);
+                close_conn(t, c,
+                           c->phase == PHASE_HEADERS ? &t->stats.header_timeouts
+                           : c->phase == PHASE_BODY  ? &t->stats.body_timeouts
+                                                     : &t->stats.idle_timeouts);
         }
         pthread_mutex_unlock(&t->lock);
 }
@@ -195,7 +196,9 @@ struct conn *conntrack_started(struct conntrack *t, int fd)
                 c = &t->slots[t->free_head];
                 t->free_head = c->next_free;
                 uint64_t now = now_ns();
-                *c = (struct conn){ .fd = fd, .phase = PHASE_HEADERS, .since_ns = now,
+                *c = (struct conn){ .fd = fd,
+                                    .phase = PHASE_HEADERS,
+                                    .since_ns = now,
                                     .deadline_ns = now + ms_ns(t->opt.header_timeout_ms) };
                 t->open++;
         }

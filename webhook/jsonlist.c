@@ -37,8 +37,8 @@ static int expected(const char *what, size_t at, char *err, size_t errlen)
 }
 
 /* The items array, from just past its '['. */
-static int scan_items(const char *t, size_t len, size_t *i, int (*on_item)(void *ctx, const cJSON *item),
-                      void *ctx, struct jsonlist_info *ret, char *err, size_t errlen)
+static int scan_items(const char *t, size_t len, size_t *i, int (*on_item)(void *ctx, const cJSON *item), void *ctx,
+                      struct jsonlist_info *ret, char *err, size_t errlen)
 {
         *i = skip_ws(t, len, *i);
         if (*i < len && t[*i] == ']') {
@@ -261,8 +261,8 @@ int jsonlist_scan_head(const char *text, size_t len, struct jsonlist_head *ret, 
                 if (!v)
                         return 0;
                 /* NULL unless metadata.continue is a string. */
-                const char *cont = metadata ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "continue"))
-                                            : NULL;
+                const char *cont =
+                        metadata ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "continue")) : NULL;
                 int r = 0;
                 if (kind && cJSON_IsString(v))
                         snprintf(ret->kind, sizeof ret->kind, "%s", v->valuestring);
