@@ -1,9 +1,15 @@
 # The front door. meson does the work; these targets only call it.
 #   make run    install what is missing, build, make dev certificates, serve
 #               https://127.0.0.1:8443 with deploy/policy.yaml
-#   make test   everything CI runs: unit tests (plain and ASan+UBSan), the
+#   make test   everything CI runs: the style checks (make format-check, make
+#               analyze), unit tests (plain and ASan+UBSan), the
 #               integration tests against the real binary, the end-to-end
 #               tests against a real kube-apiserver, and the image built and run
+#   make format rewrite the C sources to .clang-format (clang-format 19, installed
+#               when missing), less the older files tests/style/format-pending.txt
+#               still lists; make format-check only checks them
+#   make analyze  gcc -fanalyzer over webhook/ in $(ANALYZER_BUILD), -Werror: no
+#               finding (tests/style/analyze.sh)
 #   make e2e    the end-to-end tests alone (builds kube-apiserver, kubectl and
 #               etcd once, into ~/.cache/spark-identity-webhook)
 #   make bench  the benchmark: the server built for release ($(RELEASE_BUILD)) and
@@ -46,6 +52,7 @@ RELEASE_BUILD ?= build-release
 FUZZ_BUILD ?= build-fuzz
 TSAN_BUILD ?= build-tsan
 TSAN_SOAK_SECONDS ?= 20
+ANALYZER_BUILD ?= build-analyzer
 FUZZ_SECONDS ?= 300
 SOAK_SECONDS ?= 600
 ATTACK_SECONDS ?= 60
@@ -55,7 +62,8 @@ LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 
-.PHONY: all deps build build-asan run certs test e2e bench soak tsan valgrind fuzz image render clean
+.PHONY: all deps build build-asan run certs test e2e bench soak tsan valgrind fuzz image render clean \
+	format format-check analyze
 
 all: build
 
@@ -87,7 +95,16 @@ run: certs
 	$(BIN) serve --policy $(POLICY) --tls-cert $(DEV)/tls.crt --tls-key $(DEV)/tls.key --listen $(LISTEN)
 
 test: build build-asan
-	@tests/run.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
+	@tests/run.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD) $(ANALYZER_BUILD)
+
+format:
+	@tests/style/check-format.sh --fix
+
+format-check:
+	@tests/style/check-format.sh
+
+analyze: deps
+	@tests/style/analyze.sh $(ANALYZER_BUILD)
 
 e2e: build
 	@tests/e2e/run.sh $(BUILD)
@@ -121,4 +138,4 @@ render: build
 	mv $(ADMISSION_POLICY).new $(ADMISSION_POLICY)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD) $(ANALYZER_BUILD)

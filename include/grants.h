@@ -29,5 +29,5 @@ struct grants_user {
  * identity_before/after from the spark-identity.io/identity annotation.
  * `pool` holds what the warning's rule check needs; the caller frees it.
  * Returns 0, or -ENOMEM. */
-int grants_judge(const struct policy *p, const struct grants_user *user, const cJSON *old_ns,
-                 const cJSON *ns, struct pool *pool, struct mutation *m);
+int grants_judge(const struct policy *p, const struct grants_user *user, const cJSON *old_ns, const cJSON *ns,
+                 struct pool *pool, struct mutation *m);

@@ -47,8 +47,8 @@ int kube_put_query_value(struct buf *b, const char *s);
  * the reason in `err`. -E2BIG when the answer passed out's max: then
  * *ret_status is the status that came and `out` holds the answer's first
  * bytes (-E2BIG with *ret_status untouched: the path is too long). */
-int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct buf *out,
-             long *ret_status, char *err, size_t errlen);
+int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct buf *out, long *ret_status, char *err,
+             size_t errlen);
 
 /* Appends `s` percent-encoded for a query value or a path segment (a
  * continue token, a namespace name). 0 or a negative errno. */
@@ -59,6 +59,5 @@ int kube_put_query_value(struct buf *b, const char *s);
  * -E2BIG. Ends when the server ends the body, when on_line() returns
  * non-zero (that value is returned), or when *stop becomes true (-ECANCELED).
  * *ret_status is the HTTP status. */
-int kube_stream(const struct kube *k, const char *path,
-                int (*on_line)(void *ctx, const char *line, size_t len), void *ctx,
-                const atomic_bool *stop, long *ret_status, char *err, size_t errlen);
+int kube_stream(const struct kube *k, const char *path, int (*on_line)(void *ctx, const char *line, size_t len),
+                void *ctx, const atomic_bool *stop, long *ret_status, char *err, size_t errlen);

@@ -73,8 +73,8 @@ const char *render_format_name(enum render_format f);
  * rendered (a ConfigMap key would not be valid, or the data would pass
  * RENDER_MAX_PARAMS_BYTES); -ENOBUFS when `out` reaches its maximum;
  * -ENOMEM. On failure `out` may hold part of the output. */
-int render_admission_policy(const struct policy *p, const char *namespace_, enum render_format format,
-                            struct buf *out, char *err, size_t errlen);
+int render_admission_policy(const struct policy *p, const char *namespace_, enum render_format format, struct buf *out,
+                            char *err, size_t errlen);
 
 /* Appends `s` as a CEL string literal in single quotes: \ ' " and control
  * characters escaped (\xHH), other bytes as they are. */

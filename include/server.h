@@ -66,21 +66,20 @@ struct server;
 int server_check_listen(const char *listen, char *err, size_t errlen);
 
 /* Starts serving. 0 and *ret_server, or a negative errno and a message. */
-int server_start(const struct server_options *opt, const struct server_handler *h,
-                 struct server **ret_server, char *err, size_t errlen);
+int server_start(const struct server_options *opt, const struct server_handler *h, struct server **ret_server,
+                 char *err, size_t errlen);
 
 /* Serves GET /metrics, /healthz and /readyz over plain HTTP on `listen`
  * (the --metrics-listen port, for scrapers that do not speak our TLS), with
  * one thread. 0 and *ret_server, or a negative errno and a message. */
-int server_start_plain(const char *listen, const struct server_handler *h, struct server **ret_server,
-                       char *err, size_t errlen);
+int server_start_plain(const char *listen, const struct server_handler *h, struct server **ret_server, char *err,
+                       size_t errlen);
 
 /* Serves new TLS handshakes with this certificate chain and key (PEM) from
  * now on; connections already open keep the pair they started with. 0, or
  * -EINVAL with a message when the pair does not load (the old one keeps
  * serving). Thread safe with respect to handshakes; one caller at a time. */
-int server_set_certificate(struct server *s, const char *cert_pem, const char *key_pem,
-                           char *err, size_t errlen);
+int server_set_certificate(struct server *s, const char *cert_pem, const char *key_pem, char *err, size_t errlen);
 
 struct conntrack_stats;
 /* The connection counters of the HTTPS server (conntrack.h). */

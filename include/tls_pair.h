@@ -53,8 +53,7 @@ struct tls_pair {
  *                 validity period, serial or subject
  *   -EKEYEXPIRED  the certificate is expired or not yet valid
  *   -ENOMEM */
-int tls_pair_read(const char *cert_path, const char *key_path, struct tls_pair *ret_pair,
-                  char *err, size_t errlen);
+int tls_pair_read(const char *cert_path, const char *key_path, struct tls_pair *ret_pair, char *err, size_t errlen);
 
 /* Wipes the key's bytes and frees both buffers; the struct may be read
  * again with tls_pair_read(). NULL and a freed pair are fine. */

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite and writes the total to BUILD/test-summary.txt as
 # "N passed, N failed" (also printed last).
-# Usage: tests/run.sh BUILD ASAN_BUILD [FUZZ_BUILD [TSAN_BUILD]]
+# Usage: tests/run.sh BUILD ASAN_BUILD [FUZZ_BUILD [TSAN_BUILD [ANALYZER_BUILD]]]
+# The style steps first: the C sources against .clang-format
+# (tests/style/check-format.sh) and gcc -fanalyzer over webhook/ in its own
+# build ANALYZER_BUILD (tests/style/analyze.sh), their results in BUILD.
 # The end-to-end suite runs once, against BUILD (tests/e2e/run.sh); the image
 # suite once, on the image's own binary, with its results in BUILD
 # (tests/image/run.sh); the fuzz targets once, in their own clang build
@@ -18,10 +21,18 @@ build=${1:-build}
 asan=${2:-build-asan}
 fuzz=${3:-build-fuzz}
 tsan=${4:-build-tsan}
+analyzer=${5:-build-analyzer}
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 py=${PYTHON:-python3}
 status=0
+
+echo "== style: the C sources against .clang-format"
+rm -f "$build/format.xml" "$build/analyzer.xml"  # a step that dies writes none: a failure
+tests/style/check-format.sh --junit "$build/format.xml" || status=1
+
+echo "== static analysis: gcc -fanalyzer over webhook/ ($analyzer)"
+tests/style/analyze.sh "$analyzer" --junit "$build/analyzer.xml" || status=1
 
 for dir in "$build" "$asan"; do
         echo "== unit tests ($dir)"

@@ -1,6 +1,7 @@
 /* Per-thread bump allocator for cJSON: see include/arena.h. */
 #include "arena.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -107,9 +108,11 @@ static void *arena_malloc(size_t n)
                         return NULL;
                 }
                 tl.taken += cap;
+                assert(tl.taken <= tl.limit);
                 fresh->next = c;
                 tl.head = c = fresh;
         }
+        assert(c->cap - c->used >= need);
         void *p = c->data + c->used;
         c->used += need;
         tl.total += need;
@@ -134,6 +137,7 @@ void arena_install(void)
 
 void arena_begin(void)
 {
+        assert(!tl.on);         /* not nested: arena_end() first */
         if (!tl.first) {
                 pthread_once(&key_once, make_key);
                 tl.first = chunk_new(ARENA_FIRST_CHUNK);
@@ -163,6 +167,7 @@ enum arena_limit arena_limited(void)
 
 void arena_end(void)
 {
+        assert(tl.taken <= tl.limit);
         /* The newest chunk is the largest: keep it if it is not too large. */
         struct chunk *keep = tl.head && tl.head->cap <= ARENA_KEEP_MAX ? tl.head : tl.first;
         struct chunk *c = tl.head;

@@ -1,12 +1,15 @@
 /* The memory budget of requests in flight: see include/budget.h. */
 #include "budget.h"
 
+#include <assert.h>
+
 #include "webhook_limits.h"
 
 void budget_init(struct budget *b, size_t limit)
 {
         b->limit = limit;
         b->large_limit = limit - limit / WH_BUDGET_RESERVE_PART;
+        assert(b->large_limit <= b->limit);
         atomic_init(&b->used, 0);
         atomic_init(&b->refused, 0);
 }
@@ -27,7 +30,9 @@ bool budget_take(struct budget *b, size_t n, bool large)
 
 void budget_give(struct budget *b, size_t n)
 {
-        atomic_fetch_sub_explicit(&b->used, n, memory_order_relaxed);
+        size_t was = atomic_fetch_sub_explicit(&b->used, n, memory_order_relaxed);
+        assert(was >= n);       /* given back only what was taken */
+        (void)was;
 }
 
 size_t budget_used(const struct budget *b)

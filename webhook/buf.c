@@ -1,6 +1,7 @@
 /* Bounded growable buffer: see include/buf.h. */
 #include "buf.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -53,6 +54,7 @@ static int buf_reserve(struct buf *b, size_t n)
                 return -ENOBUFS;
         if (cap == b->cap)
                 return 0;
+        assert(cap > b->len + n);       /* room for the NUL too */
         char *p = realloc(b->data, cap);
         if (!p)
                 return -ENOMEM;
@@ -74,6 +76,7 @@ int buf_append(struct buf *b, const void *p, size_t n)
         int r = buf_reserve(b, n);
         if (r < 0)
                 return r;
+        assert(b->data && b->cap - b->len > n);
         if (n)
                 memcpy(b->data + b->len, p, n);
         b->len += n;
@@ -103,7 +106,9 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
         else if ((size_t)n < sizeof small)
                 r = buf_append(b, small, (size_t)n);
         else if ((r = buf_reserve(b, (size_t)n)) == 0) {
-                vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+                int m = vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+                assert(m == n);         /* the same format and arguments */
+                (void)m;
                 b->len += (size_t)n;
         }
         va_end(again);
@@ -182,8 +187,7 @@ int buf_put_pointer_token(struct buf *b, const char *s)
 
 int buf_put_base64(struct buf *b, const void *p, size_t n)
 {
-        static const char tab[] =
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         const unsigned char *in = p;
         size_t out_len = (n + 2) / 3 * 4;
         int r = buf_reserve(b, out_len);
@@ -207,6 +211,7 @@ int buf_put_base64(struct buf *b, const void *p, size_t n)
                 *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
                 *o++ = '=';
         }
+        assert((size_t)(o - (b->data + b->len)) == out_len);
         b->len += out_len;
         b->data[b->len] = '\0';
         return 0;

@@ -33,8 +33,8 @@ static void print_rule(const struct rule *r)
         printf("\n%s:\n  auth %s", r->name, policy_auth_name(r->auth));
         if (r->identity)
                 printf("  identity %s", r->identity);
-        printf("  mode %s  onConflict %s  jvmEnv %s\n", policy_mode_name(r->mode),
-               policy_conflict_name(r->on_conflict), policy_jvm_env_name(r->jvm_env));
+        printf("  mode %s  onConflict %s  jvmEnv %s\n", policy_mode_name(r->mode), policy_conflict_name(r->on_conflict),
+               policy_jvm_env_name(r->jvm_env));
         if (r->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
                 printf("  clientId %s  tenantId %s\n", r->client_id, r->tenant_id);
                 printf("  serviceAccount %s  authorityHost %s  tokenExpirationSeconds %u\n",
@@ -88,10 +88,11 @@ static void print_claims(const struct policy *p)
         }
         if (!policy_identity_count(p))
                 printf("  (none)\n");
-        printf("unlisted identities: %s\n", policy_unlisted_deny(p)
-               ? "refused everywhere (unlistedIdentities: deny)"
-               : "refused where a namespace's rule does not name them (by its mode); free in namespaces "
-                 "without a rule (unlistedIdentities: allow)");
+        printf("unlisted identities: %s\n",
+               policy_unlisted_deny(p)
+                       ? "refused everywhere (unlistedIdentities: deny)"
+                       : "refused where a namespace's rule does not name them (by its mode); free in namespaces "
+                         "without a rule (unlistedIdentities: allow)");
         if (!policy_uses_namespaces(p)) {
                 printf("grant keys: none (no selectors, no namespaceAnnotations): namespace changes are not judged\n");
                 return;

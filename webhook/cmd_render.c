@@ -105,9 +105,7 @@ int cmd_render(int argc, char **argv)
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":hn:o:", longopts, NULL)) != -1) {
                 switch (c) {
-                case 'h':
-                        cmd_render_help();
-                        return 0;
+                case 'h': cmd_render_help(); return 0;
                 case 'p': policy_path = optarg; break;
                 case 'n': ns = optarg; break;
                 case 'o':
@@ -131,8 +129,10 @@ int cmd_render(int argc, char **argv)
         if (!policy_path)
                 return cli_usage_error(CMD, "--policy FILE is required");
         if (!dns_label(ns))
-                return cli_usage_error(CMD, "--namespace \"%s\" is not a namespace name (at most 63 of "
-                                       "a-z 0-9 -, not starting or ending with -)", ns);
+                return cli_usage_error(CMD,
+                                       "--namespace \"%s\" is not a namespace name (at most 63 of "
+                                       "a-z 0-9 -, not starting or ending with -)",
+                                       ns);
 
         buf_init(&errors, POLICY_ERRORS_MAX);
         buf_init(&out, RENDER_MAX_OUTPUT_BYTES);

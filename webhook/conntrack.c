@@ -1,6 +1,7 @@
 /* Connection deadlines and room: see include/conntrack.h. */
 #include "conntrack.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ static uint64_t ms_ns(unsigned ms)
 /* Closes a connection: the library sees its peer gone. Under the lock. */
 static void close_conn(struct conntrack *t, struct conn *c, uint64_t *counter)
 {
+        assert(c->phase != PHASE_FREE && c->phase != PHASE_CLOSING);
         shutdown(c->fd, SHUT_RDWR);
         c->phase = PHASE_CLOSING;
         t->closing++;
@@ -68,9 +70,10 @@ void conntrack_reap(struct conntrack *t, uint64_t now)
                 struct conn *c = &t->slots[i];
                 if (c->phase == PHASE_FREE || c->phase == PHASE_CLOSING || now <= c->deadline_ns)
                         continue;
-                close_conn(t, c, c->phase == PHASE_HEADERS ? &t->stats.header_timeouts
-                                 : c->phase == PHASE_BODY  ? &t->stats.body_timeouts
-                                                           : &t->stats.idle_timeouts);
+                close_conn(t, c,
+                           c->phase == PHASE_HEADERS ? &t->stats.header_timeouts
+                           : c->phase == PHASE_BODY  ? &t->stats.body_timeouts
+                                                     : &t->stats.idle_timeouts);
         }
         pthread_mutex_unlock(&t->lock);
 }
@@ -174,6 +177,7 @@ bool conntrack_admit(struct conntrack *t)
 {
         pthread_mutex_lock(&t->lock);
         bool ok = true;
+        assert(t->closing <= t->open && t->open <= t->n_slots);
         if (t->open - t->closing >= t->opt.limit) {
                 struct conn *v = t->closing < t->n_slots - t->opt.limit ? victim(t) : NULL;
                 if (v)
@@ -193,9 +197,12 @@ struct conn *conntrack_started(struct conntrack *t, int fd)
         struct conn *c = NULL;
         if (t->free_head != NO_SLOT) {
                 c = &t->slots[t->free_head];
+                assert(c->phase == PHASE_FREE);
                 t->free_head = c->next_free;
                 uint64_t now = now_ns();
-                *c = (struct conn){ .fd = fd, .phase = PHASE_HEADERS, .since_ns = now,
+                *c = (struct conn){ .fd = fd,
+                                    .phase = PHASE_HEADERS,
+                                    .since_ns = now,
                                     .deadline_ns = now + ms_ns(t->opt.header_timeout_ms) };
                 t->open++;
         }
@@ -208,6 +215,7 @@ void conntrack_request(struct conntrack *t, struct conn *c, uint64_t deadline_ns
         if (!c)
                 return;
         pthread_mutex_lock(&t->lock);
+        assert(c->phase != PHASE_FREE);         /* not after conntrack_closed() */
         if (c->phase != PHASE_CLOSING) {
                 uint64_t now = now_ns(), cap = now + ms_ns(t->opt.body_timeout_ms);
                 c->phase = PHASE_BODY;
@@ -222,6 +230,7 @@ void conntrack_done(struct conntrack *t, struct conn *c)
         if (!c)
                 return;
         pthread_mutex_lock(&t->lock);
+        assert(c->phase != PHASE_FREE);         /* not after conntrack_closed() */
         if (c->phase != PHASE_CLOSING) {
                 uint64_t now = now_ns();
                 c->phase = PHASE_IDLE;
@@ -237,6 +246,9 @@ void conntrack_closed(struct conntrack *t, struct conn *c)
         if (!c)
                 return;
         pthread_mutex_lock(&t->lock);
+        assert(c >= t->slots && c < t->slots + t->n_slots);
+        assert(c->phase != PHASE_FREE && t->open > 0);     /* closed once */
+        assert(c->phase != PHASE_CLOSING || t->closing > 0);
         if (c->phase == PHASE_CLOSING)
                 t->closing--;
         c->phase = PHASE_FREE;

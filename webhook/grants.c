@@ -34,8 +34,8 @@ static bool same(const char *a, const char *b)
 
 /* Appends to `out` each grant key of one map (labels or annotations) whose
  * value was added, changed or removed. */
-static void changed_keys(const struct policy *p, bool annotation, const cJSON *old_map,
-                         const cJSON *new_map, char *out, size_t outlen, unsigned *n)
+static void changed_keys(const struct policy *p, bool annotation, const cJSON *old_map, const cJSON *new_map, char *out,
+                         size_t outlen, unsigned *n)
 {
         const cJSON *maps[2] = { new_map, old_map };
         for (int side = 0; side < 2; side++) {
@@ -89,8 +89,8 @@ static void list_grantors(const struct policy *p, char *out, size_t outlen)
                 snprintf(out, outlen, "none: the policy's grantors list is empty");
 }
 
-int grants_judge(const struct policy *p, const struct grants_user *user, const cJSON *old_ns,
-                 const cJSON *ns, struct pool *pool, struct mutation *m)
+int grants_judge(const struct policy *p, const struct grants_user *user, const cJSON *old_ns, const cJSON *ns,
+                 struct pool *pool, struct mutation *m)
 {
         const char *name = NULL;
         const cJSON *meta = cJSON_GetObjectItemCaseSensitive(ns, "metadata");
@@ -115,9 +115,11 @@ int grants_judge(const struct policy *p, const struct grants_user *user, const c
         if (!policy_is_grantor(p, user->name, user->groups, user->n_groups)) {
                 char grantors[160];
                 list_grantors(p, grantors, sizeof grantors);
-                mutation_deny(m, "user %.100s may not set grant keys of namespace %.63s (%s): they decide "
+                mutation_deny(m,
+                              "user %.100s may not set grant keys of namespace %.63s (%s): they decide "
                               "which Azure identity its pods may use, and only the policy's grantors may "
-                              "change them (%s)", user->name ? user->name : "(unknown)", name, keys, grantors);
+                              "change them (%s)",
+                              user->name ? user->name : "(unknown)", name, keys, grantors);
                 return 0;
         }
         /* A grantor: allowed; say so now if the annotations make no rule. */

@@ -37,8 +37,8 @@ static int expected(const char *what, size_t at, char *err, size_t errlen)
 }
 
 /* The items array, from just past its '['. */
-static int scan_items(const char *t, size_t len, size_t *i, int (*on_item)(void *ctx, const cJSON *item),
-                      void *ctx, struct jsonlist_info *ret, char *err, size_t errlen)
+static int scan_items(const char *t, size_t len, size_t *i, int (*on_item)(void *ctx, const cJSON *item), void *ctx,
+                      struct jsonlist_info *ret, char *err, size_t errlen)
 {
         *i = skip_ws(t, len, *i);
         if (*i < len && t[*i] == ']') {
@@ -260,16 +260,18 @@ int jsonlist_scan_head(const char *text, size_t len, struct jsonlist_head *ret, 
                 cJSON *v = parse_at(text, len, &i, err, sizeof err);
                 if (!v)
                         return 0;
-                const cJSON *cont = metadata ? cJSON_GetObjectItemCaseSensitive(v, "continue") : NULL;
+                /* NULL unless metadata.continue is a string. */
+                const char *cont =
+                        metadata ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "continue")) : NULL;
                 int r = 0;
                 if (kind && cJSON_IsString(v))
                         snprintf(ret->kind, sizeof ret->kind, "%s", v->valuestring);
                 if (metadata && cJSON_IsObject(v))
                         ret->has_metadata = true;
-                if (cJSON_IsString(cont) && strlen(cont->valuestring) >= sizeof ret->continue_)
+                if (cont && strlen(cont) >= sizeof ret->continue_)
                         r = -E2BIG;
-                else if (cJSON_IsString(cont))
-                        snprintf(ret->continue_, sizeof ret->continue_, "%s", cont->valuestring);
+                else if (cont)
+                        snprintf(ret->continue_, sizeof ret->continue_, "%s", cont);
                 cJSON_Delete(v);
                 if (r)
                         return r;

@@ -1,6 +1,7 @@
 /* RFC 6902 patch text builder: see include/jsonpatch.h. */
 #include "jsonpatch.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ int jsonpatch_path_index(struct jsonpatch *p, size_t index)
 
 int jsonpatch_op(struct jsonpatch *p, const char *op, const char *value_json)
 {
+        assert(op);
+        /* Not after jsonpatch_finish(): the text so far ends an operation. */
+        assert(p->text.len == 0 || (p->text.len <= WH_MAX_PATCH_BYTES && p->text.data[p->text.len - 1] == '}'));
         if (p->n_ops >= WH_MAX_PATCH_OPS)
                 return -E2BIG;
         size_t mark = p->text.len;
@@ -68,6 +72,7 @@ int jsonpatch_op(struct jsonpatch *p, const char *op, const char *value_json)
         if (r == 0 && p->text.len > WH_MAX_PATCH_BYTES)
                 r = -ENOBUFS;
         if (r < 0) {
+                assert(mark <= p->text.len);
                 p->text.len = mark;     /* leave the patch as it was */
                 if (p->text.data)
                         p->text.data[mark] = '\0';
@@ -79,6 +84,9 @@ int jsonpatch_op(struct jsonpatch *p, const char *op, const char *value_json)
 
 int jsonpatch_finish(struct jsonpatch *p)
 {
+        /* Every operation left room for the closing "]" (jsonpatch_init). */
+        assert(p->text.len <= WH_MAX_PATCH_BYTES);
+        assert(p->text.max >= WH_MAX_PATCH_BYTES + 2);
         if (p->n_ops == 0)
                 return buf_puts(&p->text, "[]");
         return buf_putc(&p->text, ']');

@@ -34,8 +34,8 @@ static void begin(struct log_line *l, enum log_level level, const char *msg)
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-        buf_printf(&l->b, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", when,
-                   ts.tv_nsec / 1000000, level_names[level]);
+        buf_printf(&l->b, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", when, ts.tv_nsec / 1000000,
+                   level_names[level]);
         if (buf_put_json_str(&l->b, msg) < 0)
                 buf_put_json_strn(&l->b, msg, strnlen(msg, WH_LOG_KEY_MAX));   /* its start, then */
 }
@@ -80,8 +80,8 @@ int log_reopen_audit(bool force, char *err, size_t errlen)
         if (audit_fd < 0)
                 return 0;
         struct stat now, open_one;
-        if (!force && stat(audit_path, &now) == 0 && fstat(audit_fd, &open_one) == 0 &&
-            now.st_dev == open_one.st_dev && now.st_ino == open_one.st_ino)
+        if (!force && stat(audit_path, &now) == 0 && fstat(audit_fd, &open_one) == 0 && now.st_dev == open_one.st_dev &&
+            now.st_ino == open_one.st_ino)
                 return 0;   /* still the same file */
         int fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, AUDIT_FILE_MODE);
         if (fd < 0) {
@@ -177,8 +177,7 @@ void log_end(struct log_line *l)
                         if (i)
                                 r = buf_putc(&l->b, ',');
                         if (r == 0)
-                                r = buf_put_json_strn(&l->b, l->truncated[i],
-                                                      strnlen(l->truncated[i], WH_LOG_KEY_MAX));
+                                r = buf_put_json_strn(&l->b, l->truncated[i], strnlen(l->truncated[i], WH_LOG_KEY_MAX));
                 }
                 if (r == 0)
                         r = buf_putc(&l->b, ']');

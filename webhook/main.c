@@ -30,7 +30,8 @@ static void usage(FILE *out)
                 "\n"
                 "Usage: spark-identity-webhook COMMAND [options]\n"
                 "\n"
-                "Commands:\n", WH_VERSION);
+                "Commands:\n",
+                WH_VERSION);
         for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
                 fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
         fprintf(out,
@@ -40,7 +41,8 @@ static void usage(FILE *out)
                 "  --help         this text\n"
                 "\n"
                 "Start here: 'spark-identity-webhook check-policy deploy/policy.yaml', then\n"
-                "'spark-identity-webhook help serve'.\n", "help COMMAND", "the options of one command");
+                "'spark-identity-webhook help serve'.\n",
+                "help COMMAND", "the options of one command");
 }
 
 static const struct command *find(const char *name)

@@ -1,6 +1,7 @@
 /* Grow-only memory pool: see include/pool.h. */
 #include "pool.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ void *pool_alloc(struct pool *p, size_t n)
                 c->next = p->head;
                 p->head = c;
         }
+        assert(c->cap - c->used >= n);
         void *r = (char *)c->data + c->used;
         c->used += n;
         return r;

@@ -8,6 +8,7 @@
  * nobody holds the old object. */
 #include "snapshot.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -48,13 +49,17 @@ void *snapshot_acquire(struct snapshot *s, unsigned *ret_token)
 
 void snapshot_release(struct snapshot *s, unsigned token)
 {
-        atomic_fetch_sub(&s->readers[token & 1u], 1);
+        assert(token <= 1u);    /* as snapshot_acquire() gave it */
+        unsigned long was = atomic_fetch_sub(&s->readers[token & 1u], 1);
+        assert(was > 0);        /* released once per acquire */
+        (void)was;
 }
 
 void snapshot_swap(struct snapshot *s, void *next)
 {
         pthread_mutex_lock(&s->writer);
         void *old = atomic_exchange(&s->current, next);
+        assert(!old || old != next);    /* else it would free what it just put in */
         for (int phase = 0; phase < 2; phase++) {
                 unsigned e = atomic_load(&s->epoch) & 1u;
                 atomic_store(&s->epoch, e ^ 1u);
@@ -70,6 +75,8 @@ void snapshot_free(struct snapshot *s)
 {
         if (!s)
                 return;
+        /* No reader may hold it any more. */
+        assert(atomic_load(&s->readers[0]) == 0 && atomic_load(&s->readers[1]) == 0);
         void *cur = atomic_load(&s->current);
         if (cur && s->free_fn)
                 s->free_fn(cur);

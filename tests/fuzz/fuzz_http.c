@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct server *server;
 static unsigned port;
 
-static void admit_never(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status, struct buf *out)
+static void admit_never(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns,
+                        int *ret_status, struct buf *out)
 {
         fuzz_fail("the plain server handed a %zu-byte body to admit()", len);
 }
@@ -116,8 +117,11 @@ static void plain_close(void *conn, bool peer_closed)
 }
 
 static const struct fuzz_transport plain = {
-        .open = plain_open, .send_all = plain_send_all, .shut_write = plain_shut_write,
-        .recv_some = plain_recv_some, .close = plain_close,
+        .open = plain_open,
+        .send_all = plain_send_all,
+        .shut_write = plain_shut_write,
+        .recv_some = plain_recv_some,
+        .close = plain_close,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -68,8 +68,8 @@ static char **copy_tokens(char *const *t, size_t n)
         return c;
 }
 
-static void emit(struct jsonpatch *jp, struct program *pg, const char *op, const char *value_json,
-                 const char *value, bool token_array)
+static void emit(struct jsonpatch *jp, struct program *pg, const char *op, const char *value_json, const char *value,
+                 bool token_array)
 {
         size_t len = jp->text.len;
         unsigned n = jp->n_ops;
@@ -86,8 +86,11 @@ static void emit(struct jsonpatch *jp, struct program *pg, const char *op, const
         if (jp->n_ops != n + 1 || jp->n_ops > WH_MAX_PATCH_OPS || jp->text.len > WH_MAX_PATCH_BYTES)
                 fuzz_fail("%u operations, %zu bytes after an accepted operation", jp->n_ops, jp->text.len);
         pg->ops[pg->n_ops++] = (struct expected_op){
-                .op = op, .tokens = copy_tokens(pg->path, pg->n_path), .n_tokens = pg->n_path,
-                .value = value, .token_array = token_array,
+                .op = op,
+                .tokens = copy_tokens(pg->path, pg->n_path),
+                .n_tokens = pg->n_path,
+                .value = value,
+                .token_array = token_array,
         };
 }
 
@@ -98,7 +101,8 @@ static void check_patch(const struct jsonpatch *jp, const struct program *pg)
         if (!jp->text.data || strlen(jp->text.data) != jp->text.len)
                 fuzz_fail("the patch text is not NUL-terminated at its length");
         if (!json_strict(jp->text.data, jp->text.len, &why, &at))
-                fuzz_fail("the patch is not JSON: %s at byte %zu: %.300s", why, at, jp->text.data + (at > 40 ? at - 40 : 0));
+                fuzz_fail("the patch is not JSON: %s at byte %zu: %.300s", why, at,
+                          jp->text.data + (at > 40 ? at - 40 : 0));
         cJSON *arr = cJSON_ParseWithLength(jp->text.data, jp->text.len);
         if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != pg->n_ops || jp->n_ops != pg->n_ops)
                 fuzz_fail("the patch has %d operations; %zu were emitted", cJSON_GetArraySize(arr), pg->n_ops);

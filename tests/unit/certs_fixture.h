@@ -31,10 +31,10 @@
 /* snprintf() into an array, failing the test on truncation. */
 #define xsnprintf(buf, ...) assert_true(snprintf((buf), sizeof(buf), __VA_ARGS__) < (int)sizeof(buf))
 
-#define assert_contains(s, sub)                                                      \
-        do {                                                                         \
-                if (!strstr((s), (sub)))                                             \
-                        fail_msg("\"%s\" does not contain \"%s\"", (s), (sub));      \
+#define assert_contains(s, sub)                                                 \
+        do {                                                                    \
+                if (!strstr((s), (sub)))                                        \
+                        fail_msg("\"%s\" does not contain \"%s\"", (s), (sub)); \
         } while (0)
 
 struct fixture {
@@ -170,8 +170,8 @@ static inline void write_text(const char *path, const char *text, size_t len)
 /* A self-signed certificate for `key` valid from `not_before` to
  * `not_after`, written with the key beside it. The key is PKCS#8 or, with
  * `traditional`, the older per-algorithm PEM ("BEGIN RSA PRIVATE KEY"). */
-static inline void write_selfsigned(const char *crt_path, const char *key_path, EVP_PKEY *key,
-                             time_t not_before, time_t not_after, bool traditional)
+static inline void write_selfsigned(const char *crt_path, const char *key_path, EVP_PKEY *key, time_t not_before,
+                                    time_t not_after, bool traditional)
 {
         X509 *x = X509_new();
         FILE *fp;

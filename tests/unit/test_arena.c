@@ -16,9 +16,8 @@
 
 #include "arena.h"
 
-static const char review[] =
-        "{\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\",\"object\":{\"metadata\":"
-        "{\"labels\":{\"spark-role\":\"driver\"}},\"spec\":{\"containers\":[{\"name\":\"c\"}]}}}}";
+static const char review[] = "{\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\",\"object\":{\"metadata\":"
+                             "{\"labels\":{\"spark-role\":\"driver\"}},\"spec\":{\"containers\":[{\"name\":\"c\"}]}}}}";
 
 static void test_inside_bracket_uses_arena(void **state)
 {

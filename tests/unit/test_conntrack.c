@@ -56,8 +56,9 @@ static void close_pair(struct conntrack *t, struct pair *p)
 
 static struct conntrack *make(unsigned limit)
 {
-        struct conntrack_options o = { .limit = limit, .header_timeout_ms = 1000, .body_timeout_ms = 2000,
-                                       .idle_timeout_ms = 3000 };
+        struct conntrack_options o = {
+                .limit = limit, .header_timeout_ms = 1000, .body_timeout_ms = 2000, .idle_timeout_ms = 3000
+        };
         struct conntrack *t;
         assert_int_equal(conntrack_new(&o, &t), 0);
         return t;
@@ -158,8 +159,9 @@ static void test_who_gives_way(void **state)
 /* The reaper thread does it on its own. */
 static void test_reaper_thread(void **state)
 {
-        struct conntrack_options o = { .limit = 4, .header_timeout_ms = 100, .body_timeout_ms = 100,
-                                       .idle_timeout_ms = 100 };
+        struct conntrack_options o = {
+                .limit = 4, .header_timeout_ms = 100, .body_timeout_ms = 100, .idle_timeout_ms = 100
+        };
         struct conntrack *t;
         assert_int_equal(conntrack_new(&o, &t), 0);
         struct pair p;

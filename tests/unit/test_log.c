@@ -61,7 +61,7 @@ static void test_line_is_json(void **state)
         capture_begin();
         struct log_line l;
         log_begin(&l, LOG_INFO, "policy \"loaded\"\n");
-        log_str(&l, "sha256", "ab\x01" "cd");
+        log_str(&l, "sha256", "ab\001cd");
         log_int(&l, "n", -42);
         log_bool(&l, "ok", true);
         log_raw(&l, "list", "[1,2]");
@@ -71,7 +71,7 @@ static void test_line_is_json(void **state)
         cJSON *j = one_line(text);
         assert_string_equal(cJSON_GetObjectItem(j, "msg")->valuestring, "policy \"loaded\"\n");
         assert_string_equal(cJSON_GetObjectItem(j, "level")->valuestring, "info");
-        assert_string_equal(cJSON_GetObjectItem(j, "sha256")->valuestring, "ab\x01" "cd");
+        assert_string_equal(cJSON_GetObjectItem(j, "sha256")->valuestring, "ab\001cd");
         assert_int_equal(cJSON_GetObjectItem(j, "n")->valueint, -42);
         assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")));
         assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "list")), 2);

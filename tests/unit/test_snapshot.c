@@ -404,8 +404,8 @@ static void race(enum shape shape)
         for (int i = 0; i < N_READERS; i++) {
                 struct reader *r = &readers[i];
                 if (r->bad_magic || r->went_back || r->null_seen)
-                        fail_msg("reader %d: %lu looks at freed objects, %lu steps back, %lu NULLs in %lu reads",
-                                 i, r->bad_magic, r->went_back, r->null_seen, atomic_load(&r->acquired));
+                        fail_msg("reader %d: %lu looks at freed objects, %lu steps back, %lu NULLs in %lu reads", i,
+                                 r->bad_magic, r->went_back, r->null_seen, atomic_load(&r->acquired));
                 total += atomic_load(&r->acquired);
         }
         assert_int_equal(atomic_load(&frees), N_SWAPS);
