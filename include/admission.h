@@ -81,8 +81,8 @@ int admission_decide(const struct policy *p, const struct ns_known *ns, struct a
  * fills a->status and a->body (400 with a Status for a body that is not a
  * review, 500 when memory or a bound ran out); returns 0, or a negative errno
  * when even the error body could not be written. */
-int admission_handle(const struct policy *p, const struct ns_known *known, const char *body,
-                     size_t len, struct admission *a);
+int admission_handle(const struct policy *p, const struct ns_known *known, const char *body, size_t len,
+                     struct admission *a);
 
 /* Releases everything in the result. */
 void admission_free(struct admission *a);

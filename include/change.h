@@ -68,15 +68,13 @@ static inline bool change_in_container(const struct change *c)
         case CHANGE_SET_ENV:
         case CHANGE_ADD_ENV:
         case CHANGE_ADD_JAVA_OPT:
-        case CHANGE_TOKEN_MOUNT:
-                return true;
+        case CHANGE_TOKEN_MOUNT: return true;
         case CHANGE_SET_IDENTITY_LABEL:
         case CHANGE_REMOVE_IDENTITY_LABEL:
         case CHANGE_SET_SERVICE_ACCOUNT:
         case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT:
         case CHANGE_TOKEN_VOLUME:
-        case CHANGE_KIND_MAX:
-                break;
+        case CHANGE_KIND_MAX: break;
         }
         return false;
 }

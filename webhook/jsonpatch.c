@@ -10,11 +10,11 @@
 #include "webhook_limits.h"
 
 /* The token volume, with its expiration; and its mount. */
-#define TOKEN_VOLUME_FORMAT "{\"name\":\"" POLICY_WI_VOLUME "\",\"projected\":{\"sources\":" \
+#define TOKEN_VOLUME_FORMAT                                                                            \
+        "{\"name\":\"" POLICY_WI_VOLUME "\",\"projected\":{\"sources\":"                               \
         "[{\"serviceAccountToken\":{\"audience\":\"" POLICY_WI_AUDIENCE "\",\"expirationSeconds\":%u," \
         "\"path\":\"" POLICY_WI_TOKEN_NAME "\"}}]}}"
-#define TOKEN_MOUNT "{\"name\":\"" POLICY_WI_VOLUME "\",\"mountPath\":\"" POLICY_WI_MOUNT_PATH \
-        "\",\"readOnly\":true}"
+#define TOKEN_MOUNT "{\"name\":\"" POLICY_WI_VOLUME "\",\"mountPath\":\"" POLICY_WI_MOUNT_PATH "\",\"readOnly\":true}"
 
 void jsonpatch_init(struct jsonpatch *p)
 {
@@ -113,19 +113,13 @@ int jsonpatch_change_item(struct buf *out, const struct change *c)
         case CHANGE_SET_IDENTITY_LABEL:
         case CHANGE_SET_SERVICE_ACCOUNT:
         case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT:
-        case CHANGE_SET_ENV:
-                return buf_put_json_str(out, c->value);
-        case CHANGE_REMOVE_IDENTITY_LABEL:
-                return buf_puts(out, "null");
+        case CHANGE_SET_ENV: return buf_put_json_str(out, c->value);
+        case CHANGE_REMOVE_IDENTITY_LABEL: return buf_puts(out, "null");
         case CHANGE_ADD_ENV:
-        case CHANGE_ADD_JAVA_OPT:
-                return env_entry(out, c);
-        case CHANGE_TOKEN_VOLUME:
-                return buf_printf(out, TOKEN_VOLUME_FORMAT, c->expiration_s);
-        case CHANGE_TOKEN_MOUNT:
-                return buf_puts(out, TOKEN_MOUNT);
-        case CHANGE_KIND_MAX:
-                break;
+        case CHANGE_ADD_JAVA_OPT: return env_entry(out, c);
+        case CHANGE_TOKEN_VOLUME: return buf_printf(out, TOKEN_VOLUME_FORMAT, c->expiration_s);
+        case CHANGE_TOKEN_MOUNT: return buf_puts(out, TOKEN_MOUNT);
+        case CHANGE_KIND_MAX: break;
         }
         return -EINVAL;
 }
@@ -159,11 +153,8 @@ static int op_in_list(struct jsonpatch *p, const struct change *c)
         case CHANGE_PLACE_REPLACE:
                 r = jsonpatch_path_index(p, c->index);
                 return r == 0 ? jsonpatch_op(p, "replace", p->value.data) : r;
-        case CHANGE_PLACE_ADD:
-                r = jsonpatch_path_token(p, "-");
-                break;
-        case CHANGE_PLACE_NEW:
-                break;
+        case CHANGE_PLACE_ADD: r = jsonpatch_path_token(p, "-"); break;
+        case CHANGE_PLACE_NEW: break;
         }
         return r == 0 ? jsonpatch_op(p, "add", p->value.data) : r;
 }
@@ -203,8 +194,8 @@ static int change_op(struct jsonpatch *p, const struct change *changes, size_t n
                         r = jsonpatch_path_token(p, CHANGE_IDENTITY_LABEL);
                 if (r == 0)
                         r = jsonpatch_change_item(&p->value, c);
-                return r == 0 ? jsonpatch_op(p, c->place == CHANGE_PLACE_REPLACE ? "replace" : "add",
-                                             p->value.data) : r;
+                return r == 0 ? jsonpatch_op(p, c->place == CHANGE_PLACE_REPLACE ? "replace" : "add", p->value.data)
+                              : r;
         case CHANGE_REMOVE_IDENTITY_LABEL:
                 r = path2(p, "metadata", "labels");
                 if (r == 0)
@@ -233,8 +224,8 @@ static int change_op(struct jsonpatch *p, const struct change *changes, size_t n
                 if (r == 0 && c->place == CHANGE_PLACE_NEW) {
                         /* The container has no env: one "add" of the whole list. */
                         r = buf_putc(&p->value, '[');
-                        for (size_t k = i; r == 0 && k < n && (k == i || !change_starts_op(&changes[k - 1], &changes[k]));
-                             k++) {
+                        for (size_t k = i;
+                             r == 0 && k < n && (k == i || !change_starts_op(&changes[k - 1], &changes[k])); k++) {
                                 if (k > i)
                                         r = buf_putc(&p->value, ',');
                                 if (r == 0)
@@ -260,8 +251,7 @@ static int change_op(struct jsonpatch *p, const struct change *changes, size_t n
                 if (r == 0)
                         r = list_item(&p->value, c);
                 return r == 0 ? op_in_list(p, c) : r;
-        case CHANGE_KIND_MAX:
-                break;
+        case CHANGE_KIND_MAX: break;
         }
         return -EINVAL;
 }

@@ -8,8 +8,8 @@
 #define NS "spark_identity_webhook_"
 
 /* Latency buckets, µs: 50 µs to 1 s. */
-static const uint64_t bucket_us[] = { 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
-                                      100000, 250000, 500000, 1000000 };
+static const uint64_t bucket_us[] = { 50,    100,   250,   500,    1000,   2500,   5000,
+                                      10000, 25000, 50000, 100000, 250000, 500000, 1000000 };
 #define N_BUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 
 /* HTTP statuses counted as bad requests, and one slot for any other. */
@@ -57,7 +57,11 @@ static uint64_t get(atomic_uint_fast64_t *a)
         return atomic_load_explicit(a, memory_order_relaxed);
 }
 
-#define P(...) do { if (r == 0) r = buf_printf(out, __VA_ARGS__); } while (0)
+#define P(...)                                            \
+        do {                                              \
+                if (r == 0)                               \
+                        r = buf_printf(out, __VA_ARGS__); \
+        } while (0)
 
 /* The admission decisions (metrics_admission.h) and their latency histogram. */
 static int render_admissions(struct buf *out)
@@ -121,7 +125,8 @@ int metrics_render(const struct metrics_state *st, struct buf *out)
         P("# HELP " NS "connections_closed_total Connections the server closed: a handshake and headers, a "
           "body, or a keep-alive past its absolute deadline, or evicted to make room at the limit.\n"
           "# TYPE " NS "connections_closed_total counter\n");
-        P(NS "connections_closed_total{reason=\"header-timeout\"} %llu\n", (unsigned long long)st->closed_header_timeout);
+        P(NS "connections_closed_total{reason=\"header-timeout\"} %llu\n",
+          (unsigned long long)st->closed_header_timeout);
         P(NS "connections_closed_total{reason=\"body-timeout\"} %llu\n", (unsigned long long)st->closed_body_timeout);
         P(NS "connections_closed_total{reason=\"idle-timeout\"} %llu\n", (unsigned long long)st->closed_idle_timeout);
         P(NS "connections_closed_total{reason=\"evicted\"} %llu\n", (unsigned long long)st->closed_evicted);
@@ -141,7 +146,8 @@ int metrics_render(const struct metrics_state *st, struct buf *out)
                 P("# HELP " NS "namespace_cache_size Namespaces held in the cache.\n"
                   "# TYPE " NS "namespace_cache_size gauge\n");
                 P(NS "namespace_cache_size %llu\n", (unsigned long long)st->namespaces);
-                P("# HELP " NS "namespace_watch_restarts_total Namespace watches restarted after an error or 410 Gone.\n"
+                P("# HELP " NS
+                  "namespace_watch_restarts_total Namespace watches restarted after an error or 410 Gone.\n"
                   "# TYPE " NS "namespace_watch_restarts_total counter\n");
                 P(NS "namespace_watch_restarts_total %llu\n", (unsigned long long)st->watch_restarts);
                 P("# HELP " NS "namespace_reads_total Reads of namespaces missing from the cache: made, or "

@@ -52,8 +52,8 @@ static bool ends_with(const char *s, const char *suffix)
         return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static const char *const *pool_words(struct pool *pool, const char *first,
-                                     const char *const *items, size_t n, size_t *ret_n)
+static const char *const *pool_words(struct pool *pool, const char *first, const char *const *items, size_t n,
+                                     size_t *ret_n)
 {
         size_t total = n + (first ? 1 : 0);
         const char **out = pool_alloc(pool, (total ? total : 1) * sizeof *out);
@@ -81,34 +81,36 @@ static const char *const *pool_words(struct pool *pool, const char *first,
 
 /* Whether the merged settings make a rule of its auth: 0, or -EINVAL with
  * the message in `err`. */
-static int check_auth(const struct layer *e, bool wi, const char *tenant, const char *client,
-                      char *err, size_t errlen)
+static int check_auth(const struct layer *e, bool wi, const char *tenant, const char *client, char *err, size_t errlen)
 {
         if (!wi && !e->identity) {
-                snprintf(err, errlen, "identity is required (the aadpodidbinding label; with "
+                snprintf(err, errlen,
+                         "identity is required (the aadpodidbinding label; with "
                          "auth: workloadIdentity it is optional)");
                 return -EINVAL;
         }
-        if (!wi && (e->service_account || e->authority_host || e->token_expiration >= 0 ||
-                    e->extra_containers.set)) {
-                snprintf(err, errlen, "%s applies to auth: workloadIdentity only, and this rule's auth "
-                         "is podIdentity", e->service_account ? "serviceAccount"
-                         : e->authority_host ? "authorityHost"
-                         : e->token_expiration >= 0 ? "tokenExpirationSeconds" : "extraContainers");
+        if (!wi && (e->service_account || e->authority_host || e->token_expiration >= 0 || e->extra_containers.set)) {
+                snprintf(err, errlen,
+                         "%s applies to auth: workloadIdentity only, and this rule's auth "
+                         "is podIdentity",
+                         e->service_account         ? "serviceAccount"
+                         : e->authority_host        ? "authorityHost"
+                         : e->token_expiration >= 0 ? "tokenExpirationSeconds"
+                                                    : "extraContainers");
                 return -EINVAL;
         }
         if (wi && (!tenant || !client)) {
-                snprintf(err, errlen, "auth: workloadIdentity needs %s (in the rule or in defaults): "
-                         "the federated identity's %s", !client ? "clientId" : "tenantId",
-                         !client ? "client ID" : "tenant");
+                snprintf(err, errlen,
+                         "auth: workloadIdentity needs %s (in the rule or in defaults): "
+                         "the federated identity's %s",
+                         !client ? "clientId" : "tenantId", !client ? "client ID" : "tenant");
                 return -EINVAL;
         }
         return 0;
 }
 
 /* The workload identity settings of `r`. 0 or -ENOMEM. */
-static int compile_workload_identity(struct pool *pool, const struct layer *d, const struct layer *e,
-                                     struct rule *r)
+static int compile_workload_identity(struct pool *pool, const struct layer *d, const struct layer *e, struct rule *r)
 {
         const char *sa = PICK(service_account, NULL), *authority = PICK(authority_host, NULL);
         const struct words *extra = e->extra_containers.set ? &e->extra_containers : &d->extra_containers;
@@ -148,8 +150,8 @@ static void collect_props(const struct layer *d, const struct layer *e, const st
 /* The properties as rule `r` keeps them, in `pool`: per-account keys
  * replace the global fs.azure.* ones. -EINVAL with a message in `err` for a
  * key too long; -ENOMEM. */
-static int expand_props(struct pool *pool, const struct prop_list *pl, const struct rule *r,
-                        struct hadoop_prop **ret, size_t *ret_n, char *err, size_t errlen)
+static int expand_props(struct pool *pool, const struct prop_list *pl, const struct rule *r, struct hadoop_prop **ret,
+                        size_t *ret_n, char *err, size_t errlen)
 {
         size_t n_props = 0;
         size_t cap = pl->n * (r->n_storage_accounts ? r->n_storage_accounts : 1) + 1;
@@ -161,8 +163,8 @@ static int expand_props(struct pool *pool, const struct prop_list *pl, const str
                 bool per_account = r->n_storage_accounts && strncmp(hp->key, "fs.azure.", 9) == 0 &&
                                    !ends_with(hp->key, ACCOUNT_SUFFIX);
                 if (!per_account) {
-                        props[n_props++] = (struct hadoop_prop){ pool_strdup(pool, hp->key),
-                                                                 pool_strdup(pool, hp->value) };
+                        props[n_props++] =
+                                (struct hadoop_prop){ pool_strdup(pool, hp->key), pool_strdup(pool, hp->value) };
                         continue;
                 }
                 for (size_t a = 0; a < r->n_storage_accounts; a++) {
@@ -172,8 +174,7 @@ static int expand_props(struct pool *pool, const struct prop_list *pl, const str
                                 snprintf(err, errlen, "the hadoop property %.60s... is too long", hp->key);
                                 return -EINVAL;
                         }
-                        props[n_props++] = (struct hadoop_prop){ pool_strdup(pool, key),
-                                                                 pool_strdup(pool, hp->value) };
+                        props[n_props++] = (struct hadoop_prop){ pool_strdup(pool, key), pool_strdup(pool, hp->value) };
                 }
         }
         *ret = props;
@@ -185,8 +186,8 @@ static int expand_props(struct pool *pool, const struct prop_list *pl, const str
  * layer lists any), then -Dspark.hadoop.KEY=VALUE for each of r->hadoop;
  * and all of them joined by single spaces. -EINVAL with a message in `err`
  * for too many flags or one too long; -ENOMEM. */
-static int compile_flags(struct pool *pool, const struct layer *d, const struct layer *e, struct rule *r,
-                         char *err, size_t errlen)
+static int compile_flags(struct pool *pool, const struct layer *d, const struct layer *e, struct rule *r, char *err,
+                         size_t errlen)
 {
         const struct hadoop_prop *props = r->hadoop;
         size_t n_props = r->n_hadoop;
@@ -194,8 +195,8 @@ static int compile_flags(struct pool *pool, const struct layer *d, const struct 
         const char *const *options = opt->set ? opt->items : builtin_java_options;
         size_t n_options = opt->set ? opt->n : N_BUILTIN_OPTIONS;
         if (n_options + n_props > WH_MAX_RULE_FLAGS) {
-                snprintf(err, errlen, "this rule makes %zu JVM flags; at most %u",
-                         n_options + n_props, WH_MAX_RULE_FLAGS);
+                snprintf(err, errlen, "this rule makes %zu JVM flags; at most %u", n_options + n_props,
+                         WH_MAX_RULE_FLAGS);
                 return -EINVAL;
         }
 
@@ -242,9 +243,8 @@ static bool rule_complete(const struct rule *r, const struct layer *e, const cha
                (!tenant || r->tenant_id) && (!client || r->client_id) && (!home || r->java_home);
 }
 
-int policy_compile_rule(struct pool *pool, const char *name, enum rule_source source,
-                        const struct layer *d, const struct layer *e, struct rule *ret,
-                        char *err, size_t errlen)
+int policy_compile_rule(struct pool *pool, const char *name, enum rule_source source, const struct layer *d,
+                        const struct layer *e, struct rule *ret, char *err, size_t errlen)
 {
         int mode = PICK(mode, -1), on_conflict = PICK(on_conflict, -1), jvm_env = PICK(jvm_env, -1);
         int auth = PICK(auth, -1);
@@ -255,8 +255,7 @@ int policy_compile_rule(struct pool *pool, const char *name, enum rule_source so
                 .auth = wi ? POLICY_AUTH_WORKLOAD_IDENTITY : POLICY_AUTH_POD_IDENTITY,
                 .identity = pool_strdup(pool, e->identity),
                 .mode = mode >= 0 ? (enum policy_mode)mode : POLICY_MODE_ENFORCE,
-                .on_conflict = on_conflict >= 0 ? (enum policy_conflict)on_conflict
-                                                : POLICY_CONFLICT_OVERRIDE,
+                .on_conflict = on_conflict >= 0 ? (enum policy_conflict)on_conflict : POLICY_CONFLICT_OVERRIDE,
                 .jvm_env = jvm_env >= 0 ? (enum policy_jvm_env)jvm_env : POLICY_JVM_ENV_SPARK,
         };
         const char *tenant = PICK(tenant_id, NULL), *client = PICK(client_id, NULL);
@@ -272,8 +271,7 @@ int policy_compile_rule(struct pool *pool, const char *name, enum rule_source so
         r.java_home = pool_strdup(pool, home);
 
         const struct words *acc = e->storage_accounts.set ? &e->storage_accounts : &d->storage_accounts;
-        const struct words *alw = e->allowed_identities.set ? &e->allowed_identities
-                                                            : &d->allowed_identities;
+        const struct words *alw = e->allowed_identities.set ? &e->allowed_identities : &d->allowed_identities;
         r.storage_accounts = pool_words(pool, NULL, acc->items, acc->n, &r.n_storage_accounts);
         r.allowed_identities = pool_words(pool, e->identity, alw->items, alw->n, &r.n_allowed_identities);
         if (!r.storage_accounts)
@@ -306,8 +304,8 @@ int policy_compile_rule(struct pool *pool, const char *name, enum rule_source so
  * annotations. */
 int policy_layer_keep(struct pool *pool, struct layer *ly)
 {
-        const char **fields[] = { &ly->identity, &ly->tenant_id, &ly->client_id, &ly->java_home,
-                                  &ly->service_account, &ly->authority_host };
+        const char **fields[] = { &ly->identity,  &ly->tenant_id,       &ly->client_id,
+                                  &ly->java_home, &ly->service_account, &ly->authority_host };
         for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
                 if (*fields[i] && !(*fields[i] = pool_strdup(pool, *fields[i])))
                         return -ENOMEM;
@@ -319,8 +317,8 @@ int policy_layer_keep(struct pool *pool, struct layer *ly)
                                 return -ENOMEM;
         for (size_t k = 0; k < ly->n_hadoop; k++) {
                 ly->hadoop[k].key = pool_strdup(pool, ly->hadoop[k].key);
-                if (!ly->hadoop[k].key || (ly->hadoop[k].value &&
-                                           !(ly->hadoop[k].value = pool_strdup(pool, ly->hadoop[k].value))))
+                if (!ly->hadoop[k].key ||
+                    (ly->hadoop[k].value && !(ly->hadoop[k].value = pool_strdup(pool, ly->hadoop[k].value))))
                         return -ENOMEM;
         }
         ly->path = "defaults";

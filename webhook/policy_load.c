@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POLICY_TOP_KEYS "defaults, namespaces, selectors, namespaceAnnotations, onLookupFailure, " \
-                        "unmatched, unlistedIdentities, delegableIdentities and grantors"
+#define POLICY_TOP_KEYS                                                            \
+        "defaults, namespaces, selectors, namespaceAnnotations, onLookupFailure, " \
+        "unmatched, unlistedIdentities, delegableIdentities and grantors"
 
 /* The strongest of two modes: enforce, then audit, then off. */
 static enum policy_mode mode_strongest(enum policy_mode a, enum policy_mode b)
@@ -35,10 +36,12 @@ static int collect_identities(struct policy *p, const char *const *delegable, si
                 const struct rule *r = i < p->n_rules ? &p->rules[i] : &p->selectors[i - p->n_rules].rule;
                 for (size_t j = 0; j < r->n_allowed_identities; j++)
                         ids[n++] = (struct policy_identity){ .identity = r->allowed_identities[j],
-                                                             .protection = r->mode, .reserved = true };
+                                                             .protection = r->mode,
+                                                             .reserved = true };
         }
         for (size_t i = 0; i < n_delegable; i++)
-                ids[n++] = (struct policy_identity){ .identity = delegable[i], .protection = p->default_mode,
+                ids[n++] = (struct policy_identity){ .identity = delegable[i],
+                                                     .protection = p->default_mode,
                                                      .delegable = true };
         qsort(ids, n, sizeof *ids, policy_cmp_identity);
         size_t u = 0;
@@ -157,8 +160,10 @@ static void load_namespaces(struct loader *l, const cJSON *map, const struct lay
                 policy_path_printf(path, "namespaces.%s", it->string);
                 unsigned before = l->n_errors;
                 if (!policy_is_dns_label(it->string))
-                        policy_fail_key(l, it, path, "\"%s\" is not a namespace name (lowercase letters, "
-                                        "digits and '-', at most 63)", it->string);
+                        policy_fail_key(l, it, path,
+                                        "\"%s\" is not a namespace name (lowercase letters, "
+                                        "digits and '-', at most 63)",
+                                        it->string);
                 policy_check_layer(l, it, path, LAYER_NAMED, e, NULL, NULL);
                 if (l->n_errors != before || l->oom || !compile)
                         continue;
@@ -181,8 +186,8 @@ static bool is_grantor(const char *s)
 }
 
 /* A top-level list of identities or grantors, copied into the policy's pool. */
-static void load_list(struct loader *l, const cJSON *list, const char *path, bool identities,
-                      const char ***ret, size_t *ret_n)
+static void load_list(struct loader *l, const cJSON *list, const char *path, bool identities, const char ***ret,
+                      size_t *ret_n)
 {
         char ipath[PATH_MAX_CHARS];
         if (!cJSON_IsArray(list)) {
@@ -210,12 +215,15 @@ static void load_list(struct loader *l, const cJSON *list, const char *path, boo
                         continue;
                 }
                 if (identities && !policy_is_label_value(s)) {
-                        policy_fail(l, it, ipath, "\"%s\" is not a valid label value (at most 63 of "
-                                    "A-Z a-z 0-9 - _ ., starting and ending alphanumeric)", s);
+                        policy_fail(l, it, ipath,
+                                    "\"%s\" is not a valid label value (at most 63 of "
+                                    "A-Z a-z 0-9 - _ ., starting and ending alphanumeric)",
+                                    s);
                         continue;
                 }
                 if (!identities && !is_grantor(s)) {
-                        policy_fail(l, it, ipath, "a grantor is a user name or group:NAME, not empty and "
+                        policy_fail(l, it, ipath,
+                                    "a grantor is a user name or group:NAME, not empty and "
                                     "without control characters");
                         continue;
                 }
@@ -240,7 +248,8 @@ static void check_delegable(struct loader *l, const cJSON *list)
                 const struct policy_identity *id =
                         cJSON_IsString(it) ? policy_identity_find(l->p, it->valuestring) : NULL;
                 if (id && id->reserved)
-                        policy_fail(l, it, ipath, "\"%s\" is named by a namespaces or selectors entry, so it "
+                        policy_fail(l, it, ipath,
+                                    "\"%s\" is named by a namespaces or selectors entry, so it "
                                     "is reserved to those namespaces and cannot be given by annotations",
                                     id->identity);
         }
@@ -330,8 +339,7 @@ int policy_load(const char *text, size_t len, struct policy **ret_policy, struct
         return policy_load_sha256(text, len, NULL, ret_policy, errors);
 }
 
-int policy_load_sha256(const char *text, size_t len, const char *sha256, struct policy **ret_policy,
-                       struct buf *errors)
+int policy_load_sha256(const char *text, size_t len, const char *sha256, struct policy **ret_policy, struct buf *errors)
 {
         char err[512];
         struct doc *doc = NULL;

@@ -10,8 +10,7 @@
 
 /* ---- error reporting ---- */
 
-static void vfail(struct loader *l, const cJSON *node, bool at_key, const char *path,
-                  const char *fmt, va_list ap)
+static void vfail(struct loader *l, const cJSON *node, bool at_key, const char *path, const char *fmt, va_list ap)
 {
         if (++l->n_errors > POLICY_MAX_ERRORS)
                 return;
@@ -28,8 +27,8 @@ static void vfail(struct loader *l, const cJSON *node, bool at_key, const char *
 }
 
 /* A problem with a value, placed at the value. */
-__attribute__((format(printf, 4, 5)))
-void policy_fail(struct loader *l, const cJSON *node, const char *path, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) void policy_fail(struct loader *l, const cJSON *node, const char *path,
+                                                       const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -38,8 +37,8 @@ void policy_fail(struct loader *l, const cJSON *node, const char *path, const ch
 }
 
 /* A problem with a key (unknown, misplaced, malformed), placed at the key. */
-__attribute__((format(printf, 4, 5)))
-void policy_fail_key(struct loader *l, const cJSON *node, const char *path, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) void policy_fail_key(struct loader *l, const cJSON *node, const char *path,
+                                                           const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -56,8 +55,7 @@ void policy_oom(struct loader *l)
 
 /* Writes a place in the policy, like namespaces.team-a.java.options[0]; a
  * place too long for the buffer ends in "...". */
-__attribute__((format(printf, 2, 3)))
-void policy_path_printf(char out[PATH_MAX_CHARS], const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) void policy_path_printf(char out[PATH_MAX_CHARS], const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -102,8 +100,7 @@ bool policy_is_dns_label(const char *s)
                 return false;
         for (size_t i = 0; i < n; i++) {
                 char c = s[i];
-                bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                          (c == '-' && i > 0 && i < n - 1);
+                bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0 && i < n - 1);
                 if (!ok)
                         return false;
         }
@@ -187,8 +184,7 @@ static const char *want_word(struct loader *l, const cJSON *v, const char *path)
         return s;
 }
 
-int policy_want_enum(struct loader *l, const cJSON *v, const char *path,
-                     const char *const *names, int n)
+int policy_want_enum(struct loader *l, const cJSON *v, const char *path, const char *const *names, int n)
 {
         if (cJSON_IsString(v))
                 for (int i = 0; i < n; i++)
@@ -240,8 +236,7 @@ bool policy_want_bool(struct loader *l, const cJSON *v, const char *path)
 
 enum word_kind { WORD_ANY, WORD_FLAG, WORD_IDENTITY, WORD_ACCOUNT, WORD_CONTAINER };
 
-static void want_words(struct loader *l, const cJSON *v, const char *path,
-                       enum word_kind kind, struct words *ret)
+static void want_words(struct loader *l, const cJSON *v, const char *path, enum word_kind kind, struct words *ret)
 {
         char ipath[PATH_MAX_CHARS];
         ret->set = true;
@@ -265,18 +260,24 @@ static void want_words(struct loader *l, const cJSON *v, const char *path,
                         continue;
                 }
                 if (kind == WORD_IDENTITY && !policy_is_label_value(s)) {
-                        policy_fail(l, it, ipath, "\"%s\" is not a valid label value (at most 63 of "
-                                    "A-Z a-z 0-9 - _ ., starting and ending alphanumeric)", s);
+                        policy_fail(l, it, ipath,
+                                    "\"%s\" is not a valid label value (at most 63 of "
+                                    "A-Z a-z 0-9 - _ ., starting and ending alphanumeric)",
+                                    s);
                         continue;
                 }
                 if (kind == WORD_CONTAINER && !policy_is_dns_label(s)) {
-                        policy_fail(l, it, ipath, "\"%s\" is not a container name (lowercase letters, "
-                                    "digits and '-', at most 63)", s);
+                        policy_fail(l, it, ipath,
+                                    "\"%s\" is not a container name (lowercase letters, "
+                                    "digits and '-', at most 63)",
+                                    s);
                         continue;
                 }
                 if (kind == WORD_ACCOUNT && !is_account_name(s)) {
-                        policy_fail(l, it, ipath, "\"%s\" is not a storage account name (3 to 24 "
-                                    "lowercase letters and digits)", s);
+                        policy_fail(l, it, ipath,
+                                    "\"%s\" is not a storage account name (3 to 24 "
+                                    "lowercase letters and digits)",
+                                    s);
                         continue;
                 }
                 ret->items[ret->n++] = s;
@@ -336,8 +337,10 @@ static void check_hadoop_map(struct loader *l, const cJSON *map, const char *pat
                         continue;
                 }
                 if (strcmp(it->string, KEY_TOKEN_FILE) == 0) {
-                        policy_fail_key(l, it, kpath, "auth: workloadIdentity sets this to the token it mounts "
-                                        "(%s); it is not set under hadoop", POLICY_WI_TOKEN_FILE);
+                        policy_fail_key(l, it, kpath,
+                                        "auth: workloadIdentity sets this to the token it mounts "
+                                        "(%s); it is not set under hadoop",
+                                        POLICY_WI_TOKEN_FILE);
                         continue;
                 }
                 if (strcmp(it->string, KEY_TENANT) == 0 || strcmp(it->string, KEY_CLIENT) == 0) {
@@ -388,21 +391,21 @@ static bool check_workload_identity_key(struct loader *l, const cJSON *it, const
         if (strcmp(k, "serviceAccount") == 0) {
                 const char *s = want_word(l, it, kpath);
                 if (s && !is_dns_subdomain(s))
-                        policy_fail(l, it, kpath, "\"%s\" is not a service account name (lowercase "
-                                    "letters, digits, '-' and '.', at most 253)", s);
+                        policy_fail(l, it, kpath,
+                                    "\"%s\" is not a service account name (lowercase "
+                                    "letters, digits, '-' and '.', at most 253)",
+                                    s);
                 else
                         ret->service_account = s;
         } else if (strcmp(k, "authorityHost") == 0) {
                 const char *s = want_word(l, it, kpath);
                 if (s && !is_https_url(s))
-                        policy_fail(l, it, kpath, "\"%s\" is not an https URL like %s", s,
-                                    POLICY_WI_AUTHORITY_DEFAULT);
+                        policy_fail(l, it, kpath, "\"%s\" is not an https URL like %s", s, POLICY_WI_AUTHORITY_DEFAULT);
                 else
                         ret->authority_host = s;
         } else if (strcmp(k, "tokenExpirationSeconds") == 0) {
                 double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
-                if (d < POLICY_WI_TOKEN_EXPIRATION_MIN || d > POLICY_WI_TOKEN_EXPIRATION_MAX ||
-                    d != (double)(long)d)
+                if (d < POLICY_WI_TOKEN_EXPIRATION_MIN || d > POLICY_WI_TOKEN_EXPIRATION_MAX || d != (double)(long)d)
                         policy_fail(l, it, kpath, "must be a whole number of seconds from %u to %u",
                                     POLICY_WI_TOKEN_EXPIRATION_MIN, POLICY_WI_TOKEN_EXPIRATION_MAX);
                 else
@@ -417,19 +420,22 @@ static bool check_workload_identity_key(struct loader *l, const cJSON *it, const
 
 /* The keys of a rule that `defaults` may set too (`identity` only in an
  * entry): false when `k` is none of them. */
-static bool check_rule_key(struct loader *l, const cJSON *it, const char *k, const char *kpath,
-                           enum layer_kind kind, struct layer *ret)
+static bool check_rule_key(struct loader *l, const cJSON *it, const char *k, const char *kpath, enum layer_kind kind,
+                           struct layer *ret)
 {
         if (strcmp(k, "identity") == 0) {
                 if (kind == LAYER_DEFAULTS) {
-                        policy_fail_key(l, it, kpath, "an identity belongs to a namespace or selector "
+                        policy_fail_key(l, it, kpath,
+                                        "an identity belongs to a namespace or selector "
                                         "entry, not to defaults");
                         return true;
                 }
                 const char *s = want_word(l, it, kpath);
                 if (s && !policy_is_label_value(s))
-                        policy_fail(l, it, kpath, "\"%s\" is not a valid label value (at most 63 "
-                                    "of A-Z a-z 0-9 - _ ., starting and ending alphanumeric)", s);
+                        policy_fail(l, it, kpath,
+                                    "\"%s\" is not a valid label value (at most 63 "
+                                    "of A-Z a-z 0-9 - _ ., starting and ending alphanumeric)",
+                                    s);
                 else
                         ret->identity = s;
         } else if (strcmp(k, "tenantId") == 0) {
@@ -458,16 +464,16 @@ static bool check_rule_key(struct loader *l, const cJSON *it, const char *k, con
         return true;
 }
 
-void policy_check_layer(struct loader *l, const cJSON *map, const char *path, enum layer_kind kind,
-                        struct layer *ret, struct selector_rule *sel, const char **ret_name)
+void policy_check_layer(struct loader *l, const cJSON *map, const char *path, enum layer_kind kind, struct layer *ret,
+                        struct selector_rule *sel, const char **ret_name)
 {
         char kpath[PATH_MAX_CHARS];
         static const char *const what[] = { "defaults section", "namespace entry", "selector entry" };
 
         *ret = (struct layer)LAYER_INIT(path);
         if (!cJSON_IsObject(map)) {
-                policy_fail(l, map, path, kind == LAYER_DEFAULTS ? "must be a map"
-                                                                 : "must be a map with at least identity");
+                policy_fail(l, map, path,
+                            kind == LAYER_DEFAULTS ? "must be a map" : "must be a map with at least identity");
                 return;
         }
         const cJSON *it;
@@ -481,17 +487,19 @@ void policy_check_layer(struct loader *l, const cJSON *map, const char *path, en
                 } else if (kind == LAYER_SELECTOR && strcmp(k, "name") == 0) {
                         *ret_name = want_word(l, it, kpath);
                 } else {
-                        policy_fail_key(l, it, kpath, "unknown key (a %s has %sidentity, tenantId, clientId, "
+                        policy_fail_key(l, it, kpath,
+                                        "unknown key (a %s has %sidentity, tenantId, clientId, "
                                         "allowedIdentities, storageAccounts, mode, onConflict, java, hadoop, "
                                         "jvmEnv, auth, serviceAccount, authorityHost, tokenExpirationSeconds, "
-                                        "extraContainers)", what[kind],
-                                        kind == LAYER_SELECTOR ? "name, namespaceSelector, " : "");
+                                        "extraContainers)",
+                                        what[kind], kind == LAYER_SELECTOR ? "name, namespaceSelector, " : "");
                 }
         }
         int auth = ret->auth >= 0 ? ret->auth : l->defaults_auth;
         if (kind != LAYER_DEFAULTS && auth != POLICY_AUTH_WORKLOAD_IDENTITY && !ret->identity &&
             !cJSON_GetObjectItemCaseSensitive(map, "identity"))
-                policy_fail_key(l, map, path, "identity is required (the aadpodidbinding label; with "
+                policy_fail_key(l, map, path,
+                                "identity is required (the aadpodidbinding label; with "
                                 "auth: workloadIdentity it is optional)");
         if (kind == LAYER_SELECTOR && !cJSON_GetObjectItemCaseSensitive(map, "namespaceSelector"))
                 policy_fail_key(l, map, path, "namespaceSelector is required (use {} to match every namespace)");
@@ -525,7 +533,8 @@ bool policy_annotation_layer(const struct ns_info *ns, struct layer *ret, char *
                         if (strcmp(auth, auth_names[i]) == 0)
                                 ret->auth = i;
                 if (ret->auth < 0) {
-                        snprintf(why, whylen, ANNOTATION_AUTH " \"%.40s\" is not podIdentity or workloadIdentity", auth);
+                        snprintf(why, whylen, ANNOTATION_AUTH " \"%.40s\" is not podIdentity or workloadIdentity",
+                                 auth);
                         return false;
                 }
         }

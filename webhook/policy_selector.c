@@ -24,8 +24,7 @@ static const char *const op_names[POLICY_LABEL_OP_MAX] = { "In", "NotIn", "Exist
 
 /* matchLabels: each label=value is an In requirement with one value.
  * -ENOMEM stops the selector; a bad pair is reported and skipped. */
-static int check_match_labels(struct loader *l, const cJSON *labels, const char *path,
-                              struct selector_rule *ret)
+static int check_match_labels(struct loader *l, const cJSON *labels, const char *path, struct selector_rule *ret)
 {
         char kpath[PATH_MAX_CHARS], ipath[PATH_MAX_CHARS];
         struct pool *pool = &l->p->pool;
@@ -51,7 +50,8 @@ static int check_match_labels(struct loader *l, const cJSON *labels, const char 
                 }
                 v[0] = pool_strdup(pool, it->valuestring);
                 ret->reqs[ret->n_reqs++] = (struct policy_label_req){
-                        .key = pool_strdup(pool, it->string), .op = POLICY_LABEL_IN, .values = v, .n_values = 1 };
+                        .key = pool_strdup(pool, it->string), .op = POLICY_LABEL_IN, .values = v, .n_values = 1
+                };
         }
         return 0;
 }
@@ -82,8 +82,10 @@ static int check_expression(struct loader *l, const cJSON *it, const char *ipath
         bool bad = false;
         cJSON_ArrayForEach(f, it)
                 if (strcmp(f->string, "key") && strcmp(f->string, "operator") && strcmp(f->string, "values")) {
-                        policy_fail_key(l, f, ipath, "unknown key \"%s\" (a requirement has key, "
-                                        "operator and values)", f->string);
+                        policy_fail_key(l, f, ipath,
+                                        "unknown key \"%s\" (a requirement has key, "
+                                        "operator and values)",
+                                        f->string);
                         bad = true;
                 }
         if (!cJSON_IsString(key) || !is_label_key(key->valuestring)) {
@@ -128,14 +130,14 @@ static int check_expression(struct loader *l, const cJSON *it, const char *ipath
         }
         if (bad)
                 return 0;
-        ret->reqs[ret->n_reqs++] = (struct policy_label_req){
-                .key = pool_strdup(pool, key->valuestring), .op = (enum policy_label_op)o,
-                .values = vs, .n_values = (size_t)nv };
+        ret->reqs[ret->n_reqs++] = (struct policy_label_req){ .key = pool_strdup(pool, key->valuestring),
+                                                              .op = (enum policy_label_op)o,
+                                                              .values = vs,
+                                                              .n_values = (size_t)nv };
         return 0;
 }
 
-void policy_check_selector(struct loader *l, const cJSON *sel, const char *path,
-                           struct selector_rule *ret)
+void policy_check_selector(struct loader *l, const cJSON *sel, const char *path, struct selector_rule *ret)
 {
         char kpath[PATH_MAX_CHARS], ipath[PATH_MAX_CHARS];
 
@@ -149,7 +151,8 @@ void policy_check_selector(struct loader *l, const cJSON *sel, const char *path,
         cJSON_ArrayForEach(it, sel)
                 if (strcmp(it->string, "matchLabels") != 0 && strcmp(it->string, "matchExpressions") != 0) {
                         policy_path_printf(kpath, "%s.%s", path, it->string);
-                        policy_fail_key(l, it, kpath, "unknown key (a namespaceSelector has matchLabels "
+                        policy_fail_key(l, it, kpath,
+                                        "unknown key (a namespaceSelector has matchLabels "
                                         "and matchExpressions)");
                 }
         size_t n = (size_t)(cJSON_IsObject(labels) ? cJSON_GetArraySize(labels) : 0) +
@@ -211,8 +214,7 @@ bool policy_selector_rule_matches(const struct selector_rule *s, const struct ns
         return true;
 }
 
-const struct policy_label_req *policy_selector_requirements(const struct policy *p, size_t index,
-                                                            size_t *ret_n)
+const struct policy_label_req *policy_selector_requirements(const struct policy *p, size_t index, size_t *ret_n)
 {
         if (index >= p->n_selectors) {
                 *ret_n = 0;

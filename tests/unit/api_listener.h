@@ -152,8 +152,8 @@ static inline void listener_header(struct MHD_Connection *c, const char *name, c
 }
 
 static inline enum MHD_Result listener_on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                                  const char *method, const char *version,
-                                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                                  const char *method, const char *version, const char *upload_data,
+                                                  size_t *upload_size, void **con_cls)
 {
         struct listener *l = cls;
         struct listener_rq *rq = *con_cls;
@@ -246,14 +246,11 @@ static inline void listener_start(struct listener *l, const char *cert_path, con
         char *cert = slurp(cert_path, NULL), *key = slurp(key_path, NULL);
         struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        l->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS,
-                                0, NULL, NULL, listener_on_request, l,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                MHD_OPTION_HTTPS_MEM_CERT, cert,
-                                MHD_OPTION_HTTPS_MEM_KEY, key,
-                                MHD_OPTION_URI_LOG_CALLBACK, listener_on_uri, NULL,
-                                MHD_OPTION_NOTIFY_COMPLETED, listener_on_completed, NULL,
-                                MHD_OPTION_END);
+        l->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL,
+                                NULL, listener_on_request, l, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
+                                MHD_OPTION_URI_LOG_CALLBACK, listener_on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+                                listener_on_completed, NULL, MHD_OPTION_END);
         free(cert);
         free(key);
         assert_non_null(l->d);

@@ -26,9 +26,9 @@
 #include "b64_decode.h"
 #include "fixture_files.h"
 
-#define assert_contains(s, sub)                                                      \
-        do {                                                                         \
-                if (!(s) || !strstr((s), (sub)))                                     \
+#define assert_contains(s, sub)                                                                  \
+        do {                                                                                     \
+                if (!(s) || !strstr((s), (sub)))                                                 \
                         fail_msg("\"%s\" does not contain \"%s\"", (s) ? (s) : "(null)", (sub)); \
         } while (0)
 
@@ -61,8 +61,7 @@ static void answer_free(struct answer *an)
 }
 
 /* Parses a->body as an AdmissionReview answer to `request_uid`. */
-static void read_answer(const struct admission *a, const char *api_version, const char *request_uid,
-                        struct answer *an)
+static void read_answer(const struct admission *a, const char *api_version, const char *request_uid, struct answer *an)
 {
         memset(an, 0, sizeof *an);
         assert_int_equal(a->status, 200);
@@ -174,8 +173,8 @@ static const struct pod_case pod_cases[] = {
         { "spark35-executor.json", ADMISSION_MUTATE, true, DECISION_MUTATED, POD_ROLE_EXECUTOR, "sparkaks", NULL },
         { "spark33-executor.json", ADMISSION_MUTATE, true, DECISION_MUTATED, POD_ROLE_EXECUTOR, "sparkaks", NULL },
         /* A driver claiming another namespace's identity: override replaces it. */
-        { "spark35-driver-foreign-identity.json", ADMISSION_MUTATE, true, DECISION_MUTATED, POD_ROLE_DRIVER,
-          "sparkaks", NULL },
+        { "spark35-driver-foreign-identity.json", ADMISSION_MUTATE, true, DECISION_MUTATED, POD_ROLE_DRIVER, "sparkaks",
+          NULL },
         /* Not Spark, no claim: left alone. */
         { "nginx-pod.json", ADMISSION_MUTATE, true, DECISION_UNCHANGED, POD_ROLE_NONE, NULL, NULL },
         /* Not Spark, an identity team-a may also use. */
@@ -186,8 +185,8 @@ static const struct pod_case pod_cases[] = {
         /* The validating path judges and never patches. */
         { "spark35-driver.json", ADMISSION_VALIDATE, true, DECISION_UNCHANGED, POD_ROLE_DRIVER, NULL, NULL },
         { "rogue-pod.json", ADMISSION_VALIDATE, false, DECISION_DENIED, POD_ROLE_NONE, NULL, "sparkaks" },
-        { "spark35-driver-foreign-identity.json", ADMISSION_VALIDATE, false, DECISION_DENIED, POD_ROLE_DRIVER,
-          NULL, "namespace team-a may not use Azure identity \"team-b-spark\"" },
+        { "spark35-driver-foreign-identity.json", ADMISSION_VALIDATE, false, DECISION_DENIED, POD_ROLE_DRIVER, NULL,
+          "namespace team-a may not use Azure identity \"team-b-spark\"" },
         /* An UPDATE that claims nothing new is allowed unchanged, never patched. */
         { "spark35-driver-update.json", ADMISSION_MUTATE, true, DECISION_UNCHANGED, POD_ROLE_DRIVER, NULL, NULL },
 };

@@ -26,10 +26,10 @@
 
 #define CMD "mutate"
 
-#define assert_contains(s, sub)                                                      \
-        do {                                                                         \
-                if (!strstr((s), (sub)))                                             \
-                        fail_msg("\"%s\" does not contain \"%s\"", (s), (sub));      \
+#define assert_contains(s, sub)                                                 \
+        do {                                                                    \
+                if (!strstr((s), (sub)))                                        \
+                        fail_msg("\"%s\" does not contain \"%s\"", (s), (sub)); \
         } while (0)
 
 /* What the code under test writes on stderr between capture_begin() and
@@ -173,8 +173,8 @@ static void test_uint_in_range(void **state)
 
 static void test_uint_refuses_what_is_not_a_whole_number(void **state)
 {
-        static const char *const bad[] = { "", "x", "12x", "1.5", "-1", "12K", "0x10",
-                                           "18446744073709551616" /* ULLONG_MAX + 1 */ };
+        static const char *const bad[] = { "",   "x",   "12x",  "1.5",
+                                           "-1", "12K", "0x10", "18446744073709551616" /* ULLONG_MAX + 1 */ };
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
                 unsigned long long v = 7;
                 capture_begin();
@@ -211,9 +211,17 @@ static void test_size_suffixes(void **state)
                 const char *s;
                 unsigned long long want;
         } cases[] = {
-                { "65536", 65536 }, { "64K", 64ull << 10 }, { "64k", 64ull << 10 }, { "64Ki", 64ull << 10 },
-                { "64KiB", 64ull << 10 }, { "64KB", 64ull << 10 }, { "8M", 8ull << 20 }, { "8m", 8ull << 20 },
-                { "1G", 1ull << 30 }, { "2g", 2ull << 30 }, { "0K", 0 },
+                { "65536", 65536 },
+                { "64K", 64ull << 10 },
+                { "64k", 64ull << 10 },
+                { "64Ki", 64ull << 10 },
+                { "64KiB", 64ull << 10 },
+                { "64KB", 64ull << 10 },
+                { "8M", 8ull << 20 },
+                { "8m", 8ull << 20 },
+                { "1G", 1ull << 30 },
+                { "2g", 2ull << 30 },
+                { "0K", 0 },
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
                 unsigned long long v = 0;
@@ -247,8 +255,8 @@ static void test_size_refuses_bad_suffixes(void **state)
 static void test_size_bounds_after_the_suffix(void **state)
 {
         unsigned long long v = 7;
-        assert_int_equal(cli_size(CMD, "--request-memory", "64M", WH_REQUEST_MEMORY_MIN_BYTES,
-                                  WH_REQUEST_MEMORY_BYTES, &v), 0);
+        assert_int_equal(
+                cli_size(CMD, "--request-memory", "64M", WH_REQUEST_MEMORY_MIN_BYTES, WH_REQUEST_MEMORY_BYTES, &v), 0);
         assert_int_equal(v, WH_REQUEST_MEMORY_BYTES);
         v = 7;
         capture_begin();

@@ -131,8 +131,7 @@ struct bad_kubeconfig {
         const char *message_part;
 };
 
-#define CLUSTER(server, extra) \
-        "clusters:\n- name: c\n  cluster:\n    server: " server "\n" extra
+#define CLUSTER(server, extra) "clusters:\n- name: c\n  cluster:\n    server: " server "\n" extra
 #define CONTEXTS "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
 #define CONTEXT CONTEXTS "current-context: x\n"
 #define USER(body) "users:\n- name: u\n  user:\n" body
@@ -185,8 +184,10 @@ static void test_kubeconfig_paths_and_data(void **state)
 {
         struct kfix *kf = *state;
         char text[1024];
-        xsnprintf(text, CLUSTER("https://127.0.0.1:%u///", "    certificate-authority: certs/ca.crt\n")
-                        CONTEXT USER("    tokenFile: token\n"), kf->l.port);
+        xsnprintf(text,
+                  CLUSTER("https://127.0.0.1:%u///", "    certificate-authority: certs/ca.crt\n")
+                          CONTEXT USER("    tokenFile: token\n"),
+                  kf->l.port);
         const char *path = write_file(kf->f, "kubeconfig-relative", text);
         write_file(kf->f, "token", "from-file\n");
         struct kube *k = NULL;
@@ -215,8 +216,10 @@ static void test_kubeconfig_paths_and_data(void **state)
         int n = EVP_EncodeBlock(b64, (const unsigned char *)ca, (int)ca_len);
         free(ca);
         assert_true(n > 0);
-        xsnprintf(text, CLUSTER("https://127.0.0.1:%u", "    certificate-authority-data: %s\n")
-                        CONTEXT USER("    token: data-token\n"), kf->l.port, (const char *)b64);
+        xsnprintf(text,
+                  CLUSTER("https://127.0.0.1:%u", "    certificate-authority-data: %s\n")
+                          CONTEXT USER("    token: data-token\n"),
+                  kf->l.port, (const char *)b64);
         path = write_file(kf->f, "kubeconfig-data", text);
         assert_int_equal(kube_from_kubeconfig(path, &k, err, sizeof err), 0);
         buf_init(&out, 4096);
@@ -467,14 +470,15 @@ static void test_stream_lines(void **state)
 {
         struct kfix *kf = *state;
         /* Empty lines are skipped; the last line may lack its newline. */
-        next = (struct listener_answer){ .status = 200, .body = "{\"type\":\"ADDED\"}\n\n{\"type\":\"MODIFIED\"}\n"
-                                                               "{\"type\":\"DELETED\"}" };
+        next = (struct listener_answer){ .status = 200,
+                                         .body = "{\"type\":\"ADDED\"}\n\n{\"type\":\"MODIFIED\"}\n"
+                                                 "{\"type\":\"DELETED\"}" };
         struct lines ls = { 0 };
         long status = 0;
         char err[256] = "";
         atomic_bool stop = false;
-        assert_int_equal(kube_stream(kf->k, "/api/v1/namespaces?watch=1", on_line, &ls, &stop, &status, err,
-                                     sizeof err), 0);
+        assert_int_equal(
+                kube_stream(kf->k, "/api/v1/namespaces?watch=1", on_line, &ls, &stop, &status, err, sizeof err), 0);
         assert_int_equal(status, 200);
         assert_int_equal(ls.n, 3);
         assert_string_equal(ls.text[0], "{\"type\":\"ADDED\"}");
@@ -486,16 +490,18 @@ static void test_stream_lines(void **state)
 
         /* on_line() stops the stream with its answer. */
         struct lines stopper = { .stop_at = 2, .stop_with = 42 };
-        assert_int_equal(kube_stream(kf->k, "/api/v1/namespaces?watch=1", on_line, &stopper, &stop, &status, err,
-                                     sizeof err), 42);
+        assert_int_equal(
+                kube_stream(kf->k, "/api/v1/namespaces?watch=1", on_line, &stopper, &stop, &status, err, sizeof err),
+                42);
         assert_int_equal(stopper.n, 2);
 
         /* A line past WH_KUBE_MAX_EVENT_BYTES fails the call. */
         memset(big_body, 'x', sizeof big_body);
         next = (struct listener_answer){ .status = 200, .body = big_body, .len = WH_KUBE_MAX_EVENT_BYTES + 1 };
         struct lines none = { 0 };
-        assert_int_equal(kube_stream(kf->k, "/api/v1/namespaces?watch=1", on_line, &none, &stop, &status, err,
-                                     sizeof err), -E2BIG);
+        assert_int_equal(
+                kube_stream(kf->k, "/api/v1/namespaces?watch=1", on_line, &none, &stop, &status, err, sizeof err),
+                -E2BIG);
         assert_int_equal(none.n, 0);
         assert_contains(err, "larger than");
 }

@@ -316,9 +316,14 @@ static void test_state_values(void **state)
                 .policy_sha256 = NULL,
                 .cert_not_after = 1767225600,
                 .open_connections = 7,
-                .closed_header_timeout = 1, .closed_body_timeout = 2, .closed_idle_timeout = 3, .closed_evicted = 4,
+                .closed_header_timeout = 1,
+                .closed_body_timeout = 2,
+                .closed_idle_timeout = 3,
+                .closed_evicted = 4,
                 .connections_refused = 5,
-                .request_memory_bytes = 4096, .request_memory_limit_bytes = 64u << 20, .request_memory_refused = 9,
+                .request_memory_bytes = 4096,
+                .request_memory_limit_bytes = 64u << 20,
+                .request_memory_refused = 9,
         };
         scrape(&after, &st);
         assert_float_equal(value(&after, NS "policy_info{sha256=\"\"}"), 1, 0);

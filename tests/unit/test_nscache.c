@@ -60,9 +60,11 @@ static void answer(void *ctx, const struct listener_request *rq, struct listener
         } else if (strncmp(t, PATH_NS "/late", strlen(PATH_NS "/late")) == 0 ||
                    strncmp(t, PATH_NS "/slow-", strlen(PATH_NS "/slow-")) == 0) {
                 *ret = (struct listener_answer){
-                        .status = 200, .hold = api.hold_reads,
+                        .status = 200,
+                        .hold = api.hold_reads,
                         .body = "{\"metadata\":{\"name\":\"late\",\"labels\":{\"team\":\"late\"},"
-                                "\"annotations\":{\"spark-identity.io/identity\":\"late-spark\",\"other\":\"x\"}}}" };
+                                "\"annotations\":{\"spark-identity.io/identity\":\"late-spark\",\"other\":\"x\"}}}"
+                };
         } else {
                 *ret = (struct listener_answer){ .status = 404,
                                                  .body = "{\"kind\":\"Status\",\"reason\":\"NotFound\"}" };
@@ -266,8 +268,10 @@ static void test_not_ready_says_why(void **state)
 static void push_event(struct nsfix *nf, const char *type, const char *name, const char *team, const char *rv)
 {
         char line[512];
-        xsnprintf(line, "{\"type\":\"%s\",\"object\":{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"%s\","
-                        "\"resourceVersion\":\"%s\",\"labels\":{\"team\":\"%s\"}}}}", type, name, rv, team);
+        xsnprintf(line,
+                  "{\"type\":\"%s\",\"object\":{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"%s\","
+                  "\"resourceVersion\":\"%s\",\"labels\":{\"team\":\"%s\"}}}}",
+                  type, name, rv, team);
         listener_push(&nf->l, line);
 }
 
@@ -339,8 +343,8 @@ static void test_names_that_cannot_exist_are_never_asked_for(void **state)
         char long_name[WH_NS_NAME_MAX + 2];
         memset(long_name, 'a', sizeof long_name - 1);
         long_name[sizeof long_name - 1] = '\0';   /* WH_NS_NAME_MAX + 1 characters */
-        const char *bad[] = { "", "Team-a", "team_a", "-team", "team-", "team.a", "team/a", "team a", "..",
-                              "%2e", long_name };
+        const char *bad[] = { "",       "Team-a", "team_a", "-team", "team-",  "team.a",
+                              "team/a", "team a", "..",     "%2e",   long_name };
         char err[256];
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
                 if (lookup(nf, bad[i], 1000, NULL, 0, err, sizeof err) != -ENOENT)

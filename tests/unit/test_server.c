@@ -60,8 +60,8 @@ static uint64_t now_ns(void)
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns,
-                  int *ret_status, struct buf *out)
+static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status,
+                  struct buf *out)
 {
         pthread_mutex_lock(&h.lock);
         h.calls++;
@@ -327,8 +327,8 @@ static void exchange(struct sfix *sf, bool tls, const char *raw, size_t len, str
         conn_close(&c);
 }
 
-static void request(struct sfix *sf, const char *method, const char *target, const char *content_type,
-                    const char *body, struct reply *r)
+static void request(struct sfix *sf, const char *method, const char *target, const char *content_type, const char *body,
+                    struct reply *r)
 {
         char raw[1024];
         size_t blen = body ? strlen(body) : 0;
@@ -529,9 +529,14 @@ static void test_wrong_method_405(void **state)
 static void test_content_type_415(void **state)
 {
         struct sfix *sf = *state;
-        static const char *const bad[] = { NULL, "text/plain", "application/jsonx", "application/json; charset",
-                                           "application/json; =x", "application/json;charset=\"utf-8",
-                                           "application/json garbage", "application/x-www-form-urlencoded" };
+        static const char *const bad[] = { NULL,
+                                           "text/plain",
+                                           "application/jsonx",
+                                           "application/json; charset",
+                                           "application/json; =x",
+                                           "application/json;charset=\"utf-8",
+                                           "application/json garbage",
+                                           "application/x-www-form-urlencoded" };
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
                 struct reply r;
                 request(sf, "POST", "/mutate", bad[i], "{}", &r);
@@ -557,8 +562,10 @@ static void test_body_too_large_413(void **state)
         struct sfix *sf = *state;
         /* Announced: refused before the body is read. */
         char raw[512];
-        int n = snprintf(raw, sizeof raw, "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                                          "Content-Length: %u\r\n\r\n{", MAX_BODY + 1);
+        int n = snprintf(raw, sizeof raw,
+                         "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %u\r\n\r\n{",
+                         MAX_BODY + 1);
         struct reply r;
         exchange(sf, true, raw, (size_t)n, &r);
         char want[128];
@@ -590,8 +597,10 @@ static void test_body_too_large_413(void **state)
         /* Exactly the limit is fine. */
         char *body = malloc(MAX_BODY + 512);
         assert_non_null(body);
-        n = snprintf(body, 512, "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                                "Content-Length: %u\r\n\r\n", MAX_BODY);
+        n = snprintf(body, 512,
+                     "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %u\r\n\r\n",
+                     MAX_BODY);
         memset(body + n, ' ', MAX_BODY);
         exchange(sf, true, body, (size_t)n + MAX_BODY, &r);
         free(body);
@@ -641,8 +650,10 @@ static void test_request_memory_503(void **state)
         start_with(sf, &o);
         char *raw = malloc(MAX_BODY + 512);
         assert_non_null(raw);
-        int n = snprintf(raw, 512, "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                               "Content-Length: %u\r\n\r\n", MAX_BODY);
+        int n = snprintf(raw, 512,
+                         "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %u\r\n\r\n",
+                         MAX_BODY);
         memset(raw + n, ' ', MAX_BODY);
         struct reply r;
         exchange(sf, true, raw, (size_t)n + MAX_BODY, &r);
@@ -755,8 +766,8 @@ static void test_plain_port(void **state)
 static void test_check_listen(void **state)
 {
         static const char *const good[] = { "0.0.0.0:8443", "127.0.0.1:0", ":8443", "[::]:8443", "[::1]:65535" };
-        static const char *const bad[] = { "8443", "localhost:8443", "1.2.3.4:65536", "1.2.3.4:", "1.2.3.4:-1",
-                                           "1.2.3.4:80x", "[::1:80", "::1:80", "[zz]:80", "" };
+        static const char *const bad[] = { "8443",        "localhost:8443", "1.2.3.4:65536", "1.2.3.4:", "1.2.3.4:-1",
+                                           "1.2.3.4:80x", "[::1:80",        "::1:80",        "[zz]:80",  "" };
         char err[256];
         for (size_t i = 0; i < sizeof good / sizeof *good; i++)
                 if (server_check_listen(good[i], err, sizeof err) != 0)
