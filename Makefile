@@ -6,8 +6,7 @@
 #               integration tests against the real binary, the end-to-end
 #               tests against a real kube-apiserver, and the image built and run
 #   make format rewrite the C sources to .clang-format (clang-format 19, installed
-#               when missing), less the older files tests/style/format-pending.txt
-#               still lists; make format-check only checks them
+#               when missing); make format-check only checks them
 #   make analyze  gcc -fanalyzer over webhook/ in $(ANALYZER_BUILD), -Werror: no
 #               finding (tests/style/analyze.sh)
 #   make e2e    the end-to-end tests alone (builds kube-apiserver, kubectl and

@@ -74,12 +74,10 @@ void mutation_init(struct mutation *m);
 
 /* Adds a warning (at most WH_MAX_WARNINGS, each cut to WH_MAX_WARNING_CHARS
  * and kept valid UTF-8). */
-__attribute__((format(printf, 2, 3)))
-void mutation_warn(struct mutation *m, const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) void mutation_warn(struct mutation *m, const char *fmt, ...);
 
 /* Refuses, with the message (cut to fit, kept valid UTF-8). */
-__attribute__((format(printf, 2, 3)))
-void mutation_deny(struct mutation *m, const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) void mutation_deny(struct mutation *m, const char *fmt, ...);
 
 /* Releases the patch text and the strings of the changes. The pointers
  * into the pod and policy stay as they are, valid as long as those are. */
@@ -90,8 +88,8 @@ void mutation_free(struct mutation *m);
  * Returns 0 (the outcome is in m: the changes, and their patch), or -ENOMEM,
  * or -E2BIG when the changes or the patch would pass their bounds
  * (WH_MAX_CHANGES, WH_MAX_PATCH_OPS, WH_MAX_PATCH_BYTES). */
-int mutate_pod(const struct policy *p, const char *namespace_, const struct mutate_context *mc,
-               const cJSON *pod, struct mutation *m);
+int mutate_pod(const struct policy *p, const char *namespace_, const struct mutate_context *mc, const cJSON *pod,
+               struct mutation *m);
 
 /* Judges only the identity a pod claims (label aadpodidbinding), never
  * changing the pod: for pod UPDATEs (`old_pod` is the oldObject) and for the
@@ -99,8 +97,8 @@ int mutate_pod(const struct policy *p, const char *namespace_, const struct muta
  * removed, or left as it was in `old_pod`, is allowed; one added or changed
  * is judged by the claim rule (policy.h). m->identity_before is the old
  * value (CREATE: the same as after). Returns 0 (the outcome is in m). */
-int mutate_claim(const struct policy *p, const char *namespace_, const struct mutate_context *mc,
-                 const cJSON *old_pod, const cJSON *pod, struct mutation *m);
+int mutate_claim(const struct policy *p, const char *namespace_, const struct mutate_context *mc, const cJSON *old_pod,
+                 const cJSON *pod, struct mutation *m);
 
 /* The Spark role from a pod's labels; POD_ROLE_NONE for other pods. */
 enum pod_role mutate_pod_role(const cJSON *pod);

@@ -165,8 +165,8 @@ bool policy_uses_namespaces(const struct policy *p);
  * when it could not be read. A rule made from annotations is compiled into
  * ret->annotated with its strings from `pool` (which the caller frees after
  * the rule's last use). Returns 0, or -ENOMEM. */
-int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info,
-                   struct pool *pool, struct resolution *ret);
+int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info, struct pool *pool,
+                   struct resolution *ret);
 
 /* The named rule of a namespace, or NULL: the entry under `namespaces` only. */
 const struct rule *policy_rule_for(const struct policy *p, const char *namespace_);
@@ -216,8 +216,7 @@ struct policy_claim_verdict {
 
 /* Judges whether a pod of a namespace whose rule is `r` (NULL: none) may
  * carry `identity`. Pure and constant-time in the policy's size (bsearch). */
-struct policy_claim_verdict policy_judge_claim(const struct policy *p, const struct rule *r,
-                                               const char *identity);
+struct policy_claim_verdict policy_judge_claim(const struct policy *p, const struct rule *r, const char *identity);
 
 /* Whether rule `r` names `identity`. */
 bool policy_rule_grants(const struct rule *r, const char *identity);
@@ -251,8 +250,7 @@ size_t policy_grant_label_count(const struct policy *p);
 const char *policy_grant_label_at(const struct policy *p, size_t index);
 
 /* Whether the user, or one of its groups, is a grantor. */
-bool policy_is_grantor(const struct policy *p, const char *user, const char *const *groups,
-                       size_t n_groups);
+bool policy_is_grantor(const struct policy *p, const char *user, const char *const *groups, size_t n_groups);
 
 /* The grantors as written (`alice`, `group:platform-admins`); NULL past the end. */
 size_t policy_grantor_count(const struct policy *p);
@@ -276,8 +274,7 @@ struct policy_label_req {
 
 /* The requirements of selector number `index` (all must hold; none: it
  * matches every namespace); *ret_n. NULL, 0 past the end. */
-const struct policy_label_req *policy_selector_requirements(const struct policy *p, size_t index,
-                                                            size_t *ret_n);
+const struct policy_label_req *policy_selector_requirements(const struct policy *p, size_t index, size_t *ret_n);
 
 /* The mode for pods in namespaces without a rule (`defaults.mode`). */
 enum policy_mode policy_default_mode(const struct policy *p);

@@ -43,13 +43,9 @@ static int resolve(const struct policy *p, const struct ns_known *known, const c
                 return policy_resolve(p, ns, NULL, &a->pool, &a->resolution);
         static const struct ns_info none = { 0 };
         switch (known ? known->state : NS_NOT_READ) {
-        case NS_FOUND:
-                return policy_resolve(p, ns, &known->info, &a->pool, &a->resolution);
-        case NS_ABSENT:
-                return policy_resolve(p, ns, &none, &a->pool, &a->resolution);   /* no labels, no annotations */
-        case NS_UNREADABLE:
-                snprintf(a->lookup_error, sizeof a->lookup_error, "%s", known->error);
-                break;
+        case NS_FOUND: return policy_resolve(p, ns, &known->info, &a->pool, &a->resolution);
+        case NS_ABSENT: return policy_resolve(p, ns, &none, &a->pool, &a->resolution); /* no labels, no annotations */
+        case NS_UNREADABLE: snprintf(a->lookup_error, sizeof a->lookup_error, "%s", known->error); break;
         case NS_NOT_READ:
         default:
                 snprintf(a->lookup_error, sizeof a->lookup_error, "%s",
@@ -94,8 +90,9 @@ static int decide(const struct policy *p, const struct ns_known *known, struct a
         if (rv->is_namespace) {
                 struct grants_user user;
                 int r = user_of(rv, &a->pool, &user);
-                return r < 0 ? r : grants_judge(p, &user, update ? rv->old_object : NULL, rv->object,
-                                                &a->pool, &a->mutation);
+                return r < 0 ? r
+                             : grants_judge(p, &user, update ? rv->old_object : NULL, rv->object, &a->pool,
+                                            &a->mutation);
         }
         if (!rv->is_pod)
                 return 0;
@@ -140,12 +137,12 @@ int admission_decide(const struct policy *p, const struct ns_known *known, struc
         return 0;
 }
 
-int admission_handle(const struct policy *p, const struct ns_known *known, const char *body,
-                     size_t len, struct admission *a)
+int admission_handle(const struct policy *p, const struct ns_known *known, const char *body, size_t len,
+                     struct admission *a)
 {
         int r = admission_parse(a, body, len);
         if (r != 0)
-                return r < 0 ? r : 0;   /* answered with 400 or 500 */
+                return r < 0 ? r : 0; /* answered with 400 or 500 */
         /* What is known applies only where the namespace would have been read. */
         return admission_decide(p, admission_namespace(a, p) ? known : NULL, a);
 }

@@ -34,12 +34,9 @@ static const char *const problem_text[FINDING_PROBLEM_MAX] = {
         [FINDING_TOO_LARGE] = "pod too large for the audit to read, so not judged",
 };
 static const char *const problem_severity[FINDING_PROBLEM_MAX] = {
-        [FINDING_MISSING_IDENTITY] = "medium",
-        [FINDING_WRONG_IDENTITY] = "high",
-        [FINDING_FOREIGN_IDENTITY] = "high",
-        [FINDING_MISSING_JVM_SETTINGS] = "low",
-        [FINDING_NO_POLICY] = "medium",
-        [FINDING_MISSING_WORKLOAD_IDENTITY] = "medium",
+        [FINDING_MISSING_IDENTITY] = "medium", [FINDING_WRONG_IDENTITY] = "high",
+        [FINDING_FOREIGN_IDENTITY] = "high",   [FINDING_MISSING_JVM_SETTINGS] = "low",
+        [FINDING_NO_POLICY] = "medium",        [FINDING_MISSING_WORKLOAD_IDENTITY] = "medium",
         [FINDING_TOO_LARGE] = "high",           /* it may hide any of the others */
 };
 
@@ -301,8 +298,7 @@ static void cell(struct table *t, const char *s, int w)
                 t->r = buf_putc(&t->line, ' ');
 }
 
-__attribute__((format(printf, 2, 3)))
-static void tf(struct table *t, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void tf(struct table *t, const char *fmt, ...)
 {
         if (t->r)
                 return;
@@ -401,10 +397,12 @@ int audit_report_table(const struct findings *f, const struct audit_report_info 
 
         struct findings_namespace tot;
         findings_totals(f, &tot);
-        tf(&t, "\n%zu pod%s in %zu namespace%s, %zu of them Spark pods; judged %zu: %zu compliant, "
-           "%zu with %zu finding%s", tot.pods, plural(tot.pods), f->n_namespaces, plural(f->n_namespaces),
-           tot.spark_pods, judged(&tot), tot.verdicts[VERDICT_COMPLIANT], tot.verdicts[VERDICT_FINDINGS],
-           findings_total(f), plural(findings_total(f)));
+        tf(&t,
+           "\n%zu pod%s in %zu namespace%s, %zu of them Spark pods; judged %zu: %zu compliant, "
+           "%zu with %zu finding%s",
+           tot.pods, plural(tot.pods), f->n_namespaces, plural(f->n_namespaces), tot.spark_pods, judged(&tot),
+           tot.verdicts[VERDICT_COMPLIANT], tot.verdicts[VERDICT_FINDINGS], findings_total(f),
+           plural(findings_total(f)));
         if (tot.verdicts[VERDICT_OFF])
                 tf(&t, "; %zu not judged (mode off)", tot.verdicts[VERDICT_OFF]);
         tf(&t, ".");
@@ -419,9 +417,10 @@ int audit_report_table(const struct findings *f, const struct audit_report_info 
                 tline(&t);
         }
         if (f->not_kept) {
-                tf(&t, "%zu finding%s %s not listed: the audit keeps at most %zu (-o json says the same; narrow "
-                   "with --namespace).", f->not_kept, plural(f->not_kept), f->not_kept == 1 ? "is" : "are",
-                   info->max_findings);
+                tf(&t,
+                   "%zu finding%s %s not listed: the audit keeps at most %zu (-o json says the same; narrow "
+                   "with --namespace).",
+                   f->not_kept, plural(f->not_kept), f->not_kept == 1 ? "is" : "are", info->max_findings);
                 tline(&t);
         }
         tf(&t, "Pods from ");
@@ -451,8 +450,7 @@ static void js(struct json_out *j, const char *s)
                 j->r = s ? put_json_text(&j->b, s, j->out) : buf_puts(&j->b, "null");
 }
 
-__attribute__((format(printf, 2, 3)))
-static void jf(struct json_out *j, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void jf(struct json_out *j, const char *fmt, ...)
 {
         if (j->r)
                 return;
@@ -480,10 +478,11 @@ static void json_problems(struct json_out *j, const struct findings_namespace *n
 
 static void json_counts(struct json_out *j, const struct findings_namespace *ns)
 {
-        jf(j, "\"pods\": %zu, \"sparkPods\": %zu, \"compliant\": %zu, \"withFindings\": %zu, "
-           "\"unknown\": %zu, \"off\": %zu, \"notConcerned\": %zu, \"problems\": ", ns->pods, ns->spark_pods,
-           ns->verdicts[VERDICT_COMPLIANT], ns->verdicts[VERDICT_FINDINGS], ns->verdicts[VERDICT_UNKNOWN],
-           ns->verdicts[VERDICT_OFF], ns->verdicts[VERDICT_NOT_CONCERNED]);
+        jf(j,
+           "\"pods\": %zu, \"sparkPods\": %zu, \"compliant\": %zu, \"withFindings\": %zu, "
+           "\"unknown\": %zu, \"off\": %zu, \"notConcerned\": %zu, \"problems\": ",
+           ns->pods, ns->spark_pods, ns->verdicts[VERDICT_COMPLIANT], ns->verdicts[VERDICT_FINDINGS],
+           ns->verdicts[VERDICT_UNKNOWN], ns->verdicts[VERDICT_OFF], ns->verdicts[VERDICT_NOT_CONCERNED]);
         json_problems(j, ns);
 }
 
@@ -562,14 +561,15 @@ int audit_report_json(const struct findings *f, const struct audit_report_info *
 
 static void report_result(struct json_out *j, const struct finding *it, long long time)
 {
-        jf(j, "{\"policy\": \"" AUDIT_REPORT_POLICY "\", \"rule\": \"%s\", \"result\": \"fail\", "
+        jf(j,
+           "{\"policy\": \"" AUDIT_REPORT_POLICY "\", \"rule\": \"%s\", \"result\": \"fail\", "
            "\"severity\": \"%s\", \"category\": \"Spark identity\", \"source\": \"spark-identity-webhook\",\n"
-           "       \"message\": ", finding_problem_name(it->problem), problem_severity[it->problem]);
+           "       \"message\": ",
+           finding_problem_name(it->problem), problem_severity[it->problem]);
         if (j->r == 0) {
                 struct buf m;
                 buf_init(&m, JSON_SCRATCH_MAX);
-                j->r = buf_printf(&m, "%s: expected %s; found %s", problem_text[it->problem], it->expected,
-                                  it->found);
+                j->r = buf_printf(&m, "%s: expected %s; found %s", problem_text[it->problem], it->expected, it->found);
                 js(j, j->r == 0 ? m.data : NULL);
                 buf_free(&m);
         }
@@ -591,8 +591,10 @@ static void report_result(struct json_out *j, const struct finding *it, long lon
                 jf(j, ", \"phase\": ");
                 js(j, it->phase);
         }
-        jf(j, ", \"mode\": \"%s\"},\n       \"resources\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", "
-           "\"namespace\": ", policy_mode_name(it->mode));
+        jf(j,
+           ", \"mode\": \"%s\"},\n       \"resources\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", "
+           "\"namespace\": ",
+           policy_mode_name(it->mode));
         js(j, it->namespace_);
         jf(j, ", \"name\": ");
         js(j, it->pod);
@@ -605,9 +607,8 @@ static void report_result(struct json_out *j, const struct finding *it, long lon
 
 /* One namespace's report; `ns` may be NULL (a namespace without pods).
  * `v[*next...]` are its kept findings (v is sorted by namespace). */
-static void report(struct json_out *j, const char *name, const struct findings_namespace *ns,
-                   const struct finding **v, size_t n, size_t *next, const struct audit_report_info *info,
-                   size_t max, size_t *left_out_total)
+static void report(struct json_out *j, const char *name, const struct findings_namespace *ns, const struct finding **v,
+                   size_t n, size_t *next, const struct audit_report_info *info, size_t max, size_t *left_out_total)
 {
         size_t fails = 0;
         for (int k = 0; ns && k < FINDING_PROBLEM_MAX; k++)
@@ -620,14 +621,16 @@ static void report(struct json_out *j, const char *name, const struct findings_n
         *left_out_total += left_out;
 
         jf(j, "\n{\"apiVersion\": \"wgpolicyk8s.io/v1alpha2\", \"kind\": \"PolicyReport\",\n"
-           " \"metadata\": {\"name\": \"" AUDIT_REPORT_NAME "\", \"namespace\": ");
+              " \"metadata\": {\"name\": \"" AUDIT_REPORT_NAME "\", \"namespace\": ");
         js(j, name);
         jf(j, ",\n   \"labels\": {\"app.kubernetes.io/managed-by\": \"spark-identity-webhook\"},\n"
-           "   \"annotations\": {\"spark-identity.io/policy-sha256\": ");
+              "   \"annotations\": {\"spark-identity.io/policy-sha256\": ");
         js(j, info->policy_sha256);
         jf(j, ", \"" AUDIT_REPORT_LEFT_OUT_ANNOTATION "\": \"%zu\"}},\n", left_out);
-        jf(j, " \"summary\": {\"pass\": %zu, \"fail\": %zu, \"warn\": 0, \"error\": 0, \"skip\": %zu},\n"
-           " \"results\": [", ns ? ns->verdicts[VERDICT_COMPLIANT] : 0, fails, ns ? ns->verdicts[VERDICT_UNKNOWN] : 0);
+        jf(j,
+           " \"summary\": {\"pass\": %zu, \"fail\": %zu, \"warn\": 0, \"error\": 0, \"skip\": %zu},\n"
+           " \"results\": [",
+           ns ? ns->verdicts[VERDICT_COMPLIANT] : 0, fails, ns ? ns->verdicts[VERDICT_UNKNOWN] : 0);
         for (size_t k = 0; k < listed; k++) {
                 jf(j, "%s\n      ", k ? "," : "");
                 report_result(j, v[first + k], info->time);

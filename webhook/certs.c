@@ -48,8 +48,7 @@ static const struct {
         [FILE_TLS_KEY] = { "tls.key", 0600 },
 };
 
-__attribute__((format(printf, 3, 4)))
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
         va_list ap;
 
@@ -171,7 +170,9 @@ static int check_dns_name(const char *s, char *err, size_t errlen)
 
                 if (!is_host_label(p, n)) {
                         seterr(err, errlen,
-                               "\"%s\" is not a valid DNS name: each dot-separated label must be 1..%d letters, digits or '-', not starting or ending with '-' (a wildcard is allowed only as a whole first label, \"*.\")",
+                               "\"%s\" is not a valid DNS name: each dot-separated label must be 1..%d letters, digits "
+                               "or '-', not starting or ending with '-' (a wildcard is allowed only as a whole first "
+                               "label, \"*.\")",
                                s, DNS_LABEL_MAX);
                         return -EINVAL;
                 }
@@ -224,8 +225,7 @@ out:
 
 /* A certificate with version, serial, validity, subject and public key set;
  * the issuer, extensions and signature are the caller's. */
-static int new_cert(EVP_PKEY *key, const char *cn, time_t now, unsigned days, X509 **ret_x,
-                    char *err, size_t errlen)
+static int new_cert(EVP_PKEY *key, const char *cn, time_t now, unsigned days, X509 **ret_x, char *err, size_t errlen)
 {
         X509 *x = X509_new();
         int r;
@@ -236,8 +236,7 @@ static int new_cert(EVP_PKEY *key, const char *cn, time_t now, unsigned days, X5
         }
         if (!X509_set_version(x, X509_VERSION_3) ||
             !X509_time_adj_ex(X509_getm_notBefore(x), 0, -WH_CERT_CLOCK_SKEW_S, &now) ||
-            !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, &now) ||
-            !X509_set_pubkey(x, key)) {
+            !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, &now) || !X509_set_pubkey(x, key)) {
                 seterr_ssl(err, errlen, "cannot make a certificate");
                 r = -EIO;
                 goto fail;
@@ -393,8 +392,8 @@ out:
         return r;
 }
 
-static int make_serving(const struct certs_request *req, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key,
-                        time_t now, X509 **ret_cert, char *err, size_t errlen)
+static int make_serving(const struct certs_request *req, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, time_t now,
+                        X509 **ret_cert, char *err, size_t errlen)
 {
         GENERAL_NAMES *gens = NULL;
         X509 *x = NULL;
@@ -504,8 +503,7 @@ static int write_all(int fd, const char *p, size_t n)
 
 /* Writes `pem` to a new temporary file beside `path` with `mode`, synced;
  * the caller renames it into place or unlinks it. */
-static int write_temp(const char *path, BIO *pem, mode_t mode, char *ret_tmp, size_t tmplen,
-                      char *err, size_t errlen)
+static int write_temp(const char *path, BIO *pem, mode_t mode, char *ret_tmp, size_t tmplen, char *err, size_t errlen)
 {
         char tmp[PATH_MAX];
         char *data;
@@ -653,7 +651,8 @@ static int check_request(const struct certs_request *req, char *err, size_t errl
                 const char *s = req->ips[i];
 
                 if (parse_ip(s, ip, &iplen) < 0) {
-                        seterr(err, errlen, "invalid IP address \"%s\" (expected IPv4 like 10.0.0.1 or IPv6 like fd00::1)",
+                        seterr(err, errlen,
+                               "invalid IP address \"%s\" (expected IPv4 like 10.0.0.1 or IPv6 like fd00::1)",
                                s ? s : "");
                         return -EINVAL;
                 }
@@ -672,8 +671,7 @@ int certs_generate(const struct certs_request *req, char *err, size_t errlen)
         r = check_request(req, err, errlen);
         if (r < 0)
                 goto out;
-        if ((r = gen_key(&ca_key, err, errlen)) < 0 ||
-            (r = make_ca(ca_key, now, &ca, err, errlen)) < 0 ||
+        if ((r = gen_key(&ca_key, err, errlen)) < 0 || (r = make_ca(ca_key, now, &ca, err, errlen)) < 0 ||
             (r = gen_key(&key, err, errlen)) < 0 ||
             (r = make_serving(req, key, ca, ca_key, now, &cert, err, errlen)) < 0)
                 goto out;
@@ -783,8 +781,7 @@ static int asn1_time_to_time_t(const ASN1_TIME *t, time_t *ret, char *text, size
 
 /* Reads a certificate's validity period; `from` and `until` get it as text. */
 static int cert_validity(const char *path, X509 *x, time_t *ret_from, time_t *ret_until,
-                         char from[static TIME_TEXT_MAX], char until[static TIME_TEXT_MAX],
-                         char *err, size_t errlen)
+                         char from[static TIME_TEXT_MAX], char until[static TIME_TEXT_MAX], char *err, size_t errlen)
 {
         if (asn1_time_to_time_t(X509_get0_notBefore(x), ret_from, from, TIME_TEXT_MAX) < 0 ||
             asn1_time_to_time_t(X509_get0_notAfter(x), ret_until, until, TIME_TEXT_MAX) < 0) {
@@ -809,7 +806,8 @@ static int check_ca_present(const char *crt, const char *key, const char *dir, c
                 return 0;
         if (no_crt && no_key)
                 seterr(err, errlen,
-                       "cannot renew: %s and %s are missing; renewing needs the CA (ca.crt and ca.key) that signed the current certificate in %s",
+                       "cannot renew: %s and %s are missing; renewing needs the CA (ca.crt and ca.key) that signed the "
+                       "current certificate in %s",
                        crt, key, dir);
         else
                 seterr(err, errlen,
@@ -819,8 +817,8 @@ static int check_ca_present(const char *crt, const char *key, const char *dir, c
 }
 
 /* The CA must be able to sign, now, a certificate valid for `days`. */
-static int check_ca(const char *crt_path, X509 *ca, const char *key_path, EVP_PKEY *ca_key,
-                    time_t now, unsigned days, char *err, size_t errlen)
+static int check_ca(const char *crt_path, X509 *ca, const char *key_path, EVP_PKEY *ca_key, time_t now, unsigned days,
+                    char *err, size_t errlen)
 {
         char from[TIME_TEXT_MAX], until[TIME_TEXT_MAX];
         time_t not_before, not_after;
@@ -836,7 +834,8 @@ static int check_ca(const char *crt_path, X509 *ca, const char *key_path, EVP_PK
         if (X509_check_ca(ca) != 1) {
                 ERR_clear_error();
                 seterr(err, errlen,
-                       "cannot renew: %s is not a CA certificate (it needs basicConstraints CA:TRUE, and keyCertSign in its keyUsage)",
+                       "cannot renew: %s is not a CA certificate (it needs basicConstraints CA:TRUE, and keyCertSign "
+                       "in its keyUsage)",
                        crt_path);
                 return -EINVAL;
         }
@@ -849,8 +848,8 @@ static int check_ca(const char *crt_path, X509 *ca, const char *key_path, EVP_PK
         }
         if (now > not_after) {
                 seterr(err, errlen,
-                       "cannot renew: the CA certificate %s expired on %s; make a new CA and roll over to it",
-                       crt_path, until);
+                       "cannot renew: the CA certificate %s expired on %s; make a new CA and roll over to it", crt_path,
+                       until);
                 return -EKEYEXPIRED;
         }
         /* A certificate that outlives its CA stops verifying when the CA
@@ -860,11 +859,13 @@ static int check_ca(const char *crt_path, X509 *ca, const char *key_path, EVP_PK
 
                 if (left < 1)
                         seterr(err, errlen,
-                               "cannot renew: the CA certificate %s expires on %s, in less than a day; make a new CA and roll over to it",
+                               "cannot renew: the CA certificate %s expires on %s, in less than a day; make a new CA "
+                               "and roll over to it",
                                crt_path, until);
                 else
                         seterr(err, errlen,
-                               "cannot renew for %u days: the CA certificate %s expires on %s; renew for at most %ld days, and roll over to a new CA before then",
+                               "cannot renew for %u days: the CA certificate %s expires on %s; renew for at most %ld "
+                               "days, and roll over to a new CA before then",
                                days, crt_path, until, left);
                 return -ERANGE;
         }
@@ -883,10 +884,10 @@ int certs_renew(const struct certs_request *req, char *err, size_t errlen)
         r = check_request(req, err, errlen);
         if (r < 0)
                 goto out;
-        if ((r = path_join(req->out_dir, out_files[FILE_CA_CRT].name, ca_crt_path, sizeof(ca_crt_path),
-                           err, errlen)) < 0 ||
-            (r = path_join(req->out_dir, out_files[FILE_CA_KEY].name, ca_key_path, sizeof(ca_key_path),
-                           err, errlen)) < 0 ||
+        if ((r = path_join(req->out_dir, out_files[FILE_CA_CRT].name, ca_crt_path, sizeof(ca_crt_path), err, errlen)) <
+                    0 ||
+            (r = path_join(req->out_dir, out_files[FILE_CA_KEY].name, ca_key_path, sizeof(ca_key_path), err, errlen)) <
+                    0 ||
             (r = check_ca_present(ca_crt_path, ca_key_path, req->out_dir, err, errlen)) < 0 ||
             (r = load_cert(ca_crt_path, &ca, err, errlen)) < 0 ||
             (r = load_key(ca_key_path, &ca_key, err, errlen)) < 0 ||

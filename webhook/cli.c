@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse(const char *cmd, const char *flag, const char *s, unsigned long long min,
-                 unsigned long long max, bool sized, unsigned long long *ret)
+static int parse(const char *cmd, const char *flag, const char *s, unsigned long long min, unsigned long long max,
+                 bool sized, unsigned long long *ret)
 {
         char *end;
         errno = 0;
@@ -17,13 +17,15 @@ static int parse(const char *cmd, const char *flag, const char *s, unsigned long
         if (ok && sized && *end) {
                 unsigned shift = 0;
                 switch (*end++) {
-                case 'k': case 'K': shift = 10; break;
-                case 'm': case 'M': shift = 20; break;
-                case 'g': case 'G': shift = 30; break;
+                case 'k':
+                case 'K': shift = 10; break;
+                case 'm':
+                case 'M': shift = 20; break;
+                case 'g':
+                case 'G': shift = 30; break;
                 default: ok = false;
                 }
-                if (strcmp(end, "") == 0 || strcmp(end, "i") == 0 || strcmp(end, "iB") == 0 ||
-                    strcmp(end, "B") == 0)
+                if (strcmp(end, "") == 0 || strcmp(end, "i") == 0 || strcmp(end, "iB") == 0 || strcmp(end, "B") == 0)
                         end += strlen(end);
                 v = v > (max >> shift) ? max + 1 : v << shift;
         }
@@ -40,14 +42,14 @@ static int parse(const char *cmd, const char *flag, const char *s, unsigned long
         return 0;
 }
 
-int cli_uint(const char *cmd, const char *flag, const char *s, unsigned long long min,
-             unsigned long long max, unsigned long long *ret)
+int cli_uint(const char *cmd, const char *flag, const char *s, unsigned long long min, unsigned long long max,
+             unsigned long long *ret)
 {
         return parse(cmd, flag, s, min, max, false, ret);
 }
 
-int cli_size(const char *cmd, const char *flag, const char *s, unsigned long long min,
-             unsigned long long max, unsigned long long *ret)
+int cli_size(const char *cmd, const char *flag, const char *s, unsigned long long min, unsigned long long max,
+             unsigned long long *ret)
 {
         return parse(cmd, flag, s, min, max, true, ret);
 }
@@ -81,7 +83,9 @@ struct ns_known cli_ns_known(const struct cli_namespace *ns)
 {
         return (struct ns_known){
                 .state = NS_FOUND,
-                .info = { .labels = ns->labels, .n_labels = ns->n_labels,
-                          .annotations = ns->annotations, .n_annotations = ns->n_annotations },
+                .info = { .labels = ns->labels,
+                          .n_labels = ns->n_labels,
+                          .annotations = ns->annotations,
+                          .n_annotations = ns->n_annotations },
         };
 }

@@ -67,7 +67,8 @@ void cmd_audit_help(void)
                "only counted. In the table, control characters and bytes that are not UTF-8 in\n"
                "what pods hold are shown escaped (\\x1b, \\n, \\u009b, \\xff; a backslash as\n"
                "\\\\), so that every row is one line and shows what is there.\n"
-               "\n", AUDIT_PAGE_MAX_BYTES);
+               "\n",
+               AUDIT_PAGE_MAX_BYTES);
         printf("Where the pods come from (one of):\n"
                "  --pods FILE        'kubectl get pods -A -o json' (a List), or one Pod; - is stdin\n"
                "  --kubeconfig FILE  list them from the API server of the current context\n"
@@ -217,8 +218,7 @@ struct audit {
 
 /* Prints `audit: MESSAGE` on stderr, MESSAGE escaped as the table escapes
  * (it may name a pod from a file, or quote the API server): one line. */
-__attribute__((format(printf, 1, 2)))
-static void say(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
         char msg[2048];
         struct buf shown;
@@ -235,15 +235,16 @@ static void say(const char *fmt, ...)
 }
 
 /* What is known of a namespace's labels and annotations, for findings.c. */
-static void ns_context(const struct audit *a, const char *namespace_, struct ns_info *info,
-                       struct findings_context *fc)
+static void ns_context(const struct audit *a, const char *namespace_, struct ns_info *info, struct findings_context *fc)
 {
         memset(info, 0, sizeof *info);
         memset(fc, 0, sizeof *fc);
         const struct ns_entry *e = a->ns_known ? ns_table_find(&a->ns, namespace_) : NULL;
         if (e) {
-                *info = (struct ns_info){ .labels = e->labels, .n_labels = e->n_labels,
-                                          .annotations = e->annotations, .n_annotations = e->n_annotations };
+                *info = (struct ns_info){ .labels = e->labels,
+                                          .n_labels = e->n_labels,
+                                          .annotations = e->annotations,
+                                          .n_annotations = e->n_annotations };
                 fc->info = info;
         }
 }
@@ -268,8 +269,7 @@ static int on_pod(void *ctx, const cJSON *item)
                 return -EINVAL;
         }
         if (!namespace_) {
-                snprintf(a->err, sizeof a->err, "pod %s has no metadata.namespace; say which with --namespace",
-                         pod);
+                snprintf(a->err, sizeof a->err, "pod %s has no metadata.namespace; say which with --namespace", pod);
                 return -EINVAL;
         }
         if (a->only_namespace && strcmp(namespace_, a->only_namespace) != 0)
@@ -298,8 +298,10 @@ static int on_pod_too_large(struct audit *a, const cJSON *metadata)
         const char *namespace_ = cJSON_IsString(ns) && *ns->valuestring ? ns->valuestring : a->only_namespace;
         const char *pod = cJSON_IsString(name) ? name->valuestring : "(no name)";
         if (!namespace_) {
-                snprintf(a->err, sizeof a->err, "pod %s passes %u bytes, and its namespace does not come within "
-                         "them", pod, AUDIT_PAGE_MAX_BYTES);
+                snprintf(a->err, sizeof a->err,
+                         "pod %s passes %u bytes, and its namespace does not come within "
+                         "them",
+                         pod, AUDIT_PAGE_MAX_BYTES);
                 return -EINVAL;
         }
         if (a->only_namespace && strcmp(namespace_, a->only_namespace) != 0)
@@ -313,7 +315,8 @@ static int on_pod_too_large(struct audit *a, const cJSON *metadata)
                 return r;
         }
         say("pod %s/%s: the API server's answer with it alone passes %u bytes: not judged, reported as "
-            "too-large", namespace_, pod, AUDIT_PAGE_MAX_BYTES);
+            "too-large",
+            namespace_, pod, AUDIT_PAGE_MAX_BYTES);
         return 0;
 }
 
@@ -430,8 +433,8 @@ static int read_list_file(struct audit *a, const char *path, size_t pipe_max, co
 
 /* Says why a list call got `status`, with the Status message the API
  * server sent and, for 401 and 403, what to check. */
-static void status_error(struct audit *a, const struct kube *k, const char *what, const char *path,
-                         long status, const struct buf *body, const char *permission)
+static void status_error(struct audit *a, const struct kube *k, const char *what, const char *path, long status,
+                         const struct buf *body, const char *permission)
 {
         cJSON *st = body->data ? cJSON_ParseWithLength(body->data, body->len) : NULL;
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(st, "message");
@@ -678,8 +681,10 @@ int cmd_audit(int argc, char **argv)
         if (namespaces_path && !pods_path)
                 return cli_usage_error(CMD, "--namespaces goes with --pods (from the API, namespaces are listed)");
         if (a.only_namespace && !is_namespace_name(a.only_namespace))
-                return cli_usage_error(CMD, "--namespace wants a namespace name (a DNS label: at most 63 of "
-                                       "a-z 0-9 -), not \"%s\"", a.only_namespace);
+                return cli_usage_error(CMD,
+                                       "--namespace wants a namespace name (a DNS label: at most 63 of "
+                                       "a-z 0-9 -), not \"%s\"",
+                                       a.only_namespace);
 
         struct buf errors;
         struct policy *policy = NULL;
@@ -719,7 +724,9 @@ int cmd_audit(int argc, char **argv)
                 bool needed = policy_uses_namespaces(policy);
                 if (needed || (output == OUTPUT_POLICYREPORT && !a.only_namespace)) {
                         struct list_call nl = {
-                                .base = "/api/v1/namespaces", .what = "listing namespaces", .on_item = on_namespace,
+                                .base = "/api/v1/namespaces",
+                                .what = "listing namespaces",
+                                .on_item = on_namespace,
                                 .permission = needed ? "'list' on namespaces (the policy reads their labels or "
                                                        "annotations)"
                                                      : "'list' on namespaces (-o policyreport)",
@@ -745,11 +752,15 @@ int cmd_audit(int argc, char **argv)
                         snprintf(permission, sizeof permission, "'list' on pods in namespace %s", a.only_namespace);
                 } else {
                         snprintf(base, sizeof base, "/api/v1/pods");
-                        snprintf(permission, sizeof permission, "'list' on pods in all namespaces (a ClusterRole), "
+                        snprintf(permission, sizeof permission,
+                                 "'list' on pods in all namespaces (a ClusterRole), "
                                  "or give --namespace NS");
                 }
-                struct list_call pl = { .base = base, .what = "listing pods", .permission = permission,
-                                        .on_item = on_pod, .on_too_large = on_pod_too_large };
+                struct list_call pl = { .base = base,
+                                        .what = "listing pods",
+                                        .permission = permission,
+                                        .on_item = on_pod,
+                                        .on_too_large = on_pod_too_large };
                 r = api_list(&a, kube, (unsigned)page_size, &pl);
                 if (r < 0) {
                         say("%s", a.err);

@@ -71,40 +71,40 @@ void cmd_certs_help(void)
                WH_CERT_DAYS_MAX, WH_CERT_DAYS_DEFAULT, WH_CA_DAYS);
         /* In two parts: C17 promises string literals of 4095 bytes only. */
         fputs("The files written are listed on stderr. Times start 5 minutes in the past so\n"
-               "that a client whose clock is a little behind accepts them.\n"
-               "\n"
-               "Example, to run the server on this machine (make run) and call it with curl:\n"
-               "  spark-identity-webhook certs --service spark-identity-webhook --namespace default \\\n"
-               "      --out .dev/certs --ip 127.0.0.1 --dns localhost\n"
-               "  curl --cacert .dev/certs/ca.crt https://localhost:PORT/PATH\n"
-               "\n"
-               "Example, in a cluster:\n"
-               "  CA=$(spark-identity-webhook certs --service spark-identity-webhook \\\n"
-               "      --namespace spark-webhook --out certs --print-ca-bundle)\n"
-               "  kubectl -n spark-webhook create secret tls spark-identity-webhook-tls \\\n"
-               "      --cert certs/tls.crt --key certs/tls.key\n"
-               "  # then set caBundle: \"$CA\" in the MutatingWebhookConfiguration\n"
-               "\n"
-               "Renewing the serving certificate (the CA and so the caBundle stay the same):\n"
-               "  spark-identity-webhook certs --service spark-identity-webhook \\\n"
-               "      --namespace spark-webhook --out certs --renew\n"
-               "  # then put the new certs/tls.crt and certs/tls.key into the Secret; the\n"
-               "  # server serves them without a restart\n"
-               "\n"
-               "Rolling over to a new CA (well before the old one expires):\n"
-               "  1. Make the new CA and pair in a new directory, and a caBundle of both CAs:\n"
-               "       CA=$(spark-identity-webhook certs --service spark-identity-webhook \\\n"
-               "           --namespace spark-webhook --out certs-new --print-ca-bundle \\\n"
-               "           --previous-ca certs/ca.crt)\n"
-               "  2. Set caBundle: \"$CA\" in the MutatingWebhookConfiguration; the API server\n"
-               "     now trusts the serving certificate of either CA.\n"
-               "  3. Switch the Secret to certs-new/tls.crt and certs-new/tls.key.\n"
-               "  4. Later, once no replica serves the old pair, drop the old CA: set the\n"
-               "     caBundle to $(base64 -w0 certs-new/ca.crt).\n"
-               "\n"
-               "Exit status: 0 when the files were written; 2 on a usage error or when they\n"
-               "cannot be written (for example, they exist and --force was not given, or\n"
-               "--renew finds no usable CA in DIR).\n",
+              "that a client whose clock is a little behind accepts them.\n"
+              "\n"
+              "Example, to run the server on this machine (make run) and call it with curl:\n"
+              "  spark-identity-webhook certs --service spark-identity-webhook --namespace default \\\n"
+              "      --out .dev/certs --ip 127.0.0.1 --dns localhost\n"
+              "  curl --cacert .dev/certs/ca.crt https://localhost:PORT/PATH\n"
+              "\n"
+              "Example, in a cluster:\n"
+              "  CA=$(spark-identity-webhook certs --service spark-identity-webhook \\\n"
+              "      --namespace spark-webhook --out certs --print-ca-bundle)\n"
+              "  kubectl -n spark-webhook create secret tls spark-identity-webhook-tls \\\n"
+              "      --cert certs/tls.crt --key certs/tls.key\n"
+              "  # then set caBundle: \"$CA\" in the MutatingWebhookConfiguration\n"
+              "\n"
+              "Renewing the serving certificate (the CA and so the caBundle stay the same):\n"
+              "  spark-identity-webhook certs --service spark-identity-webhook \\\n"
+              "      --namespace spark-webhook --out certs --renew\n"
+              "  # then put the new certs/tls.crt and certs/tls.key into the Secret; the\n"
+              "  # server serves them without a restart\n"
+              "\n"
+              "Rolling over to a new CA (well before the old one expires):\n"
+              "  1. Make the new CA and pair in a new directory, and a caBundle of both CAs:\n"
+              "       CA=$(spark-identity-webhook certs --service spark-identity-webhook \\\n"
+              "           --namespace spark-webhook --out certs-new --print-ca-bundle \\\n"
+              "           --previous-ca certs/ca.crt)\n"
+              "  2. Set caBundle: \"$CA\" in the MutatingWebhookConfiguration; the API server\n"
+              "     now trusts the serving certificate of either CA.\n"
+              "  3. Switch the Secret to certs-new/tls.crt and certs-new/tls.key.\n"
+              "  4. Later, once no replica serves the old pair, drop the old CA: set the\n"
+              "     caBundle to $(base64 -w0 certs-new/ca.crt).\n"
+              "\n"
+              "Exit status: 0 when the files were written; 2 on a usage error or when they\n"
+              "cannot be written (for example, they exist and --force was not given, or\n"
+              "--renew finds no usable CA in DIR).\n",
               stdout);
 }
 
@@ -174,7 +174,8 @@ static int check_previous_is_elsewhere(const char *previous, const char *ca_path
 
         if (stat(previous, &a) == 0 && stat(ca_path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
                 fprintf(stderr,
-                        "certs: --previous-ca %s is %s itself; give the old CA's file, and make the new CA in another --out directory\n",
+                        "certs: --previous-ca %s is %s itself; give the old CA's file, and make the new CA in another "
+                        "--out directory\n",
                         previous, ca_path);
                 return -EINVAL;
         }
@@ -217,36 +218,16 @@ int cmd_certs(int argc, char **argv)
                 int r = 0;
 
                 switch (c) {
-                case OPT_SERVICE:
-                        r = set_once(&service, "--service", optarg);
-                        break;
-                case OPT_NAMESPACE:
-                        r = set_once(&namespace_, "--namespace", optarg);
-                        break;
-                case OPT_OUT:
-                        r = set_once(&out_dir, "--out", optarg);
-                        break;
-                case OPT_DAYS:
-                        r = set_once(&days, "--days", optarg);
-                        break;
-                case OPT_DNS:
-                        dns[req.n_dns++] = optarg;
-                        break;
-                case OPT_IP:
-                        ips[req.n_ips++] = optarg;
-                        break;
-                case OPT_FORCE:
-                        req.force = true;
-                        break;
-                case OPT_PRINT_CA_BUNDLE:
-                        print_bundle = true;
-                        break;
-                case OPT_RENEW:
-                        renew = true;
-                        break;
-                case OPT_PREVIOUS_CA:
-                        r = set_once(&previous_ca, "--previous-ca", optarg);
-                        break;
+                case OPT_SERVICE: r = set_once(&service, "--service", optarg); break;
+                case OPT_NAMESPACE: r = set_once(&namespace_, "--namespace", optarg); break;
+                case OPT_OUT: r = set_once(&out_dir, "--out", optarg); break;
+                case OPT_DAYS: r = set_once(&days, "--days", optarg); break;
+                case OPT_DNS: dns[req.n_dns++] = optarg; break;
+                case OPT_IP: ips[req.n_ips++] = optarg; break;
+                case OPT_FORCE: req.force = true; break;
+                case OPT_PRINT_CA_BUNDLE: print_bundle = true; break;
+                case OPT_RENEW: renew = true; break;
+                case OPT_PREVIOUS_CA: r = set_once(&previous_ca, "--previous-ca", optarg); break;
                 case 'h':
                         cmd_certs_help();
                         ret = 0;
@@ -287,8 +268,8 @@ int cmd_certs(int argc, char **argv)
                 goto out;
         }
         if (days && parse_days(days, &req.days) < 0) {
-                snprintf(msg, sizeof(msg), "--days must be a whole number from 1 to %u, not '%s'",
-                         WH_CERT_DAYS_MAX, days);
+                snprintf(msg, sizeof(msg), "--days must be a whole number from 1 to %u, not '%s'", WH_CERT_DAYS_MAX,
+                         days);
                 ret = usage_error(msg);
                 goto out;
         }

@@ -81,11 +81,13 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
         printf("Namespace %s\n", ns);
         if (!r) {
                 if (res->problem[0])
-                        printf("  rule        none: its " POLICY_ANNOTATION_PREFIX " annotations make no valid rule: %s\n",
+                        printf("  rule        none: its " POLICY_ANNOTATION_PREFIX
+                               " annotations make no valid rule: %s\n",
                                res->problem);
                 else
                         printf("  rule        none: no entry under namespaces%s%s\n",
-                               policy_reads_annotations(p) ? ", no " POLICY_ANNOTATION_PREFIX "identity annotation" : "",
+                               policy_reads_annotations(p) ? ", no " POLICY_ANNOTATION_PREFIX "identity annotation"
+                                                           : "",
                                policy_selector_count(p) ? ", no selector matches its labels" : "");
                 enum policy_mode m = policy_default_mode(p);
                 printf("  mode        %s (defaults.mode): %s\n", policy_mode_name(m),
@@ -93,26 +95,27 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
                        : m == POLICY_MODE_AUDIT ? "pods are admitted; warnings say what enforce would refuse"
                                                 : "the webhook leaves the namespace's pods alone");
                 printf("  unmatched   %s\n", policy_unmatched_deny(p)
-                       ? "deny: Spark pods are refused here"
-                       : "allow: Spark pods are admitted unchanged here");
+                                                     ? "deny: Spark pods are refused here"
+                                                     : "allow: Spark pods are admitted unchanged here");
                 printf("  identities  pods here may carry no identity the policy names (its owners' mode decides: "
-                       "enforce refuses, audit warns); unlisted ones %s\n", policy_unlisted_deny(p)
-                       ? "are refused (unlistedIdentities: deny)" : "are free here (unlistedIdentities: allow)");
+                       "enforce refuses, audit warns); unlisted ones %s\n",
+                       policy_unlisted_deny(p) ? "are refused (unlistedIdentities: deny)"
+                                               : "are free here (unlistedIdentities: allow)");
                 return;
         }
         printf("  rule        %s, from %s\n", r->name, source_text(r));
         if (r->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
                 printf("  auth        workloadIdentity: Azure Workload Identity, a projected service-account "
-                       "token exchanged for client %s in tenant %s at %s\n", r->client_id, r->tenant_id,
-                       r->authority_host);
+                       "token exchanged for client %s in tenant %s at %s\n",
+                       r->client_id, r->tenant_id, r->authority_host);
                 if (r->service_account)
                         printf("  account     %s: drivers must run as it; executors with the default account "
-                               "are %s\n", r->service_account,
-                               r->on_conflict == POLICY_CONFLICT_DENY ? "refused" : "moved to it");
+                               "are %s\n",
+                               r->service_account, r->on_conflict == POLICY_CONFLICT_DENY ? "refused" : "moved to it");
                 else
                         printf("  account     any: serviceAccount is not set, so it is not checked\n");
-                printf("  token       %s, expires after %u s, audience " POLICY_WI_AUDIENCE "\n",
-                       POLICY_WI_TOKEN_FILE, r->token_expiration_s);
+                printf("  token       %s, expires after %u s, audience " POLICY_WI_AUDIENCE "\n", POLICY_WI_TOKEN_FILE,
+                       r->token_expiration_s);
                 if (r->n_extra_containers) {
                         printf("  containers  the Spark container, and these when present:");
                         for (size_t i = 0; i < r->n_extra_containers; i++)
@@ -183,22 +186,12 @@ static void print_changes(const struct mutation *m)
         for (size_t i = 0; i < m->n_changes; i++) {
                 const struct change *c = &m->changes[i];
                 switch (c->kind) {
-                case CHANGE_SET_IDENTITY_LABEL:
-                        printf("    label  " CHANGE_IDENTITY_LABEL "=%s\n", c->value);
-                        break;
-                case CHANGE_REMOVE_IDENTITY_LABEL:
-                        printf("    label  " CHANGE_IDENTITY_LABEL " removed\n");
-                        break;
-                case CHANGE_SET_SERVICE_ACCOUNT:
-                        printf("    serviceAccountName %s\n", c->value);
-                        break;
-                case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT:
-                        printf("    serviceAccount %s\n", c->value);
-                        break;
+                case CHANGE_SET_IDENTITY_LABEL: printf("    label  " CHANGE_IDENTITY_LABEL "=%s\n", c->value); break;
+                case CHANGE_REMOVE_IDENTITY_LABEL: printf("    label  " CHANGE_IDENTITY_LABEL " removed\n"); break;
+                case CHANGE_SET_SERVICE_ACCOUNT: printf("    serviceAccountName %s\n", c->value); break;
+                case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT: printf("    serviceAccount %s\n", c->value); break;
                 case CHANGE_SET_ENV:
-                case CHANGE_ADD_ENV:
-                        printf("    env    %s=%s\n", c->name, c->value);
-                        break;
+                case CHANGE_ADD_ENV: printf("    env    %s=%s\n", c->name, c->value); break;
                 case CHANGE_ADD_JAVA_OPT:
                         printf("    env    " CHANGE_JAVA_OPT_PREFIX "%u=%s\n", c->index, c->value);
                         break;
@@ -209,8 +202,7 @@ static void print_changes(const struct mutation *m)
                 case CHANGE_TOKEN_MOUNT:
                         printf("    mount  " POLICY_WI_VOLUME " at " POLICY_WI_MOUNT_PATH ", read-only\n");
                         break;
-                case CHANGE_KIND_MAX:
-                        break;
+                case CHANGE_KIND_MAX: break;
                 }
         }
         buf_free(&item);
@@ -236,9 +228,7 @@ static int explain_pod(const struct policy *p, const char *ns, const struct muta
                 printf(" (mode audit: admitted unchanged). Under enforce it would get:\n");
                 print_changes(&m);
                 break;
-        case DECISION_DENIED:
-                printf(". Refused:\n    %s\n", m.message);
-                break;
+        case DECISION_DENIED: printf(". Refused:\n    %s\n", m.message); break;
         default:
                 printf(m.mode == POLICY_MODE_OFF ? " (mode off): admitted as it is.\n"
                                                  : ": admitted as it is; nothing is added.\n");
@@ -255,12 +245,9 @@ out:
 int cmd_explain(int argc, char **argv)
 {
         static const struct option longopts[] = {
-                { "policy", required_argument, NULL, 'p' },
-                { "namespace", required_argument, NULL, 'n' },
-                { "labels", required_argument, NULL, 'l' },
-                { "annotations", required_argument, NULL, 'a' },
-                { "help", no_argument, NULL, 'h' },
-                { 0 },
+                { "policy", required_argument, NULL, 'p' }, { "namespace", required_argument, NULL, 'n' },
+                { "labels", required_argument, NULL, 'l' }, { "annotations", required_argument, NULL, 'a' },
+                { "help", no_argument, NULL, 'h' },         { 0 },
         };
         const char *policy_path = NULL, *ns = NULL;
         struct cli_namespace cns = { 0 };
@@ -302,8 +289,10 @@ int cmd_explain(int argc, char **argv)
                 fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data ? errors.data : "");
                 goto out;
         }
-        struct ns_info info = { .labels = cns.labels, .n_labels = cns.n_labels,
-                                .annotations = cns.annotations, .n_annotations = cns.n_annotations };
+        struct ns_info info = { .labels = cns.labels,
+                                .n_labels = cns.n_labels,
+                                .annotations = cns.annotations,
+                                .n_annotations = cns.n_annotations };
         if (policy_resolve(p, ns, &info, &pool, &res) < 0) {
                 fprintf(stderr, CMD ": out of memory\n");
                 goto out;

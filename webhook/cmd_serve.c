@@ -239,9 +239,10 @@ static long long micros_since(const struct timespec *t0)
 
 static void parse_limit_message(char *msg, size_t msglen, size_t len)
 {
-        snprintf(msg, msglen, "the review would take more than %zu bytes to parse (%u times its %zu-byte "
-                 "body, plus %u): refused", (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES,
-                 WH_PARSE_FACTOR, len, WH_PARSE_SLACK_BYTES);
+        snprintf(msg, msglen,
+                 "the review would take more than %zu bytes to parse (%u times its %zu-byte "
+                 "body, plus %u): refused",
+                 (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES, WH_PARSE_FACTOR, len, WH_PARSE_SLACK_BYTES);
 }
 
 /* Refuses a body whose shape says its parse would pass its bound. */
@@ -267,8 +268,10 @@ static void parse_bounds(struct admission *a, size_t len, const struct budget *b
         if (why == ARENA_LIMIT_REQUEST)
                 parse_limit_message(msg, sizeof msg, len);
         else if (why == ARENA_LIMIT_BUDGET)
-                snprintf(msg, sizeof msg, "the server's memory for requests in flight (--request-memory, "
-                         "%zu MiB) is in use; try again", b->limit >> 20);
+                snprintf(msg, sizeof msg,
+                         "the server's memory for requests in flight (--request-memory, "
+                         "%zu MiB) is in use; try again",
+                         b->limit >> 20);
         else
                 snprintf(msg, sizeof msg, "out of memory while parsing the review");
         a->decided = false;
@@ -311,8 +314,8 @@ static bool read_namespace(struct serve *sv, struct admission *a, uint64_t deadl
         return true;
 }
 
-static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns,
-                  int *ret_status, struct buf *out)
+static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status,
+                  struct buf *out)
 {
         struct serve *sv = ctx;
         struct timespec t0;
@@ -376,10 +379,10 @@ static bool ready(void *ctx, struct buf *out)
         struct tm tm;
         gmtime_r(&not_after, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        buf_printf(out, "{\"status\":\"%s\",\"policySha256\":\"%s\",\"certificateNotAfter\":\"%s\","
-                        "\"certificateDaysLeft\":%lld",
-                   ok ? "ready" : "not ready", p ? policy_sha256(p) : "", when,
-                   (long long)(not_after - now) / 86400);
+        buf_printf(out,
+                   "{\"status\":\"%s\",\"policySha256\":\"%s\",\"certificateNotAfter\":\"%s\","
+                   "\"certificateDaysLeft\":%lld",
+                   ok ? "ready" : "not ready", p ? policy_sha256(p) : "", when, (long long)(not_after - now) / 86400);
         if (sv->namespaces)
                 buf_printf(out, ",\"namespaces\":%zu", nscache_size(sv->namespaces));
         if (!ok) {
@@ -501,8 +504,7 @@ static void maybe_reload_policy(struct serve *sv, bool forced)
         struct stat st;
         if (stat(sv->policy_path, &st) < 0) {
                 if (forced)
-                        log_message(LOG_ERROR, "policy reload failed; the old policy keeps serving",
-                                    strerror(errno));
+                        log_message(LOG_ERROR, "policy reload failed; the old policy keeps serving", strerror(errno));
                 return;
         }
         if (same_file(&st, &sv->policy_stat) && !forced)
@@ -604,8 +606,9 @@ static int watch_dirs(const char *const *paths, size_t n)
                 else
                         *slash = '\0';
                 /* Watching a directory twice returns the same watch. */
-                if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                                                   IN_DELETE | IN_ATTRIB) < 0) {
+                if (inotify_add_watch(fd, dir,
+                                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
+                                              IN_ATTRIB) < 0) {
                         close(fd);
                         return -1;
                 }
@@ -708,8 +711,7 @@ int cmd_serve(int argc, char **argv)
                         opt.max_body = v;
                         break;
                 case 'R':
-                        if (cli_size(CMD, "--request-memory", optarg, WH_REQUEST_MEMORY_MIN_BYTES, 1ull << 40,
-                                     &v) < 0)
+                        if (cli_size(CMD, "--request-memory", optarg, WH_REQUEST_MEMORY_MIN_BYTES, 1ull << 40, &v) < 0)
                                 return 2;
                         request_memory = v;
                         break;
@@ -767,13 +769,9 @@ int cmd_serve(int argc, char **argv)
                         log_set_level((enum log_level)found);
                         break;
                 }
-                case 'h':
-                        cmd_serve_help();
-                        return 0;
-                case ':':
-                        return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
-                default:
-                        return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                case 'h': cmd_serve_help(); return 0;
+                case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
+                default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
                 }
         }
         if (optind < argc)
@@ -792,8 +790,7 @@ int cmd_serve(int argc, char **argv)
         struct buf errors;
         struct policy *policy = NULL;
         buf_init(&errors, POLICY_ERRORS_MAX);
-        if (stat(sv.policy_path, &sv.policy_stat) < 0 ||
-            policy_file_load(sv.policy_path, &policy, &errors) < 0) {
+        if (stat(sv.policy_path, &sv.policy_stat) < 0 || policy_file_load(sv.policy_path, &policy, &errors) < 0) {
                 if (!errors.len)
                         buf_printf(&errors, "cannot read %s: %s\n", sv.policy_path, strerror(errno));
                 fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data);
@@ -852,7 +849,7 @@ int cmd_serve(int argc, char **argv)
         }
         if (!kube && policy_uses_namespaces(policy)) {
                 fprintf(stderr, CMD ": the policy reads namespaces (selectors or namespaceAnnotations); "
-                        "run in a cluster or give --kubeconfig\n");
+                                    "run in a cluster or give --kubeconfig\n");
                 policy_free(policy);
                 tls_pair_free(&pair);
                 return 2;
@@ -942,8 +939,7 @@ int cmd_serve(int argc, char **argv)
                 snapshot_release(sv.policy, token);
         }
         if (ifd < 0)
-                log_message(LOG_WARN, "cannot watch the policy's directory; polling it instead",
-                            strerror(errno));
+                log_message(LOG_WARN, "cannot watch the policy's directory; polling it instead", strerror(errno));
 
         for (;;) {
                 struct pollfd fds[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };

@@ -241,9 +241,8 @@ static enum kind tag_kind(const char *tag, bool plain)
                 const char *name;
                 enum kind kind;
         } core[] = {
-                { "str", KIND_STR },   { "null", KIND_NULL }, { "bool", KIND_BOOL },
-                { "int", KIND_INT },   { "float", KIND_FLOAT }, { "map", KIND_MAP },
-                { "seq", KIND_SEQ },
+                { "str", KIND_STR },     { "null", KIND_NULL }, { "bool", KIND_BOOL }, { "int", KIND_INT },
+                { "float", KIND_FLOAT }, { "map", KIND_MAP },   { "seq", KIND_SEQ },
         };
         size_t plen = strlen(CORE_TAG), i;
 
@@ -283,8 +282,7 @@ static int check_tag(struct parser *ps, const char *tag, enum kind kind, enum ki
 
 static bool match_null(const char *s, size_t n)
 {
-        return n == 0 || text_is(s, n, "~") || text_is(s, n, "null") || text_is(s, n, "Null") ||
-               text_is(s, n, "NULL");
+        return n == 0 || text_is(s, n, "~") || text_is(s, n, "null") || text_is(s, n, "Null") || text_is(s, n, "NULL");
 }
 
 static bool match_bool(const char *s, size_t n, bool *ret)
@@ -410,11 +408,13 @@ static int match_float(struct parser *ps, const char *s, size_t n, double *ret)
 }
 
 /* Builds the node for a scalar. On success *ret_node is new and the caller's. */
-static int resolve(struct parser *ps, const char *s, size_t n, enum kind kind, yaml_mark_t mark,
-                   cJSON **ret_node)
+static int resolve(struct parser *ps, const char *s, size_t n, enum kind kind, yaml_mark_t mark, cJSON **ret_node)
 {
         static const char *const tag_names[] = {
-                [KIND_NULL] = "!!null", [KIND_BOOL] = "!!bool", [KIND_INT] = "!!int", [KIND_FLOAT] = "!!float",
+                [KIND_NULL] = "!!null",
+                [KIND_BOOL] = "!!bool",
+                [KIND_INT] = "!!int",
+                [KIND_FLOAT] = "!!float",
         };
         char shown[SHOW_BUF];
         cJSON *node = NULL;
@@ -440,8 +440,7 @@ static int resolve(struct parser *ps, const char *s, size_t n, enum kind kind, y
                         goto out;
                 }
                 if (r == -ERANGE)
-                        return fail(ps, -EINVAL, mark, "integer %s is too large (more than 2^53)",
-                                    show(shown, s, n));
+                        return fail(ps, -EINVAL, mark, "integer %s is too large (more than 2^53)", show(shown, s, n));
         }
         if (kind == KIND_AUTO || kind == KIND_FLOAT) {
                 r = match_float(ps, s, n, &num);
@@ -454,8 +453,7 @@ static int resolve(struct parser *ps, const char *s, size_t n, enum kind kind, y
                 if (r == -ERANGE)
                         return fail(ps, -EINVAL, mark, "number %s is out of range", show(shown, s, n));
                 if (r == -EDOM)
-                        return fail(ps, -EINVAL, mark, "%s cannot be represented in JSON",
-                                    show(shown, s, n));
+                        return fail(ps, -EINVAL, mark, "%s cannot be represented in JSON", show(shown, s, n));
         }
         if (kind != KIND_AUTO)
                 return fail(ps, -EINVAL, mark, "\"%s\" is not a valid %s", show(shown, s, n), tag_names[kind]);
@@ -478,8 +476,7 @@ out:
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak"
 #endif
-static int pos_add(struct doc *d, const cJSON *node, unsigned line, unsigned col,
-                   unsigned key_line, unsigned key_col)
+static int pos_add(struct doc *d, const cJSON *node, unsigned line, unsigned col, unsigned key_line, unsigned key_col)
 {
         if (d->npos == d->cap) {
                 size_t cap = d->cap ? d->cap * 2 : 64;
@@ -491,8 +488,8 @@ static int pos_add(struct doc *d, const cJSON *node, unsigned line, unsigned col
                 d->pos = p;
                 d->cap = cap;
         }
-        d->pos[d->npos++] = (struct pos){ .node = node, .line = line, .col = col,
-                                          .key_line = key_line, .key_col = key_col };
+        d->pos[d->npos++] =
+                (struct pos){ .node = node, .line = line, .col = col, .key_line = key_line, .key_col = key_col };
         return 0;
 }
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
@@ -701,8 +698,7 @@ static int on_scalar(struct parser *ps, const yaml_event_t *ev)
 static int on_start(struct parser *ps, const yaml_event_t *ev, bool is_map)
 {
         const char *tag = (const char *)(is_map ? ev->data.mapping_start.tag : ev->data.sequence_start.tag);
-        const char *anchor = (const char *)(is_map ? ev->data.mapping_start.anchor
-                                                   : ev->data.sequence_start.anchor);
+        const char *anchor = (const char *)(is_map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor);
         yaml_mark_t mark = ev->start_mark;
         size_t nodes_at_start = ps->nodes, pos_first = ps->doc->npos;
         struct frame *f;
@@ -786,8 +782,7 @@ static int record_copy(struct parser *ps, const cJSON *copy, size_t first, yaml_
                         return fail(ps, -ENOMEM, mark, "out of memory");
                 if (n->child) {
                         if (depth == WH_MAX_POLICY_DEPTH)
-                                return fail(ps, -EINVAL, mark, "nesting deeper than %u levels",
-                                            WH_MAX_POLICY_DEPTH);
+                                return fail(ps, -EINVAL, mark, "nesting deeper than %u levels", WH_MAX_POLICY_DEPTH);
                         stack[depth++] = n;
                         n = n->child;
                         continue;
@@ -875,13 +870,11 @@ static int parser_failure(struct parser *ps, const yaml_parser_t *yp)
         unsigned line, col;
 
         switch (yp->error) {
-        case YAML_MEMORY_ERROR:
-                return fail(ps, -ENOMEM, yp->mark, "out of memory");
+        case YAML_MEMORY_ERROR: return fail(ps, -ENOMEM, yp->mark, "out of memory");
         case YAML_READER_ERROR:
                 offset_place(ps->text, ps->len, yp->problem_offset, &line, &col);
                 if (yp->problem_value != -1)
-                        set_err(ps->err, ps->errlen, line, col, "%s (#%X)", problem,
-                                (unsigned)yp->problem_value);
+                        set_err(ps->err, ps->errlen, line, col, "%s (#%X)", problem, (unsigned)yp->problem_value);
                 else
                         set_err(ps->err, ps->errlen, line, col, "%s", problem);
                 return -EINVAL;
@@ -891,8 +884,7 @@ static int parser_failure(struct parser *ps, const yaml_parser_t *yp)
                         return fail(ps, -EINVAL, yp->problem_mark, "%s", problem);
                 mark_place(ps, yp->context_mark, &line, &col);
                 return fail(ps, -EINVAL, yp->problem_mark, "%s (%s at %u:%u)", problem, yp->context, line, col);
-        default:
-                return fail(ps, -EINVAL, yp->mark, "%s", problem);
+        default: return fail(ps, -EINVAL, yp->mark, "%s", problem);
         }
 }
 
@@ -968,24 +960,13 @@ int doc_parse(const char *text, size_t len, struct doc **ret_doc, char *err, siz
                                 ret = fail(&ps, -EINVAL, ev.start_mark, "empty document");
                         done = true;
                         break;
-                case YAML_ALIAS_EVENT:
-                        ret = on_alias(&ps, &ev);
-                        break;
-                case YAML_SCALAR_EVENT:
-                        ret = on_scalar(&ps, &ev);
-                        break;
-                case YAML_SEQUENCE_START_EVENT:
-                        ret = on_start(&ps, &ev, false);
-                        break;
-                case YAML_MAPPING_START_EVENT:
-                        ret = on_start(&ps, &ev, true);
-                        break;
+                case YAML_ALIAS_EVENT: ret = on_alias(&ps, &ev); break;
+                case YAML_SCALAR_EVENT: ret = on_scalar(&ps, &ev); break;
+                case YAML_SEQUENCE_START_EVENT: ret = on_start(&ps, &ev, false); break;
+                case YAML_MAPPING_START_EVENT: ret = on_start(&ps, &ev, true); break;
                 case YAML_SEQUENCE_END_EVENT:
-                case YAML_MAPPING_END_EVENT:
-                        ret = on_end(&ps, &ev);
-                        break;
-                default:
-                        break;
+                case YAML_MAPPING_END_EVENT: ret = on_end(&ps, &ev); break;
+                default: break;
                 }
                 yaml_event_delete(&ev);
                 if (ret < 0)

@@ -28,7 +28,7 @@
 #define MAX_ENV_CHANGES (WH_MAX_RULE_FLAGS + 2u)
 
 static const char *const problem_names[FINDING_PROBLEM_MAX] = {
-        "missing-identity", "wrong-identity", "foreign-identity", "missing-jvm-settings", "no-policy",
+        "missing-identity",          "wrong-identity", "foreign-identity", "missing-jvm-settings", "no-policy",
         "missing-workload-identity", "too-large",
 };
 static const char *const verdict_names[VERDICT_MAX] = {
@@ -91,8 +91,7 @@ static const char *string_item(const cJSON *obj, const char *key)
 static const cJSON *spark_env(const cJSON *pod, int *ret_container)
 {
         int ci = mutate_spark_container(pod);
-        const cJSON *cs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "spec"),
-                                                           "containers");
+        const cJSON *cs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "spec"), "containers");
         const cJSON *env = ci >= 0 ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cs, ci), "env") : NULL;
         *ret_container = ci;
         return cJSON_IsArray(env) ? env : NULL;
@@ -157,8 +156,7 @@ static struct findings_namespace *namespace_get(struct findings *f, const char *
 
 /* Appends to a finding's text; past FINDING_TEXT_MAX the text ends in
  * "..." and the rest is dropped. 0 or -ENOMEM. */
-__attribute__((format(printf, 2, 3)))
-static int text_add(struct buf *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int text_add(struct buf *b, const char *fmt, ...)
 {
         char small[512];
         char *s = small;
@@ -256,10 +254,17 @@ static int add_finding(struct judge *j, enum finding_problem problem, const char
         }
         struct finding *it = &f->items[f->n];
         *it = (struct finding){
-                .problem = problem, .namespace_ = j->c_namespace, .pod = j->c_pod, .uid = j->c_uid,
+                .problem = problem,
+                .namespace_ = j->c_namespace,
+                .pod = j->c_pod,
+                .uid = j->c_uid,
                 .phase = j->c_phase,
-                .role = j->role, .app_id = j->c_app_id, .rule = j->c_rule, .mode = j->mode,
-                .expected = pool_strdup(&f->pool, expected), .found = pool_strdup(&f->pool, found),
+                .role = j->role,
+                .app_id = j->c_app_id,
+                .rule = j->c_rule,
+                .mode = j->mode,
+                .expected = pool_strdup(&f->pool, expected),
+                .found = pool_strdup(&f->pool, found),
         };
         if (!it->expected || !it->found)
                 return -ENOMEM;
@@ -287,8 +292,10 @@ static int foreign_identity(struct judge *j)
                 if (rc == 0)
                         rc = allowed_list(j->rule, &expected);
         } else if (rc == 0) {
-                rc = text_add(&expected, "an identity the policy does not grant to other namespaces "
-                              "(namespace %s has no rule)", j->namespace_);
+                rc = text_add(&expected,
+                              "an identity the policy does not grant to other namespaces "
+                              "(namespace %s has no rule)",
+                              j->namespace_);
         }
         if (rc == 0)
                 rc = add_finding(j, FINDING_FOREIGN_IDENTITY, expected.data, found.data);
@@ -310,8 +317,7 @@ struct env_changes {
         size_t n;
 };
 
-static int env_change_add(struct env_changes *ec, const char *name, const char *value, const char *old,
-                          bool value_from)
+static int env_change_add(struct env_changes *ec, const char *name, const char *value, const char *old, bool value_from)
 {
         if (ec->n == MAX_ENV_CHANGES)
                 return -E2BIG;
@@ -345,7 +351,8 @@ static bool env_change_has(const struct env_changes *ec, const char *name)
 static int value_from_entries(const struct rule *r, enum pod_role role, const cJSON *env, struct env_changes *ec)
 {
         const char *var = r->jvm_env == POLICY_JVM_ENV_JAVA_TOOL_OPTIONS ? ENV_TOOL_OPTIONS
-                          : role == POD_ROLE_DRIVER ? ENV_SUBMIT_OPTS : NULL;
+                          : role == POD_ROLE_DRIVER                      ? ENV_SUBMIT_OPTS
+                                                                         : NULL;
         const char *names[2] = { r->java_home ? ENV_JAVA_HOME : NULL, var };
         const char *values[2] = { r->java_home, r->flags_joined };
         for (size_t i = 0; i < 2; i++) {
@@ -386,8 +393,8 @@ static int jvm_settings(struct judge *j, const struct env_changes *ec)
                 const char *sep = expected.len ? "; " : "";
                 rc = text_add(&expected, "%s%s=%s", sep, c->name, c->value);
                 if (rc == 0 && c->value_from)
-                        rc = text_add(&found, "%s%s from valueFrom (not checked; admission leaves it alone)",
-                                      sep, c->name);
+                        rc = text_add(&found, "%s%s from valueFrom (not checked; admission leaves it alone)", sep,
+                                      c->name);
                 else if (rc == 0 && c->old)
                         rc = text_add(&found, "%s%s=%s", sep, c->name, c->old);
                 else if (rc == 0)
@@ -432,8 +439,10 @@ static int workload_identity(struct judge *j, const struct rule *r, const struct
         struct buf expected, found;
         buf_init(&expected, FINDING_TEXT_MAX);
         buf_init(&found, FINDING_TEXT_MAX);
-        int rc = text_add(&expected, "workload identity of client %s: AZURE_* env, volume " POLICY_WI_VOLUME
-                          " mounted at " POLICY_WI_MOUNT_PATH, r->client_id);
+        int rc = text_add(&expected,
+                          "workload identity of client %s: AZURE_* env, volume " POLICY_WI_VOLUME
+                          " mounted at " POLICY_WI_MOUNT_PATH,
+                          r->client_id);
         if (rc == 0 && r->service_account)
                 rc = text_add(&expected, ", serviceAccountName=%s", r->service_account);
         for (size_t i = 0; rc == 0 && i < ec->n; i++) {
@@ -487,9 +496,7 @@ static int classify_changes(struct judge *j, const struct rule *r, const struct 
         for (size_t i = 0; rc == 0 && i < n; i++) {
                 const struct change *c = &m->changes[i];
                 switch (c->kind) {
-                case CHANGE_SET_IDENTITY_LABEL:
-                        label = true;
-                        break;
+                case CHANGE_SET_IDENTITY_LABEL: label = true; break;
                 case CHANGE_REMOVE_IDENTITY_LABEL:
                         break;  /* workload identity only removes a claim: foreign-identity says it */
                 case CHANGE_SET_ENV:
@@ -501,24 +508,16 @@ static int classify_changes(struct judge *j, const struct rule *r, const struct 
                 case CHANGE_ADD_ENV:
                 case CHANGE_ADD_JAVA_OPT:
                         if (in_spark_container(c, ci))
-                                rc = env_change_add(ec, c->kind == CHANGE_ADD_ENV ? c->name : NULL, c->value,
-                                                    NULL, false);
+                                rc = env_change_add(ec, c->kind == CHANGE_ADD_ENV ? c->name : NULL, c->value, NULL,
+                                                    false);
                         else if (change_starts_op(i ? &m->changes[i - 1] : NULL, c))
                                 gap.mounts++;   /* a container without env gets one list */
                         break;
-                case CHANGE_TOKEN_VOLUME:
-                        gap.volume = true;
-                        break;
-                case CHANGE_SET_SERVICE_ACCOUNT:
-                        gap.account = true;
-                        break;
-                case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT:
-                        break;  /* the twin of serviceAccountName */
-                case CHANGE_TOKEN_MOUNT:
-                        gap.mounts++;
-                        break;
-                case CHANGE_KIND_MAX:
-                        break;
+                case CHANGE_TOKEN_VOLUME: gap.volume = true; break;
+                case CHANGE_SET_SERVICE_ACCOUNT: gap.account = true; break;
+                case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT: break;  /* the twin of serviceAccountName */
+                case CHANGE_TOKEN_MOUNT: gap.mounts++; break;
+                case CHANGE_KIND_MAX: break;
                 }
         }
         if (rc == 0)
@@ -582,16 +581,19 @@ static int judge_without_rule(struct judge *j, const struct resolution *res)
         int rc = 0;
         if (res->problem[0]) {
                 char expected[128];
-                snprintf(expected, sizeof expected, "a valid rule from the " POLICY_ANNOTATION_PREFIX
-                         " annotations of namespace %s", j->namespace_);
+                snprintf(expected, sizeof expected,
+                         "a valid rule from the " POLICY_ANNOTATION_PREFIX " annotations of namespace %s",
+                         j->namespace_);
                 return add_finding(j, FINDING_NO_POLICY, expected, res->problem);
         }
         if (claim_foreign(j, NULL))
                 rc = foreign_identity(j);
         if (rc == 0 && j->role != POD_ROLE_NONE && policy_unmatched_deny(j->p)) {
                 char expected[128];
-                snprintf(expected, sizeof expected, "a rule for namespace %s (unmatched: deny refuses Spark "
-                         "pods elsewhere)", j->namespace_);
+                snprintf(expected, sizeof expected,
+                         "a rule for namespace %s (unmatched: deny refuses Spark "
+                         "pods elsewhere)",
+                         j->namespace_);
                 rc = add_finding(j, FINDING_NO_POLICY, expected, "no rule");
         }
         return rc;
@@ -617,7 +619,11 @@ int findings_check_pod(const struct policy *p, const char *namespace_, const str
                 return -ENOMEM;
         int rc = policy_resolve(p, namespace_, fc->info, &rule_pool, res);
         struct judge j = {
-                .p = p, .fc = fc, .f = f, .namespace_ = namespace_, .pod = pod,
+                .p = p,
+                .fc = fc,
+                .f = f,
+                .namespace_ = namespace_,
+                .pod = pod,
                 .role = mutate_pod_role(pod),
                 .claimed = string_item(cJSON_GetObjectItemCaseSensitive(meta, "labels"), LABEL_IDENTITY),
                 .rule = res->rule,
@@ -701,7 +707,11 @@ int findings_add_too_large(const struct policy *p, const char *namespace_, const
         struct resolution *res = calloc(1, sizeof *res);
         int rc = res ? policy_resolve(p, namespace_, fc->info, &rule_pool, res) : -ENOMEM;
         struct judge j = {
-                .p = p, .fc = fc, .f = f, .namespace_ = namespace_, .pod = pod,
+                .p = p,
+                .fc = fc,
+                .f = f,
+                .namespace_ = namespace_,
+                .pod = pod,
                 .role = mutate_pod_role(pod),
                 .rule = res ? res->rule : NULL,
                 .mode = res && res->rule ? res->rule->mode : policy_default_mode(p),
@@ -717,8 +727,10 @@ int findings_add_too_large(const struct policy *p, const char *namespace_, const
         }
         if (rc == 0) {
                 char expected[160], found[160];
-                snprintf(expected, sizeof expected, "a pod the audit can read: at most %zu bytes as the API "
-                         "server sends it", bound);
+                snprintf(expected, sizeof expected,
+                         "a pod the audit can read: at most %zu bytes as the API "
+                         "server sends it",
+                         bound);
                 snprintf(found, sizeof found, "more than %zu bytes (not judged)", bound);
                 j.ns->pods++;
                 if (j.role != POD_ROLE_NONE)

@@ -152,8 +152,8 @@ static char *resolve_path(const char *kubeconfig, const char *p)
 }
 
 /* Reads a `X-data` (base64) or `X` (file) pair of a kubeconfig into `out`. */
-static int data_or_file(const char *kubeconfig, const cJSON *obj, const char *data_key,
-                        const char *file_key, struct buf *out, char *err, size_t errlen)
+static int data_or_file(const char *kubeconfig, const cJSON *obj, const char *data_key, const char *file_key,
+                        struct buf *out, char *err, size_t errlen)
 {
         const char *data = str(obj, data_key), *file = str(obj, file_key);
         if (data)
@@ -189,8 +189,7 @@ int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t 
         const char *current = str(root, "current-context");
         const cJSON *ctx = named(root, "contexts", "context", current);
         if (!ctx) {
-                snprintf(err, errlen, "%s: no context named by current-context \"%s\"", path,
-                         current ? current : "");
+                snprintf(err, errlen, "%s: no context named by current-context \"%s\"", path, current ? current : "");
                 r = -EINVAL;
                 goto out;
         }
@@ -203,15 +202,18 @@ int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t 
                 goto out;
         }
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cluster, "insecure-skip-tls-verify"))) {
-                snprintf(err, errlen, "%s: insecure-skip-tls-verify is not supported: give the "
-                         "cluster's certificate-authority", path);
+                snprintf(err, errlen,
+                         "%s: insecure-skip-tls-verify is not supported: give the "
+                         "cluster's certificate-authority",
+                         path);
                 r = -EINVAL;
                 goto out;
         }
-        if (cJSON_GetObjectItemCaseSensitive(user, "exec") ||
-            cJSON_GetObjectItemCaseSensitive(user, "auth-provider")) {
-                snprintf(err, errlen, "%s: exec and auth-provider credentials are not supported: "
-                         "use a token, tokenFile, or a client certificate", path);
+        if (cJSON_GetObjectItemCaseSensitive(user, "exec") || cJSON_GetObjectItemCaseSensitive(user, "auth-provider")) {
+                snprintf(err, errlen,
+                         "%s: exec and auth-provider credentials are not supported: "
+                         "use a token, tokenFile, or a client certificate",
+                         path);
                 r = -EINVAL;
                 goto out;
         }
@@ -223,11 +225,9 @@ int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t 
         size_t n = strlen(k->server);
         while (n && k->server[n - 1] == '/')
                 k->server[--n] = '\0';
-        r = data_or_file(path, cluster, "certificate-authority-data", "certificate-authority", &k->ca,
-                         err, errlen);
+        r = data_or_file(path, cluster, "certificate-authority-data", "certificate-authority", &k->ca, err, errlen);
         if (r == 0)
-                r = data_or_file(path, user, "client-certificate-data", "client-certificate", &k->cert,
-                                 err, errlen);
+                r = data_or_file(path, user, "client-certificate-data", "client-certificate", &k->cert, err, errlen);
         if (r == 0)
                 r = data_or_file(path, user, "client-key-data", "client-key", &k->key, err, errlen);
         if (r < 0)
@@ -241,8 +241,10 @@ int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t 
                 goto out;
         }
         if (!k->token && !k->token_file && !k->cert.len) {
-                snprintf(err, errlen, "%s: the current context's user has no token, tokenFile or "
-                         "client certificate", path);
+                snprintf(err, errlen,
+                         "%s: the current context's user has no token, tokenFile or "
+                         "client certificate",
+                         path);
                 r = -EINVAL;
                 goto out;
         }
@@ -371,9 +373,10 @@ static int call_perform(const struct kube *k, struct call *c, long *ret_status, 
         CURLcode cc = curl_easy_perform(c->curl);
         if (cc != CURLE_OK) {
                 snprintf(err, errlen, "%s: %s", k->server, c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc));
-                return cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
+                return cc == CURLE_OPERATION_TIMEDOUT    ? -ETIMEDOUT
                        : cc == CURLE_ABORTED_BY_CALLBACK ? -ECANCELED
-                       : cc == CURLE_WRITE_ERROR ? -E2BIG : -EIO;
+                       : cc == CURLE_WRITE_ERROR         ? -E2BIG
+                                                         : -EIO;
         }
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, ret_status);
         return 0;
@@ -385,8 +388,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
         return buf_append(out, data, size * n) == 0 ? size * n : 0;
 }
 
-int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct buf *out,
-             long *ret_status, char *err, size_t errlen)
+int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct buf *out, long *ret_status, char *err,
+             size_t errlen)
 {
         struct call c;
         int r = call_setup(k, path, &c, err, errlen);
@@ -398,8 +401,7 @@ int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct
                 if (r == -E2BIG) {
                         /* The status that came, and `out` keeps the answer's head. */
                         curl_easy_getinfo(c.curl, CURLINFO_RESPONSE_CODE, ret_status);
-                        snprintf(err, errlen, "%s%s: the answer is larger than %zu bytes", k->server, path,
-                                 out->max);
+                        snprintf(err, errlen, "%s%s: the answer is larger than %zu bytes", k->server, path, out->max);
                 }
         }
         call_cleanup(&c);
@@ -440,9 +442,8 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
         return s->stop && atomic_load(s->stop) ? 1 : 0;
 }
 
-int kube_stream(const struct kube *k, const char *path,
-                int (*on_line)(void *ctx, const char *line, size_t len), void *ctx,
-                const atomic_bool *stop, long *ret_status, char *err, size_t errlen)
+int kube_stream(const struct kube *k, const char *path, int (*on_line)(void *ctx, const char *line, size_t len),
+                void *ctx, const atomic_bool *stop, long *ret_status, char *err, size_t errlen)
 {
         struct stream s = { .on_line = on_line, .ctx = ctx, .stop = stop };
         struct call c;

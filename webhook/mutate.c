@@ -36,7 +36,9 @@
 static const char *const decision_names[DECISION_MAX] = { "unchanged", "mutated", "denied", "would-mutate" };
 static const char *const role_names[POD_ROLE_MAX] = { "", "driver", "executor" };
 static const char *const spark_container_names[] = {
-        "spark-kubernetes-driver", "spark-kubernetes-executor", "executor",
+        "spark-kubernetes-driver",
+        "spark-kubernetes-executor",
+        "executor",
 };
 
 const char *decision_name(enum decision d)
@@ -194,28 +196,32 @@ static bool check_claim(const struct policy *p, const struct rule *r, const char
         if (v.claim == POLICY_CLAIM_ALLOWED)
                 return false;
         if (v.claim == POLICY_CLAIM_WARN) {
-                mutation_warn(m, "audit: identity %s is not allowed in namespace %s; the pod would be refused",
-                     claimed, ns);
+                mutation_warn(m, "audit: identity %s is not allowed in namespace %s; the pod would be refused", claimed,
+                              ns);
                 return false;
         }
         char may[256] = "";
         size_t off = 0;
         for (size_t i = 0; r && i < r->n_allowed_identities && off < sizeof may; i++)
-                off += (size_t)snprintf(may + off, sizeof may - off, "%s%s", i ? ", " : "",
-                                        r->allowed_identities[i]);
+                off += (size_t)snprintf(may + off, sizeof may - off, "%s%s", i ? ", " : "", r->allowed_identities[i]);
         if (v.reason == POLICY_CLAIM_UNLISTED_DENY)
-                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy names "
-                     "it nowhere and refuses such identities (unlistedIdentities: deny)", ns, claimed,
-                     LABEL_IDENTITY);
+                mutation_deny(m,
+                              "namespace %s may not use Azure identity \"%s\" (label %s): the policy names "
+                              "it nowhere and refuses such identities (unlistedIdentities: deny)",
+                              ns, claimed, LABEL_IDENTITY);
         else if (r)
-                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s); it may use: %s",
-                     ns, claimed, LABEL_IDENTITY, may[0] ? may : "none");
+                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s); it may use: %s", ns,
+                              claimed, LABEL_IDENTITY, may[0] ? may : "none");
         else if (v.listed && !v.listed->reserved)
-                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
-                     "gives it only to namespaces a grantor annotated with it", ns, claimed, LABEL_IDENTITY);
+                mutation_deny(m,
+                              "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
+                              "gives it only to namespaces a grantor annotated with it",
+                              ns, claimed, LABEL_IDENTITY);
         else
-                mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
-                     "grants it to other namespaces only", ns, claimed, LABEL_IDENTITY);
+                mutation_deny(m,
+                              "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
+                              "grants it to other namespaces only",
+                              ns, claimed, LABEL_IDENTITY);
         return true;
 }
 
@@ -282,8 +288,9 @@ static int new_env_add_java_opt(struct new_env *ne, unsigned n, const char *valu
 /* A change to container ev. */
 static struct change in_container(const struct env_view *ev, enum change_kind kind)
 {
-        return (struct change){ .kind = kind, .list = ev->list, .container = (unsigned)ev->container,
-                                .container_name = ev->name };
+        return (struct change){
+                .kind = kind, .list = ev->list, .container = (unsigned)ev->container, .container_name = ev->name
+        };
 }
 
 /* Sets the value of the existing entry env[index], named `name`, which had `old`. */
@@ -329,8 +336,8 @@ static bool has_token(const char *value, const char *token)
 
 /* SPARK_SUBMIT_OPTS or JAVA_TOOL_OPTIONS: our flags first, then what the
  * pod had, so that a user's own flag wins. */
-static int merge_flags_var(struct mutation *m, const struct rule *r, const struct env_view *ev,
-                           const char *name, struct new_env *ne, bool *changed)
+static int merge_flags_var(struct mutation *m, const struct rule *r, const struct env_view *ev, const char *name,
+                           struct new_env *ne, bool *changed)
 {
         size_t index;
         const cJSON *e = env_find(ev, name, &index);
@@ -339,8 +346,7 @@ static int merge_flags_var(struct mutation *m, const struct rule *r, const struc
                 return r->n_flags ? new_env_add(ne, name, r->flags_joined) : 0;
         }
         if (cJSON_GetObjectItemCaseSensitive(e, "valueFrom")) {
-                mutation_warn(m, "%s comes from valueFrom and was left alone: its JVM flags lack the policy's",
-                     name);
+                mutation_warn(m, "%s comes from valueFrom and was left alone: its JVM flags lack the policy's", name);
                 return 0;
         }
         const char *old = string_item(e, "value");
@@ -387,8 +393,8 @@ static bool java_opt_index(const char *name, unsigned long long *ret)
 
 /* One SPARK_JAVA_OPT_n per flag the executor lacks, numbered past the
  * highest index already there, so no index is ever reused. */
-static int add_java_opts(struct mutation *m, const struct rule *r, const struct env_view *ev,
-                         struct new_env *ne, bool *changed)
+static int add_java_opts(struct mutation *m, const struct rule *r, const struct env_view *ev, struct new_env *ne,
+                         bool *changed)
 {
         unsigned long long next = 0;
         const cJSON *e;
@@ -423,8 +429,8 @@ static int add_java_opts(struct mutation *m, const struct rule *r, const struct 
         return 0;
 }
 
-static int set_java_home(struct mutation *m, const struct rule *r, const struct env_view *ev,
-                         struct new_env *ne, bool *changed)
+static int set_java_home(struct mutation *m, const struct rule *r, const struct env_view *ev, struct new_env *ne,
+                         bool *changed)
 {
         size_t index;
         if (!r->java_home)
@@ -448,11 +454,12 @@ static int set_java_home(struct mutation *m, const struct rule *r, const struct 
 
 static int set_label(struct mutation *m, const struct rule *r, const cJSON *pod)
 {
-        return change_add(m, (struct change){
-                .kind = CHANGE_SET_IDENTITY_LABEL,
-                .place = !pod_labels(pod) ? CHANGE_PLACE_NEW : m->identity_before ? CHANGE_PLACE_REPLACE
-                                                                                   : CHANGE_PLACE_ADD,
-                .value = r->identity, .old = m->identity_before });
+        return change_add(m, (struct change){ .kind = CHANGE_SET_IDENTITY_LABEL,
+                                              .place = !pod_labels(pod)     ? CHANGE_PLACE_NEW
+                                                       : m->identity_before ? CHANGE_PLACE_REPLACE
+                                                                            : CHANGE_PLACE_ADD,
+                                              .value = r->identity,
+                                              .old = m->identity_before });
 }
 
 /* The aadpodidbinding label of a Spark pod under pod identity: the
@@ -467,16 +474,18 @@ static int pod_identity_label(const struct rule *r, const char *ns, const cJSON 
                 if (r->on_conflict == POLICY_CONFLICT_DENY) {
                         if (audit) {
                                 mutation_warn(m, "audit: identity %s conflicts with %s; the pod would be refused",
-                                     before, r->identity);
+                                              before, r->identity);
                                 return 1;   /* nothing else matters: enforce refuses it */
                         }
-                        mutation_deny(m, "namespace %s may not use Azure identity \"%s\" for Spark pods (label "
-                             "%s); it may use: %s", ns, before, LABEL_IDENTITY, r->identity);
+                        mutation_deny(m,
+                                      "namespace %s may not use Azure identity \"%s\" for Spark pods (label "
+                                      "%s); it may use: %s",
+                                      ns, before, LABEL_IDENTITY, r->identity);
                         return 0;
                 }
                 if (!audit)
-                        mutation_warn(m, "%s %s replaced by %s, the identity of namespace %s", LABEL_IDENTITY,
-                             before, r->identity, ns);
+                        mutation_warn(m, "%s %s replaced by %s, the identity of namespace %s", LABEL_IDENTITY, before,
+                                      r->identity, ns);
         }
         m->identity_after = r->identity;
         if (before && strcmp(before, r->identity) == 0)
@@ -514,16 +523,18 @@ static int workload_identity_label(const struct rule *r, const char *ns, struct 
                 return 0;
         if (r->on_conflict == POLICY_CONFLICT_DENY) {
                 if (!audit) {
-                        mutation_deny(m, "namespace %s uses Azure workload identity (client %s) and may not use Azure "
-                             "identity \"%s\" (label %s)", ns, r->client_id, before, LABEL_IDENTITY);
+                        mutation_deny(m,
+                                      "namespace %s uses Azure workload identity (client %s) and may not use Azure "
+                                      "identity \"%s\" (label %s)",
+                                      ns, r->client_id, before, LABEL_IDENTITY);
                         return 0;
                 }
                 mutation_warn(m, "audit: label %s=%s: namespace %s uses workload identity; the pod would be refused",
-                     LABEL_IDENTITY, before, ns);
+                              LABEL_IDENTITY, before, ns);
                 return 1;
         }
         mutation_warn(m, "%slabel %s=%s %s: namespace %s uses workload identity", audit ? "audit: " : "",
-             LABEL_IDENTITY, before, audit ? "would be removed" : "removed", ns);
+                      LABEL_IDENTITY, before, audit ? "would be removed" : "removed", ns);
         m->identity_after = NULL;
         return change_add(m, (struct change){ .kind = CHANGE_REMOVE_IDENTITY_LABEL, .old = before });
 }
@@ -546,21 +557,24 @@ static int workload_identity_sa(const struct rule *r, const char *ns, const cJSO
         if (driver || strcmp(sa, SA_DEFAULT) != 0 || r->on_conflict == POLICY_CONFLICT_DENY) {
                 const char *conf = driver ? "driver" : "executor";
                 if (audit) {
-                        mutation_warn(m, "audit: service account %.63s is not %.63s; the pod would be refused", sa, want);
+                        mutation_warn(m, "audit: service account %.63s is not %.63s; the pod would be refused", sa,
+                                      want);
                         return 1;
                 }
-                mutation_deny(m, "namespace %s uses Azure workload identity federated with service account "
-                     "\"%s\", and this %s runs as \"%s\": submit with --conf "
-                     "spark.kubernetes.authenticate.%s.serviceAccountName=%s%s", ns, want, conf, sa,
-                     conf, want, driver ? "" : " (or leave it unset: executors then use the driver's)");
+                mutation_deny(m,
+                              "namespace %s uses Azure workload identity federated with service account "
+                              "\"%s\", and this %s runs as \"%s\": submit with --conf "
+                              "spark.kubernetes.authenticate.%s.serviceAccountName=%s%s",
+                              ns, want, conf, sa, conf, want,
+                              driver ? "" : " (or leave it unset: executors then use the driver's)");
                 return 0;
         }
         mutation_warn(m, "%sserviceAccountName %s %s %s, the service account of namespace %s's workload identity",
-             audit ? "audit: " : "", sa, audit ? "would be replaced by" : "replaced by", want, ns);
+                      audit ? "audit: " : "", sa, audit ? "would be replaced by" : "replaced by", want, ns);
         int rc = change_add(m, (struct change){ .kind = CHANGE_SET_SERVICE_ACCOUNT, .value = want, .old = name });
         if (rc == 0 && old)
-                rc = change_add(m, (struct change){ .kind = CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT, .value = want,
-                                                    .old = old });
+                rc = change_add(
+                        m, (struct change){ .kind = CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT, .value = want, .old = old });
         return rc;
 }
 
@@ -569,7 +583,10 @@ static int workload_identity_sa(const struct rule *r, const char *ns, const cJSO
 static int workload_identity_env(struct mutation *m, const struct rule *r, const struct env_view *ev,
                                  struct new_env *ne, bool *changed)
 {
-        const struct { const char *name, *value; bool identity; } want[N_WI_ENV] = {
+        const struct {
+                const char *name, *value;
+                bool identity;
+        } want[N_WI_ENV] = {
                 { ENV_CLIENT_ID, r->client_id, true },
                 { ENV_TENANT_ID, r->tenant_id, true },
                 { ENV_TOKEN_FILE, POLICY_WI_TOKEN_FILE, false },
@@ -588,7 +605,7 @@ static int workload_identity_env(struct mutation *m, const struct rule *r, const
                 }
                 if (cJSON_GetObjectItemCaseSensitive(e, "valueFrom")) {
                         mutation_warn(m, "%s of container %.63s comes from valueFrom and was left alone", want[i].name,
-                             ev->name);
+                                      ev->name);
                         continue;
                 }
                 const char *old = string_item(e, "value");
@@ -597,18 +614,21 @@ static int workload_identity_env(struct mutation *m, const struct rule *r, const
                 if (want[i].identity && r->on_conflict == POLICY_CONFLICT_DENY) {
                         if (!audit) {
                                 mutation_deny(m, "container %s sets %s=%s, and its namespace's workload identity is %s",
-                                     ev->name, want[i].name, old ? old : "", want[i].value);
+                                              ev->name, want[i].name, old ? old : "", want[i].value);
                                 return 0;
                         }
-                        mutation_warn(m, "audit: %s=%.40s in container %.63s is another identity; the pod "
-                             "would be refused", want[i].name, old ? old : "", ev->name);
+                        mutation_warn(m,
+                                      "audit: %s=%.40s in container %.63s is another identity; the pod "
+                                      "would be refused",
+                                      want[i].name, old ? old : "", ev->name);
                         continue;
                 }
                 if (!audit && want[i].identity)   /* a GUID each: both fit in a warning */
                         mutation_warn(m, "%s %.40s replaced by %s", want[i].name, old && *old ? old : "(empty)",
-                             want[i].value);
+                                      want[i].value);
                 else if (!audit)
-                        mutation_warn(m, "%s %.60s replaced by the policy's", want[i].name, old && *old ? old : "(empty)");
+                        mutation_warn(m, "%s %.60s replaced by the policy's", want[i].name,
+                                      old && *old ? old : "(empty)");
                 *changed = true;
                 if ((rc = op_set_env_value(m, ev, index, want[i].name, want[i].value, old)) < 0)
                         return rc;
@@ -633,11 +653,15 @@ static int workload_identity_mount(struct mutation *m, const cJSON *c, const str
                 }
                 if (path && strcmp(path, POLICY_WI_MOUNT_PATH) == 0) {
                         if (m->mode == POLICY_MODE_AUDIT)
-                                mutation_warn(m, "audit: container %.63s mounts %.63s at " POLICY_WI_MOUNT_PATH
-                                     "; the pod would be refused", ev->name, name ? name : "?");
+                                mutation_warn(m,
+                                              "audit: container %.63s mounts %.63s at " POLICY_WI_MOUNT_PATH
+                                              "; the pod would be refused",
+                                              ev->name, name ? name : "?");
                         else
-                                mutation_deny(m, "container %s mounts volume %s at %s, where the workload identity "
-                                     "token goes", ev->name, name ? name : "?", POLICY_WI_MOUNT_PATH);
+                                mutation_deny(m,
+                                              "container %s mounts volume %s at %s, where the workload identity "
+                                              "token goes",
+                                              ev->name, name ? name : "?", POLICY_WI_MOUNT_PATH);
                         return 0;
                 }
                 i++;
@@ -671,8 +695,8 @@ static bool token_volume_matches(const cJSON *v, const struct rule *r)
         const cJSON *exp = cJSON_GetObjectItemCaseSensitive(tok, "expirationSeconds");
         const char *aud = string_item(tok, "audience"), *path = string_item(tok, "path");
         return cJSON_GetArraySize(src) == 1 && cJSON_GetArraySize(tok) == 3 && cJSON_IsNumber(exp) &&
-               exp->valuedouble == (double)r->token_expiration_s && aud &&
-               strcmp(aud, POLICY_WI_AUDIENCE) == 0 && path && strcmp(path, POLICY_WI_TOKEN_NAME) == 0;
+               exp->valuedouble == (double)r->token_expiration_s && aud && strcmp(aud, POLICY_WI_AUDIENCE) == 0 &&
+               path && strcmp(path, POLICY_WI_TOKEN_NAME) == 0;
 }
 
 /* The projected service-account token volume. */
@@ -695,10 +719,11 @@ static int workload_identity_volume(const struct rule *r, const cJSON *pod, stru
                 return 0;
         if (m->mode == POLICY_MODE_AUDIT)
                 mutation_warn(m, "audit: would %s volume " POLICY_WI_VOLUME " (the projected service-account token)",
-                     found ? "replace" : "add");
+                              found ? "replace" : "add");
         return change_add(m, (struct change){ .kind = CHANGE_TOKEN_VOLUME,
                                               .place = list_place(cJSON_IsArray(volumes), found ? i : SIZE_MAX),
-                                              .index = (unsigned)i, .expiration_s = r->token_expiration_s });
+                                              .index = (unsigned)i,
+                                              .expiration_s = r->token_expiration_s });
 }
 
 /* An image reference from its last path component on: "spark:3.5.1" of
@@ -732,12 +757,13 @@ static bool image_is_spark3(const char *image)
 }
 
 /* Env and mount of a container that runs Spark code, besides the Spark container. */
-static int workload_identity_container(struct mutation *m, const struct rule *r, const cJSON *c,
-                                       enum change_list list, size_t index)
+static int workload_identity_container(struct mutation *m, const struct rule *r, const cJSON *c, enum change_list list,
+                                       size_t index)
 {
         const cJSON *env = cJSON_GetObjectItemCaseSensitive(c, "env");
-        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .list = list, .container = index,
-                               .name = string_item(c, "name") };
+        struct env_view ev = {
+                .env = cJSON_IsArray(env) ? env : NULL, .list = list, .container = index, .name = string_item(c, "name")
+        };
         struct new_env ne;
         bool changed = false;
         ne.n = 0;
@@ -748,7 +774,7 @@ static int workload_identity_container(struct mutation *m, const struct rule *r,
                 rc = workload_identity_mount(m, c, &ev, &changed);
         if (rc == 0 && changed && m->mode == POLICY_MODE_AUDIT)
                 mutation_warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
-                     ev.name);
+                              ev.name);
         return rc;
 }
 
@@ -758,8 +784,7 @@ static const enum change_list container_lists[] = { CHANGE_INIT_CONTAINERS, CHAN
 /* The first container at or after (*list, *index) that the rule names in
  * extraContainers, the Spark container (spec.containers[spark]) aside;
  * NULL past the last. Moves the cursor to it. */
-static const cJSON *next_extra_container(const struct rule *r, const cJSON *pod, int spark, size_t *list,
-                                         size_t *index)
+static const cJSON *next_extra_container(const struct rule *r, const cJSON *pod, int spark, size_t *list, size_t *index)
 {
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
         for (; r->n_extra_containers && *list < 2; (*list)++, *index = 0) {
@@ -786,8 +811,7 @@ static int workload_identity_extra(const struct rule *r, const cJSON *pod, int s
 }
 
 /* The Spark pod of a namespace with a rule, in enforce or audit mode. */
-static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *pod,
-                            struct mutation *m)
+static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *pod, struct mutation *m)
 {
         bool audit = m->mode == POLICY_MODE_AUDIT;
         bool wi = r->auth == POLICY_AUTH_WORKLOAD_IDENTITY;
@@ -814,8 +838,10 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
                 return wi ? workload_identity_extra(r, pod, ci, m) : 0;
         const cJSON *container = cJSON_GetArrayItem(pod_containers(pod), ci);
         const cJSON *env = cJSON_GetObjectItemCaseSensitive(container, "env");
-        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL, .list = CHANGE_CONTAINERS,
-                               .container = (size_t)ci, .name = string_item(container, "name") };
+        struct env_view ev = { .env = cJSON_IsArray(env) ? env : NULL,
+                               .list = CHANGE_CONTAINERS,
+                               .container = (size_t)ci,
+                               .name = string_item(container, "name") };
         struct new_env ne;
         bool home = false, flags = false, azure = false;
         const char *var = NULL;
@@ -848,7 +874,7 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
                 mutation_warn(m, "audit: would add the policy's JVM flags to %s", var);
         if (audit && azure)
                 mutation_warn(m, "audit: would add the workload identity's env and token mount to container %.63s",
-                     ev.name);
+                              ev.name);
         const char *image = string_item(container, "image");
         if (wi && image && image_is_spark3(image))
                 mutation_warn(m, SPARK3_WARNING, image_tail(image));
@@ -859,8 +885,7 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
  * annotations do not make a rule. Pods for which that matters are refused
  * or let through with a warning, and the message says why. A pod that
  * claims an identity is judged even when the default mode is off. */
-static void unknown_rule(const struct policy *p, const char *ns, const struct mutate_context *mc,
-                         struct mutation *m)
+static void unknown_rule(const struct policy *p, const char *ns, const struct mutate_context *mc, struct mutation *m)
 {
         const struct resolution *res = mc->res;
         bool audit = m->mode == POLICY_MODE_AUDIT;
@@ -869,19 +894,20 @@ static void unknown_rule(const struct policy *p, const char *ns, const struct mu
                 if (!policy_lookup_deny(p))
                         mutation_warn(m, "namespace %s could not be read (%.60s); allowed unchanged", ns, why);
                 else if (audit && !m->identity_after)
-                        mutation_warn(m, "audit: namespace %s could not be read (%.60s); the pod would be refused",
-                             ns, why);
+                        mutation_warn(m, "audit: namespace %s could not be read (%.60s); the pod would be refused", ns,
+                                      why);
                 else
-                        mutation_deny(m, "namespace %s could not be read (%s), and the policy refuses its Spark "
-                             "and identity-claiming pods then (onLookupFailure: deny)", ns, why);
+                        mutation_deny(m,
+                                      "namespace %s could not be read (%s), and the policy refuses its Spark "
+                                      "and identity-claiming pods then (onLookupFailure: deny)",
+                                      ns, why);
                 return;
         }
         /* Annotations that make no rule grant nothing: a claim is judged as in
          * a namespace without a rule, and Spark pods get no identity. */
         if (m->identity_after && check_claim(p, NULL, ns, m)) {
                 size_t n = strlen(m->message);
-                snprintf(m->message + n, sizeof m->message - n, " (its annotations make no rule: %s)",
-                         res->problem);
+                snprintf(m->message + n, sizeof m->message - n, " (its annotations make no rule: %s)", res->problem);
                 utf8_mend(m->message);
                 return;
         }
@@ -890,8 +916,8 @@ static void unknown_rule(const struct policy *p, const char *ns, const struct mu
         if (audit)
                 mutation_warn(m, "audit: namespace %s's annotations make no rule: %.60s", ns, res->problem);
         else
-                mutation_deny(m, "namespace %s's spark-identity.io annotations do not make a valid rule: %s",
-                     ns, res->problem);
+                mutation_deny(m, "namespace %s's spark-identity.io annotations do not make a valid rule: %s", ns,
+                              res->problem);
 }
 
 /* What every decision starts from. */
@@ -917,8 +943,8 @@ static void decision_begin(const struct policy *p, const struct mutate_context *
         }
 }
 
-int mutate_pod(const struct policy *p, const char *ns, const struct mutate_context *mc,
-               const cJSON *pod, struct mutation *m)
+int mutate_pod(const struct policy *p, const char *ns, const struct mutate_context *mc, const cJSON *pod,
+               struct mutation *m)
 {
         const struct rule *r = mc->res->rule;
         int rc = 0;
@@ -941,11 +967,15 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
         if (!spark || !r) {
                 if (spark && policy_unmatched_deny(p)) {
                         if (m->mode == POLICY_MODE_AUDIT)
-                                mutation_warn(m, "audit: namespace %s has no Spark identity in the policy; "
-                                     "the pod would be refused", ns);
+                                mutation_warn(m,
+                                              "audit: namespace %s has no Spark identity in the policy; "
+                                              "the pod would be refused",
+                                              ns);
                         else
-                                mutation_deny(m, "namespace %s has no Spark identity in the policy, and the "
-                                     "policy refuses Spark pods elsewhere (unmatched: deny)", ns);
+                                mutation_deny(m,
+                                              "namespace %s has no Spark identity in the policy, and the "
+                                              "policy refuses Spark pods elsewhere (unmatched: deny)",
+                                              ns);
                 }
                 return 0;
         }
@@ -964,8 +994,8 @@ int mutate_pod(const struct policy *p, const char *ns, const struct mutate_conte
         return rc;
 }
 
-int mutate_claim(const struct policy *p, const char *ns, const struct mutate_context *mc,
-                 const cJSON *old_pod, const cJSON *pod, struct mutation *m)
+int mutate_claim(const struct policy *p, const char *ns, const struct mutate_context *mc, const cJSON *old_pod,
+                 const cJSON *pod, struct mutation *m)
 {
         decision_begin(p, mc, pod, m);
         if (!ns)

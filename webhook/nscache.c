@@ -135,8 +135,8 @@ static cJSON *kept_part(const cJSON *ns)
                 if (cJSON_IsString(it) && !cJSON_AddStringToObject(l, it->string, it->valuestring))
                         goto oom;
         cJSON_ArrayForEach(it, annotations)
-                if (cJSON_IsString(it) && strncmp(it->string, POLICY_ANNOTATION_PREFIX,
-                                                  strlen(POLICY_ANNOTATION_PREFIX)) == 0 &&
+                if (cJSON_IsString(it) &&
+                    strncmp(it->string, POLICY_ANNOTATION_PREFIX, strlen(POLICY_ANNOTATION_PREFIX)) == 0 &&
                     !cJSON_AddStringToObject(a, it->string, it->valuestring))
                         goto oom;
         return out;
@@ -153,8 +153,8 @@ static const char *ns_name(const cJSON *ns)
 
 static const char *ns_rv(const cJSON *obj)
 {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"),
-                                                         "resourceVersion");
+        const cJSON *v =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "resourceVersion");
         return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
@@ -360,8 +360,10 @@ static int watch_once(struct nscache *c, char *err, size_t errlen)
         char path[512];
         struct watch_ctx w = { .c = c };
         long status = 0;
-        snprintf(path, sizeof path, PATH_NAMESPACES "?watch=1&allowWatchBookmarks=true&timeoutSeconds=%u"
-                 "&resourceVersion=%s", WH_KUBE_WATCH_SECONDS, c->rv);
+        snprintf(path, sizeof path,
+                 PATH_NAMESPACES "?watch=1&allowWatchBookmarks=true&timeoutSeconds=%u"
+                                 "&resourceVersion=%s",
+                 WH_KUBE_WATCH_SECONDS, c->rv);
         int r = kube_stream(c->kube, path, on_event, &w, &c->stop, &status, err, errlen);
         if (r == -ESTALE || r == -EIO || r == -ENOMEM) {
                 if (w.err[0])
@@ -479,8 +481,10 @@ bool nscache_ready(struct nscache *c, char *why, size_t whylen)
 
 static void fill_info(const struct ns_entry *e, struct ns_info *ret)
 {
-        *ret = (struct ns_info){ .labels = e->labels, .n_labels = e->n_labels,
-                                 .annotations = e->annotations, .n_annotations = e->n_annotations };
+        *ret = (struct ns_info){ .labels = e->labels,
+                                 .n_labels = e->n_labels,
+                                 .annotations = e->annotations,
+                                 .n_annotations = e->n_annotations };
 }
 
 /* A namespace name: an RFC 1123 label. Anything else cannot exist, so it
@@ -499,8 +503,7 @@ static bool is_namespace_name(const char *s)
 /* One GET of a namespace not in the table, bounded by `timeout_ms`. 0 and
  * its kept part as JSON text in *ret_json (malloc'd); -ENOENT; another
  * negative errno with the reason. */
-static int fetch(struct nscache *c, const char *name, unsigned timeout_ms, char **ret_json, char *err,
-                 size_t errlen)
+static int fetch(struct nscache *c, const char *name, unsigned timeout_ms, char **ret_json, char *err, size_t errlen)
 {
         struct buf path, body;
         long status = 0;
@@ -646,8 +649,10 @@ static int miss(struct nscache *c, const char *name, uint64_t deadline_ns, struc
         if (c->n_inflight >= WH_NS_FETCH_INFLIGHT_MAX || !take_token(c, now)) {
                 pthread_mutex_unlock(&c->miss_lock);
                 atomic_fetch_add(&c->fetch_refused, 1);
-                snprintf(err, errlen, "namespace %s is not in the cache, and reads of the API are capped "
-                         "(%u at once, %u a second)", name, WH_NS_FETCH_INFLIGHT_MAX, WH_NS_FETCH_PER_SECOND);
+                snprintf(err, errlen,
+                         "namespace %s is not in the cache, and reads of the API are capped "
+                         "(%u at once, %u a second)",
+                         name, WH_NS_FETCH_INFLIGHT_MAX, WH_NS_FETCH_PER_SECOND);
                 return -EAGAIN;
         }
         snprintf(c->inflight[c->n_inflight++], sizeof c->inflight[0], "%s", name);

@@ -30,8 +30,7 @@ int policy_cmp_str(const void *a, const void *b)
 
 int policy_cmp_identity(const void *a, const void *b)
 {
-        return strcmp(((const struct policy_identity *)a)->identity,
-                      ((const struct policy_identity *)b)->identity);
+        return strcmp(((const struct policy_identity *)a)->identity, ((const struct policy_identity *)b)->identity);
 }
 
 /* ---- lookups ---- */
@@ -60,20 +59,24 @@ static bool delegable(const struct policy *p, const char *identity, char *why, s
 {
         const struct policy_identity *id = policy_identity_find(p, identity);
         if (id && id->reserved) {
-                snprintf(why, whylen, ANNOTATION_IDENTITY " \"%.63s\" is reserved by the policy to other "
-                         "namespaces", identity);
+                snprintf(why, whylen,
+                         ANNOTATION_IDENTITY " \"%.63s\" is reserved by the policy to other "
+                                             "namespaces",
+                         identity);
                 return false;
         }
         if (!id || !id->delegable) {
-                snprintf(why, whylen, ANNOTATION_IDENTITY " \"%.63s\" is not in the policy's "
-                         "delegableIdentities", identity);
+                snprintf(why, whylen,
+                         ANNOTATION_IDENTITY " \"%.63s\" is not in the policy's "
+                                             "delegableIdentities",
+                         identity);
                 return false;
         }
         return true;
 }
 
-int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info,
-                   struct pool *pool, struct resolution *ret)
+int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info, struct pool *pool,
+                   struct resolution *ret)
 {
         ret->rule = policy_rule_for(p, namespace_);
         ret->unknown = false;
@@ -84,7 +87,8 @@ int policy_resolve(const struct policy *p, const char *namespace_, const struct 
                 ret->unknown = true;
                 return 0;
         }
-        if (p->annotations && (policy_annotation_of(info, ANNOTATION_IDENTITY) || policy_annotation_of(info, ANNOTATION_AUTH))) {
+        if (p->annotations &&
+            (policy_annotation_of(info, ANNOTATION_IDENTITY) || policy_annotation_of(info, ANNOTATION_AUTH))) {
                 struct layer *e = malloc(sizeof *e);
                 char name[128], err[256];
                 if (!e)
@@ -98,8 +102,8 @@ int policy_resolve(const struct policy *p, const char *namespace_, const struct 
                         return 0;
                 }
                 snprintf(name, sizeof name, "annotations of %s", namespace_ ? namespace_ : "");
-                int r = policy_compile_rule(pool, name, RULE_ANNOTATIONS, &p->base, e, &ret->annotated,
-                                            err, sizeof err);
+                int r = policy_compile_rule(pool, name, RULE_ANNOTATIONS, &p->base, e, &ret->annotated, err,
+                                            sizeof err);
                 free(e);
                 if (r == -EINVAL) {
                         snprintf(ret->problem, sizeof ret->problem, "%s", err);
@@ -138,12 +142,11 @@ const struct policy_identity *policy_identity_find(const struct policy *p, const
 static enum policy_claim claim_by_mode(enum policy_mode m)
 {
         return m == POLICY_MODE_ENFORCE ? POLICY_CLAIM_DENIED
-             : m == POLICY_MODE_AUDIT   ? POLICY_CLAIM_WARN
+               : m == POLICY_MODE_AUDIT ? POLICY_CLAIM_WARN
                                         : POLICY_CLAIM_ALLOWED;
 }
 
-struct policy_claim_verdict policy_judge_claim(const struct policy *p, const struct rule *r,
-                                               const char *identity)
+struct policy_claim_verdict policy_judge_claim(const struct policy *p, const struct rule *r, const char *identity)
 {
         struct policy_claim_verdict v = { .claim = POLICY_CLAIM_ALLOWED, .reason = POLICY_CLAIM_GRANTED };
         if (policy_rule_grants(r, identity))
@@ -201,8 +204,7 @@ const char *policy_grant_label_at(const struct policy *p, size_t index)
         return index < p->n_grant_labels ? p->grant_labels[index] : NULL;
 }
 
-bool policy_is_grantor(const struct policy *p, const char *user, const char *const *groups,
-                       size_t n_groups)
+bool policy_is_grantor(const struct policy *p, const char *user, const char *const *groups, size_t n_groups)
 {
         size_t plen = strlen(GRANTOR_GROUP_PREFIX);
         for (size_t i = 0; i < p->n_grantors; i++) {

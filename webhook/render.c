@@ -87,13 +87,9 @@ static int cel_requirement(struct buf *b, const struct policy_label_req *q)
                                 r = render_cel_string(b, q->values[i]);
                 }
                 return r ? r : buf_puts(b, "])");
-        case POLICY_LABEL_EXISTS:
-                return cel_has_label(b, q->key);
-        case POLICY_LABEL_DOES_NOT_EXIST:
-                r = buf_putc(b, '!');
-                return r ? r : cel_has_label(b, q->key);
-        default:
-                return -EINVAL;
+        case POLICY_LABEL_EXISTS: return cel_has_label(b, q->key);
+        case POLICY_LABEL_DOES_NOT_EXIST: r = buf_putc(b, '!'); return r ? r : cel_has_label(b, q->key);
+        default: return -EINVAL;
         }
 }
 
@@ -139,8 +135,8 @@ static bool configmap_key(const char *k)
         if (n == 0 || n > 253 || strcmp(k, ".") == 0 || strncmp(k, "..", 2) == 0)
                 return false;
         for (; *k; k++)
-                if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
-                      *k == '-' || *k == '.' || *k == '_'))
+                if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') || *k == '-' ||
+                      *k == '.' || *k == '_'))
                         return false;
         return true;
 }
@@ -150,14 +146,18 @@ static int data_put(struct data *d, const char *prefix, const char *name, const 
         char key[300];
         int n = snprintf(key, sizeof key, "%s%s", prefix, name);
         if (n < 0 || (size_t)n >= sizeof key || !configmap_key(key)) {
-                snprintf(d->err, d->errlen, "\"%s%.200s\" cannot be a ConfigMap key (at most 253 of "
-                         "-._a-zA-Z0-9)", prefix, name);
+                snprintf(d->err, d->errlen,
+                         "\"%s%.200s\" cannot be a ConfigMap key (at most 253 of "
+                         "-._a-zA-Z0-9)",
+                         prefix, name);
                 return -EINVAL;
         }
         d->bytes += strlen(key) + strlen(value);
         if (d->bytes > RENDER_MAX_PARAMS_BYTES) {
-                snprintf(d->err, d->errlen, "the policy's data passes the %u bytes a ConfigMap may "
-                         "hold; split the policy or move namespaces to selectors", RENDER_MAX_PARAMS_BYTES);
+                snprintf(d->err, d->errlen,
+                         "the policy's data passes the %u bytes a ConfigMap may "
+                         "hold; split the policy or move namespaces to selectors",
+                         RENDER_MAX_PARAMS_BYTES);
                 return -EINVAL;
         }
         return cJSON_AddStringToObject(d->map, key, value) ? 0 : -ENOMEM;
@@ -175,8 +175,7 @@ static int rule_text(struct buf *b, enum policy_mode mode, const char *const *id
 
 /* Whether the annotations make a rule for a namespace without an entry;
  * *ret_auth its auth. 1, 0, or -ENOMEM. */
-static int annotations_make_rule(const struct policy *p, const struct kv *ann, size_t n,
-                                 enum policy_auth *ret_auth)
+static int annotations_make_rule(const struct policy *p, const struct kv *ann, size_t n, enum policy_auth *ret_auth)
 {
         struct pool pool = POOL_INIT;
         struct resolution res;
@@ -206,7 +205,8 @@ static int annotation_defaults(const struct policy *p, enum policy_auth *ret_aut
                 const struct policy_identity *id = policy_identity_at(p, i);
                 if (!id->delegable || id->reserved)
                         continue;
-                const struct kv ann[] = { { ANN("identity"), id->identity }, { ANN("client-id"), PROBE_GUID },
+                const struct kv ann[] = { { ANN("identity"), id->identity },
+                                          { ANN("client-id"), PROBE_GUID },
                                           { ANN("tenant-id"), PROBE_GUID } };
                 r = annotations_make_rule(p, ann, sizeof ann / sizeof *ann, &auth);
                 if (r < 0)
@@ -309,6 +309,9 @@ static int params_data(const struct policy *p, struct data *d)
 
 /* ---- the policy's CEL ---- */
 
+/* CEL written as CEL, one clause a line: clang-format leaves it. */
+/* clang-format off */
+
 /* The label that the request adds or changes; ordinary updates of a pod
  * are never evaluated. */
 static const char MATCH_LABEL_CHANGED[] =
@@ -343,6 +346,7 @@ static const char ANNOTATION_RULE[] =
         "  ('" ANN("identity") "' in variables.nsAnnotations ? ' ' + variables.nsAnnotations['" ANN("identity") "'] : '') +\n"
         "  params.data['defaults'].substring(params.data['defaults'].split(' ')[0].size())\n"
         ": ''";
+/* clang-format on */
 
 struct variable {
         const char *name;
@@ -366,22 +370,19 @@ static const struct variable VARIABLES_HEAD[] = {
 /* After the selectors (variables.selector: the first that matches, or -1). */
 static const struct variable VARIABLES_TAIL[] = {
         /* The namespace's rule: "<mode> <id>...", '' for none. */
-        { "rule",
-          "variables.named != '' ? variables.named\n"
-          ": variables.byAnnotations ? variables.annotationRule\n"
-          ": variables.selector >= 0 ? params.data['sel.' + string(variables.selector)]\n"
-          ": ''" },
+        { "rule", "variables.named != '' ? variables.named\n"
+                  ": variables.byAnnotations ? variables.annotationRule\n"
+                  ": variables.selector >= 0 ? params.data['sel.' + string(variables.selector)]\n"
+                  ": ''" },
         { "granted", "variables.rule != '' && (variables.rule + ' ').contains(' ' + variables.identity + ' ')" },
         /* A listed identity's protection, '' for an unlisted one. */
         { "protection",
           "('owner.' + variables.identity) in params.data ? params.data['owner.' + variables.identity] : ''" },
-        { "allowed",
-          "variables.granted ||\n"
-          "(variables.protection != '' ? variables.protection != 'enforce'\n"
-          " : params.data['unlisted'] != 'deny' && variables.rule.split(' ')[0] != 'enforce')" },
-        { "mayUse",
-          "variables.rule.indexOf(' ') < 0 ? 'none'\n"
-          ": variables.rule.substring(variables.rule.indexOf(' ') + 1).replace(' ', ', ')" },
+        { "allowed", "variables.granted ||\n"
+                     "(variables.protection != '' ? variables.protection != 'enforce'\n"
+                     " : params.data['unlisted'] != 'deny' && variables.rule.split(' ')[0] != 'enforce')" },
+        { "mayUse", "variables.rule.indexOf(' ') < 0 ? 'none'\n"
+                    ": variables.rule.substring(variables.rule.indexOf(' ') + 1).replace(' ', ', ')" },
 };
 
 static const char MESSAGE[] =
@@ -452,13 +453,14 @@ static const struct variable GRANTS_VARIABLES[] = {
           "'change them (' +\n"
           "(variables.grantors.size() == 0 ? 'none: the policy\\'s grantors list is empty'\n"
           "  : variables.grantors.join(', ').size() > " GRANTS_GRANTORS_CHARS "\n"
-          "  ? variables.grantors.join(', ').substring(0, " GRANTS_GRANTORS_CHARS ") : variables.grantors.join(', ')) +\n"
+          "  ? variables.grantors.join(', ').substring(0, " GRANTS_GRANTORS_CHARS
+          ") : variables.grantors.join(', ')) +\n"
           "')'" },
 };
 
-static const char GRANTS_MESSAGE[] =
-        "variables.message.size() > " GRANTS_MESSAGE_CHARS " ? variables.message.substring(0, " GRANTS_MESSAGE_CHARS ")\n"
-        ": variables.message";
+static const char GRANTS_MESSAGE[] = "variables.message.size() > " GRANTS_MESSAGE_CHARS
+                                     " ? variables.message.substring(0, " GRANTS_MESSAGE_CHARS ")\n"
+                                     ": variables.message";
 
 static cJSON *variable(const char *name, const char *expression)
 {
@@ -499,8 +501,10 @@ static int selector_variables(const struct policy *p, cJSON *list, char *err, si
                         r = cel_selector(&one, p, i);
                         if (r == -ENOBUFS || (r == 0 && e.len + one.len + 32 > RENDER_MAX_CEL_CHARS)) {
                                 if (i == first) {
-                                        snprintf(err, errlen, "selectors[%zu] makes a CEL expression longer "
-                                                 "than %u characters", i, RENDER_MAX_CEL_CHARS);
+                                        snprintf(err, errlen,
+                                                 "selectors[%zu] makes a CEL expression longer "
+                                                 "than %u characters",
+                                                 i, RENDER_MAX_CEL_CHARS);
                                         r = -EINVAL;
                                 } else {
                                         r = 0;
@@ -615,8 +619,8 @@ static int params_object(const struct policy *p, const char *ns, cJSON *items, c
  * resource rule (core v1, CREATE and UPDATE, `resources` at `scope`).
  * Appends it to `items`; *ret_spec is its spec, for the caller's
  * matchConditions and variables, then policy_validation(). */
-static int policy_skeleton(const struct policy *p, const char *name, const char *const *resources,
-                           size_t n_resources, const char *scope, cJSON *items, cJSON **ret_spec)
+static int policy_skeleton(const struct policy *p, const char *name, const char *const *resources, size_t n_resources,
+                           const char *scope, cJSON *items, cJSON **ret_spec)
 {
         static const char *const ops[] = { "CREATE", "UPDATE" };
         static const char *const core[] = { "" }, *const v1[] = { "v1" };
@@ -627,13 +631,12 @@ static int policy_skeleton(const struct policy *p, const char *name, const char 
         if (!vap)
                 return -ENOMEM;
         cJSON_AddItemToArray(items, vap);
-        if (!(spec = cJSON_AddObjectToObject(vap, "spec")) ||
-            !cJSON_AddStringToObject(spec, "failurePolicy", "Fail") ||
-            !(o = cJSON_AddObjectToObject(spec, "paramKind")) ||
-            !cJSON_AddStringToObject(o, "apiVersion", "v1") || !cJSON_AddStringToObject(o, "kind", "ConfigMap") ||
+        if (!(spec = cJSON_AddObjectToObject(vap, "spec")) || !cJSON_AddStringToObject(spec, "failurePolicy", "Fail") ||
+            !(o = cJSON_AddObjectToObject(spec, "paramKind")) || !cJSON_AddStringToObject(o, "apiVersion", "v1") ||
+            !cJSON_AddStringToObject(o, "kind", "ConfigMap") ||
             !(o = cJSON_AddObjectToObject(spec, "matchConstraints")) ||
-            !(list = cJSON_AddArrayToObject(o, "resourceRules")) ||
-            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o))
+            !(list = cJSON_AddArrayToObject(o, "resourceRules")) || !(o = cJSON_CreateObject()) ||
+            !cJSON_AddItemToArray(list, o))
                 return -ENOMEM;
         if (add(o, "apiGroups", strings(core, 1)) || add(o, "apiVersions", strings(v1, 1)) ||
             add(o, "operations", strings(ops, 2)) || add(o, "resources", strings(resources, n_resources)) ||
@@ -647,12 +650,10 @@ static int policy_skeleton(const struct policy *p, const char *name, const char 
 static int policy_validation(cJSON *spec, const char *message_expression, const char *message)
 {
         cJSON *list, *o;
-        if (!(list = cJSON_AddArrayToObject(spec, "validations")) ||
-            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o) ||
-            !cJSON_AddStringToObject(o, "expression", "variables.allowed") ||
+        if (!(list = cJSON_AddArrayToObject(spec, "validations")) || !(o = cJSON_CreateObject()) ||
+            !cJSON_AddItemToArray(list, o) || !cJSON_AddStringToObject(o, "expression", "variables.allowed") ||
             !cJSON_AddStringToObject(o, "messageExpression", message_expression) ||
-            !cJSON_AddStringToObject(o, "message", message) ||
-            !cJSON_AddStringToObject(o, "reason", "Forbidden"))
+            !cJSON_AddStringToObject(o, "message", message) || !cJSON_AddStringToObject(o, "reason", "Forbidden"))
                 return -ENOMEM;
         return 0;
 }
@@ -664,9 +665,8 @@ static int policy_object(const struct policy *p, cJSON *items, char *err, size_t
         int r = policy_skeleton(p, RENDER_POLICY_NAME, resources, 2, "Namespaced", items, &spec);
         if (r < 0)
                 return r;
-        if (!(list = cJSON_AddArrayToObject(spec, "matchConditions")) ||
-            !(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, o) ||
-            !cJSON_AddStringToObject(o, "name", "identity-label-added-or-changed") ||
+        if (!(list = cJSON_AddArrayToObject(spec, "matchConditions")) || !(o = cJSON_CreateObject()) ||
+            !cJSON_AddItemToArray(list, o) || !cJSON_AddStringToObject(o, "name", "identity-label-added-or-changed") ||
             !cJSON_AddStringToObject(o, "expression", MATCH_LABEL_CHANGED))
                 return -ENOMEM;
 
@@ -678,8 +678,10 @@ static int policy_object(const struct policy *p, cJSON *items, char *err, size_t
                 r = selector_variables(p, list, err, errlen);
         for (size_t i = 0; r == 0 && i < sizeof VARIABLES_TAIL / sizeof *VARIABLES_TAIL; i++)
                 r = add_variable(list, VARIABLES_TAIL[i].name, VARIABLES_TAIL[i].expression);
-        return r < 0 ? r : policy_validation(spec, MESSAGE, "the pod's " LABEL_IDENTITY " label claims an "
-                                             "Azure identity its namespace may not use");
+        return r < 0 ? r
+                     : policy_validation(spec, MESSAGE,
+                                         "the pod's " LABEL_IDENTITY " label claims an "
+                                         "Azure identity its namespace may not use");
 }
 
 /* A binding of policy `name` to the ConfigMap in `ns`: Deny, and Deny when
@@ -695,11 +697,9 @@ static int binding_object(const struct policy *p, const char *name, const char *
         if (!b)
                 return -ENOMEM;
         cJSON_AddItemToArray(items, b);
-        if (!(spec = cJSON_AddObjectToObject(b, "spec")) ||
-            !cJSON_AddStringToObject(spec, "policyName", name) ||
+        if (!(spec = cJSON_AddObjectToObject(b, "spec")) || !cJSON_AddStringToObject(spec, "policyName", name) ||
             !(o = cJSON_AddObjectToObject(spec, "paramRef")) ||
-            !cJSON_AddStringToObject(o, "name", RENDER_PARAMS_NAME) ||
-            !cJSON_AddStringToObject(o, "namespace", ns) ||
+            !cJSON_AddStringToObject(o, "name", RENDER_PARAMS_NAME) || !cJSON_AddStringToObject(o, "namespace", ns) ||
             !cJSON_AddStringToObject(o, "parameterNotFoundAction", "Deny") ||
             add(spec, "validationActions", strings(deny, 1)))
                 return -ENOMEM;
@@ -707,9 +707,8 @@ static int binding_object(const struct policy *p, const char *name, const char *
                 return 0;
         if (!(o = cJSON_AddObjectToObject(spec, "matchResources")) ||
             !(sel = cJSON_AddObjectToObject(o, "namespaceSelector")) ||
-            !(list = cJSON_AddArrayToObject(sel, "matchExpressions")) ||
-            !(req = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, req) ||
-            !cJSON_AddStringToObject(req, "key", "kubernetes.io/metadata.name") ||
+            !(list = cJSON_AddArrayToObject(sel, "matchExpressions")) || !(req = cJSON_CreateObject()) ||
+            !cJSON_AddItemToArray(list, req) || !cJSON_AddStringToObject(req, "key", "kubernetes.io/metadata.name") ||
             !cJSON_AddStringToObject(req, "operator", "NotIn") ||
             add(req, "values", strings(excluded, strcmp(ns, "kube-system") == 0 ? 1 : 2)))
                 return -ENOMEM;
@@ -730,9 +729,11 @@ static int grants_policy_object(const struct policy *p, cJSON *items)
                 return -ENOMEM;
         for (size_t i = 0; r == 0 && i < sizeof GRANTS_VARIABLES / sizeof *GRANTS_VARIABLES; i++)
                 r = add_variable(list, GRANTS_VARIABLES[i].name, GRANTS_VARIABLES[i].expression);
-        return r < 0 ? r : policy_validation(spec, GRANTS_MESSAGE, "only the policy's grantors may add, change "
-                                             "or remove grant keys of a namespace (" POLICY_ANNOTATION_PREFIX
-                                             " annotations, labels its selectors read)");
+        return r < 0 ? r
+                     : policy_validation(spec, GRANTS_MESSAGE,
+                                         "only the policy's grantors may add, change "
+                                         "or remove grant keys of a namespace (" POLICY_ANNOTATION_PREFIX
+                                         " annotations, labels its selectors read)");
 }
 
 /* ---- YAML and JSON ---- */
@@ -960,39 +961,38 @@ static int json_value(struct buf *b, const cJSON *v, int indent)
 
 static int header(struct buf *b, const struct policy *p, const char *ns)
 {
-        int r = buf_puts(b,
-                "# The second line of defence of spark-identity-webhook: a ValidatingAdmissionPolicy,\n"
-                "# its binding and its parameter ConfigMap, with which the kube-apiserver itself refuses\n"
-                "# pods whose " LABEL_IDENTITY " label claims an Azure identity their namespace may not\n"
-                "# carry, also while the webhook is down.\n"
-                "#\n");
+        int r = buf_puts(b, "# The second line of defence of spark-identity-webhook: a ValidatingAdmissionPolicy,\n"
+                            "# its binding and its parameter ConfigMap, with which the kube-apiserver itself refuses\n"
+                            "# pods whose " LABEL_IDENTITY " label claims an Azure identity their namespace may not\n"
+                            "# carry, also while the webhook is down.\n"
+                            "#\n");
         if (r == 0 && policy_uses_namespaces(p))
-                r = buf_puts(b,
-                "# And a second ValidatingAdmissionPolicy (" RENDER_GRANTS_POLICY_NAME ") with its\n"
-                "# binding, with which it refuses a namespace CREATE or UPDATE that adds, changes or\n"
-                "# removes a grant key (any " POLICY_ANNOTATION_PREFIX " annotation, a label the selectors\n"
-                "# read) unless the user, or one of its groups, is one of the policy's grantors.\n"
-                "#\n");
+                r = buf_puts(b, "# And a second ValidatingAdmissionPolicy (" RENDER_GRANTS_POLICY_NAME ") with its\n"
+                                "# binding, with which it refuses a namespace CREATE or UPDATE that adds, changes or\n"
+                                "# removes a grant key (any " POLICY_ANNOTATION_PREFIX
+                                " annotation, a label the selectors\n"
+                                "# read) unless the user, or one of its groups, is one of the policy's grantors.\n"
+                                "#\n");
         else if (r == 0)
-                r = buf_puts(b,
-                "# The policy reads no namespace labels or annotations (no selectors, no\n"
-                "# namespaceAnnotations): it has no grant keys, so namespace changes are not judged\n"
-                "# and no " RENDER_GRANTS_POLICY_NAME " policy is printed (one left from an\n"
-                "# earlier rendering reads grants: \"false\" below and judges nothing; delete it with\n"
-                "# kubectl delete validatingadmissionpolicy,validatingadmissionpolicybinding \\\n"
-                "#   " RENDER_GRANTS_POLICY_NAME ").\n"
-                "#\n");
-        return r ? r : buf_printf(b,
-                "# Generated by `" RENDER_COMMAND "%s%s` from the policy\n"
-                "# with sha256 %s.\n"
-                "# Do not edit: render it again whenever the policy changes (make render), or the API\n"
-                "# server goes on judging claims by the old policy.\n",
-                strcmp(ns, RENDER_NAMESPACE_DEFAULT) ? " --namespace " : "",
-                strcmp(ns, RENDER_NAMESPACE_DEFAULT) ? ns : "", policy_sha256(p));
+                r = buf_puts(b, "# The policy reads no namespace labels or annotations (no selectors, no\n"
+                                "# namespaceAnnotations): it has no grant keys, so namespace changes are not judged\n"
+                                "# and no " RENDER_GRANTS_POLICY_NAME " policy is printed (one left from an\n"
+                                "# earlier rendering reads grants: \"false\" below and judges nothing; delete it with\n"
+                                "# kubectl delete validatingadmissionpolicy,validatingadmissionpolicybinding \\\n"
+                                "#   " RENDER_GRANTS_POLICY_NAME ").\n"
+                                "#\n");
+        return r ? r
+                 : buf_printf(b,
+                              "# Generated by `" RENDER_COMMAND "%s%s` from the policy\n"
+                              "# with sha256 %s.\n"
+                              "# Do not edit: render it again whenever the policy changes (make render), or the API\n"
+                              "# server goes on judging claims by the old policy.\n",
+                              strcmp(ns, RENDER_NAMESPACE_DEFAULT) ? " --namespace " : "",
+                              strcmp(ns, RENDER_NAMESPACE_DEFAULT) ? ns : "", policy_sha256(p));
 }
 
-int render_admission_policy(const struct policy *p, const char *ns, enum render_format format,
-                            struct buf *out, char *err, size_t errlen)
+int render_admission_policy(const struct policy *p, const char *ns, enum render_format format, struct buf *out,
+                            char *err, size_t errlen)
 {
         cJSON *list = cJSON_CreateObject(), *items;
         int r;

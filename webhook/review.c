@@ -48,8 +48,10 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
         }
         for (const char *p = end; p && p < body + len; p++) {
                 if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-                        snprintf(err, errlen, "the body is not JSON (unexpected data after the "
-                                 "document at byte %zu)", (size_t)(p - body));
+                        snprintf(err, errlen,
+                                 "the body is not JSON (unexpected data after the "
+                                 "document at byte %zu)",
+                                 (size_t)(p - body));
                         cJSON_Delete(root);
                         return -EINVAL;
                 }
@@ -61,10 +63,8 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
                 snprintf(err, errlen, "the body is not an AdmissionReview (kind must be AdmissionReview)");
                 goto out;
         }
-        if (!rv.api_version || (strcmp(rv.api_version, API_V1) != 0 &&
-                                strcmp(rv.api_version, API_V1BETA1) != 0)) {
-                snprintf(err, errlen, "unsupported AdmissionReview apiVersion (want %s or %s)",
-                         API_V1, API_V1BETA1);
+        if (!rv.api_version || (strcmp(rv.api_version, API_V1) != 0 && strcmp(rv.api_version, API_V1BETA1) != 0)) {
+                snprintf(err, errlen, "unsupported AdmissionReview apiVersion (want %s or %s)", API_V1, API_V1BETA1);
                 goto out;
         }
         const cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "request");
@@ -97,8 +97,7 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
         bool create = rv.operation && strcmp(rv.operation, "CREATE") == 0;
         bool update = rv.operation && strcmp(rv.operation, "UPDATE") == 0;
         if ((rv.is_pod || rv.is_namespace) && (create || update) && !rv.object) {
-                snprintf(err, errlen, "the %s %s request has no object", rv.is_pod ? "pod" : "namespace",
-                         rv.operation);
+                snprintf(err, errlen, "the %s %s request has no object", rv.is_pod ? "pod" : "namespace", rv.operation);
                 goto out;
         }
         if (!rv.name && rv.object) {
@@ -221,8 +220,9 @@ static const char *status_reason(int code)
 
 int review_status_body(struct buf *out, int code, const char *message)
 {
-        int r = buf_printf(out, "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},"
-                                "\"status\":\"Failure\",\"code\":%d,\"reason\":\"%s\",\"message\":",
+        int r = buf_printf(out,
+                           "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},"
+                           "\"status\":\"Failure\",\"code\":%d,\"reason\":\"%s\",\"message\":",
                            code, status_reason(code));
         if (r == 0)
                 r = buf_put_json_str(out, message);

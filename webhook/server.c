@@ -37,9 +37,9 @@
 
 /* TLS 1.2 and 1.3 only (or 1.3 only); AEAD ciphers; ECDHE key exchange; no
  * SHA-1 signatures. */
-#define TLS_PRIORITIES(versions)                                                              \
-        "SECURE:-VERS-ALL:" versions ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"                \
-        "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"   \
+#define TLS_PRIORITIES(versions)                                                            \
+        "SECURE:-VERS-ALL:" versions ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"              \
+        "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:" \
         "-SIGN-ECDSA-SHA1:%SERVER_PRECEDENCE"
 static const char tls_priorities_12[] = TLS_PRIORITIES("+VERS-TLS1.3:+VERS-TLS1.2");
 static const char tls_priorities_13[] = TLS_PRIORITIES("+VERS-TLS1.3");
@@ -112,8 +112,8 @@ static void loaded_pair_free(struct loaded_pair *p)
         free(p);
 }
 
-static int loaded_pair_load(const char *cert_pem, const char *key_pem, struct loaded_pair **ret,
-                            char *err, size_t errlen)
+static int loaded_pair_load(const char *cert_pem, const char *key_pem, struct loaded_pair **ret, char *err,
+                            size_t errlen)
 {
         struct loaded_pair *p = calloc(1, sizeof *p);
         if (!p)
@@ -143,8 +143,8 @@ fail:
 
 /* GnuTLS asks which certificate a new handshake gets. */
 static int on_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
-                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
-                          gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey)
+                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+                          unsigned int *pcert_length, gnutls_privkey_t *pkey)
 {
         struct loaded_pair *p = atomic_load(&serving_pair);
         if (!p)
@@ -155,8 +155,7 @@ static int on_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca
         return 0;
 }
 
-int server_set_certificate(struct server *s, const char *cert_pem, const char *key_pem,
-                           char *err, size_t errlen)
+int server_set_certificate(struct server *s, const char *cert_pem, const char *key_pem, char *err, size_t errlen)
 {
         struct loaded_pair *next;
         int r = loaded_pair_load(cert_pem, key_pem, &next, err, errlen);
@@ -196,9 +195,12 @@ static uint64_t now_ns(void)
  * "500ms", "1.5s") into milliseconds. */
 static int parse_duration_ms(const char *s, uint64_t *ret_ms)
 {
-        static const struct { const char *unit; double ms; } units[] = {
+        static const struct {
+                const char *unit;
+                double ms;
+        } units[] = {
                 { "ns", 1e-6 }, { "us", 1e-3 }, { "\xc2\xb5s", 1e-3 }, { "ms", 1 },
-                { "s", 1e3 }, { "m", 60e3 }, { "h", 3600e3 },
+                { "s", 1e3 },   { "m", 60e3 },  { "h", 3600e3 },
         };
         double total = 0;
         if (!*s)
@@ -306,8 +308,7 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
         return MHD_YES;
 }
 
-static enum MHD_Result send_body(struct MHD_Connection *c, int status, struct buf *body,
-                                 const char *allow, bool close)
+static enum MHD_Result send_body(struct MHD_Connection *c, int status, struct buf *body, const char *allow, bool close)
 {
         size_t len = body->len;
         char *data = buf_steal(body);
@@ -343,13 +344,15 @@ static const char *status_reason(int code)
 }
 
 /* A Kubernetes Status body for an HTTP error, logged once here. */
-static enum MHD_Result send_error(struct MHD_Connection *c, const char *url, int status,
-                                  const char *allow, bool close, const char *message)
+static enum MHD_Result send_error(struct MHD_Connection *c, const char *url, int status, const char *allow, bool close,
+                                  const char *message)
 {
         struct buf b;
         buf_init(&b, SMALL_BODY_MAX);
-        buf_printf(&b, "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\","
-                       "\"code\":%d,\"reason\":\"%s\",\"message\":", status, status_reason(status));
+        buf_printf(&b,
+                   "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\","
+                   "\"code\":%d,\"reason\":\"%s\",\"message\":",
+                   status, status_reason(status));
         buf_put_json_str(&b, message);
         buf_puts(&b, "}\n");
 
@@ -422,8 +425,8 @@ static void release_body(struct request *rq)
 
 /* First call for a request: route it and refuse what the headers already
  * condemn. Returns the status to refuse with, or 0. */
-static int screen(struct server *s, struct MHD_Connection *c, const char *url, const char *method,
-                  struct request *rq, const char **allow)
+static int screen(struct server *s, struct MHD_Connection *c, const char *url, const char *method, struct request *rq,
+                  const char **allow)
 {
         if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 || strcmp(url, "/metrics") == 0) {
                 rq->route = url[1] == 'h' ? ROUTE_HEALTHZ : url[1] == 'r' ? ROUTE_READYZ : ROUTE_METRICS;
@@ -474,8 +477,7 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
                 errno = 0;
                 unsigned long long n = strtoull(cl, &end, 10);
                 if (errno == 0 && *end == '\0' && n > s->max_body) {
-                        snprintf(rq->why, sizeof rq->why, "the body is %llu bytes; the limit is %zu",
-                                 n, s->max_body);
+                        snprintf(rq->why, sizeof rq->why, "the body is %llu bytes; the limit is %zu", n, s->max_body);
                         return 413;
                 }
                 /* Nothing is reserved from what the client says: the body
@@ -493,9 +495,8 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
         return 0;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
         struct server *s = cls;
         struct request *rq = *con_cls;
@@ -525,8 +526,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 if (rq->refused)
                         return MHD_YES;   /* draining after a refusal; nothing is kept */
                 if (now_ns() > rq->deadline_ns) {
-                        log_message(LOG_WARN, "request body still arriving after its timeout; "
-                                    "connection closed", url);
+                        log_message(LOG_WARN,
+                                    "request body still arriving after its timeout; "
+                                    "connection closed",
+                                    url);
                         return MHD_NO;
                 }
                 size_t cap = buf_cap_after(&rq->body, n);
@@ -534,7 +537,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                         size_t more = cap - rq->body.cap;
                         if (!budget_take(s->budget, more, cap > WH_BODY_SMALL_BYTES)) {
                                 release_body(rq);
-                                snprintf(rq->why, sizeof rq->why, "the server's memory for requests in "
+                                snprintf(rq->why, sizeof rq->why,
+                                         "the server's memory for requests in "
                                          "flight (--request-memory, %zu MiB) is in use; try again",
                                          s->budget->limit >> 20);
                                 rq->refused = 503;
@@ -562,7 +566,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rq->refused > 0)
                 return send_error(c, url, rq->refused, NULL, true, rq->why);
         if (rq->refused < 0)
-                return MHD_YES;   /* answered already */
+                return MHD_YES; /* answered already */
         if (rq->route != ROUTE_MUTATE && rq->route != ROUTE_VALIDATE)
                 return send_health(s, c, rq->route);
         bool close = atomic_load(&s->draining);
@@ -609,8 +613,7 @@ unsigned server_drain(struct server *s, unsigned grace_ms)
         return open_connections(s);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
         struct request *rq = *con_cls;
         if (!rq)
@@ -677,13 +680,13 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                 *socket_context = ci ? conntrack_started(s->conns, ci->connect_fd) : NULL;
                 if (client_auth.on) {
                         /* Before the handshake: a certificate is required, and verified in it. */
-                        const union MHD_ConnectionInfo *ti = MHD_get_connection_info(c,
-                                                                                     MHD_CONNECTION_INFO_GNUTLS_SESSION);
+                        const union MHD_ConnectionInfo *ti =
+                                MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
                         if (ti && ti->tls_session) {
                                 gnutls_certificate_server_set_request(ti->tls_session, GNUTLS_CERT_REQUIRE);
                                 gnutls_session_set_verify_function(ti->tls_session, verify_client);
                         } else if (ci) {
-                                shutdown(ci->connect_fd, SHUT_RDWR);   /* never served unverified */
+                                shutdown(ci->connect_fd, SHUT_RDWR); /* never served unverified */
                         }
                 }
         } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -703,8 +706,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* Splits "ADDR:PORT" into a socket address. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ret, bool *ret_v6,
-                        char *err, size_t errlen)
+static int parse_listen(const char *listen, struct sockaddr_storage *ret, bool *ret_v6, char *err, size_t errlen)
 {
         char host[128];
         const char *colon = strrchr(listen, ':');
@@ -740,8 +742,10 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ret, bool *
         *ret_v6 = false;
         return 0;
 bad:
-        snprintf(err, errlen, "listen address \"%s\" is not ADDR:PORT (like 0.0.0.0:8443, "
-                 "127.0.0.1:8443 or [::]:8443)", listen);
+        snprintf(err, errlen,
+                 "listen address \"%s\" is not ADDR:PORT (like 0.0.0.0:8443, "
+                 "127.0.0.1:8443 or [::]:8443)",
+                 listen);
         return -EINVAL;
 }
 
@@ -776,8 +780,8 @@ void server_stop(struct server *s)
         free(s);
 }
 
-int server_start(const struct server_options *opt, const struct server_handler *h,
-                 struct server **ret_server, char *err, size_t errlen)
+int server_start(const struct server_options *opt, const struct server_handler *h, struct server **ret_server,
+                 char *err, size_t errlen)
 {
         struct sockaddr_storage addr;
         bool v6 = false;
@@ -831,14 +835,13 @@ int server_start(const struct server_options *opt, const struct server_handler *
         }
 
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG |
-                         MHD_USE_ITC;   /* for MHD_quiesce_daemon() */
+                         MHD_USE_ITC; /* for MHD_quiesce_daemon() */
         if (v6)
                 flags |= MHD_USE_IPv6;
         struct MHD_OptionItem ops[] = {
-                { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },   /* first, to catch all */
+                { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL }, /* first, to catch all */
                 { MHD_OPTION_SOCK_ADDR, 0, &addr },
-                { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(opt->tls13_only ? tls_priorities_13
-                                                                            : tls_priorities_12) },
+                { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(opt->tls13_only ? tls_priorities_13 : tls_priorities_12) },
                 { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
                 /* Room beyond --max-connections for those being closed to make room (conntrack.h). */
                 { MHD_OPTION_CONNECTION_LIMIT, opt->max_connections + opt->max_connections / 4 + 16, NULL },
@@ -852,16 +855,14 @@ int server_start(const struct server_options *opt, const struct server_handler *
                  * lines, no NUL or bare CR in a header (400 before we see it). */
                 { MHD_OPTION_CLIENT_DISCIPLINE_LVL, WH_HTTP_DISCIPLINE, NULL },
                 /* The CAs client certificates must chain to (mutual TLS), or nothing. */
-                { opt->client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
-                  (void *)opt->client_ca_pem },
+                { opt->client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, (void *)opt->client_ca_pem },
                 { MHD_OPTION_END, 0, NULL },
         };
-        s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_request, s,
-                                     MHD_OPTION_ARRAY, ops,
-                                     MHD_OPTION_HTTPS_CERT_CALLBACK, on_certificate,
-                                     MHD_OPTION_END);
+        s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, ops,
+                                     MHD_OPTION_HTTPS_CERT_CALLBACK, on_certificate, MHD_OPTION_END);
         if (!s->daemon) {
-                snprintf(err, errlen, "cannot serve HTTPS on %s (address in use, no permission, or "
+                snprintf(err, errlen,
+                         "cannot serve HTTPS on %s (address in use, no permission, or "
                          "the certificate, key or TLS priorities were refused: see the log above)",
                          opt->listen);
                 server_stop(s);
@@ -871,8 +872,8 @@ int server_start(const struct server_options *opt, const struct server_handler *
         return 0;
 }
 
-int server_start_plain(const char *listen, const struct server_handler *h, struct server **ret_server,
-                       char *err, size_t errlen)
+int server_start_plain(const char *listen, const struct server_handler *h, struct server **ret_server, char *err,
+                       size_t errlen)
 {
         struct sockaddr_storage addr;
         bool v6 = false;
@@ -888,14 +889,11 @@ int server_start_plain(const char *listen, const struct server_handler *h, struc
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
         if (v6)
                 flags |= MHD_USE_IPv6;
-        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                                     MHD_OPTION_SOCK_ADDR, &addr,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)WH_METRICS_MAX_CONNECTIONS,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WH_IDLE_TIMEOUT_S,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                     MHD_OPTION_CLIENT_DISCIPLINE_LVL, (int)WH_HTTP_DISCIPLINE,
-                                     MHD_OPTION_END);
+        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                                     MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT,
+                                     (unsigned)WH_METRICS_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+                                     (unsigned)WH_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                     MHD_OPTION_CLIENT_DISCIPLINE_LVL, (int)WH_HTTP_DISCIPLINE, MHD_OPTION_END);
         if (!s->daemon) {
                 snprintf(err, errlen, "cannot serve HTTP on %s (address in use, or no permission)", listen);
                 free(s);

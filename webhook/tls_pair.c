@@ -23,8 +23,7 @@
  * copy of the key is left behind in memory that a growing buffer freed. */
 #define KEY_READ_ROOM 16384u
 
-__attribute__((format(printf, 3, 4)))
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
         va_list ap;
 
@@ -38,8 +37,7 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 /* The text as the server gets it: up to the NUL, as server.c measures it. */
 static gnutls_datum_t datum_of(const struct buf *b)
 {
-        return (gnutls_datum_t){ (unsigned char *)(b->data ? b->data : ""),
-                                 (unsigned)(b->data ? strlen(b->data) : 0) };
+        return (gnutls_datum_t){ (unsigned char *)(b->data ? b->data : ""), (unsigned)(b->data ? strlen(b->data) : 0) };
 }
 
 /* Whether the text has a "-----BEGIN <label>-----" line whose label ends in
@@ -87,8 +85,8 @@ static int import_chain(const char *path, const struct buf *pem, gnutls_x509_crt
                                             GNUTLS_X509_CRT_LIST_IMPORT_FAIL_IF_EXCEED);
 
         if (g == GNUTLS_E_SHORT_MEMORY_BUFFER) {
-                seterr(err, errlen, "%s holds more than %u certificates; the server serves a chain of at most %u",
-                       path, WH_TLS_MAX_CHAIN, WH_TLS_MAX_CHAIN);
+                seterr(err, errlen, "%s holds more than %u certificates; the server serves a chain of at most %u", path,
+                       WH_TLS_MAX_CHAIN, WH_TLS_MAX_CHAIN);
                 return -EINVAL;
         }
         if (g == GNUTLS_E_MEMORY_ERROR) {
@@ -110,8 +108,7 @@ static int import_chain(const char *path, const struct buf *pem, gnutls_x509_crt
 /* The key as server.c imports it (gnutls_privkey_import_x509_raw() reads it
  * with gnutls_x509_privkey_import2(), no password, no flags): GnuTLS never
  * asks on a terminal for a passphrase. */
-static int import_key(const char *path, const struct buf *pem, gnutls_x509_privkey_t *ret,
-                      char *err, size_t errlen)
+static int import_key(const char *path, const struct buf *pem, gnutls_x509_privkey_t *ret, char *err, size_t errlen)
 {
         gnutls_datum_t d = datum_of(pem);
         gnutls_x509_privkey_t key;
@@ -165,8 +162,7 @@ static int check_match(const char *cert_path, gnutls_x509_crt_t *crts, unsigned 
                 return -ENOMEM;
         }
         if (g < 0) {
-                seterr(err, errlen, "%s and %s cannot be served together: %s", cert_path, key_path,
-                       gnutls_strerror(g));
+                seterr(err, errlen, "%s and %s cannot be served together: %s", cert_path, key_path, gnutls_strerror(g));
                 return -EINVAL;
         }
         return 0;
@@ -180,8 +176,7 @@ static void time_text(time_t t, char text[static TIME_TEXT_MAX])
                 snprintf(text, TIME_TEXT_MAX, "%lld", (long long)t);
 }
 
-static int check_validity(const char *path, gnutls_x509_crt_t crt, struct tls_pair_info *info,
-                          char *err, size_t errlen)
+static int check_validity(const char *path, gnutls_x509_crt_t crt, struct tls_pair_info *info, char *err, size_t errlen)
 {
         char when[TIME_TEXT_MAX];
         time_t now = time(NULL);
@@ -235,8 +230,7 @@ static int serial_hex(const char *path, gnutls_x509_crt_t crt, char *ret, size_t
         while (g == 0 && n - skip > 1 && der[skip] == 0)
                 skip++;
         if (g < 0 || (n - skip) * 2 + negative + 1 > len) {
-                seterr(err, errlen, "certificate %s has a serial number longer than %zu octets", path,
-                       (len - 2) / 2);
+                seterr(err, errlen, "certificate %s has a serial number longer than %zu octets", path, (len - 2) / 2);
                 return -EINVAL;
         }
         if (negative)
@@ -294,8 +288,7 @@ static int subject_text(const char *path, gnutls_x509_crt_t crt, char *ret, size
         return 0;
 }
 
-int tls_pair_read(const char *cert_path, const char *key_path, struct tls_pair *ret_pair,
-                  char *err, size_t errlen)
+int tls_pair_read(const char *cert_path, const char *key_path, struct tls_pair *ret_pair, char *err, size_t errlen)
 {
         struct tls_pair pair = { 0 };
         gnutls_x509_crt_t crts[WH_TLS_MAX_CHAIN];

@@ -32,10 +32,9 @@
 
 /* Copied from webhook/server.c (TLS_PRIORITIES with TLS 1.2 and 1.3);
  * tests/bench/run.sh checks that the two still agree. */
-static const char tls_priorities[] =
-        "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
-        "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"
-        "-SIGN-ECDSA-SHA1:%SERVER_PRECEDENCE";
+static const char tls_priorities[] = "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
+                                     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"
+                                     "-SIGN-ECDSA-SHA1:%SERVER_PRECEDENCE";
 
 /* The server's --max-body default. */
 #define MAX_BODY (8u * 1024u * 1024u)
@@ -107,8 +106,8 @@ static enum MHD_Result admit(struct MHD_Connection *c, struct request *rq)
                 const cJSON *av = cJSON_GetObjectItemCaseSensitive(root, "apiVersion");
                 const cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "request");
                 const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "uid");
-                bool ok = cJSON_IsString(av) && cJSON_IsString(id) &&
-                          strlen(av->valuestring) < FIELD_MAX && strlen(id->valuestring) < FIELD_MAX;
+                bool ok = cJSON_IsString(av) && cJSON_IsString(id) && strlen(av->valuestring) < FIELD_MAX &&
+                          strlen(id->valuestring) < FIELD_MAX;
                 if (ok) {
                         strcpy(api_version, av->valuestring);
                         strcpy(uid, id->valuestring);
@@ -129,9 +128,8 @@ static enum MHD_Result admit(struct MHD_Connection *c, struct request *rq)
         return answer(c, MHD_HTTP_OK, out, (size_t)(p - out));
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
         struct request *rq = *con_cls;
         if (!rq) {
@@ -139,8 +137,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 if (!rq)
                         return MHD_NO;
                 *con_cls = rq;
-                const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
+                const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
                 if (n > MAX_BODY)
                         rq->too_big = true;
@@ -180,8 +177,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return admit(c, rq);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
         struct request *rq = *con_cls;
         if (!rq)
@@ -247,17 +243,11 @@ int main(int argc, char **argv)
         struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         struct MHD_Daemon *d = MHD_start_daemon(
-                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG,
-                0, NULL, NULL, on_request, NULL,
-                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                MHD_OPTION_HTTPS_MEM_CERT, cert,
-                MHD_OPTION_HTTPS_MEM_KEY, key,
-                MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
-                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
-                MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                MHD_OPTION_END);
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_HTTPS_MEM_CERT, cert,
+                MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_PRIORITIES, tls_priorities, MHD_OPTION_THREAD_POOL_SIZE,
+                (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
         if (!d) {
                 fprintf(stderr, "floor: cannot serve HTTPS on 127.0.0.1:%u\n", port);
                 return 2;

@@ -59,7 +59,8 @@ static struct policy *policy;
 static gnutls_certificate_credentials_t client_cred;
 static unsigned long inputs;
 
-static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status, struct buf *out)
+static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status,
+                  struct buf *out)
 {
         struct admission a;
         arena_begin();
@@ -134,8 +135,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                 exit(2);
         }
         static const char *const ips[] = { "127.0.0.1" };
-        struct certs_request req = { .service = "fuzz", .namespace_ = "fuzz", .ips = ips, .n_ips = 1,
-                                     .days = 2, .out_dir = dir };
+        struct certs_request req = {
+                .service = "fuzz", .namespace_ = "fuzz", .ips = ips, .n_ips = 1, .days = 2, .out_dir = dir
+        };
         if (certs_generate(&req, err, sizeof err) < 0) {
                 fprintf(stderr, "fuzz_https: certs_generate: %s\n", err);
                 exit(2);
@@ -152,9 +154,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         rmdir(dir);
 
         struct server_options opt = {
-                .listen = "127.0.0.1:0", .cert_pem = cert, .key_pem = key, .max_body = FUZZ_MAX_BODY,
-                .max_connections = 64, .max_connections_per_ip = 64,
-                .connection_memory = WH_CONNECTION_MEMORY_BYTES, .idle_timeout_s = 15, .threads = 1,
+                .listen = "127.0.0.1:0",
+                .cert_pem = cert,
+                .key_pem = key,
+                .max_body = FUZZ_MAX_BODY,
+                .max_connections = 64,
+                .max_connections_per_ip = 64,
+                .connection_memory = WH_CONNECTION_MEMORY_BYTES,
+                .idle_timeout_s = 15,
+                .threads = 1,
         };
         static const struct server_handler h = { .admit = admit, .ready = ready, .metrics = metrics };
         if (server_start(&opt, &h, &server, err, sizeof err) < 0) {
@@ -244,8 +252,11 @@ static void tls_close(void *conn, bool peer_closed)
 }
 
 static const struct fuzz_transport tls = {
-        .open = tls_open, .send_all = tls_send_all, .shut_write = tls_shut_write,
-        .recv_some = tls_recv_some, .close = tls_close,
+        .open = tls_open,
+        .send_all = tls_send_all,
+        .shut_write = tls_shut_write,
+        .recv_some = tls_recv_some,
+        .close = tls_close,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -253,8 +264,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static char answer[1 << 17];
         size_t n, len;
         unsigned char *req = http_fix_length(data, size, &n);
-        bool closed = fuzz_exchange(&tls, req, n, true, answer, sizeof answer, &len, FUZZ_SILENCE_MS,
-                                    FUZZ_ANSWER_TIMEOUT_MS);
+        bool closed =
+                fuzz_exchange(&tls, req, n, true, answer, sizeof answer, &len, FUZZ_SILENCE_MS, FUZZ_ANSWER_TIMEOUT_MS);
         free(req);
         int code = len ? http_status(answer, len) : 0;
         if (len && (code < 100 || code > 599))

@@ -85,8 +85,10 @@ static void check_rule(const struct rule *r, const char *where)
                  * https authority, a lifetime Azure allows, a DNS-name account. */
                 if (!r->client_id || !r->tenant_id)
                         fuzz_fail("%s: workload identity without clientId or tenantId", r->name);
-                if (!r->authority_host || strncmp(r->authority_host, "https://", 8) != 0 || has_space(r->authority_host))
-                        fuzz_fail("%s: authorityHost \"%s\"", r->name, r->authority_host ? r->authority_host : "(null)");
+                if (!r->authority_host || strncmp(r->authority_host, "https://", 8) != 0 ||
+                    has_space(r->authority_host))
+                        fuzz_fail("%s: authorityHost \"%s\"", r->name,
+                                  r->authority_host ? r->authority_host : "(null)");
                 if (r->token_expiration_s < 3600 || r->token_expiration_s > 86400)
                         fuzz_fail("%s: token lifetime %u", r->name, r->token_expiration_s);
                 if (r->service_account && (!*r->service_account || strlen(r->service_account) > 253 ||
@@ -140,8 +142,8 @@ static void check_rule(const struct rule *r, const char *where)
                 if (!hp->key || !*hp->key || !hp->value || has_space(hp->key) || strchr(hp->key, '='))
                         fuzz_fail("%s: hadoop property %zu \"%s\"", r->name, i, hp->key ? hp->key : "(null)");
                 if (i && strcmp(r->hadoop[i - 1].key, hp->key) > 0)
-                        fuzz_fail("%s: hadoop properties out of order: %s before %s", r->name,
-                                  r->hadoop[i - 1].key, hp->key);
+                        fuzz_fail("%s: hadoop properties out of order: %s before %s", r->name, r->hadoop[i - 1].key,
+                                  hp->key);
                 if (r->n_storage_accounts && strncmp(hp->key, "fs.azure.", 9) == 0) {
                         size_t n = strlen(hp->key), m = strlen(ACCOUNT_SUFFIX);
                         if (n < m || strcmp(hp->key + n - m, ACCOUNT_SUFFIX) != 0)
@@ -168,8 +170,8 @@ static void check_rule(const struct rule *r, const char *where)
                         size_t kl = strlen(hp->key);
                         if (strncmp(f, pre, sizeof pre - 1) != 0 || strncmp(f + sizeof pre - 1, hp->key, kl) != 0 ||
                             f[sizeof pre - 1 + kl] != '=' || strcmp(f + sizeof pre + kl, hp->value) != 0)
-                                fuzz_fail("%s: JVM flag %zu is \"%.200s\", not -Dspark.hadoop.%.200s=%.200s",
-                                          r->name, i, f, hp->key, hp->value);
+                                fuzz_fail("%s: JVM flag %zu is \"%.200s\", not -Dspark.hadoop.%.200s=%.200s", r->name,
+                                          i, f, hp->key, hp->value);
                 }
                 if (!r->flags_joined || strncmp(r->flags_joined + joined, f, strlen(f)) != 0)
                         fuzz_fail("%s: flags_joined does not hold flag %zu", r->name, i);
@@ -267,7 +269,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fuzz_fail("a rule past the end");
 
         /* Namespaces of every kind. */
-        static const struct kv labels[] = { { "spark-identity.io/team", "data" }, { "env", "prod" }, { "tier", "gold" } };
+        static const struct kv labels[] = { { "spark-identity.io/team", "data" },
+                                            { "env", "prod" },
+                                            { "tier", "gold" } };
         static const struct kv good_ann[] = {
                 { POLICY_ANNOTATION_PREFIX "identity", "x-spark" },
                 { POLICY_ANNOTATION_PREFIX "client-id", "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c" },

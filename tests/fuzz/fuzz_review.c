@@ -98,8 +98,10 @@ static int fake_lookup(void *ctx, const char *name, struct ns_info *ret, char *e
                         ns->labels[ns->n_labels++] = (struct kv){ item, eq + 1 };
                 }
         }
-        *ret = (struct ns_info){ .labels = ns->labels, .n_labels = ns->n_labels,
-                                 .annotations = ns->annotations, .n_annotations = ns->n_annotations };
+        *ret = (struct ns_info){ .labels = ns->labels,
+                                 .n_labels = ns->n_labels,
+                                 .annotations = ns->annotations,
+                                 .n_annotations = ns->n_annotations };
         return 0;
 }
 
@@ -110,7 +112,9 @@ static void fake_done(void *ctx)
 }
 
 static const struct ns_source fake_source = {
-        .ctx = &current, .lookup = fake_lookup, .done = fake_done,
+        .ctx = &current,
+        .lookup = fake_lookup,
+        .done = fake_done,
 };
 
 static struct policy *load_policy(const char *rel)
@@ -167,8 +171,7 @@ static void check_patch(const struct admission *a, const char *b64, cJSON **ret_
         if (!cJSON_IsArray(patch) || cJSON_GetArraySize(patch) == 0)
                 fuzz_fail("the patch is not a non-empty array: %.300s", text);
         if ((unsigned)cJSON_GetArraySize(patch) != jp->n_ops || jp->n_ops > WH_MAX_PATCH_OPS)
-                fuzz_fail("the patch has %d operations, the mutation counts %u",
-                          cJSON_GetArraySize(patch), jp->n_ops);
+                fuzz_fail("the patch has %d operations, the mutation counts %u", cJSON_GetArraySize(patch), jp->n_ops);
         const cJSON *op;
         cJSON_ArrayForEach(op, patch) {
                 const char *name = string_at(op, "op"), *path = string_at(op, "path");
@@ -202,8 +205,7 @@ static void check_answer(const struct admission *a, const uint8_t *data, size_t 
         const char *why;
         size_t at;
         if (!json_strict(a->body.data, a->body.len, &why, &at))
-                fuzz_fail("status %d, body not strict JSON: %s at byte %zu: %.400s", a->status, why, at,
-                          a->body.data);
+                fuzz_fail("status %d, body not strict JSON: %s at byte %zu: %.400s", a->status, why, at, a->body.data);
         if (check_utf8 && utf8_valid((const char *)data, size) && !utf8_valid(a->body.data, a->body.len))
                 fuzz_fail("a UTF-8 request got an answer that is not UTF-8: %.400s", a->body.data);
         cJSON *root = cJSON_ParseWithLength(a->body.data, a->body.len);
@@ -248,8 +250,7 @@ static void check_answer(const struct admission *a, const uint8_t *data, size_t 
 
         const char *patch_type = string_at(resp, "patchType"), *patch_b64 = string_at(resp, "patch");
         bool mutated = a->mutation.decision == DECISION_MUTATED;
-        if (!!patch_b64 != mutated || !!patch_type != mutated ||
-            (patch_type && strcmp(patch_type, "JSONPatch") != 0))
+        if (!!patch_b64 != mutated || !!patch_type != mutated || (patch_type && strcmp(patch_type, "JSONPatch") != 0))
                 fuzz_fail("decision %s with patchType %s and %s patch", decision_name(a->mutation.decision),
                           patch_type ? patch_type : "(none)", patch_b64 ? "a" : "no");
         cJSON_Delete(root);
@@ -329,8 +330,9 @@ static void check_mutation(const struct policy *p, const struct ns_source *src, 
                           a->mutation.patch.text.data, pod_text ? pod_text : "?");
         }
         cJSON_Delete(patch);
-        const char *label = string_at(cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(patched, "metadata"), "labels"), "aadpodidbinding");
+        const char *label = string_at(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(patched, "metadata"), "labels"),
+                "aadpodidbinding");
         /* Workload identity adds no label (and may remove one): then both are none. */
         bool none = !label && !a->mutation.identity_after && a->mutation.auth == POLICY_AUTH_WORKLOAD_IDENTITY;
         if (!none && (!a->mutation.identity_after || !label || strcmp(label, a->mutation.identity_after) != 0))
@@ -352,16 +354,15 @@ static void check_mutation(const struct policy *p, const struct ns_source *src, 
         check_answer(&b, (const uint8_t *)text, strlen(text));
         if (b.status != 200 || b.mutation.decision != DECISION_UNCHANGED || b.mutation.patch.n_ops)
                 fuzz_fail("the patched pod answered again: status %d, decision %s, %u more operations: "
-                          "%.1000s\nfirst patch: %.1000s", b.status, decision_name(b.mutation.decision),
-                          b.mutation.patch.n_ops, b.mutation.patch.text.data ? b.mutation.patch.text.data : "",
-                          a->mutation.patch.text.data);
+                          "%.1000s\nfirst patch: %.1000s",
+                          b.status, decision_name(b.mutation.decision), b.mutation.patch.n_ops,
+                          b.mutation.patch.text.data ? b.mutation.patch.text.data : "", a->mutation.patch.text.data);
         admission_free(&b);
         /* What we made passes our own validating webhook. */
         answer_on(p, src, ADMISSION_VALIDATE, (const uint8_t *)text, strlen(text), &b);
         check_answer(&b, (const uint8_t *)text, strlen(text));
         if (b.status != 200 || b.mutation.decision == DECISION_DENIED)
-                fuzz_fail("the patched pod is refused by /validate: status %d: %s", b.status,
-                          b.mutation.message);
+                fuzz_fail("the patched pod is refused by /validate: status %d: %s", b.status, b.mutation.message);
         admission_free(&b);
         cJSON_free(text);
 }

@@ -32,8 +32,7 @@
 #endif
 
 /* A broken invariant: say which, and abort so that libFuzzer keeps the input. */
-FUZZ_UNUSED __attribute__((noreturn, format(printf, 1, 2)))
-static void fuzz_fail(const char *fmt, ...)
+FUZZ_UNUSED __attribute__((noreturn, format(printf, 1, 2))) static void fuzz_fail(const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -122,9 +121,9 @@ static bool jc_string(struct json_check *c, const unsigned char *start)
                 ch = *c->p++;
                 if (ch == 'u') {
                         for (int i = 0; i < 4; i++, c->p++)
-                                if (c->p >= c->end || !((*c->p >= '0' && *c->p <= '9') ||
-                                                        (*c->p >= 'a' && *c->p <= 'f') ||
-                                                        (*c->p >= 'A' && *c->p <= 'F')))
+                                if (c->p >= c->end ||
+                                    !((*c->p >= '0' && *c->p <= '9') || (*c->p >= 'a' && *c->p <= 'f') ||
+                                      (*c->p >= 'A' && *c->p <= 'F')))
                                         return jc_fail(c, "a bad \\u escape", start);
                 } else if (!strchr("\"\\/bfnrt", ch) || ch == '\0') {
                         return jc_fail(c, "a bad escape", start);
@@ -416,8 +415,7 @@ static bool array_index(const char *tok, int size, bool allow_end, int *ret)
 
 /* Applies one add, replace or remove to `doc` in place, RFC 6902 rules.
  * false with the reason in `why` when the operation does not apply. */
-static bool patch_apply_op(cJSON *doc, const char *op, const char *path, const cJSON *value,
-                           char *why, size_t whylen)
+static bool patch_apply_op(cJSON *doc, const char *op, const char *path, const cJSON *value, char *why, size_t whylen)
 {
         char **tok = NULL;
         size_t n = 0;
@@ -445,8 +443,7 @@ static bool patch_apply_op(cJSON *doc, const char *op, const char *path, const c
                 parent = next;
         }
         const char *last = tok[n - 1];
-        bool add = strcmp(op, "add") == 0, replace = strcmp(op, "replace") == 0,
-             remove = strcmp(op, "remove") == 0;
+        bool add = strcmp(op, "add") == 0, replace = strcmp(op, "replace") == 0, remove = strcmp(op, "remove") == 0;
         if (!add && !replace && !remove) {
                 snprintf(why, whylen, "op %.20s is not one we emit", op);
                 goto out;
@@ -569,8 +566,7 @@ FUZZ_UNUSED static unsigned char *http_fix_length(const uint8_t *data, size_t si
  * at once, unless the input left it inside a body that swallows it, or in
  * a state where it waits for more (then the harness gives up after a short
  * silence and resets the connection). */
-FUZZ_UNUSED static const char http_last_request[] =
-        "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+FUZZ_UNUSED static const char http_last_request[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
 
 FUZZ_UNUSED static int tcp_connect(unsigned port)
 {
@@ -688,8 +684,8 @@ struct fuzz_transport {
  * first cap - 1 bytes in `out`, NUL-terminated. False when it has not closed
  * after `timeout_ms`, or stays silent for `silence_ms`: then the connection
  * is reset. */
-FUZZ_UNUSED static bool fuzz_exchange(const struct fuzz_transport *t, const void *req, size_t n, bool last,
-                                      char *out, size_t cap, size_t *ret_len, int silence_ms, int timeout_ms)
+FUZZ_UNUSED static bool fuzz_exchange(const struct fuzz_transport *t, const void *req, size_t n, bool last, char *out,
+                                      size_t cap, size_t *ret_len, int silence_ms, int timeout_ms)
 {
         void *conn = t->open();
         t->send_all(conn, req, n);
@@ -726,8 +722,7 @@ FUZZ_UNUSED static bool fuzz_exchange(const struct fuzz_transport *t, const void
 
 /* GET /healthz on a new connection must get 200 within
  * FUZZ_HEALTH_TIMEOUT_MS; `after` says when, for the failure. */
-FUZZ_UNUSED static void fuzz_check_health(const struct fuzz_transport *t, char *answer, size_t cap,
-                                          const char *after)
+FUZZ_UNUSED static void fuzz_check_health(const struct fuzz_transport *t, char *answer, size_t cap, const char *after)
 {
         static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
         size_t len;

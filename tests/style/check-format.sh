@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # The C sources against .clang-format, with clang-format 19 (installed when
 # missing): webhook/*.c, include/*.h and the C of tests/unit, tests/fuzz and
-# tests/bench, less the files tests/style/format-pending.txt still lists.
-# One check per file, and one that the pending list is current (each file on
-# it exists and still differs: a formatted one must come off the list).
+# tests/bench, every one of them. One check per file.
 #
 # Usage: tests/style/check-format.sh [--junit OUT.xml]   check; exit 1 on a difference
 #        tests/style/check-format.sh --fix               rewrite the files in place (make format)
@@ -28,15 +26,9 @@ if ! command -v "$cf" >/dev/null; then
         apt_install style "$cf" || { echo "style: cannot install $cf" >&2; exit 1; }
 fi
 
-pending_list=tests/style/format-pending.txt
-declare -A pending=()
-while read -r f; do
-        [ -n "$f" ] && pending[$f]=1
-done < <(grep -v '^#' "$pending_list")
-
 files=()
 for f in webhook/*.c include/*.h tests/unit/*.[ch] tests/fuzz/*.[ch] tests/bench/*.[ch]; do
-        [ -f "$f" ] && [ -z "${pending[$f]:-}" ] && files+=("$f")
+        [ -f "$f" ] && files+=("$f")
 done
 
 if $fix; then
@@ -58,23 +50,8 @@ for f in "${files[@]}"; do
                         "$f" "${first:-$f}" >>"$results"
         fi
 done
-stale=()
-for f in "${!pending[@]}"; do
-        if [ ! -f "$f" ]; then
-                stale+=("$f (no such file)")
-        elif "$cf" --dry-run --Werror "$f" >/dev/null 2>&1; then
-                stale+=("$f (formatted already)")
-        fi
-done
-if [ ${#stale[@]} -eq 0 ]; then
-        printf 'format pending list\tok\t%s files wait to be reformatted\n' "${#pending[@]}" >>"$results"
-else
-        status=1
-        echo "style: take off $pending_list: ${stale[*]}" >&2
-        printf 'format pending list\tfail\ttake off %s: %s\n' "$pending_list" "${stale[*]}" >>"$results"
-fi
 [ -z "$junit" ] || "${PYTHON:-python3}" tests/style/junit.py format "$results" "$junit" || status=1
 n=$(wc -l <"$results")
 bad=$(grep -c $'\tfail\t' "$results")
-echo "format: $((n - bad)) passed, $bad failed (${#pending[@]} files pending, see $pending_list)"
+echo "format: $((n - bad)) passed, $bad failed"
 exit "$status"

@@ -54,8 +54,12 @@ static int setup(void **state)
         add(fx, "spark35-executor.json", "team-c", NULL);                   /* audit mode: missing, jvm */
         add(fx, "spark35-driver.json", "team-off", NULL);                   /* off */
         fx->info = (struct audit_report_info){
-                .source = "pods.json", .policy_path = "policy.yaml", .policy_sha256 = "abc123",
-                .time = 1718093692, .max_findings = 100, .namespaces_known = true,
+                .source = "pods.json",
+                .policy_path = "policy.yaml",
+                .policy_sha256 = "abc123",
+                .time = 1718093692,
+                .max_findings = 100,
+                .namespaces_known = true,
         };
         *state = fx;
         return 0;
@@ -128,7 +132,8 @@ static void test_json(void **state)
                 assert_true(strcmp(prev, key) <= 0);
                 snprintf(prev, sizeof prev, "%s", key);
                 for (const char *const *k = (const char *const[]){ "role", "appId", "problem", "expected", "found",
-                                                                    "rule", "mode", "uid", "phase", NULL }; *k; k++)
+                                                                   "rule", "mode", "uid", "phase", NULL };
+                     *k; k++)
                         if (!cJSON_HasObjectItem(it, *k))
                                 fail_msg("a finding without %s", *k);
         }
@@ -200,8 +205,10 @@ static void test_policyreports(void **state)
         assert_string_equal(cJSON_GetObjectItem(a, "kind")->valuestring, "PolicyReport");
         const cJSON *md = cJSON_GetObjectItem(a, "metadata");
         assert_string_equal(cJSON_GetObjectItem(md, "name")->valuestring, AUDIT_REPORT_NAME);
-        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(md, "annotations"),
-                                                AUDIT_REPORT_LEFT_OUT_ANNOTATION)->valuestring, "0");
+        assert_string_equal(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(md, "annotations"), AUDIT_REPORT_LEFT_OUT_ANNOTATION)
+                        ->valuestring,
+                "0");
         const cJSON *sum = cJSON_GetObjectItem(a, "summary");
         assert_int_equal(cJSON_GetObjectItem(sum, "pass")->valueint, 1);
         assert_int_equal(cJSON_GetObjectItem(sum, "fail")->valueint, 5);
@@ -228,8 +235,9 @@ static void test_policyreports(void **state)
         assert_string_equal(cJSON_GetObjectItem(r, "message")->valuestring,
                             "Spark pod without its namespace's Azure identity: expected aadpodidbinding=sparkaks; "
                             "found no aadpodidbinding label");
-        assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "resources"), 0),
-                                                "uid")->valuestring, "uid-driver");
+        assert_string_equal(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "resources"), 0), "uid")->valuestring,
+                "uid-driver");
 
         const cJSON *x = report_of(list, "team-x");
         r = cJSON_GetArrayItem(cJSON_GetObjectItem(x, "results"), 0);
@@ -251,13 +259,16 @@ static void test_policyreports_for_known_namespaces(void **state)
         fclose(fp);
         cJSON *list = cJSON_Parse(fx->out);
         assert_non_null(list);
-        static const char *const want[] = { "aa-empty", "team-a", "team-b", "team-c", "team-off", "team-x",
-                                            "zz-empty" };
+        static const char *const want[] = {
+                "aa-empty", "team-a", "team-b", "team-c", "team-off", "team-x", "zz-empty"
+        };
         const cJSON *items = cJSON_GetObjectItem(list, "items");
         assert_int_equal(cJSON_GetArraySize(items), 7);
         for (int i = 0; i < 7; i++)
-                assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(items, i), "metadata"),
-                                                        "namespace")->valuestring, want[i]);
+                assert_string_equal(
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(items, i), "metadata"), "namespace")
+                                ->valuestring,
+                        want[i]);
         const cJSON *b = report_of(list, "team-b");
         assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(b, "results")), 0);
         assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "summary"), "fail")->valueint, 0);
@@ -282,7 +293,9 @@ static void test_policyreports_bounded(void **state)
         assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(a, "results")), 2);
         assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "summary"), "fail")->valueint, 5);
         assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "metadata"), "annotations"),
-                                                AUDIT_REPORT_LEFT_OUT_ANNOTATION)->valuestring, "3");
+                                                AUDIT_REPORT_LEFT_OUT_ANNOTATION)
+                                    ->valuestring,
+                            "3");
         cJSON_Delete(list);
 
         /* Findings past the audit's own bound count as left out too. */
@@ -445,12 +458,12 @@ static char *escaped(const char *s)
         return buf_steal(&b);
 }
 
-#define assert_escaped(in, want)                                        \
-        do {                                                            \
-                char *got_ = escaped(in);                               \
-                if (strcmp(got_, want) != 0)                            \
+#define assert_escaped(in, want)                                                          \
+        do {                                                                              \
+                char *got_ = escaped(in);                                                 \
+                if (strcmp(got_, want) != 0)                                              \
                         fail_msg("escape(%s): got \"%s\", want \"%s\"", #in, got_, want); \
-                free(got_);                                             \
+                free(got_);                                                               \
         } while (0)
 
 static void test_escape(void **state)
@@ -459,22 +472,29 @@ static void test_escape(void **state)
         /* Plain text and valid UTF-8 are copied. */
         assert_escaped("", "");
         assert_escaped("team-a spark-pi-driver", "team-a spark-pi-driver");
-        assert_escaped("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc2\xa0nbsp", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc2\xa0nbsp");
+        assert_escaped("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc2\xa0nbsp",
+                       "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc2\xa0nbsp");
         /* The backslash itself, so that an escape cannot be faked. */
         assert_escaped("a\\x1b", "a\\\\x1b");
         /* C0: the usual names, the rest as \xHH; DEL. */
         assert_escaped("\x1b[2J\nfake-ns fake-pod\r\t.", "\\x1b[2J\\nfake-ns fake-pod\\r\\t.");
         assert_escaped("\x01\x07\x08\x0b\x0c\x1f\x7f", "\\x01\\x07\\x08\\x0b\\x0c\\x1f\\x7f");
         /* C1 as UTF-8: U+0080..U+009F (U+009B is CSI). */
-        assert_escaped("\xc2\x80|\xc2\x9b" "2J|\xc2\x9f|\xc2\xa0", "\\u0080|\\u009b2J|\\u009f|\xc2\xa0");
+        assert_escaped("\xc2\x80|\xc2\x9b"
+                       "2J|\xc2\x9f|\xc2\xa0",
+                       "\\u0080|\\u009b2J|\\u009f|\xc2\xa0");
         /* Characters that reorder or break a line. */
-        assert_escaped("\xe2\x80\xae" "gnp.exe", "\\u202egnp.exe");
+        assert_escaped("\xe2\x80\xae"
+                       "gnp.exe",
+                       "\\u202egnp.exe");
         assert_escaped("\xe2\x80\xa8\xe2\x80\xa9\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c\xe2\x81\xa6\xe2\x81\xa9",
                        "\\u2028\\u2029\\u200e\\u200f\\u061c\\u2066\\u2069");
         /* Bytes that are not UTF-8, each as \xHH: a raw C1 byte, 0xFF, a
          * stray continuation, overlongs, a surrogate, past U+10FFFF, a cut
          * sequence (before another character and at the end). */
-        assert_escaped("\x9b" "2J", "\\x9b2J");
+        assert_escaped("\x9b"
+                       "2J",
+                       "\\x9b2J");
         assert_escaped("\xff\xfe", "\\xff\\xfe");
         assert_escaped("\x80x", "\\x80x");
         assert_escaped("\xc0\xaf\xc1\xbf", "\\xc0\\xaf\\xc1\\xbf");
@@ -482,7 +502,9 @@ static void test_escape(void **state)
         assert_escaped("\xf0\x80\x80\xaf", "\\xf0\\x80\\x80\\xaf");
         assert_escaped("\xed\xa0\x80", "\\xed\\xa0\\x80");
         assert_escaped("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");
-        assert_escaped("\xe2\x82" "A", "\\xe2\\x82A");
+        assert_escaped("\xe2\x82"
+                       "A",
+                       "\\xe2\\x82A");
         assert_escaped("ok\xe2\x82", "ok\\xe2\\x82");
         assert_escaped("\xf0\x9f\x98", "\\xf0\\x9f\\x98");
 
@@ -501,8 +523,8 @@ static void add_hostile(struct findings *f, const struct policy *p, const char *
         cJSON *md = cJSON_GetObjectItem(pod, "metadata");
         cJSON_ReplaceItemInObject(md, "name", cJSON_CreateString(name));
         cJSON_ReplaceItemInObject(cJSON_GetObjectItem(md, "labels"), "spark-app-selector", cJSON_CreateString(app_id));
-        cJSON *env = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"),
-                                                                                 "containers"), 0), "env");
+        cJSON *env = cJSON_GetObjectItem(
+                cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"), "containers"), 0), "env");
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "name", "JAVA_HOME");
         cJSON_AddStringToObject(e, "value", java_home);
@@ -518,8 +540,10 @@ static void test_hostile_text(void **state)
         struct fixture *fx = *state;
         struct findings f;
         findings_init(&f, 10);
-        add_hostile(&f, fx->policy, "evil\x1b[2J\xc2\x9b" "1;1H", "app\x9b\xe2\x80\xae",
-                    "\x1b[2J\nteam-a  fake-pod  driver  x  missing-identity\r");
+        add_hostile(&f, fx->policy,
+                    "evil\x1b[2J\xc2\x9b"
+                    "1;1H",
+                    "app\x9b\xe2\x80\xae", "\x1b[2J\nteam-a  fake-pod  driver  x  missing-identity\r");
         FILE *fp = capture(fx);
         assert_int_equal(audit_report_table(&f, &fx->info, fp), 0);
         fclose(fp);
@@ -556,7 +580,8 @@ static void test_hostile_text(void **state)
         cJSON *doc = cJSON_Parse(fx->out);
         assert_non_null(doc);
         const cJSON *it = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "findings"), 0);
-        assert_string_equal(cJSON_GetObjectItem(it, "pod")->valuestring, "evil\x1b[2J\xc2\x9b" "1;1H");
+        assert_string_equal(cJSON_GetObjectItem(it, "pod")->valuestring, "evil\x1b[2J\xc2\x9b"
+                                                                         "1;1H");
         assert_string_equal(cJSON_GetObjectItem(it, "appId")->valuestring, "app\xef\xbf\xbd\xe2\x80\xae");
         cJSON_Delete(doc);
         fp = capture(fx);
@@ -594,8 +619,9 @@ static void test_long_text(void **state)
         fclose(fp);
         cJSON *doc = cJSON_Parse(fx->out);
         assert_non_null(doc);
-        assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "findings"), 0),
-                                                "pod")->valuestring, name);
+        assert_string_equal(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "findings"), 0), "pod")->valuestring,
+                name);
         cJSON_Delete(doc);
         fp = capture(fx);
         assert_int_equal(audit_report_policyreports(&f, &fx->info, fp, NULL), 0);

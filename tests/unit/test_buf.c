@@ -255,8 +255,7 @@ static void run_in_child(void (*fn)(void), const char *what)
         int st = 0;
         assert_int_equal(waitpid(pid, &st, 0), pid);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                fail_msg("%s: the child %s %d", what,
-                         WIFEXITED(st) ? "exited with" : "was killed by signal",
+                fail_msg("%s: the child %s %d", what, WIFEXITED(st) ? "exited with" : "was killed by signal",
                          WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 }
 
@@ -379,8 +378,8 @@ static void test_steal_empty(void **state)
                 char *s = buf_steal(&b);
                 assert_non_null(s);
                 if (s[0] != '\0')
-                        fail_msg("buf_steal() of a fresh buffer (max %zu) returned 0x%02x, not \"\"",
-                                 maxima[i], (unsigned char)s[0]);
+                        fail_msg("buf_steal() of a fresh buffer (max %zu) returned 0x%02x, not \"\"", maxima[i],
+                                 (unsigned char)s[0]);
                 assert_null(b.data);
                 assert_int_equal(b.len, 0);
                 free(s);
@@ -394,8 +393,8 @@ static void test_steal_empty(void **state)
                 s = buf_steal(&b);
                 assert_non_null(s);
                 if (s[0] != '\0')
-                        fail_msg("buf_steal() after buf_free() (max %zu) returned 0x%02x, not \"\"",
-                                 maxima[i], (unsigned char)s[0]);
+                        fail_msg("buf_steal() after buf_free() (max %zu) returned 0x%02x, not \"\"", maxima[i],
+                                 (unsigned char)s[0]);
                 free(s);
         }
 }
@@ -578,10 +577,20 @@ static size_t put_utf8(char *o, uint32_t cp)
 static void test_json_round_trip_many(void **state)
 {
         static const char *const fixed[] = {
-                "", " ", "\"\"", "\\\\", "\\\"\\", "}\"]", "\\u0041", "\\n",
+                "",
+                " ",
+                "\"\"",
+                "\\\\",
+                "\\\"\\",
+                "}\"]",
+                "\\u0041",
+                "\\n",
                 "-Dspark.driver.extraJavaOptions=\"-Dx=1 -Dy='2'\"",
-                "C:\\Program Files\\Java", "tab\there", "nl\nthere\r\n",
-                "{\"json\":[\"inside\",1]}", "\x01\x02\x03\x1e\x1f\x20",
+                "C:\\Program Files\\Java",
+                "tab\there",
+                "nl\nthere\r\n",
+                "{\"json\":[\"inside\",1]}",
+                "\x01\x02\x03\x1e\x1f\x20",
                 "\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",
                 "emoji \xf0\x9f\x9a\x80 in \"quotes\"",
         };
@@ -605,7 +614,8 @@ static void test_json_round_trip_many(void **state)
                         else if (pick < 6)
                                 cp = 0x80 + rng() % (0x800 - 0x80);
                         else if (pick < 7)
-                                do cp = 0x800 + rng() % (0x10000 - 0x800);
+                                do
+                                        cp = 0x800 + rng() % (0x10000 - 0x800);
                                 while (cp >= 0xd800 && cp <= 0xdfff);
                         else
                                 cp = 0x10000 + rng() % (0x110000 - 0x10000);
@@ -678,8 +688,8 @@ static void test_pointer_tokens(void **state)
 static void test_pointer_token_round_trip(void **state)
 {
         static const char *const tokens[] = {
-                "", "~", "/", "~0", "~1", "~01", "~10", "//~~", "a/~1/b", "~/~/", "plain",
-                "spark.kubernetes.driver/pod~name",
+                "",    "~",    "/",      "~0",   "~1",    "~01",
+                "~10", "//~~", "a/~1/b", "~/~/", "plain", "spark.kubernetes.driver/pod~name",
         };
         for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
                 struct buf b;

@@ -132,7 +132,10 @@ static void test_serving_cert_verifies_for_every_name(void **state)
                 SERVICE, SERVICE "." NAMESPACE, SVC_NAME, SVC_NAME ".cluster.local", "localhost",
         };
         static const char *const bad[] = {
-                "other." NAMESPACE ".svc", SERVICE ".default.svc", "example.com", SVC_NAME ".evil.com",
+                "other." NAMESPACE ".svc",
+                SERVICE ".default.svc",
+                "example.com",
+                SVC_NAME ".evil.com",
         };
         X509 *ca, *leaf;
 
@@ -185,14 +188,10 @@ static void test_san_order_and_subject(void **state)
                 int type;
                 const char *text;
         } want[] = {
-                { GEN_DNS, SERVICE },
-                { GEN_DNS, SERVICE "." NAMESPACE },
-                { GEN_DNS, SVC_NAME },
-                { GEN_DNS, SVC_NAME ".cluster.local" },
-                { GEN_DNS, "localhost" },
-                { GEN_DNS, "webhook.example.com" },
-                { GEN_IPADD, "127.0.0.1" },
-                { GEN_IPADD, "fd00::1" },
+                { GEN_DNS, SERVICE },       { GEN_DNS, SERVICE "." NAMESPACE },
+                { GEN_DNS, SVC_NAME },      { GEN_DNS, SVC_NAME ".cluster.local" },
+                { GEN_DNS, "localhost" },   { GEN_DNS, "webhook.example.com" },
+                { GEN_IPADD, "127.0.0.1" }, { GEN_IPADD, "fd00::1" },
         };
         struct certs_request req = default_request(f);
         GENERAL_NAMES *gens;
@@ -299,8 +298,7 @@ static void test_keys_are_p256_and_signatures_sha256(void **state)
                 /* PKCS#8, not "BEGIN EC PRIVATE KEY", and not encrypted. */
                 assert_true(strncmp(text, "-----BEGIN PRIVATE KEY-----\n", 28) == 0);
                 assert_true(EVP_PKEY_is_a(k, "EC"));
-                assert_true(EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group,
-                                                           sizeof(group), NULL));
+                assert_true(EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL));
                 assert_string_equal(group, "prime256v1");
                 EVP_PKEY_free(k);
                 free(text);
@@ -501,8 +499,14 @@ static void test_invalid_requests_are_refused(void **state)
                 switch (cases[i].field) {
                 case SERVICE_: req.service = cases[i].value; break;
                 case NAMESPACE_: req.namespace_ = cases[i].value; break;
-                case DNS_: one_dns[0] = cases[i].value; req.dns = one_dns; break;
-                case IP_: one_ip[0] = cases[i].value; req.ips = one_ip; break;
+                case DNS_:
+                        one_dns[0] = cases[i].value;
+                        req.dns = one_dns;
+                        break;
+                case IP_:
+                        one_ip[0] = cases[i].value;
+                        req.ips = one_ip;
+                        break;
                 case DAYS_: req.days = cases[i].days; break;
                 case OUT_: req.out_dir = cases[i].value; break;
                 }
@@ -561,8 +565,7 @@ static int count_entries(const char *dir)
 
 /* A CA made elsewhere: self-signed, basicConstraints critical CA:TRUE,
  * keyUsage keyCertSign, and no subjectKeyIdentifier. */
-static void write_ca(const char *crt_path, const char *key_path, EVP_PKEY *key, time_t not_before,
-                     time_t not_after)
+static void write_ca(const char *crt_path, const char *key_path, EVP_PKEY *key, time_t not_before, time_t not_after)
 {
         bool eddsa = EVP_PKEY_is_a(key, "ED25519");
         X509 *x = X509_new();
@@ -647,8 +650,7 @@ static void test_renew_keeps_the_ca_and_replaces_the_serving_pair(void **state)
         struct fixture *f = *state;
         static const char *const dns[] = { "localhost", "renewed.example.com" };
         static const char *const good[] = {
-                SERVICE, SERVICE "." NAMESPACE, SVC_NAME, SVC_NAME ".cluster.local", "localhost",
-                "renewed.example.com",
+                SERVICE, SERVICE "." NAMESPACE, SVC_NAME, SVC_NAME ".cluster.local", "localhost", "renewed.example.com",
         };
         struct certs_request req = default_request(f);
         struct stat ca_before[2], st;
@@ -747,7 +749,8 @@ static void test_renew_needs_the_ca(void **state)
         /* No directory at all: nothing is made. */
         assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -ENOENT);
         xsnprintf(want,
-                  "cannot renew: %s/ca.crt and %s/ca.key are missing; renewing needs the CA (ca.crt and ca.key) that signed the current certificate in %s",
+                  "cannot renew: %s/ca.crt and %s/ca.key are missing; renewing needs the CA (ca.crt and ca.key) that "
+                  "signed the current certificate in %s",
                   f->out, f->out, f->out);
         assert_string_equal(f->err, want);
         assert_int_equal(stat(f->out, &st), -1);
@@ -843,7 +846,9 @@ static void test_renew_refuses_a_ca_out_of_its_validity(void **state)
         assert_int_equal(mkdir(f->out, 0755), 0);
         write_ca(path_in(f, "ca.crt"), path_in(f, "ca.key"), k, T_2024_12_01, T_2025_01_01);
         assert_int_equal(certs_renew(&req, f->err, sizeof(f->err)), -EKEYEXPIRED);
-        xsnprintf(want, "cannot renew: the CA certificate %s expired on 2025-01-01T00:00:00Z; make a new CA and roll over to it",
+        xsnprintf(want,
+                  "cannot renew: the CA certificate %s expired on 2025-01-01T00:00:00Z; make a new CA and roll over to "
+                  "it",
                   path_in(f, "ca.crt"));
         assert_string_equal(f->err, want);
         assert_int_equal(count_entries(f->out), 2);   /* no tls.* written */

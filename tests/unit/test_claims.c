@@ -48,8 +48,8 @@ static struct ns_info current;
 
 /* A pod review: `op` on `ns` of a pod whose aadpodidbinding is `label`
  * (NULL: none), and for UPDATE an oldObject whose label is `old_label`. */
-static char *pod_review(const char *op, const char *sub, const char *ns, const char *label,
-                        const char *old_label, bool spark)
+static char *pod_review(const char *op, const char *sub, const char *ns, const char *label, const char *old_label,
+                        bool spark)
 {
         cJSON *rv = cJSON_CreateObject();
         cJSON_AddStringToObject(rv, "apiVersion", "admission.k8s.io/v1");
@@ -168,12 +168,12 @@ static void test_update_that_adds_or_changes_a_claim(void **state)
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
                 for (int path = 0; path < 2; path++) {
-                        struct answer a = answer(p, path ? ADMISSION_VALIDATE : ADMISSION_MUTATE,
-                                                 pod_review("UPDATE", NULL, cases[i].ns, cases[i].label,
-                                                            cases[i].old, false));
+                        struct answer a =
+                                answer(p, path ? ADMISSION_VALIDATE : ADMISSION_MUTATE,
+                                       pod_review("UPDATE", NULL, cases[i].ns, cases[i].label, cases[i].old, false));
                         if (a.status != 200 || a.allowed != cases[i].allowed)
-                                fail_msg("case %zu path %d: status %d allowed %d: %s", i, path, a.status,
-                                         a.allowed, a.message);
+                                fail_msg("case %zu path %d: status %d allowed %d: %s", i, path, a.status, a.allowed,
+                                         a.message);
                         assert_false(a.patched);
                         if (cases[i].message && !strstr(a.message, cases[i].message))
                                 fail_msg("case %zu: %s", i, a.message);
@@ -190,8 +190,8 @@ static void test_subresources_whose_object_is_the_pod(void **state)
         current = (struct ns_info){ 0 };
         static const char *const subs[] = { "status", "ephemeralcontainers", "resize" };
         for (size_t i = 0; i < 3; i++) {
-                struct answer a = answer(p, ADMISSION_VALIDATE,
-                                         pod_review("UPDATE", subs[i], "team-b", "sparkaks", NULL, false));
+                struct answer a =
+                        answer(p, ADMISSION_VALIDATE, pod_review("UPDATE", subs[i], "team-b", "sparkaks", NULL, false));
                 if (a.allowed)
                         fail_msg("%s: allowed", subs[i]);
                 assert_non_null(strstr(a.message, "sparkaks"));
@@ -261,16 +261,18 @@ static void test_annotations_cannot_give_reserved_identities(void **state)
         policy_free(p);
 }
 
-static char *ns_review(const char *op, const char *user, const char *group, const char *labels,
-                       const char *annotations, const char *old_labels, const char *old_annotations)
+static char *ns_review(const char *op, const char *user, const char *group, const char *labels, const char *annotations,
+                       const char *old_labels, const char *old_annotations)
 {
         char *s = malloc(4096);
         char old[1024] = "";
         if (strcmp(op, "UPDATE") == 0)
-                snprintf(old, sizeof old, ",\"oldObject\":{\"apiVersion\":\"v1\",\"kind\":\"Namespace\","
+                snprintf(old, sizeof old,
+                         ",\"oldObject\":{\"apiVersion\":\"v1\",\"kind\":\"Namespace\","
                          "\"metadata\":{\"name\":\"team-n\",\"labels\":{%s},\"annotations\":{%s}}}",
                          old_labels, old_annotations);
-        snprintf(s, 4096, "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+        snprintf(s, 4096,
+                 "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
                  "\"uid\":\"n-1\",\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"namespaces\"},"
                  "\"name\":\"team-n\",\"operation\":\"%s\",\"userInfo\":{\"username\":\"%s\",\"groups\":"
                  "[\"system:authenticated\",\"%s\"]},\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Namespace\","
@@ -288,8 +290,8 @@ static void test_only_grantors_change_grant_keys(void **state)
                 const char *keys;
         } cases[] = {
                 /* A tenant who may create namespaces cannot grant by annotation or selector label. */
-                { "CREATE", "tenant", "tenants", "", "\"spark-identity.io/identity\":\"shared-spark\"", "", "",
-                  false, "annotation spark-identity.io/identity" },
+                { "CREATE", "tenant", "tenants", "", "\"spark-identity.io/identity\":\"shared-spark\"", "", "", false,
+                  "annotation spark-identity.io/identity" },
                 { "CREATE", "tenant", "tenants", "\"team\":\"data\"", "", "", "", false, "label team" },
                 /* ...nor change or remove one. */
                 { "UPDATE", "tenant", "tenants", "\"team\":\"data\"", "", "\"team\":\"web\"", "", false, "label team" },
@@ -297,8 +299,9 @@ static void test_only_grantors_change_grant_keys(void **state)
                   "annotation spark-identity.io/mode" },
                 /* Anything else is ordinary namespace work. */
                 { "CREATE", "tenant", "tenants", "\"env\":\"prod\"", "\"owner\":\"me\"", "", "", true, NULL },
-                { "UPDATE", "tenant", "tenants", "\"team\":\"data\",\"x\":\"2\"", "\"spark-identity.io/identity\":\"s\"",
-                  "\"team\":\"data\",\"x\":\"1\"", "\"spark-identity.io/identity\":\"s\"", true, NULL },
+                { "UPDATE", "tenant", "tenants", "\"team\":\"data\",\"x\":\"2\"",
+                  "\"spark-identity.io/identity\":\"s\"", "\"team\":\"data\",\"x\":\"1\"",
+                  "\"spark-identity.io/identity\":\"s\"", true, NULL },
                 /* Grantors, by name and by group. */
                 { "CREATE", "platform-bot", "tenants", "\"team\":\"data\"", "", "", "", true, NULL },
                 { "UPDATE", "alice", "platform-admins", "", "\"spark-identity.io/identity\":\"shared-spark\"", "", "",
@@ -318,28 +321,31 @@ static void test_only_grantors_change_grant_keys(void **state)
                         assert_non_null(strstr(a.message, "(platform-bot, group:platform-admins)"));
         }
         /* A grantor's annotation that makes no rule: allowed, with a warning. */
-        struct answer a = answer(p, ADMISSION_MUTATE, ns_review("CREATE", "platform-bot", "x", "",
-                                 "\"spark-identity.io/identity\":\"sparkaks\"", "", ""));
+        struct answer a = answer(
+                p, ADMISSION_MUTATE,
+                ns_review("CREATE", "platform-bot", "x", "", "\"spark-identity.io/identity\":\"sparkaks\"", "", ""));
         assert_true(a.allowed);
         assert_non_null(strstr(a.warnings, "\"sparkaks\" is reserved by the policy"));
         policy_free(p);
 
         /* The default grantors: group:system:masters. */
         p = load("selectors: [{namespaceSelector: {matchLabels: {team: data}}, identity: d}]\n");
-        a = answer(p, ADMISSION_VALIDATE, ns_review("CREATE", "admin", "system:masters", "\"team\":\"data\"", "", "", ""));
+        a = answer(p, ADMISSION_VALIDATE,
+                   ns_review("CREATE", "admin", "system:masters", "\"team\":\"data\"", "", "", ""));
         assert_true(a.allowed);
         a = answer(p, ADMISSION_VALIDATE, ns_review("CREATE", "tenant", "tenants", "\"team\":\"data\"", "", "", ""));
         assert_false(a.allowed);
         /* Annotations are grant keys whenever the policy reads namespaces. */
-        a = answer(p, ADMISSION_VALIDATE, ns_review("CREATE", "tenant", "tenants", "",
-                                                    "\"spark-identity.io/identity\":\"x\"", "", ""));
+        a = answer(p, ADMISSION_VALIDATE,
+                   ns_review("CREATE", "tenant", "tenants", "", "\"spark-identity.io/identity\":\"x\"", "", ""));
         assert_false(a.allowed);
         policy_free(p);
 
         /* A policy that reads no namespaces judges no namespace change. */
         p = load("namespaces: {team-a: {identity: sparkaks}}\n");
-        a = answer(p, ADMISSION_VALIDATE, ns_review("CREATE", "tenant", "tenants", "\"team\":\"data\"",
-                                                    "\"spark-identity.io/identity\":\"sparkaks\"", "", ""));
+        a = answer(p, ADMISSION_VALIDATE,
+                   ns_review("CREATE", "tenant", "tenants", "\"team\":\"data\"",
+                             "\"spark-identity.io/identity\":\"sparkaks\"", "", ""));
         assert_true(a.allowed);
         policy_free(p);
 }

@@ -30,8 +30,10 @@ static const char POLICY_YAML[] =
         "    fs.azure.account.oauth.provider.type: org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider\n"
         "  jvmEnv: spark\n"
         "namespaces:\n"
-        "  team-a: {identity: sparkaks, tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47, clientId: 5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c, allowedIdentities: [team-a-api]}\n"
-        "  team-d: {identity: lake-spark, clientId: 0d7e5c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6, storageAccounts: [lakeprod, lakedev]}\n"
+        "  team-a: {identity: sparkaks, tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47, clientId: "
+        "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c, allowedIdentities: [team-a-api]}\n"
+        "  team-d: {identity: lake-spark, clientId: 0d7e5c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6, storageAccounts: [lakeprod, "
+        "lakedev]}\n"
         "  team-c: {identity: c-spark, mode: audit, onConflict: deny}\n"
         "unmatched: allow\n";
 
@@ -53,7 +55,8 @@ static const char POLICY_JSON[] =
         "  },\n"
         "  \"namespaces\": {\n"
         "    \"team-a\": {\"identity\": \"sparkaks\", \"tenantId\": \"72f988bf-86f1-41af-91ab-2d7cd011db47\",\n"
-        "               \"clientId\": \"5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c\", \"allowedIdentities\": [\"team-a-api\"]},\n"
+        "               \"clientId\": \"5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c\", \"allowedIdentities\": "
+        "[\"team-a-api\"]},\n"
         "    \"team-d\": {\"identity\": \"lake-spark\", \"clientId\": \"0d7e5c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6\",\n"
         "               \"storageAccounts\": [\"lakeprod\", \"lakedev\"]},\n"
         "    \"team-c\": {\"identity\": \"c-spark\", \"mode\": \"audit\", \"onConflict\": \"deny\"}\n"
@@ -366,8 +369,9 @@ static void test_key_positions(void **state)
         /* The root and list items have no key; nothing is written. */
         line = col = 0;
         assert_int_equal(doc_key_position(d, root, &line, &col), -ENOENT);
-        assert_int_equal(doc_key_position(d, cJSON_GetArrayItem(at(root, "defaults", "java", "options", NULL), 0),
-                                          &line, &col), -ENOENT);
+        assert_int_equal(
+                doc_key_position(d, cJSON_GetArrayItem(at(root, "defaults", "java", "options", NULL), 0), &line, &col),
+                -ENOENT);
         assert_int_equal(line, 0);
         assert_int_equal(doc_key_position(NULL, root, &line, &col), -ENOENT);
         doc_free(d);
@@ -419,21 +423,11 @@ static void check_typing(const struct typing_case *cases, size_t n)
                 v = at(doc_root(d), "v", NULL);
                 assert_non_null(v);
                 switch (c->type) {
-                case W_NULL:
-                        ok = cJSON_IsNull(v);
-                        break;
-                case W_TRUE:
-                        ok = cJSON_IsTrue(v);
-                        break;
-                case W_FALSE:
-                        ok = cJSON_IsFalse(v);
-                        break;
-                case W_NUMBER:
-                        ok = cJSON_IsNumber(v) && v->valuedouble == c->number;
-                        break;
-                default:
-                        ok = cJSON_IsString(v) && strcmp(v->valuestring, c->string) == 0;
-                        break;
+                case W_NULL: ok = cJSON_IsNull(v); break;
+                case W_TRUE: ok = cJSON_IsTrue(v); break;
+                case W_FALSE: ok = cJSON_IsFalse(v); break;
+                case W_NUMBER: ok = cJSON_IsNumber(v) && v->valuedouble == c->number; break;
+                default: ok = cJSON_IsString(v) && strcmp(v->valuestring, c->string) == 0; break;
                 }
                 if (!ok)
                         fail_msg("\"v: %s\" gave type %d (want %d)", c->value, v->type, (int)c->type);
@@ -563,8 +557,7 @@ static void test_numbers_json_cannot_hold(void **state)
         expect_error("v: -.Inf\n", -EINVAL, "1:4: -.Inf cannot be represented in JSON");
         expect_error("v: .NaN\n", -EINVAL, "1:4: .NaN cannot be represented in JSON");
         expect_error("v: 1e999\n", -EINVAL, "1:4: number 1e999 is out of range");
-        expect_error("v: 9007199254740993\n", -EINVAL,
-                     "1:4: integer 9007199254740993 is too large (more than 2^53)");
+        expect_error("v: 9007199254740993\n", -EINVAL, "1:4: integer 9007199254740993 is too large (more than 2^53)");
         expect_error("v: -99999999999999999999\n", -EINVAL,
                      "1:4: integer -99999999999999999999 is too large (more than 2^53)");
         expect_error("v: 0xFFFFFFFFFFFFFFFFFF\n", -EINVAL,
@@ -772,8 +765,7 @@ static void test_depth_bound(void **state)
 
                 len = 0;
                 for (i = 0; i + 1 < levels; i++)
-                        len += (size_t)snprintf(block + len, sizeof(block) - len, "%*sk%u:\n", (int)(2 * i), "",
-                                                i);
+                        len += (size_t)snprintf(block + len, sizeof(block) - len, "%*sk%u:\n", (int)(2 * i), "", i);
                 snprintf(block + len, sizeof(block) - len, "%*sleaf: 1\n", (int)(2 * (levels - 1)), "");
                 if (levels == WH_MAX_POLICY_DEPTH) {
                         d = parse_ok(block);
@@ -837,8 +829,7 @@ static void test_aliases(void **state)
         d = parse_ok("a: &a {k: [1, {m: x}]}\nb: &b [*a, *a]\nc: [*b, *b]\n");
         assert_true(cJSON_Compare(cJSON_GetArrayItem(cJSON_GetArrayItem(at(doc_root(d), "c", NULL), 1), 0),
                                   at(doc_root(d), "a", NULL), true));
-        assert_place(d, at(cJSON_GetArrayItem(cJSON_GetArrayItem(at(doc_root(d), "c", NULL), 1), 0), "k", NULL), 1,
-                     11);
+        assert_place(d, at(cJSON_GetArrayItem(cJSON_GetArrayItem(at(doc_root(d), "c", NULL), 1), 0), "k", NULL), 1, 11);
         /* root, a (5 nodes), b (1 + 2 * 5), c (1 + 2 * 11) */
         assert_int_equal(assert_all_placed(d), 1 + 5 + 11 + 23);
         doc_free(d);

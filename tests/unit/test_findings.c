@@ -176,8 +176,7 @@ static void test_unmutated_driver(void **state)
         judge(p, "team-a", pod, &r);
         assert_problems(&r, FINDING_MISSING_IDENTITY, FINDING_MISSING_JVM_SETTINGS, -1);
         assert_finding(&r, FINDING_MISSING_IDENTITY, "aadpodidbinding=sparkaks", "no aadpodidbinding label");
-        assert_finding(&r, FINDING_MISSING_JVM_SETTINGS,
-                       "JAVA_HOME=/opt/java/openjdk; SPARK_SUBMIT_OPTS=" FLAGS_A,
+        assert_finding(&r, FINDING_MISSING_JVM_SETTINGS, "JAVA_HOME=/opt/java/openjdk; SPARK_SUBMIT_OPTS=" FLAGS_A,
                        "JAVA_HOME unset; SPARK_SUBMIT_OPTS unset");
         const struct finding *it = find(&r, FINDING_MISSING_IDENTITY);
         assert_string_equal(it->namespace_, "team-a");
@@ -222,7 +221,8 @@ static void test_unmutated_executor(void **state)
 /* An executor with everything admission would add is compliant. */
 static void test_compliant_executor(void **state)
 {
-        static const char *const names[] = { "spark33-executor.json", "spark24-executor.json", "spark35-executor.json" };
+        static const char *const names[] = { "spark33-executor.json", "spark24-executor.json",
+                                             "spark35-executor.json" };
         struct policy *p = fixture_policy("policy.yaml");
         for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
                 cJSON *pod = fixture_pod(names[i]);
@@ -382,8 +382,7 @@ static void test_jvm_settings_partly_there(void **state)
         set_env(pod, "SPARK_SUBMIT_OPTS", "-Dfoo=bar " F4);
         judge(p, "team-a", pod, &r);
         assert_problems(&r, FINDING_MISSING_JVM_SETTINGS, -1);
-        assert_finding(&r, FINDING_MISSING_JVM_SETTINGS,
-                       "SPARK_SUBMIT_OPTS=" F1 " " F2 " " F3 " " F5 " -Dfoo=bar " F4,
+        assert_finding(&r, FINDING_MISSING_JVM_SETTINGS, "SPARK_SUBMIT_OPTS=" F1 " " F2 " " F3 " " F5 " -Dfoo=bar " F4,
                        "SPARK_SUBMIT_OPTS=-Dfoo=bar " F4);
         done(&r);
 
@@ -403,8 +402,7 @@ static void test_jvm_settings_from_value_from(void **state)
         struct result r;
         judge(p, "team-a", pod, &r);
         assert_problems(&r, FINDING_MISSING_IDENTITY, FINDING_MISSING_JVM_SETTINGS, -1);
-        assert_finding(&r, FINDING_MISSING_JVM_SETTINGS,
-                       "JAVA_HOME=/opt/java/openjdk; SPARK_SUBMIT_OPTS=" FLAGS_A,
+        assert_finding(&r, FINDING_MISSING_JVM_SETTINGS, "JAVA_HOME=/opt/java/openjdk; SPARK_SUBMIT_OPTS=" FLAGS_A,
                        "JAVA_HOME unset; SPARK_SUBMIT_OPTS from valueFrom (not checked; admission leaves it alone)");
         done(&r);
 
@@ -475,14 +473,12 @@ static void test_modes(void **state)
         done(&r);
 
         /* defaults.mode: audit and off for namespaces without a rule. */
-        static const char audit_defaults[] =
-                "defaults: {mode: audit}\n"
-                "namespaces:\n  team-a: {identity: sparkaks}\n"
-                "unmatched: deny\n";
-        static const char off_defaults[] =
-                "defaults: {mode: \"off\"}\n"
-                "namespaces:\n  team-a: {identity: sparkaks, mode: enforce}\n"
-                "unmatched: deny\n";
+        static const char audit_defaults[] = "defaults: {mode: audit}\n"
+                                             "namespaces:\n  team-a: {identity: sparkaks}\n"
+                                             "unmatched: deny\n";
+        static const char off_defaults[] = "defaults: {mode: \"off\"}\n"
+                                           "namespaces:\n  team-a: {identity: sparkaks, mode: enforce}\n"
+                                           "unmatched: deny\n";
         struct policy *pa = load_policy(audit_defaults), *po = load_policy(off_defaults);
         set_label(pod, "aadpodidbinding", "sparkaks");
         judge(pa, "team-x", pod, &r);
@@ -570,7 +566,8 @@ static void test_namespaces(void **state)
         fc.info = &bad_ns;
         judge_with(p, "team-y", &fc, pod, &r);
         assert_problems(&r, FINDING_NO_POLICY, -1);
-        assert_finding(&r, FINDING_NO_POLICY, "a valid rule from the spark-identity.io/ annotations of namespace team-y",
+        assert_finding(&r, FINDING_NO_POLICY,
+                       "a valid rule from the spark-identity.io/ annotations of namespace team-y",
                        "spark-identity.io/identity \"not a label value\" is not a valid label value");
         done(&r);
 
@@ -765,12 +762,12 @@ static void test_each_change_kind(void **state)
                 { CHANGE_SET_SERVICE_ACCOUNT, "policy-workload-identity.yaml", "spark40-executor-default-sa.json",
                   "team-wi", NULL, FINDING_MISSING_WORKLOAD_IDENTITY, "serviceAccountName=default" },
                 { CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT, "policy-workload-identity.yaml",
-                  "spark40-executor-default-sa.json", "team-wi", deprecated_account,
-                  FINDING_MISSING_WORKLOAD_IDENTITY, "serviceAccountName=default" },
+                  "spark40-executor-default-sa.json", "team-wi", deprecated_account, FINDING_MISSING_WORKLOAD_IDENTITY,
+                  "serviceAccountName=default" },
                 { CHANGE_SET_ENV, "policy.yaml", "spark35-driver.json", "team-a", java_home_other,
                   FINDING_MISSING_JVM_SETTINGS, "JAVA_HOME=/opt/other" },
-                { CHANGE_ADD_ENV, "policy.yaml", "spark35-driver.json", "team-a", NULL,
-                  FINDING_MISSING_JVM_SETTINGS, "SPARK_SUBMIT_OPTS unset" },
+                { CHANGE_ADD_ENV, "policy.yaml", "spark35-driver.json", "team-a", NULL, FINDING_MISSING_JVM_SETTINGS,
+                  "SPARK_SUBMIT_OPTS unset" },
                 { CHANGE_ADD_ENV, "policy.yaml", "spark35-driver.json", "team-a", remove_env,
                   FINDING_MISSING_JVM_SETTINGS, "SPARK_SUBMIT_OPTS unset" },
                 { CHANGE_ADD_JAVA_OPT, "policy.yaml", "spark35-executor.json", "team-a", NULL,
@@ -839,14 +836,22 @@ static void test_each_change_kind(void **state)
 static void test_agrees_with_admission(void **state)
 {
         static const char *const pods[] = {
-                "spark35-driver.json", "spark35-pyspark-driver.json", "spark35-executor.json",
-                "spark33-executor.json", "spark24-executor.json", "spark35-driver-template-sidecar.json",
-                "spark35-driver-template-sidecar-first.json", "spark35-driver-foreign-identity.json",
-                "spark35-driver-mutated.json", "spark35-driver-valuefrom.json", "nginx-pod.json",
-                "api-pod-allowed.json", "rogue-pod.json",
+                "spark35-driver.json",
+                "spark35-pyspark-driver.json",
+                "spark35-executor.json",
+                "spark33-executor.json",
+                "spark24-executor.json",
+                "spark35-driver-template-sidecar.json",
+                "spark35-driver-template-sidecar-first.json",
+                "spark35-driver-foreign-identity.json",
+                "spark35-driver-mutated.json",
+                "spark35-driver-valuefrom.json",
+                "nginx-pod.json",
+                "api-pod-allowed.json",
+                "rogue-pod.json",
         };
-        static const char *const namespaces[] = { "team-a", "team-b", "team-c", "team-d", "team-e", "team-f",
-                                                  "team-off", "team-x" };
+        static const char *const namespaces[] = { "team-a", "team-b", "team-c",   "team-d",
+                                                  "team-e", "team-f", "team-off", "team-x" };
         static const char *const policies[] = { "policy.yaml", "policy-unmatched-deny.yaml" };
         size_t checked = 0;
         for (size_t pi = 0; pi < 2; pi++) {
@@ -870,13 +875,12 @@ static void test_agrees_with_admission(void **state)
                                 bool admission_says = m.decision != DECISION_UNCHANGED || m.n_warnings > 0;
                                 bool judged = r.verdict == VERDICT_COMPLIANT || r.verdict == VERDICT_FINDINGS;
                                 if (judged && admission_says != (r.verdict == VERDICT_FINDINGS))
-                                        fail_msg("%s in %s (%s): admission %s with %u warnings, audit %s",
-                                                 pods[i], ns, policies[pi], decision_name(m.decision),
-                                                 m.n_warnings, pod_verdict_name(r.verdict));
-                                if (!judged && admission_says)
-                                        fail_msg("%s in %s (%s): admission %s, audit %s", pods[i], ns,
-                                                 policies[pi], decision_name(m.decision),
+                                        fail_msg("%s in %s (%s): admission %s with %u warnings, audit %s", pods[i], ns,
+                                                 policies[pi], decision_name(m.decision), m.n_warnings,
                                                  pod_verdict_name(r.verdict));
+                                if (!judged && admission_says)
+                                        fail_msg("%s in %s (%s): admission %s, audit %s", pods[i], ns, policies[pi],
+                                                 decision_name(m.decision), pod_verdict_name(r.verdict));
                                 checked++;
                                 mutation_free(&m);
                                 pool_free(&pool);

@@ -43,11 +43,10 @@ static void test_list(void **state)
         struct jsonlist_info info;
         char err[256];
         /* As the API server answers a page: kind, metadata with continue, items. */
-        const char *page =
-                "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"42\","
-                "\"continue\":\"eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6NDJ9\",\"remainingItemCount\":3},"
-                "\"items\":[{\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":\"[]{},\"}}},\n"
-                "  {\"metadata\":{\"name\":\"b\"}} , {\"metadata\":{\"name\":\"c\"}}]}\n";
+        const char *page = "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"42\","
+                           "\"continue\":\"eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6NDJ9\",\"remainingItemCount\":3},"
+                           "\"items\":[{\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":\"[]{},\"}}},\n"
+                           "  {\"metadata\":{\"name\":\"b\"}} , {\"metadata\":{\"name\":\"c\"}}]}\n";
         assert_int_equal(scan(page, &s, &info, err), 0);
         assert_int_equal(s.n, 3);
         assert_string_equal(s.names[0], "a");
@@ -58,8 +57,9 @@ static void test_list(void **state)
         assert_string_equal(info.continue_, "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6NDJ9");
 
         /* As kubectl prints: items before kind, no continue. */
-        const char *kubectl = "\xEF\xBB\xBF{\n  \"apiVersion\": \"v1\",\n  \"items\": [\n    {\"metadata\": {\"name\": \"p\"}}\n"
-                              "  ],\n  \"kind\": \"List\",\n  \"metadata\": {\"resourceVersion\": \"\"}\n}\n";
+        const char *kubectl =
+                "\xEF\xBB\xBF{\n  \"apiVersion\": \"v1\",\n  \"items\": [\n    {\"metadata\": {\"name\": \"p\"}}\n"
+                "  ],\n  \"kind\": \"List\",\n  \"metadata\": {\"resourceVersion\": \"\"}\n}\n";
         assert_int_equal(scan(kubectl, &s, &info, err), 0);
         assert_int_equal(s.n, 1);
         assert_string_equal(info.kind, "List");
@@ -81,8 +81,9 @@ static void test_single_object(void **state)
         struct seen s;
         struct jsonlist_info info;
         char err[256];
-        assert_int_equal(scan("{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"x\"},\"spec\":{}}",
-                              &s, &info, err), 0);
+        assert_int_equal(scan("{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"x\"},\"spec\":{}}", &s,
+                              &info, err),
+                         0);
         assert_false(info.has_items);
         assert_int_equal(s.n, 0);
         assert_string_equal(info.kind, "Pod");

@@ -95,7 +95,8 @@ static void test_op_with_value(void **state)
         assert_int_equal(jsonpatch_op(&p, "add", "{\"aadpodidbinding\":\"sparkaks\"}"), 0);
         assert_int_equal(p.n_ops, 1);
         assert_int_equal(jsonpatch_finish(&p), 0);
-        assert_string_equal(p.text.data,
+        assert_string_equal(
+                p.text.data,
                 "[{\"op\":\"add\",\"path\":\"/metadata/labels\",\"value\":{\"aadpodidbinding\":\"sparkaks\"}}]");
         jsonpatch_free(&p);
 }
@@ -107,8 +108,7 @@ static void test_op_without_value(void **state)
         path(&p, "metadata", "labels", "aadpodidbinding", NULL);
         assert_int_equal(jsonpatch_op(&p, "remove", NULL), 0);
         assert_int_equal(jsonpatch_finish(&p), 0);
-        assert_string_equal(p.text.data,
-                "[{\"op\":\"remove\",\"path\":\"/metadata/labels/aadpodidbinding\"}]");
+        assert_string_equal(p.text.data, "[{\"op\":\"remove\",\"path\":\"/metadata/labels/aadpodidbinding\"}]");
         cJSON *v = parse_patch(&p);
         assert_int_equal(cJSON_GetArraySize(v), 1);
         assert_op(v, 0, "remove", "/metadata/labels/aadpodidbinding", NULL);
@@ -125,8 +125,8 @@ static void test_root_path(void **state)
         jsonpatch_path_reset(&p);
         assert_int_equal(jsonpatch_op(&p, "replace", "{\"a\":1}"), 0);
         assert_int_equal(jsonpatch_finish(&p), 0);
-        assert_string_equal(p.text.data,
-                "[{\"op\":\"test\",\"path\":\"\",\"value\":{}},{\"op\":\"replace\",\"path\":\"\",\"value\":{\"a\":1}}]");
+        assert_string_equal(p.text.data, "[{\"op\":\"test\",\"path\":\"\",\"value\":{}},{\"op\":\"replace\",\"path\":"
+                                         "\"\",\"value\":{\"a\":1}}]");
         jsonpatch_free(&p);
 }
 
@@ -183,8 +183,7 @@ static void test_path_index(void **state)
 
         cJSON *v = parse_patch(&p);
         assert_int_equal(cJSON_GetArraySize(v), 2);
-        assert_op(v, 0, "add", "/spec/containers/0/env/-",
-                  "{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"}");
+        assert_op(v, 0, "add", "/spec/containers/0/env/-", "{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"}");
         assert_op(v, 1, "replace", "/spec/containers/12/env/3/value", "\"-Dx=1\"");
         cJSON_Delete(v);
         jsonpatch_free(&p);
@@ -400,17 +399,18 @@ static void test_path_reset(void **state)
         assert_int_equal(jsonpatch_path_token(&p, "four"), 0);
         assert_int_equal(jsonpatch_op(&p, "remove", NULL), 0);
         assert_int_equal(jsonpatch_finish(&p), 0);
-        assert_string_equal(p.text.data,
-                "[{\"op\":\"remove\",\"path\":\"/one/two\"},"
-                "{\"op\":\"remove\",\"path\":\"/three\"},"
-                "{\"op\":\"remove\",\"path\":\"/three/four\"}]");
+        assert_string_equal(p.text.data, "[{\"op\":\"remove\",\"path\":\"/one/two\"},"
+                                         "{\"op\":\"remove\",\"path\":\"/three\"},"
+                                         "{\"op\":\"remove\",\"path\":\"/three/four\"}]");
         jsonpatch_free(&p);
 }
 
 /* ---- from typed changes ---- */
 
-#define VOLUME_3600 "{\"name\":\"" POLICY_WI_VOLUME "\",\"projected\":{\"sources\":[{\"serviceAccountToken\":" \
-        "{\"audience\":\"" POLICY_WI_AUDIENCE "\",\"expirationSeconds\":3600,\"path\":\"" POLICY_WI_TOKEN_NAME "\"}}]}}"
+#define VOLUME_3600                                                                                            \
+        "{\"name\":\"" POLICY_WI_VOLUME "\",\"projected\":{\"sources\":[{\"serviceAccountToken\":"             \
+        "{\"audience\":\"" POLICY_WI_AUDIENCE "\",\"expirationSeconds\":3600,\"path\":\"" POLICY_WI_TOKEN_NAME \
+        "\"}}]}}"
 #define MOUNT "{\"name\":\"" POLICY_WI_VOLUME "\",\"mountPath\":\"" POLICY_WI_MOUNT_PATH "\",\"readOnly\":true}"
 
 /* The patch of `n` changes, byte for byte. */
@@ -436,7 +436,9 @@ static void test_each_change_kind(void **state)
                   "{\"op\":\"add\",\"path\":\"/metadata/labels\",\"value\":{\"aadpodidbinding\":\"sparkaks\"}}" },
                 { { .kind = CHANGE_SET_IDENTITY_LABEL, .place = CHANGE_PLACE_ADD, .value = "sparkaks" },
                   "{\"op\":\"add\",\"path\":\"/metadata/labels/aadpodidbinding\",\"value\":\"sparkaks\"}" },
-                { { .kind = CHANGE_SET_IDENTITY_LABEL, .place = CHANGE_PLACE_REPLACE, .value = "sparkaks",
+                { { .kind = CHANGE_SET_IDENTITY_LABEL,
+                    .place = CHANGE_PLACE_REPLACE,
+                    .value = "sparkaks",
                     .old = "other" },
                   "{\"op\":\"replace\",\"path\":\"/metadata/labels/aadpodidbinding\",\"value\":\"sparkaks\"}" },
                 { { .kind = CHANGE_REMOVE_IDENTITY_LABEL, .old = "other" },
@@ -445,19 +447,30 @@ static void test_each_change_kind(void **state)
                   "{\"op\":\"add\",\"path\":\"/spec/serviceAccountName\",\"value\":\"spark-wi\"}" },
                 { { .kind = CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT, .value = "spark-wi", .old = "default" },
                   "{\"op\":\"add\",\"path\":\"/spec/serviceAccount\",\"value\":\"spark-wi\"}" },
-                { { .kind = CHANGE_SET_ENV, .list = CHANGE_INIT_CONTAINERS, .container = 2, .index = 7,
-                    .name = "JAVA_HOME", .value = "C:\\j \"x\"", .old = "" },
+                { { .kind = CHANGE_SET_ENV,
+                    .list = CHANGE_INIT_CONTAINERS,
+                    .container = 2,
+                    .index = 7,
+                    .name = "JAVA_HOME",
+                    .value = "C:\\j \"x\"",
+                    .old = "" },
                   "{\"op\":\"add\",\"path\":\"/spec/initContainers/2/env/7/value\",\"value\":\"C:\\\\j \\\"x\\\"\"}" },
-                { { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_ADD, .container = 1, .name = "A/B~C",
-                    .value = "v" },
-                  "{\"op\":\"add\",\"path\":\"/spec/containers/1/env/-\",\"value\":{\"name\":\"A/B~C\",\"value\":\"v\"}}" },
+                { { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_ADD, .container = 1, .name = "A/B~C", .value = "v" },
+                  "{\"op\":\"add\",\"path\":\"/spec/containers/1/env/-\",\"value\":{\"name\":\"A/"
+                  "B~C\",\"value\":\"v\"}}" },
                 { { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .container = 0, .name = "A", .value = "v" },
                   "{\"op\":\"add\",\"path\":\"/spec/containers/0/env\",\"value\":[{\"name\":\"A\",\"value\":\"v\"}]}" },
-                { { .kind = CHANGE_ADD_JAVA_OPT, .place = CHANGE_PLACE_ADD, .container = 0, .index = 12,
+                { { .kind = CHANGE_ADD_JAVA_OPT,
+                    .place = CHANGE_PLACE_ADD,
+                    .container = 0,
+                    .index = 12,
                     .value = "-Dx=1" },
                   "{\"op\":\"add\",\"path\":\"/spec/containers/0/env/-\",\"value\":"
                   "{\"name\":\"SPARK_JAVA_OPT_12\",\"value\":\"-Dx=1\"}}" },
-                { { .kind = CHANGE_ADD_JAVA_OPT, .place = CHANGE_PLACE_NEW, .container = 0, .index = 0,
+                { { .kind = CHANGE_ADD_JAVA_OPT,
+                    .place = CHANGE_PLACE_NEW,
+                    .container = 0,
+                    .index = 0,
                     .value = "-Dx=1" },
                   "{\"op\":\"add\",\"path\":\"/spec/containers/0/env\",\"value\":"
                   "[{\"name\":\"SPARK_JAVA_OPT_0\",\"value\":\"-Dx=1\"}]}" },
@@ -467,7 +480,9 @@ static void test_each_change_kind(void **state)
                   "{\"op\":\"add\",\"path\":\"/spec/volumes/-\",\"value\":" VOLUME_3600 "}" },
                 { { .kind = CHANGE_TOKEN_VOLUME, .place = CHANGE_PLACE_REPLACE, .index = 3, .expiration_s = 3600 },
                   "{\"op\":\"replace\",\"path\":\"/spec/volumes/3\",\"value\":" VOLUME_3600 "}" },
-                { { .kind = CHANGE_TOKEN_MOUNT, .place = CHANGE_PLACE_NEW, .list = CHANGE_INIT_CONTAINERS,
+                { { .kind = CHANGE_TOKEN_MOUNT,
+                    .place = CHANGE_PLACE_NEW,
+                    .list = CHANGE_INIT_CONTAINERS,
                     .container = 1 },
                   "{\"op\":\"add\",\"path\":\"/spec/initContainers/1/volumeMounts\",\"value\":[" MOUNT "]}" },
                 { { .kind = CHANGE_TOKEN_MOUNT, .place = CHANGE_PLACE_ADD, .container = 0 },
@@ -499,15 +514,24 @@ static void test_changes_share_new_env_list(void **state)
                 { .kind = CHANGE_ADD_JAVA_OPT, .place = CHANGE_PLACE_NEW, .container = 0, .index = 0, .value = "-Da" },
                 { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .container = 0, .name = "B", .value = "2" },
                 { .kind = CHANGE_TOKEN_MOUNT, .place = CHANGE_PLACE_NEW, .container = 0 },
-                { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .list = CHANGE_INIT_CONTAINERS, .container = 0,
-                  .name = "C", .value = "3" },
-                { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_NEW, .list = CHANGE_CONTAINERS, .container = 0,
-                  .name = "D", .value = "4" },
+                { .kind = CHANGE_ADD_ENV,
+                  .place = CHANGE_PLACE_NEW,
+                  .list = CHANGE_INIT_CONTAINERS,
+                  .container = 0,
+                  .name = "C",
+                  .value = "3" },
+                { .kind = CHANGE_ADD_ENV,
+                  .place = CHANGE_PLACE_NEW,
+                  .list = CHANGE_CONTAINERS,
+                  .container = 0,
+                  .name = "D",
+                  .value = "4" },
                 { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_ADD, .container = 1, .name = "E", .value = "5" },
                 { .kind = CHANGE_ADD_ENV, .place = CHANGE_PLACE_ADD, .container = 1, .name = "F", .value = "6" },
         };
         (void)state;
-        assert_changes_text(c, sizeof c / sizeof *c, 7,
+        assert_changes_text(
+                c, sizeof c / sizeof *c, 7,
                 "[{\"op\":\"add\",\"path\":\"/metadata/labels/aadpodidbinding\",\"value\":\"id\"},"
                 "{\"op\":\"add\",\"path\":\"/spec/containers/0/env\",\"value\":[{\"name\":\"A\",\"value\":\"1\"},"
                 "{\"name\":\"SPARK_JAVA_OPT_0\",\"value\":\"-Da\"},{\"name\":\"B\",\"value\":\"2\"}]},"
@@ -562,8 +586,8 @@ static void test_change_item(void **state)
         struct buf b;
         (void)state;
         buf_init(&b, 4096);
-        assert_int_equal(jsonpatch_change_item(&b, &(struct change){ .kind = CHANGE_TOKEN_VOLUME,
-                                                                       .expiration_s = 3600 }), 0);
+        assert_int_equal(
+                jsonpatch_change_item(&b, &(struct change){ .kind = CHANGE_TOKEN_VOLUME, .expiration_s = 3600 }), 0);
         assert_string_equal(b.data, VOLUME_3600);
         buf_reset(&b);
         assert_int_equal(jsonpatch_change_item(&b, &(struct change){ .kind = CHANGE_TOKEN_MOUNT }), 0);

@@ -61,8 +61,7 @@ static void run(struct fixture *f, const char *ns, const char *pod_json)
 }
 
 /* Asserts op number `i`: its op, path, and value as compact JSON. */
-static void assert_op(const struct fixture *f, int i, const char *op, const char *path,
-                      const char *value_json)
+static void assert_op(const struct fixture *f, int i, const char *op, const char *path, const char *value_json)
 {
         const cJSON *o = cJSON_GetArrayItem(f->ops, i);
         if (!o)
@@ -78,13 +77,13 @@ static void assert_op(const struct fixture *f, int i, const char *op, const char
         cJSON_Delete(want);
 }
 
-#define DRIVER(labels, env) \
+#define DRIVER(labels, env)                                                                           \
         "{\"metadata\":{\"name\":\"app-1234567890abcdef-driver\",\"labels\":{\"spark-app-selector\":" \
-        "\"spark-0123456789abcdef0123456789abcdef\",\"spark-role\":\"driver\"" labels "}}," \
+        "\"spark-0123456789abcdef0123456789abcdef\",\"spark-role\":\"driver\"" labels "}},"           \
         "\"spec\":{\"containers\":[{\"name\":\"spark-kubernetes-driver\"" env "}]}}"
-#define EXECUTOR(labels, env) \
+#define EXECUTOR(labels, env)                                                                    \
         "{\"metadata\":{\"name\":\"app-exec-1\",\"labels\":{\"spark-app-selector\":\"spark-1\"," \
-        "\"spark-role\":\"executor\",\"spark-exec-id\":\"1\"" labels "}}," \
+        "\"spark-role\":\"executor\",\"spark-exec-id\":\"1\"" labels "}},"                       \
         "\"spec\":{\"containers\":[{\"name\":\"spark-kubernetes-executor\"" env "}]}}"
 
 static void test_driver_without_env_gets_whole_list(void **state)
@@ -116,8 +115,10 @@ static void test_driver_env_appended(void **state)
 static void test_driver_user_opts_kept_after_ours(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", DRIVER("", ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
-                                   "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"-Dfoo=bar -Dspark.hadoop.fs.azure.account.auth.type=SharedKey\"}]"));
+        run(f, "team-a",
+            DRIVER("", ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
+                       "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"-Dfoo=bar "
+                       "-Dspark.hadoop.fs.azure.account.auth.type=SharedKey\"}]"));
         assert_int_equal(f->m.patch.n_ops, 2);
         assert_op(f, 1, "add", "/spec/containers/0/env/1/value",
                   "\"" FLAGS " -Dfoo=bar -Dspark.hadoop.fs.azure.account.auth.type=SharedKey\"");
@@ -126,20 +127,21 @@ static void test_driver_user_opts_kept_after_ours(void **state)
 static void test_driver_only_missing_flags_added(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
-                                ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
-                                "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"" F2 " -Dx=1 " F4 "\"}]"));
+        run(f, "team-a",
+            DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
+                   ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
+                   "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"" F2 " -Dx=1 " F4 "\"}]"));
         assert_int_equal(f->m.patch.n_ops, 1);
-        assert_op(f, 0, "add", "/spec/containers/0/env/1/value",
-                  "\"" F1 " " F3 " " F5 " " F2 " -Dx=1 " F4 "\"");
+        assert_op(f, 0, "add", "/spec/containers/0/env/1/value", "\"" F1 " " F3 " " F5 " " F2 " -Dx=1 " F4 "\"");
 }
 
 static void test_driver_already_mutated_is_untouched(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
-                                ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
-                                "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"" FLAGS " -Dfoo=bar\"}]"));
+        run(f, "team-a",
+            DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
+                   ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
+                   "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"" FLAGS " -Dfoo=bar\"}]"));
         assert_int_equal(f->m.decision, DECISION_UNCHANGED);
         assert_int_equal(f->m.patch.n_ops, 0);
         assert_int_equal(f->m.n_warnings, 0);
@@ -149,8 +151,9 @@ static void test_driver_already_mutated_is_untouched(void **state)
 static void test_driver_value_from_left_alone(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", DRIVER("", ",\"env\":[{\"name\":\"SPARK_SUBMIT_OPTS\",\"valueFrom\":"
-                                   "{\"configMapKeyRef\":{\"name\":\"opts\",\"key\":\"k\"}}}]"));
+        run(f, "team-a",
+            DRIVER("", ",\"env\":[{\"name\":\"SPARK_SUBMIT_OPTS\",\"valueFrom\":"
+                       "{\"configMapKeyRef\":{\"name\":\"opts\",\"key\":\"k\"}}}]"));
         assert_int_equal(f->m.patch.n_ops, 2);   /* label, JAVA_HOME */
         assert_op(f, 1, "add", "/spec/containers/0/env/-", "{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"}");
         assert_true(has_warning(&f->m, "SPARK_SUBMIT_OPTS comes from valueFrom"));
@@ -159,8 +162,9 @@ static void test_driver_value_from_left_alone(void **state)
 static void test_driver_entry_without_value(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
-                                ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},{\"name\":\"SPARK_SUBMIT_OPTS\"}]"));
+        run(f, "team-a",
+            DRIVER(",\"aadpodidbinding\":\"sparkaks\"", ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/"
+                                                        "openjdk\"},{\"name\":\"SPARK_SUBMIT_OPTS\"}]"));
         assert_int_equal(f->m.patch.n_ops, 1);
         /* "add" creates the missing member; "replace" would fail to apply. */
         assert_op(f, 0, "add", "/spec/containers/0/env/1/value", "\"" FLAGS "\"");
@@ -169,9 +173,10 @@ static void test_driver_entry_without_value(void **state)
 static void test_java_home_replaced_with_warning(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
-                                ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/usr/lib/jvm/java-8\"},"
-                                "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"" FLAGS "\"}]"));
+        run(f, "team-a",
+            DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
+                   ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/usr/lib/jvm/java-8\"},"
+                   "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"" FLAGS "\"}]"));
         assert_int_equal(f->m.patch.n_ops, 1);
         assert_op(f, 0, "add", "/spec/containers/0/env/0/value", "\"/opt/java/openjdk\"");
         assert_true(has_warning(&f->m, "JAVA_HOME /usr/lib/jvm/java-8 replaced by /opt/java/openjdk"));
@@ -181,10 +186,11 @@ static void test_executor_java_opts_numbered_past_highest(void **state)
 {
         struct fixture *f = *state;
         /* Spark 3.4+ emits these in hash order; _10 is the highest. */
-        run(f, "team-a", EXECUTOR("", ",\"env\":[{\"name\":\"SPARK_USER\",\"value\":\"u\"},"
-                                      "{\"name\":\"SPARK_JAVA_OPT_0\",\"value\":\"-Xss4m\"},"
-                                      "{\"name\":\"SPARK_JAVA_OPT_10\",\"value\":\"" F1 "\"},"
-                                      "{\"name\":\"SPARK_JAVA_OPT_2\",\"value\":\"-Da=b\"}]"));
+        run(f, "team-a",
+            EXECUTOR("", ",\"env\":[{\"name\":\"SPARK_USER\",\"value\":\"u\"},"
+                         "{\"name\":\"SPARK_JAVA_OPT_0\",\"value\":\"-Xss4m\"},"
+                         "{\"name\":\"SPARK_JAVA_OPT_10\",\"value\":\"" F1 "\"},"
+                         "{\"name\":\"SPARK_JAVA_OPT_2\",\"value\":\"-Da=b\"}]"));
         assert_int_equal(f->m.role, POD_ROLE_EXECUTOR);
         assert_int_equal(f->m.patch.n_ops, 6);
         assert_op(f, 1, "add", "/spec/containers/0/env/-", "{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"}");
@@ -198,9 +204,10 @@ static void test_executor_java_opts_numbered_past_highest(void **state)
 static void test_executor_without_java_opts_starts_at_zero(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", EXECUTOR(",\"aadpodidbinding\":\"sparkaks\"",
-                                  ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
-                                  "{\"name\":\"SPARK_JAVA_OPT_X\",\"value\":\"-Dno=index\"}]"));
+        run(f, "team-a",
+            EXECUTOR(",\"aadpodidbinding\":\"sparkaks\"",
+                     ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
+                     "{\"name\":\"SPARK_JAVA_OPT_X\",\"value\":\"-Dno=index\"}]"));
         assert_int_equal(f->m.patch.n_ops, 5);
         assert_op(f, 0, "add", "/spec/containers/0/env/-", "{\"name\":\"SPARK_JAVA_OPT_0\",\"value\":\"" F1 "\"}");
         assert_op(f, 4, "add", "/spec/containers/0/env/-", "{\"name\":\"SPARK_JAVA_OPT_4\",\"value\":\"" F5 "\"}");
@@ -209,13 +216,14 @@ static void test_executor_without_java_opts_starts_at_zero(void **state)
 static void test_executor_complete_is_untouched(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", EXECUTOR(",\"aadpodidbinding\":\"sparkaks\"",
-                                  ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
-                                  "{\"name\":\"SPARK_JAVA_OPT_3\",\"value\":\"" F5 "\"},"
-                                  "{\"name\":\"SPARK_JAVA_OPT_1\",\"value\":\"" F1 "\"},"
-                                  "{\"name\":\"SPARK_JAVA_OPT_7\",\"value\":\"" F2 "\"},"
-                                  "{\"name\":\"SPARK_JAVA_OPT_12\",\"value\":\"" F3 "\"},"
-                                  "{\"name\":\"SPARK_JAVA_OPT_4\",\"value\":\"" F4 "\"}]"));
+        run(f, "team-a",
+            EXECUTOR(",\"aadpodidbinding\":\"sparkaks\"",
+                     ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/java/openjdk\"},"
+                     "{\"name\":\"SPARK_JAVA_OPT_3\",\"value\":\"" F5 "\"},"
+                     "{\"name\":\"SPARK_JAVA_OPT_1\",\"value\":\"" F1 "\"},"
+                     "{\"name\":\"SPARK_JAVA_OPT_7\",\"value\":\"" F2 "\"},"
+                     "{\"name\":\"SPARK_JAVA_OPT_12\",\"value\":\"" F3 "\"},"
+                     "{\"name\":\"SPARK_JAVA_OPT_4\",\"value\":\"" F4 "\"}]"));
         assert_int_equal(f->m.decision, DECISION_UNCHANGED);
         assert_int_equal(f->m.patch.n_ops, 0);
 }
@@ -273,7 +281,8 @@ static void test_audit_mode_conflict_deny_warns(void **state)
         struct fixture *f = *state;
         run(f, "team-c", DRIVER(",\"aadpodidbinding\":\"nobodys\"", ""));
         assert_int_equal(f->m.decision, DECISION_UNCHANGED);
-        assert_true(has_warning(&f->m, "audit: identity nobodys is not allowed in namespace team-c; the pod would be refused"));
+        assert_true(has_warning(
+                &f->m, "audit: identity nobodys is not allowed in namespace team-c; the pod would be refused"));
         assert_true(has_warning(&f->m, "audit: identity nobodys conflicts with c-spark; the pod would be refused"));
 }
 
@@ -333,7 +342,8 @@ static void test_non_spark_pods(void **state)
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
                 struct fixture f = { .policy = load_policy(policy_text) };
                 char pod[512];
-                snprintf(pod, sizeof pod, "{\"metadata\":{\"generateName\":\"web-\",\"labels\":{\"app\":\"web\"%s%s%s}},"
+                snprintf(pod, sizeof pod,
+                         "{\"metadata\":{\"generateName\":\"web-\",\"labels\":{\"app\":\"web\"%s%s%s}},"
                          "\"spec\":{\"containers\":[{\"name\":\"nginx\"}]}}",
                          cases[i].label ? ",\"aadpodidbinding\":\"" : "", cases[i].label ? cases[i].label : "",
                          cases[i].label ? "\"" : "");
@@ -384,15 +394,22 @@ static void test_spark_pod_in_unmatched_namespace(void **state)
 
 static void test_spark_container_selection(void **state)
 {
-        static const struct { const char *containers; int want; } cases[] = {
+        static const struct {
+                const char *containers;
+                int want;
+        } cases[] = {
                 { "[{\"name\":\"spark-kubernetes-driver\"}]", 0 },
                 { "[{\"name\":\"istio-proxy\"},{\"name\":\"spark-kubernetes-executor\"}]", 1 },
                 { "[{\"name\":\"sidecar\"},{\"name\":\"executor\"}]", 1 },
                 { "[{\"name\":\"main\"},{\"name\":\"fluent-bit\"}]", 0 },
                 /* A template's sidecar first: Spark appends its own container. */
-                { "[{\"name\":\"fluent-bit\",\"args\":[\"-c\"]},{\"name\":\"main\",\"args\":[\"driver\",\"--properties-file\"]}]", 1 },
+                { "[{\"name\":\"fluent-bit\",\"args\":[\"-c\"]},{\"name\":\"main\",\"args\":[\"driver\",\"--properties-"
+                  "file\"]}]",
+                  1 },
                 { "[{\"name\":\"log\"},{\"name\":\"main\",\"args\":[\"executor\"]}]", 1 },
-                { "[{\"name\":\"log\"},{\"name\":\"main\",\"env\":[{\"name\":\"SPARK_APPLICATION_ID\",\"value\":\"spark-1\"}]}]", 1 },
+                { "[{\"name\":\"log\"},{\"name\":\"main\",\"env\":[{\"name\":\"SPARK_APPLICATION_ID\",\"value\":"
+                  "\"spark-1\"}]}]",
+                  1 },
                 { "[{\"name\":\"log\",\"args\":[\"driverless\"]},{\"name\":\"main\"}]", 0 },
                 { "[]", -1 },
         };
@@ -411,9 +428,10 @@ static void test_spark_container_selection(void **state)
 static void test_sidecar_untouched(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", "{\"metadata\":{\"labels\":{\"spark-role\":\"executor\"}},\"spec\":{\"containers\":["
-                         "{\"name\":\"istio-proxy\",\"env\":[{\"name\":\"A\",\"value\":\"b\"}]},"
-                         "{\"name\":\"spark-kubernetes-executor\",\"env\":[]}]}}");
+        run(f, "team-a",
+            "{\"metadata\":{\"labels\":{\"spark-role\":\"executor\"}},\"spec\":{\"containers\":["
+            "{\"name\":\"istio-proxy\",\"env\":[{\"name\":\"A\",\"value\":\"b\"}]},"
+            "{\"name\":\"spark-kubernetes-executor\",\"env\":[]}]}}");
         for (int i = 1; i < cJSON_GetArraySize(f->ops); i++) {
                 const char *path = cJSON_GetObjectItem(cJSON_GetArrayItem(f->ops, i), "path")->valuestring;
                 assert_int_equal(strncmp(path, "/spec/containers/1/env/", 23), 0);
@@ -422,7 +440,10 @@ static void test_sidecar_untouched(void **state)
 
 static void test_role_detection(void **state)
 {
-        static const struct { const char *labels; enum pod_role want; } cases[] = {
+        static const struct {
+                const char *labels;
+                enum pod_role want;
+        } cases[] = {
                 { "{\"spark-role\":\"driver\"}", POD_ROLE_DRIVER },
                 { "{\"spark-role\":\"executor\"}", POD_ROLE_EXECUTOR },
                 { "{\"spark-role\":\"Driver\"}", POD_ROLE_NONE },
@@ -547,8 +568,9 @@ static void test_warnings_stay_utf8(void **state)
         char pod[1024], home[200] = "/opt/";
         for (int i = 0; i < 30; i++)
                 strcat(home, "\xc3\xa9");   /* é, two bytes each */
-        snprintf(pod, sizeof pod, DRIVER(",\"aadpodidbinding\":\"sparkaks\"",
-                                         ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"%s\"}]"), home);
+        snprintf(pod, sizeof pod,
+                 DRIVER(",\"aadpodidbinding\":\"sparkaks\"", ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"%s\"}]"),
+                 home);
         run(f, "team-a", pod);
         assert_true(has_warning(&f->m, "JAVA_HOME /opt/"));
         for (unsigned i = 0; i < f->m.n_warnings; i++) {
@@ -633,8 +655,8 @@ static void assert_patch_of_changes(const struct mutation *m)
         jsonpatch_free(&p);
 }
 
-static void assert_change(const struct change *c, enum change_kind kind, enum change_place place,
-                          const char *name, const char *value, const char *old)
+static void assert_change(const struct change *c, enum change_kind kind, enum change_place place, const char *name,
+                          const char *value, const char *old)
 {
         assert_int_equal(c->kind, kind);
         assert_int_equal(c->place, place);
@@ -658,12 +680,14 @@ static void assert_change(const struct change *c, enum change_kind kind, enum ch
 static void test_typed_changes_driver(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-a", DRIVER("", ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/jdk8\"},"
-                                   "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"-Dfoo=bar\"}]"));
+        run(f, "team-a",
+            DRIVER("", ",\"env\":[{\"name\":\"JAVA_HOME\",\"value\":\"/opt/jdk8\"},"
+                       "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"-Dfoo=bar\"}]"));
         assert_int_equal(f->m.decision, DECISION_MUTATED);
         assert_int_equal(f->m.n_changes, 3);
         assert_change(&f->m.changes[0], CHANGE_SET_IDENTITY_LABEL, CHANGE_PLACE_ADD, NULL, "sparkaks", NULL);
-        assert_change(&f->m.changes[1], CHANGE_SET_ENV, CHANGE_PLACE_ADD, "JAVA_HOME", "/opt/java/openjdk", "/opt/jdk8");
+        assert_change(&f->m.changes[1], CHANGE_SET_ENV, CHANGE_PLACE_ADD, "JAVA_HOME", "/opt/java/openjdk",
+                      "/opt/jdk8");
         assert_int_equal(f->m.changes[1].index, 0);
         assert_change(&f->m.changes[2], CHANGE_SET_ENV, CHANGE_PLACE_ADD, "SPARK_SUBMIT_OPTS", FLAGS " -Dfoo=bar",
                       "-Dfoo=bar");
@@ -684,8 +708,9 @@ static void test_typed_changes_driver(void **state)
 static void test_typed_changes_executor(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-b", EXECUTOR(",\"aadpodidbinding\":\"other\"",
-                                  ",\"env\":[{\"name\":\"SPARK_JAVA_OPT_4\",\"value\":\"-Dx=1\"}]"));
+        run(f, "team-b",
+            EXECUTOR(",\"aadpodidbinding\":\"other\"",
+                     ",\"env\":[{\"name\":\"SPARK_JAVA_OPT_4\",\"value\":\"-Dx=1\"}]"));
         assert_int_equal(f->m.decision, DECISION_MUTATED);
         assert_int_equal(f->m.n_changes, 5);    /* the label, JAVA_HOME, F1 F2 F3 (team-b has no client) */
         assert_change(&f->m.changes[0], CHANGE_SET_IDENTITY_LABEL, CHANGE_PLACE_REPLACE, NULL, "team-b-spark", "other");

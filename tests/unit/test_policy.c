@@ -34,7 +34,8 @@ static const char example[] =
         "    fs.azure.account.oauth.provider.type: " MSI "\n"
         "  jvmEnv: spark\n"
         "namespaces:\n"
-        "  team-a: {identity: sparkaks, tenantId: " TENANT ", clientId: " CLIENT_A ", allowedIdentities: [team-a-api]}\n"
+        "  team-a: {identity: sparkaks, tenantId: " TENANT ", clientId: " CLIENT_A
+        ", allowedIdentities: [team-a-api]}\n"
         "  team-d: {identity: lake-spark, clientId: " CLIENT_D ", storageAccounts: [lakeprod, lakedev]}\n"
         "  team-c: {identity: c-spark, mode: audit, onConflict: deny}\n"
         "unmatched: allow\n";
@@ -104,12 +105,11 @@ static void test_example_rules(void **state)
                 "-Dspark.hadoop.fs.azure.account.oauth2.msi.tenant=" TENANT,
         };
         assert_flags(a, want, 5);
-        assert_string_equal(a->flags_joined,
-                            "-Dio.netty.tryReflectionSetAccessible=true "
-                            "-Dspark.hadoop.fs.azure.account.auth.type=OAuth "
-                            "-Dspark.hadoop.fs.azure.account.oauth.provider.type=" MSI " "
-                            "-Dspark.hadoop.fs.azure.account.oauth2.client.id=" CLIENT_A " "
-                            "-Dspark.hadoop.fs.azure.account.oauth2.msi.tenant=" TENANT);
+        assert_string_equal(a->flags_joined, "-Dio.netty.tryReflectionSetAccessible=true "
+                                             "-Dspark.hadoop.fs.azure.account.auth.type=OAuth "
+                                             "-Dspark.hadoop.fs.azure.account.oauth.provider.type=" MSI " "
+                                             "-Dspark.hadoop.fs.azure.account.oauth2.client.id=" CLIENT_A " "
+                                             "-Dspark.hadoop.fs.azure.account.oauth2.msi.tenant=" TENANT);
 
         const struct rule *c = policy_rule_for(p, "team-c");
         assert_non_null(c);
@@ -147,15 +147,14 @@ static void test_storage_accounts_per_account_keys(void **state)
 
 static void test_non_azure_keys_stay_global(void **state)
 {
-        struct policy *p = load_ok(
-                "namespaces:\n"
-                "  t:\n"
-                "    identity: x\n"
-                "    storageAccounts: [acct1]\n"
-                "    hadoop:\n"
-                "      fs.azure.account.auth.type.other.dfs.core.windows.net: OAuth\n"
-                "      io.file.buffer.size: 65536\n"
-                "      fs.azure.enable.flush: false\n");
+        struct policy *p = load_ok("namespaces:\n"
+                                   "  t:\n"
+                                   "    identity: x\n"
+                                   "    storageAccounts: [acct1]\n"
+                                   "    hadoop:\n"
+                                   "      fs.azure.account.auth.type.other.dfs.core.windows.net: OAuth\n"
+                                   "      io.file.buffer.size: 65536\n"
+                                   "      fs.azure.enable.flush: false\n");
         const struct rule *r = policy_rule_for(p, "t");
         static const char *const want[] = {
                 "-Dio.netty.tryReflectionSetAccessible=true",
@@ -191,21 +190,20 @@ static void test_builtin_defaults(void **state)
 
 static void test_entry_overlays_defaults(void **state)
 {
-        struct policy *p = load_ok(
-                "defaults:\n"
-                "  mode: audit\n"
-                "  jvmEnv: JAVA_TOOL_OPTIONS\n"
-                "  tenantId: " TENANT "\n"
-                "  java: {home: /opt/java/openjdk, options: [-Da=1, -Db=2]}\n"
-                "  hadoop: {fs.azure.account.auth.type: OAuth, x.keep: k, x.drop: d}\n"
-                "namespaces:\n"
-                "  t:\n"
-                "    identity: x\n"
-                "    mode: enforce\n"
-                "    java: {options: [-Dc=3]}\n"
-                "    hadoop: {x.keep: K2, x.drop: null, x.new: n}\n"
-                "  u: {identity: y, java: {home: null}}\n"
-                "unmatched: deny\n");
+        struct policy *p = load_ok("defaults:\n"
+                                   "  mode: audit\n"
+                                   "  jvmEnv: JAVA_TOOL_OPTIONS\n"
+                                   "  tenantId: " TENANT "\n"
+                                   "  java: {home: /opt/java/openjdk, options: [-Da=1, -Db=2]}\n"
+                                   "  hadoop: {fs.azure.account.auth.type: OAuth, x.keep: k, x.drop: d}\n"
+                                   "namespaces:\n"
+                                   "  t:\n"
+                                   "    identity: x\n"
+                                   "    mode: enforce\n"
+                                   "    java: {options: [-Dc=3]}\n"
+                                   "    hadoop: {x.keep: K2, x.drop: null, x.new: n}\n"
+                                   "  u: {identity: y, java: {home: null}}\n"
+                                   "unmatched: deny\n");
         const struct rule *t = policy_rule_for(p, "t");
         assert_int_equal(t->mode, POLICY_MODE_ENFORCE);
         assert_int_equal(t->jvm_env, POLICY_JVM_ENV_JAVA_TOOL_OPTIONS);
@@ -270,12 +268,16 @@ static void test_json_policy_same_rules(void **state)
 {
         static const char json[] =
                 "{\"defaults\": {\"mode\": \"enforce\", \"onConflict\": \"override\",\n"
-                " \"java\": {\"home\": \"/opt/java/openjdk\", \"options\": [\"-Dio.netty.tryReflectionSetAccessible=true\"]},\n"
-                " \"hadoop\": {\"fs.azure.account.auth.type\": \"OAuth\", \"fs.azure.account.oauth.provider.type\": \"" MSI "\"},\n"
+                " \"java\": {\"home\": \"/opt/java/openjdk\", \"options\": "
+                "[\"-Dio.netty.tryReflectionSetAccessible=true\"]},\n"
+                " \"hadoop\": {\"fs.azure.account.auth.type\": \"OAuth\", \"fs.azure.account.oauth.provider.type\": "
+                "\"" MSI "\"},\n"
                 " \"jvmEnv\": \"spark\"},\n"
                 " \"namespaces\": {\n"
-                "  \"team-a\": {\"identity\": \"sparkaks\", \"tenantId\": \"" TENANT "\", \"clientId\": \"" CLIENT_A "\", \"allowedIdentities\": [\"team-a-api\"]},\n"
-                "  \"team-d\": {\"identity\": \"lake-spark\", \"clientId\": \"" CLIENT_D "\", \"storageAccounts\": [\"lakeprod\", \"lakedev\"]},\n"
+                "  \"team-a\": {\"identity\": \"sparkaks\", \"tenantId\": \"" TENANT "\", \"clientId\": \"" CLIENT_A
+                "\", \"allowedIdentities\": [\"team-a-api\"]},\n"
+                "  \"team-d\": {\"identity\": \"lake-spark\", \"clientId\": \"" CLIENT_D
+                "\", \"storageAccounts\": [\"lakeprod\", \"lakedev\"]},\n"
                 "  \"team-c\": {\"identity\": \"c-spark\", \"mode\": \"audit\", \"onConflict\": \"deny\"}},\n"
                 " \"unmatched\": \"allow\"}\n";
         struct policy *y = load_ok(example), *j = load_ok(json);
@@ -391,12 +393,15 @@ static const struct bad_case {
           "namespaces.t.allowedIdentities[1]: \"no/slash\" is not a valid label value" },
         { "namespaces:\n  t: {identity: x, storageAccounts: [Lake_Prod]}\n",
           "namespaces.t.storageAccounts[0]: \"Lake_Prod\" is not a storage account name" },
-        { "namespaces:\n  t: {identity: x, storageAccounts: lakeprod}\n", "namespaces.t.storageAccounts: must be a list" },
+        { "namespaces:\n  t: {identity: x, storageAccounts: lakeprod}\n",
+          "namespaces.t.storageAccounts: must be a list" },
         { "namespaces:\n  t: {identity: x, java: {options: [Xmx4g]}}\n", "a JVM option starts with '-'" },
-        { "namespaces:\n  t: {identity: x, java: {home: opt/java}}\n", "namespaces.t.java.home: must be an absolute path" },
+        { "namespaces:\n  t: {identity: x, java: {home: opt/java}}\n",
+          "namespaces.t.java.home: must be an absolute path" },
         { "namespaces:\n  t: {identity: x, java: {path: /x}}\n", "unknown key (java has home and options)" },
         { "namespaces:\n  t: {identity: x, clientID: " CLIENT_A "}\n", "2:20: namespaces.t.clientID: unknown key" },
-        { "defaults:\n  identity: x\n", "2:3: defaults.identity: an identity belongs to a namespace or selector entry" },
+        { "defaults:\n  identity: x\n",
+          "2:3: defaults.identity: an identity belongs to a namespace or selector entry" },
         { "namespace:\n  t: {identity: x}\n", "1:1: namespace: unknown key" },
         { "namespaces: [t]\n", "namespaces: must be a map of namespace name to its rule" },
         { "namespaces:\n  t: x\n", "namespaces.t: must be a map with at least identity" },
@@ -422,13 +427,12 @@ static void test_bad_policies_explained(void **state)
 
 static void test_every_problem_reported(void **state)
 {
-        char *errors = load_bad(
-                "defaults:\n"
-                "  mode: of\n"
-                "namespaces:\n"
-                "  a: {identity: x, clientId: nope}\n"
-                "  b: {}\n"
-                "unmatched: sometimes\n");
+        char *errors = load_bad("defaults:\n"
+                                "  mode: of\n"
+                                "namespaces:\n"
+                                "  a: {identity: x, clientId: nope}\n"
+                                "  b: {}\n"
+                                "unmatched: sometimes\n");
         assert_non_null(strstr(errors, "2:9: defaults.mode"));
         assert_non_null(strstr(errors, "4:30: namespaces.a.clientId"));
         assert_non_null(strstr(errors, "namespaces.b: identity is required"));
@@ -457,7 +461,8 @@ static void test_too_many_flags(void **state)
 
 static void test_scalars_as_hadoop_values(void **state)
 {
-        struct policy *p = load_ok("namespaces:\n  t:\n    identity: x\n    hadoop: {a.int: 42, a.bool: true, a.float: 0.5, a.str: \"007\"}\n");
+        struct policy *p = load_ok("namespaces:\n  t:\n    identity: x\n    hadoop: {a.int: 42, a.bool: true, a.float: "
+                                   "0.5, a.str: \"007\"}\n");
         const struct rule *r = policy_rule_for(p, "t");
         assert_string_equal(r->hadoop[0].key, "a.bool");
         assert_string_equal(r->hadoop[0].value, "true");
@@ -469,32 +474,31 @@ static void test_scalars_as_hadoop_values(void **state)
 
 /* ---- namespaces chosen by labels and annotations ---- */
 
-static const char selector_policy[] =
-        "defaults:\n"
-        "  java: {home: /opt/java/openjdk}\n"
-        "namespaces:\n"
-        "  team-a: {identity: sparkaks}\n"
-        "selectors:\n"
-        "  - name: data-prod\n"
-        "    namespaceSelector:\n"
-        "      matchLabels: {spark-identity.io/team: data}\n"
-        "      matchExpressions:\n"
-        "        - {key: env, operator: In, values: [prod, production]}\n"
-        "    identity: data-prod-spark\n"
-        "    clientId: " CLIENT_A "\n"
-        "  - namespaceSelector:\n"
-        "      matchLabels: {spark-identity.io/team: data}\n"
-        "    identity: data-spark\n"
-        "    mode: audit\n"
-        "  - namespaceSelector:\n"
-        "      matchExpressions:\n"
-        "        - {key: legacy, operator: Exists}\n"
-        "        - {key: env, operator: NotIn, values: [prod]}\n"
-        "        - {key: frozen, operator: DoesNotExist}\n"
-        "    identity: legacy-spark\n"
-        "namespaceAnnotations: true\n"
-        "delegableIdentities: [ann-spark, ok-spark]\n"
-        "onLookupFailure: allow\n";
+static const char selector_policy[] = "defaults:\n"
+                                      "  java: {home: /opt/java/openjdk}\n"
+                                      "namespaces:\n"
+                                      "  team-a: {identity: sparkaks}\n"
+                                      "selectors:\n"
+                                      "  - name: data-prod\n"
+                                      "    namespaceSelector:\n"
+                                      "      matchLabels: {spark-identity.io/team: data}\n"
+                                      "      matchExpressions:\n"
+                                      "        - {key: env, operator: In, values: [prod, production]}\n"
+                                      "    identity: data-prod-spark\n"
+                                      "    clientId: " CLIENT_A "\n"
+                                      "  - namespaceSelector:\n"
+                                      "      matchLabels: {spark-identity.io/team: data}\n"
+                                      "    identity: data-spark\n"
+                                      "    mode: audit\n"
+                                      "  - namespaceSelector:\n"
+                                      "      matchExpressions:\n"
+                                      "        - {key: legacy, operator: Exists}\n"
+                                      "        - {key: env, operator: NotIn, values: [prod]}\n"
+                                      "        - {key: frozen, operator: DoesNotExist}\n"
+                                      "    identity: legacy-spark\n"
+                                      "namespaceAnnotations: true\n"
+                                      "delegableIdentities: [ann-spark, ok-spark]\n"
+                                      "onLookupFailure: allow\n";
 
 #define NS(l, n) (&(struct ns_info){ .labels = (l), .n_labels = (n) })
 
@@ -593,7 +597,9 @@ static void test_annotations_make_a_rule(void **state)
         assert_string_equal(resolved(p, "team-a", &info), "sparkaks");
 
         /* Annotations that do not make a rule say why. */
-        static const struct { const char *key, *value, *why; } bad[] = {
+        static const struct {
+                const char *key, *value, *why;
+        } bad[] = {
                 { "spark-identity.io/identity", "not valid!", "is not a valid label value" },
                 { "spark-identity.io/client-id", "nope", "spark-identity.io/client-id \"nope\" is not a GUID" },
                 { "spark-identity.io/mode", "loud", "is not enforce, audit or off" },
@@ -614,10 +620,13 @@ static void test_annotations_make_a_rule(void **state)
         assert_false(policy_identity_find(p, "ann-spark")->reserved);
 
         /* Annotations give only delegable identities, never reserved ones. */
-        static const struct { const char *identity, *why; } denied[] = {
+        static const struct {
+                const char *identity, *why;
+        } denied[] = {
                 { "sparkaks", "spark-identity.io/identity \"sparkaks\" is reserved by the policy" },
                 { "data-spark", "spark-identity.io/identity \"data-spark\" is reserved by the policy" },
-                { "free-spark", "spark-identity.io/identity \"free-spark\" is not in the policy's delegableIdentities" },
+                { "free-spark",
+                  "spark-identity.io/identity \"free-spark\" is not in the policy's delegableIdentities" },
         };
         for (size_t i = 0; i < sizeof denied / sizeof *denied; i++) {
                 struct kv kv[] = { { "spark-identity.io/identity", denied[i].identity } };
@@ -642,19 +651,18 @@ static void test_annotations_make_a_rule(void **state)
  * owner wins, unlisted identities follow unlistedIdentities. */
 static void test_claim_rule(void **state)
 {
-        struct policy *p = load_ok(
-                "defaults: {mode: audit}\n"
-                "namespaces:\n"
-                "  a: {identity: shared, mode: off}\n"
-                "  b: {identity: shared, mode: audit}\n"
-                "  c: {identity: c-id, mode: off, allowedIdentities: [shared]}\n"
-                "  d: {identity: d-id, mode: enforce}\n"
-                "  e: {identity: e-id, mode: off}\n"
-                "selectors:\n"
-                "  - {namespaceSelector: {matchLabels: {team: s}}, identity: d-id, mode: off}\n"
-                "namespaceAnnotations: true\n"
-                "delegableIdentities: [deleg]\n"
-                "unlistedIdentities: deny\n");
+        struct policy *p = load_ok("defaults: {mode: audit}\n"
+                                   "namespaces:\n"
+                                   "  a: {identity: shared, mode: off}\n"
+                                   "  b: {identity: shared, mode: audit}\n"
+                                   "  c: {identity: c-id, mode: off, allowedIdentities: [shared]}\n"
+                                   "  d: {identity: d-id, mode: enforce}\n"
+                                   "  e: {identity: e-id, mode: off}\n"
+                                   "selectors:\n"
+                                   "  - {namespaceSelector: {matchLabels: {team: s}}, identity: d-id, mode: off}\n"
+                                   "namespaceAnnotations: true\n"
+                                   "delegableIdentities: [deleg]\n"
+                                   "unlistedIdentities: deny\n");
         const struct rule *a = policy_rule_for(p, "a"), *e = policy_rule_for(p, "e");
         /* shared: owners off, audit, off: the strongest is audit. */
         assert_int_equal(policy_identity_find(p, "shared")->protection, POLICY_MODE_AUDIT);
@@ -729,12 +737,12 @@ static const struct bad_case bad_selectors[] = {
           "operator must be one of In | NotIn | Exists | DoesNotExist" },
         { "selectors:\n  - namespaceSelector: {matchExpressions: [{key: a, operator: In}]}\n    identity: x\n",
           "In needs at least one value" },
-        { "selectors:\n  - namespaceSelector: {matchExpressions: [{key: a, operator: Exists, values: [b]}]}\n    identity: x\n",
+        { "selectors:\n  - namespaceSelector: {matchExpressions: [{key: a, operator: Exists, values: [b]}]}\n    "
+          "identity: x\n",
           "Exists takes no values" },
         { "selectors:\n  - namespaceSelector: {matchLabels: {\"bad key!\": b}}\n    identity: x\n",
           "\"bad key!\" is not a label key" },
-        { "selectors:\n  - namespaceSelector: {matchLabels: {a: [b]}}\n    identity: x\n",
-          "must be a label value" },
+        { "selectors:\n  - namespaceSelector: {matchLabels: {a: [b]}}\n    identity: x\n", "must be a label value" },
         { "selectors: {a: b}\n", "selectors: must be a list of rules" },
         { "selectors:\n  - {namespaceSelector: {}, identity: x, namespace: y}\n",
           "selectors[0].namespace: unknown key (a selector entry has name, namespaceSelector" },

@@ -38,24 +38,23 @@ static const char namespaces_policy[] =
         "  team-w: {auth: workloadIdentity, tenantId: " TENANT ", clientId: " CLIENT "}\n"
         "unlistedIdentities: deny\n";
 
-static const char selectors_policy[] =
-        "namespaces:\n"
-        "  team-a: {identity: sparkaks}\n"
-        "selectors:\n"
-        "  - name: data-platform\n"
-        "    namespaceSelector:\n"
-        "      matchLabels: {spark-identity.io/team: data}\n"
-        "      matchExpressions:\n"
-        "        - {key: env, operator: NotIn, values: [frozen, old]}\n"
-        "        - {key: tier, operator: Exists}\n"
-        "        - {key: legacy, operator: DoesNotExist}\n"
-        "        - {key: zone, operator: In, values: [a, b]}\n"
-        "    identity: data-spark\n"
-        "    mode: audit\n"
-        "  - namespaceSelector: {}\n"
-        "    identity: catch-all\n"
-        "namespaceAnnotations: true\n"
-        "delegableIdentities: [ann-spark, ann-other]\n";
+static const char selectors_policy[] = "namespaces:\n"
+                                       "  team-a: {identity: sparkaks}\n"
+                                       "selectors:\n"
+                                       "  - name: data-platform\n"
+                                       "    namespaceSelector:\n"
+                                       "      matchLabels: {spark-identity.io/team: data}\n"
+                                       "      matchExpressions:\n"
+                                       "        - {key: env, operator: NotIn, values: [frozen, old]}\n"
+                                       "        - {key: tier, operator: Exists}\n"
+                                       "        - {key: legacy, operator: DoesNotExist}\n"
+                                       "        - {key: zone, operator: In, values: [a, b]}\n"
+                                       "    identity: data-spark\n"
+                                       "    mode: audit\n"
+                                       "  - namespaceSelector: {}\n"
+                                       "    identity: catch-all\n"
+                                       "namespaceAnnotations: true\n"
+                                       "delegableIdentities: [ann-spark, ann-other]\n";
 
 /* Renders `p`; the output is the caller's. */
 static char *render(const struct policy *p, const char *ns, enum render_format f)
@@ -148,8 +147,8 @@ static void test_objects_and_their_order(void **state)
         assert_string_equal(cJSON_GetObjectItem(spec, "failurePolicy")->valuestring, "Fail");
         assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "paramKind"), "kind")->valuestring,
                             "ConfigMap");
-        cJSON *rule = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "matchConstraints"),
-                                                             "resourceRules"), 0);
+        cJSON *rule = cJSON_GetArrayItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "matchConstraints"), "resourceRules"), 0);
         char *ops = cJSON_PrintUnformatted(cJSON_GetObjectItem(rule, "operations"));
         char *res = cJSON_PrintUnformatted(cJSON_GetObjectItem(rule, "resources"));
         assert_string_equal(ops, "[\"CREATE\",\"UPDATE\"]");
@@ -197,8 +196,9 @@ static void test_no_grants_policy_without_namespaces(void **state)
         assert_string_equal(data_of(list, "grantors"), "group:system:masters");
         assert_string_equal(data_of(list, "grantlabels"), "");
         for (int i = 0; i < 3; i++)
-                assert_string_not_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(item(list, i), "metadata"),
-                                                            "name")->valuestring, RENDER_GRANTS_POLICY_NAME);
+                assert_string_not_equal(
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(item(list, i), "metadata"), "name")->valuestring,
+                        RENDER_GRANTS_POLICY_NAME);
         cJSON_Delete(list);
 
         char *yaml = render(p, RENDER_NAMESPACE_DEFAULT, RENDER_YAML);
@@ -237,9 +237,10 @@ static void test_grants_policy_and_binding(void **state)
                 cJSON *md = cJSON_GetObjectItem(item(list, i), "metadata");
                 assert_string_equal(cJSON_GetObjectItem(md, "name")->valuestring, RENDER_GRANTS_POLICY_NAME);
                 assert_null(cJSON_GetObjectItem(md, "namespace"));
-                assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(md, "annotations"),
-                                                        "spark-identity.io/policy-sha256")->valuestring,
-                                    policy_sha256(p));
+                assert_string_equal(
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(md, "annotations"), "spark-identity.io/policy-sha256")
+                                ->valuestring,
+                        policy_sha256(p));
         }
 
         cJSON *spec = cJSON_GetObjectItem(vap, "spec");
@@ -425,9 +426,8 @@ static void test_annotation_defaults(void **state)
                 "defaults: {auth: workloadIdentity, tenantId: " TENANT ", clientId: " CLIENT ", mode: audit}\n"
                 "namespaceAnnotations: true\n"
                 "delegableIdentities: [ann-spark]\n";
-        static const char tenant_only[] =
-                "defaults: {tenantId: " TENANT "}\n"
-                "namespaceAnnotations: true\n";
+        static const char tenant_only[] = "defaults: {tenantId: " TENANT "}\n"
+                                          "namespaceAnnotations: true\n";
         struct policy *p = load_policy(wi);
         cJSON *list = render_json(p, RENDER_NAMESPACE_DEFAULT);
         assert_string_equal(data_of(list, "annotations.auth"), "workloadIdentity");
@@ -453,9 +453,12 @@ static void test_many_selectors_are_split(void **state)
         buf_init(&text, WH_MAX_POLICY_BYTES);
         assert_int_equal(buf_puts(&text, "selectors:\n"), 0);
         for (size_t i = 0; i < n; i++)
-                assert_int_equal(buf_printf(&text, "  - {namespaceSelector: {matchLabels: {team: t%zu}, "
+                assert_int_equal(buf_printf(&text,
+                                            "  - {namespaceSelector: {matchLabels: {team: t%zu}, "
                                             "matchExpressions: [{key: env, operator: NotIn, values: [frozen, old]}]}, "
-                                            "identity: sel-%zu}\n", i, i), 0);
+                                            "identity: sel-%zu}\n",
+                                            i, i),
+                                 0);
         struct policy *p = load_policy(text.data);
         buf_free(&text);
         cJSON *list = render_json(p, RENDER_NAMESPACE_DEFAULT);
@@ -624,9 +627,12 @@ static void test_data_past_what_a_configmap_holds(void **state)
         assert_int_equal(buf_puts(&text, "namespaces:\n"), 0);
         /* Each entry adds about 250 bytes of data. */
         for (int i = 0; i < 6000; i++)
-                assert_int_equal(buf_printf(&text, "  ns-%05d: {identity: identity-of-namespace-%05d-with-"
+                assert_int_equal(buf_printf(&text,
+                                            "  ns-%05d: {identity: identity-of-namespace-%05d-with-"
                                             "a-long-name, allowedIdentities: [api-of-namespace-%05d-with-a-"
-                                            "longer-name]}\n", i, i, i), 0);
+                                            "longer-name]}\n",
+                                            i, i, i),
+                                 0);
         struct policy *p = load_policy(text.data);
         buf_free(&text);
         struct buf out;

@@ -27,41 +27,43 @@
 static const char REVIEW_V1[] =
         "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\","
         "\"request\":{"
-          "\"uid\":\"705ab4f5-6393-11e8-b7cc-42010a800002\","
-          "\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
-          "\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
-          "\"requestKind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
-          "\"requestResource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
-          "\"name\":\"spark-pi-driver\",\"namespace\":\"team-a\",\"operation\":\"CREATE\","
-          "\"userInfo\":{\"username\":\"system:serviceaccount:team-a:spark\","
-            "\"uid\":\"1b2c3d4e-0000-4000-8000-000000000001\","
-            "\"groups\":[\"system:serviceaccounts\",\"system:serviceaccounts:team-a\",\"system:authenticated\"]},"
-          "\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\","
-            "\"metadata\":{\"name\":\"spark-pi-driver\",\"namespace\":\"team-a\","
-              "\"labels\":{\"spark-app-selector\":\"spark-0123456789abcdef\",\"spark-role\":\"driver\"}},"
-            "\"spec\":{\"serviceAccountName\":\"spark\",\"restartPolicy\":\"Never\","
-              "\"containers\":[{\"name\":\"spark-kubernetes-driver\",\"image\":\"apache/spark:3.5.1\","
-                "\"args\":[\"driver\",\"--class\",\"org.apache.spark.examples.SparkPi\"],"
-                "\"env\":[{\"name\":\"SPARK_DRIVER_BIND_ADDRESS\",\"valueFrom\":{\"fieldRef\":{\"apiVersion\":\"v1\",\"fieldPath\":\"status.podIP\"}}}]}]},"
-            "\"status\":{}},"
-          "\"oldObject\":null,\"dryRun\":false,"
-          "\"options\":{\"kind\":\"CreateOptions\",\"apiVersion\":\"meta.k8s.io/v1\"}}}";
+        "\"uid\":\"705ab4f5-6393-11e8-b7cc-42010a800002\","
+        "\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+        "\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
+        "\"requestKind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+        "\"requestResource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
+        "\"name\":\"spark-pi-driver\",\"namespace\":\"team-a\",\"operation\":\"CREATE\","
+        "\"userInfo\":{\"username\":\"system:serviceaccount:team-a:spark\","
+        "\"uid\":\"1b2c3d4e-0000-4000-8000-000000000001\","
+        "\"groups\":[\"system:serviceaccounts\",\"system:serviceaccounts:team-a\",\"system:authenticated\"]},"
+        "\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\","
+        "\"metadata\":{\"name\":\"spark-pi-driver\",\"namespace\":\"team-a\","
+        "\"labels\":{\"spark-app-selector\":\"spark-0123456789abcdef\",\"spark-role\":\"driver\"}},"
+        "\"spec\":{\"serviceAccountName\":\"spark\",\"restartPolicy\":\"Never\","
+        "\"containers\":[{\"name\":\"spark-kubernetes-driver\",\"image\":\"apache/spark:3.5.1\","
+        "\"args\":[\"driver\",\"--class\",\"org.apache.spark.examples.SparkPi\"],"
+        "\"env\":[{\"name\":\"SPARK_DRIVER_BIND_ADDRESS\",\"valueFrom\":{\"fieldRef\":{\"apiVersion\":\"v1\","
+        "\"fieldPath\":\"status.podIP\"}}}]}]},"
+        "\"status\":{}},"
+        "\"oldObject\":null,\"dryRun\":false,"
+        "\"options\":{\"kind\":\"CreateOptions\",\"apiVersion\":\"meta.k8s.io/v1\"}}}";
 
 /* The same for an executor, as an older API server sends it (v1beta1), in
  * a dry run, with the name left for the API server to generate. */
 static const char REVIEW_V1BETA1[] =
         "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1beta1\","
         "\"request\":{"
-          "\"uid\":\"0df28fbd-5f5f-11e8-bc74-36e6bb280816\","
-          "\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
-          "\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
-          "\"namespace\":\"team-d\",\"operation\":\"CREATE\","
-          "\"userInfo\":{\"username\":\"system:serviceaccount:team-d:spark-driver\",\"groups\":[\"system:authenticated\"]},"
-          "\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\","
-            "\"metadata\":{\"generateName\":\"spark-pi-exec-\",\"namespace\":\"team-d\","
-              "\"labels\":{\"spark-role\":\"executor\",\"spark-exec-id\":\"1\"}},"
-            "\"spec\":{\"containers\":[{\"name\":\"spark-kubernetes-executor\",\"image\":\"apache/spark:3.5.1\"}]}},"
-          "\"oldObject\":null,\"dryRun\":true}}";
+        "\"uid\":\"0df28fbd-5f5f-11e8-bc74-36e6bb280816\","
+        "\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+        "\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
+        "\"namespace\":\"team-d\",\"operation\":\"CREATE\","
+        "\"userInfo\":{\"username\":\"system:serviceaccount:team-d:spark-driver\",\"groups\":[\"system:authenticated\"]"
+        "},"
+        "\"object\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\","
+        "\"metadata\":{\"generateName\":\"spark-pi-exec-\",\"namespace\":\"team-d\","
+        "\"labels\":{\"spark-role\":\"executor\",\"spark-exec-id\":\"1\"}},"
+        "\"spec\":{\"containers\":[{\"name\":\"spark-kubernetes-executor\",\"image\":\"apache/spark:3.5.1\"}]}},"
+        "\"oldObject\":null,\"dryRun\":true}}";
 
 /* Builds a review from the parts that differ between cases. */
 static char *make_review(const char *api_version, const char *request_fields)
@@ -69,8 +71,8 @@ static char *make_review(const char *api_version, const char *request_fields)
         size_t n = strlen(api_version) + strlen(request_fields) + 128;
         char *s = malloc(n);
         assert_non_null(s);
-        snprintf(s, n, "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"%s\",\"request\":{%s}}",
-                 api_version, request_fields);
+        snprintf(s, n, "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"%s\",\"request\":{%s}}", api_version,
+                 request_fields);
         return s;
 }
 
@@ -135,8 +137,8 @@ static void test_parse_v1(void **state)
         assert_true(cJSON_IsObject(rv.object));
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(rv.object, "kind");
         assert_string_equal(cJSON_GetStringValue(kind), "Pod");
-        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(rv.object, "metadata"), "labels");
+        const cJSON *labels =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rv.object, "metadata"), "labels");
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(labels, "spark-role")), "driver");
         review_free(&rv);
         assert_null(rv.root);
@@ -161,7 +163,8 @@ static void test_parse_v1beta1(void **state)
 static void test_parse_minimal(void **state)
 {
         struct review rv;
-        parse_ok("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\"}}", &rv);
+        parse_ok("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\"}}",
+                 &rv);
         assert_string_equal(rv.uid, "u");
         assert_null(rv.operation);
         assert_null(rv.namespace_);
@@ -180,13 +183,15 @@ static void test_name_fallback(void **state)
 
         /* request.name wins over the object's. */
         body = make_review("admission.k8s.io/v1", "\"uid\":\"u\",\"operation\":\"CREATE\"," POD_RESOURCE ","
-                           "\"name\":\"from-request\",\"object\":{\"metadata\":{\"name\":\"from-object\",\"generateName\":\"gen-\"}}");
+                                                  "\"name\":\"from-request\",\"object\":{\"metadata\":{\"name\":\"from-"
+                                                  "object\",\"generateName\":\"gen-\"}}");
         parse_ok(body, &rv);
         assert_string_equal(rv.name, "from-request");
         review_free(&rv);
         free(body);
 
-        body = make_review("admission.k8s.io/v1", "\"uid\":\"u\",\"operation\":\"CREATE\"," POD_RESOURCE ","
+        body = make_review("admission.k8s.io/v1",
+                           "\"uid\":\"u\",\"operation\":\"CREATE\"," POD_RESOURCE ","
                            "\"object\":{\"metadata\":{\"name\":\"from-object\",\"generateName\":\"gen-\"}}");
         parse_ok(body, &rv);
         assert_string_equal(rv.name, "from-object");
@@ -194,14 +199,15 @@ static void test_name_fallback(void **state)
         free(body);
 
         body = make_review("admission.k8s.io/v1", "\"uid\":\"u\",\"operation\":\"CREATE\"," POD_RESOURCE ","
-                           "\"object\":{\"metadata\":{\"generateName\":\"gen-\"}}");
+                                                  "\"object\":{\"metadata\":{\"generateName\":\"gen-\"}}");
         parse_ok(body, &rv);
         assert_string_equal(rv.name, "gen-");
         review_free(&rv);
         free(body);
 
         /* A name that is not a string does not count. */
-        body = make_review("admission.k8s.io/v1", "\"uid\":\"u\",\"operation\":\"CREATE\"," POD_RESOURCE ","
+        body = make_review("admission.k8s.io/v1",
+                           "\"uid\":\"u\",\"operation\":\"CREATE\"," POD_RESOURCE ","
                            "\"name\":7,\"object\":{\"metadata\":{\"name\":[],\"generateName\":\"gen-\"}}");
         parse_ok(body, &rv);
         assert_string_equal(rv.name, "gen-");
@@ -209,14 +215,14 @@ static void test_name_fallback(void **state)
         free(body);
 
         body = make_review("admission.k8s.io/v1", "\"uid\":\"u\",\"operation\":\"CREATE\"," POD_RESOURCE ","
-                           "\"object\":{\"metadata\":{}}");
+                                                  "\"object\":{\"metadata\":{}}");
         parse_ok(body, &rv);
         assert_null(rv.name);
         review_free(&rv);
         free(body);
 
         body = make_review("admission.k8s.io/v1", "\"uid\":\"u\",\"operation\":\"CREATE\"," POD_RESOURCE ","
-                           "\"object\":{\"spec\":{}}");
+                                                  "\"object\":{\"spec\":{}}");
         parse_ok(body, &rv);
         assert_null(rv.name);
         review_free(&rv);
@@ -266,7 +272,8 @@ static void test_object_optional_elsewhere(void **state)
         static const char *const fields[] = {
                 "\"uid\":\"u\",\"operation\":\"DELETE\"," POD_RESOURCE ",\"object\":null",
                 "\"uid\":\"u\",\"operation\":\"CONNECT\"," POD_RESOURCE ",\"subResource\":\"exec\"",
-                "\"uid\":\"u\",\"operation\":\"CREATE\",\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"configmaps\"}",
+                "\"uid\":\"u\",\"operation\":\"CREATE\",\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":"
+                "\"configmaps\"}",
                 "\"uid\":\"u\"," POD_RESOURCE,  /* no operation */
         };
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -289,7 +296,8 @@ static void test_parse_errors(void **state)
                 { "not json", "not JSON" },
                 { "{\"kind\":", "not JSON" },
                 { "{'kind':'AdmissionReview'}", "not JSON" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}garbage",
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/"
+                  "v1\",\"request\":{\"uid\":\"u\"}}garbage",
                   "unexpected data after the document" },
                 { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}{}",
                   "unexpected data after the document" },
@@ -301,34 +309,55 @@ static void test_parse_errors(void **state)
                 { "null", "not an AdmissionReview" },
                 { "{}", "not an AdmissionReview" },
                 { "{\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}", "kind" },
-                { "{\"kind\":\"AdmissionRequest\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}", "kind" },
-                { "{\"kind\":\"admissionreview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}", "kind" },
-                { "{\"kind\":[\"AdmissionReview\"],\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}", "kind" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v2\",\"request\":{\"uid\":\"u\"}}", "apiVersion" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1beta2\",\"request\":{\"uid\":\"u\"}}", "apiVersion" },
+                { "{\"kind\":\"AdmissionRequest\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}",
+                  "kind" },
+                { "{\"kind\":\"admissionreview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}",
+                  "kind" },
+                { "{\"kind\":[\"AdmissionReview\"],\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\"}}",
+                  "kind" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v2\",\"request\":{\"uid\":\"u\"}}",
+                  "apiVersion" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/"
+                  "v1beta2\",\"request\":{\"uid\":\"u\"}}",
+                  "apiVersion" },
                 { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"v1\",\"request\":{\"uid\":\"u\"}}", "apiVersion" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1 \",\"request\":{\"uid\":\"u\"}}", "apiVersion" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1 \",\"request\":{\"uid\":\"u\"}}",
+                  "apiVersion" },
                 { "{\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\"}}", "apiVersion" },
                 { "{\"kind\":\"AdmissionReview\",\"apiVersion\":1,\"request\":{\"uid\":\"u\"}}", "apiVersion" },
                 { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\"}", "no request" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"response\":{\"uid\":\"u\"}}", "no request" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":null}", "no request" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":\"u\"}", "no request" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":[{\"uid\":\"u\"}]}", "no request" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"response\":{\"uid\":\"u\"}}",
+                  "no request" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":null}",
+                  "no request" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":\"u\"}",
+                  "no request" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":[{\"uid\":\"u\"}]}",
+                  "no request" },
                 { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{}}", "uid" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"\"}}", "uid" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":42}}", "uid" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":null}}", "uid" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":[\"u\"]}}", "uid" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"UID\":\"u\"}}", "uid" },
-                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1beta1\",\"request\":{\"uid\":\"u\","
-                  "\"operation\":\"CREATE\"," POD_RESOURCE "}}", "no object" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"\"}}",
+                  "uid" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":42}}",
+                  "uid" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":null}}",
+                  "uid" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":[\"u\"]}}",
+                  "uid" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"UID\":\"u\"}}",
+                  "uid" },
+                { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/"
+                  "v1beta1\",\"request\":{\"uid\":\"u\","
+                  "\"operation\":\"CREATE\"," POD_RESOURCE "}}",
+                  "no object" },
                 { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\","
-                  "\"operation\":\"CREATE\"," POD_RESOURCE ",\"object\":null}}", "no object" },
+                  "\"operation\":\"CREATE\"," POD_RESOURCE ",\"object\":null}}",
+                  "no object" },
                 { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\","
-                  "\"operation\":\"CREATE\"," POD_RESOURCE ",\"object\":\"{}\"}}", "no object" },
+                  "\"operation\":\"CREATE\"," POD_RESOURCE ",\"object\":\"{}\"}}",
+                  "no object" },
                 { "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"u\","
-                  "\"operation\":\"CREATE\"," POD_RESOURCE ",\"object\":[]}}", "no object" },
+                  "\"operation\":\"CREATE\"," POD_RESOURCE ",\"object\":[]}}",
+                  "no object" },
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
                 assert_parse_fails_str(cases[i].body, cases[i].says);
@@ -400,8 +429,10 @@ static void test_deep_nesting(void **state)
         size_t n = strlen(inner) + 256;
         s = malloc(n);
         assert_non_null(s);
-        snprintf(s, n, "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\","
-                       "\"request\":{\"uid\":\"u\",\"object\":%s", inner);
+        snprintf(s, n,
+                 "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\","
+                 "\"request\":{\"uid\":\"u\",\"object\":%s",
+                 inner);
         assert_parse_fails_str(s, "not JSON");
         free(s);
         free(inner);
@@ -466,8 +497,7 @@ static cJSON *respond(const struct review *rv, const struct mutation *m)
         assert_int_equal(cJSON_GetArraySize(root), 3);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "apiVersion")),
                             rv->api_version);
-        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "kind")),
-                            "AdmissionReview");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "kind")), "AdmissionReview");
         const cJSON *resp = cJSON_GetObjectItemCaseSensitive(root, "response");
         assert_true(cJSON_IsObject(resp));
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(resp, "uid")), rv->uid);
@@ -507,7 +537,9 @@ static void build_mutation(struct mutation *m, enum decision d)
         assert_int_equal(jsonpatch_path_token(p, "env"), 0);
         assert_int_equal(jsonpatch_path_token(p, "-"), 0);
         assert_int_equal(jsonpatch_op(p, "add",
-                "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"-Dspark.hadoop.fs.azure.account.auth.type=OAuth \\\"quoted\\\"\"}"), 0);
+                                      "{\"name\":\"SPARK_SUBMIT_OPTS\",\"value\":\"-Dspark.hadoop.fs.azure.account."
+                                      "auth.type=OAuth \\\"quoted\\\"\"}"),
+                         0);
         assert_int_equal(jsonpatch_finish(p), 0);
         m->decision = d;
 }
@@ -598,8 +630,9 @@ static void test_respond_mutated(void **state)
                 cJSON *ops = cJSON_Parse(patch);
                 assert_true(cJSON_IsArray(ops));
                 assert_int_equal(cJSON_GetArraySize(ops), 2);
-                assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                        cJSON_GetArrayItem(ops, 0), "path")), "/metadata/labels/aadpodidbinding");
+                assert_string_equal(
+                        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ops, 0), "path")),
+                        "/metadata/labels/aadpodidbinding");
                 cJSON_Delete(ops);
                 free(patch);
                 assert_warnings(root, &m);
@@ -782,10 +815,13 @@ static void test_status_body(void **state)
                         if (!st)
                                 fail_msg("the Status is not JSON: %s", out.data);
                         assert_true(cJSON_IsObject(st));
-                        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "apiVersion")), "v1");
-                        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "kind")), "Status");
+                        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "apiVersion")),
+                                            "v1");
+                        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "kind")),
+                                            "Status");
                         assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(st, "metadata")));
-                        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "status")), "Failure");
+                        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "status")),
+                                            "Failure");
                         const cJSON *code = cJSON_GetObjectItemCaseSensitive(st, "code");
                         assert_true(cJSON_IsNumber(code));
                         assert_int_equal(code->valueint, cases[i].code);

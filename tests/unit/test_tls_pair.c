@@ -147,8 +147,8 @@ static void test_mismatch(void **state)
         memset(&pair, 0x5a, sizeof(pair));
         untouched = pair;
         generate(f);
-        assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), path_in(f, "ca.key"), &pair,
-                                       f->err, sizeof(f->err)), -EINVAL);
+        assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), path_in(f, "ca.key"), &pair, f->err, sizeof(f->err)),
+                         -EINVAL);
         xsnprintf(want, "%s does not match %s", path_in(f, "ca.key"), path_in(f, "tls.crt"));
         assert_string_equal(f->err, want);
         assert_memory_equal(&pair, &untouched, sizeof(pair));   /* written only on success */
@@ -184,13 +184,13 @@ static void test_missing_files(void **state)
         struct tls_pair pair;
 
         generate(f);
-        assert_int_equal(tls_pair_read(path_in(f, "nope.crt"), path_in(f, "tls.key"), &pair,
-                                       f->err, sizeof(f->err)), -ENOENT);
+        assert_int_equal(tls_pair_read(path_in(f, "nope.crt"), path_in(f, "tls.key"), &pair, f->err, sizeof(f->err)),
+                         -ENOENT);
         xsnprintf(want, "cannot read %s: No such file or directory", path_in(f, "nope.crt"));
         assert_string_equal(f->err, want);
 
-        assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), path_in(f, "nope.key"), &pair,
-                                       f->err, sizeof(f->err)), -ENOENT);
+        assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), path_in(f, "nope.key"), &pair, f->err, sizeof(f->err)),
+                         -ENOENT);
         xsnprintf(want, "cannot read %s: No such file or directory", path_in(f, "nope.key"));
         assert_string_equal(f->err, want);
 }
@@ -211,8 +211,8 @@ static void test_garbage(void **state)
         assert_int_equal(tls_pair_read(crt, path_in(f, "tls.key"), &pair, f->err, sizeof(f->err)), -EINVAL);
         assert_string_equal(f->err, want);
         /* A key where the certificate should be. */
-        assert_int_equal(tls_pair_read(path_in(f, "tls.key"), path_in(f, "tls.key"), &pair,
-                                       f->err, sizeof(f->err)), -EINVAL);
+        assert_int_equal(tls_pair_read(path_in(f, "tls.key"), path_in(f, "tls.key"), &pair, f->err, sizeof(f->err)),
+                         -EINVAL);
         assert_contains(f->err, "tls.key holds no PEM certificate");
         assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), crt, &pair, f->err, sizeof(f->err)), -EINVAL);
         xsnprintf(want, "%s holds no PEM private key", crt);
@@ -221,8 +221,8 @@ static void test_garbage(void **state)
         assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), crt, &pair, f->err, sizeof(f->err)), -EINVAL);
         assert_string_equal(f->err, want);
         /* A certificate where the key should be. */
-        assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), path_in(f, "tls.crt"), &pair,
-                                       f->err, sizeof(f->err)), -EINVAL);
+        assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), path_in(f, "tls.crt"), &pair, f->err, sizeof(f->err)),
+                         -EINVAL);
         assert_contains(f->err, "tls.crt holds no PEM private key");
 }
 
@@ -352,8 +352,8 @@ static void test_refuses_encrypted_key(void **state)
         /* The older form, with a Proc-Type header. */
         bio = BIO_new_file(key, "w");
         assert_non_null(bio);
-        assert_true(PEM_write_bio_PrivateKey_traditional(bio, k, EVP_aes_256_cbc(), (unsigned char *)"secret", 6,
-                                                         NULL, NULL));
+        assert_true(PEM_write_bio_PrivateKey_traditional(bio, k, EVP_aes_256_cbc(), (unsigned char *)"secret", 6, NULL,
+                                                         NULL));
         BIO_free(bio);
         text = slurp(key, NULL);
         assert_non_null(strstr(text, "Proc-Type: 4,ENCRYPTED"));
@@ -402,11 +402,9 @@ static void test_serial_as_openssl_prints_it(void **state)
                 const char *want;
         } cases[] = {
                 { 0xff0102, "ff0102" },        /* DER 00 ff 01 02 */
-                { 0x7f, "7f" },
-                { 0x80, "80" },                /* DER 00 80 */
+                { 0x7f, "7f" },         { 0x80, "80" },                /* DER 00 80 */
                 { 0x100, "0100" },             /* whole octets */
-                { -5, "-05" },
-                { -0x81, "-81" },              /* DER ff 7f */
+                { -5, "-05" },          { -0x81, "-81" },              /* DER ff 7f */
         };
         static const char *const cn[][2] = { { "CN", "serial" } };
         char crt[PATH_MAX], key[PATH_MAX], want[80];
@@ -437,7 +435,9 @@ static void test_serial_as_openssl_prints_it(void **state)
 static void test_subject_text(void **state)
 {
         struct fixture *f = *state;
-        static const char *const cafe[][2] = { { "O", "Caf\xc3\xa9, Inc." }, { "CN", "a\x01" "b" } };
+        static const char *const cafe[][2] = { { "O", "Caf\xc3\xa9, Inc." },
+                                               { "CN", "a\x01"
+                                                       "b" } };
         static const char *const plain[][2] = { { "C", "DE" }, { "O", "Spark" }, { "CN", "x" } };
         char crt[PATH_MAX], key[PATH_MAX];
         const char *(*many)[2] = calloc(40, sizeof(*many));
@@ -466,13 +466,16 @@ static void test_subject_text(void **state)
         tls_pair_free(&pair);
 
         /* 40 OUs of "\xc3\xa9" and 20 characters: 40 * 30 characters of text. */
-        memcpy(value, "\xc3\xa9" "ABCDEFGHIJKLMNOPQRST", 23);
+        memcpy(value,
+               "\xc3\xa9"
+               "ABCDEFGHIJKLMNOPQRST",
+               23);
         for (size_t i = 0; i < 40; i++) {
                 many[i][0] = "OU";
                 many[i][1] = value;
                 strcat(full, i ? ",OU=\\C3\\A9ABCDEFGHIJKLMNOPQRST" : "OU=\\C3\\A9ABCDEFGHIJKLMNOPQRST");
         }
-        write_named(crt, key, k, 1, (const char *const (*)[2])many, 40);
+        write_named(crt, key, k, 1, (const char *const(*)[2])many, 40);
         read_ok(f, crt, key, &pair);
         n = strlen(pair.info.subject);
         assert_true(n <= sizeof(pair.info.subject) - 1);
@@ -566,11 +569,11 @@ static void test_leaves_the_pair_untouched_on_failure(void **state)
         write_selfsigned(crt, key, k, T_2024_12_01, T_2025_01_01, false);
         assert_int_equal(tls_pair_read(crt, key, &pair, f->err, sizeof(f->err)), -EKEYEXPIRED);
         assert_memory_equal(&pair, &untouched, sizeof(pair));
-        assert_int_equal(tls_pair_read(path_in(f, "nope.crt"), path_in(f, "tls.key"), &pair,
-                                       f->err, sizeof(f->err)), -ENOENT);
+        assert_int_equal(tls_pair_read(path_in(f, "nope.crt"), path_in(f, "tls.key"), &pair, f->err, sizeof(f->err)),
+                         -ENOENT);
         assert_memory_equal(&pair, &untouched, sizeof(pair));
-        assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), path_in(f, "tls.crt"), &pair,
-                                       f->err, sizeof(f->err)), -EINVAL);
+        assert_int_equal(tls_pair_read(path_in(f, "tls.crt"), path_in(f, "tls.crt"), &pair, f->err, sizeof(f->err)),
+                         -EINVAL);
         assert_memory_equal(&pair, &untouched, sizeof(pair));
         EVP_PKEY_free(k);
 }

@@ -111,18 +111,21 @@ static void assert_op(const struct fixture *f, int i, const char *op, const char
         cJSON_Delete(want);
 }
 
-#define VOLUME "{'name':'spark-identity-azure-token','projected':{'sources':[{'serviceAccountToken':" \
-               "{'audience':'api://AzureADTokenExchange','expirationSeconds':3600,'path':'azure-identity-token'}}]}}"
-#define MOUNT "{'name':'spark-identity-azure-token','mountPath':'/var/run/secrets/spark-identity/azure','readOnly':true}"
-#define AZ_ENV "{'name':'AZURE_CLIENT_ID','value':'" CLIENT "'},{'name':'AZURE_TENANT_ID','value':'" TENANT "'}," \
-               "{'name':'AZURE_FEDERATED_TOKEN_FILE','value':'" TOKEN "'},{'name':'AZURE_AUTHORITY_HOST','value':'" \
-               AUTHORITY "'}"
+#define VOLUME                                                                                 \
+        "{'name':'spark-identity-azure-token','projected':{'sources':[{'serviceAccountToken':" \
+        "{'audience':'api://AzureADTokenExchange','expirationSeconds':3600,'path':'azure-identity-token'}}]}}"
+#define MOUNT \
+        "{'name':'spark-identity-azure-token','mountPath':'/var/run/secrets/spark-identity/azure','readOnly':true}"
+#define AZ_ENV                                                                                                         \
+        "{'name':'AZURE_CLIENT_ID','value':'" CLIENT "'},{'name':'AZURE_TENANT_ID','value':'" TENANT "'},"             \
+        "{'name':'AZURE_FEDERATED_TOKEN_FILE','value':'" TOKEN "'},{'name':'AZURE_AUTHORITY_HOST','value':'" AUTHORITY \
+        "'}"
 
 /* A Spark pod: role, labels after spark-role, service account, the Spark
  * container's extra fields, more of spec. */
-#define POD(role, labels, sa, container, spec) \
-        "{'metadata':{'name':'app-" role "','labels':{'spark-app-selector':'spark-1','spark-role':'" role "'" \
-        labels "}},'spec':{'serviceAccountName':'" sa "','containers':[{'name':'spark-kubernetes-" role "'," \
+#define POD(role, labels, sa, container, spec)                                                                       \
+        "{'metadata':{'name':'app-" role "','labels':{'spark-app-selector':'spark-1','spark-role':'" role "'" labels \
+        "}},'spec':{'serviceAccountName':'" sa "','containers':[{'name':'spark-kubernetes-" role "',"                \
         "'image':'apache/spark:4.0.0','args':['" role "']" container "}]" spec "}}"
 
 /* ---- the policy ---- */
@@ -157,10 +160,12 @@ static void test_rule_compiled(void **state)
 static void test_other_cloud_and_lifetime(void **state)
 {
         struct buf errors;
-        struct policy *p = load("namespaces:\n"
-                                "  t: {auth: workloadIdentity, tenantId: " TENANT ", clientId: " CLIENT ",\n"
-                                "      authorityHost: 'https://login.chinacloudapi.cn/', tokenExpirationSeconds: 86400,\n"
-                                "      storageAccounts: [lake1]}\n", &errors);
+        struct policy *p =
+                load("namespaces:\n"
+                     "  t: {auth: workloadIdentity, tenantId: " TENANT ", clientId: " CLIENT ",\n"
+                     "      authorityHost: 'https://login.chinacloudapi.cn/', tokenExpirationSeconds: 86400,\n"
+                     "      storageAccounts: [lake1]}\n",
+                     &errors);
         if (!p)
                 fail_msg("%s", errors.data);
         const struct rule *r = policy_rule_for(p, "t");
@@ -188,9 +193,11 @@ static const struct {
           ", tokenExpirationSeconds: 600}\n",
           "namespaces.t.tokenExpirationSeconds: must be a whole number of seconds from 3600 to 86400" },
         { "defaults: {tenantId: " TENANT "}\nnamespaces:\n  t: {auth: workloadIdentity, clientId: " CLIENT
-          ", tokenExpirationSeconds: 3600.5}\n", "tokenExpirationSeconds: must be a whole number" },
+          ", tokenExpirationSeconds: 3600.5}\n",
+          "tokenExpirationSeconds: must be a whole number" },
         { "defaults: {tenantId: " TENANT "}\nnamespaces:\n  t: {auth: workloadIdentity, clientId: " CLIENT
-          ", tokenExpirationSeconds: 90000}\n", "tokenExpirationSeconds: must be a whole number" },
+          ", tokenExpirationSeconds: 90000}\n",
+          "tokenExpirationSeconds: must be a whole number" },
         { "namespaces:\n  t: {identity: x, serviceAccount: spark}\n",
           "namespaces.t: serviceAccount applies to auth: workloadIdentity only" },
         { "namespaces:\n  t: {identity: x, extraContainers: [a]}\n",
@@ -300,17 +307,17 @@ static void test_driver(void **state)
 static void test_executor_appends(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("executor", ",'spark-exec-id':'1'", "spark",
-                             ",'env':[{'name':'SPARK_JAVA_OPT_0','value':'-Xss4m'}],"
-                             "'volumeMounts':[{'name':'spark-local-dir-1','mountPath':'/var/data'}]",
-                             ",'volumes':[{'name':'spark-local-dir-1','emptyDir':{}}]"));
+        run(f, "team-w",
+            POD("executor", ",'spark-exec-id':'1'", "spark",
+                ",'env':[{'name':'SPARK_JAVA_OPT_0','value':'-Xss4m'}],"
+                "'volumeMounts':[{'name':'spark-local-dir-1','mountPath':'/var/data'}]",
+                ",'volumes':[{'name':'spark-local-dir-1','emptyDir':{}}]"));
         assert_int_equal(f->m.decision, DECISION_MUTATED);
         assert_op(f, 0, "add", "/spec/volumes/-", VOLUME);
         assert_op(f, 1, "add", "/spec/containers/0/env/-", "{'name':'SPARK_JAVA_OPT_1','value':'" F1 "'}");
         assert_op(f, 6, "add", "/spec/containers/0/env/-", "{'name':'SPARK_JAVA_OPT_6','value':'" F6 "'}");
         assert_op(f, 7, "add", "/spec/containers/0/env/-", "{'name':'AZURE_CLIENT_ID','value':'" CLIENT "'}");
-        assert_op(f, 10, "add", "/spec/containers/0/env/-",
-                  "{'name':'AZURE_AUTHORITY_HOST','value':'" AUTHORITY "'}");
+        assert_op(f, 10, "add", "/spec/containers/0/env/-", "{'name':'AZURE_AUTHORITY_HOST','value':'" AUTHORITY "'}");
         assert_op(f, 11, "add", "/spec/containers/0/volumeMounts/-", MOUNT);
         assert_int_equal(f->m.patch.n_ops, 12);
 }
@@ -319,14 +326,15 @@ static void test_executor_appends(void **state)
 static void test_reinvocation_is_empty(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("driver", "", "spark",
-                             ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
-                             "'volumeMounts':[{'name':'kube-api-access-x','mountPath':"
-                             "'/var/run/secrets/kubernetes.io/serviceaccount','readOnly':true}," MOUNT "]",
-                             ",'volumes':[{'name':'kube-api-access-x','projected':{'defaultMode':420,'sources':[]}},"
-                             "{'name':'spark-identity-azure-token','projected':{'defaultMode':420,'sources':"
-                             "[{'serviceAccountToken':{'audience':'api://AzureADTokenExchange',"
-                             "'expirationSeconds':3600,'path':'azure-identity-token'}}]}}]"));
+        run(f, "team-w",
+            POD("driver", "", "spark",
+                ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
+                "'volumeMounts':[{'name':'kube-api-access-x','mountPath':"
+                "'/var/run/secrets/kubernetes.io/serviceaccount','readOnly':true}," MOUNT "]",
+                ",'volumes':[{'name':'kube-api-access-x','projected':{'defaultMode':420,'sources':[]}},"
+                "{'name':'spark-identity-azure-token','projected':{'defaultMode':420,'sources':"
+                "[{'serviceAccountToken':{'audience':'api://AzureADTokenExchange',"
+                "'expirationSeconds':3600,'path':'azure-identity-token'}}]}}]"));
         assert_int_equal(f->m.decision, DECISION_UNCHANGED);
         assert_int_equal(f->m.patch.n_ops, 0);
         assert_int_equal(f->m.n_warnings, 0);
@@ -336,31 +344,34 @@ static void test_reinvocation_is_empty(void **state)
 static void test_volume_not_as_policy_is_replaced(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("driver", "", "spark",
-                             ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
-                             "'volumeMounts':[" MOUNT "]",
-                             ",'volumes':[{'name':'spark-identity-azure-token','projected':{'sources':"
-                             "[{'serviceAccountToken':{'audience':'api://AzureADTokenExchange',"
-                             "'expirationSeconds':7200,'path':'azure-identity-token'}}]}}]"));
+        run(f, "team-w",
+            POD("driver", "", "spark",
+                ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
+                "'volumeMounts':[" MOUNT "]",
+                ",'volumes':[{'name':'spark-identity-azure-token','projected':{'sources':"
+                "[{'serviceAccountToken':{'audience':'api://AzureADTokenExchange',"
+                "'expirationSeconds':7200,'path':'azure-identity-token'}}]}}]"));
         assert_int_equal(f->m.patch.n_ops, 1);
         assert_op(f, 0, "replace", "/spec/volumes/0", VOLUME);
 }
 
 /* Azure Workload Identity's webhook ran first (its configuration's name
  * sorts before ours): its env, volume and mount are there. */
-#define AZWI_ENV "{'name':'AZURE_CLIENT_ID','value':'" CLIENT "'},{'name':'AZURE_TENANT_ID','value':'" TENANT "'}," \
-                 "{'name':'AZURE_FEDERATED_TOKEN_FILE','value':'/var/run/secrets/azure/tokens/azure-identity-token'}," \
-                 "{'name':'AZURE_AUTHORITY_HOST','value':'" AUTHORITY "'}"
+#define AZWI_ENV                                                                                              \
+        "{'name':'AZURE_CLIENT_ID','value':'" CLIENT "'},{'name':'AZURE_TENANT_ID','value':'" TENANT "'},"    \
+        "{'name':'AZURE_FEDERATED_TOKEN_FILE','value':'/var/run/secrets/azure/tokens/azure-identity-token'}," \
+        "{'name':'AZURE_AUTHORITY_HOST','value':'" AUTHORITY "'}"
 #define AZWI_MOUNT "{'name':'azure-identity-token','mountPath':'/var/run/secrets/azure/tokens','readOnly':true}"
-#define AZWI_VOLUME "{'name':'azure-identity-token','projected':{'defaultMode':420,'sources':[{'serviceAccountToken':" \
-                    "{'audience':'api://AzureADTokenExchange','expirationSeconds':3600,'path':'azure-identity-token'}}]}}"
+#define AZWI_VOLUME                                                                                        \
+        "{'name':'azure-identity-token','projected':{'defaultMode':420,'sources':[{'serviceAccountToken':" \
+        "{'audience':'api://AzureADTokenExchange','expirationSeconds':3600,'path':'azure-identity-token'}}]}}"
 
 static void test_after_azure_workload_identity_webhook(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("driver", ",'azure.workload.identity/use':'true'", "spark",
-                             ",'env':[" AZWI_ENV "],'volumeMounts':[" AZWI_MOUNT "]",
-                             ",'volumes':[" AZWI_VOLUME "]"));
+        run(f, "team-w",
+            POD("driver", ",'azure.workload.identity/use':'true'", "spark",
+                ",'env':[" AZWI_ENV "],'volumeMounts':[" AZWI_MOUNT "]", ",'volumes':[" AZWI_VOLUME "]"));
         assert_int_equal(f->m.decision, DECISION_MUTATED);
         assert_op(f, 0, "add", "/spec/volumes/-", VOLUME);
         assert_op(f, 1, "add", "/spec/containers/0/env/2/value", "'" TOKEN "'");
@@ -376,10 +387,11 @@ static void test_after_azure_workload_identity_webhook(void **state)
 static void test_reinvoked_after_azure_workload_identity_webhook(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("driver", ",'azure.workload.identity/use':'true'", "spark",
-                             ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
-                             "'volumeMounts':[" MOUNT "," AZWI_MOUNT "]",
-                             ",'volumes':[" VOLUME "," AZWI_VOLUME "]"));
+        run(f, "team-w",
+            POD("driver", ",'azure.workload.identity/use':'true'", "spark",
+                ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
+                "'volumeMounts':[" MOUNT "," AZWI_MOUNT "]",
+                ",'volumes':[" VOLUME "," AZWI_VOLUME "]"));
         assert_int_equal(f->m.decision, DECISION_UNCHANGED);
         assert_int_equal(f->m.n_warnings, 0);
 }
@@ -397,10 +409,11 @@ static void test_other_client_id(void **state)
 static void test_duplicate_env_last_counts(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("driver", "", "spark",
-                             ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV ","
-                             "{'name':'AZURE_CLIENT_ID','value':'" OTHER "'}],'volumeMounts':[" MOUNT "]",
-                             ",'volumes':[" VOLUME "]"));
+        run(f, "team-w",
+            POD("driver", "", "spark",
+                ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV ","
+                "{'name':'AZURE_CLIENT_ID','value':'" OTHER "'}],'volumeMounts':[" MOUNT "]",
+                ",'volumes':[" VOLUME "]"));
         assert_int_equal(f->m.decision, DECISION_MUTATED);
         assert_int_equal(f->m.patch.n_ops, 1);
         assert_op(f, 0, "add", "/spec/containers/0/env/5/value", "'" CLIENT "'");
@@ -418,9 +431,9 @@ static void test_other_client_id_refused_on_deny(void **state)
 static void test_client_id_from_value_from_left_alone(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("driver", "", "spark",
-                             ",'env':[{'name':'AZURE_CLIENT_ID','valueFrom':{'secretKeyRef':{'name':'s','key':'k'}}}]",
-                             ""));
+        run(f, "team-w",
+            POD("driver", "", "spark",
+                ",'env':[{'name':'AZURE_CLIENT_ID','valueFrom':{'secretKeyRef':{'name':'s','key':'k'}}}]", ""));
         assert_int_equal(f->m.decision, DECISION_MUTATED);
         assert_true(has_warning(&f->m, "AZURE_CLIENT_ID of container spark-kubernetes-driver comes from valueFrom"));
         assert_null(strstr(f->m.patch.text.data, "AZURE_CLIENT_ID"));
@@ -451,8 +464,9 @@ static void test_executor_with_default_account_corrected(void **state)
 static void test_executor_without_account_corrected(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", "{'metadata':{'labels':{'spark-role':'executor'}},'spec':{'containers':"
-                         "[{'name':'spark-kubernetes-executor','image':'apache/spark:4.0.0'}]}}");
+        run(f, "team-w",
+            "{'metadata':{'labels':{'spark-role':'executor'}},'spec':{'containers':"
+            "[{'name':'spark-kubernetes-executor','image':'apache/spark:4.0.0'}]}}");
         assert_int_equal(f->m.decision, DECISION_MUTATED);
         assert_op(f, 0, "add", "/spec/serviceAccountName", "'spark'");
 }
@@ -544,10 +558,11 @@ static void test_audit_mode(void **state)
 static void test_extra_containers(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-x", "{'metadata':{'labels':{'spark-role':'driver'}},'spec':{"
-                         "'initContainers':[{'name':'fetch','image':'az'}],"
-                         "'containers':[{'name':'proxy','env':[]},{'name':'log'},"
-                         "{'name':'spark-kubernetes-driver','image':'apache/spark:4.0.0'}]}}");
+        run(f, "team-x",
+            "{'metadata':{'labels':{'spark-role':'driver'}},'spec':{"
+            "'initContainers':[{'name':'fetch','image':'az'}],"
+            "'containers':[{'name':'proxy','env':[]},{'name':'log'},"
+            "{'name':'spark-kubernetes-driver','image':'apache/spark:4.0.0'}]}}");
         assert_int_equal(f->m.decision, DECISION_MUTATED);
         assert_op(f, 0, "add", "/spec/volumes", "[" VOLUME "]");
         assert_op(f, 1, "add", "/spec/containers/2/env",
@@ -563,9 +578,10 @@ static void test_extra_containers(void **state)
 static void test_mount_path_taken(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("driver", "", "spark",
-                             ",'volumeMounts':[{'name':'mine','mountPath':'/var/run/secrets/spark-identity/azure'}]",
-                             ",'volumes':[{'name':'mine','emptyDir':{}}]"));
+        run(f, "team-w",
+            POD("driver", "", "spark",
+                ",'volumeMounts':[{'name':'mine','mountPath':'/var/run/secrets/spark-identity/azure'}]",
+                ",'volumes':[{'name':'mine','emptyDir':{}}]"));
         assert_int_equal(f->m.decision, DECISION_DENIED);
         assert_non_null(strstr(f->m.message, "mounts volume mine at /var/run/secrets/spark-identity/azure"));
 }
@@ -573,10 +589,11 @@ static void test_mount_path_taken(void **state)
 static void test_mount_corrected(void **state)
 {
         struct fixture *f = *state;
-        run(f, "team-w", POD("driver", "", "spark",
-                             ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
-                             "'volumeMounts':[{'name':'spark-identity-azure-token','mountPath':'/tmp/t'}]",
-                             ",'volumes':[" VOLUME "]"));
+        run(f, "team-w",
+            POD("driver", "", "spark",
+                ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
+                "'volumeMounts':[{'name':'spark-identity-azure-token','mountPath':'/tmp/t'}]",
+                ",'volumes':[" VOLUME "]"));
         assert_int_equal(f->m.patch.n_ops, 1);
         assert_op(f, 0, "replace", "/spec/containers/0/volumeMounts/0", MOUNT);
 }
@@ -584,7 +601,8 @@ static void test_mount_corrected(void **state)
 static void test_spark3_image_warned(void **state)
 {
         static const char *const spark3[] = {
-                "apache/spark:3.5.1", "myacr.azurecr.io:443/spark:v3.4.0-java11",
+                "apache/spark:3.5.1",
+                "myacr.azurecr.io:443/spark:v3.4.0-java11",
                 "spark:3.5.0-scala2.12-java17-ubuntu@sha256:abc",
         };
         static const char *const not3[] = { "apache/spark:4.0.0", "registry:3000/spark", "spark:latest", "spark" };
@@ -592,8 +610,10 @@ static void test_spark3_image_warned(void **state)
         for (size_t i = 0; i < 3 + 4; i++) {
                 const char *image = i < 3 ? spark3[i] : not3[i - 3];
                 char pod[512];
-                snprintf(pod, sizeof pod, "{'metadata':{'labels':{'spark-role':'driver'}},'spec':{'serviceAccountName':"
-                         "'spark','containers':[{'name':'spark-kubernetes-driver','image':'%s'}]}}", image);
+                snprintf(pod, sizeof pod,
+                         "{'metadata':{'labels':{'spark-role':'driver'}},'spec':{'serviceAccountName':"
+                         "'spark','containers':[{'name':'spark-kubernetes-driver','image':'%s'}]}}",
+                         image);
                 fixture_reset(f);
                 run(f, "team-w", pod);
                 assert_int_equal(f->m.decision, DECISION_MUTATED);
@@ -630,12 +650,14 @@ static void test_finding(void **state)
                           "[{'name':'spark-kubernetes-driver','env':[]}]}}");
         cJSON *good = json(POD("driver", "", "spark",
                                ",'env':[{'name':'SPARK_SUBMIT_OPTS','value':'" FLAGS "'}," AZ_ENV "],"
-                               "'volumeMounts':[" MOUNT "]", ",'volumes':[" VOLUME "]"));
+                               "'volumeMounts':[" MOUNT "]",
+                               ",'volumes':[" VOLUME "]"));
         cJSON *exec = json(POD("executor", "", "default",
-                               ",'env':[{'name':'SPARK_JAVA_OPT_0','value':'" F1 "'},{'name':'SPARK_JAVA_OPT_1','value':'"
-                               F2 "'},{'name':'SPARK_JAVA_OPT_2','value':'" F3 "'},{'name':'SPARK_JAVA_OPT_3','value':'"
-                               F4 "'},{'name':'SPARK_JAVA_OPT_4','value':'" F5 "'},{'name':'SPARK_JAVA_OPT_5','value':'"
-                               F6 "'}," AZ_ENV "],'volumeMounts':[" MOUNT "]", ",'volumes':[" VOLUME "]"));
+                               ",'env':[{'name':'SPARK_JAVA_OPT_0','value':'" F1
+                               "'},{'name':'SPARK_JAVA_OPT_1','value':'" F2 "'},{'name':'SPARK_JAVA_OPT_2','value':'" F3
+                               "'},{'name':'SPARK_JAVA_OPT_3','value':'" F4 "'},{'name':'SPARK_JAVA_OPT_4','value':'" F5
+                               "'},{'name':'SPARK_JAVA_OPT_5','value':'" F6 "'}," AZ_ENV "],'volumeMounts':[" MOUNT "]",
+                               ",'volumes':[" VOLUME "]"));
         enum pod_verdict v;
         assert_int_equal(findings_check_pod(f->policy, "team-w", NULL, old, &fs, &v), 0);
         assert_int_equal(v, VERDICT_FINDINGS);
