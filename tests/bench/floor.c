@@ -1,7 +1,7 @@
 /* The floor probe: the cheapest admission webhook these libraries allow, to
  * measure the server against in the same run (issue 6, "Benchmark").
  *
- * libmicrohttpd over GnuTLS, exactly as webhook/server.c starts it (internal
+ * libmicrohttpd over GnuTLS, exactly as webhook/io/server.c starts it (internal
  * polling thread, epoll, a thread pool of one thread per core, the same TLS
  * priorities, the same serving pair), and nothing else: POST /mutate reads
  * the whole body, parses it with cJSON and answers
@@ -30,7 +30,7 @@
 
 #include "bench_util.h"
 
-/* Copied from webhook/server.c (TLS_PRIORITIES with TLS 1.2 and 1.3);
+/* Copied from webhook/io/server.c (TLS_PRIORITIES with TLS 1.2 and 1.3);
  * tests/bench/run.sh checks that the two still agree. */
 static const char tls_priorities[] = "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
                                      "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"

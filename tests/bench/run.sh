@@ -59,12 +59,12 @@ cc "${cflags[@]}" -Iinclude -o "$WORK/micro" "$here/micro.c" "$BUILD/libsiwcore.
         $(pkg-config --cflags --libs libcjson yaml-0.1 gnutls) -pthread
 
 # The floor must speak TLS exactly as the server does.
-versions=$(grep -o 'tls_priorities_12\[\] = TLS_PRIORITIES("[^"]*")' webhook/server.c | grep -o '"[^"]*"')
-server_prio=$(sed -n '/^#define TLS_PRIORITIES/,/SERVER_PRECEDENCE/p' webhook/server.c | sed 1d |
+versions=$(grep -o 'tls_priorities_12\[\] = TLS_PRIORITIES("[^"]*")' webhook/io/server.c | grep -o '"[^"]*"')
+server_prio=$(sed -n '/^#define TLS_PRIORITIES/,/SERVER_PRECEDENCE/p' webhook/io/server.c | sed 1d |
         sed "s/ versions / $versions /" | grep -o '"[^"]*"' | tr -d '"\n')
 floor_prio=$("$WORK/floor" --print-priorities)
 if [ "$server_prio" != "$floor_prio" ]; then
-        echo "bench: the floor's TLS priorities differ from webhook/server.c's:" >&2
+        echo "bench: the floor's TLS priorities differ from webhook/io/server.c's:" >&2
         echo "  server: $server_prio" >&2
         echo "  floor:  $floor_prio" >&2
         exit 1

@@ -29,8 +29,8 @@ from conftest import BIN, POLICY, POLICY_UNMATCHED_DENY, free_port, load_fixture
 
 PROBLEMS = ["missing-identity", "wrong-identity", "foreign-identity", "missing-jvm-settings", "no-policy",
             "missing-workload-identity", "too-large"]
-PAGE_MAX_BYTES = 16 * 1024 * 1024    # AUDIT_PAGE_MAX_BYTES in include/webhook_limits.h
-REPORT_MAX_RESULTS = 500      # AUDIT_REPORT_MAX_RESULTS in include/audit_report.h
+PAGE_MAX_BYTES = 16 * 1024 * 1024    # AUDIT_PAGE_MAX_BYTES in include/core/webhook_limits.h
+REPORT_MAX_RESULTS = 500      # AUDIT_REPORT_MAX_RESULTS in include/io/audit_report.h
 TOKEN = "audit-test-token"
 WI_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 WI_CLIENT = "22222222-2222-2222-2222-222222222222"

@@ -4,7 +4,7 @@
 # that any finding fails the build. One check per source file of webhook/
 # (a file with a finding does not compile), and one for the build as a whole.
 # A finding is fixed in the code; a false positive is silenced only where it
-# is made, with a comment that says why (see webhook/doc.c, webhook/findings.c).
+# is made, with a comment that says why (see webhook/core/doc.c, webhook/core/findings.c).
 #
 # Usage: tests/style/analyze.sh [ANALYZER_BUILD] [--junit OUT.xml]   (make analyze)
 set -uo pipefail
@@ -34,7 +34,7 @@ rc=$?
 # Findings only (not the notes of their paths), without colours.
 sed 's/\x1b\[[0-9;]*[mK]//g' "$log" | grep -E '^[^ ]+:[0-9]+:[0-9]+: (error|warning): ' >"$log.findings"
 status=0
-for f in webhook/*.c; do
+for f in webhook/*/*.c; do
         n=$(grep -c -- "^\.\./$f:" "$log.findings")
         if [ "$n" -eq 0 ]; then
                 printf 'analyzer %s\tok\t\n' "$f" >>"$results"

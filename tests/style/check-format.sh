@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The C sources against .clang-format, with clang-format 19 (installed when
-# missing): webhook/*.c, include/*.h and the C of tests/unit, tests/fuzz and
+# missing): webhook/*/*.[ch], include/*/*.h and the C of tests/unit, tests/fuzz and
 # tests/bench, every one of them. One check per file.
 #
 # Usage: tests/style/check-format.sh [--junit OUT.xml]   check; exit 1 on a difference
@@ -27,7 +27,7 @@ if ! command -v "$cf" >/dev/null; then
 fi
 
 files=()
-for f in webhook/*.c include/*.h tests/unit/*.[ch] tests/fuzz/*.[ch] tests/bench/*.[ch]; do
+for f in webhook/*/*.[ch] include/*/*.h tests/unit/*.[ch] tests/fuzz/*.[ch] tests/bench/*.[ch]; do
         [ -f "$f" ] && files+=("$f")
 done
 

@@ -1,4 +1,4 @@
-/* Unit tests for webhook/admission.c: body in, answer out, through the two
+/* Unit tests for webhook/core/admission.c: body in, answer out, through the two
  * halves the server calls (admission_parse, admission_namespace,
  * admission_decide) and through admission_handle, on the review fixtures of
  * tests/fixtures: drivers and executors, pods that are not Spark, UPDATEs,

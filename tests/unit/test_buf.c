@@ -1,4 +1,4 @@
-/* Unit tests for webhook/buf.c: the bounded buffer, JSON string escaping,
+/* Unit tests for webhook/core/buf.c: the bounded buffer, JSON string escaping,
  * RFC 6901 reference tokens and base64. */
 #include <stdarg.h>
 #include <stddef.h>

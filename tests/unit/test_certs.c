@@ -1,4 +1,4 @@
-/* Unit tests for webhook/certs.c: what certs_generate() and certs_renew()
+/* Unit tests for webhook/io/certs.c: what certs_generate() and certs_renew()
  * write is checked with OpenSSL itself (chain and host name verification,
  * extensions, key types) and loaded as `serve` loads it (tls_pair_read()),
  * caBundles are decoded and used as trust stores, and certs_renew() is fed

@@ -1,7 +1,7 @@
 /* Unit tests of the identity guarantee through admission_handle(), body to
  * body: pod UPDATEs (and their subresources), the validating path, and
- * namespace grant keys (webhook/mutate.c mutate_claim(), webhook/grants.c,
- * webhook/review.c, webhook/admission.c). */
+ * namespace grant keys (webhook/core/mutate.c mutate_claim(), webhook/core/grants.c,
+ * webhook/core/review.c, webhook/core/admission.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

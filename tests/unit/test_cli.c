@@ -1,4 +1,4 @@
-/* Unit tests for webhook/cli.c: key=value lists given once or over
+/* Unit tests for webhook/io/cli.c: key=value lists given once or over
  * repeated flags, whole numbers and sizes with their bounds, usage errors
  * and what each prints on stderr, and the namespace source the `mutate`
  * command hands to admission_handle(). */

@@ -1,4 +1,4 @@
-/* Unit tests for webhook/conntrack.c: absolute deadlines, and who gives way
+/* Unit tests for webhook/io/conntrack.c: absolute deadlines, and who gives way
  * at the limit. Connections are socketpairs: a shut down one reads EOF on
  * its other end. */
 #include <stdarg.h>

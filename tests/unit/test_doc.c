@@ -1,4 +1,4 @@
-/* Unit tests for webhook/doc.c: YAML and JSON text to a cJSON tree. */
+/* Unit tests for webhook/core/doc.c: YAML and JSON text to a cJSON tree. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

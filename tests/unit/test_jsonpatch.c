@@ -1,4 +1,4 @@
-/* Unit tests for webhook/jsonpatch.c: the RFC 6902 patch text builder,
+/* Unit tests for webhook/core/jsonpatch.c: the RFC 6902 patch text builder,
  * and the patch it writes from typed changes (change.h). */
 #include <stdarg.h>
 #include <stddef.h>

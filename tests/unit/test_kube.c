@@ -1,4 +1,4 @@
-/* Unit tests for webhook/kube.c: percent-encoding, the in-cluster and
+/* Unit tests for webhook/io/kube.c: percent-encoding, the in-cluster and
  * kubeconfig configurations with what they refuse, and the shape and
  * bounds of a GET and a streamed GET, against a small HTTPS listener the
  * test starts on 127.0.0.1 (api_listener.h), which answers what each test

@@ -1,4 +1,4 @@
-/* Unit tests for webhook/log.c: every line is one valid JSON object, a
+/* Unit tests for webhook/io/log.c: every line is one valid JSON object, a
  * field that does not fit is dropped whole and named, decision lines go to
  * the audit file. Lines are read back from the descriptors they go to. */
 #include <stdarg.h>

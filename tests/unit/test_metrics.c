@@ -1,4 +1,4 @@
-/* Unit tests for webhook/metrics.c: the Prometheus text format (0.0.4)
+/* Unit tests for webhook/io/metrics.c: the Prometheus text format (0.0.4)
  * parsed back line by line, and what known events do to it. The counters
  * are process-wide, so each test compares a scrape after its events with
  * one before. */

@@ -1,4 +1,4 @@
-/* Unit tests for webhook/nscache.c through its public API, fed by a small
+/* Unit tests for webhook/io/nscache.c through its public API, fed by a small
  * HTTPS listener the test starts (api_listener.h) that answers the list,
  * the watch and single reads as each test tells it: the first list and
  * readiness, what is kept of a namespace, watch events, re-listing after

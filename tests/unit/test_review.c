@@ -1,4 +1,4 @@
-/* Unit tests for webhook/review.c: AdmissionReview parsing, the response
+/* Unit tests for webhook/core/review.c: AdmissionReview parsing, the response
  * and the Status body. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests for webhook/server.c: the HTTPS server started on 127.0.0.1
+/* Unit tests for webhook/io/server.c: the HTTPS server started on 127.0.0.1
  * (a free port) with the certs fixture and a test handler, and the plain
  * metrics port, driven by a raw client (a socket, with GnuTLS for HTTPS)
  * that writes requests byte for byte, framing errors included. Checked:

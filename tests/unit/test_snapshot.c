@@ -1,4 +1,4 @@
-/* Unit tests for webhook/snapshot.c: the lock-free read snapshot and its
+/* Unit tests for webhook/io/snapshot.c: the lock-free read snapshot and its
  * grace period. Run them under the address sanitizer too (build-asan/): a
  * reader that touches a freed object is then a heap-use-after-free report. */
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for webhook/tls_pair.c: pairs from certs_generate() and
+/* Unit tests for webhook/io/tls_pair.c: pairs from certs_generate() and
  * certs_renew(), and certificates and keys made here with OpenSSL to be
  * right or wrong on purpose, read as `serve` reads them. What the pair
  * says (serial, subject, validity) is compared with what OpenSSL reads from
