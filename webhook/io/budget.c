@@ -1,4 +1,4 @@
-/* The memory budget of requests in flight: see include/core/budget.h. */
+/* The memory budget of requests in flight: see include/io/budget.h. */
 #include "budget.h"
 
 #include <assert.h>

@@ -1,4 +1,4 @@
-/* Per-thread bump allocator for cJSON: see include/core/arena.h. */
+/* Per-thread bump allocator for cJSON: see include/io/arena.h. */
 #include "arena.h"
 
 #include <assert.h>
