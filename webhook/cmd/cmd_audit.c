@@ -22,6 +22,7 @@
 #include "findings.h"
 #include "jsonlist.h"
 #include "kube.h"
+#include "nstable.h"
 #include "policy_file.h"
 #include "pool.h"
 #include "webhook_limits.h"
@@ -113,97 +114,6 @@ void cmd_audit_help(void)
                AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES);
 }
 
-/* ---- namespaces: labels and spark-identity.io/ annotations ---- */
-
-struct ns_entry {
-        const char *name;
-        struct kv *labels, *annotations;
-        size_t n_labels, n_annotations;
-};
-
-struct ns_table {
-        struct pool pool;
-        struct ns_entry *v;
-        size_t n, cap;
-};
-
-static void ns_table_free(struct ns_table *t)
-{
-        pool_free(&t->pool);
-        free(t->v);
-}
-
-static int copy_map(struct pool *pool, const cJSON *map, bool only_ours, struct kv **ret, size_t *ret_n)
-{
-        size_t n = 0;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, map)
-                n++;
-        struct kv *kv = pool_alloc(pool, (n ? n : 1) * sizeof *kv);
-        if (!kv)
-                return -ENOMEM;
-        n = 0;
-        cJSON_ArrayForEach(it, map) {
-                if (!cJSON_IsString(it) || !it->string ||
-                    (only_ours && strncmp(it->string, POLICY_ANNOTATION_PREFIX, strlen(POLICY_ANNOTATION_PREFIX))))
-                        continue;
-                kv[n].key = pool_strdup(pool, it->string);
-                kv[n].value = pool_strdup(pool, it->valuestring);
-                if (!kv[n].key || !kv[n].value)
-                        return -ENOMEM;
-                n++;
-        }
-        *ret = kv;
-        *ret_n = n;
-        return 0;
-}
-
-static int ns_table_add(struct ns_table *t, const cJSON *ns)
-{
-        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(ns, "metadata");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
-        if (!cJSON_IsString(name))
-                return 0;
-        if (t->n == t->cap) {
-                size_t cap = t->cap ? t->cap * 2 : 64;
-                struct ns_entry *v = realloc(t->v, cap * sizeof *v);
-                if (!v)
-                        return -ENOMEM;
-                t->v = v;
-                t->cap = cap;
-        }
-        struct ns_entry *e = &t->v[t->n];
-        memset(e, 0, sizeof *e);
-        e->name = pool_strdup(&t->pool, name->valuestring);
-        if (!e->name)
-                return -ENOMEM;
-        int r = copy_map(&t->pool, cJSON_GetObjectItemCaseSensitive(meta, "labels"), false, &e->labels, &e->n_labels);
-        if (r == 0)
-                r = copy_map(&t->pool, cJSON_GetObjectItemCaseSensitive(meta, "annotations"), true, &e->annotations,
-                             &e->n_annotations);
-        if (r < 0)
-                return r;
-        t->n++;
-        return 0;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-        return strcmp(((const struct ns_entry *)a)->name, ((const struct ns_entry *)b)->name);
-}
-
-static void ns_table_sort(struct ns_table *t)
-{
-        if (t->n)
-                qsort(t->v, t->n, sizeof *t->v, cmp_entry);
-}
-
-static const struct ns_entry *ns_table_find(const struct ns_table *t, const char *name)
-{
-        struct ns_entry key = { .name = name };
-        return t->n ? bsearch(&key, t->v, t->n, sizeof *t->v, cmp_entry) : NULL;
-}
-
 /* ---- one run ---- */
 
 struct audit {
@@ -241,10 +151,7 @@ static void ns_context(const struct audit *a, const char *namespace_, struct ns_
         memset(fc, 0, sizeof *fc);
         const struct ns_entry *e = a->ns_known ? ns_table_find(&a->ns, namespace_) : NULL;
         if (e) {
-                *info = (struct ns_info){ .labels = e->labels,
-                                          .n_labels = e->n_labels,
-                                          .annotations = e->annotations,
-                                          .n_annotations = e->n_annotations };
+                *info = e->info;
                 fc->info = info;
         }
 }
@@ -326,8 +233,15 @@ static int on_namespace(void *ctx, const cJSON *item)
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(item, "kind");
         if (cJSON_IsString(kind) && strcmp(kind->valuestring, "Namespace") != 0)
                 return 0;
-        int r = ns_table_add(&a->ns, item);
-        if (r < 0)
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(item, "metadata");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
+        if (!cJSON_IsString(name))
+                return 0;
+        int r = ns_table_add(&a->ns, name->valuestring, cJSON_GetObjectItemCaseSensitive(meta, "labels"),
+                             cJSON_GetObjectItemCaseSensitive(meta, "annotations"));
+        if (r == -E2BIG)
+                snprintf(a->err, sizeof a->err, "more than %u namespaces", WH_NS_TABLE_MAX);
+        else if (r < 0)
                 snprintf(a->err, sizeof a->err, "out of memory");
         return r;
 }
@@ -693,6 +607,7 @@ int cmd_audit(int argc, char **argv)
         int rc = 2, r;
         buf_init(&errors, POLICY_ERRORS_MAX);
         findings_init(&a.findings, AUDIT_MAX_FINDINGS);
+        ns_table_init(&a.ns, WH_NS_TABLE_MAX);
         if (policy_file_load(policy_path, &policy, &errors) < 0) {
                 fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data ? errors.data : "");
                 goto out;
@@ -740,7 +655,6 @@ int cmd_audit(int argc, char **argv)
                                 say("%s; reports only for the namespaces that have pods", a.err);
                                 a.err[0] = '\0';
                                 ns_table_free(&a.ns);
-                                memset(&a.ns, 0, sizeof a.ns);
                         } else {
                                 ns_table_sort(&a.ns);
                                 a.ns_known = true;
