@@ -55,5 +55,12 @@ void review_free(struct review *r);
 int review_respond(const struct review *r, const struct mutation *m, struct buf *out);
 
 /* Writes a Kubernetes Status object (kind Status, status Failure) for an
- * HTTP error `code` with `message`. */
+ * HTTP error `code` with `message`, then a newline: the one writer of
+ * Status bodies, for the server's HTTP errors (400, 404, 405, 413, 415,
+ * 503) as for admission's (400, 413, 500, 503). `reason` is
+ * metav1.StatusReason's name for the code: BadRequest, NotFound,
+ * MethodNotAllowed, Timeout, RequestEntityTooLarge, UnsupportedMediaType,
+ * ServiceUnavailable; other codes take their class's, InternalError from
+ * 500 up, BadRequest below. 0, or -ENOBUFS/-ENOMEM from `out` (then part of
+ * the body may be written). */
 int review_status_body(struct buf *out, int code, const char *message);

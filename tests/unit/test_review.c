@@ -836,6 +836,60 @@ static void test_status_body(void **state)
         }
 }
 
+/* The exact bytes of every Status either writer produced before there was
+ * one (the server's HTTP errors and admission's), and 408 with them: the
+ * server's answers and admission's may not drift apart again. */
+static void test_status_body_bytes(void **state)
+{
+        static const struct {
+                int code;
+                const char *message;
+                const char *body;
+        } cases[] = {
+                { 400, "the body is not JSON (error near byte 3)",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\",\"code\":400,"
+                  "\"reason\":\"BadRequest\",\"message\":\"the body is not JSON (error near byte 3)\"}\n" },
+                { 404, "no such path",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\",\"code\":404,"
+                  "\"reason\":\"NotFound\",\"message\":\"no such path\"}\n" },
+                { 405, "use POST",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\",\"code\":405,"
+                  "\"reason\":\"MethodNotAllowed\",\"message\":\"use POST\"}\n" },
+                { 408, "too slow",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\",\"code\":408,"
+                  "\"reason\":\"Timeout\",\"message\":\"too slow\"}\n" },
+                { 413, "the body passes 1024 bytes",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\",\"code\":413,"
+                  "\"reason\":\"RequestEntityTooLarge\",\"message\":\"the body passes 1024 bytes\"}\n" },
+                { 415, "say \"application/json\"",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\",\"code\":415,"
+                  "\"reason\":\"UnsupportedMediaType\",\"message\":\"say \\\"application/json\\\"\"}\n" },
+                { 500, "out of memory",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\",\"code\":500,"
+                  "\"reason\":\"InternalError\",\"message\":\"out of memory\"}\n" },
+                { 503, "",
+                  "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\",\"code\":503,"
+                  "\"reason\":\"ServiceUnavailable\",\"message\":\"\"}\n" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                struct buf out;
+                buf_init(&out, 4096);
+                assert_int_equal(review_status_body(&out, cases[i].code, cases[i].message), 0);
+                assert_int_equal(out.len, strlen(cases[i].body));
+                assert_memory_equal(out.data, cases[i].body, out.len);
+                buf_free(&out);
+        }
+}
+
+/* A body that does not fit says so. */
+static void test_status_body_bounded(void **state)
+{
+        struct buf out;
+        buf_init(&out, 64);
+        assert_int_equal(review_status_body(&out, 400, "m"), -ENOBUFS);
+        buf_free(&out);
+}
+
 /* Codes without a name of their own fall back to the class's. */
 static void test_status_reason_fallback(void **state)
 {
@@ -886,6 +940,8 @@ int main(void)
                 cmocka_unit_test(test_respond_bounded),
                 cmocka_unit_test(test_status_body),
                 cmocka_unit_test(test_status_reason_fallback),
+                cmocka_unit_test(test_status_body_bytes),
+                cmocka_unit_test(test_status_body_bounded),
         };
         return cmocka_run_group_tests_name("review", tests, NULL, NULL);
 }

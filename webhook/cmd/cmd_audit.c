@@ -22,6 +22,7 @@
 #include "findings.h"
 #include "jsonlist.h"
 #include "kube.h"
+#include "nstable.h"
 #include "policy_file.h"
 #include "pool.h"
 #include "webhook_limits.h"
@@ -113,97 +114,6 @@ void cmd_audit_help(void)
                AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES);
 }
 
-/* ---- namespaces: labels and spark-identity.io/ annotations ---- */
-
-struct ns_entry {
-        const char *name;
-        struct kv *labels, *annotations;
-        size_t n_labels, n_annotations;
-};
-
-struct ns_table {
-        struct pool pool;
-        struct ns_entry *v;
-        size_t n, cap;
-};
-
-static void ns_table_free(struct ns_table *t)
-{
-        pool_free(&t->pool);
-        free(t->v);
-}
-
-static int copy_map(struct pool *pool, const cJSON *map, bool only_ours, struct kv **ret, size_t *ret_n)
-{
-        size_t n = 0;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, map)
-                n++;
-        struct kv *kv = pool_alloc(pool, (n ? n : 1) * sizeof *kv);
-        if (!kv)
-                return -ENOMEM;
-        n = 0;
-        cJSON_ArrayForEach(it, map) {
-                if (!cJSON_IsString(it) || !it->string ||
-                    (only_ours && strncmp(it->string, POLICY_ANNOTATION_PREFIX, strlen(POLICY_ANNOTATION_PREFIX))))
-                        continue;
-                kv[n].key = pool_strdup(pool, it->string);
-                kv[n].value = pool_strdup(pool, it->valuestring);
-                if (!kv[n].key || !kv[n].value)
-                        return -ENOMEM;
-                n++;
-        }
-        *ret = kv;
-        *ret_n = n;
-        return 0;
-}
-
-static int ns_table_add(struct ns_table *t, const cJSON *ns)
-{
-        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(ns, "metadata");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
-        if (!cJSON_IsString(name))
-                return 0;
-        if (t->n == t->cap) {
-                size_t cap = t->cap ? t->cap * 2 : 64;
-                struct ns_entry *v = realloc(t->v, cap * sizeof *v);
-                if (!v)
-                        return -ENOMEM;
-                t->v = v;
-                t->cap = cap;
-        }
-        struct ns_entry *e = &t->v[t->n];
-        memset(e, 0, sizeof *e);
-        e->name = pool_strdup(&t->pool, name->valuestring);
-        if (!e->name)
-                return -ENOMEM;
-        int r = copy_map(&t->pool, cJSON_GetObjectItemCaseSensitive(meta, "labels"), false, &e->labels, &e->n_labels);
-        if (r == 0)
-                r = copy_map(&t->pool, cJSON_GetObjectItemCaseSensitive(meta, "annotations"), true, &e->annotations,
-                             &e->n_annotations);
-        if (r < 0)
-                return r;
-        t->n++;
-        return 0;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-        return strcmp(((const struct ns_entry *)a)->name, ((const struct ns_entry *)b)->name);
-}
-
-static void ns_table_sort(struct ns_table *t)
-{
-        if (t->n)
-                qsort(t->v, t->n, sizeof *t->v, cmp_entry);
-}
-
-static const struct ns_entry *ns_table_find(const struct ns_table *t, const char *name)
-{
-        struct ns_entry key = { .name = name };
-        return t->n ? bsearch(&key, t->v, t->n, sizeof *t->v, cmp_entry) : NULL;
-}
-
 /* ---- one run ---- */
 
 struct audit {
@@ -241,10 +151,7 @@ static void ns_context(const struct audit *a, const char *namespace_, struct ns_
         memset(fc, 0, sizeof *fc);
         const struct ns_entry *e = a->ns_known ? ns_table_find(&a->ns, namespace_) : NULL;
         if (e) {
-                *info = (struct ns_info){ .labels = e->labels,
-                                          .n_labels = e->n_labels,
-                                          .annotations = e->annotations,
-                                          .n_annotations = e->n_annotations };
+                *info = e->info;
                 fc->info = info;
         }
 }
@@ -326,8 +233,15 @@ static int on_namespace(void *ctx, const cJSON *item)
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(item, "kind");
         if (cJSON_IsString(kind) && strcmp(kind->valuestring, "Namespace") != 0)
                 return 0;
-        int r = ns_table_add(&a->ns, item);
-        if (r < 0)
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(item, "metadata");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
+        if (!cJSON_IsString(name))
+                return 0;
+        int r = ns_table_add(&a->ns, name->valuestring, cJSON_GetObjectItemCaseSensitive(meta, "labels"),
+                             cJSON_GetObjectItemCaseSensitive(meta, "annotations"));
+        if (r == -E2BIG)
+                snprintf(a->err, sizeof a->err, "more than %u namespaces", WH_NS_TABLE_MAX);
+        else if (r < 0)
                 snprintf(a->err, sizeof a->err, "out of memory");
         return r;
 }
@@ -628,7 +542,21 @@ static int parse_output(const char *s, enum output *ret)
         return 0;
 }
 
-int cmd_audit(int argc, char **argv)
+/* What the command line asks for. */
+struct audit_config {
+        const char *policy_path, *pods_path, *kubeconfig, *namespaces_path;
+        const char *only_namespace;     /* --namespace, or NULL */
+        bool in_cluster;
+        enum output output;
+        unsigned page_size;
+};
+
+/* configure(): the run goes on. Any other value is the exit status. */
+#define GO_ON (-1)
+
+/* Reads the command line into `cfg`. GO_ON, 0 after --help, or 2 after
+ * saying what is wrong. */
+static int configure(int argc, char **argv, struct audit_config *cfg)
 {
         static const struct option longopts[] = {
                 { "policy", required_argument, NULL, 'p' },
@@ -642,27 +570,24 @@ int cmd_audit(int argc, char **argv)
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
-        const char *policy_path = NULL, *pods_path = NULL, *kubeconfig = NULL, *namespaces_path = NULL;
-        bool in_cluster = false;
-        enum output output = OUTPUT_TABLE;
         unsigned long long page_size = WH_KUBE_LIST_PAGE;
-        struct audit a = { 0 };
         int c;
 
+        *cfg = (struct audit_config){ .output = OUTPUT_TABLE };
         optind = 1;
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":ho:n:", longopts, NULL)) != -1) {
                 switch (c) {
-                case 'p': policy_path = optarg; break;
-                case 'f': pods_path = optarg; break;
-                case 'k': kubeconfig = optarg; break;
-                case 'c': in_cluster = true; break;
+                case 'p': cfg->policy_path = optarg; break;
+                case 'f': cfg->pods_path = optarg; break;
+                case 'k': cfg->kubeconfig = optarg; break;
+                case 'c': cfg->in_cluster = true; break;
                 case 'o':
-                        if (parse_output(optarg, &output))
+                        if (parse_output(optarg, &cfg->output))
                                 return 2;
                         break;
-                case 'n': a.only_namespace = optarg; break;
-                case 'N': namespaces_path = optarg; break;
+                case 'n': cfg->only_namespace = optarg; break;
+                case 'N': cfg->namespaces_path = optarg; break;
                 case 's':
                         if (cli_uint(CMD, "--page-size", optarg, 1, AUDIT_PAGE_SIZE_MAX, &page_size) < 0)
                                 return 2;
@@ -672,160 +597,209 @@ int cmd_audit(int argc, char **argv)
                 default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
                 }
         }
+        cfg->page_size = (unsigned)page_size;
         if (optind < argc)
                 return cli_usage_error(CMD, "unexpected \"%s\"", argv[optind]);
-        if (!policy_path)
+        if (!cfg->policy_path)
                 return cli_usage_error(CMD, "--policy is required");
-        if ((pods_path != NULL) + (kubeconfig != NULL) + in_cluster != 1)
+        if ((cfg->pods_path != NULL) + (cfg->kubeconfig != NULL) + cfg->in_cluster != 1)
                 return cli_usage_error(CMD, "give exactly one of --pods FILE, --kubeconfig FILE, --in-cluster");
-        if (namespaces_path && !pods_path)
+        if (cfg->namespaces_path && !cfg->pods_path)
                 return cli_usage_error(CMD, "--namespaces goes with --pods (from the API, namespaces are listed)");
-        if (a.only_namespace && !is_namespace_name(a.only_namespace))
+        if (cfg->only_namespace && !is_namespace_name(cfg->only_namespace))
                 return cli_usage_error(CMD,
                                        "--namespace wants a namespace name (a DNS label: at most 63 of "
                                        "a-z 0-9 -), not \"%s\"",
-                                       a.only_namespace);
+                                       cfg->only_namespace);
+        return GO_ON;
+}
 
-        struct buf errors;
-        struct policy *policy = NULL;
-        struct kube *kube = NULL;
-        char err[1024] = "";
-        int rc = 2, r;
-        buf_init(&errors, POLICY_ERRORS_MAX);
-        findings_init(&a.findings, AUDIT_MAX_FINDINGS);
-        if (policy_file_load(policy_path, &policy, &errors) < 0) {
-                fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data ? errors.data : "");
-                goto out;
-        }
-        a.policy = policy;
-
-        if (pods_path) {
-                if (namespaces_path) {
-                        r = read_list_file(&a, namespaces_path, AUDIT_NAMESPACES_FILE_MAX, "Namespace", on_namespace);
-                        if (r < 0) {
-                                say("--namespaces: %s", a.err);
-                                goto out;
-                        }
-                        ns_table_sort(&a.ns);
-                        a.ns_known = true;
-                }
-                r = read_list_file(&a, pods_path, AUDIT_STDIN_MAX, "Pod", on_pod);
+/* The namespaces and pods from files: each pod judged as it is read. 0, or
+ * a negative errno after saying why. */
+static int fetch_files(struct audit *a, const struct audit_config *cfg)
+{
+        int r;
+        if (cfg->namespaces_path) {
+                r = read_list_file(a, cfg->namespaces_path, AUDIT_NAMESPACES_FILE_MAX, "Namespace", on_namespace);
                 if (r < 0) {
-                        say("--pods: %s", a.err[0] ? a.err : strerror(-r));
-                        goto out;
+                        say("--namespaces: %s", a->err);
+                        return r;
                 }
+                ns_table_sort(&a->ns);
+                a->ns_known = true;
+        }
+        r = read_list_file(a, cfg->pods_path, AUDIT_STDIN_MAX, "Pod", on_pod);
+        if (r < 0)
+                say("--pods: %s", a->err[0] ? a->err : strerror(-r));
+        return r;
+}
+
+/* The namespaces from the API: for the policy's selectors and annotations,
+ * and so that every namespace gets its PolicyReport. Only when the policy
+ * needs them does failing to list them fail the run. 0, or a negative
+ * errno after saying why. */
+static int fetch_api_namespaces(struct audit *a, const struct kube *kube, const struct audit_config *cfg)
+{
+        bool needed = policy_uses_namespaces(a->policy);
+        if (!needed && (cfg->output != OUTPUT_POLICYREPORT || cfg->only_namespace))
+                return 0;
+        struct list_call nl = {
+                .base = "/api/v1/namespaces",
+                .what = "listing namespaces",
+                .on_item = on_namespace,
+                .permission = needed ? "'list' on namespaces (the policy reads their labels or "
+                                       "annotations)"
+                                     : "'list' on namespaces (-o policyreport)",
+        };
+        int r = api_list(a, kube, cfg->page_size, &nl);
+        if (r < 0 && needed) {
+                say("%s", a->err);
+                return r;
+        }
+        if (r < 0) {
+                say("%s; reports only for the namespaces that have pods", a->err);
+                a->err[0] = '\0';
+                ns_table_free(&a->ns);
+                return 0;
+        }
+        ns_table_sort(&a->ns);
+        a->ns_known = true;
+        return 0;
+}
+
+/* The namespaces and pods from the API: each pod judged as its page is
+ * read. 0, or a negative errno after saying why. */
+static int fetch_api(struct audit *a, const struct audit_config *cfg, struct kube **kube)
+{
+        char err[1024] = "", base[512], permission[512];
+        int r = kube_connect(cfg->kubeconfig, kube, err, sizeof err);
+        if (r < 0) {
+                say("%s", err);
+                return r;
+        }
+        r = fetch_api_namespaces(a, *kube, cfg);
+        if (r < 0)
+                return r;
+        if (cfg->only_namespace) {
+                snprintf(base, sizeof base, "/api/v1/namespaces/%s/pods", cfg->only_namespace);
+                snprintf(permission, sizeof permission, "'list' on pods in namespace %s", cfg->only_namespace);
         } else {
-                if (kube_connect(kubeconfig, &kube, err, sizeof err) < 0) {
-                        say("%s", err);
-                        goto out;
-                }
-                /* Namespaces: for the policy's selectors and annotations,
-                 * and so that every namespace gets its PolicyReport. */
-                bool needed = policy_uses_namespaces(policy);
-                if (needed || (output == OUTPUT_POLICYREPORT && !a.only_namespace)) {
-                        struct list_call nl = {
-                                .base = "/api/v1/namespaces",
-                                .what = "listing namespaces",
-                                .on_item = on_namespace,
-                                .permission = needed ? "'list' on namespaces (the policy reads their labels or "
-                                                       "annotations)"
-                                                     : "'list' on namespaces (-o policyreport)",
-                        };
-                        r = api_list(&a, kube, (unsigned)page_size, &nl);
-                        if (r < 0 && needed) {
-                                say("%s", a.err);
-                                goto out;
-                        }
-                        if (r < 0) {
-                                say("%s; reports only for the namespaces that have pods", a.err);
-                                a.err[0] = '\0';
-                                ns_table_free(&a.ns);
-                                memset(&a.ns, 0, sizeof a.ns);
-                        } else {
-                                ns_table_sort(&a.ns);
-                                a.ns_known = true;
-                        }
-                }
-                char base[512], permission[512];
-                if (a.only_namespace) {
-                        snprintf(base, sizeof base, "/api/v1/namespaces/%s/pods", a.only_namespace);
-                        snprintf(permission, sizeof permission, "'list' on pods in namespace %s", a.only_namespace);
-                } else {
-                        snprintf(base, sizeof base, "/api/v1/pods");
-                        snprintf(permission, sizeof permission,
-                                 "'list' on pods in all namespaces (a ClusterRole), "
-                                 "or give --namespace NS");
-                }
-                struct list_call pl = { .base = base,
-                                        .what = "listing pods",
-                                        .permission = permission,
-                                        .on_item = on_pod,
-                                        .on_too_large = on_pod_too_large };
-                r = api_list(&a, kube, (unsigned)page_size, &pl);
-                if (r < 0) {
-                        say("%s", a.err);
-                        goto out;
-                }
+                snprintf(base, sizeof base, "/api/v1/pods");
+                snprintf(permission, sizeof permission,
+                         "'list' on pods in all namespaces (a ClusterRole), "
+                         "or give --namespace NS");
         }
-        if (a.not_pods)
-                fprintf(stderr, CMD ": %zu items of the list are not pods; skipped\n", a.not_pods);
+        struct list_call pl = { .base = base,
+                                .what = "listing pods",
+                                .permission = permission,
+                                .on_item = on_pod,
+                                .on_too_large = on_pod_too_large };
+        r = api_list(a, *kube, cfg->page_size, &pl);
+        if (r < 0)
+                say("%s", a->err);
+        return r;
+}
 
+/* The stderr summary that goes with PolicyReports. */
+static void say_totals(const struct audit *a, size_t left_out)
+{
+        struct findings_namespace t;
+        findings_totals(&a->findings, &t);
+        fprintf(stderr, CMD ": %zu findings in %zu pods (%zu pods judged, %zu unknown)", findings_total(&a->findings),
+                t.verdicts[VERDICT_FINDINGS], t.verdicts[VERDICT_COMPLIANT] + t.verdicts[VERDICT_FINDINGS],
+                t.verdicts[VERDICT_UNKNOWN]);
+        if (left_out)
+                fprintf(stderr, "; %zu results left out of the reports (at most %u per report)", left_out,
+                        AUDIT_REPORT_MAX_RESULTS);
+        fprintf(stderr, "\n");
+}
+
+/* Writes the report of the findings to stdout. The exit status: 0 no
+ * findings, 1 findings, 2 when it could not be written. */
+static int report(const struct audit *a, const struct audit_config *cfg, const struct kube *kube)
+{
+        const char *pods_path = cfg->pods_path;
         struct audit_report_info info = {
                 .source = pods_path ? (strcmp(pods_path, "-") == 0 ? "stdin" : pods_path) : kube_server(kube),
-                .policy_path = policy_path,
-                .policy_sha256 = policy_sha256(policy),
+                .policy_path = cfg->policy_path,
+                .policy_sha256 = policy_sha256(a->policy),
                 .time = (long long)time(NULL),
                 .max_results = AUDIT_REPORT_MAX_RESULTS,
                 .max_findings = AUDIT_MAX_FINDINGS,
-                .namespaces_known = a.ns_known || !policy_uses_namespaces(policy),
+                .namespaces_known = a->ns_known || !policy_uses_namespaces(a->policy),
         };
         /* The namespaces that get a PolicyReport even without pods. */
         const char **names = NULL;
-        if (a.only_namespace) {
-                info.namespaces = &a.only_namespace;
+        if (cfg->only_namespace) {
+                info.namespaces = &cfg->only_namespace;
                 info.n_namespaces = 1;
-        } else if (a.ns_known && a.ns.n) {
-                names = malloc(a.ns.n * sizeof *names);
+        } else if (a->ns_known && a->ns.n) {
+                names = malloc(a->ns.n * sizeof *names);
                 if (!names) {
                         fprintf(stderr, CMD ": out of memory\n");
-                        goto out;
+                        return 2;
                 }
-                for (size_t i = 0; i < a.ns.n; i++)
-                        names[i] = a.ns.v[i].name;
+                for (size_t i = 0; i < a->ns.n; i++)
+                        names[i] = a->ns.v[i].name;
                 info.namespaces = names;
-                info.n_namespaces = a.ns.n;
+                info.n_namespaces = a->ns.n;
         }
         size_t left_out = 0;
-        if (output == OUTPUT_TABLE)
-                r = audit_report_table(&a.findings, &info, stdout);
-        else if (output == OUTPUT_JSON)
-                r = audit_report_json(&a.findings, &info, stdout);
+        int r;
+        if (cfg->output == OUTPUT_TABLE)
+                r = audit_report_table(&a->findings, &info, stdout);
+        else if (cfg->output == OUTPUT_JSON)
+                r = audit_report_json(&a->findings, &info, stdout);
         else
-                r = audit_report_policyreports(&a.findings, &info, stdout, &left_out);
+                r = audit_report_policyreports(&a->findings, &info, stdout, &left_out);
         free(names);
         if (r == 0 && fflush(stdout) != 0)
                 r = -EIO;
         if (r < 0) {
                 fprintf(stderr, CMD ": cannot write the report: %s\n", strerror(-r));
-                goto out;
+                return 2;
         }
-        if (output == OUTPUT_POLICYREPORT) {
-                struct findings_namespace t;
-                findings_totals(&a.findings, &t);
-                fprintf(stderr, CMD ": %zu findings in %zu pods (%zu pods judged, %zu unknown)",
-                        findings_total(&a.findings), t.verdicts[VERDICT_FINDINGS],
-                        t.verdicts[VERDICT_COMPLIANT] + t.verdicts[VERDICT_FINDINGS], t.verdicts[VERDICT_UNKNOWN]);
-                if (left_out)
-                        fprintf(stderr, "; %zu results left out of the reports (at most %u per report)", left_out,
-                                AUDIT_REPORT_MAX_RESULTS);
-                fprintf(stderr, "\n");
+        if (cfg->output == OUTPUT_POLICYREPORT)
+                say_totals(a, left_out);
+        return findings_total(&a->findings) ? 1 : 0;
+}
+
+/* Loads the policy, fetches and judges the pods, reports. The exit status. */
+static int run(struct audit *a, const struct audit_config *cfg)
+{
+        struct buf errors;
+        struct policy *policy = NULL;
+        struct kube *kube = NULL;
+        int rc = 2;
+        buf_init(&errors, POLICY_ERRORS_MAX);
+        if (policy_file_load(cfg->policy_path, &policy, &errors) < 0) {
+                fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data ? errors.data : "");
+        } else {
+                a->policy = policy;
+                a->only_namespace = cfg->only_namespace;
+                int r = cfg->pods_path ? fetch_files(a, cfg) : fetch_api(a, cfg, &kube);
+                if (r == 0 && a->not_pods)
+                        fprintf(stderr, CMD ": %zu items of the list are not pods; skipped\n", a->not_pods);
+                if (r == 0)
+                        rc = report(a, cfg, kube);
         }
-        rc = findings_total(&a.findings) ? 1 : 0;
-out:
-        findings_free(&a.findings);
-        ns_table_free(&a.ns);
         kube_free(kube);
         policy_free(policy);
         buf_free(&errors);
+        return rc;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+        struct audit_config cfg;
+        struct audit a = { 0 };
+        int rc = configure(argc, argv, &cfg);
+        if (rc == GO_ON) {
+                findings_init(&a.findings, AUDIT_MAX_FINDINGS);
+                ns_table_init(&a.ns, WH_NS_TABLE_MAX);
+                rc = run(&a, &cfg);
+                findings_free(&a.findings);
+                ns_table_free(&a.ns);
+        }
         return rc;
 }

@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "change.h"
 
-#define LABEL_IDENTITY CHANGE_IDENTITY_LABEL
 #define ENV_JAVA_HOME "JAVA_HOME"
 #define ENV_SUBMIT_OPTS "SPARK_SUBMIT_OPTS"
 #define ENV_TOOL_OPTIONS "JAVA_TOOL_OPTIONS"
@@ -286,7 +286,7 @@ static int foreign_identity(struct judge *j)
         struct buf expected, found;
         buf_init(&expected, FINDING_TEXT_MAX);
         buf_init(&found, FINDING_TEXT_MAX);
-        int rc = text_add(&found, LABEL_IDENTITY "=%s", j->claimed);
+        int rc = text_add(&found, CHANGE_IDENTITY_LABEL "=%s", j->claimed);
         if (rc == 0 && j->rule) {
                 rc = text_add(&expected, "an identity namespace %s may use: ", j->namespace_);
                 if (rc == 0)
@@ -525,11 +525,11 @@ static int classify_changes(struct judge *j, const struct rule *r, const struct 
 
         if (rc == 0 && label) {
                 char expected[WH_MAX_POLICY_STRING + 32], found[WH_MAX_POLICY_STRING + 32];
-                snprintf(expected, sizeof expected, LABEL_IDENTITY "=%s", r->identity);
+                snprintf(expected, sizeof expected, CHANGE_IDENTITY_LABEL "=%s", r->identity);
                 if (j->claimed)
-                        snprintf(found, sizeof found, LABEL_IDENTITY "=%s", j->claimed);
+                        snprintf(found, sizeof found, CHANGE_IDENTITY_LABEL "=%s", j->claimed);
                 else
-                        snprintf(found, sizeof found, "no " LABEL_IDENTITY " label");
+                        snprintf(found, sizeof found, "no " CHANGE_IDENTITY_LABEL " label");
                 rc = add_finding(j, j->claimed ? FINDING_WRONG_IDENTITY : FINDING_MISSING_IDENTITY, expected, found);
         }
         if (rc == 0)
@@ -625,7 +625,7 @@ int findings_check_pod(const struct policy *p, const char *namespace_, const str
                 .namespace_ = namespace_,
                 .pod = pod,
                 .role = mutate_pod_role(pod),
-                .claimed = string_item(cJSON_GetObjectItemCaseSensitive(meta, "labels"), LABEL_IDENTITY),
+                .claimed = string_item(cJSON_GetObjectItemCaseSensitive(meta, "labels"), CHANGE_IDENTITY_LABEL),
                 .rule = res->rule,
                 .mode = res->rule ? res->rule->mode : policy_default_mode(p),
         };

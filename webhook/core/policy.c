@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strs.h"
+
 void policy_free(struct policy *p)
 {
         if (!p)
@@ -21,11 +23,6 @@ void policy_free(struct policy *p)
 int policy_cmp_rule(const void *a, const void *b)
 {
         return strcmp(((const struct rule *)a)->name, ((const struct rule *)b)->name);
-}
-
-int policy_cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 int policy_cmp_identity(const void *a, const void *b)
@@ -190,8 +187,7 @@ const char *const *policy_default_allowed_identities(const struct policy *p, siz
 
 bool policy_grant_label(const struct policy *p, const char *key)
 {
-        return p->n_grant_labels &&
-               bsearch(&key, p->grant_labels, p->n_grant_labels, sizeof *p->grant_labels, policy_cmp_str);
+        return str_sorted_has(p->grant_labels, p->n_grant_labels, key);
 }
 
 size_t policy_grant_label_count(const struct policy *p)

@@ -168,5 +168,4 @@ int policy_layer_keep(struct pool *pool, struct layer *ly);
 /* ---- policy.c: the orders the policy's arrays are sorted in ---- */
 
 int policy_cmp_rule(const void *a, const void *b);          /* struct rule, by name */
-int policy_cmp_str(const void *a, const void *b);           /* const char *, by strcmp */
 int policy_cmp_identity(const void *a, const void *b);      /* struct policy_identity */

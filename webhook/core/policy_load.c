@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strs.h"
+
 #define POLICY_TOP_KEYS                                                            \
         "defaults, namespaces, selectors, namespaceAnnotations, onLookupFailure, " \
         "unmatched, unlistedIdentities, delegableIdentities and grantors"
@@ -74,7 +76,7 @@ static int collect_grant_labels(struct policy *p)
         for (size_t i = 0; i < p->n_selectors; i++)
                 for (size_t j = 0; j < p->selectors[i].n_reqs; j++)
                         keys[n++] = p->selectors[i].reqs[j].key;
-        qsort(keys, n, sizeof *keys, policy_cmp_str);
+        qsort(keys, n, sizeof *keys, str_cmp_ptr);
         size_t u = 0;
         for (size_t i = 0; i < n; i++)
                 if (u == 0 || strcmp(keys[u - 1], keys[i]) != 0)

@@ -13,11 +13,11 @@
 #include <cjson/cJSON.h>
 
 #include "buf.h"
+#include "change.h"
 #include "policy.h"
 #include "pool.h"
 #include "webhook_limits.h"
 
-#define LABEL_IDENTITY "aadpodidbinding"
 #define ANN(k) POLICY_ANNOTATION_PREFIX k
 /* A GUID for the probes of what defaults give a rule made from annotations. */
 #define PROBE_GUID "00000000-0000-4000-8000-000000000000"
@@ -315,10 +315,10 @@ static int params_data(const struct policy *p, struct data *d)
 /* The label that the request adds or changes; ordinary updates of a pod
  * are never evaluated. */
 static const char MATCH_LABEL_CHANGED[] =
-        "has(object.metadata.labels) && '" LABEL_IDENTITY "' in object.metadata.labels &&\n"
+        "has(object.metadata.labels) && '" CHANGE_IDENTITY_LABEL "' in object.metadata.labels &&\n"
         "(oldObject == null || !has(oldObject.metadata.labels) ||\n"
-        " !('" LABEL_IDENTITY "' in oldObject.metadata.labels) ||\n"
-        " oldObject.metadata.labels['" LABEL_IDENTITY "'] != object.metadata.labels['" LABEL_IDENTITY "'])";
+        " !('" CHANGE_IDENTITY_LABEL "' in oldObject.metadata.labels) ||\n"
+        " oldObject.metadata.labels['" CHANGE_IDENTITY_LABEL "'] != object.metadata.labels['" CHANGE_IDENTITY_LABEL "'])";
 
 /* A rule made from annotations, "<mode> <id>..." as in the ConfigMap, or
  * '' when they make none (which refuses what their namespace claims as if
@@ -355,7 +355,7 @@ struct variable {
 
 /* Before the selectors. */
 static const struct variable VARIABLES_HEAD[] = {
-        { "identity", "object.metadata.labels['" LABEL_IDENTITY "']" },
+        { "identity", "object.metadata.labels['" CHANGE_IDENTITY_LABEL "']" },
         { "nsLabels", "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}" },
         { "nsAnnotations", "has(namespaceObject.metadata.annotations) ? namespaceObject.metadata.annotations : {}" },
         /* 1. the namespace's entry by name */
@@ -387,7 +387,7 @@ static const struct variable VARIABLES_TAIL[] = {
 
 static const char MESSAGE[] =
         "'namespace ' + request.namespace + ' may not use Azure identity \"' + variables.identity +\n"
-        "'\" (label " LABEL_IDENTITY "): ' +\n"
+        "'\" (label " CHANGE_IDENTITY_LABEL "): ' +\n"
         "(variables.protection != '' ? 'the policy reserves it to other namespaces'\n"
         " : params.data['unlisted'] == 'deny'\n"
         " ? 'the policy names it nowhere and refuses such identities (unlistedIdentities: deny)'\n"
@@ -680,7 +680,7 @@ static int policy_object(const struct policy *p, cJSON *items, char *err, size_t
                 r = add_variable(list, VARIABLES_TAIL[i].name, VARIABLES_TAIL[i].expression);
         return r < 0 ? r
                      : policy_validation(spec, MESSAGE,
-                                         "the pod's " LABEL_IDENTITY " label claims an "
+                                         "the pod's " CHANGE_IDENTITY_LABEL " label claims an "
                                          "Azure identity its namespace may not use");
 }
 
@@ -963,7 +963,8 @@ static int header(struct buf *b, const struct policy *p, const char *ns)
 {
         int r = buf_puts(b, "# The second line of defence of spark-identity-webhook: a ValidatingAdmissionPolicy,\n"
                             "# its binding and its parameter ConfigMap, with which the kube-apiserver itself refuses\n"
-                            "# pods whose " LABEL_IDENTITY " label claims an Azure identity their namespace may not\n"
+                            "# pods whose " CHANGE_IDENTITY_LABEL
+                            " label claims an Azure identity their namespace may not\n"
                             "# carry, also while the webhook is down.\n"
                             "#\n");
         if (r == 0 && policy_uses_namespaces(p))

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "strs.h"
 
 /* Table columns wider than this are not padded further (a longer name
  * still prints whole, pushing its row out of line). 63 is the longest
@@ -210,17 +211,12 @@ static int put_json_text(struct buf *b, const char *s, FILE *out)
 
 /* ---- order ---- */
 
-static int cmp_str0(const char *a, const char *b)
-{
-        return strcmp(a ? a : "", b ? b : "");
-}
-
 static int cmp_finding(const void *a, const void *b)
 {
         const struct finding *x = *(const struct finding *const *)a, *y = *(const struct finding *const *)b;
-        int c = cmp_str0(x->namespace_, y->namespace_);
+        int c = str_cmp0(x->namespace_, y->namespace_);
         if (c == 0)
-                c = cmp_str0(x->pod, y->pod);
+                c = str_cmp0(x->pod, y->pod);
         if (c == 0)
                 c = (int)x->problem - (int)y->problem;
         if (c == 0)

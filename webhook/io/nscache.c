@@ -2,9 +2,9 @@
  *
  * The watcher thread owns the mutable state: a cJSON map from namespace
  * name to {labels, annotations}. After the list and after every watch event
- * it builds an immutable table (sorted entries)
- * in a pool of its own and swaps it into the snapshot; readers bsearch the
- * table they acquired. */
+ * it builds an immutable table (nstable.h: sorted entries, their strings
+ * in a pool of its own) and swaps it into the snapshot; readers look names
+ * up in the table they acquired. */
 #include "nscache.h"
 
 #include <errno.h>
@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "kube.h"
+#include "nstable.h"
 #include "pool.h"
 #include "snapshot.h"
 #include "webhook_limits.h"
@@ -28,20 +29,6 @@
 #define RV_MAX 128u
 /* How often a sleeping watcher looks at the stop flag. */
 #define STOP_POLL_MS 100u
-
-struct ns_entry {
-        const char *name;
-        struct kv *labels;
-        size_t n_labels;
-        struct kv *annotations;
-        size_t n_annotations;
-};
-
-struct ns_table {
-        struct pool pool;
-        struct ns_entry *entries;       /* sorted by name */
-        size_t n;
-};
 
 /* The answer to a recent fetch: the namespace as kept ({"labels", "annotations"}
  * as JSON text, malloc'd) or that it does not exist. */
@@ -54,7 +41,7 @@ struct recent {
 
 struct nscache {
         const struct kube *kube;
-        struct snapshot *table;         /* struct ns_table *, NULL before the first list */
+        struct snapshot *table;         /* struct ns_table * (sorted), NULL before the first list */
         pthread_t thread;
         bool started;
         atomic_bool stop;
@@ -99,7 +86,7 @@ static void table_free(void *p)
         struct ns_table *t = p;
         if (!t)
                 return;
-        pool_free(&t->pool);
+        ns_table_free(t);
         free(t);
 }
 
@@ -158,67 +145,36 @@ static const char *ns_rv(const cJSON *obj)
         return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Copies one map of strings into the pool. */
-static int copy_kvs(struct pool *pool, const cJSON *map, struct kv **ret, size_t *ret_n)
+/* Builds a table from the watcher's state and makes it current. 0, or a
+ * negative errno with the reason in `err`. */
+static int publish(struct nscache *c, char *err, size_t errlen)
 {
-        size_t n = (size_t)cJSON_GetArraySize(map), i = 0;
-        struct kv *kv = pool_alloc(pool, (n ? n : 1) * sizeof *kv);
+        struct ns_table *t = malloc(sizeof *t);
         const cJSON *it;
-        if (!kv)
+        int r = 0;
+        if (!t) {
+                snprintf(err, errlen, "out of memory");
                 return -ENOMEM;
-        cJSON_ArrayForEach(it, map) {
-                kv[i].key = pool_strdup(pool, it->string);
-                kv[i].value = pool_strdup(pool, it->valuestring);
-                if (!kv[i].key || !kv[i].value)
-                        return -ENOMEM;
-                i++;
         }
-        *ret = kv;
-        *ret_n = i;
-        return 0;
-}
-
-static int fill_entry(struct pool *pool, const char *name, const cJSON *kept, struct ns_entry *e)
-{
-        e->name = pool_strdup(pool, name);
-        if (!e->name)
-                return -ENOMEM;
-        int r = copy_kvs(pool, cJSON_GetObjectItemCaseSensitive(kept, "labels"), &e->labels, &e->n_labels);
-        if (r == 0)
-                r = copy_kvs(pool, cJSON_GetObjectItemCaseSensitive(kept, "annotations"), &e->annotations,
-                             &e->n_annotations);
-        return r;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-        return strcmp(((const struct ns_entry *)a)->name, ((const struct ns_entry *)b)->name);
-}
-
-/* Builds a table from the watcher's state and makes it current. */
-static int publish(struct nscache *c)
-{
-        struct ns_table *t = calloc(1, sizeof *t);
-        size_t n = (size_t)cJSON_GetArraySize(c->state);
-        if (!t)
-                return -ENOMEM;
-        t->entries = pool_alloc(&t->pool, (n ? n : 1) * sizeof *t->entries);
-        if (!t->entries)
-                goto oom;
-        const cJSON *it;
+        ns_table_init(t, WH_NS_TABLE_MAX);
         cJSON_ArrayForEach(it, c->state) {
-                struct ns_entry *e = &t->entries[t->n];
-                if (fill_entry(&t->pool, it->string, it, e) < 0)
-                        goto oom;
-                t->n++;
+                r = ns_table_add(t, it->string, cJSON_GetObjectItemCaseSensitive(it, "labels"),
+                                 cJSON_GetObjectItemCaseSensitive(it, "annotations"));
+                if (r < 0)
+                        break;
         }
-        qsort(t->entries, t->n, sizeof *t->entries, cmp_entry);
+        if (r == -E2BIG)
+                snprintf(err, errlen, "more than %u namespaces", WH_NS_TABLE_MAX);
+        else if (r < 0)
+                snprintf(err, errlen, "out of memory");
+        if (r < 0) {
+                table_free(t);
+                return r;
+        }
+        ns_table_sort(t);
         atomic_store(&c->size, t->n);
         snapshot_swap(c->table, t);
         return 0;
-oom:
-        table_free(t);
-        return -ENOMEM;
 }
 
 /* ---- list and watch ---- */
@@ -296,7 +252,7 @@ static int list_all(struct nscache *c, char *err, size_t errlen)
         }
         cJSON_Delete(c->state);
         c->state = state;
-        return publish(c);
+        return publish(c, err, errlen);
 }
 
 struct watch_ctx {
@@ -349,7 +305,7 @@ static int on_event(void *ud, const char *line, size_t len)
                 else
                         cJSON_AddItemToObject(c->state, name, kept);
         }
-        r = publish(c);
+        r = publish(c, w->err, sizeof w->err);
 out:
         cJSON_Delete(ev);
         return r;
@@ -365,7 +321,7 @@ static int watch_once(struct nscache *c, char *err, size_t errlen)
                                  "&resourceVersion=%s",
                  WH_KUBE_WATCH_SECONDS, c->rv);
         int r = kube_stream(c->kube, path, on_event, &w, &c->stop, &status, err, errlen);
-        if (r == -ESTALE || r == -EIO || r == -ENOMEM) {
+        if (r == -ESTALE || r == -EIO || r == -ENOMEM || r == -E2BIG) {
                 if (w.err[0])
                         snprintf(err, errlen, "%s", w.err);
                 return r;
@@ -477,14 +433,6 @@ bool nscache_ready(struct nscache *c, char *why, size_t whylen)
         snprintf(why, whylen, "%s", c->why);
         pthread_mutex_unlock(&c->why_lock);
         return false;
-}
-
-static void fill_info(const struct ns_entry *e, struct ns_info *ret)
-{
-        *ret = (struct ns_info){ .labels = e->labels,
-                                 .n_labels = e->n_labels,
-                                 .annotations = e->annotations,
-                                 .n_annotations = e->n_annotations };
 }
 
 /* A namespace name: an RFC 1123 label. Anything else cannot exist, so it
@@ -608,9 +556,11 @@ static int from_recent(const struct recent *e, const char *name, struct ns_info 
                 return -ENOENT;
         cJSON *kept = cJSON_Parse(e->kept_json);
         struct ns_entry *ne = pool_alloc(&tl.pool, sizeof *ne);
-        int r = kept && ne ? fill_entry(&tl.pool, name, kept, ne) : -ENOMEM;
+        int r = kept && ne ? ns_entry_fill(&tl.pool, name, cJSON_GetObjectItemCaseSensitive(kept, "labels"),
+                                           cJSON_GetObjectItemCaseSensitive(kept, "annotations"), ne)
+                           : -ENOMEM;
         if (r == 0)
-                fill_info(ne, ret);
+                *ret = ne->info;
         cJSON_Delete(kept);
         return r;
 }
@@ -687,10 +637,9 @@ int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, st
                 return -ENOENT;   /* no namespace can have it: nothing to ask */
         const struct ns_table *t = snapshot_acquire(c->table, &tl.token);
         tl.held = true;
-        struct ns_entry key = { .name = name };
-        const struct ns_entry *e = t ? bsearch(&key, t->entries, t->n, sizeof *t->entries, cmp_entry) : NULL;
+        const struct ns_entry *e = t ? ns_table_find(t, name) : NULL;
         if (e) {
-                fill_info(e, ret);
+                *ret = e->info;
                 return 0;
         }
         /* Not known yet (just created, or before the first list): ask the

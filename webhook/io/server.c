@@ -33,6 +33,7 @@
 #include "conntrack.h"
 #include "log.h"
 #include "metrics.h"
+#include "review.h"
 #include "webhook_limits.h"
 
 /* TLS 1.2 and 1.3 only (or 1.3 only); AEAD ciphers; ECDHE key exchange; no
@@ -330,31 +331,13 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int status, struct bu
         return r;
 }
 
-static const char *status_reason(int code)
-{
-        switch (code) {
-        case 400: return "BadRequest";
-        case 404: return "NotFound";
-        case 405: return "MethodNotAllowed";
-        case 413: return "RequestEntityTooLarge";
-        case 415: return "UnsupportedMediaType";
-        case 503: return "ServiceUnavailable";
-        default: return code >= 500 ? "InternalError" : "BadRequest";
-        }
-}
-
 /* A Kubernetes Status body for an HTTP error, logged once here. */
 static enum MHD_Result send_error(struct MHD_Connection *c, const char *url, int status, const char *allow, bool close,
                                   const char *message)
 {
         struct buf b;
         buf_init(&b, SMALL_BODY_MAX);
-        buf_printf(&b,
-                   "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"metadata\":{},\"status\":\"Failure\","
-                   "\"code\":%d,\"reason\":\"%s\",\"message\":",
-                   status, status_reason(status));
-        buf_put_json_str(&b, message);
-        buf_puts(&b, "}\n");
+        review_status_body(&b, status, message);
 
         metrics_bad_request(status);
         struct log_line l;
