@@ -191,6 +191,29 @@ static void test_entry_fill(void **state)
         pool_free(&pool);
 }
 
+static void test_name_valid(void **state)
+{
+        (void)state;
+        assert_true(ns_name_valid("a"));
+        assert_true(ns_name_valid("team-a"));
+        assert_true(ns_name_valid("0abc9"));
+        char longest[64];
+        memset(longest, 'x', 63);
+        longest[63] = '\0';
+        assert_true(ns_name_valid(longest));
+        char too_long[65];
+        memset(too_long, 'x', 64);
+        too_long[64] = '\0';
+        assert_false(ns_name_valid(too_long));
+        assert_false(ns_name_valid(""));
+        assert_false(ns_name_valid("-a"));
+        assert_false(ns_name_valid("a-"));
+        assert_false(ns_name_valid("Team"));
+        assert_false(ns_name_valid("a.b"));
+        assert_false(ns_name_valid("a_b"));
+        assert_false(ns_name_valid("a b"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -200,6 +223,7 @@ int main(void)
                 cmocka_unit_test(test_bounded),
                 cmocka_unit_test(test_twice),
                 cmocka_unit_test(test_entry_fill),
+                cmocka_unit_test(test_name_valid),
         };
         return cmocka_run_group_tests_name("nstable", tests, NULL, NULL);
 }

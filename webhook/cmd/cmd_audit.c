@@ -518,17 +518,6 @@ static int kube_connect(const char *kubeconfig, struct kube **ret, char *err, si
 /* ---- the command ---- */
 
 /* A DNS-1123 label, as namespace names are; it goes into a URL path. */
-static bool is_namespace_name(const char *s)
-{
-        size_t n = strlen(s);
-        if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-                        return false;
-        return true;
-}
-
 static int parse_output(const char *s, enum output *ret)
 {
         if (strcmp(s, "table") == 0)
@@ -606,7 +595,7 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                 return cli_usage_error(CMD, "give exactly one of --pods FILE, --kubeconfig FILE, --in-cluster");
         if (cfg->namespaces_path && !cfg->pods_path)
                 return cli_usage_error(CMD, "--namespaces goes with --pods (from the API, namespaces are listed)");
-        if (cfg->only_namespace && !is_namespace_name(cfg->only_namespace))
+        if (cfg->only_namespace && !ns_name_valid(cfg->only_namespace))
                 return cli_usage_error(CMD,
                                        "--namespace wants a namespace name (a DNS label: at most 63 of "
                                        "a-z 0-9 -), not \"%s\"",

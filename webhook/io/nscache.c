@@ -437,17 +437,6 @@ bool nscache_ready(struct nscache *c, char *why, size_t whylen)
 
 /* A namespace name: an RFC 1123 label. Anything else cannot exist, so it
  * is never asked for. */
-static bool is_namespace_name(const char *s)
-{
-        size_t n = strlen(s);
-        if (n == 0 || n > WH_NS_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-                        return false;
-        return true;
-}
-
 /* One GET of a namespace not in the table, bounded by `timeout_ms`. 0 and
  * its kept part as JSON text in *ret_json (malloc'd); -ENOENT; another
  * negative errno with the reason. */
@@ -633,7 +622,7 @@ int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, st
                    size_t errlen)
 {
         tl.c = c;
-        if (!is_namespace_name(name))
+        if (!ns_name_valid(name))
                 return -ENOENT;   /* no namespace can have it: nothing to ask */
         const struct ns_table *t = snapshot_acquire(c->table, &tl.token);
         tl.held = true;
