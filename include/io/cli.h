@@ -37,3 +37,10 @@ int cli_size(const char *cmd, const char *flag, const char *s, unsigned long lon
 /* Prints "CMD: MESSAGE (see 'spark-identity-webhook help CMD')" on stderr
  * and returns 2, the usage-error exit code. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The usage error for what getopt_long() returned when it found no option
+ * the command knows, run with opterr = 0 and an optstring that starts with
+ * ':': for ':' "FLAG needs a value", for anything else "unknown option
+ * FLAG", FLAG being argv[optind - 1] as getopt_long() left optind. Prints
+ * through cli_usage_error() and returns 2. */
+int cli_getopt_error(const char *cmd, int c, char *const argv[]);

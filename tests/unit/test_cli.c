@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -289,6 +290,54 @@ static void test_usage_error(void **state)
         assert_string_equal(err, CMD ": unknown option --bogus (see 'spark-identity-webhook help " CMD "')\n");
 }
 
+/* What getopt_long() returns for argv under ":h" and --out VALUE, and what
+ * cli_getopt_error() then prints. */
+static const char *getopt_error_for(int argc, char **argv, int *ret)
+{
+        static const struct option longopts[] = {
+                { "out", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        int c;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) == 'o')
+                ;
+        assert_true(c == ':' || c == '?');
+        capture_begin();
+        *ret = cli_getopt_error(CMD, c, argv);
+        return capture_end();
+}
+
+static void test_getopt_error_unknown_option(void **state)
+{
+        char *argv[] = { CMD, "--out", "x", "--bogus", "y", NULL };
+        int r;
+        const char *err = getopt_error_for(5, argv, &r);
+
+        assert_int_equal(r, 2);
+        assert_string_equal(err, CMD ": unknown option --bogus (see 'spark-identity-webhook help " CMD "')\n");
+        char *argv2[] = { CMD, "--bogus=1", NULL };
+        err = getopt_error_for(2, argv2, &r);
+        assert_int_equal(r, 2);
+        assert_string_equal(err, CMD ": unknown option --bogus=1 (see 'spark-identity-webhook help " CMD "')\n");
+        char *argv3[] = { CMD, "-x", NULL };
+        err = getopt_error_for(2, argv3, &r);
+        assert_string_equal(err, CMD ": unknown option -x (see 'spark-identity-webhook help " CMD "')\n");
+}
+
+static void test_getopt_error_needs_a_value(void **state)
+{
+        char *argv[] = { CMD, "--out", "x", "--out", NULL };
+        int r;
+        const char *err = getopt_error_for(4, argv, &r);
+
+        assert_int_equal(r, 2);
+        assert_string_equal(err, CMD ": --out needs a value (see 'spark-identity-webhook help " CMD "')\n");
+}
+
 /* ---- the namespace source ---- */
 
 static const char policy_text[] =
@@ -372,6 +421,8 @@ int main(void)
                 cmocka_unit_test(test_size_refuses_bad_suffixes),
                 cmocka_unit_test(test_size_bounds_after_the_suffix),
                 cmocka_unit_test(test_usage_error),
+                cmocka_unit_test(test_getopt_error_unknown_option),
+                cmocka_unit_test(test_getopt_error_needs_a_value),
                 cmocka_unit_test(test_ns_known_answers_with_the_flags),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
  * for the webhook's Service, its renewal under the same CA, and the caBundle
  * for one CA or for a rollover from an old one. See cmd_certs_help(). */
 #include "certs.h"
+#include "cli.h"
 #include "commands.h"
 #include "webhook_limits.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define CMD "certs"
 #define CERTS_ERR_MAX 512
 
 /* The names certs_generate() writes, in its order; certs_renew() writes the
@@ -22,6 +24,8 @@ static const char *const written[] = { "ca.crt", "ca.key", "tls.crt", "tls.key" 
 #define N_WRITTEN (sizeof(written) / sizeof(written[0]))
 #define RENEWED 2
 
+/* Longer than the other functions here because it is the help text, one
+ * printf() and one fputs() of it. */
 void cmd_certs_help(void)
 {
         printf("Usage: spark-identity-webhook certs --service NAME --namespace NS --out DIR\n"
@@ -49,7 +53,7 @@ void cmd_certs_help(void)
                "  then every --dns, then every --ip.\n"
                "The API server calls the webhook at NAME.NS.svc, which is also the subject CN.\n"
                "\n"
-               "Options (each also as --flag=value):\n"
+               "Options (each also as --flag=value; given twice, a flag takes its last value):\n"
                "  --service NAME     the Service in front of the webhook (a DNS-1123 label:\n"
                "                     lowercase letters, digits, '-'; at most 63)\n"
                "  --namespace NS     the Service's namespace (a DNS-1123 label)\n"
@@ -108,12 +112,6 @@ void cmd_certs_help(void)
               stdout);
 }
 
-static int usage_error(const char *what)
-{
-        fprintf(stderr, "certs: %s (see 'spark-identity-webhook help certs')\n", what);
-        return 2;
-}
-
 /* DIR/NAME, without doubling a trailing slash. */
 static int out_path(const char *dir, const char *name, char *buf, size_t len)
 {
@@ -139,19 +137,6 @@ static int parse_days(const char *s, unsigned *ret)
         return 0;
 }
 
-/* Sets a flag that may be given once. */
-static int set_once(const char **slot, const char *flag, const char *value)
-{
-        char msg[128];
-
-        if (*slot) {
-                snprintf(msg, sizeof(msg), "%s given more than once", flag);
-                return usage_error(msg);
-        }
-        *slot = value;
-        return 0;
-}
-
 enum {
         OPT_SERVICE = 256,
         OPT_NAMESPACE,
@@ -164,6 +149,102 @@ enum {
         OPT_RENEW,
         OPT_PREVIOUS_CA,
 };
+
+/* What the command line asks for. The strings point into argv; dns and ips
+ * are the caller's, argc + 1 slots each. */
+struct certs_config {
+        struct certs_request req;
+        const char *days, *previous_ca;
+        const char **dns, **ips;
+        bool print_bundle, renew;
+        char ca_path[PATH_MAX];       /* DIR/ca.crt, once validated */
+};
+
+/* One option into cfg. A flag given twice takes its last value, as in every
+ * command; --dns and --ip add one name each. */
+static void take_option(struct certs_config *cfg, int c, const char *value)
+{
+        switch (c) {
+        case OPT_SERVICE: cfg->req.service = value; break;
+        case OPT_NAMESPACE: cfg->req.namespace_ = value; break;
+        case OPT_OUT: cfg->req.out_dir = value; break;
+        case OPT_DAYS: cfg->days = value; break;
+        case OPT_DNS: cfg->dns[cfg->req.n_dns++] = value; break;
+        case OPT_IP: cfg->ips[cfg->req.n_ips++] = value; break;
+        case OPT_FORCE: cfg->req.force = true; break;
+        case OPT_PRINT_CA_BUNDLE: cfg->print_bundle = true; break;
+        case OPT_RENEW: cfg->renew = true; break;
+        case OPT_PREVIOUS_CA: cfg->previous_ca = value; break;
+        default: break;
+        }
+}
+
+/* The configuration step: argv into cfg. 0, 1 when --help was given (and
+ * the help printed), or 2 after a usage error. */
+static int parse_args(int argc, char **argv, struct certs_config *cfg)
+{
+        static const struct option options[] = {
+                { "service", required_argument, NULL, OPT_SERVICE },
+                { "namespace", required_argument, NULL, OPT_NAMESPACE },
+                { "out", required_argument, NULL, OPT_OUT },
+                { "dns", required_argument, NULL, OPT_DNS },
+                { "ip", required_argument, NULL, OPT_IP },
+                { "days", required_argument, NULL, OPT_DAYS },
+                { "force", no_argument, NULL, OPT_FORCE },
+                { "print-ca-bundle", no_argument, NULL, OPT_PRINT_CA_BUNDLE },
+                { "renew", no_argument, NULL, OPT_RENEW },
+                { "previous-ca", required_argument, NULL, OPT_PREVIOUS_CA },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        int c;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+                if (c == 'h') {
+                        cmd_certs_help();
+                        return 1;
+                }
+                if (c < OPT_SERVICE)
+                        return cli_getopt_error(CMD, c, argv);
+                take_option(cfg, c, optarg);
+        }
+        if (optind < argc)
+                return cli_usage_error(CMD, "unexpected \"%s\"", argv[optind]);
+        return 0;
+}
+
+/* The flags alone, before any file is looked at. 0, or 2 after a usage
+ * error. */
+static int check_flags(struct certs_config *cfg)
+{
+        const char *missing = !cfg->req.service      ? "--service"
+                              : !cfg->req.namespace_ ? "--namespace"
+                              : !cfg->req.out_dir    ? "--out"
+                                                     : NULL;
+
+        if (missing) {
+                /* 2 itself, not what cli_usage_error() returns, so that the
+                 * analyzer (which does not see that function) knows the
+                 * required flags are set when this returns 0. */
+                cli_usage_error(CMD, "%s is required", missing);
+                return 2;
+        }
+        if (!*cfg->req.out_dir)
+                return cli_usage_error(CMD, "--out must not be empty");
+        if (cfg->days && parse_days(cfg->days, &cfg->req.days) < 0)
+                return cli_usage_error(CMD, "--days must be a whole number from 1 to %u, not \"%s\"", WH_CERT_DAYS_MAX,
+                                       cfg->days);
+        if (cfg->renew && cfg->req.force)
+                return cli_usage_error(CMD, "--renew and --force cannot be used together: --renew keeps the CA and "
+                                            "always replaces tls.crt and tls.key");
+        if (cfg->previous_ca && !cfg->print_bundle)
+                return cli_usage_error(CMD, "--previous-ca needs --print-ca-bundle");
+        if (cfg->previous_ca && !*cfg->previous_ca)
+                return cli_usage_error(CMD, "--previous-ca must not be empty");
+        return 0;
+}
 
 /* Refuses --previous-ca naming DIR/ca.crt itself: the bundle would hold the
  * new CA twice and not the old one (with --force, the old file is replaced
@@ -182,159 +263,87 @@ static int check_previous_is_elsewhere(const char *previous, const char *ca_path
         return 0;
 }
 
+/* The validation step: the flags, then the paths and the previous CA, all
+ * before anything is written, so that a wrong path does not leave new files
+ * and no bundle. 0, or 2 after printing why. */
+static int validate(struct certs_config *cfg)
+{
+        char err[CERTS_ERR_MAX];
+        char *bundle = NULL;
+        int r = check_flags(cfg);
+
+        if (r != 0)
+                return r;
+        if (out_path(cfg->req.out_dir, "ca.crt", cfg->ca_path, sizeof(cfg->ca_path)) < 0) {
+                fprintf(stderr, "certs: path %s/ca.crt is too long\n", cfg->req.out_dir);
+                return 2;
+        }
+        if (!cfg->previous_ca)
+                return 0;
+        if (check_previous_is_elsewhere(cfg->previous_ca, cfg->ca_path) < 0)
+                return 2;
+        if (certs_ca_bundle(&cfg->previous_ca, 1, &bundle, err, sizeof(err)) < 0) {
+                fprintf(stderr, "certs: --previous-ca: %s\n", err);
+                return 2;
+        }
+        free(bundle);
+        return 0;
+}
+
+/* The action: the files written (or the pair renewed) and listed on stderr,
+ * then the caBundle on stdout when asked for. 0, or 2 after printing why. */
+static int run(const struct certs_config *cfg)
+{
+        char err[CERTS_ERR_MAX], path[PATH_MAX];
+        char *bundle = NULL;
+        int ret = 2;
+
+        if ((cfg->renew ? certs_renew(&cfg->req, err, sizeof(err)) : certs_generate(&cfg->req, err, sizeof(err))) < 0) {
+                fprintf(stderr, "certs: %s\n", err);
+                return 2;
+        }
+        /* certs_generate() and certs_renew() made these paths, so they fit. */
+        for (size_t i = cfg->renew ? N_WRITTEN - RENEWED : 0; i < N_WRITTEN; i++)
+                if (out_path(cfg->req.out_dir, written[i], path, sizeof(path)) == 0)
+                        fprintf(stderr, "wrote %s\n", path);
+        if (cfg->renew)
+                fprintf(stderr, "kept %s and its key: the caBundle is unchanged\n", cfg->ca_path);
+        if (!cfg->print_bundle)
+                return 0;
+
+        const char *const ca_paths[] = { cfg->ca_path, cfg->previous_ca };
+
+        if (certs_ca_bundle(ca_paths, cfg->previous_ca ? 2 : 1, &bundle, err, sizeof(err)) < 0)
+                fprintf(stderr, "certs: %s\n", err);
+        else if (printf("%s\n", bundle) < 0 || fflush(stdout) != 0)
+                fprintf(stderr, "certs: cannot write the caBundle to stdout\n");
+        else
+                ret = 0;
+        free(bundle);
+        return ret;
+}
+
 int cmd_certs(int argc, char **argv)
 {
-        static const struct option options[] = {
-                { "service", required_argument, NULL, OPT_SERVICE },
-                { "namespace", required_argument, NULL, OPT_NAMESPACE },
-                { "out", required_argument, NULL, OPT_OUT },
-                { "dns", required_argument, NULL, OPT_DNS },
-                { "ip", required_argument, NULL, OPT_IP },
-                { "days", required_argument, NULL, OPT_DAYS },
-                { "force", no_argument, NULL, OPT_FORCE },
-                { "print-ca-bundle", no_argument, NULL, OPT_PRINT_CA_BUNDLE },
-                { "renew", no_argument, NULL, OPT_RENEW },
-                { "previous-ca", required_argument, NULL, OPT_PREVIOUS_CA },
-                { "help", no_argument, NULL, 'h' },
-                { 0 },
-        };
-        struct certs_request req = { .days = WH_CERT_DAYS_DEFAULT };
-        const char *service = NULL, *namespace_ = NULL, *out_dir = NULL, *days = NULL, *previous_ca = NULL;
-        /* Each --dns or --ip takes at least one argv slot, so argc bounds both. */
-        const char **dns = calloc((size_t)argc + 1, sizeof(*dns));
-        const char **ips = calloc((size_t)argc + 1, sizeof(*ips));
-        bool print_bundle = false, renew = false;
-        char err[CERTS_ERR_MAX], msg[CERTS_ERR_MAX], path[PATH_MAX], ca_path[PATH_MAX];
-        char *bundle = NULL;
-        int c, ret = 2;
+        struct certs_config cfg = { .req.days = WH_CERT_DAYS_DEFAULT };
+        int ret = 2;
 
-        if (!dns || !ips) {
+        /* Each --dns or --ip takes at least one argv slot, so argc bounds both. */
+        cfg.dns = calloc((size_t)argc + 1, sizeof(*cfg.dns));
+        cfg.ips = calloc((size_t)argc + 1, sizeof(*cfg.ips));
+        if (!cfg.dns || !cfg.ips) {
                 fprintf(stderr, "certs: out of memory\n");
                 goto out;
         }
-        optind = 1;
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-                int r = 0;
-
-                switch (c) {
-                case OPT_SERVICE: r = set_once(&service, "--service", optarg); break;
-                case OPT_NAMESPACE: r = set_once(&namespace_, "--namespace", optarg); break;
-                case OPT_OUT: r = set_once(&out_dir, "--out", optarg); break;
-                case OPT_DAYS: r = set_once(&days, "--days", optarg); break;
-                case OPT_DNS: dns[req.n_dns++] = optarg; break;
-                case OPT_IP: ips[req.n_ips++] = optarg; break;
-                case OPT_FORCE: req.force = true; break;
-                case OPT_PRINT_CA_BUNDLE: print_bundle = true; break;
-                case OPT_RENEW: renew = true; break;
-                case OPT_PREVIOUS_CA: r = set_once(&previous_ca, "--previous-ca", optarg); break;
-                case 'h':
-                        cmd_certs_help();
-                        ret = 0;
-                        goto out;
-                case ':':
-                        snprintf(msg, sizeof(msg), "%s needs a value", argv[optind - 1]);
-                        ret = usage_error(msg);
-                        goto out;
-                default:
-                        snprintf(msg, sizeof(msg), "unknown option '%s'", argv[optind - 1]);
-                        ret = usage_error(msg);
-                        goto out;
-                }
-                if (r != 0) {
-                        ret = r;
-                        goto out;
-                }
-        }
-        if (optind < argc) {
-                snprintf(msg, sizeof(msg), "unexpected argument '%s'", argv[optind]);
-                ret = usage_error(msg);
-                goto out;
-        }
-        if (!service) {
-                ret = usage_error("--service is required");
-                goto out;
-        }
-        if (!namespace_) {
-                ret = usage_error("--namespace is required");
-                goto out;
-        }
-        if (!out_dir) {
-                ret = usage_error("--out is required");
-                goto out;
-        }
-        if (!*out_dir) {
-                ret = usage_error("--out must not be empty");
-                goto out;
-        }
-        if (days && parse_days(days, &req.days) < 0) {
-                snprintf(msg, sizeof(msg), "--days must be a whole number from 1 to %u, not '%s'", WH_CERT_DAYS_MAX,
-                         days);
-                ret = usage_error(msg);
-                goto out;
-        }
-
-        if (renew && req.force) {
-                ret = usage_error("--renew and --force cannot be used together: --renew keeps the CA and "
-                                  "always replaces tls.crt and tls.key");
-                goto out;
-        }
-        if (previous_ca && !print_bundle) {
-                ret = usage_error("--previous-ca needs --print-ca-bundle");
-                goto out;
-        }
-        if (previous_ca && !*previous_ca) {
-                ret = usage_error("--previous-ca must not be empty");
-                goto out;
-        }
-        if (out_path(out_dir, "ca.crt", ca_path, sizeof(ca_path)) < 0) {
-                fprintf(stderr, "certs: path %s/ca.crt is too long\n", out_dir);
-                goto out;
-        }
-        /* The previous CA is checked before anything is written, so that a
-         * wrong path does not leave new files and no bundle. */
-        if (previous_ca) {
-                if (check_previous_is_elsewhere(previous_ca, ca_path) < 0)
-                        goto out;
-                if (certs_ca_bundle(&previous_ca, 1, &bundle, err, sizeof(err)) < 0) {
-                        fprintf(stderr, "certs: --previous-ca: %s\n", err);
-                        goto out;
-                }
-                free(bundle);
-                bundle = NULL;
-        }
-
-        req.service = service;
-        req.namespace_ = namespace_;
-        req.out_dir = out_dir;
-        req.dns = dns;
-        req.ips = ips;
-        if ((renew ? certs_renew(&req, err, sizeof(err)) : certs_generate(&req, err, sizeof(err))) < 0) {
-                fprintf(stderr, "certs: %s\n", err);
-                goto out;
-        }
-        /* certs_generate() and certs_renew() made these paths, so they fit. */
-        for (size_t i = renew ? N_WRITTEN - RENEWED : 0; i < N_WRITTEN; i++)
-                if (out_path(out_dir, written[i], path, sizeof(path)) == 0)
-                        fprintf(stderr, "wrote %s\n", path);
-        if (renew)
-                fprintf(stderr, "kept %s and its key: the caBundle is unchanged\n", ca_path);
-        if (print_bundle) {
-                const char *const ca_paths[] = { ca_path, previous_ca };
-
-                if (certs_ca_bundle(ca_paths, previous_ca ? 2 : 1, &bundle, err, sizeof(err)) < 0) {
-                        fprintf(stderr, "certs: %s\n", err);
-                        goto out;
-                }
-                if (printf("%s\n", bundle) < 0 || fflush(stdout) != 0) {
-                        fprintf(stderr, "certs: cannot write the caBundle to stdout\n");
-                        goto out;
-                }
-        }
-        ret = 0;
+        cfg.req.dns = cfg.dns;
+        cfg.req.ips = cfg.ips;
+        ret = parse_args(argc, argv, &cfg);
+        if (ret == 1)
+                ret = 0;
+        else if (ret == 0 && (ret = validate(&cfg)) == 0)
+                ret = run(&cfg);
 out:
-        free(bundle);
-        free(dns);
-        free(ips);
+        free(cfg.dns);
+        free(cfg.ips);
         return ret;
 }

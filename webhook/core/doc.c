@@ -18,6 +18,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "errmsg.h"
 #include "webhook_limits.h"
 
 /* How much of a user's scalar, key or tag is quoted back in a message. Not a
@@ -100,21 +101,17 @@ struct parser {
         size_t errlen;
 };
 
-static void set_err(char *err, size_t errlen, unsigned line, unsigned col, const char *fmt, ...)
+/* "LINE:COL: message": err_set() with the place first. */
+static void err_set_at(char *err, size_t errlen, unsigned line, unsigned col, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
 
-static void set_err(char *err, size_t errlen, unsigned line, unsigned col, const char *fmt, ...)
+static void err_set_at(char *err, size_t errlen, unsigned line, unsigned col, const char *fmt, ...)
 {
         va_list ap;
-        int n;
 
-        if (!err || errlen == 0)
-                return;
-        n = snprintf(err, errlen, "%u:%u: ", line, col);
-        if (n < 0 || (size_t)n >= errlen)
-                return;
+        err_set(err, errlen, "%u:%u: ", line, col);
         va_start(ap, fmt);
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        err_vappend(err, errlen, fmt, ap);
         va_end(ap);
 }
 
@@ -188,7 +185,7 @@ static int fail(struct parser *ps, int ret, yaml_mark_t mark, const char *fmt, .
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        set_err(ps->err, ps->errlen, line, col, "%s", msg);
+        err_set_at(ps->err, ps->errlen, line, col, "%s", msg);
         return ret;
 }
 
@@ -874,9 +871,9 @@ static int parser_failure(struct parser *ps, const yaml_parser_t *yp)
         case YAML_READER_ERROR:
                 offset_place(ps->text, ps->len, yp->problem_offset, &line, &col);
                 if (yp->problem_value != -1)
-                        set_err(ps->err, ps->errlen, line, col, "%s (#%X)", problem, (unsigned)yp->problem_value);
+                        err_set_at(ps->err, ps->errlen, line, col, "%s (#%X)", problem, (unsigned)yp->problem_value);
                 else
-                        set_err(ps->err, ps->errlen, line, col, "%s", problem);
+                        err_set_at(ps->err, ps->errlen, line, col, "%s", problem);
                 return -EINVAL;
         case YAML_SCANNER_ERROR:
         case YAML_PARSER_ERROR:
@@ -901,12 +898,49 @@ static void parser_clear(struct parser *ps)
         ps->doc = NULL;
 }
 
+/* Reads the events of the one document into ps->doc, to the end of the
+ * stream. 0, or the first failure with ps->err set. */
+static int parse_events(struct parser *ps, yaml_parser_t *yp)
+{
+        bool seen_document = false, done = false;
+        yaml_event_t ev;
+        int ret = 0;
+
+        while (!done) {
+                if (!yaml_parser_parse(yp, &ev))
+                        return parser_failure(ps, yp);
+                ret = 0;
+                switch (ev.type) {
+                case YAML_DOCUMENT_START_EVENT:
+                        if (seen_document)
+                                ret = fail(ps, -EINVAL, ev.start_mark, "more than one document");
+                        seen_document = true;
+                        break;
+                case YAML_STREAM_END_EVENT:
+                        if (!seen_document)
+                                ret = fail(ps, -EINVAL, ev.start_mark, "empty document");
+                        done = true;
+                        break;
+                case YAML_ALIAS_EVENT: ret = on_alias(ps, &ev); break;
+                case YAML_SCALAR_EVENT: ret = on_scalar(ps, &ev); break;
+                case YAML_SEQUENCE_START_EVENT: ret = on_start(ps, &ev, false); break;
+                case YAML_MAPPING_START_EVENT: ret = on_start(ps, &ev, true); break;
+                case YAML_SEQUENCE_END_EVENT:
+                case YAML_MAPPING_END_EVENT: ret = on_end(ps, &ev); break;
+                default: break;
+                }
+                yaml_event_delete(&ev);
+                if (ret < 0)
+                        return ret;
+        }
+        return 0;
+}
+
 int doc_parse(const char *text, size_t len, struct doc **ret_doc, char *err, size_t errlen)
 {
         struct parser ps = { .err = err, .errlen = errlen };
-        bool parser_ready = false, seen_document = false, done = false;
+        bool parser_ready = false;
         yaml_parser_t yp;
-        yaml_event_t ev;
         const char *nul;
         unsigned line, col;
         int ret;
@@ -914,7 +948,7 @@ int doc_parse(const char *text, size_t len, struct doc **ret_doc, char *err, siz
         if (err && errlen > 0)
                 err[0] = '\0';
         if (!ret_doc || (!text && len > 0)) {
-                set_err(err, errlen, 1, 1, "invalid arguments");
+                err_set_at(err, errlen, 1, 1, "invalid arguments");
                 return -EINVAL;
         }
         if (!text)
@@ -925,17 +959,17 @@ int doc_parse(const char *text, size_t len, struct doc **ret_doc, char *err, siz
         nul = memchr(text, '\0', len);
         if (nul) {
                 offset_place(text, len, (size_t)(nul - text), &line, &col);
-                set_err(err, errlen, line, col, "NUL byte in the document");
+                err_set_at(err, errlen, line, col, "NUL byte in the document");
                 return -EINVAL;
         }
 
         ps.doc = calloc(1, sizeof(*ps.doc));
         if (!ps.doc) {
-                set_err(err, errlen, 1, 1, "out of memory");
+                err_set_at(err, errlen, 1, 1, "out of memory");
                 return -ENOMEM;
         }
         if (!yaml_parser_initialize(&yp)) {
-                set_err(err, errlen, 1, 1, "out of memory");
+                err_set_at(err, errlen, 1, 1, "out of memory");
                 ret = -ENOMEM;
                 goto out;
         }
@@ -943,35 +977,9 @@ int doc_parse(const char *text, size_t len, struct doc **ret_doc, char *err, siz
         yaml_parser_set_input_string(&yp, (const unsigned char *)text, len);
         yaml_parser_set_encoding(&yp, YAML_UTF8_ENCODING);
 
-        while (!done) {
-                if (!yaml_parser_parse(&yp, &ev)) {
-                        ret = parser_failure(&ps, &yp);
-                        goto out;
-                }
-                ret = 0;
-                switch (ev.type) {
-                case YAML_DOCUMENT_START_EVENT:
-                        if (seen_document)
-                                ret = fail(&ps, -EINVAL, ev.start_mark, "more than one document");
-                        seen_document = true;
-                        break;
-                case YAML_STREAM_END_EVENT:
-                        if (!seen_document)
-                                ret = fail(&ps, -EINVAL, ev.start_mark, "empty document");
-                        done = true;
-                        break;
-                case YAML_ALIAS_EVENT: ret = on_alias(&ps, &ev); break;
-                case YAML_SCALAR_EVENT: ret = on_scalar(&ps, &ev); break;
-                case YAML_SEQUENCE_START_EVENT: ret = on_start(&ps, &ev, false); break;
-                case YAML_MAPPING_START_EVENT: ret = on_start(&ps, &ev, true); break;
-                case YAML_SEQUENCE_END_EVENT:
-                case YAML_MAPPING_END_EVENT: ret = on_end(&ps, &ev); break;
-                default: break;
-                }
-                yaml_event_delete(&ev);
-                if (ret < 0)
-                        goto out;
-        }
+        ret = parse_events(&ps, &yp);
+        if (ret < 0)
+                goto out;
 
         *ret_doc = ps.doc;
         ps.doc = NULL;

@@ -1,6 +1,7 @@
 /* Certificates with OpenSSL 3: see include/io/certs.h. */
 #include "certs.h"
 #include "buf.h"
+#include "errmsg.h"
 #include "fileio.h"
 #include "webhook_limits.h"
 
@@ -8,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,20 +48,9 @@ static const struct {
         [FILE_TLS_KEY] = { "tls.key", 0600 },
 };
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err || errlen == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
-
 /* "what: <OpenSSL's reason>", and empties OpenSSL's (thread-local) queue so
  * that the next failure does not report this one. */
-static void seterr_ssl(char *err, size_t errlen, const char *what)
+static void err_set_ssl(char *err, size_t errlen, const char *what)
 {
         unsigned long e = ERR_peek_last_error();
         char reason[256] = "unknown error";
@@ -69,7 +58,7 @@ static void seterr_ssl(char *err, size_t errlen, const char *what)
         if (e != 0)
                 ERR_error_string_n(e, reason, sizeof(reason));
         ERR_clear_error();
-        seterr(err, errlen, "%s: %s", what, reason);
+        err_set(err, errlen, "%s: %s", what, reason);
 }
 
 /* ---- validation ---------------------------------------------------------- */
@@ -106,25 +95,25 @@ static int check_dns1123_label(const char *what, const char *s, char *err, size_
         size_t n;
 
         if (!s || !*s) {
-                seterr(err, errlen, "%s is empty", what);
+                err_set(err, errlen, "%s is empty", what);
                 return -EINVAL;
         }
         n = strlen(s);
         if (n > DNS_LABEL_MAX) {
-                seterr(err, errlen, "%s \"%s\" is longer than %d characters", what, s, DNS_LABEL_MAX);
+                err_set(err, errlen, "%s \"%s\" is longer than %d characters", what, s, DNS_LABEL_MAX);
                 return -EINVAL;
         }
         for (size_t i = 0; i < n; i++) {
                 if (!is_alnum_lower(s[i]) && s[i] != '-') {
-                        seterr(err, errlen,
-                               "%s \"%s\" is not a DNS-1123 label: only lowercase letters, digits and '-' are allowed",
-                               what, s);
+                        err_set(err, errlen,
+                                "%s \"%s\" is not a DNS-1123 label: only lowercase letters, digits and '-' are allowed",
+                                what, s);
                         return -EINVAL;
                 }
         }
         if (s[0] == '-' || s[n - 1] == '-') {
-                seterr(err, errlen, "%s \"%s\" is not a DNS-1123 label: it must start and end with a letter or digit",
-                       what, s);
+                err_set(err, errlen, "%s \"%s\" is not a DNS-1123 label: it must start and end with a letter or digit",
+                        what, s);
                 return -EINVAL;
         }
         return 0;
@@ -151,15 +140,15 @@ static int check_dns_name(const char *s, char *err, size_t errlen)
         size_t labels = 0, iplen;
 
         if (!s || !*s) {
-                seterr(err, errlen, "empty DNS name");
+                err_set(err, errlen, "empty DNS name");
                 return -EINVAL;
         }
         if (strlen(s) > DNS_NAME_MAX) {
-                seterr(err, errlen, "DNS name \"%.40s...\" is longer than %d characters", s, DNS_NAME_MAX);
+                err_set(err, errlen, "DNS name \"%.40s...\" is longer than %d characters", s, DNS_NAME_MAX);
                 return -EINVAL;
         }
         if (parse_ip(s, ip, &iplen) == 0) {
-                seterr(err, errlen, "\"%s\" is an IP address, not a DNS name (use --ip)", s);
+                err_set(err, errlen, "\"%s\" is an IP address, not a DNS name (use --ip)", s);
                 return -EINVAL;
         }
         if (strncmp(s, "*.", 2) == 0)
@@ -169,11 +158,12 @@ static int check_dns_name(const char *s, char *err, size_t errlen)
                 size_t n = strcspn(p, ".");
 
                 if (!is_host_label(p, n)) {
-                        seterr(err, errlen,
-                               "\"%s\" is not a valid DNS name: each dot-separated label must be 1..%d letters, digits "
-                               "or '-', not starting or ending with '-' (a wildcard is allowed only as a whole first "
-                               "label, \"*.\")",
-                               s, DNS_LABEL_MAX);
+                        err_set(err, errlen,
+                                "\"%s\" is not a valid DNS name: each dot-separated label must be 1..%d letters, "
+                                "digits "
+                                "or '-', not starting or ending with '-' (a wildcard is allowed only as a whole first "
+                                "label, \"*.\")",
+                                s, DNS_LABEL_MAX);
                         return -EINVAL;
                 }
                 labels++;
@@ -182,7 +172,7 @@ static int check_dns_name(const char *s, char *err, size_t errlen)
                 p += n + 1;
         }
         if (host != s && labels < 2) {
-                seterr(err, errlen, "wildcard \"%s\" needs at least two labels after \"*.\"", s);
+                err_set(err, errlen, "wildcard \"%s\" needs at least two labels after \"*.\"", s);
                 return -EINVAL;
         }
         return 0;
@@ -199,7 +189,7 @@ static int set_random_serial(X509 *x, char *err, size_t errlen)
          * than 20 octets once DER adds no sign byte. */
         if (!bn || !BN_rand(bn, SERIAL_BITS, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) ||
             !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))) {
-                seterr_ssl(err, errlen, "cannot make a serial number");
+                err_set_ssl(err, errlen, "cannot make a serial number");
                 goto out;
         }
         ret = 0;
@@ -214,7 +204,7 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value, char *e
         int ret = -EIO;
 
         if (!ext || !X509_add_ext(x, ext, -1)) {
-                seterr_ssl(err, errlen, "cannot add a certificate extension");
+                err_set_ssl(err, errlen, "cannot add a certificate extension");
                 goto out;
         }
         ret = 0;
@@ -231,13 +221,13 @@ static int new_cert(EVP_PKEY *key, const char *cn, time_t now, unsigned days, X5
         int r;
 
         if (!x) {
-                seterr_ssl(err, errlen, "cannot make a certificate");
+                err_set_ssl(err, errlen, "cannot make a certificate");
                 return -ENOMEM;
         }
         if (!X509_set_version(x, X509_VERSION_3) ||
             !X509_time_adj_ex(X509_getm_notBefore(x), 0, -WH_CERT_CLOCK_SKEW_S, &now) ||
             !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, &now) || !X509_set_pubkey(x, key)) {
-                seterr_ssl(err, errlen, "cannot make a certificate");
+                err_set_ssl(err, errlen, "cannot make a certificate");
                 r = -EIO;
                 goto fail;
         }
@@ -246,7 +236,7 @@ static int new_cert(EVP_PKEY *key, const char *cn, time_t now, unsigned days, X5
                 goto fail;
         if (!X509_NAME_add_entry_by_NID(X509_get_subject_name(x), NID_commonName, MBSTRING_UTF8,
                                         (const unsigned char *)cn, -1, -1, 0)) {
-                seterr_ssl(err, errlen, "cannot set the subject name");
+                err_set_ssl(err, errlen, "cannot set the subject name");
                 r = -EIO;
                 goto fail;
         }
@@ -262,7 +252,7 @@ static int gen_key(EVP_PKEY **ret_key, char *err, size_t errlen)
         EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 
         if (!key) {
-                seterr_ssl(err, errlen, "cannot generate an ECDSA P-256 key");
+                err_set_ssl(err, errlen, "cannot generate an ECDSA P-256 key");
                 return -EIO;
         }
         *ret_key = key;
@@ -276,7 +266,7 @@ static int sign_cert(X509 *x, EVP_PKEY *ca_key, char *err, size_t errlen)
         bool eddsa = EVP_PKEY_is_a(ca_key, "ED25519") || EVP_PKEY_is_a(ca_key, "ED448");
 
         if (X509_sign(x, ca_key, eddsa ? NULL : EVP_sha256()) <= 0) {
-                seterr_ssl(err, errlen, "cannot sign the certificate");
+                err_set_ssl(err, errlen, "cannot sign the certificate");
                 return -EIO;
         }
         return 0;
@@ -292,7 +282,7 @@ static int make_ca(EVP_PKEY *ca_key, time_t now, X509 **ret_ca, char *err, size_
         if (r < 0)
                 return r;
         if (!X509_set_issuer_name(ca, X509_get_subject_name(ca))) {
-                seterr_ssl(err, errlen, "cannot set the issuer name");
+                err_set_ssl(err, errlen, "cannot set the issuer name");
                 r = -EIO;
                 goto out;
         }
@@ -345,7 +335,7 @@ static int gens_add(GENERAL_NAMES *gens, int type, const void *data, size_t len,
 fail:
         ASN1_STRING_free(s);
         GENERAL_NAME_free(g);
-        seterr_ssl(err, errlen, "cannot build the subject alternative names");
+        err_set_ssl(err, errlen, "cannot build the subject alternative names");
         return -ENOMEM;
 }
 
@@ -364,7 +354,7 @@ static int build_sans(const struct certs_request *req, GENERAL_NAMES **ret_gens,
         int r = -ENOMEM;
 
         if (!gens) {
-                seterr_ssl(err, errlen, "cannot build the subject alternative names");
+                err_set_ssl(err, errlen, "cannot build the subject alternative names");
                 goto out;
         }
         r = gens_add_dns(gens, req->service, err, errlen);
@@ -415,7 +405,7 @@ static int make_serving(const struct certs_request *req, EVP_PKEY *key, X509 *ca
         if (r < 0)
                 goto out;
         if (!X509_set_issuer_name(x, X509_get_subject_name(ca))) {
-                seterr_ssl(err, errlen, "cannot set the issuer name");
+                err_set_ssl(err, errlen, "cannot set the issuer name");
                 r = -EIO;
                 goto out;
         }
@@ -429,7 +419,7 @@ static int make_serving(const struct certs_request *req, EVP_PKEY *key, X509 *ca
             (r = add_ext(x, &ctx, NID_authority_key_identifier, "keyid,issuer", err, errlen)) < 0)
                 goto out;
         if (X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1) {
-                seterr_ssl(err, errlen, "cannot add the subject alternative names");
+                err_set_ssl(err, errlen, "cannot add the subject alternative names");
                 r = -EIO;
                 goto out;
         }
@@ -454,7 +444,7 @@ static int to_pem(X509 *cert, EVP_PKEY *key, BIO **ret, char *err, size_t errlen
 
         if (!bio || (cert ? !PEM_write_bio_X509(bio, cert)
                           : !PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL))) {
-                seterr_ssl(err, errlen, "cannot encode PEM");
+                err_set_ssl(err, errlen, "cannot encode PEM");
                 BIO_free(bio);
                 return -EIO;
         }
@@ -479,7 +469,7 @@ static int path_join(const char *dir, const char *name, char *buf, size_t len, c
         int w = snprintf(buf, len, "%s%s%s", dir, sep, name);
 
         if (w < 0 || (size_t)w >= len) {
-                seterr(err, errlen, "path \"%s%s%s\" is too long", dir, sep, name);
+                err_set(err, errlen, "path \"%s%s%s\" is too long", dir, sep, name);
                 return -ENAMETOOLONG;
         }
         return 0;
@@ -512,7 +502,7 @@ static int write_temp(const char *path, BIO *pem, mode_t mode, char *ret_tmp, si
         int r;
 
         if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp) || strlen(tmp) >= tmplen) {
-                seterr(err, errlen, "path \"%s\" is too long", path);
+                err_set(err, errlen, "path \"%s\" is too long", path);
                 return -ENAMETOOLONG;
         }
         /* O_CREAT|O_EXCL with mode 0600 from the start: a key is never
@@ -520,7 +510,7 @@ static int write_temp(const char *path, BIO *pem, mode_t mode, char *ret_tmp, si
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0) {
                 r = -errno;
-                seterr(err, errlen, "cannot create %s: %s", tmp, strerror(-r));
+                err_set(err, errlen, "cannot create %s: %s", tmp, strerror(-r));
                 return r;
         }
         if (fchmod(fd, mode) < 0 || (r = write_all(fd, data, (size_t)len)) < 0 || fsync(fd) < 0) {
@@ -535,7 +525,7 @@ static int write_temp(const char *path, BIO *pem, mode_t mode, char *ret_tmp, si
         strcpy(ret_tmp, tmp);
         return 0;
 fail:
-        seterr(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
+        err_set(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
         if (fd >= 0)
                 close(fd);
         unlink(tmp);
@@ -551,11 +541,11 @@ static int ensure_dir(const char *dir, char *err, size_t errlen)
         if (errno != EEXIST) {
                 int r = -errno;
 
-                seterr(err, errlen, "cannot create directory %s: %s", dir, strerror(-r));
+                err_set(err, errlen, "cannot create directory %s: %s", dir, strerror(-r));
                 return r;
         }
         if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                seterr(err, errlen, "%s exists and is not a directory", dir);
+                err_set(err, errlen, "%s exists and is not a directory", dir);
                 return -ENOTDIR;
         }
         return 0;
@@ -568,7 +558,7 @@ static int sync_dir(const char *dir, char *err, size_t errlen)
 
         if (fd < 0 || fsync(fd) < 0) {
                 r = -errno;
-                seterr(err, errlen, "cannot sync directory %s: %s", dir, strerror(-r));
+                err_set(err, errlen, "cannot sync directory %s: %s", dir, strerror(-r));
         }
         if (fd >= 0)
                 close(fd);
@@ -597,7 +587,7 @@ static int write_outputs(const char *dir, int first, bool force, BIO *pems[FILE_
                         struct stat st;
 
                         if (lstat(paths[i], &st) == 0) {
-                                seterr(err, errlen, "%s already exists (use --force to overwrite)", paths[i]);
+                                err_set(err, errlen, "%s already exists (use --force to overwrite)", paths[i]);
                                 return -EEXIST;
                         }
                 }
@@ -610,7 +600,7 @@ static int write_outputs(const char *dir, int first, bool force, BIO *pems[FILE_
         for (int i = first; i < FILE_MAX; i++) {
                 if (rename(tmps[i], paths[i]) < 0) {
                         r = -errno;
-                        seterr(err, errlen, "cannot rename %s to %s: %s", tmps[i], paths[i], strerror(-r));
+                        err_set(err, errlen, "cannot rename %s to %s: %s", tmps[i], paths[i], strerror(-r));
                         goto out;
                 }
                 tmps[i][0] = '\0';
@@ -630,18 +620,18 @@ static int check_request(const struct certs_request *req, char *err, size_t errl
         int r;
 
         if (!req || !req->out_dir || !*req->out_dir) {
-                seterr(err, errlen, "no output directory");
+                err_set(err, errlen, "no output directory");
                 return -EINVAL;
         }
         if ((r = check_dns1123_label("service name", req->service, err, errlen)) < 0 ||
             (r = check_dns1123_label("namespace", req->namespace_, err, errlen)) < 0)
                 return r;
         if (req->days < 1 || req->days > WH_CERT_DAYS_MAX) {
-                seterr(err, errlen, "days must be between 1 and %u, not %u", WH_CERT_DAYS_MAX, req->days);
+                err_set(err, errlen, "days must be between 1 and %u, not %u", WH_CERT_DAYS_MAX, req->days);
                 return -EINVAL;
         }
         if ((req->n_dns > 0 && !req->dns) || (req->n_ips > 0 && !req->ips)) {
-                seterr(err, errlen, "no list of extra names");
+                err_set(err, errlen, "no list of extra names");
                 return -EINVAL;
         }
         for (size_t i = 0; i < req->n_dns; i++)
@@ -651,9 +641,9 @@ static int check_request(const struct certs_request *req, char *err, size_t errl
                 const char *s = req->ips[i];
 
                 if (parse_ip(s, ip, &iplen) < 0) {
-                        seterr(err, errlen,
-                               "invalid IP address \"%s\" (expected IPv4 like 10.0.0.1 or IPv6 like fd00::1)",
-                               s ? s : "");
+                        err_set(err, errlen,
+                                "invalid IP address \"%s\" (expected IPv4 like 10.0.0.1 or IPv6 like fd00::1)",
+                                s ? s : "");
                         return -EINVAL;
                 }
         }
@@ -701,7 +691,7 @@ static int parse_cert(const char *path, const struct buf *pem, X509 **ret, char 
         BIO_free(bio);
         if (!x) {
                 ERR_clear_error();
-                seterr(err, errlen, "%s holds no PEM certificate", path);
+                err_set(err, errlen, "%s holds no PEM certificate", path);
                 return -EINVAL;
         }
         *ret = x;
@@ -729,9 +719,9 @@ static int parse_key(const char *path, const struct buf *pem, EVP_PKEY **ret, ch
         ERR_clear_error();
         if (!key) {
                 if (encrypted)
-                        seterr(err, errlen, "%s is encrypted; only an unencrypted key can be used", path);
+                        err_set(err, errlen, "%s is encrypted; only an unencrypted key can be used", path);
                 else
-                        seterr(err, errlen, "%s holds no PEM private key", path);
+                        err_set(err, errlen, "%s holds no PEM private key", path);
                 return -EINVAL;
         }
         *ret = key;
@@ -786,7 +776,7 @@ static int cert_validity(const char *path, X509 *x, time_t *ret_from, time_t *re
         if (asn1_time_to_time_t(X509_get0_notBefore(x), ret_from, from, TIME_TEXT_MAX) < 0 ||
             asn1_time_to_time_t(X509_get0_notAfter(x), ret_until, until, TIME_TEXT_MAX) < 0) {
                 ERR_clear_error();
-                seterr(err, errlen, "certificate %s has an unreadable validity period", path);
+                err_set(err, errlen, "certificate %s has an unreadable validity period", path);
                 return -EINVAL;
         }
         return 0;
@@ -805,14 +795,15 @@ static int check_ca_present(const char *crt, const char *key, const char *dir, c
         if (!no_crt && !no_key)
                 return 0;
         if (no_crt && no_key)
-                seterr(err, errlen,
-                       "cannot renew: %s and %s are missing; renewing needs the CA (ca.crt and ca.key) that signed the "
-                       "current certificate in %s",
-                       crt, key, dir);
+                err_set(err, errlen,
+                        "cannot renew: %s and %s are missing; renewing needs the CA (ca.crt and ca.key) that signed "
+                        "the "
+                        "current certificate in %s",
+                        crt, key, dir);
         else
-                seterr(err, errlen,
-                       "cannot renew: %s is missing; renewing needs both ca.crt and ca.key of the CA in %s",
-                       no_crt ? crt : key, dir);
+                err_set(err, errlen,
+                        "cannot renew: %s is missing; renewing needs both ca.crt and ca.key of the CA in %s",
+                        no_crt ? crt : key, dir);
         return -ENOENT;
 }
 
@@ -826,30 +817,30 @@ static int check_ca(const char *crt_path, X509 *ca, const char *key_path, EVP_PK
 
         if (X509_check_private_key(ca, ca_key) != 1) {
                 ERR_clear_error();
-                seterr(err, errlen, "cannot renew: %s does not match %s", key_path, crt_path);
+                err_set(err, errlen, "cannot renew: %s does not match %s", key_path, crt_path);
                 return -EINVAL;
         }
         /* 1 only with basicConstraints CA:TRUE, and keyCertSign if a
          * keyUsage is there. */
         if (X509_check_ca(ca) != 1) {
                 ERR_clear_error();
-                seterr(err, errlen,
-                       "cannot renew: %s is not a CA certificate (it needs basicConstraints CA:TRUE, and keyCertSign "
-                       "in its keyUsage)",
-                       crt_path);
+                err_set(err, errlen,
+                        "cannot renew: %s is not a CA certificate (it needs basicConstraints CA:TRUE, and keyCertSign "
+                        "in its keyUsage)",
+                        crt_path);
                 return -EINVAL;
         }
         r = cert_validity(crt_path, ca, &not_before, &not_after, from, until, err, errlen);
         if (r < 0)
                 return r;
         if (now < not_before) {
-                seterr(err, errlen, "cannot renew: the CA certificate %s is not yet valid until %s", crt_path, from);
+                err_set(err, errlen, "cannot renew: the CA certificate %s is not yet valid until %s", crt_path, from);
                 return -EKEYEXPIRED;
         }
         if (now > not_after) {
-                seterr(err, errlen,
-                       "cannot renew: the CA certificate %s expired on %s; make a new CA and roll over to it", crt_path,
-                       until);
+                err_set(err, errlen,
+                        "cannot renew: the CA certificate %s expired on %s; make a new CA and roll over to it",
+                        crt_path, until);
                 return -EKEYEXPIRED;
         }
         /* A certificate that outlives its CA stops verifying when the CA
@@ -858,15 +849,15 @@ static int check_ca(const char *crt_path, X509 *ca, const char *key_path, EVP_PK
                 long left = (long)((not_after - now) / 86400);
 
                 if (left < 1)
-                        seterr(err, errlen,
-                               "cannot renew: the CA certificate %s expires on %s, in less than a day; make a new CA "
-                               "and roll over to it",
-                               crt_path, until);
+                        err_set(err, errlen,
+                                "cannot renew: the CA certificate %s expires on %s, in less than a day; make a new CA "
+                                "and roll over to it",
+                                crt_path, until);
                 else
-                        seterr(err, errlen,
-                               "cannot renew for %u days: the CA certificate %s expires on %s; renew for at most %ld "
-                               "days, and roll over to a new CA before then",
-                               days, crt_path, until, left);
+                        err_set(err, errlen,
+                                "cannot renew for %u days: the CA certificate %s expires on %s; renew for at most %ld "
+                                "days, and roll over to a new CA before then",
+                                days, crt_path, until, left);
                 return -ERANGE;
         }
         return 0;
@@ -923,7 +914,7 @@ static int check_certs_only(const char *path, const struct buf *pem, char *err, 
         int r = 0;
 
         if (!bio) {
-                seterr_ssl(err, errlen, "out of memory");
+                err_set_ssl(err, errlen, "out of memory");
                 return -ENOMEM;
         }
         for (;;) {
@@ -936,7 +927,7 @@ static int check_certs_only(const char *path, const struct buf *pem, char *err, 
 
                         ERR_clear_error();
                         if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-                                seterr(err, errlen, "%s holds a malformed PEM block", path);
+                                err_set(err, errlen, "%s holds a malformed PEM block", path);
                                 r = -EINVAL;
                         }
                         break;
@@ -947,7 +938,7 @@ static int check_certs_only(const char *path, const struct buf *pem, char *err, 
 
                         if (!x) {
                                 ERR_clear_error();
-                                seterr(err, errlen, "%s holds a certificate that cannot be parsed", path);
+                                err_set(err, errlen, "%s holds a certificate that cannot be parsed", path);
                                 r = -EINVAL;
                         }
                         X509_free(x);
@@ -965,11 +956,11 @@ static int check_certs_only(const char *path, const struct buf *pem, char *err, 
         if (r < 0)
                 return r;
         if (n_certs == 0) {
-                seterr(err, errlen, "%s holds no PEM certificate", path);
+                err_set(err, errlen, "%s holds no PEM certificate", path);
                 return -EINVAL;
         }
         if (other[0]) {
-                seterr(err, errlen, "%s holds a \"%s\" PEM block; a caBundle holds certificates only", path, other);
+                err_set(err, errlen, "%s holds a \"%s\" PEM block; a caBundle holds certificates only", path, other);
                 return -EINVAL;
         }
         return 0;
@@ -982,7 +973,7 @@ int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err
         int r = 0;
 
         if (!ca_paths || n == 0) {
-                seterr(err, errlen, "no CA certificate file for the caBundle");
+                err_set(err, errlen, "no CA certificate file for the caBundle");
                 return -EINVAL;
         }
         buf_init(&all, WH_MAX_PEM_BYTES);
@@ -992,7 +983,7 @@ int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err
          * re-encoded, so that what the caller gave is what is trusted. */
         for (size_t i = 0; i < n; i++) {
                 if (!ca_paths[i]) {
-                        seterr(err, errlen, "no CA certificate file for the caBundle");
+                        err_set(err, errlen, "no CA certificate file for the caBundle");
                         r = -EINVAL;
                         goto out;
                 }
@@ -1005,19 +996,19 @@ int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err
                 if (r == 0)
                         r = buf_append(&all, one.data, one.len);
                 if (r == -ENOBUFS) {
-                        seterr(err, errlen, "the caBundle would be larger than %zu bytes", (size_t)WH_MAX_PEM_BYTES);
+                        err_set(err, errlen, "the caBundle would be larger than %zu bytes", (size_t)WH_MAX_PEM_BYTES);
                         r = -EFBIG;
                         goto out;
                 }
                 if (r < 0) {
-                        seterr(err, errlen, "out of memory");
+                        err_set(err, errlen, "out of memory");
                         goto out;
                 }
         }
         r = buf_put_base64(&b64, all.data, all.len);
         out = r == 0 ? buf_steal(&b64) : NULL;
         if (!out) {
-                seterr(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
                 r = -ENOMEM;
                 goto out;
         }

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,4 +89,13 @@ struct ns_known cli_ns_known(const struct cli_namespace *ns)
                           .annotations = ns->annotations,
                           .n_annotations = ns->n_annotations },
         };
+}
+
+int cli_getopt_error(const char *cmd, int c, char *const argv[])
+{
+        const char *flag = optind > 0 ? argv[optind - 1] : "";
+
+        if (c == ':')
+                return cli_usage_error(cmd, "%s needs a value", flag);
+        return cli_usage_error(cmd, "unknown option %s", flag);
 }

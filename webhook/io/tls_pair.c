@@ -2,7 +2,6 @@
 #include "tls_pair.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <gnutls/x509.h>
 
 #include "buf.h"
+#include "errmsg.h"
 #include "fileio.h"
 #include "webhook_limits.h"
 
@@ -22,17 +22,6 @@
 /* A key file is read in one piece this large (fileio's chunk), so that no
  * copy of the key is left behind in memory that a growing buffer freed. */
 #define KEY_READ_ROOM 16384u
-
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err || errlen == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
 
 /* The text as the server gets it: up to the NUL, as server.c measures it. */
 static gnutls_datum_t datum_of(const struct buf *b)
@@ -85,20 +74,20 @@ static int import_chain(const char *path, const struct buf *pem, gnutls_x509_crt
                                             GNUTLS_X509_CRT_LIST_IMPORT_FAIL_IF_EXCEED);
 
         if (g == GNUTLS_E_SHORT_MEMORY_BUFFER) {
-                seterr(err, errlen, "%s holds more than %u certificates; the server serves a chain of at most %u", path,
-                       WH_TLS_MAX_CHAIN, WH_TLS_MAX_CHAIN);
+                err_set(err, errlen, "%s holds more than %u certificates; the server serves a chain of at most %u",
+                        path, WH_TLS_MAX_CHAIN, WH_TLS_MAX_CHAIN);
                 return -EINVAL;
         }
         if (g == GNUTLS_E_MEMORY_ERROR) {
-                seterr(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
                 return -ENOMEM;
         }
         if (g <= 0) {
                 if (g == 0 || g == GNUTLS_E_NO_CERTIFICATE_FOUND || !has_pem_block(pem, "CERTIFICATE"))
-                        seterr(err, errlen, "%s holds no PEM certificate", path);
+                        err_set(err, errlen, "%s holds no PEM certificate", path);
                 else
-                        seterr(err, errlen, "%s holds a certificate that GnuTLS cannot read: %s", path,
-                               gnutls_strerror(g));
+                        err_set(err, errlen, "%s holds a certificate that GnuTLS cannot read: %s", path,
+                                gnutls_strerror(g));
                 return -EINVAL;
         }
         *ret_n = (unsigned)g;
@@ -115,24 +104,24 @@ static int import_key(const char *path, const struct buf *pem, gnutls_x509_privk
         int g = gnutls_x509_privkey_init(&key);
 
         if (g < 0) {
-                seterr(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
                 return -ENOMEM;
         }
         g = gnutls_x509_privkey_import2(key, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
         if (g < 0) {
                 gnutls_x509_privkey_deinit(key);
                 if (g == GNUTLS_E_MEMORY_ERROR) {
-                        seterr(err, errlen, "out of memory");
+                        err_set(err, errlen, "out of memory");
                         return -ENOMEM;
                 }
                 if (g == GNUTLS_E_DECRYPTION_FAILED || has_pem_block(pem, "ENCRYPTED PRIVATE KEY") ||
                     (pem->data && memmem(pem->data, pem->len, "Proc-Type: 4,ENCRYPTED", 22)))
-                        seterr(err, errlen, "%s is encrypted; only an unencrypted key can be used", path);
+                        err_set(err, errlen, "%s is encrypted; only an unencrypted key can be used", path);
                 else if (!has_pem_block(pem, "PRIVATE KEY"))
-                        seterr(err, errlen, "%s holds no PEM private key", path);
+                        err_set(err, errlen, "%s holds no PEM private key", path);
                 else
-                        seterr(err, errlen, "%s holds a private key that GnuTLS cannot read: %s", path,
-                               gnutls_strerror(g));
+                        err_set(err, errlen, "%s holds a private key that GnuTLS cannot read: %s", path,
+                                gnutls_strerror(g));
                 return -EINVAL;
         }
         *ret = key;
@@ -148,21 +137,22 @@ static int check_match(const char *cert_path, gnutls_x509_crt_t *crts, unsigned 
         int g = gnutls_certificate_allocate_credentials(&cred);
 
         if (g < 0) {
-                seterr(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
                 return -ENOMEM;
         }
         g = gnutls_certificate_set_x509_key(cred, crts, n, key);
         gnutls_certificate_free_credentials(cred);
         if (g == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
-                seterr(err, errlen, "%s does not match %s", key_path, cert_path);
+                err_set(err, errlen, "%s does not match %s", key_path, cert_path);
                 return -EINVAL;
         }
         if (g == GNUTLS_E_MEMORY_ERROR) {
-                seterr(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
                 return -ENOMEM;
         }
         if (g < 0) {
-                seterr(err, errlen, "%s and %s cannot be served together: %s", cert_path, key_path, gnutls_strerror(g));
+                err_set(err, errlen, "%s and %s cannot be served together: %s", cert_path, key_path,
+                        gnutls_strerror(g));
                 return -EINVAL;
         }
         return 0;
@@ -184,17 +174,17 @@ static int check_validity(const char *path, gnutls_x509_crt_t crt, struct tls_pa
         info->not_before = gnutls_x509_crt_get_activation_time(crt);
         info->not_after = gnutls_x509_crt_get_expiration_time(crt);
         if (info->not_before == (time_t)-1 || info->not_after == (time_t)-1) {
-                seterr(err, errlen, "certificate %s has an unreadable validity period", path);
+                err_set(err, errlen, "certificate %s has an unreadable validity period", path);
                 return -EINVAL;
         }
         if (now < info->not_before) {
                 time_text(info->not_before, when);
-                seterr(err, errlen, "certificate %s is not yet valid until %s", path, when);
+                err_set(err, errlen, "certificate %s is not yet valid until %s", path, when);
                 return -EKEYEXPIRED;
         }
         if (now > info->not_after) {
                 time_text(info->not_after, when);
-                seterr(err, errlen, "certificate %s expired on %s", path, when);
+                err_set(err, errlen, "certificate %s expired on %s", path, when);
                 return -EKEYEXPIRED;
         }
         return 0;
@@ -212,7 +202,7 @@ static int serial_hex(const char *path, gnutls_x509_crt_t crt, char *ret, size_t
         bool negative;
 
         if (g < 0 && g != GNUTLS_E_SHORT_MEMORY_BUFFER) {
-                seterr(err, errlen, "certificate %s has an unreadable serial number: %s", path, gnutls_strerror(g));
+                err_set(err, errlen, "certificate %s has an unreadable serial number: %s", path, gnutls_strerror(g));
                 return -EINVAL;
         }
         negative = g == 0 && n > 0 && (der[0] & 0x80);
@@ -230,7 +220,7 @@ static int serial_hex(const char *path, gnutls_x509_crt_t crt, char *ret, size_t
         while (g == 0 && n - skip > 1 && der[skip] == 0)
                 skip++;
         if (g < 0 || (n - skip) * 2 + negative + 1 > len) {
-                seterr(err, errlen, "certificate %s has a serial number longer than %zu octets", path, (len - 2) / 2);
+                err_set(err, errlen, "certificate %s has a serial number longer than %zu octets", path, (len - 2) / 2);
                 return -EINVAL;
         }
         if (negative)
@@ -258,7 +248,7 @@ static int subject_text(const char *path, gnutls_x509_crt_t crt, char *ret, size
                 return 0;
         }
         if (g < 0) {
-                seterr(err, errlen, "certificate %s has an unreadable subject name: %s", path, gnutls_strerror(g));
+                err_set(err, errlen, "certificate %s has an unreadable subject name: %s", path, gnutls_strerror(g));
                 return -EINVAL;
         }
         for (i = 0; i < dn.size; i++) {
@@ -302,7 +292,7 @@ int tls_pair_read(const char *cert_path, const char *key_path, struct tls_pair *
             (r = import_chain(cert_path, &pair.cert_pem, crts, &n, err, errlen)) < 0)
                 goto out;
         if (buf_grow(&pair.key_pem, KEY_READ_ROOM) < 0) {
-                seterr(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
                 r = -ENOMEM;
                 goto out;
         }
@@ -344,8 +334,8 @@ int tls_client_ca_read(const char *path, struct buf *ret_pem, char *err, size_t 
                              .size = (unsigned)ret_pem->len };
         r = gnutls_x509_crt_list_import2(&certs, &n, &d, GNUTLS_X509_FMT_PEM, 0);
         if (r < 0 || n == 0) {
-                snprintf(err, errlen, "%s: no PEM certificate could be read (%s)", path,
-                         r < 0 ? gnutls_strerror(r) : "none found");
+                err_set(err, errlen, "%s: no PEM certificate could be read (%s)", path,
+                        r < 0 ? gnutls_strerror(r) : "none found");
                 buf_free(ret_pem);
                 return -EINVAL;
         }
@@ -353,7 +343,7 @@ int tls_client_ca_read(const char *path, struct buf *ret_pem, char *err, size_t 
         int rc = 0;
         for (unsigned i = 0; i < n; i++) {
                 if (rc == 0 && gnutls_x509_crt_get_expiration_time(certs[i]) < now) {
-                        snprintf(err, errlen, "%s: certificate %u of %u has expired", path, i + 1, n);
+                        err_set(err, errlen, "%s: certificate %u of %u has expired", path, i + 1, n);
                         rc = -EINVAL;
                 }
                 gnutls_x509_crt_deinit(certs[i]);
