@@ -582,8 +582,8 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                                 return 2;
                         break;
                 case 'h': cmd_audit_help(); return 0;
-                case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
-                default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                case ':':
+                default: return cli_getopt_error(CMD, c, argv);
                 }
         }
         cfg->page_size = (unsigned)page_size;

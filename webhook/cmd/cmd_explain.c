@@ -268,8 +268,8 @@ int cmd_explain(int argc, char **argv)
                                 return 2;
                         break;
                 case 'h': cmd_explain_help(); return 0;
-                case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
-                default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                case ':':
+                default: return cli_getopt_error(CMD, c, argv);
                 }
         }
         if (optind < argc)

@@ -76,8 +76,8 @@ int cmd_mutate(int argc, char **argv)
                         break;
                 case 'v': validate = true; break;
                 case 'h': cmd_mutate_help(); return 0;
-                case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
-                default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                case ':':
+                default: return cli_getopt_error(CMD, c, argv);
                 }
         }
         if (!policy_path)

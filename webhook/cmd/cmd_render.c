@@ -116,8 +116,8 @@ int cmd_render(int argc, char **argv)
                         else
                                 return cli_usage_error(CMD, "-o is yaml or json, not \"%s\"", optarg);
                         break;
-                case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
-                default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                case ':':
+                default: return cli_getopt_error(CMD, c, argv);
                 }
         }
         if (optind == argc)
