@@ -304,6 +304,28 @@ bool policy_selector_matches(const struct policy *p, size_t index, const struct 
  * lowercase hex digits; "" when it was given none (policy_load()). */
 const char *policy_sha256(const struct policy *p);
 
+/* ---- the schema's value checks ----
+ * What policy_load() accepts for each kind of value, by the checks it
+ * applies itself: every value of a loaded policy (and of a rule made from
+ * annotations) passes the check of its kind. */
+enum policy_value {
+        POLICY_VALUE_WORD,            /* non-empty, at most WH_MAX_POLICY_STRING, no white space */
+        POLICY_VALUE_JVM_OPTION,      /* a word starting with '-': java.options */
+        POLICY_VALUE_JAVA_HOME,       /* a word starting with '/': java.home */
+        POLICY_VALUE_LABEL_VALUE,     /* a Kubernetes label value, non-empty: an identity */
+        POLICY_VALUE_LABEL_KEY,       /* a Kubernetes label key: what a selector reads */
+        POLICY_VALUE_DNS_LABEL,       /* an RFC 1123 label: a namespace, a container name */
+        POLICY_VALUE_GUID,            /* tenantId, clientId */
+        POLICY_VALUE_STORAGE_ACCOUNT, /* 3 to 24 lowercase letters and digits */
+        POLICY_VALUE_SERVICE_ACCOUNT, /* an RFC 1123 subdomain */
+        POLICY_VALUE_HTTPS_URL,       /* an https URL with a host: authorityHost */
+        POLICY_VALUE_HADOOP_KEY,      /* non-empty, without white space or '=' */
+        POLICY_VALUE_MAX,
+};
+
+/* Whether `s` is a valid value of `kind`; false for NULL or a kind out of range. */
+bool policy_value_valid(enum policy_value kind, const char *s);
+
 const char *policy_mode_name(enum policy_mode m);
 const char *policy_conflict_name(enum policy_conflict c);
 const char *policy_jvm_env_name(enum policy_jvm_env e);

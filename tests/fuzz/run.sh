@@ -127,7 +127,7 @@ done
 cflags=(-std=c17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -Wall -Wextra -Wno-unused-parameter -Werror
-        -Iinclude -Itests/fuzz "-DFUZZ_SOURCE_ROOT=\"$root\"")
+        -Iinclude/core -Iinclude/io -Itests/fuzz "-DFUZZ_SOURCE_ROOT=\"$root\"")
 pids=()
 for t in "${targets[@]}"; do
         clang "${cflags[@]}" "tests/fuzz/fuzz_$t.c" "${link_args[@]}" -o "$out/fuzz_$t" \

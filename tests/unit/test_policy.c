@@ -809,6 +809,45 @@ static void test_names(void **state)
         policy_free(NULL);
 }
 
+/* The value checks say what the loader accepts: each kind's valid and
+ * invalid examples, and a value the loader refuses is refused by its check. */
+static void test_value_checks(void **state)
+{
+        static const struct {
+                enum policy_value kind;
+                const char *good, *bad;
+        } cases[] = {
+                { POLICY_VALUE_WORD, "x=1", "two words" },
+                { POLICY_VALUE_JVM_OPTION, "-Xmx1g", "Xmx1g" },
+                { POLICY_VALUE_JAVA_HOME, "/opt/java", "opt/java" },
+                { POLICY_VALUE_LABEL_VALUE, "team-a_1.x", "-team" },
+                { POLICY_VALUE_LABEL_KEY, "spark-identity.io/team", "/team" },
+                { POLICY_VALUE_DNS_LABEL, "team-a", "Team" },
+                { POLICY_VALUE_GUID, TENANT, "72f988bf-86f1-41af-91ab-2d7cd011db4" },
+                { POLICY_VALUE_STORAGE_ACCOUNT, "data01", "da" },
+                { POLICY_VALUE_SERVICE_ACCOUNT, "spark.driver", "spark..driver" },
+                { POLICY_VALUE_HTTPS_URL, "https://login.example/", "https:///x" },
+                { POLICY_VALUE_HADOOP_KEY, "fs.azure.x", "fs.azure.x=1" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                assert_true(policy_value_valid(cases[i].kind, cases[i].good));
+                assert_false(policy_value_valid(cases[i].kind, cases[i].bad));
+                assert_false(policy_value_valid(cases[i].kind, ""));
+                assert_false(policy_value_valid(cases[i].kind, NULL));
+        }
+        assert_false(policy_value_valid(POLICY_VALUE_MAX, "x"));
+
+        struct buf errors;
+        assert_null(load("namespaces:\n  t: {identity: \"-team\"}\n", &errors));
+        assert_non_null(strstr(errors.data, "is not a valid label value"));
+        buf_free(&errors);
+        struct policy *p = load_ok("namespaces:\n  t: {identity: team-a_1.x, storageAccounts: [data01]}\n");
+        const struct rule *r = policy_rule_for(p, "t");
+        assert_true(policy_value_valid(POLICY_VALUE_LABEL_VALUE, r->identity));
+        assert_true(policy_value_valid(POLICY_VALUE_STORAGE_ACCOUNT, r->storage_accounts[0]));
+        policy_free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -834,6 +873,7 @@ int main(void)
                 cmocka_unit_test(test_bad_selectors_explained),
                 cmocka_unit_test(test_long_hadoop_names_and_huge_numbers),
                 cmocka_unit_test(test_names),
+                cmocka_unit_test(test_value_checks),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

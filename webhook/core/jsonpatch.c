@@ -169,6 +169,64 @@ static int list_item(struct buf *out, const struct change *c)
         return r == 0 && whole ? buf_putc(out, ']') : r;
 }
 
+/* The operation of an identity label change: the label set (in a new
+ * labels map, or added or replaced in the one there) or removed. */
+static int identity_label_op(struct jsonpatch *p, const struct change *c)
+{
+        int r;
+        if (c->kind == CHANGE_REMOVE_IDENTITY_LABEL) {
+                r = path2(p, "metadata", "labels");
+                if (r == 0)
+                        r = jsonpatch_path_token(p, CHANGE_IDENTITY_LABEL);
+                return r == 0 ? jsonpatch_op(p, "remove", NULL) : r;
+        }
+        if (c->place == CHANGE_PLACE_NEW) {
+                r = path2(p, "metadata", "labels");
+                if (r == 0)
+                        r = buf_puts(&p->value, "{\"" CHANGE_IDENTITY_LABEL "\":");
+                if (r == 0)
+                        r = jsonpatch_change_item(&p->value, c);
+                if (r == 0)
+                        r = buf_putc(&p->value, '}');
+                return r == 0 ? jsonpatch_op(p, "add", p->value.data) : r;
+        }
+        r = path2(p, "metadata", "labels");
+        if (r == 0)
+                r = jsonpatch_path_token(p, CHANGE_IDENTITY_LABEL);
+        if (r == 0)
+                r = jsonpatch_change_item(&p->value, c);
+        return r == 0 ? jsonpatch_op(p, c->place == CHANGE_PLACE_REPLACE ? "replace" : "add", p->value.data) : r;
+}
+
+/* The operation of an env entry added at changes[i] (CHANGE_ADD_ENV,
+ * CHANGE_ADD_JAVA_OPT), and of the entries that join it; *ret_next is the
+ * first change after them. */
+static int add_env_op(struct jsonpatch *p, const struct change *changes, size_t n, size_t i, size_t *ret_next)
+{
+        const struct change *c = &changes[i];
+        int r = path_container(p, c, "env");
+        if (r == 0 && c->place == CHANGE_PLACE_NEW) {
+                /* The container has no env: one "add" of the whole list. */
+                r = buf_putc(&p->value, '[');
+                for (size_t k = i; r == 0 && k < n && (k == i || !change_starts_op(&changes[k - 1], &changes[k]));
+                     k++) {
+                        if (k > i)
+                                r = buf_putc(&p->value, ',');
+                        if (r == 0)
+                                r = env_entry(&p->value, &changes[k]);
+                        *ret_next = k + 1;
+                }
+                if (r == 0)
+                        r = buf_putc(&p->value, ']');
+                return r == 0 ? jsonpatch_op(p, "add", p->value.data) : r;
+        }
+        if (r == 0)
+                r = jsonpatch_path_token(p, "-");
+        if (r == 0)
+                r = env_entry(&p->value, c);
+        return r == 0 ? jsonpatch_op(p, "add", p->value.data) : r;
+}
+
 /* The operation of changes[i], and of the env entries that join it; *ret_next
  * is the first change after them. */
 static int change_op(struct jsonpatch *p, const struct change *changes, size_t n, size_t i, size_t *ret_next)
@@ -179,28 +237,7 @@ static int change_op(struct jsonpatch *p, const struct change *changes, size_t n
         buf_reset(&p->value);
         switch (c->kind) {
         case CHANGE_SET_IDENTITY_LABEL:
-                if (c->place == CHANGE_PLACE_NEW) {
-                        r = path2(p, "metadata", "labels");
-                        if (r == 0)
-                                r = buf_puts(&p->value, "{\"" CHANGE_IDENTITY_LABEL "\":");
-                        if (r == 0)
-                                r = jsonpatch_change_item(&p->value, c);
-                        if (r == 0)
-                                r = buf_putc(&p->value, '}');
-                        return r == 0 ? jsonpatch_op(p, "add", p->value.data) : r;
-                }
-                r = path2(p, "metadata", "labels");
-                if (r == 0)
-                        r = jsonpatch_path_token(p, CHANGE_IDENTITY_LABEL);
-                if (r == 0)
-                        r = jsonpatch_change_item(&p->value, c);
-                return r == 0 ? jsonpatch_op(p, c->place == CHANGE_PLACE_REPLACE ? "replace" : "add", p->value.data)
-                              : r;
-        case CHANGE_REMOVE_IDENTITY_LABEL:
-                r = path2(p, "metadata", "labels");
-                if (r == 0)
-                        r = jsonpatch_path_token(p, CHANGE_IDENTITY_LABEL);
-                return r == 0 ? jsonpatch_op(p, "remove", NULL) : r;
+        case CHANGE_REMOVE_IDENTITY_LABEL: return identity_label_op(p, c);
         case CHANGE_SET_SERVICE_ACCOUNT:
         case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT:
                 r = path2(p, "spec", c->kind == CHANGE_SET_SERVICE_ACCOUNT ? "serviceAccountName" : "serviceAccount");
@@ -219,28 +256,7 @@ static int change_op(struct jsonpatch *p, const struct change *changes, size_t n
                         r = jsonpatch_change_item(&p->value, c);
                 return r == 0 ? jsonpatch_op(p, "add", p->value.data) : r;
         case CHANGE_ADD_ENV:
-        case CHANGE_ADD_JAVA_OPT:
-                r = path_container(p, c, "env");
-                if (r == 0 && c->place == CHANGE_PLACE_NEW) {
-                        /* The container has no env: one "add" of the whole list. */
-                        r = buf_putc(&p->value, '[');
-                        for (size_t k = i;
-                             r == 0 && k < n && (k == i || !change_starts_op(&changes[k - 1], &changes[k])); k++) {
-                                if (k > i)
-                                        r = buf_putc(&p->value, ',');
-                                if (r == 0)
-                                        r = env_entry(&p->value, &changes[k]);
-                                *ret_next = k + 1;
-                        }
-                        if (r == 0)
-                                r = buf_putc(&p->value, ']');
-                        return r == 0 ? jsonpatch_op(p, "add", p->value.data) : r;
-                }
-                if (r == 0)
-                        r = jsonpatch_path_token(p, "-");
-                if (r == 0)
-                        r = env_entry(&p->value, c);
-                return r == 0 ? jsonpatch_op(p, "add", p->value.data) : r;
+        case CHANGE_ADD_JAVA_OPT: return add_env_op(p, changes, n, i, ret_next);
         case CHANGE_TOKEN_VOLUME:
                 r = path2(p, "spec", "volumes");
                 if (r == 0)

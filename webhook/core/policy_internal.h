@@ -147,6 +147,10 @@ bool policy_annotation_layer(const struct ns_info *ns, struct layer *ret, char *
 
 /* ---- policy_selector.c ---- */
 
+/* A Kubernetes label key: an optional DNS-subdomain prefix and '/', then a
+ * label value. */
+bool policy_is_label_key(const char *s);
+
 /* Reads a namespaceSelector into ret->reqs (strings in the policy's pool),
  * reporting every problem. */
 void policy_check_selector(struct loader *l, const cJSON *sel, const char *path, struct selector_rule *ret);

@@ -161,6 +161,45 @@ static bool is_account_name(const char *s)
         return true;
 }
 
+/* A hadoop property name: non-empty, without white space or '='. */
+static bool is_hadoop_key(const char *s)
+{
+        return *s && !has_space(s) && !strchr(s, '=');
+}
+
+/* What keeps a string from being a word, checked in this order. */
+enum word_fault { WORD_FAULT_NONE, WORD_FAULT_EMPTY, WORD_FAULT_LONG, WORD_FAULT_SPACE };
+
+static enum word_fault word_fault(const char *s)
+{
+        if (!*s)
+                return WORD_FAULT_EMPTY;
+        if (strlen(s) > WH_MAX_POLICY_STRING)
+                return WORD_FAULT_LONG;
+        return has_space(s) ? WORD_FAULT_SPACE : WORD_FAULT_NONE;
+}
+
+bool policy_value_valid(enum policy_value kind, const char *s)
+{
+        if (!s)
+                return false;
+        switch (kind) {
+        case POLICY_VALUE_WORD: return word_fault(s) == WORD_FAULT_NONE;
+        case POLICY_VALUE_JVM_OPTION: return word_fault(s) == WORD_FAULT_NONE && s[0] == '-';
+        case POLICY_VALUE_JAVA_HOME: return word_fault(s) == WORD_FAULT_NONE && s[0] == '/';
+        case POLICY_VALUE_LABEL_VALUE: return policy_is_label_value(s);
+        case POLICY_VALUE_LABEL_KEY: return policy_is_label_key(s);
+        case POLICY_VALUE_DNS_LABEL: return policy_is_dns_label(s);
+        case POLICY_VALUE_GUID: return is_uuid(s);
+        case POLICY_VALUE_STORAGE_ACCOUNT: return is_account_name(s);
+        case POLICY_VALUE_SERVICE_ACCOUNT: return is_dns_subdomain(s);
+        case POLICY_VALUE_HTTPS_URL: return is_https_url(s);
+        case POLICY_VALUE_HADOOP_KEY: return is_hadoop_key(s);
+        case POLICY_VALUE_MAX: break;
+        }
+        return false;
+}
+
 /* A string value: present, a string, short, and without white space. */
 static const char *want_word(struct loader *l, const cJSON *v, const char *path)
 {
@@ -169,19 +208,15 @@ static const char *want_word(struct loader *l, const cJSON *v, const char *path)
                 return NULL;
         }
         const char *s = v->valuestring;
-        if (!*s) {
-                policy_fail(l, v, path, "must not be empty");
-                return NULL;
-        }
-        if (strlen(s) > WH_MAX_POLICY_STRING) {
-                policy_fail(l, v, path, "longer than %u characters", WH_MAX_POLICY_STRING);
-                return NULL;
-        }
-        if (has_space(s)) {
+        switch (word_fault(s)) {
+        case WORD_FAULT_NONE: return s;
+        case WORD_FAULT_EMPTY: policy_fail(l, v, path, "must not be empty"); break;
+        case WORD_FAULT_LONG: policy_fail(l, v, path, "longer than %u characters", WH_MAX_POLICY_STRING); break;
+        case WORD_FAULT_SPACE:
                 policy_fail(l, v, path, "must be one word without white space (JVM flags are split on it): \"%s\"", s);
-                return NULL;
+                break;
         }
-        return s;
+        return NULL;
 }
 
 int policy_want_enum(struct loader *l, const cJSON *v, const char *path, const char *const *names, int n)
@@ -327,7 +362,7 @@ static void check_hadoop_map(struct loader *l, const cJSON *map, const char *pat
                         policy_fail(l, it, kpath, "more than %u hadoop properties", WH_MAX_RULE_HADOOP_KEYS);
                         return;
                 }
-                if (!*it->string || has_space(it->string) || strchr(it->string, '=')) {
+                if (!is_hadoop_key(it->string)) {
                         policy_fail_key(l, it, kpath, "a hadoop property name has no white space or '='");
                         continue;
                 }

@@ -8,7 +8,7 @@
 
 /* A label key: an optional DNS-subdomain prefix and '/', then a name of at
  * most 63 characters of alphanumerics, '-', '_', '.', alphanumeric at both ends. */
-static bool is_label_key(const char *s)
+bool policy_is_label_key(const char *s)
 {
         const char *slash = strrchr(s, '/');
         const char *name = slash ? slash + 1 : s;
@@ -35,7 +35,7 @@ static int check_match_labels(struct loader *l, const cJSON *labels, const char 
         const cJSON *it;
         cJSON_ArrayForEach(it, label_map) {
                 policy_path_printf(ipath, "%s.%s", kpath, it->string);
-                if (!is_label_key(it->string)) {
+                if (!policy_is_label_key(it->string)) {
                         policy_fail_key(l, it, ipath, "\"%s\" is not a label key", it->string);
                         continue;
                 }
@@ -88,7 +88,7 @@ static int check_expression(struct loader *l, const cJSON *it, const char *ipath
                                         f->string);
                         bad = true;
                 }
-        if (!cJSON_IsString(key) || !is_label_key(key->valuestring)) {
+        if (!cJSON_IsString(key) || !policy_is_label_key(key->valuestring)) {
                 policy_fail(l, key ? key : it, ipath, "key must be a label key");
                 return 0;
         }

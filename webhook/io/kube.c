@@ -168,56 +168,52 @@ static int data_or_file(const char *kubeconfig, const cJSON *obj, const char *da
         return r;
 }
 
-int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t errlen)
+/* The current context's cluster and user, and the cluster's https://
+ * server; -EINVAL for a context that is missing or that asks for what is
+ * not supported. */
+static int kubeconfig_context(const char *path, const cJSON *root, const cJSON **ret_cluster, const cJSON **ret_user,
+                              const char **ret_server, char *err, size_t errlen)
 {
-        struct buf text;
-        struct doc *doc = NULL;
-        struct kube *k = NULL;
-        char derr[256];
-        int r;
-
-        buf_init(&text, KUBE_FILE_MAX);
-        r = file_read(path, &text, err, errlen);
-        if (r < 0)
-                goto out;
-        r = doc_parse(text.data ? text.data : "", text.len, &doc, derr, sizeof derr);
-        if (r < 0) {
-                snprintf(err, errlen, "%s:%s", path, derr);
-                goto out;
-        }
-        const cJSON *root = doc_root(doc);
         const char *current = str(root, "current-context");
         const cJSON *ctx = named(root, "contexts", "context", current);
         if (!ctx) {
                 snprintf(err, errlen, "%s: no context named by current-context \"%s\"", path, current ? current : "");
-                r = -EINVAL;
-                goto out;
+                return -EINVAL;
         }
         const cJSON *cluster = named(root, "clusters", "cluster", str(ctx, "cluster"));
         const cJSON *user = named(root, "users", "user", str(ctx, "user"));
         const char *server = str(cluster, "server");
         if (!server || strncmp(server, "https://", 8) != 0) {
                 snprintf(err, errlen, "%s: the current context's cluster has no https:// server", path);
-                r = -EINVAL;
-                goto out;
+                return -EINVAL;
         }
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cluster, "insecure-skip-tls-verify"))) {
                 snprintf(err, errlen,
                          "%s: insecure-skip-tls-verify is not supported: give the "
                          "cluster's certificate-authority",
                          path);
-                r = -EINVAL;
-                goto out;
+                return -EINVAL;
         }
         if (cJSON_GetObjectItemCaseSensitive(user, "exec") || cJSON_GetObjectItemCaseSensitive(user, "auth-provider")) {
                 snprintf(err, errlen,
                          "%s: exec and auth-provider credentials are not supported: "
                          "use a token, tokenFile, or a client certificate",
                          path);
-                r = -EINVAL;
-                goto out;
+                return -EINVAL;
         }
-        k = kube_new();
+        *ret_cluster = cluster;
+        *ret_user = user;
+        *ret_server = server;
+        return 0;
+}
+
+/* A client of a checked context: its server (without trailing '/'), the
+ * cluster's CA and the user's credentials, of which it needs one. */
+static int kubeconfig_client(const char *path, const cJSON *cluster, const cJSON *user, const char *server,
+                             struct kube **ret, char *err, size_t errlen)
+{
+        struct kube *k = kube_new();
+        int r;
         if (!k || !(k->server = strdup(server))) {
                 r = -ENOMEM;
                 goto out;
@@ -253,6 +249,31 @@ int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t 
         r = 0;
 out:
         kube_free(k);
+        return r;
+}
+
+int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t errlen)
+{
+        struct buf text;
+        struct doc *doc = NULL;
+        char derr[256];
+        int r;
+
+        buf_init(&text, KUBE_FILE_MAX);
+        r = file_read(path, &text, err, errlen);
+        if (r < 0)
+                goto out;
+        r = doc_parse(text.data ? text.data : "", text.len, &doc, derr, sizeof derr);
+        if (r < 0) {
+                snprintf(err, errlen, "%s:%s", path, derr);
+                goto out;
+        }
+        const cJSON *cluster = NULL, *user = NULL;
+        const char *server = NULL;
+        r = kubeconfig_context(path, doc_root(doc), &cluster, &user, &server, err, errlen);
+        if (r == 0)
+                r = kubeconfig_client(path, cluster, user, server, ret, err, errlen);
+out:
         doc_free(doc);
         if (text.data)
                 explicit_bzero(text.data, text.len);   /* it may hold a token or a key */
