@@ -48,8 +48,9 @@ void ns_table_sort(struct ns_table *t);
 /* The entry named `name`, or NULL (also when the table is not sorted). */
 const struct ns_entry *ns_table_find(const struct ns_table *t, const char *name);
 
-/* Whether `s` can name a namespace: a DNS label (RFC 1123), at most
- * WH_NS_NAME_MAX of a-z, 0-9 and '-', not starting or ending with '-'. */
+/* Whether `s` can name a namespace: a DNS label (RFC 1123), at most 63 of
+ * a-z, 0-9 and '-', not starting or ending with '-' (the policy's own
+ * check, policy_value_valid(POLICY_VALUE_DNS_LABEL)). */
 bool ns_name_valid(const char *s);
 
 /* Releases everything; the table is empty, with the same bound. */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "strs.h"
-#include "webhook_limits.h"
+#include "policy.h"
 
 /* The entries are compared by str_cmp_ptr(), which reads their first member. */
 static_assert(offsetof(struct ns_entry, name) == 0, "an entry begins with its name");
@@ -104,11 +104,5 @@ void ns_table_free(struct ns_table *t)
 
 bool ns_name_valid(const char *s)
 {
-        size_t n = strlen(s);
-        if (n == 0 || n > WH_NS_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-                        return false;
-        return true;
+        return policy_value_valid(POLICY_VALUE_DNS_LABEL, s);
 }
