@@ -26,6 +26,7 @@
 #include "policy_file.h"
 #include "pool.h"
 #include "webhook_limits.h"
+#include "errmsg.h"
 
 #define CMD "audit"
 #define POLICY_ERRORS_MAX (64u * 1024u)
@@ -265,13 +266,13 @@ static int map_file(const char *path, size_t pipe_max, struct mapped *m, char *e
         buf_init(&m->read, pipe_max);
         if (fd < 0 || fstat(fd, &st) < 0) {
                 int e = errno;
-                snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+                err_set(err, errlen, "cannot read %s: %s", path, strerror(e));
                 if (fd >= 0 && !is_stdin)
                         close(fd);
                 return -e;
         }
         if (S_ISDIR(st.st_mode)) {
-                snprintf(err, errlen, "cannot read %s: it is a directory", path);
+                err_set(err, errlen, "cannot read %s: it is a directory", path);
                 if (!is_stdin)
                         close(fd);
                 return -EISDIR;
@@ -283,7 +284,7 @@ static int map_file(const char *path, size_t pipe_max, struct mapped *m, char *e
                         close(fd);
                 if (m->map == MAP_FAILED) {
                         m->map = NULL;
-                        snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+                        err_set(err, errlen, "cannot read %s: %s", path, strerror(e));
                         return -e;
                 }
                 m->data = m->map;
@@ -499,19 +500,19 @@ static int kube_connect(const char *kubeconfig, struct kube **ret, char *err, si
 {
         char why[512];
         if (kube_global_init() < 0) {
-                snprintf(err, errlen, "cannot set up libcurl");
+                err_set(err, errlen, "cannot set up libcurl");
                 return -EIO;
         }
         if (kubeconfig) {
                 int r = kube_from_kubeconfig(kubeconfig, ret, why, sizeof why);
                 if (r < 0)
-                        snprintf(err, errlen, "--kubeconfig %s: %s", kubeconfig, why);
+                        err_set(err, errlen, "--kubeconfig %s: %s", kubeconfig, why);
                 return r;
         }
         const char *sa_dir = getenv("SPARK_IDENTITY_WEBHOOK_SA_DIR");
         int r = kube_in_cluster(sa_dir && *sa_dir ? sa_dir : KUBE_SA_DIR, ret, why, sizeof why);
         if (r < 0)
-                snprintf(err, errlen, "--in-cluster: %s", why);
+                err_set(err, errlen, "--in-cluster: %s", why);
         return r;
 }
 

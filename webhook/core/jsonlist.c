@@ -4,6 +4,7 @@
  * and commas); every value, an item included, is parsed by cJSON, which
  * stops at the end of the value and says where. */
 #include "jsonlist.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ static cJSON *parse_at(const char *t, size_t len, size_t *i, char *err, size_t e
         cJSON *v = *i < len ? cJSON_ParseWithLengthOpts(t + *i, len - *i, &end, false) : NULL;
         if (!v) {
                 size_t at = end && end >= t + *i && end <= t + len ? (size_t)(end - t) : *i;
-                snprintf(err, errlen, "not valid JSON at byte %zu", at);
+                err_set(err, errlen, "not valid JSON at byte %zu", at);
                 return NULL;
         }
         *i = (size_t)(end - t);
@@ -32,7 +33,7 @@ static cJSON *parse_at(const char *t, size_t len, size_t *i, char *err, size_t e
 
 static int expected(const char *what, size_t at, char *err, size_t errlen)
 {
-        snprintf(err, errlen, "expected %s at byte %zu", what, at);
+        err_set(err, errlen, "expected %s at byte %zu", what, at);
         return -EINVAL;
 }
 
@@ -111,8 +112,8 @@ int jsonlist_scan(const char *text, size_t len, int (*on_item)(void *ctx, const 
                         if (kind && cJSON_IsString(v))
                                 snprintf(ret->kind, sizeof ret->kind, "%s", v->valuestring);
                         if (cJSON_IsString(cont) && strlen(cont->valuestring) >= sizeof ret->continue_) {
-                                snprintf(err, errlen, "the list's continue token is longer than %u bytes",
-                                         JSONLIST_CONTINUE_MAX - 1);
+                                err_set(err, errlen, "the list's continue token is longer than %u bytes",
+                                        JSONLIST_CONTINUE_MAX - 1);
                                 r = -E2BIG;
                         } else if (cJSON_IsString(cont)) {
                                 snprintf(ret->continue_, sizeof ret->continue_, "%s", cont->valuestring);

@@ -3,6 +3,7 @@
  * (per storage account when it names some) and its JVM flags computed once,
  * so that the admission path only looks them up. */
 #include "policy_internal.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -84,26 +85,26 @@ static const char *const *pool_words(struct pool *pool, const char *first, const
 static int check_auth(const struct layer *e, bool wi, const char *tenant, const char *client, char *err, size_t errlen)
 {
         if (!wi && !e->identity) {
-                snprintf(err, errlen,
-                         "identity is required (the aadpodidbinding label; with "
-                         "auth: workloadIdentity it is optional)");
+                err_set(err, errlen,
+                        "identity is required (the aadpodidbinding label; with "
+                        "auth: workloadIdentity it is optional)");
                 return -EINVAL;
         }
         if (!wi && (e->service_account || e->authority_host || e->token_expiration >= 0 || e->extra_containers.set)) {
-                snprintf(err, errlen,
-                         "%s applies to auth: workloadIdentity only, and this rule's auth "
-                         "is podIdentity",
-                         e->service_account         ? "serviceAccount"
-                         : e->authority_host        ? "authorityHost"
-                         : e->token_expiration >= 0 ? "tokenExpirationSeconds"
-                                                    : "extraContainers");
+                err_set(err, errlen,
+                        "%s applies to auth: workloadIdentity only, and this rule's auth "
+                        "is podIdentity",
+                        e->service_account         ? "serviceAccount"
+                        : e->authority_host        ? "authorityHost"
+                        : e->token_expiration >= 0 ? "tokenExpirationSeconds"
+                                                   : "extraContainers");
                 return -EINVAL;
         }
         if (wi && (!tenant || !client)) {
-                snprintf(err, errlen,
-                         "auth: workloadIdentity needs %s (in the rule or in defaults): "
-                         "the federated identity's %s",
-                         !client ? "clientId" : "tenantId", !client ? "client ID" : "tenant");
+                err_set(err, errlen,
+                        "auth: workloadIdentity needs %s (in the rule or in defaults): "
+                        "the federated identity's %s",
+                        !client ? "clientId" : "tenantId", !client ? "client ID" : "tenant");
                 return -EINVAL;
         }
         return 0;
@@ -171,7 +172,7 @@ static int expand_props(struct pool *pool, const struct prop_list *pl, const str
                         char key[WH_MAX_POLICY_STRING + 64];
                         int kn = snprintf(key, sizeof key, "%s.%s" ACCOUNT_SUFFIX, hp->key, r->storage_accounts[a]);
                         if (kn < 0 || (size_t)kn >= sizeof key) {
-                                snprintf(err, errlen, "the hadoop property %.60s... is too long", hp->key);
+                                err_set(err, errlen, "the hadoop property %.60s... is too long", hp->key);
                                 return -EINVAL;
                         }
                         props[n_props++] = (struct hadoop_prop){ pool_strdup(pool, key), pool_strdup(pool, hp->value) };
@@ -195,8 +196,8 @@ static int compile_flags(struct pool *pool, const struct layer *d, const struct 
         const char *const *options = opt->set ? opt->items : builtin_java_options;
         size_t n_options = opt->set ? opt->n : N_BUILTIN_OPTIONS;
         if (n_options + n_props > WH_MAX_RULE_FLAGS) {
-                snprintf(err, errlen, "this rule makes %zu JVM flags; at most %u", n_options + n_props,
-                         WH_MAX_RULE_FLAGS);
+                err_set(err, errlen, "this rule makes %zu JVM flags; at most %u", n_options + n_props,
+                        WH_MAX_RULE_FLAGS);
                 return -EINVAL;
         }
 
@@ -212,7 +213,7 @@ static int compile_flags(struct pool *pool, const struct layer *d, const struct 
                 char flag[2 * WH_MAX_POLICY_STRING + 128];
                 int fn = snprintf(flag, sizeof flag, "-Dspark.hadoop.%s=%s", props[i].key, props[i].value);
                 if (fn < 0 || (size_t)fn >= sizeof flag) {
-                        snprintf(err, errlen, "the JVM flag for %.60s... is too long", props[i].key);
+                        err_set(err, errlen, "the JVM flag for %.60s... is too long", props[i].key);
                         rc = -EINVAL;
                         break;
                 }

@@ -17,6 +17,7 @@
 #include "policy.h"
 #include "pool.h"
 #include "webhook_limits.h"
+#include "errmsg.h"
 
 #define ANN(k) POLICY_ANNOTATION_PREFIX k
 /* A GUID for the probes of what defaults give a rule made from annotations. */
@@ -501,10 +502,10 @@ static int selector_variables(const struct policy *p, cJSON *list, char *err, si
                         r = cel_selector(&one, p, i);
                         if (r == -ENOBUFS || (r == 0 && e.len + one.len + 32 > RENDER_MAX_CEL_CHARS)) {
                                 if (i == first) {
-                                        snprintf(err, errlen,
-                                                 "selectors[%zu] makes a CEL expression longer "
-                                                 "than %u characters",
-                                                 i, RENDER_MAX_CEL_CHARS);
+                                        err_set(err, errlen,
+                                                "selectors[%zu] makes a CEL expression longer "
+                                                "than %u characters",
+                                                i, RENDER_MAX_CEL_CHARS);
                                         r = -EINVAL;
                                 } else {
                                         r = 0;
@@ -543,7 +544,7 @@ static int selector_variables(const struct policy *p, cJSON *list, char *err, si
                 }
         }
         if (r == -ENOBUFS) {
-                snprintf(err, errlen, "the selectors make more than %u characters of CEL", RENDER_MAX_CEL_CHARS);
+                err_set(err, errlen, "the selectors make more than %u characters of CEL", RENDER_MAX_CEL_CHARS);
                 r = -EINVAL;
         }
         buf_free(&e);
@@ -998,7 +999,7 @@ int render_admission_policy(const struct policy *p, const char *ns, enum render_
         cJSON *list = cJSON_CreateObject(), *items;
         int r;
 
-        snprintf(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         if (!list || !cJSON_AddStringToObject(list, "apiVersion", "v1") ||
             !cJSON_AddStringToObject(list, "kind", "List") || !(items = cJSON_AddArrayToObject(list, "items"))) {
                 r = -ENOMEM;
@@ -1035,7 +1036,7 @@ int render_admission_policy(const struct policy *p, const char *ns, enum render_
                 }
         }
         if (r == -ENOBUFS)
-                snprintf(err, errlen, "the output passes %zu bytes", out->max);
+                err_set(err, errlen, "the output passes %zu bytes", out->max);
 out:
         cJSON_Delete(list);
         return r;

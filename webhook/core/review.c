@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "mutate.h"
+#include "errmsg.h"
 
 #define API_V1 "admission.k8s.io/v1"
 #define API_V1BETA1 "admission.k8s.io/v1beta1"
@@ -43,15 +44,15 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
 
         if (!root) {
                 size_t at = end && end >= body ? (size_t)(end - body) : 0;
-                snprintf(err, errlen, "the body is not JSON (error near byte %zu)", at);
+                err_set(err, errlen, "the body is not JSON (error near byte %zu)", at);
                 return -EINVAL;
         }
         for (const char *p = end; p && p < body + len; p++) {
                 if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-                        snprintf(err, errlen,
-                                 "the body is not JSON (unexpected data after the "
-                                 "document at byte %zu)",
-                                 (size_t)(p - body));
+                        err_set(err, errlen,
+                                "the body is not JSON (unexpected data after the "
+                                "document at byte %zu)",
+                                (size_t)(p - body));
                         cJSON_Delete(root);
                         return -EINVAL;
                 }
@@ -60,21 +61,21 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
         const char *kind = string_item(root, "kind");
         rv.api_version = string_item(root, "apiVersion");
         if (!cJSON_IsObject(root) || !kind || strcmp(kind, "AdmissionReview") != 0) {
-                snprintf(err, errlen, "the body is not an AdmissionReview (kind must be AdmissionReview)");
+                err_set(err, errlen, "the body is not an AdmissionReview (kind must be AdmissionReview)");
                 goto out;
         }
         if (!rv.api_version || (strcmp(rv.api_version, API_V1) != 0 && strcmp(rv.api_version, API_V1BETA1) != 0)) {
-                snprintf(err, errlen, "unsupported AdmissionReview apiVersion (want %s or %s)", API_V1, API_V1BETA1);
+                err_set(err, errlen, "unsupported AdmissionReview apiVersion (want %s or %s)", API_V1, API_V1BETA1);
                 goto out;
         }
         const cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "request");
         if (!cJSON_IsObject(req)) {
-                snprintf(err, errlen, "the AdmissionReview has no request");
+                err_set(err, errlen, "the AdmissionReview has no request");
                 goto out;
         }
         rv.uid = string_item(req, "uid");
         if (!rv.uid || !*rv.uid) {
-                snprintf(err, errlen, "the AdmissionReview request has no uid");
+                err_set(err, errlen, "the AdmissionReview request has no uid");
                 goto out;
         }
         rv.operation = string_item(req, "operation");
@@ -97,7 +98,7 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
         bool create = rv.operation && strcmp(rv.operation, "CREATE") == 0;
         bool update = rv.operation && strcmp(rv.operation, "UPDATE") == 0;
         if ((rv.is_pod || rv.is_namespace) && (create || update) && !rv.object) {
-                snprintf(err, errlen, "the %s %s request has no object", rv.is_pod ? "pod" : "namespace", rv.operation);
+                err_set(err, errlen, "the %s %s request has no object", rv.is_pod ? "pod" : "namespace", rv.operation);
                 goto out;
         }
         if (!rv.name && rv.object) {

@@ -1,5 +1,6 @@
 /* Bounded whole-file reads: see include/io/fileio.h. */
 #include "fileio.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,7 @@ int file_read(const char *path, struct buf *out, char *err, size_t errlen)
         int r = 0;
         if (fd < 0) {
                 r = -errno;
-                snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+                err_set(err, errlen, "cannot read %s: %s", path, strerror(errno));
                 return r;
         }
         for (;;) {
@@ -23,7 +24,7 @@ int file_read(const char *path, struct buf *out, char *err, size_t errlen)
                         continue;
                 if (n < 0) {
                         r = -errno;
-                        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+                        err_set(err, errlen, "cannot read %s: %s", path, strerror(errno));
                         break;
                 }
                 if (n == 0)
@@ -31,11 +32,11 @@ int file_read(const char *path, struct buf *out, char *err, size_t errlen)
                 r = buf_append(out, chunk, (size_t)n);
                 if (r == -ENOBUFS) {
                         r = -EFBIG;
-                        snprintf(err, errlen, "%s is larger than %zu bytes", path, out->max);
+                        err_set(err, errlen, "%s is larger than %zu bytes", path, out->max);
                         break;
                 }
                 if (r < 0) {
-                        snprintf(err, errlen, "cannot read %s: out of memory", path);
+                        err_set(err, errlen, "cannot read %s: out of memory", path);
                         break;
                 }
         }

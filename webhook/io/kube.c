@@ -13,6 +13,7 @@
 #include "doc.h"
 #include "fileio.h"
 #include "webhook_limits.h"
+#include "errmsg.h"
 
 /* A kubeconfig, a CA bundle, a client certificate or a token file. */
 #define KUBE_FILE_MAX (1u * 1024u * 1024u)
@@ -69,7 +70,7 @@ int kube_in_cluster(const char *sa_dir, struct kube **ret, char *err, size_t err
         const char *port = getenv("KUBERNETES_SERVICE_PORT");
         char path[512];
         if (!host || !*host) {
-                snprintf(err, errlen, "not in a cluster (KUBERNETES_SERVICE_HOST is not set)");
+                err_set(err, errlen, "not in a cluster (KUBERNETES_SERVICE_HOST is not set)");
                 return -ENOENT;
         }
         struct kube *k = kube_new();
@@ -126,7 +127,7 @@ static int base64_into(const char *b64, struct buf *out, const char *what, char 
         int len = n % 4 == 0 ? EVP_DecodeBlock(tmp, (const unsigned char *)b64, (int)n) : -1;
         if (len < 0) {
                 free(tmp);
-                snprintf(err, errlen, "the kubeconfig's %s is not base64", what);
+                err_set(err, errlen, "the kubeconfig's %s is not base64", what);
                 return -EINVAL;
         }
         for (size_t i = n; i > 0 && b64[i - 1] == '='; i--)
@@ -177,28 +178,28 @@ static int kubeconfig_context(const char *path, const cJSON *root, const cJSON *
         const char *current = str(root, "current-context");
         const cJSON *ctx = named(root, "contexts", "context", current);
         if (!ctx) {
-                snprintf(err, errlen, "%s: no context named by current-context \"%s\"", path, current ? current : "");
+                err_set(err, errlen, "%s: no context named by current-context \"%s\"", path, current ? current : "");
                 return -EINVAL;
         }
         const cJSON *cluster = named(root, "clusters", "cluster", str(ctx, "cluster"));
         const cJSON *user = named(root, "users", "user", str(ctx, "user"));
         const char *server = str(cluster, "server");
         if (!server || strncmp(server, "https://", 8) != 0) {
-                snprintf(err, errlen, "%s: the current context's cluster has no https:// server", path);
+                err_set(err, errlen, "%s: the current context's cluster has no https:// server", path);
                 return -EINVAL;
         }
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cluster, "insecure-skip-tls-verify"))) {
-                snprintf(err, errlen,
-                         "%s: insecure-skip-tls-verify is not supported: give the "
-                         "cluster's certificate-authority",
-                         path);
+                err_set(err, errlen,
+                        "%s: insecure-skip-tls-verify is not supported: give the "
+                        "cluster's certificate-authority",
+                        path);
                 return -EINVAL;
         }
         if (cJSON_GetObjectItemCaseSensitive(user, "exec") || cJSON_GetObjectItemCaseSensitive(user, "auth-provider")) {
-                snprintf(err, errlen,
-                         "%s: exec and auth-provider credentials are not supported: "
-                         "use a token, tokenFile, or a client certificate",
-                         path);
+                err_set(err, errlen,
+                        "%s: exec and auth-provider credentials are not supported: "
+                        "use a token, tokenFile, or a client certificate",
+                        path);
                 return -EINVAL;
         }
         *ret_cluster = cluster;
@@ -237,10 +238,10 @@ static int kubeconfig_client(const char *path, const cJSON *cluster, const cJSON
                 goto out;
         }
         if (!k->token && !k->token_file && !k->cert.len) {
-                snprintf(err, errlen,
-                         "%s: the current context's user has no token, tokenFile or "
-                         "client certificate",
-                         path);
+                err_set(err, errlen,
+                        "%s: the current context's user has no token, tokenFile or "
+                        "client certificate",
+                        path);
                 r = -EINVAL;
                 goto out;
         }
@@ -265,7 +266,7 @@ int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t 
                 goto out;
         r = doc_parse(text.data ? text.data : "", text.len, &doc, derr, sizeof derr);
         if (r < 0) {
-                snprintf(err, errlen, "%s:%s", path, derr);
+                err_set(err, errlen, "%s:%s", path, derr);
                 goto out;
         }
         const cJSON *cluster = NULL, *user = NULL;
@@ -345,7 +346,7 @@ static int call_setup(const struct kube *k, const char *path, struct call *c, ch
         char url[KUBE_URL_MAX];
         memset(c, 0, sizeof *c);
         if ((size_t)snprintf(url, sizeof url, "%s%s", k->server, path) >= sizeof url) {
-                snprintf(err, errlen, "request path too long");
+                err_set(err, errlen, "request path too long");
                 return -E2BIG;
         }
         c->curl = curl_easy_init();
@@ -393,7 +394,7 @@ static int call_perform(const struct kube *k, struct call *c, long *ret_status, 
 {
         CURLcode cc = curl_easy_perform(c->curl);
         if (cc != CURLE_OK) {
-                snprintf(err, errlen, "%s: %s", k->server, c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc));
+                err_set(err, errlen, "%s: %s", k->server, c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc));
                 return cc == CURLE_OPERATION_TIMEDOUT    ? -ETIMEDOUT
                        : cc == CURLE_ABORTED_BY_CALLBACK ? -ECANCELED
                        : cc == CURLE_WRITE_ERROR         ? -E2BIG
@@ -422,7 +423,7 @@ int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct
                 if (r == -E2BIG) {
                         /* The status that came, and `out` keeps the answer's head. */
                         curl_easy_getinfo(c.curl, CURLINFO_RESPONSE_CODE, ret_status);
-                        snprintf(err, errlen, "%s%s: the answer is larger than %zu bytes", k->server, path, out->max);
+                        err_set(err, errlen, "%s%s: the answer is larger than %zu bytes", k->server, path, out->max);
                 }
         }
         call_cleanup(&c);
@@ -480,8 +481,8 @@ int kube_stream(const struct kube *k, const char *path, int (*on_line)(void *ctx
                 if (r == -E2BIG && s.stopped_with)
                         r = s.stopped_with;
                 else if (r == -E2BIG)
-                        snprintf(err, errlen, "%s: a watch event is larger than %u bytes", k->server,
-                                 WH_KUBE_MAX_EVENT_BYTES);
+                        err_set(err, errlen, "%s: a watch event is larger than %u bytes", k->server,
+                                WH_KUBE_MAX_EVENT_BYTES);
                 /* The last line may lack its newline. */
                 if (r == 0 && s.line.len && (r = on_line(ctx, s.line.data, s.line.len)) != 0)
                         s.stopped_with = r;

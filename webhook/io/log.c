@@ -1,5 +1,6 @@
 /* JSON log lines: see include/io/log.h. */
 #include "log.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +62,7 @@ int log_set_audit_file(const char *path, char *err, size_t errlen)
         int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, AUDIT_FILE_MODE);
         if (fd < 0) {
                 int r = -errno;
-                snprintf(err, errlen, "cannot open the audit log %s: %s", path, strerror(errno));
+                err_set(err, errlen, "cannot open the audit log %s: %s", path, strerror(errno));
                 return r;
         }
         char *p = strdup(path);
@@ -86,12 +87,12 @@ int log_reopen_audit(bool force, char *err, size_t errlen)
         int fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, AUDIT_FILE_MODE);
         if (fd < 0) {
                 int r = -errno;
-                snprintf(err, errlen, "cannot reopen the audit log %s: %s", audit_path, strerror(errno));
+                err_set(err, errlen, "cannot reopen the audit log %s: %s", audit_path, strerror(errno));
                 return r;
         }
         int r = dup2(fd, audit_fd) < 0 ? -errno : 0;
         if (r < 0)
-                snprintf(err, errlen, "cannot reopen the audit log %s: %s", audit_path, strerror(-r));
+                err_set(err, errlen, "cannot reopen the audit log %s: %s", audit_path, strerror(-r));
         close(fd);
         return r;
 }

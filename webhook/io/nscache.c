@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "snapshot.h"
 #include "webhook_limits.h"
+#include "errmsg.h"
 
 #define PATH_NAMESPACES "/api/v1/namespaces"
 #define RV_MAX 128u
@@ -153,7 +154,7 @@ static int publish(struct nscache *c, char *err, size_t errlen)
         const cJSON *it;
         int r = 0;
         if (!t) {
-                snprintf(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
                 return -ENOMEM;
         }
         ns_table_init(t, WH_NS_TABLE_MAX);
@@ -164,9 +165,9 @@ static int publish(struct nscache *c, char *err, size_t errlen)
                         break;
         }
         if (r == -E2BIG)
-                snprintf(err, errlen, "more than %u namespaces", WH_NS_TABLE_MAX);
+                err_set(err, errlen, "more than %u namespaces", WH_NS_TABLE_MAX);
         else if (r < 0)
-                snprintf(err, errlen, "out of memory");
+                err_set(err, errlen, "out of memory");
         if (r < 0) {
                 table_free(t);
                 return r;
@@ -215,7 +216,7 @@ static int list_all(struct nscache *c, char *err, size_t errlen)
                 if (status != 200) {
                         char msg[200];
                         status_message(&body, status, msg, sizeof msg);
-                        snprintf(err, errlen, "listing namespaces: %s", msg);
+                        err_set(err, errlen, "listing namespaces: %s", msg);
                         r = status == 410 ? -ESTALE : -EIO;
                         break;
                 }
@@ -233,7 +234,7 @@ static int list_all(struct nscache *c, char *err, size_t errlen)
                 const cJSON *next = cJSON_GetObjectItemCaseSensitive(meta, "continue");
                 const cJSON *rv = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
                 if (!list) {
-                        snprintf(err, errlen, "listing namespaces: the answer is not JSON");
+                        err_set(err, errlen, "listing namespaces: the answer is not JSON");
                         r = -EIO;
                 } else if (cJSON_IsString(next) && *next->valuestring) {
                         snprintf(cont, sizeof cont, "%s", next->valuestring);
@@ -323,7 +324,7 @@ static int watch_once(struct nscache *c, char *err, size_t errlen)
         int r = kube_stream(c->kube, path, on_event, &w, &c->stop, &status, err, errlen);
         if (r == -ESTALE || r == -EIO || r == -ENOMEM || r == -E2BIG) {
                 if (w.err[0])
-                        snprintf(err, errlen, "%s", w.err);
+                        err_set(err, errlen, "%s", w.err);
                 return r;
         }
         if (r < 0)
@@ -331,7 +332,7 @@ static int watch_once(struct nscache *c, char *err, size_t errlen)
         if (status == 410)
                 return -ESTALE;
         if (status != 200) {
-                snprintf(err, errlen, "watching namespaces: HTTP %ld", status);
+                err_set(err, errlen, "watching namespaces: HTTP %ld", status);
                 return -EIO;
         }
         return 0;
@@ -458,7 +459,7 @@ static int fetch(struct nscache *c, const char *name, unsigned timeout_ms, char 
         } else if (r == 0 && status != 200) {
                 char msg[200];
                 status_message(&body, status, msg, sizeof msg);
-                snprintf(err, errlen, "reading namespace %s: %s", name, msg);
+                err_set(err, errlen, "reading namespace %s: %s", name, msg);
                 r = -EIO;
         } else if (r == 0) {
                 cJSON *ns = cJSON_ParseWithLength(body.data ? body.data : "", body.len);
@@ -468,7 +469,7 @@ static int fetch(struct nscache *c, const char *name, unsigned timeout_ms, char 
                 *ret_json = text ? strdup(text) : NULL;
                 r = *ret_json ? 0 : -ENOMEM;
                 if (!ns)
-                        snprintf(err, errlen, "reading namespace %s: the answer is not JSON", name);
+                        err_set(err, errlen, "reading namespace %s: the answer is not JSON", name);
                 if (text)
                         cJSON_free(text);
                 cJSON_Delete(kept);
@@ -579,7 +580,7 @@ static int miss(struct nscache *c, const char *name, uint64_t deadline_ns, struc
                         break;
                 if (now >= deadline_ns) {
                         pthread_mutex_unlock(&c->miss_lock);
-                        snprintf(err, errlen, "namespace %s is being read; the request's time ran out", name);
+                        err_set(err, errlen, "namespace %s is being read; the request's time ran out", name);
                         return -ETIMEDOUT;
                 }
                 timed_wait(&c->miss_done, &c->miss_lock, deadline_ns);
@@ -588,10 +589,10 @@ static int miss(struct nscache *c, const char *name, uint64_t deadline_ns, struc
         if (c->n_inflight >= WH_NS_FETCH_INFLIGHT_MAX || !take_token(c, now)) {
                 pthread_mutex_unlock(&c->miss_lock);
                 atomic_fetch_add(&c->fetch_refused, 1);
-                snprintf(err, errlen,
-                         "namespace %s is not in the cache, and reads of the API are capped "
-                         "(%u at once, %u a second)",
-                         name, WH_NS_FETCH_INFLIGHT_MAX, WH_NS_FETCH_PER_SECOND);
+                err_set(err, errlen,
+                        "namespace %s is not in the cache, and reads of the API are capped "
+                        "(%u at once, %u a second)",
+                        name, WH_NS_FETCH_INFLIGHT_MAX, WH_NS_FETCH_PER_SECOND);
                 return -EAGAIN;
         }
         snprintf(c->inflight[c->n_inflight++], sizeof c->inflight[0], "%s", name);
@@ -602,7 +603,7 @@ static int miss(struct nscache *c, const char *name, uint64_t deadline_ns, struc
         char *json = NULL;
         int r = timeout_ms ? fetch(c, name, timeout_ms, &json, err, errlen) : -ETIMEDOUT;
         if (r == -ETIMEDOUT && !timeout_ms)
-                snprintf(err, errlen, "namespace %s: the request's time ran out before it could be read", name);
+                err_set(err, errlen, "namespace %s: the request's time ran out before it could be read", name);
 
         pthread_mutex_lock(&c->miss_lock);
         inflight_remove(c, name);

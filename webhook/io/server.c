@@ -35,6 +35,7 @@
 #include "metrics.h"
 #include "review.h"
 #include "webhook_limits.h"
+#include "errmsg.h"
 
 /* TLS 1.2 and 1.3 only (or 1.3 only); AEAD ciphers; ECDHE key exchange; no
  * SHA-1 signatures. */
@@ -124,7 +125,7 @@ static int loaded_pair_load(const char *cert_pem, const char *key_pem, struct lo
         unsigned n = WH_TLS_MAX_CHAIN;
         int g = gnutls_pcert_list_import_x509_raw(p->pcert, &n, &cert, GNUTLS_X509_FMT_PEM, 0);
         if (g < 0) {
-                snprintf(err, errlen, "the certificate does not load: %s", gnutls_strerror(g));
+                err_set(err, errlen, "the certificate does not load: %s", gnutls_strerror(g));
                 goto fail;
         }
         p->n = n;
@@ -132,7 +133,7 @@ static int loaded_pair_load(const char *cert_pem, const char *key_pem, struct lo
         if (g == 0)
                 g = gnutls_privkey_import_x509_raw(p->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
         if (g < 0) {
-                snprintf(err, errlen, "the key does not load: %s", gnutls_strerror(g));
+                err_set(err, errlen, "the key does not load: %s", gnutls_strerror(g));
                 goto fail;
         }
         *ret = p;
@@ -725,10 +726,10 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ret, bool *
         *ret_v6 = false;
         return 0;
 bad:
-        snprintf(err, errlen,
-                 "listen address \"%s\" is not ADDR:PORT (like 0.0.0.0:8443, "
-                 "127.0.0.1:8443 or [::]:8443)",
-                 listen);
+        err_set(err, errlen,
+                "listen address \"%s\" is not ADDR:PORT (like 0.0.0.0:8443, "
+                "127.0.0.1:8443 or [::]:8443)",
+                listen);
         return -EINVAL;
 }
 
@@ -812,7 +813,7 @@ int server_start(const struct server_options *opt, const struct server_handler *
         };
         r = conntrack_new(&co, &s->conns);
         if (r < 0) {
-                snprintf(err, errlen, "cannot start the connection reaper: %s", strerror(-r));
+                err_set(err, errlen, "cannot start the connection reaper: %s", strerror(-r));
                 server_stop(s);
                 return r;
         }
@@ -844,10 +845,10 @@ int server_start(const struct server_options *opt, const struct server_handler *
         s->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, ops,
                                      MHD_OPTION_HTTPS_CERT_CALLBACK, on_certificate, MHD_OPTION_END);
         if (!s->daemon) {
-                snprintf(err, errlen,
-                         "cannot serve HTTPS on %s (address in use, no permission, or "
-                         "the certificate, key or TLS priorities were refused: see the log above)",
-                         opt->listen);
+                err_set(err, errlen,
+                        "cannot serve HTTPS on %s (address in use, no permission, or "
+                        "the certificate, key or TLS priorities were refused: see the log above)",
+                        opt->listen);
                 server_stop(s);
                 return -EADDRNOTAVAIL;
         }
@@ -878,7 +879,7 @@ int server_start_plain(const char *listen, const struct server_handler *h, struc
                                      (unsigned)WH_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                                      MHD_OPTION_CLIENT_DISCIPLINE_LVL, (int)WH_HTTP_DISCIPLINE, MHD_OPTION_END);
         if (!s->daemon) {
-                snprintf(err, errlen, "cannot serve HTTP on %s (address in use, or no permission)", listen);
+                err_set(err, errlen, "cannot serve HTTP on %s (address in use, or no permission)", listen);
                 free(s);
                 return -EADDRNOTAVAIL;
         }
