@@ -1,9 +1,48 @@
 /* The decision log's line (decision_log.h). */
+#include <stdio.h>
+
 #include <cjson/cJSON.h>
 
 #include "decision_log.h"
 #include "log.h"
 #include "review.h"
+
+const char *decision_change_kind_key(enum change_kind kind)
+{
+        /* No default: a new kind of change does not compile (-Wswitch,
+         * -Werror) until the log names it. */
+        switch (kind) {
+        case CHANGE_SET_IDENTITY_LABEL: return "setIdentityLabel";
+        case CHANGE_REMOVE_IDENTITY_LABEL: return "removeIdentityLabel";
+        case CHANGE_SET_SERVICE_ACCOUNT: return "setServiceAccountName";
+        case CHANGE_SET_DEPRECATED_SERVICE_ACCOUNT: return "setServiceAccount";
+        case CHANGE_SET_ENV: return "setEnv";
+        case CHANGE_ADD_ENV: return "addEnv";
+        case CHANGE_ADD_JAVA_OPT: return "addJavaOpt";
+        case CHANGE_TOKEN_VOLUME: return "addTokenVolume";
+        case CHANGE_TOKEN_MOUNT: return "addTokenMount";
+        case CHANGE_KIND_MAX: break;
+        }
+        return NULL;
+}
+
+int decision_change_kinds(const struct mutation *m, struct buf *out)
+{
+        size_t count[CHANGE_KIND_MAX] = { 0 };
+        for (size_t i = 0; i < m->n_changes; i++)
+                if (decision_change_kind_key(m->changes[i].kind))
+                        count[m->changes[i].kind]++;
+        int r = buf_putc(out, '{');
+        bool first = true;
+        for (unsigned k = 0; r == 0 && k < CHANGE_KIND_MAX; k++) {
+                if (!count[k])
+                        continue;
+                r = buf_printf(out, "%s\"%s\":%zu", first ? "" : ",", decision_change_kind_key((enum change_kind)k),
+                               count[k]);
+                first = false;
+        }
+        return r == 0 ? buf_putc(out, '}') : r;
+}
 
 static void log_groups(struct log_line *l, const cJSON *groups)
 {
@@ -39,6 +78,20 @@ static void log_warnings(struct log_line *l, const struct mutation *m)
         if (buf_putc(&w, ']') == 0)
                 log_raw(l, "warnings", w.data);
         buf_free(&w);
+}
+
+/* What changed (or would, in audit mode), counted by kind: bounded whatever
+ * the pod, and written before the patch, which a large pod may push out of
+ * the line. A refusal's changes stop part way: none are counted. */
+static void log_change_kinds(struct log_line *l, const struct mutation *m)
+{
+        if ((m->decision != DECISION_MUTATED && m->decision != DECISION_WOULD_MUTATE) || !m->n_changes)
+                return;
+        struct buf k;
+        buf_init(&k, 1024);
+        if (decision_change_kinds(m, &k) == 0)
+                log_raw(l, "changeKinds", k.data);
+        buf_free(&k);
 }
 
 /* One line per admission decision: who asked for what, which rule and
@@ -78,6 +131,7 @@ void log_decision(const struct admission *a, long long micros)
                 log_str(&l, "serviceAccount", m->service_account);
         }
         log_int(&l, "changes", m->patch.n_ops);
+        log_change_kinds(&l, m);
         if (m->patch.n_ops && m->patch.text.data)
                 log_raw(&l, "patch", m->patch.text.data);
         log_warnings(&l, m);
