@@ -489,8 +489,9 @@ static int serve_option(int c, char **argv, struct serve_config *cfg)
         }
 }
 
-/* Parses the command line into `cfg`. OPT_NEXT, or the exit status. */
-static int serve_configure(int argc, char **argv, struct serve_config *cfg)
+/* Parses the command line into `cfg`: true to serve, else false and the
+ * exit status in *ret_status. */
+static bool serve_configure(int argc, char **argv, struct serve_config *cfg, int *ret_status)
 {
         static const struct option longopts[] = {
                 { "policy", required_argument, NULL, 'p' },
@@ -525,18 +526,22 @@ static int serve_configure(int argc, char **argv, struct serve_config *cfg)
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
                 int r = serve_option(c, argv, cfg);
-                if (r != OPT_NEXT)
-                        return r;
+                if (r != OPT_NEXT) {
+                        *ret_status = r;
+                        return false;
+                }
         }
         if (optind < argc)
-                return cli_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
-        if (!cfg->policy_path)
-                return cli_usage_error(CMD, "--policy is required");
-        if (!cfg->cert_path || !cfg->key_path)
-                return cli_usage_error(CMD, "--tls-cert and --tls-key are required");
-        if (server_check_listen(cfg->opt.listen, err, sizeof err) < 0)
-                return cli_usage_error(CMD, "%s", err);
-        return OPT_NEXT;
+                *ret_status = cli_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
+        else if (!cfg->policy_path)
+                *ret_status = cli_usage_error(CMD, "--policy is required");
+        else if (!cfg->cert_path || !cfg->key_path)
+                *ret_status = cli_usage_error(CMD, "--tls-cert and --tls-key are required");
+        else if (server_check_listen(cfg->opt.listen, err, sizeof err) < 0)
+                *ret_status = cli_usage_error(CMD, "%s", err);
+        else
+                return true;
+        return false;
 }
 
 /* The policy, then the serving pair (read once: the server gets the bytes
@@ -823,8 +828,8 @@ int cmd_serve(int argc, char **argv)
                 .shutdown_grace_s = WH_SHUTDOWN_GRACE_S,
                 .request_memory = WH_REQUEST_MEMORY_BYTES,
         };
-        int rc = serve_configure(argc, argv, &cfg);
-        if (rc != OPT_NEXT)
+        int rc;
+        if (!serve_configure(argc, argv, &cfg, &rc))
                 return rc;
         struct serve_run run = { .sfd = -1, .ifd = -1 };
         rc = serve_start(&cfg, &run);
