@@ -75,6 +75,8 @@ def test_audit_log_file_has_every_field_and_follows_logrotate(tmp_path, certs, w
         assert d["rule"] == "team-a" and d["policySha256"] == sha and d["mode"] == "enforce"
         assert d["decision"] == "mutated" and d["identity"] == "sparkaks" and "identityBefore" not in d
         assert d["changes"] == len(d["patch"]) and d["patch"][0]["path"] == "/metadata/labels/aadpodidbinding"
+        # The changes counted by kind: the label, and the driver's env.
+        assert d["changeKinds"] == {"setIdentityLabel": 1, "addEnv": 2}
         assert isinstance(d["micros"], int) and d["micros"] >= 0
         # Decisions go to the file, not to stderr; nothing secret goes anywhere.
         assert '"msg":"admission"' not in s.stderr(200)
@@ -88,6 +90,7 @@ def test_audit_log_file_has_every_field_and_follows_logrotate(tmp_path, certs, w
         c.review(fresh(load_fixture("spark35-executor.json")))
         assert wait_for(lambda: decisions(log)), "the decision did not reach the new audit log"
         assert decisions(log)[-1]["role"] == "executor"
+        assert decisions(log)[-1]["changeKinds"] == {"setIdentityLabel": 1, "addEnv": 1, "addJavaOpt": 4}
         assert len(decisions(tmp_path / "decisions.log.1")) == 1
         # SIGHUP reopens too.
         log.rename(tmp_path / "decisions.log.2")

@@ -22,7 +22,6 @@
 #include "admission.h"
 #include "arena.h"
 #include "budget.h"
-#include "conntrack.h"
 #include "cli.h"
 #include "commands.h"
 #include "fileio.h"
@@ -30,7 +29,6 @@
 #include "nscache.h"
 #include "log.h"
 #include "metrics.h"
-#include "metrics_admission.h"
 #include "policy_file.h"
 #include "server.h"
 #include "snapshot.h"
@@ -40,22 +38,12 @@
 #define CMD "serve"
 #define DEFAULT_LISTEN "0.0.0.0:8443"
 #define POLICY_ERRORS_MAX (64u * 1024u)
-
-struct serve {
-        struct snapshot *policy;        /* const struct policy * */
-        struct nscache *namespaces;     /* NULL without a Kubernetes API to read */
-        const char *policy_path;
-        struct stat policy_stat;        /* of the file last loaded, to notice changes */
-        struct server *server;
-        const char *cert_path, *key_path;
-        struct stat cert_stat, key_stat; /* of the pair last loaded */
-        atomic_llong cert_not_after;    /* time_t */
-        atomic_bool stopping;
-        struct budget memory;           /* bodies and parses of requests in flight */
-};
+#include "serve.h"
 
 void cmd_serve_help(void)
 {
+        /* Longer than a function should be: it is the help text, one screen
+         * read from top to bottom, and reads best whole. */
         printf("Usage: spark-identity-webhook serve --policy FILE --tls-cert FILE --tls-key FILE [options]\n"
                "\n"
                "Serves the admission webhooks over HTTPS:\n"
@@ -152,135 +140,6 @@ static void free_policy(void *p)
         policy_free(p);
 }
 
-/* One line per admission decision: who asked for what, which rule and
- * policy applied, what we did and said. Nothing secret is in it: the policy
- * holds none, and no token or file content is logged. */
-static void log_decision(const struct admission *a, long long micros)
-{
-        const struct review *rv = &a->review;
-        const struct mutation *m = &a->mutation;
-        struct log_line l;
-        log_begin_audit(&l, m->decision == DECISION_DENIED ? LOG_WARN : LOG_INFO, "admission");
-        log_str(&l, "uid", rv->uid);
-        log_str(&l, "namespace", rv->namespace_);
-        log_str(&l, rv->is_pod ? "pod" : "object", rv->name);
-        if (rv->is_namespace)
-                log_str(&l, "resource", "namespaces");
-        if (rv->subresource && *rv->subresource)
-                log_str(&l, "subResource", rv->subresource);
-        log_str(&l, "webhook", a->path == ADMISSION_VALIDATE ? "validate" : "mutate");
-        log_str(&l, "operation", rv->operation);
-        log_bool(&l, "dryRun", rv->dry_run);
-        if (m->role != POD_ROLE_NONE)
-                log_str(&l, "role", pod_role_name(m->role));
-        log_str(&l, "appId", m->app_id);
-        log_str(&l, "appName", m->app_name);
-        log_str(&l, "user", rv->username);
-        if (rv->groups) {
-                struct buf g;
-                const cJSON *it;
-                buf_init(&g, 64u * 1024u);
-                buf_putc(&g, '[');
-                cJSON_ArrayForEach(it, rv->groups)
-                        if (cJSON_IsString(it)) {
-                                if (g.len > 1)
-                                        buf_putc(&g, ',');
-                                buf_put_json_str(&g, it->valuestring);
-                        }
-                if (buf_putc(&g, ']') == 0)
-                        log_raw(&l, "groups", g.data);
-                buf_free(&g);
-        }
-        log_str(&l, "rule", m->rule ? m->rule->name : NULL);
-        log_str(&l, "policySha256", m->policy_sha256);
-        log_str(&l, "mode", policy_mode_name(m->mode));
-        log_str(&l, "decision", decision_name(m->decision));
-        log_str(&l, "identityBefore", m->identity_before);
-        log_str(&l, "identity", m->identity_after);
-        if (m->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
-                log_str(&l, "auth", policy_auth_name(m->auth));
-                log_str(&l, "clientId", m->client_id);
-                log_str(&l, "serviceAccount", m->service_account);
-        }
-        log_int(&l, "changes", m->patch.n_ops);
-        if (m->patch.n_ops && m->patch.text.data)
-                log_raw(&l, "patch", m->patch.text.data);
-        if (m->n_warnings) {
-                struct buf w;
-                buf_init(&w, 64u * 1024u);
-                buf_putc(&w, '[');
-                for (unsigned i = 0; i < m->n_warnings; i++) {
-                        if (i)
-                                buf_putc(&w, ',');
-                        buf_put_json_str(&w, m->warnings[i]);
-                }
-                if (buf_putc(&w, ']') == 0)
-                        log_raw(&l, "warnings", w.data);
-                buf_free(&w);
-        }
-        if (m->grant_keys[0])
-                log_str(&l, "grantKeys", m->grant_keys);
-        if (m->decision == DECISION_DENIED)
-                log_str(&l, "reason", m->message);
-        if (a->resolution.unknown)
-                log_str(&l, "namespaceUnreadable", a->lookup_error);
-        if (a->resolution.problem[0])
-                log_str(&l, "annotationProblem", a->resolution.problem);
-        log_int(&l, "micros", micros);
-        log_end(&l);
-}
-
-static long long micros_since(const struct timespec *t0)
-{
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        return (t1.tv_sec - t0->tv_sec) * 1000000LL + (t1.tv_nsec - t0->tv_nsec) / 1000;
-}
-
-static void parse_limit_message(char *msg, size_t msglen, size_t len)
-{
-        snprintf(msg, msglen,
-                 "the review would take more than %zu bytes to parse (%u times its %zu-byte "
-                 "body, plus %u): refused",
-                 (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES, WH_PARSE_FACTOR, len, WH_PARSE_SLACK_BYTES);
-}
-
-/* Refuses a body whose shape says its parse would pass its bound. */
-static void refuse_parse(int *ret_status, struct buf *out, size_t len)
-{
-        char msg[256];
-        parse_limit_message(msg, sizeof msg, len);
-        log_message(LOG_WARN, "request refused", msg);
-        metrics_bad_request(413);
-        *ret_status = 413;
-        buf_reset(out);
-        review_status_body(out, 413, msg);
-}
-
-/* A review the arena could not hold: say which bound, not "not JSON". */
-static void parse_bounds(struct admission *a, size_t len, const struct budget *b)
-{
-        enum arena_limit why = arena_limited();
-        if (why == ARENA_LIMIT_NONE || a->status == 200)
-                return;
-        int status = why == ARENA_LIMIT_REQUEST ? 413 : why == ARENA_LIMIT_BUDGET ? 503 : 500;
-        char msg[256];
-        if (why == ARENA_LIMIT_REQUEST)
-                parse_limit_message(msg, sizeof msg, len);
-        else if (why == ARENA_LIMIT_BUDGET)
-                snprintf(msg, sizeof msg,
-                         "the server's memory for requests in flight (--request-memory, "
-                         "%zu MiB) is in use; try again",
-                         b->limit >> 20);
-        else
-                snprintf(msg, sizeof msg, "out of memory while parsing the review");
-        a->decided = false;
-        a->status = status;
-        snprintf(a->error, sizeof a->error, "%s", msg);
-        buf_reset(&a->body);
-        review_status_body(&a->body, status, msg);
-}
-
 /* Every connection is a descriptor: make sure the soft limit (often 1024)
  * is not what caps --max-connections, up to the hard limit. */
 static void raise_fd_limit(unsigned max_connections)
@@ -291,117 +150,6 @@ static void raise_fd_limit(unsigned max_connections)
                 rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
                 setrlimit(RLIMIT_NOFILE, &rl);
         }
-}
-
-/* Reads the review's namespace when the policy in force needs it, without
- * holding the policy while the API is asked; bounded by the request's
- * deadline. Returns whether nscache_done() must follow. */
-static bool read_namespace(struct serve *sv, struct admission *a, uint64_t deadline_ns, struct ns_known *ret)
-{
-        unsigned token;
-        const struct policy *p = snapshot_acquire(sv->policy, &token);
-        const char *ns = p ? admission_namespace(a, p) : NULL;
-        snapshot_release(sv->policy, token);
-        if (!ns)
-                return false;
-        if (!sv->namespaces) {
-                ret->state = NS_NOT_READ;
-                snprintf(ret->error, sizeof ret->error, "the server has no Kubernetes API to read namespaces from");
-                return false;
-        }
-        int r = nscache_lookup(sv->namespaces, ns, deadline_ns, &ret->info, ret->error, sizeof ret->error);
-        ret->state = r == 0 ? NS_FOUND : r == -ENOENT ? NS_ABSENT : NS_UNREADABLE;
-        return true;
-}
-
-static void admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status,
-                  struct buf *out)
-{
-        struct serve *sv = ctx;
-        struct timespec t0;
-        struct admission a;
-        unsigned token;
-
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        /* The parse may take WH_PARSE_FACTOR times the body, from the shared
-         * budget; a body whose shape alone says it would take more is refused
-         * without spending the parse on it. */
-        size_t parse_limit = (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES;
-        if (review_parse_cost(body, len) > parse_limit) {
-                refuse_parse(ret_status, out, len);
-                return;
-        }
-        arena_begin_bounded(&sv->memory, parse_limit);
-        admission_init(&a, out->max);
-        a.path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
-        struct ns_known known = { .state = NS_NOT_READ };
-        bool read = false;
-        if (admission_parse(&a, body, len) == 0)
-                read = read_namespace(sv, &a, deadline_ns, &known);
-        const struct policy *p = snapshot_acquire(sv->policy, &token);
-        if (!a.status)
-                admission_decide(p, &known, &a);
-        if (read)
-                nscache_done(sv->namespaces);
-        parse_bounds(&a, len, &sv->memory);
-        long long micros = micros_since(&t0);
-        if (a.decided) {
-                log_decision(&a, micros);
-                metrics_admission(a.mutation.decision, a.mutation.role, (uint64_t)micros);
-        } else {
-                log_message(LOG_WARN, "request refused", a.error);
-                metrics_bad_request(a.status);
-        }
-        snapshot_release(sv->policy, token);
-
-        *ret_status = a.status;
-        buf_free(out);
-        *out = a.body;                  /* the answer moves to the caller */
-        buf_init(&a.body, 0);
-        if (arena_owns(a.review.root))
-                admission_free_arena(&a);
-        else
-                admission_free(&a);   /* the bracket had no memory: cJSON used malloc */
-        arena_end();
-}
-
-static bool ready(void *ctx, struct buf *out)
-{
-        struct serve *sv = ctx;
-        time_t not_after = (time_t)atomic_load(&sv->cert_not_after);
-        time_t now = time(NULL);
-        unsigned token;
-        const struct policy *p = snapshot_acquire(sv->policy, &token);
-        char ns_why[256] = "";
-        bool ns_ok = !sv->namespaces || nscache_ready(sv->namespaces, ns_why, sizeof ns_why);
-        bool ok = p && now < not_after && !atomic_load(&sv->stopping) && ns_ok;
-        char when[32];
-        struct tm tm;
-        gmtime_r(&not_after, &tm);
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        buf_printf(out,
-                   "{\"status\":\"%s\",\"policySha256\":\"%s\",\"certificateNotAfter\":\"%s\","
-                   "\"certificateDaysLeft\":%lld",
-                   ok ? "ready" : "not ready", p ? policy_sha256(p) : "", when, (long long)(not_after - now) / 86400);
-        if (sv->namespaces)
-                buf_printf(out, ",\"namespaces\":%zu", nscache_size(sv->namespaces));
-        if (!ok) {
-                buf_puts(out, ",\"reason\":");
-                if (atomic_load(&sv->stopping))
-                        buf_put_json_str(out, "shutting down");
-                else if (!p)
-                        buf_put_json_str(out, "no policy loaded");
-                else if (now >= not_after)
-                        buf_put_json_str(out, "the serving certificate has expired");
-                else {
-                        char msg[300];
-                        snprintf(msg, sizeof msg, "namespaces not listed yet: %s", ns_why);
-                        buf_put_json_str(out, msg);
-                }
-        }
-        buf_puts(out, "}\n");
-        snapshot_release(sv->policy, token);
-        return ok;
 }
 
 /* SIGTERM: readiness is already false; keep serving for `delay_s` while
@@ -428,41 +176,6 @@ static void reopen_audit_log(bool forced)
         char err[512];
         if (log_reopen_audit(forced, err, sizeof err) < 0)
                 log_message(LOG_ERROR, "audit log not reopened; writing to the old file", err);
-}
-
-static void render_metrics(void *ctx, struct buf *out)
-{
-        struct serve *sv = ctx;
-        unsigned token;
-        const struct policy *p = snapshot_acquire(sv->policy, &token);
-        struct metrics_state st = {
-                .policy_sha256 = p ? policy_sha256(p) : NULL,
-                .cert_not_after = (time_t)atomic_load(&sv->cert_not_after),
-                .namespaces_watched = sv->namespaces != NULL,
-                .namespaces = sv->namespaces ? nscache_size(sv->namespaces) : 0,
-                .watch_restarts = sv->namespaces ? nscache_restarts(sv->namespaces) : 0,
-                .request_memory_bytes = budget_used(&sv->memory),
-                .request_memory_limit_bytes = sv->memory.limit,
-                .request_memory_refused = atomic_load(&sv->memory.refused),
-        };
-        if (sv->namespaces) {
-                unsigned long made, refused;
-                nscache_fetch_stats(sv->namespaces, &made, &refused);
-                st.namespace_reads = made;
-                st.namespace_reads_refused = refused;
-        }
-        struct conntrack_stats cs = { 0 };
-        struct server *server = __atomic_load_n(&sv->server, __ATOMIC_ACQUIRE);   /* set once it serves */
-        if (server)
-                server_connection_stats(server, &cs);
-        st.open_connections = cs.open;
-        st.closed_header_timeout = cs.header_timeouts;
-        st.closed_body_timeout = cs.body_timeouts;
-        st.closed_idle_timeout = cs.idle_timeouts;
-        st.closed_evicted = cs.evicted;
-        st.connections_refused = cs.refused;
-        metrics_render(&st, out);   /* the policy stays held while its sha256 is written */
-        snapshot_release(sv->policy, token);
 }
 
 static void log_policy(const char *msg, const struct policy *p, const char *path)
@@ -589,12 +302,12 @@ static void maybe_reload_certificate(struct serve *sv, bool forced)
  * requests/s, 18% of a core in all), and since a watch is per directory and
  * the log may share one with the policy, no watch may ask for it. A file
  * written in place ends with IN_CLOSE_WRITE; a writer that keeps its file
- * open is seen by the poll. */
+ * open is seen by the poll. Returns the descriptor, or a negative errno. */
 static int watch_dirs(const char *const *paths, size_t n)
 {
         int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (fd < 0)
-                return -1;
+                return -errno;
         for (size_t i = 0; i < n; i++) {
                 char dir[PATH_MAX];
                 snprintf(dir, sizeof dir, "%s", paths[i]);
@@ -609,14 +322,176 @@ static int watch_dirs(const char *const *paths, size_t n)
                 if (inotify_add_watch(fd, dir,
                                       IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
                                               IN_ATTRIB) < 0) {
+                        int e = errno;
                         close(fd);
-                        return -1;
+                        return -e;
                 }
         }
         return fd;
 }
 
-int cmd_serve(int argc, char **argv)
+/* The command line, parsed. */
+struct serve_config {
+        struct server_options opt;
+        const char *policy_path, *cert_path, *key_path;
+        const char *kubeconfig, *metrics_listen, *audit_log, *client_ca;
+        const char *client_cns[WH_MAX_CLIENT_CNS];
+        size_t n_client_cns;
+        unsigned shutdown_delay_s, shutdown_grace_s;
+        size_t request_memory;
+};
+
+/* What serve_start() has started; serve_stop() releases all of it, in the
+ * reverse order, whether the start got to the end or not. */
+struct serve_run {
+        struct timespec t0;             /* when the start began */
+        struct serve sv;                /* its policy snapshot and namespace cache */
+        struct policy *policy;          /* loaded, until the snapshot owns it */
+        struct tls_pair pair;           /* the serving pair, until the server has its copy */
+        struct buf client_ca_pem;       /* the client CAs, likewise */
+        struct tls_pair_info cert_info; /* of the pair first served */
+        struct kube *kube;
+        int sfd, ifd;                   /* signalfd, inotify; -1 when not open */
+        int ifd_error;                  /* why there is no inotify descriptor (an errno) */
+        struct server *server, *metrics_server;
+};
+
+/* Not an option of this command's own: keep parsing. */
+#define OPT_NEXT (-1)
+
+/* The options that shape the HTTPS server. OPT_NEXT, or the exit status. */
+static int server_option(int c, const char *arg, struct serve_config *cfg)
+{
+        struct server_options *opt = &cfg->opt;
+        unsigned long long v;
+        switch (c) {
+        case 'V':
+                if (strcmp(arg, "1.2") != 0 && strcmp(arg, "1.3") != 0)
+                        return cli_usage_error(CMD, "--tls-min-version is 1.2 or 1.3, not \"%s\"", arg);
+                opt->tls13_only = strcmp(arg, "1.3") == 0;
+                return OPT_NEXT;
+        case 'l': opt->listen = arg; return OPT_NEXT;
+        case 'B':
+                if (cli_size(CMD, "--max-body", arg, 1024, 1ull << 30, &v) < 0)
+                        return 2;
+                opt->max_body = v;
+                return OPT_NEXT;
+        case 'R':
+                if (cli_size(CMD, "--request-memory", arg, WH_REQUEST_MEMORY_MIN_BYTES, 1ull << 40, &v) < 0)
+                        return 2;
+                cfg->request_memory = v;
+                return OPT_NEXT;
+        case 'C':
+                if (cli_uint(CMD, "--max-connections", arg, 1, 1u << 20, &v) < 0)
+                        return 2;
+                opt->max_connections = (unsigned)v;
+                return OPT_NEXT;
+        case 'I':
+                if (cli_uint(CMD, "--max-connections-per-ip", arg, 1, 1u << 20, &v) < 0)
+                        return 2;
+                opt->max_connections_per_ip = (unsigned)v;
+                return OPT_NEXT;
+        case 'M':
+                if (cli_size(CMD, "--connection-memory", arg, 4096, 16u << 20, &v) < 0)
+                        return 2;
+                opt->connection_memory = (unsigned)v;
+                return OPT_NEXT;
+        case 'T':
+                if (cli_uint(CMD, "--idle-timeout", arg, 1, 3600, &v) < 0)
+                        return 2;
+                opt->idle_timeout_s = (unsigned)v;
+                return OPT_NEXT;
+        case 'H':
+                if (cli_uint(CMD, "--header-timeout", arg, 1, 600, &v) < 0)
+                        return 2;
+                opt->header_timeout_ms = (unsigned)v * 1000u;
+                return OPT_NEXT;
+        case 'Y':
+                if (cli_uint(CMD, "--body-timeout", arg, 1, 600, &v) < 0)
+                        return 2;
+                opt->body_timeout_ms = (unsigned)v * 1000u;
+                return OPT_NEXT;
+        case 't':
+                if (cli_uint(CMD, "--threads", arg, 0, WH_MAX_THREADS, &v) < 0)
+                        return 2;
+                opt->threads = (unsigned)v;
+                return OPT_NEXT;
+        default: return OPT_NEXT;
+        }
+}
+
+static int log_level_option(const char *arg)
+{
+        static const char *const levels[] = { "debug", "info", "warn", "error" };
+        for (int i = 0; i < 4; i++)
+                if (strcmp(arg, levels[i]) == 0) {
+                        log_set_level((enum log_level)i);
+                        return OPT_NEXT;
+                }
+        return cli_usage_error(CMD, "--log-level is debug, info, warn or error");
+}
+
+/* One option of getopt_long()'s. OPT_NEXT, or the exit status. */
+static int serve_option(int c, char **argv, struct serve_config *cfg)
+{
+        char err[512] = "";
+        unsigned long long v;
+        switch (c) {
+        case 'p': cfg->policy_path = optarg; return OPT_NEXT;
+        case 'K': cfg->kubeconfig = optarg; return OPT_NEXT;
+        case 'D':
+                if (cli_uint(CMD, "--shutdown-delay", optarg, 0, 600, &v) < 0)
+                        return 2;
+                cfg->shutdown_delay_s = (unsigned)v;
+                return OPT_NEXT;
+        case 'G':
+                if (cli_uint(CMD, "--shutdown-grace", optarg, 0, 600, &v) < 0)
+                        return 2;
+                cfg->shutdown_grace_s = (unsigned)v;
+                return OPT_NEXT;
+        case 'm':
+                if (server_check_listen(optarg, err, sizeof err) < 0)
+                        return cli_usage_error(CMD, "--metrics-listen: %s", err);
+                cfg->metrics_listen = optarg;
+                return OPT_NEXT;
+        case 'A':
+                cfg->audit_log = optarg;
+                if (log_set_audit_file(optarg, err, sizeof err) < 0) {
+                        fprintf(stderr, CMD ": %s\n", err);
+                        return 2;
+                }
+                return OPT_NEXT;
+        case 'c': cfg->cert_path = optarg; return OPT_NEXT;
+        case 'k': cfg->key_path = optarg; return OPT_NEXT;
+        case 'a': cfg->client_ca = optarg; return OPT_NEXT;
+        case 'n':
+                if (cfg->n_client_cns == WH_MAX_CLIENT_CNS)
+                        return cli_usage_error(CMD, "--client-cn: at most %u", WH_MAX_CLIENT_CNS);
+                if (!*optarg)
+                        return cli_usage_error(CMD, "--client-cn needs a name");
+                cfg->client_cns[cfg->n_client_cns++] = optarg;
+                return OPT_NEXT;
+        case 'V':
+        case 'l':
+        case 'B':
+        case 'R':
+        case 'C':
+        case 'I':
+        case 'M':
+        case 'T':
+        case 'H':
+        case 'Y':
+        case 't': return server_option(c, optarg, cfg);
+        case 'L': return log_level_option(optarg);
+        case 'h': cmd_serve_help(); return 0;
+        case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
+        default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+        }
+}
+
+/* Parses the command line into `cfg`: true to serve, else false and the
+ * exit status in *ret_status. */
+static bool serve_configure(int argc, char **argv, struct serve_config *cfg, int *ret_status)
 {
         static const struct option longopts[] = {
                 { "policy", required_argument, NULL, 'p' },
@@ -644,244 +519,127 @@ int cmd_serve(int argc, char **argv)
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
-        struct server_options opt = {
-                .listen = DEFAULT_LISTEN,
-                .max_body = WH_MAX_BODY_BYTES,
-                .max_connections = WH_MAX_CONNECTIONS,
-                .max_connections_per_ip = WH_MAX_CONNECTIONS_PER_IP,
-                .connection_memory = WH_CONNECTION_MEMORY_BYTES,
-                .idle_timeout_s = WH_IDLE_TIMEOUT_S,
-                .header_timeout_ms = WH_HEADER_TIMEOUT_S * 1000u,
-                .body_timeout_ms = WH_BODY_TIMEOUT_S * 1000u,
-                .threads = WH_THREADS_AUTO,
-        };
-        const char *cert_path = NULL, *key_path = NULL, *kubeconfig = NULL, *metrics_listen = NULL;
-        const char *audit_log = NULL;
-        unsigned shutdown_delay_s = WH_SHUTDOWN_DELAY_S, shutdown_grace_s = WH_SHUTDOWN_GRACE_S;
-        size_t request_memory = WH_REQUEST_MEMORY_BYTES;
-        const char *client_ca = NULL;
-        const char *client_cns[WH_MAX_CLIENT_CNS];
-        size_t n_client_cns = 0;
-        struct buf client_ca_pem = { 0 };
-        struct kube *kube = NULL;
-        struct serve sv = { 0 };
-        unsigned long long v;
         char err[512] = "";
         int c;
 
         optind = 1;
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-                switch (c) {
-                case 'p': sv.policy_path = optarg; break;
-                case 'K': kubeconfig = optarg; break;
-                case 'D':
-                        if (cli_uint(CMD, "--shutdown-delay", optarg, 0, 600, &v) < 0)
-                                return 2;
-                        shutdown_delay_s = (unsigned)v;
-                        break;
-                case 'G':
-                        if (cli_uint(CMD, "--shutdown-grace", optarg, 0, 600, &v) < 0)
-                                return 2;
-                        shutdown_grace_s = (unsigned)v;
-                        break;
-                case 'm':
-                        if (server_check_listen(optarg, err, sizeof err) < 0)
-                                return cli_usage_error(CMD, "--metrics-listen: %s", err);
-                        metrics_listen = optarg;
-                        break;
-                case 'A':
-                        audit_log = optarg;
-                        if (log_set_audit_file(optarg, err, sizeof err) < 0) {
-                                fprintf(stderr, CMD ": %s\n", err);
-                                return 2;
-                        }
-                        break;
-                case 'V':
-                        if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0)
-                                return cli_usage_error(CMD, "--tls-min-version is 1.2 or 1.3, not \"%s\"", optarg);
-                        opt.tls13_only = strcmp(optarg, "1.3") == 0;
-                        break;
-                case 'c': cert_path = optarg; break;
-                case 'k': key_path = optarg; break;
-                case 'l': opt.listen = optarg; break;
-                case 'B':
-                        if (cli_size(CMD, "--max-body", optarg, 1024, 1ull << 30, &v) < 0)
-                                return 2;
-                        opt.max_body = v;
-                        break;
-                case 'R':
-                        if (cli_size(CMD, "--request-memory", optarg, WH_REQUEST_MEMORY_MIN_BYTES, 1ull << 40, &v) < 0)
-                                return 2;
-                        request_memory = v;
-                        break;
-                case 'C':
-                        if (cli_uint(CMD, "--max-connections", optarg, 1, 1u << 20, &v) < 0)
-                                return 2;
-                        opt.max_connections = (unsigned)v;
-                        break;
-                case 'I':
-                        if (cli_uint(CMD, "--max-connections-per-ip", optarg, 1, 1u << 20, &v) < 0)
-                                return 2;
-                        opt.max_connections_per_ip = (unsigned)v;
-                        break;
-                case 'M':
-                        if (cli_size(CMD, "--connection-memory", optarg, 4096, 16u << 20, &v) < 0)
-                                return 2;
-                        opt.connection_memory = (unsigned)v;
-                        break;
-                case 'T':
-                        if (cli_uint(CMD, "--idle-timeout", optarg, 1, 3600, &v) < 0)
-                                return 2;
-                        opt.idle_timeout_s = (unsigned)v;
-                        break;
-                case 'a': client_ca = optarg; break;
-                case 'n':
-                        if (n_client_cns == WH_MAX_CLIENT_CNS)
-                                return cli_usage_error(CMD, "--client-cn: at most %u", WH_MAX_CLIENT_CNS);
-                        if (!*optarg)
-                                return cli_usage_error(CMD, "--client-cn needs a name");
-                        client_cns[n_client_cns++] = optarg;
-                        break;
-                case 'H':
-                        if (cli_uint(CMD, "--header-timeout", optarg, 1, 600, &v) < 0)
-                                return 2;
-                        opt.header_timeout_ms = (unsigned)v * 1000u;
-                        break;
-                case 'Y':
-                        if (cli_uint(CMD, "--body-timeout", optarg, 1, 600, &v) < 0)
-                                return 2;
-                        opt.body_timeout_ms = (unsigned)v * 1000u;
-                        break;
-                case 't':
-                        if (cli_uint(CMD, "--threads", optarg, 0, WH_MAX_THREADS, &v) < 0)
-                                return 2;
-                        opt.threads = (unsigned)v;
-                        break;
-                case 'L': {
-                        static const char *const levels[] = { "debug", "info", "warn", "error" };
-                        int found = -1;
-                        for (int i = 0; i < 4; i++)
-                                if (strcmp(optarg, levels[i]) == 0)
-                                        found = i;
-                        if (found < 0)
-                                return cli_usage_error(CMD, "--log-level is debug, info, warn or error");
-                        log_set_level((enum log_level)found);
-                        break;
-                }
-                case 'h': cmd_serve_help(); return 0;
-                case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
-                default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+                int r = serve_option(c, argv, cfg);
+                if (r != OPT_NEXT) {
+                        *ret_status = r;
+                        return false;
                 }
         }
         if (optind < argc)
-                return cli_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
-        if (!sv.policy_path)
-                return cli_usage_error(CMD, "--policy is required");
-        if (!cert_path || !key_path)
-                return cli_usage_error(CMD, "--tls-cert and --tls-key are required");
-        if (server_check_listen(opt.listen, err, sizeof err) < 0)
-                return cli_usage_error(CMD, "%s", err);
+                *ret_status = cli_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
+        else if (!cfg->policy_path)
+                *ret_status = cli_usage_error(CMD, "--policy is required");
+        else if (!cfg->cert_path || !cfg->key_path)
+                *ret_status = cli_usage_error(CMD, "--tls-cert and --tls-key are required");
+        else if (server_check_listen(cfg->opt.listen, err, sizeof err) < 0)
+                *ret_status = cli_usage_error(CMD, "%s", err);
+        else
+                return true;
+        return false;
+}
 
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-
-        /* The policy. */
+/* The policy, then the serving pair (read once: the server gets the bytes
+ * checked) and the client CAs. 0, or the exit status. */
+static int start_policy_and_pair(struct serve_config *cfg, struct serve_run *run)
+{
+        struct serve *sv = &run->sv;
+        char err[512] = "";
         struct buf errors;
-        struct policy *policy = NULL;
         buf_init(&errors, POLICY_ERRORS_MAX);
-        if (stat(sv.policy_path, &sv.policy_stat) < 0 || policy_file_load(sv.policy_path, &policy, &errors) < 0) {
+        int r = stat(cfg->policy_path, &sv->policy_stat) < 0 ? -errno : 0;
+        if (r == 0)
+                r = policy_file_load(cfg->policy_path, &run->policy, &errors);
+        if (r < 0) {
                 if (!errors.len)
-                        buf_printf(&errors, "cannot read %s: %s\n", sv.policy_path, strerror(errno));
+                        buf_printf(&errors, "cannot read %s: %s\n", cfg->policy_path, strerror(-r));
                 fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data);
                 buf_free(&errors);
                 return 2;
         }
         buf_free(&errors);
 
-        /* The serving pair, read once: the server gets the bytes checked. */
-        struct tls_pair pair = { 0 };
-        if (stat(cert_path, &sv.cert_stat) < 0 || stat(key_path, &sv.key_stat) < 0 ||
-            tls_pair_read(cert_path, key_path, &pair, err, sizeof err) < 0) {
-                if (errno && !err[0])
-                        snprintf(err, sizeof err, "cannot read %s or %s: %s", cert_path, key_path, strerror(errno));
+        r = stat(cfg->cert_path, &sv->cert_stat) < 0 || stat(cfg->key_path, &sv->key_stat) < 0 ? -errno : 0;
+        if (r == 0)
+                r = tls_pair_read(cfg->cert_path, cfg->key_path, &run->pair, err, sizeof err);
+        if (r < 0) {
+                if (!err[0])
+                        snprintf(err, sizeof err, "cannot read %s or %s: %s", cfg->cert_path, cfg->key_path,
+                                 strerror(-r));
                 fprintf(stderr, CMD ": %s\n", err);
-                policy_free(policy);
                 return 2;
         }
-        if (!client_ca && n_client_cns) {
-                tls_pair_free(&pair);
-                policy_free(policy);
+        if (!cfg->client_ca && cfg->n_client_cns)
                 return cli_usage_error(CMD, "--client-cn needs --client-ca (the CA the names are checked under)");
-        }
-        if (client_ca && tls_client_ca_read(client_ca, &client_ca_pem, err, sizeof err) < 0) {
+        if (cfg->client_ca && tls_client_ca_read(cfg->client_ca, &run->client_ca_pem, err, sizeof err) < 0) {
                 fprintf(stderr, CMD ": --client-ca %s\n", err);
-                tls_pair_free(&pair);
-                policy_free(policy);
                 return 2;
         }
-        opt.client_ca_pem = client_ca ? client_ca_pem.data : NULL;
-        opt.client_cns = client_cns;
-        opt.n_client_cns = n_client_cns;
-        const struct tls_pair_info cert_info = pair.info;
-        time_t not_after = cert_info.not_after;
-        sv.cert_path = cert_path;
-        sv.key_path = key_path;
-        atomic_store(&sv.cert_not_after, (long long)not_after);
+        cfg->opt.client_ca_pem = cfg->client_ca ? run->client_ca_pem.data : NULL;
+        cfg->opt.client_cns = cfg->client_cns;
+        cfg->opt.n_client_cns = cfg->n_client_cns;
+        run->cert_info = run->pair.info;
+        sv->cert_path = cfg->cert_path;
+        sv->key_path = cfg->key_path;
+        atomic_store(&sv->cert_not_after, (long long)run->cert_info.not_after);
+        return 0;
+}
 
-        /* The Kubernetes API, for namespaces: --kubeconfig, else in-cluster. */
-        if (kubeconfig) {
-                if (kube_from_kubeconfig(kubeconfig, &kube, err, sizeof err) < 0) {
+/* The Kubernetes API, for namespaces: --kubeconfig, else in-cluster. 0, or
+ * the exit status. */
+static int start_kube(const struct serve_config *cfg, struct serve_run *run)
+{
+        char err[512] = "";
+        if (cfg->kubeconfig) {
+                if (kube_from_kubeconfig(cfg->kubeconfig, &run->kube, err, sizeof err) < 0) {
                         fprintf(stderr, CMD ": %s\n", err);
-                        policy_free(policy);
-                        tls_pair_free(&pair);
                         return 2;
                 }
         } else {
                 const char *sa_dir = getenv("SPARK_IDENTITY_WEBHOOK_SA_DIR");
-                int r = kube_in_cluster(sa_dir && *sa_dir ? sa_dir : KUBE_SA_DIR, &kube, err, sizeof err);
+                int r = kube_in_cluster(sa_dir && *sa_dir ? sa_dir : KUBE_SA_DIR, &run->kube, err, sizeof err);
                 if (r < 0 && r != -ENOENT) {
                         fprintf(stderr, CMD ": in a cluster, but %s\n", err);
-                        policy_free(policy);
-                        tls_pair_free(&pair);
                         return 2;
                 }
         }
-        if (!kube && policy_uses_namespaces(policy)) {
+        if (!run->kube && policy_uses_namespaces(run->policy)) {
                 fprintf(stderr, CMD ": the policy reads namespaces (selectors or namespaceAnnotations); "
                                     "run in a cluster or give --kubeconfig\n");
-                policy_free(policy);
-                tls_pair_free(&pair);
                 return 2;
         }
         /* libcurl is set up only when there is an API to call: its set-up
          * (libssl's too) makes about 0.4 MiB of library pages resident. */
-        if (kube && kube_global_init() < 0) {
+        if (run->kube && kube_global_init() < 0) {
                 fprintf(stderr, CMD ": cannot set up libcurl\n");
-                kube_free(kube);
-                policy_free(policy);
-                tls_pair_free(&pair);
                 return 2;
         }
-        int rc = 2;
-        struct server *server = NULL, *metrics_server = NULL;
-        int sfd = -1, ifd = -1;
-        opt.cert_pem = pair.cert_pem.data;
-        opt.key_pem = pair.key_pem.data;
+        return 0;
+}
 
+/* The process: memory for requests, descriptors, the policy's snapshot,
+ * signals to the signalfd and the watch on the files' directories. 0, or
+ * the exit status. */
+static int start_process(const struct serve_config *cfg, struct serve_run *run)
+{
+        struct serve *sv = &run->sv;
         arena_install();   /* before the worker threads start */
         /* A fixed threshold: large bodies and parses are mmapped and go back to
          * the system when freed (glibc's moving threshold would keep them). */
         mallopt(M_MMAP_THRESHOLD, (int)WH_MMAP_THRESHOLD_BYTES);
-        budget_init(&sv.memory, request_memory);
-        raise_fd_limit(opt.max_connections);
-        opt.budget = &sv.memory;
-        sv.policy = snapshot_new(policy, free_policy);
-        if (!sv.policy) {
-                policy_free(policy);
+        budget_init(&sv->memory, cfg->request_memory);
+        raise_fd_limit(cfg->opt.max_connections);
+        sv->policy = snapshot_new(run->policy, free_policy);
+        if (!sv->policy) {
                 fprintf(stderr, CMD ": out of memory\n");
-                goto out;
+                return 2;
         }
+        run->policy = NULL;   /* the snapshot's now */
 
         /* Signals go to the signalfd; the worker threads inherit the mask. */
         sigset_t mask;
@@ -891,102 +649,192 @@ int cmd_serve(int argc, char **argv)
         sigaddset(&mask, SIGHUP);
         signal(SIGPIPE, SIG_IGN);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-        const char *watched[] = { sv.policy_path, cert_path, key_path, audit_log };
-        ifd = watch_dirs(watched, sizeof watched / sizeof *watched - (audit_log ? 0 : 1));
-        if (sfd < 0) {
-                fprintf(stderr, CMD ": signalfd: %s\n", strerror(errno));
-                goto out;
+        run->sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        int sfd_error = run->sfd < 0 ? errno : 0;
+        const char *watched[] = { cfg->policy_path, cfg->cert_path, cfg->key_path, cfg->audit_log };
+        int ifd = watch_dirs(watched, sizeof watched / sizeof *watched - (cfg->audit_log ? 0 : 1));
+        run->ifd = ifd < 0 ? -1 : ifd;
+        run->ifd_error = ifd < 0 ? -ifd : 0;
+        if (run->sfd < 0) {
+                fprintf(stderr, CMD ": signalfd: %s\n", strerror(sfd_error));
+                return 2;
         }
+        return 0;
+}
 
-        if (kube) {
-                if (nscache_start(kube, &sv.namespaces) < 0) {
-                        fprintf(stderr, CMD ": cannot start the namespace watcher\n");
-                        goto out;
-                }
+/* The namespace watcher and the servers; then the "serving" line. 0, or
+ * the exit status. */
+static int start_servers(struct serve_config *cfg, struct serve_run *run)
+{
+        struct serve *sv = &run->sv;
+        char err[512] = "";
+        if (run->kube && nscache_start(run->kube, &sv->namespaces) < 0) {
+                fprintf(stderr, CMD ": cannot start the namespace watcher\n");
+                return 2;
         }
-
-        struct server_handler h = { .ctx = &sv, .admit = admit, .ready = ready, .metrics = render_metrics };
-        int started = server_start(&opt, &h, &server, err, sizeof err);
-        tls_pair_free(&pair);   /* the server has loaded its own copy */
-        buf_free(&client_ca_pem);   /* and of the client CAs */
+        cfg->opt.cert_pem = run->pair.cert_pem.data;
+        cfg->opt.key_pem = run->pair.key_pem.data;
+        cfg->opt.budget = &sv->memory;
+        struct server_handler h = {
+                .ctx = sv, .admit = serve_admit, .ready = serve_ready, .metrics = serve_render_metrics
+        };
+        int started = server_start(&cfg->opt, &h, &run->server, err, sizeof err);
+        tls_pair_free(&run->pair);          /* the server has loaded its own copy */
+        buf_free(&run->client_ca_pem);      /* and of the client CAs */
+        cfg->opt.cert_pem = cfg->opt.key_pem = cfg->opt.client_ca_pem = NULL;
         if (started < 0) {
                 fprintf(stderr, CMD ": %s\n", err);
-                goto out;
+                return 2;
         }
-        __atomic_store_n(&sv.server, server, __ATOMIC_RELEASE);
-        if (metrics_listen && server_start_plain(metrics_listen, &h, &metrics_server, err, sizeof err) < 0) {
+        __atomic_store_n(&sv->server, run->server, __ATOMIC_RELEASE);
+        if (cfg->metrics_listen &&
+            server_start_plain(cfg->metrics_listen, &h, &run->metrics_server, err, sizeof err) < 0) {
                 fprintf(stderr, CMD ": %s\n", err);
-                goto out;
+                return 2;
         }
-        {
-                unsigned token;
-                const struct policy *p = snapshot_acquire(sv.policy, &token);
-                struct log_line l;
-                log_begin(&l, LOG_INFO, "serving");
-                log_str(&l, "version", WH_VERSION);
-                log_str(&l, "listen", opt.listen);
-                log_int(&l, "port", server_port(server));
-                log_str(&l, "policy", sv.policy_path);
-                log_str(&l, "policySha256", policy_sha256(p));
-                log_int(&l, "namespaces", (long long)policy_rule_count(p));
-                log_int(&l, "certificateDaysLeft", (long long)(not_after - time(NULL)) / 86400);
-                log_str(&l, "certificateSerial", cert_info.serial);
-                log_str(&l, "tlsMinVersion", opt.tls13_only ? "1.3" : "1.2");
-                log_str(&l, "kubernetes", kube ? kube_server(kube) : NULL);
-                log_int(&l, "startupMicros", micros_since(&t0));
-                log_end(&l);
-                snapshot_release(sv.policy, token);
-        }
-        if (ifd < 0)
-                log_message(LOG_WARN, "cannot watch the policy's directory; polling it instead", strerror(errno));
+        return 0;
+}
 
+static void log_serving(const struct serve_config *cfg, struct serve_run *run)
+{
+        unsigned token;
+        const struct policy *p = snapshot_acquire(run->sv.policy, &token);
+        struct log_line l;
+        log_begin(&l, LOG_INFO, "serving");
+        log_str(&l, "version", WH_VERSION);
+        log_str(&l, "listen", cfg->opt.listen);
+        log_int(&l, "port", server_port(run->server));
+        log_str(&l, "policy", cfg->policy_path);
+        log_str(&l, "policySha256", policy_sha256(p));
+        log_int(&l, "namespaces", (long long)policy_rule_count(p));
+        log_int(&l, "certificateDaysLeft", (long long)(run->cert_info.not_after - time(NULL)) / 86400);
+        log_str(&l, "certificateSerial", run->cert_info.serial);
+        log_str(&l, "tlsMinVersion", cfg->opt.tls13_only ? "1.3" : "1.2");
+        log_str(&l, "kubernetes", run->kube ? kube_server(run->kube) : NULL);
+        log_int(&l, "startupMicros", serve_micros_since(&run->t0));
+        log_end(&l);
+        snapshot_release(run->sv.policy, token);
+}
+
+/* Starts everything, recording each piece in `run` as it is started. 0,
+ * or the exit status (serve_stop() releases what was started). */
+static int serve_start(struct serve_config *cfg, struct serve_run *run)
+{
+        clock_gettime(CLOCK_MONOTONIC, &run->t0);
+        run->sv.policy_path = cfg->policy_path;
+        int r = start_policy_and_pair(cfg, run);
+        if (r == 0)
+                r = start_kube(cfg, run);
+        if (r == 0)
+                r = start_process(cfg, run);
+        if (r == 0)
+                r = start_servers(cfg, run);
+        if (r != 0)
+                return r;
+        log_serving(cfg, run);
+        if (run->ifd < 0)
+                log_message(LOG_WARN, "cannot watch the policy's directory; polling it instead",
+                            strerror(run->ifd_error));
+        return 0;
+}
+
+/* Stops serving: readiness fails from now, then the server drains (see
+ * shut_down()). The line says why: `key` is "signal" or "error". */
+static void serve_drain(const struct serve_config *cfg, struct serve_run *run, enum log_level level, const char *key,
+                        const char *why)
+{
+        struct log_line l;
+        log_begin(&l, level, "shutting down");
+        log_str(&l, key, why);
+        log_int(&l, "delaySeconds", cfg->shutdown_delay_s);
+        log_int(&l, "graceSeconds", cfg->shutdown_grace_s);
+        log_end(&l);
+        atomic_store(&run->sv.stopping, true);   /* /readyz answers 503 from now */
+        shut_down(run->server, cfg->shutdown_delay_s, cfg->shutdown_grace_s);
+}
+
+/* Serves until SIGTERM or SIGINT (0), or until poll() fails (2): either
+ * way the server drains first. SIGHUP, and changes to the files, reload
+ * them; the policy is also polled every WH_POLICY_POLL_MS. */
+static int serve_loop(const struct serve_config *cfg, struct serve_run *run)
+{
+        struct serve *sv = &run->sv;
         for (;;) {
-                struct pollfd fds[2] = { { .fd = sfd, .events = POLLIN }, { .fd = ifd, .events = POLLIN } };
-                int n = poll(fds, ifd >= 0 ? 2 : 1, WH_POLICY_POLL_MS);
-                if (n < 0 && errno != EINTR)
-                        break;
+                struct pollfd fds[2] = { { .fd = run->sfd, .events = POLLIN }, { .fd = run->ifd, .events = POLLIN } };
+                int n = poll(fds, run->ifd >= 0 ? 2 : 1, WH_POLICY_POLL_MS);
+                int poll_error = n < 0 ? errno : 0;
+                if (n < 0 && poll_error != EINTR) {
+                        char why[128];
+                        snprintf(why, sizeof why, "poll: %s", strerror(poll_error));
+                        serve_drain(cfg, run, LOG_ERROR, "error", why);
+                        return 2;
+                }
                 if (n > 0 && (fds[0].revents & POLLIN)) {
                         struct signalfd_siginfo si;
-                        if (read(sfd, &si, sizeof si) == sizeof si) {
+                        if (read(run->sfd, &si, sizeof si) == sizeof si) {
                                 if (si.ssi_signo == SIGHUP) {
                                         reopen_audit_log(true);
-                                        maybe_reload_policy(&sv, true);
-                                        maybe_reload_certificate(&sv, true);
+                                        maybe_reload_policy(sv, true);
+                                        maybe_reload_certificate(sv, true);
                                         continue;
                                 }
-                                struct log_line l;
-                                log_begin(&l, LOG_INFO, "shutting down");
-                                log_str(&l, "signal", strsignal((int)si.ssi_signo));
-                                log_int(&l, "delaySeconds", shutdown_delay_s);
-                                log_int(&l, "graceSeconds", shutdown_grace_s);
-                                log_end(&l);
-                                atomic_store(&sv.stopping, true);   /* /readyz answers 503 from now */
-                                shut_down(server, shutdown_delay_s, shutdown_grace_s);
-                                break;
+                                serve_drain(cfg, run, LOG_INFO, "signal", strsignal((int)si.ssi_signo));
+                                return 0;
                         }
                 }
-                if (n > 0 && ifd >= 0 && (fds[1].revents & POLLIN)) {
+                if (n > 0 && run->ifd >= 0 && (fds[1].revents & POLLIN)) {
                         char events[4096];
-                        while (read(ifd, events, sizeof events) > 0)
+                        while (read(run->ifd, events, sizeof events) > 0)
                                 ;
                 }
                 reopen_audit_log(false);
-                maybe_reload_policy(&sv, false);
-                maybe_reload_certificate(&sv, false);
+                maybe_reload_policy(sv, false);
+                maybe_reload_certificate(sv, false);
         }
-        rc = 0;
-out:
-        server_stop(metrics_server);
-        server_stop(server);
-        nscache_stop(sv.namespaces);
-        kube_free(kube);
-        if (sfd >= 0)
-                close(sfd);
-        if (ifd >= 0)
-                close(ifd);
-        snapshot_free(sv.policy);
-        tls_pair_free(&pair);
-        buf_free(&client_ca_pem);
+}
+
+/* Releases what serve_start() started, in the reverse order. */
+static void serve_stop(struct serve_run *run)
+{
+        server_stop(run->metrics_server);
+        server_stop(run->server);
+        nscache_stop(run->sv.namespaces);
+        if (run->ifd >= 0)
+                close(run->ifd);
+        if (run->sfd >= 0)
+                close(run->sfd);
+        snapshot_free(run->sv.policy);
+        kube_free(run->kube);
+        buf_free(&run->client_ca_pem);
+        tls_pair_free(&run->pair);
+        policy_free(run->policy);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+        struct serve_config cfg = {
+                .opt = {
+                        .listen = DEFAULT_LISTEN,
+                        .max_body = WH_MAX_BODY_BYTES,
+                        .max_connections = WH_MAX_CONNECTIONS,
+                        .max_connections_per_ip = WH_MAX_CONNECTIONS_PER_IP,
+                        .connection_memory = WH_CONNECTION_MEMORY_BYTES,
+                        .idle_timeout_s = WH_IDLE_TIMEOUT_S,
+                        .header_timeout_ms = WH_HEADER_TIMEOUT_S * 1000u,
+                        .body_timeout_ms = WH_BODY_TIMEOUT_S * 1000u,
+                        .threads = WH_THREADS_AUTO,
+                },
+                .shutdown_delay_s = WH_SHUTDOWN_DELAY_S,
+                .shutdown_grace_s = WH_SHUTDOWN_GRACE_S,
+                .request_memory = WH_REQUEST_MEMORY_BYTES,
+        };
+        int rc;
+        if (!serve_configure(argc, argv, &cfg, &rc))
+                return rc;
+        struct serve_run run = { .sfd = -1, .ifd = -1 };
+        rc = serve_start(&cfg, &run);
+        if (rc == 0)
+                rc = serve_loop(&cfg, &run);
+        serve_stop(&run);
         return rc;
 }
