@@ -484,8 +484,8 @@ static int serve_option(int c, char **argv, struct serve_config *cfg)
         case 't': return server_option(c, optarg, cfg);
         case 'L': return log_level_option(optarg);
         case 'h': cmd_serve_help(); return 0;
-        case ':': return cli_usage_error(CMD, "%s needs a value", argv[optind - 1]);
-        default: return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
+        case ':':
+        default: return cli_getopt_error(CMD, c, argv);
         }
 }
 
