@@ -119,8 +119,8 @@ int findings_add_too_large(const struct policy *p, const char *namespace_, const
 /* The number of findings, kept or not. */
 size_t findings_total(const struct findings *f);
 
-/* Totals over all namespaces, into *ret (name and rule NULL). */
-void findings_totals(const struct findings *f, struct findings_namespace *ret);
+/* Totals over all namespaces, into *ret_totals (name and rule NULL). */
+void findings_totals(const struct findings *f, struct findings_namespace *ret_totals);
 
 /* "missing-identity", ...; "?" out of range. */
 const char *finding_problem_name(enum finding_problem problem);

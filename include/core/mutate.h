@@ -108,11 +108,11 @@ enum pod_role mutate_pod_role(const cJSON *pod);
  * spark-kubernetes-executor or executor; else (a pod template renamed it)
  * the one whose first arg is driver or executor or whose env has
  * SPARK_APPLICATION_ID; else the first. */
-int mutate_spark_container(const cJSON *pod);
+int mutate_find_spark_container(const cJSON *pod);
 
 /* Whether the decision is worth recording for auditors: the pod runs Spark
  * or claims an identity. */
 bool mutation_matters(const struct mutation *m);
 
-const char *decision_name(enum decision d);
-const char *pod_role_name(enum pod_role r);
+const char *mutate_decision_name(enum decision d);
+const char *mutate_role_name(enum pod_role r);

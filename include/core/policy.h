@@ -163,10 +163,10 @@ bool policy_uses_namespaces(const struct policy *p);
 
 /* Finds the rule of a namespace. `info` is what is known of it, or NULL
  * when it could not be read. A rule made from annotations is compiled into
- * ret->annotated with its strings from `pool` (which the caller frees after
+ * ret_res->annotated with its strings from `pool` (which the caller frees after
  * the rule's last use). Returns 0, or -ENOMEM. */
 int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info, struct pool *pool,
-                   struct resolution *ret);
+                   struct resolution *ret_res);
 
 /* The named rule of a namespace, or NULL: the entry under `namespaces` only. */
 const struct rule *policy_rule_for(const struct policy *p, const char *namespace_);

@@ -35,7 +35,7 @@ struct review {
 /* Parses an AdmissionReview. 0 on success; -EINVAL with a message in `err`
  * for a body the API server would never send (400); -ENOMEM. On failure
  * nothing is kept. */
-int review_parse(const char *body, size_t len, struct review *ret, char *err, size_t errlen);
+int review_parse(const char *body, size_t len, struct review *ret_review, char *err, size_t errlen);
 
 /* What parsing `body` would take in memory, estimated from its structure
  * in one pass without parsing (a node per value: commas, brackets and

@@ -45,5 +45,5 @@ int certs_renew(const struct certs_request *req, char *err, size_t errlen);
  * texts one after the other (a newline is put between when a file does not
  * end with one): the value of a webhook's `clientConfig.caBundle`. Every PEM
  * block in every file must be a certificate (a private key is refused); the
- * whole is bounded by WH_MAX_PEM_BYTES (-EFBIG). The caller frees *ret. */
-int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err, size_t errlen);
+ * whole is bounded by WH_MAX_PEM_BYTES (-EFBIG). The caller frees *ret_pem. */
+int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret_pem, char *err, size_t errlen);

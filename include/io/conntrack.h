@@ -41,8 +41,8 @@ struct conntrack_stats {
         unsigned open;
 };
 
-/* 0 and *ret, or -ENOMEM / -errno (the reaper thread could not start). */
-int conntrack_new(const struct conntrack_options *opt, struct conntrack **ret);
+/* 0 and *ret_table, or -ENOMEM / -errno (the reaper thread could not start). */
+int conntrack_new(const struct conntrack_options *opt, struct conntrack **ret_table);
 void conntrack_free(struct conntrack *t);
 
 /* A new connection is about to be accepted: true when there is room (made,
@@ -64,7 +64,7 @@ void conntrack_done(struct conntrack *t, struct conn *c);
 /* It closed. */
 void conntrack_closed(struct conntrack *t, struct conn *c);
 
-void conntrack_stats(struct conntrack *t, struct conntrack_stats *ret);
+void conntrack_stats(struct conntrack *t, struct conntrack_stats *ret_stats);
 
 /* One pass of the reaper at time `now_ns`, as its thread does every
  * WH_REAPER_INTERVAL_MS (for tests). */

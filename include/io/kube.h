@@ -24,13 +24,13 @@ int kube_global_init(void);
  * service-account token and CA in `sa_dir` (KUBE_SA_DIR in a pod). The token
  * is read again at every connection, so a rotated token is picked up.
  * -ENOENT when not in a cluster (no KUBERNETES_SERVICE_HOST). */
-int kube_in_cluster(const char *sa_dir, struct kube **ret, char *err, size_t errlen);
+int kube_in_cluster(const char *sa_dir, struct kube **ret_kube, char *err, size_t errlen);
 
 /* The configuration of a kubeconfig file's current context: server, CA
  * (file or data), and a bearer token (token or tokenFile) or client
  * certificate and key (file or data). exec and auth-provider plugins are
  * refused with a message. */
-int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t errlen);
+int kube_from_kubeconfig(const char *path, struct kube **ret_kube, char *err, size_t errlen);
 
 void kube_free(struct kube *k);
 

@@ -18,7 +18,7 @@ struct kube;
 struct nscache;
 
 /* Starts the watcher thread. 0 or a negative errno. */
-int nscache_start(const struct kube *k, struct nscache **ret);
+int nscache_start(const struct kube *k, struct nscache **ret_cache);
 
 /* Stops the thread and frees everything. NULL is fine. */
 void nscache_stop(struct nscache *c);
@@ -38,7 +38,7 @@ bool nscache_ready(struct nscache *c, char *why, size_t whylen);
  * WH_NS_FETCH_INFLIGHT_MAX at once and WH_NS_FETCH_PER_SECOND a second
  * (-EAGAIN past them), each bounded by `deadline_ns` (CLOCK_MONOTONIC: the
  * API server's ?timeout=) and WH_KUBE_LOOKUP_TIMEOUT_MS. */
-int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, struct ns_info *ret, char *err,
+int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, struct ns_info *ret_info, char *err,
                    size_t errlen);
 void nscache_done(struct nscache *c);
 

@@ -83,7 +83,7 @@ int server_set_certificate(struct server *s, const char *cert_pem, const char *k
 
 struct conntrack_stats;
 /* The connection counters of the HTTPS server (conntrack.h). */
-void server_connection_stats(struct server *s, struct conntrack_stats *ret);
+void server_connection_stats(struct server *s, struct conntrack_stats *ret_stats);
 
 /* The port actually bound (useful with port 0). */
 unsigned server_port(const struct server *s);

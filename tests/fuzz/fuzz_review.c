@@ -235,7 +235,7 @@ static void check_answer(const struct admission *a, const uint8_t *data, size_t 
                 fuzz_fail("response.allowed is not a boolean");
         bool denied = a->mutation.decision == DECISION_DENIED;
         if (cJSON_IsTrue(allowed) == denied)
-                fuzz_fail("decision %s answered allowed=%d", decision_name(a->mutation.decision),
+                fuzz_fail("decision %s answered allowed=%d", mutate_decision_name(a->mutation.decision),
                           cJSON_IsTrue(allowed));
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(resp, "status");
         if (denied && (!cJSON_IsObject(st) || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(st, "code")) ||
@@ -251,7 +251,7 @@ static void check_answer(const struct admission *a, const uint8_t *data, size_t 
         const char *patch_type = string_at(resp, "patchType"), *patch_b64 = string_at(resp, "patch");
         bool mutated = a->mutation.decision == DECISION_MUTATED;
         if (!!patch_b64 != mutated || !!patch_type != mutated || (patch_type && strcmp(patch_type, "JSONPatch") != 0))
-                fuzz_fail("decision %s with patchType %s and %s patch", decision_name(a->mutation.decision),
+                fuzz_fail("decision %s with patchType %s and %s patch", mutate_decision_name(a->mutation.decision),
                           patch_type ? patch_type : "(none)", patch_b64 ? "a" : "no");
         cJSON_Delete(root);
 }
@@ -296,7 +296,8 @@ static void answer_on(const struct policy *p, const struct ns_source *src, enum 
                 fuzz_fail("%d namespace lookups, %d done() calls", current.lookups, current.dones);
         /* The validating path judges; it never patches. */
         if (path == ADMISSION_VALIDATE && (a->mutation.decision == DECISION_MUTATED || a->mutation.patch.n_ops))
-                fuzz_fail("POST /validate answered with a patch (decision %s)", decision_name(a->mutation.decision));
+                fuzz_fail("POST /validate answered with a patch (decision %s)",
+                          mutate_decision_name(a->mutation.decision));
 }
 
 static void answer(const struct policy *p, const struct ns_source *src, const uint8_t *data, size_t size,
@@ -355,7 +356,7 @@ static void check_mutation(const struct policy *p, const struct ns_source *src, 
         if (b.status != 200 || b.mutation.decision != DECISION_UNCHANGED || b.mutation.patch.n_ops)
                 fuzz_fail("the patched pod answered again: status %d, decision %s, %u more operations: "
                           "%.1000s\nfirst patch: %.1000s",
-                          b.status, decision_name(b.mutation.decision), b.mutation.patch.n_ops,
+                          b.status, mutate_decision_name(b.mutation.decision), b.mutation.patch.n_ops,
                           b.mutation.patch.text.data ? b.mutation.patch.text.data : "", a->mutation.patch.text.data);
         admission_free(&b);
         /* What we made passes our own validating webhook. */

@@ -203,8 +203,8 @@ static void test_pod_fixtures(void **state)
                 read_answer(&a, "admission.k8s.io/v1", uid_of(body), &an);
                 if (an.allowed != c->allowed || a.mutation.decision != c->decision || a.mutation.role != c->role)
                         fail_msg("%s (path %d): allowed %d decision %s role %d; want %d %s %d", c->fixture,
-                                 (int)c->path, an.allowed, decision_name(a.mutation.decision), (int)a.mutation.role,
-                                 c->allowed, decision_name(c->decision), (int)c->role);
+                                 (int)c->path, an.allowed, mutate_decision_name(a.mutation.decision),
+                                 (int)a.mutation.role, c->allowed, mutate_decision_name(c->decision), (int)c->role);
                 assert_true(a.decided);
                 if (c->label_after) {
                         assert_non_null(an.ops);

@@ -48,7 +48,7 @@ static void set_label(cJSON *pod, const char *key, const char *value)
 
 static cJSON *spark_env(cJSON *pod)
 {
-        int ci = mutate_spark_container(pod);
+        int ci = mutate_find_spark_container(pod);
         assert_true(ci >= 0);
         cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"), "containers"), ci);
         cJSON *env = cJSON_GetObjectItem(c, "env");
@@ -722,7 +722,7 @@ static void test_names(void **state)
 static void remove_env(cJSON *pod)
 {
         cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"), "containers"),
-                                      mutate_spark_container(pod));
+                                      mutate_find_spark_container(pod));
         cJSON_DeleteItemFromObject(c, "env");
 }
 
@@ -876,11 +876,11 @@ static void test_agrees_with_admission(void **state)
                                 bool judged = r.verdict == VERDICT_COMPLIANT || r.verdict == VERDICT_FINDINGS;
                                 if (judged && admission_says != (r.verdict == VERDICT_FINDINGS))
                                         fail_msg("%s in %s (%s): admission %s with %u warnings, audit %s", pods[i], ns,
-                                                 policies[pi], decision_name(m.decision), m.n_warnings,
+                                                 policies[pi], mutate_decision_name(m.decision), m.n_warnings,
                                                  pod_verdict_name(r.verdict));
                                 if (!judged && admission_says)
                                         fail_msg("%s in %s (%s): admission %s, audit %s", pods[i], ns, policies[pi],
-                                                 decision_name(m.decision), pod_verdict_name(r.verdict));
+                                                 mutate_decision_name(m.decision), pod_verdict_name(r.verdict));
                                 checked++;
                                 mutation_free(&m);
                                 pool_free(&pool);

@@ -210,7 +210,8 @@ static void test_format_parses_and_declares_every_family(void **state)
                 for (int r = 0; r < POD_ROLE_MAX; r++) {
                         char series[256];
                         snprintf(series, sizeof series, NS "admission_requests_total{decision=\"%s\",role=\"%s\"}",
-                                 decision_name((enum decision)d), r ? pod_role_name((enum pod_role)r) : "none");
+                                 mutate_decision_name((enum decision)d),
+                                 r ? mutate_role_name((enum pod_role)r) : "none");
                         assert_true(value(&before, series) >= 0);
                 }
 }

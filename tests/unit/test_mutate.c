@@ -350,7 +350,7 @@ static void test_non_spark_pods(void **state)
                 mutation_init(&f.m);
                 run(&f, cases[i].ns, pod);
                 if (f.m.decision != cases[i].want)
-                        fail_msg("case %zu: decision %s", i, decision_name(f.m.decision));
+                        fail_msg("case %zu: decision %s", i, mutate_decision_name(f.m.decision));
                 assert_int_equal(f.m.role, POD_ROLE_NONE);
                 assert_int_equal(f.m.patch.n_ops, 0);
                 if (cases[i].message)
@@ -417,11 +417,11 @@ static void test_spark_container_selection(void **state)
                 char json[512];
                 snprintf(json, sizeof json, "{\"spec\":{\"containers\":%s}}", cases[i].containers);
                 cJSON *pod = cJSON_Parse(json);
-                assert_int_equal(mutate_spark_container(pod), cases[i].want);
+                assert_int_equal(mutate_find_spark_container(pod), cases[i].want);
                 cJSON_Delete(pod);
         }
         cJSON *none = cJSON_Parse("{\"spec\":{}}");
-        assert_int_equal(mutate_spark_container(none), -1);
+        assert_int_equal(mutate_find_spark_container(none), -1);
         cJSON_Delete(none);
 }
 
@@ -586,9 +586,9 @@ static void test_warnings_stay_utf8(void **state)
 
 static void test_names(void **state)
 {
-        assert_string_equal(decision_name(DECISION_WOULD_MUTATE), "would-mutate");
-        assert_string_equal(decision_name(DECISION_MAX), "?");
-        assert_string_equal(pod_role_name(POD_ROLE_EXECUTOR), "executor");
+        assert_string_equal(mutate_decision_name(DECISION_WOULD_MUTATE), "would-mutate");
+        assert_string_equal(mutate_decision_name(DECISION_MAX), "?");
+        assert_string_equal(mutate_role_name(POD_ROLE_EXECUTOR), "executor");
 }
 
 /* ---- the real-shaped fixtures (tests/fixtures, as the API server sends them) ---- */
@@ -618,14 +618,14 @@ static void test_fixture_spark_pods(void **state)
                 mutation_init(&m);
                 assert_int_equal(fixture_decide(p, "team-a", pod, &m), 0);
                 if (m.role != cases[i].role || m.decision != cases[i].want)
-                        fail_msg("%s: role %s decision %s", cases[i].file, pod_role_name(m.role),
-                                 decision_name(m.decision));
+                        fail_msg("%s: role %s decision %s", cases[i].file, mutate_role_name(m.role),
+                                 mutate_decision_name(m.decision));
                 if (m.decision == DECISION_MUTATED) {
                         cJSON *ops = cJSON_Parse(m.patch.text.data);
                         assert_non_null(ops);
                         /* Nothing but the label and the Spark container's env. */
                         const cJSON *op;
-                        int ci = mutate_spark_container(pod);
+                        int ci = mutate_find_spark_container(pod);
                         char prefix[64];
                         snprintf(prefix, sizeof prefix, "/spec/containers/%d/env", ci);
                         cJSON_ArrayForEach(op, ops) {

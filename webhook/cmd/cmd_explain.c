@@ -156,7 +156,7 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
  * right would. */
 static cJSON *minimal_pod(const char *ns, enum pod_role role, const struct rule *r)
 {
-        const char *name = pod_role_name(role);
+        const char *name = mutate_role_name(role);
         char text[1024];
         snprintf(text, sizeof text,
                  "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"explain-%s\","
@@ -218,7 +218,7 @@ static int explain_pod(const struct policy *p, const char *ns, const struct muta
         int r = mutate_pod(p, ns, mc, pod, &m);
         if (r < 0)
                 goto out;
-        printf("\nA Spark %s created in %s: %s", pod_role_name(role), ns, decision_name(m.decision));
+        printf("\nA Spark %s created in %s: %s", mutate_role_name(role), ns, mutate_decision_name(m.decision));
         switch (m.decision) {
         case DECISION_MUTATED:
                 printf(". It gets:\n");

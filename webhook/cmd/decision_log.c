@@ -114,7 +114,7 @@ void log_decision(const struct admission *a, long long micros)
         log_str(&l, "operation", rv->operation);
         log_bool(&l, "dryRun", rv->dry_run);
         if (m->role != POD_ROLE_NONE)
-                log_str(&l, "role", pod_role_name(m->role));
+                log_str(&l, "role", mutate_role_name(m->role));
         log_str(&l, "appId", m->app_id);
         log_str(&l, "appName", m->app_name);
         log_str(&l, "user", rv->username);
@@ -122,7 +122,7 @@ void log_decision(const struct admission *a, long long micros)
         log_str(&l, "rule", m->rule ? m->rule->name : NULL);
         log_str(&l, "policySha256", m->policy_sha256);
         log_str(&l, "mode", policy_mode_name(m->mode));
-        log_str(&l, "decision", decision_name(m->decision));
+        log_str(&l, "decision", mutate_decision_name(m->decision));
         log_str(&l, "identityBefore", m->identity_before);
         log_str(&l, "identity", m->identity_after);
         if (m->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {

@@ -66,17 +66,17 @@ size_t findings_total(const struct findings *f)
         return f->n + f->not_kept;
 }
 
-void findings_totals(const struct findings *f, struct findings_namespace *ret)
+void findings_totals(const struct findings *f, struct findings_namespace *ret_totals)
 {
-        memset(ret, 0, sizeof *ret);
+        memset(ret_totals, 0, sizeof *ret_totals);
         for (size_t i = 0; i < f->n_namespaces; i++) {
                 const struct findings_namespace *ns = &f->namespaces[i];
-                ret->pods += ns->pods;
-                ret->spark_pods += ns->spark_pods;
+                ret_totals->pods += ns->pods;
+                ret_totals->spark_pods += ns->spark_pods;
                 for (int v = 0; v < VERDICT_MAX; v++)
-                        ret->verdicts[v] += ns->verdicts[v];
+                        ret_totals->verdicts[v] += ns->verdicts[v];
                 for (int k = 0; k < FINDING_PROBLEM_MAX; k++)
-                        ret->problems[k] += ns->problems[k];
+                        ret_totals->problems[k] += ns->problems[k];
         }
 }
 
@@ -90,7 +90,7 @@ static const char *string_item(const cJSON *obj, const char *key)
 
 static const cJSON *spark_env(const cJSON *pod, int *ret_container)
 {
-        int ci = mutate_spark_container(pod);
+        int ci = mutate_find_spark_container(pod);
         const cJSON *cs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "spec"), "containers");
         const cJSON *env = ci >= 0 ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cs, ci), "env") : NULL;
         *ret_container = ci;

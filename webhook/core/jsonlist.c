@@ -69,10 +69,10 @@ static int scan_items(const char *t, size_t len, size_t *i, int (*on_item)(void 
 }
 
 int jsonlist_scan(const char *text, size_t len, int (*on_item)(void *ctx, const cJSON *item), void *ctx,
-                  struct jsonlist_info *ret, char *err, size_t errlen)
+                  struct jsonlist_info *ret_info, char *err, size_t errlen)
 {
         size_t i = 0;
-        memset(ret, 0, sizeof *ret);
+        memset(ret_info, 0, sizeof *ret_info);
         if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
                 i = 3;   /* a UTF-8 byte order mark, as some editors write */
         i = skip_ws(text, len, i);
@@ -102,21 +102,21 @@ int jsonlist_scan(const char *text, size_t len, int (*on_item)(void *ctx, const 
                 int r = 0;
                 if (items && i < len && text[i] == '[') {
                         i++;
-                        ret->has_items = true;
-                        r = scan_items(text, len, &i, on_item, ctx, ret, err, errlen);
+                        ret_info->has_items = true;
+                        r = scan_items(text, len, &i, on_item, ctx, ret_info, err, errlen);
                 } else {
                         cJSON *v = parse_at(text, len, &i, err, errlen);
                         if (!v)
                                 return -EINVAL;
                         const cJSON *cont = metadata ? cJSON_GetObjectItemCaseSensitive(v, "continue") : NULL;
                         if (kind && cJSON_IsString(v))
-                                snprintf(ret->kind, sizeof ret->kind, "%s", v->valuestring);
-                        if (cJSON_IsString(cont) && strlen(cont->valuestring) >= sizeof ret->continue_) {
+                                snprintf(ret_info->kind, sizeof ret_info->kind, "%s", v->valuestring);
+                        if (cJSON_IsString(cont) && strlen(cont->valuestring) >= sizeof ret_info->continue_) {
                                 err_set(err, errlen, "the list's continue token is longer than %u bytes",
                                         JSONLIST_CONTINUE_MAX - 1);
                                 r = -E2BIG;
                         } else if (cJSON_IsString(cont)) {
-                                snprintf(ret->continue_, sizeof ret->continue_, "%s", cont->valuestring);
+                                snprintf(ret_info->continue_, sizeof ret_info->continue_, "%s", cont->valuestring);
                         }
                         cJSON_Delete(v);
                 }
@@ -220,11 +220,11 @@ static cJSON *head_item_metadata(const char *t, size_t len, size_t *i)
         return NULL;
 }
 
-int jsonlist_scan_head(const char *text, size_t len, struct jsonlist_head *ret, cJSON **ret_cut_metadata)
+int jsonlist_scan_head(const char *text, size_t len, struct jsonlist_head *ret_head, cJSON **ret_cut_metadata)
 {
         char err[64];
         size_t i = 0;
-        memset(ret, 0, sizeof *ret);
+        memset(ret_head, 0, sizeof *ret_head);
         *ret_cut_metadata = NULL;
         if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
                 i = 3;
@@ -252,7 +252,7 @@ int jsonlist_scan_head(const char *text, size_t len, struct jsonlist_head *ret, 
                                         return 0;
                                 }
                                 cJSON_Delete(item);
-                                ret->n_items++;
+                                ret_head->n_items++;
                         } while (head_next(text, len, &i));
                         if (i < len && text[i] == ']')
                                 i++;
@@ -266,13 +266,13 @@ int jsonlist_scan_head(const char *text, size_t len, struct jsonlist_head *ret, 
                         metadata ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "continue")) : NULL;
                 int r = 0;
                 if (kind && cJSON_IsString(v))
-                        snprintf(ret->kind, sizeof ret->kind, "%s", v->valuestring);
+                        snprintf(ret_head->kind, sizeof ret_head->kind, "%s", v->valuestring);
                 if (metadata && cJSON_IsObject(v))
-                        ret->has_metadata = true;
-                if (cont && strlen(cont) >= sizeof ret->continue_)
+                        ret_head->has_metadata = true;
+                if (cont && strlen(cont) >= sizeof ret_head->continue_)
                         r = -E2BIG;
                 else if (cont)
-                        snprintf(ret->continue_, sizeof ret->continue_, "%s", cont);
+                        snprintf(ret_head->continue_, sizeof ret_head->continue_, "%s", cont);
                 cJSON_Delete(v);
                 if (r)
                         return r;

@@ -41,12 +41,12 @@ static const char *const spark_container_names[] = {
         "executor",
 };
 
-const char *decision_name(enum decision d)
+const char *mutate_decision_name(enum decision d)
 {
         return d < DECISION_MAX ? decision_names[d] : "?";
 }
 
-const char *pod_role_name(enum pod_role r)
+const char *mutate_role_name(enum pod_role r)
 {
         return r < POD_ROLE_MAX ? role_names[r] : "?";
 }
@@ -161,7 +161,7 @@ static bool runs_spark(const cJSON *c)
         return false;
 }
 
-int mutate_spark_container(const cJSON *pod)
+int mutate_find_spark_container(const cJSON *pod)
 {
         const cJSON *cs = pod_containers(pod);
         const cJSON *c;
@@ -827,7 +827,7 @@ static int mutate_spark_pod(const struct rule *r, const char *ns, const cJSON *p
         if (rc != 0 || m->decision == DECISION_DENIED)
                 return rc < 0 ? rc : 0;
 
-        int ci = mutate_spark_container(pod);
+        int ci = mutate_find_spark_container(pod);
         size_t list = 0, index = 0;
         if (wi && (ci >= 0 || next_extra_container(r, pod, ci, &list, &index))) {
                 rc = workload_identity_volume(r, pod, m);

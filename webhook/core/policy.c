@@ -73,15 +73,15 @@ static bool delegable(const struct policy *p, const char *identity, char *why, s
 }
 
 int policy_resolve(const struct policy *p, const char *namespace_, const struct ns_info *info, struct pool *pool,
-                   struct resolution *ret)
+                   struct resolution *ret_res)
 {
-        ret->rule = policy_rule_for(p, namespace_);
-        ret->unknown = false;
-        ret->problem[0] = '\0';
-        if (ret->rule || !policy_uses_namespaces(p))
+        ret_res->rule = policy_rule_for(p, namespace_);
+        ret_res->unknown = false;
+        ret_res->problem[0] = '\0';
+        if (ret_res->rule || !policy_uses_namespaces(p))
                 return 0;
         if (!info) {
-                ret->unknown = true;
+                ret_res->unknown = true;
                 return 0;
         }
         if (p->annotations &&
@@ -90,30 +90,30 @@ int policy_resolve(const struct policy *p, const char *namespace_, const struct 
                 char name[128], err[256];
                 if (!e)
                         return -ENOMEM;
-                if (!policy_annotation_layer(info, e, ret->problem, sizeof ret->problem)) {
+                if (!policy_annotation_layer(info, e, ret_res->problem, sizeof ret_res->problem)) {
                         free(e);
                         return 0;
                 }
-                if (e->identity && !delegable(p, e->identity, ret->problem, sizeof ret->problem)) {
+                if (e->identity && !delegable(p, e->identity, ret_res->problem, sizeof ret_res->problem)) {
                         free(e);
                         return 0;
                 }
                 snprintf(name, sizeof name, "annotations of %s", namespace_ ? namespace_ : "");
-                int r = policy_compile_rule(pool, name, RULE_ANNOTATIONS, &p->base, e, &ret->annotated, err,
+                int r = policy_compile_rule(pool, name, RULE_ANNOTATIONS, &p->base, e, &ret_res->annotated, err,
                                             sizeof err);
                 free(e);
                 if (r == -EINVAL) {
-                        snprintf(ret->problem, sizeof ret->problem, "%s", err);
+                        snprintf(ret_res->problem, sizeof ret_res->problem, "%s", err);
                         return 0;
                 }
                 if (r < 0)
                         return r;
-                ret->rule = &ret->annotated;
+                ret_res->rule = &ret_res->annotated;
                 return 0;
         }
         for (size_t i = 0; i < p->n_selectors; i++) {
                 if (policy_selector_rule_matches(&p->selectors[i], info)) {
-                        ret->rule = &p->selectors[i].rule;
+                        ret_res->rule = &p->selectors[i].rule;
                         return 0;
                 }
         }

@@ -36,7 +36,7 @@ static bool object_is(const cJSON *object, const char *sub, const char *kind)
         return !*sub || (k && strcmp(k, kind) == 0);
 }
 
-int review_parse(const char *body, size_t len, struct review *ret, char *err, size_t errlen)
+int review_parse(const char *body, size_t len, struct review *ret_review, char *err, size_t errlen)
 {
         const char *end = NULL;
         cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
@@ -107,7 +107,7 @@ int review_parse(const char *body, size_t len, struct review *ret, char *err, si
                 if (!rv.name)
                         rv.name = string_item(meta, "generateName");
         }
-        *ret = rv;
+        *ret_review = rv;
         return 0;
 out:
         cJSON_Delete(root);
@@ -171,7 +171,7 @@ int review_respond(const struct review *rv, const struct mutation *m, struct buf
                 if (r == 0)
                         r = buf_puts(out, ",\"decision\":");
                 if (r == 0)
-                        r = buf_put_json_str(out, decision_name(m->decision));
+                        r = buf_put_json_str(out, mutate_decision_name(m->decision));
                 if (r == 0)
                         r = buf_puts(out, ",\"rule\":");
                 if (r == 0)

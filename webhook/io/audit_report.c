@@ -349,7 +349,7 @@ int audit_report_table(const struct findings *f, const struct audit_report_info 
                         cell(&t, it->namespace_, wn);
                         tf(&t, "  ");
                         cell(&t, it->pod, wp);
-                        tf(&t, "  %-*s  ", wr, or_dash(pod_role_name(it->role)));
+                        tf(&t, "  %-*s  ", wr, or_dash(mutate_role_name(it->role)));
                         cell(&t, it->app_id, wa);
                         tf(&t, "  %s%s", finding_problem_name(it->problem),
                            it->mode == POLICY_MODE_AUDIT ? " (namespace in audit mode)" : "");
@@ -493,7 +493,7 @@ static void json_finding(struct json_out *j, const struct finding *it)
         jf(j, ", \"phase\": ");
         js(j, it->phase);
         jf(j, ", \"role\": ");
-        js(j, it->role == POD_ROLE_NONE ? NULL : pod_role_name(it->role));
+        js(j, it->role == POD_ROLE_NONE ? NULL : mutate_role_name(it->role));
         jf(j, ", \"appId\": ");
         js(j, it->app_id);
         jf(j, ", \"problem\": \"%s\", \"expected\": ", finding_problem_name(it->problem));
@@ -574,7 +574,7 @@ static void report_result(struct json_out *j, const struct finding *it, long lon
         jf(j, ", \"found\": ");
         js(j, it->found);
         if (it->role != POD_ROLE_NONE)
-                jf(j, ", \"role\": \"%s\"", pod_role_name(it->role));
+                jf(j, ", \"role\": \"%s\"", mutate_role_name(it->role));
         if (it->app_id) {
                 jf(j, ", \"appId\": ");
                 js(j, it->app_id);

@@ -966,7 +966,7 @@ static int check_certs_only(const char *path, const struct buf *pem, char *err, 
         return 0;
 }
 
-int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err, size_t errlen)
+int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret_pem, char *err, size_t errlen)
 {
         struct buf all, one, b64;
         char *out;
@@ -1012,7 +1012,7 @@ int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret, char *err
                 r = -ENOMEM;
                 goto out;
         }
-        *ret = out;
+        *ret_pem = out;
 out:
         buf_free(&b64);
         buf_free(&one);

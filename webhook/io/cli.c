@@ -44,15 +44,15 @@ static int parse(const char *cmd, const char *flag, const char *s, unsigned long
 }
 
 int cli_uint(const char *cmd, const char *flag, const char *s, unsigned long long min, unsigned long long max,
-             unsigned long long *ret)
+             unsigned long long *ret_value)
 {
-        return parse(cmd, flag, s, min, max, false, ret);
+        return parse(cmd, flag, s, min, max, false, ret_value);
 }
 
 int cli_size(const char *cmd, const char *flag, const char *s, unsigned long long min, unsigned long long max,
-             unsigned long long *ret)
+             unsigned long long *ret_value)
 {
-        return parse(cmd, flag, s, min, max, true, ret);
+        return parse(cmd, flag, s, min, max, true, ret_value);
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)

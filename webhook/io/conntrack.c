@@ -108,7 +108,7 @@ static void *reaper(void *arg)
         return NULL;
 }
 
-int conntrack_new(const struct conntrack_options *opt, struct conntrack **ret)
+int conntrack_new(const struct conntrack_options *opt, struct conntrack **ret_table)
 {
         struct conntrack *t = calloc(1, sizeof *t);
         if (!t)
@@ -138,7 +138,7 @@ int conntrack_new(const struct conntrack_options *opt, struct conntrack **ret)
                 free(t);
                 return -r;
         }
-        *ret = t;
+        *ret_table = t;
         return 0;
 }
 
@@ -260,10 +260,10 @@ void conntrack_closed(struct conntrack *t, struct conn *c)
         pthread_mutex_unlock(&t->lock);
 }
 
-void conntrack_stats(struct conntrack *t, struct conntrack_stats *ret)
+void conntrack_stats(struct conntrack *t, struct conntrack_stats *ret_stats)
 {
         pthread_mutex_lock(&t->lock);
-        *ret = t->stats;
-        ret->open = t->open;
+        *ret_stats = t->stats;
+        ret_stats->open = t->open;
         pthread_mutex_unlock(&t->lock);
 }

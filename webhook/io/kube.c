@@ -64,7 +64,7 @@ static struct kube *kube_new(void)
         return k;
 }
 
-int kube_in_cluster(const char *sa_dir, struct kube **ret, char *err, size_t errlen)
+int kube_in_cluster(const char *sa_dir, struct kube **ret_kube, char *err, size_t errlen)
 {
         const char *host = getenv("KUBERNETES_SERVICE_HOST");
         const char *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -94,7 +94,7 @@ int kube_in_cluster(const char *sa_dir, struct kube **ret, char *err, size_t err
                 kube_free(k);
                 return r;
         }
-        *ret = k;
+        *ret_kube = k;
         return 0;
 }
 
@@ -253,7 +253,7 @@ out:
         return r;
 }
 
-int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t errlen)
+int kube_from_kubeconfig(const char *path, struct kube **ret_kube, char *err, size_t errlen)
 {
         struct buf text;
         struct doc *doc = NULL;
@@ -273,7 +273,7 @@ int kube_from_kubeconfig(const char *path, struct kube **ret, char *err, size_t 
         const char *server = NULL;
         r = kubeconfig_context(path, doc_root(doc), &cluster, &user, &server, err, errlen);
         if (r == 0)
-                r = kubeconfig_client(path, cluster, user, server, ret, err, errlen);
+                r = kubeconfig_client(path, cluster, user, server, ret_kube, err, errlen);
 out:
         doc_free(doc);
         if (text.data)

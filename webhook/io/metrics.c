@@ -72,7 +72,7 @@ static int render_admissions(struct buf *out)
         for (int d = 0; d < DECISION_MAX; d++)
                 for (int role = 0; role < POD_ROLE_MAX; role++)
                         P(NS "admission_requests_total{decision=\"%s\",role=\"%s\"} %llu\n",
-                          decision_name((enum decision)d), role ? pod_role_name((enum pod_role)role) : "none",
+                          mutate_decision_name((enum decision)d), role ? mutate_role_name((enum pod_role)role) : "none",
                           (unsigned long long)get(&admissions[d][role]));
 
         P("# HELP " NS "admission_duration_seconds Time from a review's body to its answer.\n"

@@ -382,7 +382,7 @@ static void *watcher(void *arg)
         return NULL;
 }
 
-int nscache_start(const struct kube *k, struct nscache **ret)
+int nscache_start(const struct kube *k, struct nscache **ret_cache)
 {
         struct nscache *c = calloc(1, sizeof *c);
         if (!c)
@@ -405,7 +405,7 @@ int nscache_start(const struct kube *k, struct nscache **ret)
                 return -ENOMEM;
         }
         c->started = true;
-        *ret = c;
+        *ret_cache = c;
         return 0;
 }
 
@@ -619,7 +619,7 @@ static int miss(struct nscache *c, const char *name, uint64_t deadline_ns, struc
         return r;
 }
 
-int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, struct ns_info *ret, char *err,
+int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, struct ns_info *ret_info, char *err,
                    size_t errlen)
 {
         tl.c = c;
@@ -629,14 +629,14 @@ int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, st
         tl.held = true;
         const struct ns_entry *e = t ? ns_table_find(t, name) : NULL;
         if (e) {
-                *ret = e->info;
+                *ret_info = e->info;
                 return 0;
         }
         /* Not known yet (just created, or before the first list): ask the
          * API, without holding the table while the call runs. */
         snapshot_release(c->table, tl.token);
         tl.held = false;
-        return miss(c, name, deadline_ns, ret, err, errlen);
+        return miss(c, name, deadline_ns, ret_info, err, errlen);
 }
 
 void nscache_fetch_stats(const struct nscache *c, unsigned long *ret_fetches, unsigned long *ret_refused)

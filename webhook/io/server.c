@@ -887,12 +887,12 @@ int server_start_plain(const char *listen, const struct server_handler *h, struc
         return 0;
 }
 
-void server_connection_stats(struct server *s, struct conntrack_stats *ret)
+void server_connection_stats(struct server *s, struct conntrack_stats *ret_stats)
 {
         if (s->conns)
-                conntrack_stats(s->conns, ret);
+                conntrack_stats(s->conns, ret_stats);
         else
-                memset(ret, 0, sizeof *ret);
+                memset(ret_stats, 0, sizeof *ret_stats);
 }
 
 unsigned server_port(const struct server *s)
