@@ -452,7 +452,7 @@ def process_instructions(name, argv_for_port, ctx, body, n, out_file):
     with open(dump) as f:
         total = int(re.search(r"^totals: (\d+)", f.read(), re.M).group(1))
     return {"ir": total / r["done"],
-            "fn": callgrind_breakdown(dump, r["done"], ["admit", "admission_parse", "admission_decide",
+            "fn": callgrind_breakdown(dump, r["done"], ["serve_admit", "admission_parse", "admission_decide",
                                                          "admission_free_arena", "admission_free",
                                                          "gnutls_record_recv", "gnutls_record_send"])}
 
@@ -564,9 +564,9 @@ def report(res, args):
                  % (fmt_int(s["ir"]), fmt_int(f["ir"]), ratio(s["ir"], f["ir"])))
     L.append("")
     fn = pi["server"]["fn"]
-    if "admit" in fn and "admission_parse" in fn and "admission_decide" in fn:
+    if "serve_admit" in fn and "admission_parse" in fn and "admission_decide" in fn:
         total = pi["server"]["ir"]
-        adm, handle = fn["admit"], fn["admission_parse"] + fn["admission_decide"]
+        adm, handle = fn["serve_admit"], fn["admission_parse"] + fn["admission_decide"]
         free_ = fn.get("admission_free_arena", 0) + fn.get("admission_free", 0)
         L.append("Where the server's %s instructions per driver request (5.6 KB) go (callgrind, whole process; "
                  "the floor: %s):" % (fmt_int(total), fmt_int(pi["floor"]["ir"])))
@@ -575,7 +575,7 @@ def report(res, args):
         L.append("| --- | ---: | ---: |")
         for label, v in (("`admission_parse()` and `admission_decide()`: parse, decide, respond", handle),
                          ("`admission_free_arena()` (the parsed tree is left to the arena)", free_),
-                         ("the rest of `admit()`: the decision log line, metrics", adm - handle - free_),
+                         ("the rest of `serve_admit()`: the decision log line, metrics", adm - handle - free_),
                          ("GnuTLS records in and out", fn.get("gnutls_record_recv", 0) + fn.get("gnutls_record_send", 0)),
                          ("everything else: libmicrohttpd (its pool is zeroed per request), epoll, malloc",
                           total - adm - fn.get("gnutls_record_recv", 0) - fn.get("gnutls_record_send", 0))):
