@@ -2,11 +2,14 @@
 #   make run    install what is missing, build, make dev certificates, serve
 #               https://127.0.0.1:8443 with deploy/policy.yaml
 #   make test   everything CI runs: the style checks (make format-check, make
-#               analyze), unit tests (plain and ASan+UBSan), the
+#               length-check, make analyze), unit tests (plain and ASan+UBSan), the
 #               integration tests against the real binary, the end-to-end
 #               tests against a real kube-apiserver, and the image built and run
 #   make format rewrite the C sources to .clang-format (clang-format 19, installed
 #               when missing); make format-check only checks them
+#   make length-check  no function of webhook/*/*.c over 80 lines unless the
+#               comment above it has a "Long:" line saying why
+#               (tests/style/check-length.sh)
 #   make analyze  gcc -fanalyzer over webhook/ in $(ANALYZER_BUILD), -Werror: no
 #               finding (tests/style/analyze.sh)
 #   make e2e    the end-to-end tests alone (builds kube-apiserver, kubectl and
@@ -62,7 +65,7 @@ POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 
 .PHONY: all deps build build-asan run certs test e2e bench soak tsan valgrind fuzz image render clean \
-	format format-check analyze
+	format format-check length-check analyze
 
 all: build
 
@@ -101,6 +104,9 @@ format:
 
 format-check:
 	@tests/style/check-format.sh
+
+length-check:
+	@tests/style/check-length.sh
 
 analyze: deps
 	@tests/style/analyze.sh $(ANALYZER_BUILD)

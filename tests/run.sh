@@ -3,7 +3,8 @@
 # "N passed, N failed" (also printed last).
 # Usage: tests/run.sh BUILD ASAN_BUILD [FUZZ_BUILD [TSAN_BUILD [ANALYZER_BUILD]]]
 # The style steps first: the C sources against .clang-format
-# (tests/style/check-format.sh) and gcc -fanalyzer over webhook/ in its own
+# (tests/style/check-format.sh), the length of the functions of webhook/
+# (tests/style/check-length.sh) and gcc -fanalyzer over webhook/ in its own
 # build ANALYZER_BUILD (tests/style/analyze.sh), their results in BUILD.
 # The end-to-end suite runs once, against BUILD (tests/e2e/run.sh); the image
 # suite once, on the image's own binary, with its results in BUILD
@@ -28,8 +29,11 @@ py=${PYTHON:-python3}
 status=0
 
 echo "== style: the C sources against .clang-format"
-rm -f "$build/format.xml" "$build/analyzer.xml"  # a step that dies writes none: a failure
+rm -f "$build/format.xml" "$build/length.xml" "$build/analyzer.xml"  # a step that dies writes none: a failure
 tests/style/check-format.sh --junit "$build/format.xml" || status=1
+
+echo "== style: no function of webhook/ over 80 lines without a \"Long:\" reason"
+tests/style/check-length.sh --junit "$build/length.xml" || status=1
 
 echo "== static analysis: gcc -fanalyzer over webhook/ ($analyzer)"
 tests/style/analyze.sh "$analyzer" --junit "$build/analyzer.xml" || status=1

@@ -3,7 +3,8 @@ meson's test log, and pytest's JUnit XML (the integration tests of each
 build; the end-to-end tests, BUILD/e2e.xml, the image tests, BUILD/image.xml,
 the soak, BUILD/soak.xml, the attack suite, BUILD/attack.xml, the server
 under valgrind, BUILD/valgrind.xml, and the style steps, BUILD/format.xml
-(clang-format) and BUILD/analyzer.xml (gcc -fanalyzer),
+(clang-format), BUILD/length.xml (the length of functions) and
+BUILD/analyzer.xml (gcc -fanalyzer),
 of the first build only; the fuzz targets' FUZZ_BUILD/fuzz.xml with --fuzz
 FUZZ_BUILD; with --tsan TSAN_BUILD, the ThreadSanitizer build's unit tests,
 integration tests, soak and its reports, TSAN_BUILD/tsan.xml, as
@@ -78,6 +79,7 @@ for build in builds + ([tsan] if tsan else []):
         suites.append(("valgrind", "valgrind.xml"))  # the first build's server under memcheck
         suites.append(("attack", "attack.xml"))  # tests/attack against the first build's server
         suites.append(("format", "format.xml"))  # tests/style/check-format.sh, once
+        suites.append(("length", "length.xml"))  # tests/style/check-length.sh, once
         suites.append(("analyzer", "analyzer.xml"))  # tests/style/analyze.sh, its own build
     for label, name in suites:
         p, f = junit_counts(os.path.join(build, name))

@@ -24,8 +24,7 @@ static const char *const written[] = { "ca.crt", "ca.key", "tls.crt", "tls.key" 
 #define N_WRITTEN (sizeof(written) / sizeof(written[0]))
 #define RENEWED 2
 
-/* Longer than the other functions here because it is the help text, one
- * printf() and one fputs() of it. */
+/* Long: it is the help text, one printf() and one fputs() of it. */
 void cmd_certs_help(void)
 {
         printf("Usage: spark-identity-webhook certs --service NAME --namespace NS --out DIR\n"

@@ -40,6 +40,7 @@
 #define POLICY_ERRORS_MAX (64u * 1024u)
 #include "serve.h"
 
+/* Long: it is the help text, written as it reads. */
 void cmd_serve_help(void)
 {
         /* Longer than a function should be: it is the help text, one screen

@@ -10,14 +10,17 @@
  * defaults say `audit` is judged like `enforce`. */
 #include "findings.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "change.h"
+#include "strs.h"
 
 #define ENV_JAVA_HOME "JAVA_HOME"
 #define ENV_SUBMIT_OPTS "SPARK_SUBMIT_OPTS"
@@ -111,12 +114,12 @@ static const cJSON *env_entry(const cJSON *env, const char *name)
 
 /* ---- the namespaces' counts ---- */
 
-static int cmp_namespace(const void *key, const void *elem)
-{
-        return strcmp(key, ((const struct findings_namespace *)elem)->name);
-}
+/* The records are compared by str_cmp_ptr(), which reads their first member. */
+static_assert(offsetof(struct findings_namespace, name) == 0, "a record begins with its name");
 
-/* The record of `name`, made when first seen. NULL when out of memory. */
+/* The record of `name`, made when first seen. NULL when out of memory. The
+ * search is not bsearch(): a name not found is inserted where the search
+ * ended, at `lo`. */
 static struct findings_namespace *namespace_get(struct findings *f, const char *name)
 {
         if (f->last_namespace < f->n_namespaces && strcmp(f->namespaces[f->last_namespace].name, name) == 0)
@@ -124,7 +127,7 @@ static struct findings_namespace *namespace_get(struct findings *f, const char *
         size_t lo = 0, hi = f->n_namespaces;
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                int c = cmp_namespace(name, &f->namespaces[mid]);
+                int c = str_cmp_ptr(&name, &f->namespaces[mid]);
                 if (c == 0) {
                         f->last_namespace = mid;
                         return &f->namespaces[mid];

@@ -11,7 +11,6 @@
 
 #include "buf.h"
 
-#define LABEL_IDENTITY CHANGE_IDENTITY_LABEL
 #define LABEL_ROLE "spark-role"
 #define ENV_SUBMIT_OPTS "SPARK_SUBMIT_OPTS"
 #define ENV_TOOL_OPTIONS "JAVA_TOOL_OPTIONS"
@@ -208,20 +207,20 @@ static bool check_claim(const struct policy *p, const struct rule *r, const char
                 mutation_deny(m,
                               "namespace %s may not use Azure identity \"%s\" (label %s): the policy names "
                               "it nowhere and refuses such identities (unlistedIdentities: deny)",
-                              ns, claimed, LABEL_IDENTITY);
+                              ns, claimed, CHANGE_IDENTITY_LABEL);
         else if (r)
                 mutation_deny(m, "namespace %s may not use Azure identity \"%s\" (label %s); it may use: %s", ns,
-                              claimed, LABEL_IDENTITY, may[0] ? may : "none");
+                              claimed, CHANGE_IDENTITY_LABEL, may[0] ? may : "none");
         else if (v.listed && !v.listed->reserved)
                 mutation_deny(m,
                               "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
                               "gives it only to namespaces a grantor annotated with it",
-                              ns, claimed, LABEL_IDENTITY);
+                              ns, claimed, CHANGE_IDENTITY_LABEL);
         else
                 mutation_deny(m,
                               "namespace %s may not use Azure identity \"%s\" (label %s): the policy "
                               "grants it to other namespaces only",
-                              ns, claimed, LABEL_IDENTITY);
+                              ns, claimed, CHANGE_IDENTITY_LABEL);
         return true;
 }
 
@@ -480,18 +479,18 @@ static int pod_identity_label(const struct rule *r, const char *ns, const cJSON 
                         mutation_deny(m,
                                       "namespace %s may not use Azure identity \"%s\" for Spark pods (label "
                                       "%s); it may use: %s",
-                                      ns, before, LABEL_IDENTITY, r->identity);
+                                      ns, before, CHANGE_IDENTITY_LABEL, r->identity);
                         return 0;
                 }
                 if (!audit)
-                        mutation_warn(m, "%s %s replaced by %s, the identity of namespace %s", LABEL_IDENTITY, before,
-                                      r->identity, ns);
+                        mutation_warn(m, "%s %s replaced by %s, the identity of namespace %s", CHANGE_IDENTITY_LABEL,
+                                      before, r->identity, ns);
         }
         m->identity_after = r->identity;
         if (before && strcmp(before, r->identity) == 0)
                 return 0;
         if (audit)
-                mutation_warn(m, "audit: would set label %s=%s", LABEL_IDENTITY, r->identity);
+                mutation_warn(m, "audit: would set label %s=%s", CHANGE_IDENTITY_LABEL, r->identity);
         return set_label(m, r, pod);
 }
 
@@ -504,6 +503,9 @@ static enum change_place list_place(bool exists, size_t found)
         return found != SIZE_MAX ? CHANGE_PLACE_REPLACE : exists ? CHANGE_PLACE_ADD : CHANGE_PLACE_NEW;
 }
 
+/* A linear search, not str_sorted_has(): the lists (a rule's allowed
+ * identities, its extraContainers) keep the policy's order, which explain,
+ * check-policy and the messages show, and are short. */
 static bool in_list(const char *const *items, size_t n, const char *s)
 {
         for (size_t i = 0; s && i < n; i++)
@@ -526,15 +528,15 @@ static int workload_identity_label(const struct rule *r, const char *ns, struct 
                         mutation_deny(m,
                                       "namespace %s uses Azure workload identity (client %s) and may not use Azure "
                                       "identity \"%s\" (label %s)",
-                                      ns, r->client_id, before, LABEL_IDENTITY);
+                                      ns, r->client_id, before, CHANGE_IDENTITY_LABEL);
                         return 0;
                 }
                 mutation_warn(m, "audit: label %s=%s: namespace %s uses workload identity; the pod would be refused",
-                              LABEL_IDENTITY, before, ns);
+                              CHANGE_IDENTITY_LABEL, before, ns);
                 return 1;
         }
         mutation_warn(m, "%slabel %s=%s %s: namespace %s uses workload identity", audit ? "audit: " : "",
-                      LABEL_IDENTITY, before, audit ? "would be removed" : "removed", ns);
+                      CHANGE_IDENTITY_LABEL, before, audit ? "would be removed" : "removed", ns);
         m->identity_after = NULL;
         return change_add(m, (struct change){ .kind = CHANGE_REMOVE_IDENTITY_LABEL, .old = before });
 }
@@ -928,7 +930,7 @@ static void decision_begin(const struct policy *p, const struct mutate_context *
         m->rule = r;
         m->role = mutate_pod_role(pod);
         m->mode = r ? r->mode : policy_default_mode(p);
-        m->identity_before = string_item(pod_labels(pod), LABEL_IDENTITY);
+        m->identity_before = string_item(pod_labels(pod), CHANGE_IDENTITY_LABEL);
         m->app_id = string_item(pod_labels(pod), "spark-app-selector");
         m->app_name = string_item(pod_labels(pod), "spark-app-name");
         m->policy_sha256 = policy_sha256(p);
@@ -1001,7 +1003,7 @@ int mutate_claim(const struct policy *p, const char *ns, const struct mutate_con
         if (!ns)
                 ns = "";
         if (old_pod)
-                m->identity_before = string_item(pod_labels(old_pod), LABEL_IDENTITY);
+                m->identity_before = string_item(pod_labels(old_pod), CHANGE_IDENTITY_LABEL);
         const char *before = m->identity_before, *after = m->identity_after;
         /* Removed, or left as it was: allowed whatever the policy says now,
          * so that finalizers and garbage collection never get stuck. */

@@ -327,6 +327,111 @@ static void problems_list(struct table *t, const struct findings_namespace *ns)
                 tf(t, "-");
 }
 
+/* The findings, one block of three lines each, sorted (`v`), or "No
+ * findings." when there is none at all. */
+static void table_findings(struct table *t, const struct findings *f, const struct finding **v)
+{
+        int wn = width(9, "NAMESPACE"), wp = width(3, "POD"), wr = 8, wa = width(6, "APP ID");
+        for (size_t i = 0; i < f->n; i++) {
+                wn = width((size_t)wn, v[i]->namespace_);
+                wp = width((size_t)wp, v[i]->pod);
+                wa = width((size_t)wa, v[i]->app_id);
+        }
+        if (f->n) {
+                tf(t, "%-*s  %-*s  %-*s  %-*s  %s", wn, "NAMESPACE", wp, "POD", wr, "ROLE", wa, "APP ID", "PROBLEM");
+                tline(t);
+                for (size_t i = 0; i < f->n; i++) {
+                        const struct finding *it = v[i];
+                        cell(t, it->namespace_, wn);
+                        tf(t, "  ");
+                        cell(t, it->pod, wp);
+                        tf(t, "  %-*s  ", wr, or_dash(mutate_role_name(it->role)));
+                        cell(t, it->app_id, wa);
+                        tf(t, "  %s%s", finding_problem_name(it->problem),
+                           it->mode == POLICY_MODE_AUDIT ? " (namespace in audit mode)" : "");
+                        tline(t);
+                        tf(t, "    expected  ");
+                        cell(t, it->expected, 0);
+                        tline(t);
+                        tf(t, "    found     ");
+                        cell(t, it->found, 0);
+                        tline(t);
+                }
+                tline(t);
+        } else if (findings_total(f) == 0) {
+                tf(t, "No findings.\n");
+                tline(t);
+        }
+}
+
+/* The summary per namespace, one line each under a header. */
+static void table_namespaces(struct table *t, const struct findings *f)
+{
+        int wn = width(9, "NAMESPACE");
+        int wru = width(4, "RULE");
+        for (size_t i = 0; i < f->n_namespaces; i++) {
+                wn = width((size_t)wn, f->namespaces[i].name);
+                wru = width((size_t)wru, f->namespaces[i].rule);
+        }
+        tf(t, "%-*s  %-*s  %-7s  %5s  %5s  %9s  %8s  %7s  %s", wn, "NAMESPACE", wru, "RULE", "MODE", "PODS", "SPARK",
+           "COMPLIANT", "FINDINGS", "UNKNOWN", "PROBLEMS");
+        tline(t);
+        for (size_t i = 0; i < f->n_namespaces; i++) {
+                const struct findings_namespace *ns = &f->namespaces[i];
+                cell(t, ns->name, wn);
+                tf(t, "  ");
+                cell(t, ns->rule, wru);
+                tf(t, "  %-7s  %5zu  %5zu  %9zu  %8zu  %7zu  ",
+                   ns->rule || !ns->verdicts[VERDICT_UNKNOWN] ? policy_mode_name(ns->mode) : "?", ns->pods,
+                   ns->spark_pods, ns->verdicts[VERDICT_COMPLIANT], ns->verdicts[VERDICT_FINDINGS],
+                   ns->verdicts[VERDICT_UNKNOWN]);
+                problems_list(t, ns);
+                tline(t);
+        }
+}
+
+/* The totals, what is unknown or not listed and why, and where the pods and
+ * the policy came from. */
+static void table_totals(struct table *t, const struct findings *f, const struct audit_report_info *info)
+{
+        struct findings_namespace tot;
+        findings_totals(f, &tot);
+        tf(t,
+           "\n%zu pod%s in %zu namespace%s, %zu of them Spark pods; judged %zu: %zu compliant, "
+           "%zu with %zu finding%s",
+           tot.pods, plural(tot.pods), f->n_namespaces, plural(f->n_namespaces), tot.spark_pods, judged(&tot),
+           tot.verdicts[VERDICT_COMPLIANT], tot.verdicts[VERDICT_FINDINGS], findings_total(f),
+           plural(findings_total(f)));
+        if (tot.verdicts[VERDICT_OFF])
+                tf(t, "; %zu not judged (mode off)", tot.verdicts[VERDICT_OFF]);
+        tf(t, ".");
+        tline(t);
+        if (tot.verdicts[VERDICT_UNKNOWN]) {
+                size_t n = tot.verdicts[VERDICT_UNKNOWN];
+                tf(t, "%zu pod%s unknown: %s rule depends on %s namespace's labels or annotations, which %s.", n,
+                   plural(n), n == 1 ? "its" : "their", n == 1 ? "its" : "their",
+                   info->namespaces_known ? "were not in the namespaces read"
+                                          : "were not read (give --namespaces FILE, from "
+                                            "'kubectl get namespaces -o json')");
+                tline(t);
+        }
+        if (f->not_kept) {
+                tf(t,
+                   "%zu finding%s %s not listed: the audit keeps at most %zu (-o json says the same; narrow "
+                   "with --namespace).",
+                   f->not_kept, plural(f->not_kept), f->not_kept == 1 ? "is" : "are", info->max_findings);
+                tline(t);
+        }
+        tf(t, "Pods from ");
+        cell(t, info->source, 0);
+        tf(t, "; policy ");
+        cell(t, info->policy_path, 0);
+        tf(t, " (sha256 ");
+        cell(t, info->policy_sha256, 0);
+        tf(t, ").");
+        tline(t);
+}
+
 int audit_report_table(const struct findings *f, const struct audit_report_info *info, FILE *out)
 {
         const struct finding **v = sorted(f);
@@ -335,98 +440,10 @@ int audit_report_table(const struct findings *f, const struct audit_report_info 
                 return -ENOMEM;
         /* Texts are written out in pieces: a line holds less than a piece more. */
         buf_init(&t.line, 2u * TEXT_FLUSH_BYTES);
-        int wn = width(9, "NAMESPACE"), wp = width(3, "POD"), wr = 8, wa = width(6, "APP ID");
-        for (size_t i = 0; i < f->n; i++) {
-                wn = width((size_t)wn, v[i]->namespace_);
-                wp = width((size_t)wp, v[i]->pod);
-                wa = width((size_t)wa, v[i]->app_id);
-        }
-        if (f->n) {
-                tf(&t, "%-*s  %-*s  %-*s  %-*s  %s", wn, "NAMESPACE", wp, "POD", wr, "ROLE", wa, "APP ID", "PROBLEM");
-                tline(&t);
-                for (size_t i = 0; i < f->n; i++) {
-                        const struct finding *it = v[i];
-                        cell(&t, it->namespace_, wn);
-                        tf(&t, "  ");
-                        cell(&t, it->pod, wp);
-                        tf(&t, "  %-*s  ", wr, or_dash(mutate_role_name(it->role)));
-                        cell(&t, it->app_id, wa);
-                        tf(&t, "  %s%s", finding_problem_name(it->problem),
-                           it->mode == POLICY_MODE_AUDIT ? " (namespace in audit mode)" : "");
-                        tline(&t);
-                        tf(&t, "    expected  ");
-                        cell(&t, it->expected, 0);
-                        tline(&t);
-                        tf(&t, "    found     ");
-                        cell(&t, it->found, 0);
-                        tline(&t);
-                }
-                tline(&t);
-        } else if (findings_total(f) == 0) {
-                tf(&t, "No findings.\n");
-                tline(&t);
-        }
+        table_findings(&t, f, v);
         free(v);
-
-        /* The summary per namespace. */
-        wn = width(9, "NAMESPACE");
-        int wru = width(4, "RULE");
-        for (size_t i = 0; i < f->n_namespaces; i++) {
-                wn = width((size_t)wn, f->namespaces[i].name);
-                wru = width((size_t)wru, f->namespaces[i].rule);
-        }
-        tf(&t, "%-*s  %-*s  %-7s  %5s  %5s  %9s  %8s  %7s  %s", wn, "NAMESPACE", wru, "RULE", "MODE", "PODS", "SPARK",
-           "COMPLIANT", "FINDINGS", "UNKNOWN", "PROBLEMS");
-        tline(&t);
-        for (size_t i = 0; i < f->n_namespaces; i++) {
-                const struct findings_namespace *ns = &f->namespaces[i];
-                cell(&t, ns->name, wn);
-                tf(&t, "  ");
-                cell(&t, ns->rule, wru);
-                tf(&t, "  %-7s  %5zu  %5zu  %9zu  %8zu  %7zu  ",
-                   ns->rule || !ns->verdicts[VERDICT_UNKNOWN] ? policy_mode_name(ns->mode) : "?", ns->pods,
-                   ns->spark_pods, ns->verdicts[VERDICT_COMPLIANT], ns->verdicts[VERDICT_FINDINGS],
-                   ns->verdicts[VERDICT_UNKNOWN]);
-                problems_list(&t, ns);
-                tline(&t);
-        }
-
-        struct findings_namespace tot;
-        findings_totals(f, &tot);
-        tf(&t,
-           "\n%zu pod%s in %zu namespace%s, %zu of them Spark pods; judged %zu: %zu compliant, "
-           "%zu with %zu finding%s",
-           tot.pods, plural(tot.pods), f->n_namespaces, plural(f->n_namespaces), tot.spark_pods, judged(&tot),
-           tot.verdicts[VERDICT_COMPLIANT], tot.verdicts[VERDICT_FINDINGS], findings_total(f),
-           plural(findings_total(f)));
-        if (tot.verdicts[VERDICT_OFF])
-                tf(&t, "; %zu not judged (mode off)", tot.verdicts[VERDICT_OFF]);
-        tf(&t, ".");
-        tline(&t);
-        if (tot.verdicts[VERDICT_UNKNOWN]) {
-                size_t n = tot.verdicts[VERDICT_UNKNOWN];
-                tf(&t, "%zu pod%s unknown: %s rule depends on %s namespace's labels or annotations, which %s.", n,
-                   plural(n), n == 1 ? "its" : "their", n == 1 ? "its" : "their",
-                   info->namespaces_known ? "were not in the namespaces read"
-                                          : "were not read (give --namespaces FILE, from "
-                                            "'kubectl get namespaces -o json')");
-                tline(&t);
-        }
-        if (f->not_kept) {
-                tf(&t,
-                   "%zu finding%s %s not listed: the audit keeps at most %zu (-o json says the same; narrow "
-                   "with --namespace).",
-                   f->not_kept, plural(f->not_kept), f->not_kept == 1 ? "is" : "are", info->max_findings);
-                tline(&t);
-        }
-        tf(&t, "Pods from ");
-        cell(&t, info->source, 0);
-        tf(&t, "; policy ");
-        cell(&t, info->policy_path, 0);
-        tf(&t, " (sha256 ");
-        cell(&t, info->policy_sha256, 0);
-        tf(&t, ").");
-        tline(&t);
+        table_namespaces(&t, f);
+        table_totals(&t, f, info);
         buf_free(&t.line);
         return finish(out, t.r);
 }

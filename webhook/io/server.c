@@ -479,74 +479,79 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
         return 0;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+/* First call for a request: its state, then the headers screened; a request
+ * they condemn is answered at once. */
+static enum MHD_Result request_begin(struct server *s, struct MHD_Connection *c, const char *url, const char *method,
+                                     void **con_cls)
 {
-        struct server *s = cls;
-        struct request *rq = *con_cls;
+        struct request *rq = calloc(1, sizeof *rq);
+        if (!rq)
+                return MHD_NO;
+        rq->s = s;
+        atomic_fetch_add(&s->in_flight, 1);
+        buf_init(&rq->body, s->max_body);
+        *con_cls = rq;
+        const char *allow = NULL;
+        int refuse = screen(s, c, url, method, rq, &allow);
+        /* Headers in: the body's deadline now, absolute. */
+        if (s->conns)
+                conntrack_request(s->conns, conn_of(c), rq->deadline_ns);
+        if (!refuse)
+                return MHD_YES;
+        rq->refused = -1;   /* answered: whatever body follows is dropped */
+        return send_error(c, url, refuse, allow, true, rq->why);
+}
 
-        if (!rq) {
-                rq = calloc(1, sizeof *rq);
-                if (!rq)
-                        return MHD_NO;
-                rq->s = s;
-                atomic_fetch_add(&s->in_flight, 1);
-                buf_init(&rq->body, s->max_body);
-                *con_cls = rq;
-                const char *allow = NULL;
-                int refuse = screen(s, c, url, method, rq, &allow);
-                /* Headers in: the body's deadline now, absolute. */
-                if (s->conns)
-                        conntrack_request(s->conns, conn_of(c), rq->deadline_ns);
-                if (!refuse)
-                        return MHD_YES;
-                rq->refused = -1;   /* answered: whatever body follows is dropped */
-                return send_error(c, url, refuse, allow, true, rq->why);
+/* A piece of the body: kept, within the request's deadline, the body's limit
+ * and the budget, or the request refused. */
+static enum MHD_Result request_body(struct server *s, struct request *rq, struct MHD_Connection *c, const char *url,
+                                    const char *upload_data, size_t *upload_size)
+{
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (rq->refused)
+                return MHD_YES;   /* draining after a refusal; nothing is kept */
+        if (now_ns() > rq->deadline_ns) {
+                log_message(LOG_WARN,
+                            "request body still arriving after its timeout; "
+                            "connection closed",
+                            url);
+                return MHD_NO;
         }
-
-        if (*upload_size) {
-                size_t n = *upload_size;
-                *upload_size = 0;
-                if (rq->refused)
-                        return MHD_YES;   /* draining after a refusal; nothing is kept */
-                if (now_ns() > rq->deadline_ns) {
-                        log_message(LOG_WARN,
-                                    "request body still arriving after its timeout; "
-                                    "connection closed",
-                                    url);
-                        return MHD_NO;
-                }
-                size_t cap = buf_cap_after(&rq->body, n);
-                if (cap > rq->body.cap && s->budget) {
-                        size_t more = cap - rq->body.cap;
-                        if (!budget_take(s->budget, more, cap > WH_BODY_SMALL_BYTES)) {
-                                release_body(rq);
-                                snprintf(rq->why, sizeof rq->why,
-                                         "the server's memory for requests in "
-                                         "flight (--request-memory, %zu MiB) is in use; try again",
-                                         s->budget->limit >> 20);
-                                rq->refused = 503;
-                                /* Answer now if the library lets us; else when the body ends. */
-                                if (send_error(c, url, 503, NULL, true, rq->why) == MHD_YES)
-                                        rq->refused = -1;
-                                return MHD_YES;
-                        }
-                        rq->charged += more;
-                }
-                int r = buf_append(&rq->body, upload_data, n);
-                if (r == -ENOBUFS) {
+        size_t cap = buf_cap_after(&rq->body, n);
+        if (cap > rq->body.cap && s->budget) {
+                size_t more = cap - rq->body.cap;
+                if (!budget_take(s->budget, more, cap > WH_BODY_SMALL_BYTES)) {
                         release_body(rq);
-                        rq->refused = 413;
-                        snprintf(rq->why, sizeof rq->why, "the body is larger than the limit of %zu bytes",
-                                 s->max_body);
+                        snprintf(rq->why, sizeof rq->why,
+                                 "the server's memory for requests in "
+                                 "flight (--request-memory, %zu MiB) is in use; try again",
+                                 s->budget->limit >> 20);
+                        rq->refused = 503;
                         /* Answer now if the library lets us; else when the body ends. */
-                        if (send_error(c, url, 413, NULL, true, rq->why) == MHD_YES)
+                        if (send_error(c, url, 503, NULL, true, rq->why) == MHD_YES)
                                 rq->refused = -1;
                         return MHD_YES;
                 }
-                return r < 0 ? MHD_NO : MHD_YES;
+                rq->charged += more;
         }
+        int r = buf_append(&rq->body, upload_data, n);
+        if (r == -ENOBUFS) {
+                release_body(rq);
+                rq->refused = 413;
+                snprintf(rq->why, sizeof rq->why, "the body is larger than the limit of %zu bytes", s->max_body);
+                /* Answer now if the library lets us; else when the body ends. */
+                if (send_error(c, url, 413, NULL, true, rq->why) == MHD_YES)
+                        rq->refused = -1;
+                return MHD_YES;
+        }
+        return r < 0 ? MHD_NO : MHD_YES;
+}
 
+/* The body is whole: the answer (a refusal kept for now, a health check, or
+ * the admission callback's). */
+static enum MHD_Result request_answer(struct server *s, struct request *rq, struct MHD_Connection *c, const char *url)
+{
         if (rq->refused > 0)
                 return send_error(c, url, rq->refused, NULL, true, rq->why);
         if (rq->refused < 0)
@@ -564,6 +569,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         enum MHD_Result r = send_body(c, status, &out, NULL, close);
         buf_free(&out);
         return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+        struct server *s = cls;
+        struct request *rq = *con_cls;
+
+        if (!rq)
+                return request_begin(s, c, url, method, con_cls);
+        if (*upload_size)
+                return request_body(s, rq, c, url, upload_data, upload_size);
+        return request_answer(s, rq, c, url);
 }
 
 void server_close_connections(struct server *s)
@@ -764,6 +782,35 @@ void server_stop(struct server *s)
         free(s);
 }
 
+/* The size of the thread pool: --threads, or one a CPU, at most WH_MAX_THREADS. */
+static unsigned pool_size(unsigned threads)
+{
+        if (threads == WH_THREADS_AUTO) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                threads = n > 0 ? (unsigned)n : 1;
+        }
+        if (threads > WH_MAX_THREADS)
+                threads = WH_MAX_THREADS;
+        return threads;
+}
+
+/* The connection reaper (conntrack.h), its deadlines from the options. */
+static int start_reaper(struct server *s, const struct server_options *opt, char *err, size_t errlen)
+{
+        struct conntrack_options co = {
+                .limit = opt->max_connections,
+                .header_timeout_ms = opt->header_timeout_ms ? opt->header_timeout_ms : WH_HEADER_TIMEOUT_S * 1000u,
+                .body_timeout_ms = opt->body_timeout_ms ? opt->body_timeout_ms : WH_BODY_TIMEOUT_S * 1000u,
+                .idle_timeout_ms = opt->idle_timeout_s * 1000u,
+                .tick = housekeeping,
+                .tick_ctx = s,
+        };
+        int r = conntrack_new(&co, &s->conns);
+        if (r < 0)
+                err_set(err, errlen, "cannot start the connection reaper: %s", strerror(-r));
+        return r;
+}
+
 int server_start(const struct server_options *opt, const struct server_handler *h, struct server **ret_server,
                  char *err, size_t errlen)
 {
@@ -785,13 +832,7 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 server_stop(s);
                 return r;
         }
-        unsigned threads = opt->threads;
-        if (threads == WH_THREADS_AUTO) {
-                long n = sysconf(_SC_NPROCESSORS_ONLN);
-                threads = n > 0 ? (unsigned)n : 1;
-        }
-        if (threads > WH_MAX_THREADS)
-                threads = WH_MAX_THREADS;
+        unsigned threads = pool_size(opt->threads);
         if (opt->client_ca_pem) {
                 client_auth.on = true;
                 client_auth.cns = calloc(opt->n_client_cns ? opt->n_client_cns : 1, sizeof *client_auth.cns);
@@ -803,17 +844,8 @@ int server_start(const struct server_options *opt, const struct server_handler *
                         return -ENOMEM;
                 }
         }
-        struct conntrack_options co = {
-                .limit = opt->max_connections,
-                .header_timeout_ms = opt->header_timeout_ms ? opt->header_timeout_ms : WH_HEADER_TIMEOUT_S * 1000u,
-                .body_timeout_ms = opt->body_timeout_ms ? opt->body_timeout_ms : WH_BODY_TIMEOUT_S * 1000u,
-                .idle_timeout_ms = opt->idle_timeout_s * 1000u,
-                .tick = housekeeping,
-                .tick_ctx = s,
-        };
-        r = conntrack_new(&co, &s->conns);
+        r = start_reaper(s, opt, err, errlen);
         if (r < 0) {
-                err_set(err, errlen, "cannot start the connection reaper: %s", strerror(-r));
                 server_stop(s);
                 return r;
         }
