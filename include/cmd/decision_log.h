@@ -1,8 +1,8 @@
 /* The decision log: one JSON line per admission decision (README, "For
  * auditors"), written by the `serve` command's admission handler.
  *
- * Ownership: nothing is kept. log_decision() reads the admission during the
- * call; decision_change_kinds() appends to the caller's buffer. */
+ * Ownership: nothing is kept. decision_log_write() reads the admission during the
+ * call; decision_log_kinds() appends to the caller's buffer. */
 #pragma once
 #include "admission.h"
 #include "buf.h"
@@ -10,14 +10,14 @@
 #include "mutate.h"
 
 /* Writes the decision line of a decided admission, which took `micros`. */
-void log_decision(const struct admission *a, long long micros);
+void decision_log_write(const struct admission *a, long long micros);
 
 /* The line's key for a kind of change, e.g. "addEnv"; NULL for
  * CHANGE_KIND_MAX and values out of range. */
-const char *decision_change_kind_key(enum change_kind kind);
+const char *decision_log_kind_key(enum change_kind kind);
 
 /* Appends the changes of `m` counted by kind, as a JSON object in the order
  * of enum change_kind with only the kinds present, e.g.
  * {"setIdentityLabel":1,"addEnv":2}: at most CHANGE_KIND_MAX keys, however
  * many changes. 0, or -ENOBUFS/-ENOMEM when `out` could not hold it. */
-int decision_change_kinds(const struct mutation *m, struct buf *out);
+int decision_log_kinds(const struct mutation *m, struct buf *out);

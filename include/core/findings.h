@@ -126,4 +126,4 @@ void findings_totals(const struct findings *f, struct findings_namespace *ret_to
 const char *finding_problem_name(enum finding_problem problem);
 
 /* "not-concerned", "compliant", "findings", "unknown", "off". */
-const char *pod_verdict_name(enum pod_verdict verdict);
+const char *findings_verdict_name(enum pod_verdict verdict);

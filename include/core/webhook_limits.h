@@ -173,7 +173,7 @@
 #define WH_NS_FETCH_INFLIGHT_MAX 4u
 #define WH_NS_FETCH_PER_SECOND 10u
 #define WH_KUBE_LIST_TIMEOUT_MS 30000u
-/* Namespaces held in one table (nstable.h: the namespace cache's, audit's):
+/* Namespaces held in one table (ns_table.h: the namespace cache's, audit's):
  * a hundred times the 10,000 Kubernetes is tested with; an entry takes 48
  * bytes and its strings. Past it the table refuses more (-E2BIG). Fixed. */
 #define WH_NS_TABLE_MAX (1024u * 1024u)

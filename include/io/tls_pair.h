@@ -63,4 +63,4 @@ void tls_pair_free(struct tls_pair *p);
  * at least one PEM certificate, each parsed by GnuTLS, none expired. 0 and
  * the PEM text in `ret_pem` (the caller frees it with buf_free()), or
  * -EINVAL / -errno with a message naming the file. */
-int tls_client_ca_read(const char *path, struct buf *ret_pem, char *err, size_t errlen);
+int tls_pair_client_ca_read(const char *path, struct buf *ret_pem, char *err, size_t errlen);

@@ -50,7 +50,7 @@ static void release(struct admission *a)
         free(a);
 }
 
-/* log_decision()'s line, parsed; fails unless it is exactly one JSON object
+/* decision_log_write()'s line, parsed; fails unless it is exactly one JSON object
  * of at most WH_LOG_LINE_MAX bytes. */
 static cJSON *logged(const struct admission *a)
 {
@@ -59,7 +59,7 @@ static cJSON *logged(const struct admission *a)
         assert_non_null(capture);
         int saved = dup(STDERR_FILENO);
         assert_true(dup2(fileno(capture), STDERR_FILENO) >= 0);
-        log_decision(a, 42);
+        decision_log_write(a, 42);
         fflush(stderr);
         assert_true(dup2(saved, STDERR_FILENO) >= 0);
         close(saved);
@@ -96,7 +96,7 @@ static void assert_counts_whole(const cJSON *kinds, const struct mutation *m)
         cJSON_ArrayForEach(it, kinds) {
                 bool known = false;
                 for (unsigned k = 0; k < CHANGE_KIND_MAX; k++)
-                        known |= strcmp(it->string, decision_change_kind_key((enum change_kind)k)) == 0;
+                        known |= strcmp(it->string, decision_log_kind_key((enum change_kind)k)) == 0;
                 if (!known)
                         fail_msg("\"%s\" is not a kind of change", it->string);
                 assert_true(cJSON_IsNumber(it) && it->valuedouble >= 1);
@@ -108,12 +108,12 @@ static void assert_counts_whole(const cJSON *kinds, const struct mutation *m)
 static void test_every_kind_has_its_own_key(void **state)
 {
         for (unsigned k = 0; k < CHANGE_KIND_MAX; k++) {
-                const char *key = decision_change_kind_key((enum change_kind)k);
+                const char *key = decision_log_kind_key((enum change_kind)k);
                 assert_non_null(key);
                 for (unsigned j = 0; j < k; j++)
-                        assert_string_not_equal(key, decision_change_kind_key((enum change_kind)j));
+                        assert_string_not_equal(key, decision_log_kind_key((enum change_kind)j));
         }
-        assert_null(decision_change_kind_key(CHANGE_KIND_MAX));
+        assert_null(decision_log_kind_key(CHANGE_KIND_MAX));
 }
 
 static void test_counts_in_kind_order(void **state)
@@ -126,17 +126,17 @@ static void test_counts_in_kind_order(void **state)
                 m.changes[m.n_changes++] = (struct change){ .kind = kinds[i] };
         struct buf out;
         buf_init(&out, 1024);
-        assert_int_equal(decision_change_kinds(&m, &out), 0);
+        assert_int_equal(decision_log_kinds(&m, &out), 0);
         assert_string_equal(out.data, "{\"setIdentityLabel\":1,\"addEnv\":2,\"addTokenMount\":3}");
         buf_reset(&out);
         m.n_changes = 0;
-        assert_int_equal(decision_change_kinds(&m, &out), 0);
+        assert_int_equal(decision_log_kinds(&m, &out), 0);
         assert_string_equal(out.data, "{}");
         /* A buffer too small says so rather than writing half an object. */
         struct buf tiny;
         buf_init(&tiny, 8);
         m.n_changes = 3;
-        assert_true(decision_change_kinds(&m, &tiny) < 0);
+        assert_true(decision_log_kinds(&m, &tiny) < 0);
         buf_free(&tiny);
         buf_free(&out);
         mutation_free(&m);

@@ -713,8 +713,8 @@ static void test_names(void **state)
         assert_string_equal(finding_problem_name(FINDING_MISSING_WORKLOAD_IDENTITY), "missing-workload-identity");
         assert_string_equal(finding_problem_name(FINDING_TOO_LARGE), "too-large");
         assert_string_equal(finding_problem_name(FINDING_PROBLEM_MAX), "?");
-        assert_string_equal(pod_verdict_name(VERDICT_UNKNOWN), "unknown");
-        assert_string_equal(pod_verdict_name(VERDICT_MAX), "?");
+        assert_string_equal(findings_verdict_name(VERDICT_UNKNOWN), "unknown");
+        assert_string_equal(findings_verdict_name(VERDICT_MAX), "?");
 }
 
 /* ---- each kind of change admission makes, and its finding ---- */
@@ -877,10 +877,10 @@ static void test_agrees_with_admission(void **state)
                                 if (judged && admission_says != (r.verdict == VERDICT_FINDINGS))
                                         fail_msg("%s in %s (%s): admission %s with %u warnings, audit %s", pods[i], ns,
                                                  policies[pi], mutate_decision_name(m.decision), m.n_warnings,
-                                                 pod_verdict_name(r.verdict));
+                                                 findings_verdict_name(r.verdict));
                                 if (!judged && admission_says)
                                         fail_msg("%s in %s (%s): admission %s, audit %s", pods[i], ns, policies[pi],
-                                                 mutate_decision_name(m.decision), pod_verdict_name(r.verdict));
+                                                 mutate_decision_name(m.decision), findings_verdict_name(r.verdict));
                                 checked++;
                                 mutation_free(&m);
                                 pool_free(&pool);

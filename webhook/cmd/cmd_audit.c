@@ -22,11 +22,11 @@
 #include "findings.h"
 #include "jsonlist.h"
 #include "kube.h"
-#include "nstable.h"
+#include "ns_table.h"
 #include "policy_file.h"
 #include "pool.h"
 #include "webhook_limits.h"
-#include "errmsg.h"
+#include "err.h"
 
 #define CMD "audit"
 #define POLICY_ERRORS_MAX (64u * 1024u)
@@ -293,7 +293,7 @@ static int map_file(const char *path, size_t pipe_max, struct mapped *m, char *e
         }
         if (!is_stdin)
                 close(fd);
-        int r = file_read(is_stdin ? "/dev/stdin" : path, &m->read, err, errlen);
+        int r = fileio_read(is_stdin ? "/dev/stdin" : path, &m->read, err, errlen);
         if (r < 0)
                 return r;
         m->data = m->read.data ? m->read.data : "";
@@ -596,7 +596,7 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                 return cli_usage_error(CMD, "give exactly one of --pods FILE, --kubeconfig FILE, --in-cluster");
         if (cfg->namespaces_path && !cfg->pods_path)
                 return cli_usage_error(CMD, "--namespaces goes with --pods (from the API, namespaces are listed)");
-        if (cfg->only_namespace && !ns_name_valid(cfg->only_namespace))
+        if (cfg->only_namespace && !ns_table_name_valid(cfg->only_namespace))
                 return cli_usage_error(CMD,
                                        "--namespace wants a namespace name (a DNS label: at most 63 of "
                                        "a-z 0-9 -), not \"%s\"",

@@ -99,7 +99,7 @@ int cmd_mutate(int argc, char **argv)
                 fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data);
                 goto out;
         }
-        if (file_read(strcmp(input, "-") == 0 ? "/dev/stdin" : input, &body, err, sizeof err) < 0) {
+        if (fileio_read(strcmp(input, "-") == 0 ? "/dev/stdin" : input, &body, err, sizeof err) < 0) {
                 fprintf(stderr, CMD ": %s\n", err);
                 goto out;
         }

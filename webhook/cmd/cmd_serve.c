@@ -577,7 +577,7 @@ static int start_policy_and_pair(struct serve_config *cfg, struct serve_run *run
         }
         if (!cfg->client_ca && cfg->n_client_cns)
                 return cli_usage_error(CMD, "--client-cn needs --client-ca (the CA the names are checked under)");
-        if (cfg->client_ca && tls_client_ca_read(cfg->client_ca, &run->client_ca_pem, err, sizeof err) < 0) {
+        if (cfg->client_ca && tls_pair_client_ca_read(cfg->client_ca, &run->client_ca_pem, err, sizeof err) < 0) {
                 fprintf(stderr, CMD ": --client-ca %s\n", err);
                 return 2;
         }

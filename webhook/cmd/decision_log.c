@@ -7,7 +7,7 @@
 #include "log.h"
 #include "review.h"
 
-const char *decision_change_kind_key(enum change_kind kind)
+const char *decision_log_kind_key(enum change_kind kind)
 {
         /* No default: a new kind of change does not compile (-Wswitch,
          * -Werror) until the log names it. */
@@ -26,18 +26,18 @@ const char *decision_change_kind_key(enum change_kind kind)
         return NULL;
 }
 
-int decision_change_kinds(const struct mutation *m, struct buf *out)
+int decision_log_kinds(const struct mutation *m, struct buf *out)
 {
         size_t count[CHANGE_KIND_MAX] = { 0 };
         for (size_t i = 0; i < m->n_changes; i++)
-                if (decision_change_kind_key(m->changes[i].kind))
+                if (decision_log_kind_key(m->changes[i].kind))
                         count[m->changes[i].kind]++;
         int r = buf_putc(out, '{');
         bool first = true;
         for (unsigned k = 0; r == 0 && k < CHANGE_KIND_MAX; k++) {
                 if (!count[k])
                         continue;
-                r = buf_printf(out, "%s\"%s\":%zu", first ? "" : ",", decision_change_kind_key((enum change_kind)k),
+                r = buf_printf(out, "%s\"%s\":%zu", first ? "" : ",", decision_log_kind_key((enum change_kind)k),
                                count[k]);
                 first = false;
         }
@@ -89,7 +89,7 @@ static void log_change_kinds(struct log_line *l, const struct mutation *m)
                 return;
         struct buf k;
         buf_init(&k, 1024);
-        if (decision_change_kinds(m, &k) == 0)
+        if (decision_log_kinds(m, &k) == 0)
                 log_raw(l, "changeKinds", k.data);
         buf_free(&k);
 }
@@ -97,7 +97,7 @@ static void log_change_kinds(struct log_line *l, const struct mutation *m)
 /* One line per admission decision: who asked for what, which rule and
  * policy applied, what we did and said. Nothing secret is in it: the policy
  * holds none, and no token or file content is logged. */
-void log_decision(const struct admission *a, long long micros)
+void decision_log_write(const struct admission *a, long long micros)
 {
         const struct review *rv = &a->review;
         const struct mutation *m = &a->mutation;

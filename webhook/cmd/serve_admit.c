@@ -122,7 +122,7 @@ void serve_admit(void *ctx, enum server_path path, const char *body, size_t len,
         parse_bounds(&a, len, &sv->memory);
         long long micros = serve_micros_since(&t0);
         if (a.decided) {
-                log_decision(&a, micros);
+                decision_log_write(&a, micros);
                 metrics_admission(a.mutation.decision, a.mutation.role, (uint64_t)micros);
         } else {
                 log_message(LOG_WARN, "request refused", a.error);

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "errmsg.h"
+#include "err.h"
 #include "webhook_limits.h"
 
 /* How much of a user's scalar, key or tag is quoted back in a message. Not a

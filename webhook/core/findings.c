@@ -43,7 +43,7 @@ const char *finding_problem_name(enum finding_problem problem)
         return problem < FINDING_PROBLEM_MAX ? problem_names[problem] : "?";
 }
 
-const char *pod_verdict_name(enum pod_verdict verdict)
+const char *findings_verdict_name(enum pod_verdict verdict)
 {
         return verdict < VERDICT_MAX ? verdict_names[verdict] : "?";
 }

@@ -4,7 +4,7 @@
  * and commas); every value, an item included, is parsed by cJSON, which
  * stops at the end of the value and says where. */
 #include "jsonlist.h"
-#include "errmsg.h"
+#include "err.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * (per storage account when it names some) and its JVM flags computed once,
  * so that the admission path only looks them up. */
 #include "policy_internal.h"
-#include "errmsg.h"
+#include "err.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -17,7 +17,7 @@
 #include "policy.h"
 #include "pool.h"
 #include "webhook_limits.h"
-#include "errmsg.h"
+#include "err.h"
 
 #define ANN(k) POLICY_ANNOTATION_PREFIX k
 /* A GUID for the probes of what defaults give a rule made from annotations. */

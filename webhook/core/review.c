@@ -7,7 +7,7 @@
 
 #include "buf.h"
 #include "mutate.h"
-#include "errmsg.h"
+#include "err.h"
 
 #define API_V1 "admission.k8s.io/v1"
 #define API_V1BETA1 "admission.k8s.io/v1beta1"

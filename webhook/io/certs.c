@@ -1,7 +1,7 @@
 /* Certificates with OpenSSL 3: see include/io/certs.h. */
 #include "certs.h"
 #include "buf.h"
-#include "errmsg.h"
+#include "err.h"
 #include "fileio.h"
 #include "webhook_limits.h"
 
@@ -734,7 +734,7 @@ static int load_cert(const char *path, X509 **ret, char *err, size_t errlen)
         int r;
 
         buf_init(&pem, WH_MAX_PEM_BYTES);
-        r = file_read(path, &pem, err, errlen);
+        r = fileio_read(path, &pem, err, errlen);
         if (r == 0)
                 r = parse_cert(path, &pem, ret, err, errlen);
         buf_free(&pem);
@@ -747,7 +747,7 @@ static int load_key(const char *path, EVP_PKEY **ret, char *err, size_t errlen)
         int r;
 
         buf_init(&pem, WH_MAX_PEM_BYTES);
-        r = file_read(path, &pem, err, errlen);
+        r = fileio_read(path, &pem, err, errlen);
         if (r == 0)
                 r = parse_key(path, &pem, ret, err, errlen);
         buf_wipe(&pem);
@@ -988,7 +988,7 @@ int certs_ca_bundle(const char *const *ca_paths, size_t n, char **ret_pem, char 
                         goto out;
                 }
                 buf_reset(&one);
-                if ((r = file_read(ca_paths[i], &one, err, errlen)) < 0 ||
+                if ((r = fileio_read(ca_paths[i], &one, err, errlen)) < 0 ||
                     (r = check_certs_only(ca_paths[i], &one, err, errlen)) < 0)
                         goto out;
                 if (all.len > 0 && all.data[all.len - 1] != '\n')

@@ -1,6 +1,6 @@
 /* Bounded whole-file reads: see include/io/fileio.h. */
 #include "fileio.h"
-#include "errmsg.h"
+#include "err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int file_read(const char *path, struct buf *out, char *err, size_t errlen)
+int fileio_read(const char *path, struct buf *out, char *err, size_t errlen)
 {
         char chunk[16384];
         int fd = open(path, O_RDONLY | O_CLOEXEC);

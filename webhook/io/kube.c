@@ -13,7 +13,7 @@
 #include "doc.h"
 #include "fileio.h"
 #include "webhook_limits.h"
-#include "errmsg.h"
+#include "err.h"
 
 /* A kubeconfig, a CA bundle, a client certificate or a token file. */
 #define KUBE_FILE_MAX (1u * 1024u * 1024u)
@@ -84,7 +84,7 @@ int kube_in_cluster(const char *sa_dir, struct kube **ret_kube, char *err, size_
                 return -ENOMEM;
         }
         snprintf(path, sizeof path, "%s/ca.crt", sa_dir);
-        int r = file_read(path, &k->ca, err, errlen);
+        int r = fileio_read(path, &k->ca, err, errlen);
         if (r == 0) {
                 snprintf(path, sizeof path, "%s/token", sa_dir);
                 k->token_file = strdup(path);
@@ -164,7 +164,7 @@ static int data_or_file(const char *kubeconfig, const cJSON *obj, const char *da
         char *path = resolve_path(kubeconfig, file);
         if (!path)
                 return -ENOMEM;
-        int r = file_read(path, out, err, errlen);
+        int r = fileio_read(path, out, err, errlen);
         free(path);
         return r;
 }
@@ -261,7 +261,7 @@ int kube_from_kubeconfig(const char *path, struct kube **ret_kube, char *err, si
         int r;
 
         buf_init(&text, KUBE_FILE_MAX);
-        r = file_read(path, &text, err, errlen);
+        r = fileio_read(path, &text, err, errlen);
         if (r < 0)
                 goto out;
         r = doc_parse(text.data ? text.data : "", text.len, &doc, derr, sizeof derr);
@@ -310,7 +310,7 @@ static int auth_header(const struct kube *k, struct curl_slist **headers, char *
         struct buf file;
         buf_init(&file, 64u * 1024u);
         if (k->token_file) {
-                int r = file_read(k->token_file, &file, err, errlen);
+                int r = fileio_read(k->token_file, &file, err, errlen);
                 if (r < 0)
                         return r;
                 while (file.len && (file.data[file.len - 1] == '\n' || file.data[file.len - 1] == '\r' ||

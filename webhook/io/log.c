@@ -1,6 +1,6 @@
 /* JSON log lines: see include/io/log.h. */
 #include "log.h"
-#include "errmsg.h"
+#include "err.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  *
  * The watcher thread owns the mutable state: a cJSON map from namespace
  * name to {labels, annotations}. After the list and after every watch event
- * it builds an immutable table (nstable.h: sorted entries, their strings
+ * it builds an immutable table (ns_table.h: sorted entries, their strings
  * in a pool of its own) and swaps it into the snapshot; readers look names
  * up in the table they acquired. */
 #include "nscache.h"
@@ -20,11 +20,11 @@
 
 #include "buf.h"
 #include "kube.h"
-#include "nstable.h"
+#include "ns_table.h"
 #include "pool.h"
 #include "snapshot.h"
 #include "webhook_limits.h"
-#include "errmsg.h"
+#include "err.h"
 
 #define PATH_NAMESPACES "/api/v1/namespaces"
 #define RV_MAX 128u
@@ -546,8 +546,8 @@ static int from_recent(const struct recent *e, const char *name, struct ns_info 
                 return -ENOENT;
         cJSON *kept = cJSON_Parse(e->kept_json);
         struct ns_entry *ne = pool_alloc(&tl.pool, sizeof *ne);
-        int r = kept && ne ? ns_entry_fill(&tl.pool, name, cJSON_GetObjectItemCaseSensitive(kept, "labels"),
-                                           cJSON_GetObjectItemCaseSensitive(kept, "annotations"), ne)
+        int r = kept && ne ? ns_table_entry_fill(&tl.pool, name, cJSON_GetObjectItemCaseSensitive(kept, "labels"),
+                                                 cJSON_GetObjectItemCaseSensitive(kept, "annotations"), ne)
                            : -ENOMEM;
         if (r == 0)
                 *ret = ne->info;
@@ -623,7 +623,7 @@ int nscache_lookup(struct nscache *c, const char *name, uint64_t deadline_ns, st
                    size_t errlen)
 {
         tl.c = c;
-        if (!ns_name_valid(name))
+        if (!ns_table_name_valid(name))
                 return -ENOENT;   /* no namespace can have it: nothing to ask */
         const struct ns_table *t = snapshot_acquire(c->table, &tl.token);
         tl.held = true;

@@ -39,7 +39,7 @@ int policy_file_load(const char *path, struct policy **ret_policy, struct buf *e
         char err[512];
         buf_init(&text, WH_MAX_POLICY_BYTES);
         buf_init(&raw, POLICY_ERRORS_MAX);
-        int r = file_read(path, &text, err, sizeof err);
+        int r = fileio_read(path, &text, err, sizeof err);
         if (r < 0) {
                 buf_printf(errors, "%s\n", err);
                 goto out;

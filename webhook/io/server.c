@@ -35,7 +35,7 @@
 #include "metrics.h"
 #include "review.h"
 #include "webhook_limits.h"
-#include "errmsg.h"
+#include "err.h"
 
 /* TLS 1.2 and 1.3 only (or 1.3 only); AEAD ciphers; ECDHE key exchange; no
  * SHA-1 signatures. */

@@ -11,7 +11,7 @@
 #include <gnutls/x509.h>
 
 #include "buf.h"
-#include "errmsg.h"
+#include "err.h"
 #include "fileio.h"
 #include "webhook_limits.h"
 
@@ -288,7 +288,7 @@ int tls_pair_read(const char *cert_path, const char *key_path, struct tls_pair *
 
         buf_init(&pair.cert_pem, WH_MAX_PEM_BYTES);
         buf_init(&pair.key_pem, WH_MAX_PEM_BYTES);
-        if ((r = file_read(cert_path, &pair.cert_pem, err, errlen)) < 0 ||
+        if ((r = fileio_read(cert_path, &pair.cert_pem, err, errlen)) < 0 ||
             (r = import_chain(cert_path, &pair.cert_pem, crts, &n, err, errlen)) < 0)
                 goto out;
         if (buf_grow(&pair.key_pem, KEY_READ_ROOM) < 0) {
@@ -296,7 +296,7 @@ int tls_pair_read(const char *cert_path, const char *key_path, struct tls_pair *
                 r = -ENOMEM;
                 goto out;
         }
-        if ((r = file_read(key_path, &pair.key_pem, err, errlen)) < 0 ||
+        if ((r = fileio_read(key_path, &pair.key_pem, err, errlen)) < 0 ||
             (r = import_key(key_path, &pair.key_pem, &key, err, errlen)) < 0 ||
             (r = check_match(cert_path, crts, n, key_path, key, err, errlen)) < 0 ||
             (r = check_validity(cert_path, crts[0], &pair.info, err, errlen)) < 0 ||
@@ -322,10 +322,10 @@ void tls_pair_free(struct tls_pair *p)
         buf_wipe(&p->key_pem);
 }
 
-int tls_client_ca_read(const char *path, struct buf *ret_pem, char *err, size_t errlen)
+int tls_pair_client_ca_read(const char *path, struct buf *ret_pem, char *err, size_t errlen)
 {
         buf_init(ret_pem, WH_MAX_PEM_BYTES);
-        int r = file_read(path, ret_pem, err, errlen);
+        int r = fileio_read(path, ret_pem, err, errlen);
         if (r < 0)
                 return r;
         gnutls_x509_crt_t *certs = NULL;

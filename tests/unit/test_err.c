@@ -1,4 +1,4 @@
-/* Unit tests for webhook/core/errmsg.c: messages set and appended into the
+/* Unit tests for webhook/core/err.c: messages set and appended into the
  * caller's buffer, cut at its size and always terminated, and nothing done
  * to a NULL or empty buffer. */
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "errmsg.h"
+#include "err.h"
 
 static void test_set_formats(void **state)
 {
@@ -109,5 +109,5 @@ int main(void)
                 cmocka_unit_test(test_append_cuts_and_stops_when_full),
                 cmocka_unit_test(test_va_list_forms),
         };
-        return cmocka_run_group_tests_name("errmsg", tests, NULL, NULL);
+        return cmocka_run_group_tests_name("err", tests, NULL, NULL);
 }

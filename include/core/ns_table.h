@@ -6,7 +6,7 @@
  * locks; one owner at a time.
  *
  * Ownership: the table owns its entries and every string of them (copied
- * into its pool); what ns_table_find() and ns_entry_fill() give points
+ * into its pool); what ns_table_find() and ns_table_entry_fill() give points
  * into the table or the pool and lives until ns_table_free() or
  * pool_free(). */
 #pragma once
@@ -51,12 +51,12 @@ const struct ns_entry *ns_table_find(const struct ns_table *t, const char *name)
 /* Whether `s` can name a namespace: a DNS label (RFC 1123), at most 63 of
  * a-z, 0-9 and '-', not starting or ending with '-' (the policy's own
  * check, policy_value_valid(POLICY_VALUE_DNS_LABEL)). */
-bool ns_name_valid(const char *s);
+bool ns_table_name_valid(const char *s);
 
 /* Releases everything; the table is empty, with the same bound. */
 void ns_table_free(struct ns_table *t);
 
 /* Fills `e` as ns_table_add() fills an entry, its strings copied into
  * `pool`: for one namespace kept outside a table. 0 or -ENOMEM. */
-int ns_entry_fill(struct pool *pool, const char *name, const cJSON *labels, const cJSON *annotations,
-                  struct ns_entry *e);
+int ns_table_entry_fill(struct pool *pool, const char *name, const cJSON *labels, const cJSON *annotations,
+                        struct ns_entry *e);

@@ -15,7 +15,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "nstable.h"
+#include "ns_table.h"
 
 static const char *value_of(const struct kv *kv, size_t n, const char *key)
 {
@@ -177,8 +177,8 @@ static void test_entry_fill(void **state)
         cJSON *meta = cJSON_Parse("{\"labels\":{\"team\":\"data\"},"
                                   "\"annotations\":{\"spark-identity.io/identity\":\"id\",\"x\":\"y\"}}");
         assert_non_null(meta);
-        assert_int_equal(ns_entry_fill(&pool, "one", cJSON_GetObjectItemCaseSensitive(meta, "labels"),
-                                       cJSON_GetObjectItemCaseSensitive(meta, "annotations"), &e),
+        assert_int_equal(ns_table_entry_fill(&pool, "one", cJSON_GetObjectItemCaseSensitive(meta, "labels"),
+                                             cJSON_GetObjectItemCaseSensitive(meta, "annotations"), &e),
                          0);
         cJSON_Delete(meta);
         assert_string_equal(e.name, "one");
@@ -194,24 +194,24 @@ static void test_entry_fill(void **state)
 static void test_name_valid(void **state)
 {
         (void)state;
-        assert_true(ns_name_valid("a"));
-        assert_true(ns_name_valid("team-a"));
-        assert_true(ns_name_valid("0abc9"));
+        assert_true(ns_table_name_valid("a"));
+        assert_true(ns_table_name_valid("team-a"));
+        assert_true(ns_table_name_valid("0abc9"));
         char longest[64];
         memset(longest, 'x', 63);
         longest[63] = '\0';
-        assert_true(ns_name_valid(longest));
+        assert_true(ns_table_name_valid(longest));
         char too_long[65];
         memset(too_long, 'x', 64);
         too_long[64] = '\0';
-        assert_false(ns_name_valid(too_long));
-        assert_false(ns_name_valid(""));
-        assert_false(ns_name_valid("-a"));
-        assert_false(ns_name_valid("a-"));
-        assert_false(ns_name_valid("Team"));
-        assert_false(ns_name_valid("a.b"));
-        assert_false(ns_name_valid("a_b"));
-        assert_false(ns_name_valid("a b"));
+        assert_false(ns_table_name_valid(too_long));
+        assert_false(ns_table_name_valid(""));
+        assert_false(ns_table_name_valid("-a"));
+        assert_false(ns_table_name_valid("a-"));
+        assert_false(ns_table_name_valid("Team"));
+        assert_false(ns_table_name_valid("a.b"));
+        assert_false(ns_table_name_valid("a_b"));
+        assert_false(ns_table_name_valid("a b"));
 }
 
 int main(void)
@@ -225,5 +225,5 @@ int main(void)
                 cmocka_unit_test(test_entry_fill),
                 cmocka_unit_test(test_name_valid),
         };
-        return cmocka_run_group_tests_name("nstable", tests, NULL, NULL);
+        return cmocka_run_group_tests_name("ns_table", tests, NULL, NULL);
 }

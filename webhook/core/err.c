@@ -1,5 +1,5 @@
-/* Error messages into the caller's buffer: see include/core/errmsg.h. */
-#include "errmsg.h"
+/* Error messages into the caller's buffer: see include/core/err.h. */
+#include "err.h"
 
 #include <stdio.h>
 #include <string.h>

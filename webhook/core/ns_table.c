@@ -1,5 +1,5 @@
-/* A table of namespaces: see include/core/nstable.h. */
-#include "nstable.h"
+/* A table of namespaces: see include/core/ns_table.h. */
+#include "ns_table.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -44,8 +44,8 @@ static int copy_map(struct pool *pool, const cJSON *map, const char *prefix, con
         return 0;
 }
 
-int ns_entry_fill(struct pool *pool, const char *name, const cJSON *labels, const cJSON *annotations,
-                  struct ns_entry *e)
+int ns_table_entry_fill(struct pool *pool, const char *name, const cJSON *labels, const cJSON *annotations,
+                        struct ns_entry *e)
 {
         memset(e, 0, sizeof *e);
         e->name = pool_strdup(pool, name);
@@ -71,7 +71,7 @@ int ns_table_add(struct ns_table *t, const char *name, const cJSON *labels, cons
                 t->v = v;
                 t->cap = cap;
         }
-        int r = ns_entry_fill(&t->pool, name, labels, annotations, &t->v[t->n]);
+        int r = ns_table_entry_fill(&t->pool, name, labels, annotations, &t->v[t->n]);
         if (r < 0)
                 return r;
         t->n++;
@@ -102,7 +102,7 @@ void ns_table_free(struct ns_table *t)
         ns_table_init(t, max);
 }
 
-bool ns_name_valid(const char *s)
+bool ns_table_name_valid(const char *s)
 {
         return policy_value_valid(POLICY_VALUE_DNS_LABEL, s);
 }
