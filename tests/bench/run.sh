@@ -55,7 +55,7 @@ fi
 cc "${cflags[@]}" -o "$WORK/floor" "$here/floor.c" "${mhd_flags[@]}" \
         $(pkg-config --cflags --libs libcjson) -pthread
 # shellcheck disable=SC2046
-cc "${cflags[@]}" -Iinclude -o "$WORK/micro" "$here/micro.c" "$BUILD/libsiwcore.a" \
+cc "${cflags[@]}" -Iinclude/core -Iinclude/io -o "$WORK/micro" "$here/micro.c" "$BUILD/libsiwio.a" "$BUILD/libsiwcore.a" \
         $(pkg-config --cflags --libs libcjson yaml-0.1 gnutls) -pthread
 
 # The floor must speak TLS exactly as the server does.

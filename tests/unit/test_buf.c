@@ -472,6 +472,28 @@ static void test_json_strn_is_bounded_by_n(void **state)
         buf_free(&b);
 }
 
+/* An escaped string goes in whole or not at all: it fits when its escaped
+ * form (quotes included) fits exactly, and a refused one leaves the buffer
+ * as it was. */
+static void test_json_str_fits_exactly_or_not_at_all(void **state)
+{
+        /* "a\"\u0001" is 2 + 1 + 2 + 6 = 11 bytes. */
+        struct buf b;
+        buf_init(&b, 13);
+        assert_int_equal(buf_puts(&b, "xy"), 0);
+        assert_int_equal(buf_put_json_strn(&b, "a\"\001", 3), 0);
+        assert_content(&b, "xy\"a\\\"\\u0001\"", 13);
+        buf_free(&b);
+
+        buf_init(&b, 12);
+        assert_int_equal(buf_puts(&b, "xy"), 0);
+        assert_int_equal(buf_put_json_strn(&b, "a\"\001", 3), -ENOBUFS);
+        assert_content(&b, "xy", 2);
+        assert_int_equal(buf_put_json_strn(&b, "abcdefgh", 8), 0);   /* 10 bytes: still fits */
+        assert_content(&b, "xy\"abcdefgh\"", 12);
+        buf_free(&b);
+}
+
 /* The escape the JSON text must carry for one byte. */
 static void reference_escape(struct buf *want, unsigned char c)
 {
@@ -813,6 +835,7 @@ int main(void)
                 cmocka_unit_test(test_steal_empty),
                 cmocka_unit_test(test_json_escapes),
                 cmocka_unit_test(test_json_strn_is_bounded_by_n),
+                cmocka_unit_test(test_json_str_fits_exactly_or_not_at_all),
                 cmocka_unit_test(test_json_all_bytes),
                 cmocka_unit_test(test_json_round_trip_many),
                 cmocka_unit_test(test_pointer_tokens),

@@ -914,6 +914,39 @@ static void test_status_reason_fallback(void **state)
         }
 }
 
+/* review_parse_cost() counts ',', '[' and '{' a word at a time: it must
+ * agree with a count byte by byte, at every length and alignment, for every
+ * byte value (0x80 and up included), and bytes next to a match or a NUL. */
+static size_t cost_byte_by_byte(const char *body, size_t len)
+{
+        size_t values = 1;
+        for (size_t i = 0; i < len; i++)
+                values += body[i] == ',' || body[i] == '[' || body[i] == '{';
+        return values * (sizeof(cJSON) + 2 * sizeof(void *)) + len;
+}
+
+static void test_parse_cost_counts_every_opener(void **state)
+{
+        (void)state;
+        char buf[80];
+        uint64_t seed = 0x9e3779b97f4a7c15ull;
+        for (int round = 0; round < 20000; round++) {
+                size_t len = (size_t)(round % 41), off = (size_t)(round % 8);
+                for (size_t i = 0; i < len; i++) {
+                        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                        unsigned v = (unsigned)(seed >> 33);
+                        /* Half the bytes from the interesting few, half any byte. */
+                        static const char few[] = { ',', '[', '{', '}', ']', '\0', '+', 'Z', (char)0xac, (char)0xfb };
+                        buf[off + i] = (v & 1) ? few[(v >> 1) % sizeof few] : (char)(v >> 8);
+                }
+                assert_int_equal(review_parse_cost(buf + off, len), cost_byte_by_byte(buf + off, len));
+        }
+        static const char all[] = ",,,,,,,,[[[[[[[[{{{{{{{{";
+        assert_int_equal(review_parse_cost(all, 24), cost_byte_by_byte(all, 24));
+        assert_int_equal(review_parse_cost(all, 24), 25 * (sizeof(cJSON) + 2 * sizeof(void *)) + 24);
+        assert_int_equal(review_parse_cost("", 0), sizeof(cJSON) + 2 * sizeof(void *));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -942,6 +975,7 @@ int main(void)
                 cmocka_unit_test(test_status_reason_fallback),
                 cmocka_unit_test(test_status_body_bytes),
                 cmocka_unit_test(test_status_body_bounded),
+                cmocka_unit_test(test_parse_cost_counts_every_opener),
         };
         return cmocka_run_group_tests_name("review", tests, NULL, NULL);
 }

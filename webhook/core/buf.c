@@ -124,46 +124,64 @@ int buf_printf(struct buf *b, const char *fmt, ...)
         return r;
 }
 
+/* The bytes a JSON string needs for each byte beyond itself: 1 for the
+ * escapes with a letter, 5 for the other control bytes (\u00XX), 0 for the
+ * rest (UTF-8 and everything else goes as it is). */
+static const unsigned char json_extra[256] = {
+        /* 0x00 - 0x1f: \b \t \n \f \r have a letter, the others \u00XX */
+        5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5,         5,
+        5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, ['"'] = 1, ['\\'] = 1,
+};
+/* Two passes: the exact length first, so that the string is written in one
+ * reservation (or refused whole when it does not fit), then the bytes,
+ * straight into the buffer. A string without escapes is one memcpy. */
 int buf_put_json_strn(struct buf *b, const char *s, size_t n)
 {
         static const char hex[] = "0123456789abcdef";
-        int r = buf_putc(b, '"');
-        size_t run = 0;         /* start of the bytes copied as they are */
-
-        for (size_t i = 0; r == 0 && i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
-                const char *esc = NULL;
-                char u[7];
-
-                switch (c) {
-                case '"': esc = "\\\""; break;
-                case '\\': esc = "\\\\"; break;
-                case '\n': esc = "\\n"; break;
-                case '\r': esc = "\\r"; break;
-                case '\t': esc = "\\t"; break;
-                case '\b': esc = "\\b"; break;
-                case '\f': esc = "\\f"; break;
-                default:
-                        if (c < 0x20) {
-                                memcpy(u, "\\u00", 4);
-                                u[4] = hex[c >> 4];
-                                u[5] = hex[c & 15];
-                                u[6] = '\0';
-                                esc = u;
+        size_t extra = 0;
+        for (size_t i = 0; i < n; i++)
+                extra += json_extra[(unsigned char)s[i]];
+        if (n > SIZE_MAX / 2 - extra)
+                return -ENOBUFS;
+        size_t total = n + extra + 2;
+        int r = buf_reserve(b, total);
+        if (r < 0)
+                return r;
+        char *o = b->data + b->len;
+        *o++ = '"';
+        if (!extra) {
+                if (n)
+                        memcpy(o, s, n);
+                o += n;
+        } else {
+                for (size_t i = 0; i < n; i++) {
+                        unsigned char c = (unsigned char)s[i];
+                        if (!json_extra[c]) {
+                                *o++ = (char)c;
+                                continue;
+                        }
+                        *o++ = '\\';
+                        switch (c) {
+                        case '"': *o++ = '"'; break;
+                        case '\\': *o++ = '\\'; break;
+                        case '\n': *o++ = 'n'; break;
+                        case '\r': *o++ = 'r'; break;
+                        case '\t': *o++ = 't'; break;
+                        case '\b': *o++ = 'b'; break;
+                        case '\f': *o++ = 'f'; break;
+                        default:
+                                memcpy(o, "u00", 3);
+                                o[3] = hex[c >> 4];
+                                o[4] = hex[c & 15];
+                                o += 5;
                         }
                 }
-                if (!esc)
-                        continue;
-                r = buf_append(b, s + run, i - run);
-                if (r == 0)
-                        r = buf_puts(b, esc);
-                run = i + 1;
         }
-        if (r == 0)
-                r = buf_append(b, s + run, n - run);
-        if (r == 0)
-                r = buf_putc(b, '"');
-        return r;
+        *o++ = '"';
+        assert((size_t)(o - (b->data + b->len)) == total);
+        b->len += total;
+        b->data[b->len] = '\0';
+        return 0;
 }
 
 int buf_put_json_str(struct buf *b, const char *s)
