@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -90,15 +91,11 @@ static bool read_namespace(struct serve *sv, struct admission *a, uint64_t deadl
         return true;
 }
 
-void serve_admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status,
-                 struct buf *out)
+static void admit_in(struct serve *sv, struct admission *a, enum server_path path, const char *body, size_t len,
+                     uint64_t deadline_ns, int *ret_status, struct buf *out, const struct timespec *t0)
 {
-        struct serve *sv = ctx;
-        struct timespec t0;
-        struct admission a;
         unsigned token;
 
-        clock_gettime(CLOCK_MONOTONIC, &t0);
         /* The parse may take WH_PARSE_FACTOR times the body, from the shared
          * budget; a body whose shape alone says it would take more is refused
          * without spending the parse on it. */
@@ -108,37 +105,59 @@ void serve_admit(void *ctx, enum server_path path, const char *body, size_t len,
                 return;
         }
         arena_begin_bounded(&sv->memory, parse_limit);
-        admission_init(&a, out->max);
-        a.path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
+        admission_init(a, out->max);
+        a->path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
         struct ns_known known = { .state = NS_NOT_READ };
         bool read = false;
-        if (admission_parse(&a, body, len) == 0)
-                read = read_namespace(sv, &a, deadline_ns, &known);
+        if (admission_parse(a, body, len) == 0)
+                read = read_namespace(sv, a, deadline_ns, &known);
         const struct policy *p = snapshot_acquire(sv->policy, &token);
-        if (!a.status)
-                admission_decide(p, &known, &a);
+        if (!a->status)
+                admission_decide(p, &known, a);
         if (read)
                 nscache_done(sv->namespaces);
-        parse_bounds(&a, len, &sv->memory);
-        long long micros = serve_micros_since(&t0);
-        if (a.decided) {
-                decision_log_write(&a, micros);
-                metrics_admission(a.mutation.decision, a.mutation.role, (uint64_t)micros);
+        parse_bounds(a, len, &sv->memory);
+        long long micros = serve_micros_since(t0);
+        if (a->decided) {
+                decision_log_write(a, micros);
+                metrics_admission(a->mutation.decision, a->mutation.role, (uint64_t)micros);
         } else {
-                log_message(LOG_WARN, "request refused", a.error);
-                metrics_bad_request(a.status);
+                log_message(LOG_WARN, "request refused", a->error);
+                metrics_bad_request(a->status);
         }
         snapshot_release(sv->policy, token);
 
-        *ret_status = a.status;
+        *ret_status = a->status;
         buf_free(out);
-        *out = a.body;                  /* the answer moves to the caller */
-        buf_init(&a.body, 0);
-        if (arena_owns(a.review.root))
-                admission_free_arena(&a);
+        *out = a->body;                  /* the answer moves to the caller */
+        buf_init(&a->body, 0);
+        if (arena_owns(a->review.root))
+                admission_free_arena(a);
         else
-                admission_free(&a);   /* the bracket had no memory: cJSON used malloc */
+                admission_free(a);   /* the bracket had no memory: cJSON used malloc */
         arena_end();
+}
+
+/* The admission lives on the heap: it has room for WH_MAX_CHANGES typed
+ * changes (about 86 KiB) of which a request writes a few. On the stack,
+ * stack-clash protection would probe, and so make resident, every page of
+ * it in every worker thread. */
+void serve_admit(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns, int *ret_status,
+                 struct buf *out)
+{
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        struct admission *a = malloc(sizeof *a);
+        if (!a) {
+                log_message(LOG_WARN, "request refused", "out of memory for the admission");
+                metrics_bad_request(500);
+                *ret_status = 500;
+                buf_reset(out);
+                review_status_body(out, 500, "out of memory for the admission");
+                return;
+        }
+        admit_in(ctx, a, path, body, len, deadline_ns, ret_status, out, &t0);
+        free(a);
 }
 
 bool serve_ready(void *ctx, struct buf *out)
