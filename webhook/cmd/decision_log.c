@@ -50,7 +50,7 @@ static void log_groups(struct log_line *l, const cJSON *groups)
                 return;
         struct buf g;
         const cJSON *it;
-        buf_init(&g, 64u * 1024u);
+        buf_init(&g, WH_LOG_LINE_MAX);
         buf_putc(&g, '[');
         cJSON_ArrayForEach(it, groups)
                 if (cJSON_IsString(it)) {
@@ -68,7 +68,7 @@ static void log_warnings(struct log_line *l, const struct mutation *m)
         if (!m->n_warnings)
                 return;
         struct buf w;
-        buf_init(&w, 64u * 1024u);
+        buf_init(&w, WH_LOG_LINE_MAX);
         buf_putc(&w, '[');
         for (unsigned i = 0; i < m->n_warnings; i++) {
                 if (i)
@@ -88,7 +88,7 @@ static void log_change_kinds(struct log_line *l, const struct mutation *m)
         if ((m->decision != DECISION_MUTATED && m->decision != DECISION_WOULD_MUTATE) || !m->n_changes)
                 return;
         struct buf k;
-        buf_init(&k, 1024);
+        buf_init(&k, WH_LOG_LINE_MAX);
         if (decision_log_kinds(m, &k) == 0)
                 log_raw(l, "changeKinds", k.data);
         buf_free(&k);
