@@ -162,7 +162,9 @@ def test_it_selects_the_serving_pods_and_opens_only_their_declared_ports(kubectl
     args = container["args"]
     assert declared["https"] == _listen_port(args, "--listen")
     assert declared["metrics"] == _listen_port(args, "--metrics-listen")
-    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["https"]
+    # The Service's ports: admission on `https`, and `metrics` for a
+    # ServiceMonitor; both reach only what the rules below let in.
+    assert sorted(p["targetPort"] for p in service["spec"]["ports"]) == ["https", "metrics"]
 
     webhook_rule, metrics_rule = spec["ingress"]
     for rule in spec["ingress"]:
@@ -183,7 +185,7 @@ def test_it_selects_the_serving_pods_and_opens_only_their_declared_ports(kubectl
     assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
     # The kubelet's probes come from the node, which NetworkPolicy always
     # lets in: no rule is needed for them, on whichever port they call.
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] in declared, container[probe]
 
     # Out: the API server's address alone, on the API server's ports; no DNS
