@@ -1,13 +1,18 @@
 """deploy/cert-manager/, rendered by the real kubectl's kustomize: the base
 plus a CA issuer chain and a Certificate whose Secret is the one the
 Deployment mounts, for exactly the names the API server calls, and the CA
-injection annotation on both webhook configurations. (cert-manager itself does
-not run here; its objects are checked against what the base needs.)"""
+injection annotation on both webhook configurations, which carry no caBundle
+key at all (the CA injector's field alone) and are otherwise the base's; the
+API server accepts them so. (cert-manager itself does not run here; its
+objects are checked against what the base needs.)"""
 from __future__ import annotations
+
+import copy
+import json
 
 import yaml
 
-from harness import DEPLOY
+from harness import DEPLOY, kubectl_objects
 
 
 def rendered(cluster, path) -> list[dict]:
@@ -41,3 +46,40 @@ def test_the_cert_manager_overlay_fits_the_base(cluster):
             f"{ns}/{cert['metadata']['name']}", kind
         for w in webhook["webhooks"]:
             assert w["clientConfig"]["service"] == {"name": name, "namespace": ns, "path": path, "port": 443}
+
+
+KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+
+def test_the_overlay_leaves_every_ca_bundle_to_the_injector(cluster):
+    """No caBundle key in any webhook of the overlay (an empty one, applied
+    again, would blank what the injector filled, and under server-side apply
+    the two managers would fight over it); apart from that key and the
+    annotation, each configuration is the base's, webhook for webhook."""
+    overlay = {o["kind"]: o for o in rendered(cluster, DEPLOY / "cert-manager") if o["kind"] in KINDS}
+    base = {o["kind"]: o for o in rendered(cluster, DEPLOY) if o["kind"] in KINDS}
+    assert sorted(overlay) == sorted(base) == sorted(KINDS)
+    for kind in KINDS:
+        for w in overlay[kind]["webhooks"]:
+            assert "caBundle" not in w["clientConfig"], (kind, w["name"])
+        want = copy.deepcopy(base[kind])
+        for w in want["webhooks"]:
+            assert w["clientConfig"].pop("caBundle") == "", (kind, w["name"])
+        got = copy.deepcopy(overlay[kind])
+        assert set(got["metadata"].pop("annotations")) == {"cert-manager.io/inject-ca-from"}
+        assert got == want, kind
+
+
+def test_the_api_server_accepts_the_overlays_configurations(kubectl, cluster):
+    """Without a caBundle (the injector adds it later), as the overlay
+    renders them: server-side dry run, under other names."""
+    configs = [o for o in rendered(cluster, DEPLOY / "cert-manager") if o["kind"] in KINDS]
+    for o in configs:
+        o["metadata"]["name"] = "e2e-cert-manager-check"
+    p = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-",
+                        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
+    items = kubectl_objects(p.stdout)
+    assert sorted(o["kind"] for o in items) == sorted(KINDS)
+    for o in items:
+        for w in o["webhooks"]:
+            assert "caBundle" not in w["clientConfig"], (o["kind"], w["name"])
