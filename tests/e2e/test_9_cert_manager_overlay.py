@@ -1,7 +1,7 @@
 """deploy/cert-manager/, rendered by the real kubectl's kustomize: the base
 plus a CA issuer chain and a Certificate whose Secret is the one the
 Deployment mounts, for exactly the names the API server calls, and the CA
-injection annotation on both webhook configurations. (cert-manager itself does
+injection annotation on every webhook configuration. (cert-manager itself does
 not run here; its objects are checked against what the base needs.)"""
 from __future__ import annotations
 
@@ -35,8 +35,16 @@ def test_the_cert_manager_overlay_fits_the_base(cluster):
     issuer = cert["spec"]["issuerRef"]["name"]
     assert any(i["metadata"]["name"] == issuer and "ca" in i["spec"] for i in by_kind["Issuer"])
 
-    for kind, path in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
-        (webhook,) = by_kind[kind]
+    # Every webhook configuration gets the CA: the policy ConfigMap's too.
+    paths = {"spark-identity-webhook": {"MutatingWebhookConfiguration": "/mutate",
+                                        "ValidatingWebhookConfiguration": "/validate"},
+             "spark-identity-webhook-policy": {"ValidatingWebhookConfiguration": "/validate-policy"}}
+    configs = by_kind["MutatingWebhookConfiguration"] + by_kind["ValidatingWebhookConfiguration"]
+    assert sorted((o["metadata"]["name"], o["kind"]) for o in configs) == \
+        sorted((n, k) for n, kinds in paths.items() for k in kinds)
+    for webhook in configs:
+        kind = webhook["kind"]
+        path = paths[webhook["metadata"]["name"]][kind]
         assert webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
             f"{ns}/{cert['metadata']['name']}", kind
         for w in webhook["webhooks"]:
