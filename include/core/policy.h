@@ -153,6 +153,13 @@ int policy_load_sha256(const char *text, size_t len, const char *sha256, struct 
 /* Releases a policy. NULL is fine. */
 void policy_free(struct policy *p);
 
+/* Appends policy_load()'s problem lines (`problems`) to `out`, each with the
+ * name of what held the text in front, as compilers do: "FILE:LINE:COL: ..."
+ * (a line with no place gets "FILE: ..."). The one writer of the lines
+ * check-policy prints, the server logs and the policy ConfigMap's webhook
+ * answers. 0, or -ENOBUFS/-ENOMEM from `out` (then part is written). */
+int policy_errors_prefix(struct buf *out, const char *file, const char *problems);
+
 /* Whether the rule of `namespace_` could depend on its labels or
  * annotations: it has no entry by name, and the policy has selectors or
  * reads annotations. */

@@ -27,6 +27,7 @@ struct review {
                                         one whose object is the Pod (status, ephemeralcontainers,
                                         resize), which can change its labels too */
         bool is_namespace;           /* core namespaces, the object a Namespace (also status, finalize) */
+        bool is_configmap;           /* core configmaps, no subresource */
         const char *subresource;     /* request.subResource, "" when none */
         const cJSON *object;         /* request.object, NULL when absent */
         const cJSON *old_object;     /* request.oldObject (UPDATE), NULL when absent */
@@ -54,12 +55,18 @@ void review_free(struct review *r);
  * to say. */
 int review_respond(const struct review *r, const struct mutation *m, struct buf *out);
 
+/* Writes the response AdmissionReview that refuses the request because
+ * its object is invalid: same apiVersion and uid, allowed false, a status
+ * 422 (reason Invalid, as the API server's own validation answers) with
+ * `message`, which kubectl prints as it is. 0, or -ENOBUFS/-ENOMEM. */
+int review_respond_invalid(const struct review *rv, const char *message, struct buf *out);
+
 /* Writes a Kubernetes Status object (kind Status, status Failure) for an
  * HTTP error `code` with `message`, then a newline: the one writer of
  * Status bodies, for the server's HTTP errors (400, 404, 405, 413, 415,
  * 503) as for admission's (400, 413, 500, 503). `reason` is
  * metav1.StatusReason's name for the code: BadRequest, NotFound,
- * MethodNotAllowed, Timeout, RequestEntityTooLarge, UnsupportedMediaType,
+ * MethodNotAllowed, Timeout, Invalid (422), RequestEntityTooLarge, UnsupportedMediaType,
  * ServiceUnavailable; other codes take their class's, InternalError from
  * 500 up, BadRequest below. 0, or -ENOBUFS/-ENOMEM from `out` (then part of
  * the body may be written). */

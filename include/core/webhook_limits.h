@@ -123,6 +123,17 @@
  * inotify event arrives (some mounts do not deliver them). */
 #define WH_POLICY_POLL_MS 2000u
 
+/* Policy: the problems of one load, as policy_load() writes them (every
+ * problem it finds, each a line of at most a few hundred bytes). */
+#define WH_POLICY_ERRORS_MAX_BYTES (64u * 1024u)
+/* The policy ConfigMap's validating webhook (configmap_policy.h): the
+ * problem lines its refusal carries. kubectl prints the message whole, and
+ * the API server keeps it in its audit log: the first problems, then how
+ * many more there are (check-policy lists them all). */
+#define WH_POLICY_REFUSAL_MAX_CHARS 4096u
+/* /readyz: the first problem of a refused reload. */
+#define WH_POLICY_REFUSED_LINE_MAX_CHARS 512u
+
 /* Admission: operations in one JSON Patch, warnings in one response and the
  * length of one warning (the API server truncates longer ones). */
 #define WH_MAX_PATCH_OPS 512u

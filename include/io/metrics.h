@@ -32,6 +32,10 @@ struct metrics_state {
         uint64_t closed_header_timeout, closed_body_timeout, closed_idle_timeout, closed_evicted;
         uint64_t connections_refused;
         uint64_t request_memory_bytes, request_memory_limit_bytes, request_memory_refused;
+        /* The policy's reloads: the last one refused (the old policy serves),
+         * and when a policy last loaded. */
+        bool policy_reload_failing;
+        time_t policy_loaded_at;
 };
 
 /* Writes the Prometheus text format (version 0.0.4). 0 or -ENOBUFS/-ENOMEM. */

@@ -1,6 +1,7 @@
 /* The HTTPS server: libmicrohttpd over GnuTLS, a thread pool with epoll,
- * bounded requests, and these routes: POST /mutate and POST /validate (the
- * mutating and the validating webhook), GET /healthz, /readyz, /metrics. It
+ * bounded requests, and these routes: POST /mutate, POST /validate and POST
+ * /validate-policy (the mutating and the validating webhooks, and the one
+ * for the policy's own ConfigMap), GET /healthz, /readyz, /metrics. It
  * knows nothing of Spark or policies: it hands each review body to the
  * caller's `admit` function, saying which path it came on, and asks the
  * caller whether it is ready.
@@ -44,11 +45,12 @@ struct server_options {
 enum server_path {
         SERVER_PATH_MUTATE,      /* POST /mutate */
         SERVER_PATH_VALIDATE,    /* POST /validate */
+        SERVER_PATH_VALIDATE_POLICY,   /* POST /validate-policy */
 };
 
 struct server_handler {
         void *ctx;
-        /* Answers one POST /mutate or /validate body by `deadline_ns`
+        /* Answers one POST /mutate, /validate or /validate-policy body by `deadline_ns`
          * (CLOCK_MONOTONIC: the API server's ?timeout=): writes the HTTP
          * status and the JSON body. Called from any worker thread, concurrently. */
         void (*admit)(void *ctx, enum server_path path, const char *body, size_t len, uint64_t deadline_ns,

@@ -408,6 +408,11 @@ class Webhook:
         """The validating webhooks' URL."""
         return f"https://127.0.0.1:{self.port}/validate"
 
+    @property
+    def validate_policy_url(self) -> str:
+        """The policy ConfigMap's validating webhook's URL."""
+        return f"https://127.0.0.1:{self.port}/validate-policy"
+
     def make_certs(self) -> str:
         """Certificates from the binary's own `certs` command; returns the
         base64 caBundle it prints."""

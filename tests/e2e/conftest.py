@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (AUDIT_POLICY, DEPLOY, HERE, NAMESPACE_CREATOR_ROLE, NAMESPACES, POD_STATUS_ROLE,  # noqa: E402
-                     POLICY, TENANT_POD_ROLE, WEBHOOK_BIN, Registration, cp, kubectl_objects, model,
+                     POLICY, TENANT_POD_ROLE, WEBHOOK_BIN, Registration, cp, is_policy_config, kubectl_objects, model,
                      wait_mutating, wait_validating)
 
 _STATE: dict = {}
@@ -100,8 +100,9 @@ def _register(c: cp.ControlPlane, wh: cp.Webhook, workdir: Path) -> Registration
     the caBundle of the `certs` command (instead of the in-cluster Service)."""
     base = kubectl_objects(c.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
                                      input=c.kubectl("kustomize", DEPLOY).stdout).stdout)
-    vconfigs = [o for o in base if o["kind"] == "ValidatingWebhookConfiguration"]
-    assert len(vconfigs) == 1, f"deploy/ should hold one ValidatingWebhookConfiguration, found {len(vconfigs)}"
+    vconfigs = [o for o in base if o["kind"] == "ValidatingWebhookConfiguration" and not is_policy_config(o)]
+    assert len(vconfigs) == 1, f"deploy/ should hold one ValidatingWebhookConfiguration for pods and namespaces, " \
+        f"found {len(vconfigs)}"
     grants = [i for i, w in enumerate(vconfigs[0]["webhooks"]) if w["name"] == "namespace-grants.spark-identity.io"]
     assert len(grants) == 1, [w["name"] for w in vconfigs[0]["webhooks"]]
     (cond,) = vconfigs[0]["webhooks"][grants[0]]["matchConditions"]
@@ -130,8 +131,12 @@ def _register(c: cp.ControlPlane, wh: cp.Webhook, workdir: Path) -> Registration
     # kubectl is our YAML reader: the same parser `kubectl apply` uses.
     objects = kubectl_objects(c.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
                                         input=rendered).stdout)
+    policy_configs = [o for o in objects if is_policy_config(o)]
+    assert len(policy_configs) == 1, "deploy/ should hold the policy ConfigMap's ValidatingWebhookConfiguration"
+    for w in policy_configs[0]["webhooks"]:
+        w["clientConfig"] = {"url": wh.validate_policy_url, "caBundle": wh.ca_bundle}
     for kind, url in (("MutatingWebhookConfiguration", wh.url), ("ValidatingWebhookConfiguration", wh.validate_url)):
-        configs = [o for o in objects if o["kind"] == kind]
+        configs = [o for o in objects if o["kind"] == kind and not is_policy_config(o)]
         assert len(configs) == 1, f"deploy/ should hold one {kind}, found {len(configs)}"
         assert configs[0]["webhooks"], f"the {kind} in deploy/ has no webhooks"
         for w in configs[0]["webhooks"]:

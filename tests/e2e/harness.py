@@ -209,12 +209,27 @@ def wait_validating(c: cp.ControlPlane, want: set[str] | str, timeout: float = 3
     return got
 
 
+def is_policy_config(o: dict) -> bool:
+    """Whether `o` is the policy ConfigMap's ValidatingWebhookConfiguration
+    (deploy/base/policy-webhook.yaml: /validate-policy, failurePolicy
+    Ignore), which guards the webhook's own ConfigMap, not pods or
+    namespaces."""
+    if o.get("kind") != "ValidatingWebhookConfiguration":
+        return False
+    urls = [w["clientConfig"].get("url") or w["clientConfig"].get("service", {}).get("path", "")
+            for w in o["webhooks"]]
+    return bool(urls) and all(u.endswith("/validate-policy") for u in urls)
+
+
 class Registration:
     """What the suite applied from deploy/, and how to change it: the
     MutatingWebhookConfiguration (`config`, `name`) and the
-    ValidatingWebhookConfiguration (`validating_config`, `validating_name`).
-    `webhook_names` lists every webhook of both, mutating first (a name may
-    appear in both: identity-claims runs on /mutate and on /validate)."""
+    ValidatingWebhookConfiguration for pods and namespaces
+    (`validating_config`, `validating_name`). `webhook_names` lists every
+    webhook of both, mutating first (a name may appear in both:
+    identity-claims runs on /mutate and on /validate). The policy
+    ConfigMap's own configuration (`policy_config`) is apart: it is never
+    Fail, and judges no pod."""
 
     KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
@@ -223,7 +238,9 @@ class Registration:
         self.objects = objects
         self.config = next(o for o in objects if o["kind"] == "MutatingWebhookConfiguration")
         self.name = self.config["metadata"]["name"]
-        self.validating_config = next(o for o in objects if o["kind"] == "ValidatingWebhookConfiguration")
+        self.validating_config = next(o for o in objects
+                                      if o["kind"] == "ValidatingWebhookConfiguration" and not is_policy_config(o))
+        self.policy_config = next(o for o in objects if is_policy_config(o))
         self.validating_name = self.validating_config["metadata"]["name"]
         self.mutating_webhook_names = [w["name"] for w in self.config["webhooks"]]
         self.validating_webhook_names = [w["name"] for w in self.validating_config["webhooks"]]

@@ -1,7 +1,7 @@
 """deploy/cert-manager/, rendered by the real kubectl's kustomize: the base
 plus a CA issuer chain and a Certificate whose Secret is the one the
 Deployment mounts, for exactly the names the API server calls, and the CA
-injection annotation on both webhook configurations, which carry no caBundle
+injection annotation on every webhook configuration, which carry no caBundle
 key at all (the CA injector's field alone) and are otherwise the base's; the
 API server accepts them so. (cert-manager itself does not run here; its
 objects are checked against what the base needs.)"""
@@ -40,8 +40,16 @@ def test_the_cert_manager_overlay_fits_the_base(cluster):
     issuer = cert["spec"]["issuerRef"]["name"]
     assert any(i["metadata"]["name"] == issuer and "ca" in i["spec"] for i in by_kind["Issuer"])
 
-    for kind, path in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
-        (webhook,) = by_kind[kind]
+    # Every webhook configuration gets the CA: the policy ConfigMap's too.
+    paths = {"spark-identity-webhook": {"MutatingWebhookConfiguration": "/mutate",
+                                        "ValidatingWebhookConfiguration": "/validate"},
+             "spark-identity-webhook-policy": {"ValidatingWebhookConfiguration": "/validate-policy"}}
+    configs = by_kind["MutatingWebhookConfiguration"] + by_kind["ValidatingWebhookConfiguration"]
+    assert sorted((o["metadata"]["name"], o["kind"]) for o in configs) == \
+        sorted((n, k) for n, kinds in paths.items() for k in kinds)
+    for webhook in configs:
+        kind = webhook["kind"]
+        path = paths[webhook["metadata"]["name"]][kind]
         assert webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
             f"{ns}/{cert['metadata']['name']}", kind
         for w in webhook["webhooks"]:
@@ -56,10 +64,13 @@ def test_the_overlay_leaves_every_ca_bundle_to_the_injector(cluster):
     again, would blank what the injector filled, and under server-side apply
     the two managers would fight over it); apart from that key and the
     annotation, each configuration is the base's, webhook for webhook."""
-    overlay = {o["kind"]: o for o in rendered(cluster, DEPLOY / "cert-manager") if o["kind"] in KINDS}
-    base = {o["kind"]: o for o in rendered(cluster, DEPLOY) if o["kind"] in KINDS}
-    assert sorted(overlay) == sorted(base) == sorted(KINDS)
-    for kind in KINDS:
+    def configs(path):
+        return {(o["kind"], o["metadata"]["name"]): o for o in rendered(cluster, path) if o["kind"] in KINDS}
+
+    overlay, base = configs(DEPLOY / "cert-manager"), configs(DEPLOY)
+    assert sorted(overlay) == sorted(base)
+    assert {kind for kind, _ in base} == set(KINDS)
+    for kind in overlay:
         for w in overlay[kind]["webhooks"]:
             assert "caBundle" not in w["clientConfig"], (kind, w["name"])
         want = copy.deepcopy(base[kind])
@@ -74,12 +85,13 @@ def test_the_api_server_accepts_the_overlays_configurations(kubectl, cluster):
     """Without a caBundle (the injector adds it later), as the overlay
     renders them: server-side dry run, under other names."""
     configs = [o for o in rendered(cluster, DEPLOY / "cert-manager") if o["kind"] in KINDS]
-    for o in configs:
-        o["metadata"]["name"] = "e2e-cert-manager-check"
+    for i, o in enumerate(configs):
+        o["metadata"]["name"] = f"e2e-cert-manager-check-{i}"
     p = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-",
                         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
     items = kubectl_objects(p.stdout)
-    assert sorted(o["kind"] for o in items) == sorted(KINDS)
+    assert sorted(o["kind"] for o in items) == sorted(o["kind"] for o in configs)
+    assert {o["kind"] for o in items} == set(KINDS)
     for o in items:
         for w in o["webhooks"]:
             assert "caBundle" not in w["clientConfig"], (o["kind"], w["name"])

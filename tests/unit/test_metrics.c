@@ -325,8 +325,14 @@ static void test_state_values(void **state)
                 .request_memory_bytes = 4096,
                 .request_memory_limit_bytes = 64u << 20,
                 .request_memory_refused = 9,
+                .policy_reload_failing = true,
+                .policy_loaded_at = 1767225000,
         };
         scrape(&after, &st);
+        assert_string_equal(family_of(&after, NS "policy_reload_failing")->type, "gauge");
+        assert_float_equal(value(&after, NS "policy_reload_failing"), 1, 0);
+        assert_string_equal(family_of(&after, NS "policy_last_reload_success_timestamp_seconds")->type, "gauge");
+        assert_float_equal(value(&after, NS "policy_last_reload_success_timestamp_seconds"), 1767225000, 0);
         assert_float_equal(value(&after, NS "policy_info{sha256=\"\"}"), 1, 0);
         assert_float_equal(value(&after, NS "certificate_expiry_timestamp_seconds"), 1767225600, 0);
         assert_float_equal(value(&after, NS "open_connections"), 7, 0);

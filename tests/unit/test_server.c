@@ -72,7 +72,11 @@ static void admit(void *ctx, enum server_path path, const char *body, size_t len
         h.called_ns = now_ns();
         *ret_status = h.status;
         pthread_mutex_unlock(&h.lock);
-        buf_printf(out, "{\"path\":\"%s\",\"len\":%zu}", path == SERVER_PATH_MUTATE ? "mutate" : "validate", len);
+        buf_printf(out, "{\"path\":\"%s\",\"len\":%zu}",
+                   path == SERVER_PATH_MUTATE     ? "mutate"
+                   : path == SERVER_PATH_VALIDATE ? "validate"
+                                                  : "validate-policy",
+                   len);
 }
 
 static bool ready(void *ctx, struct buf *out)
@@ -454,6 +458,14 @@ static void test_review_reaches_the_handler(void **state)
         assert_int_equal(h.path, SERVER_PATH_VALIDATE);
         left_ms = (h.deadline_ns - h.called_ns) / 1000000ull;
         assert_true(left_ms <= 2000 && left_ms > 1000);
+
+        /* The policy ConfigMap's path: the server only says which it is. */
+        request(sf, "POST", "/validate-policy?timeout=2s", "application/json", body, &r);
+        assert_int_equal(r.status, 500);
+        xsnprintf(want, "{\"path\":\"validate-policy\",\"len\":%zu}", strlen(body));
+        assert_string_equal(r.body, want);
+        reply_free(&r);
+        assert_int_equal(h.path, SERVER_PATH_VALIDATE_POLICY);
 
         /* The API server's ?timeout= is capped, and must be a duration. */
         h.status = 200;

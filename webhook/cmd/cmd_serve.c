@@ -53,8 +53,11 @@ void cmd_serve_help(void)
                "                 and namespace grant keys are judged\n"
                "  POST /validate the same judgement, never a patch (a validating webhook, which\n"
                "                 runs after every mutating one)\n"
+               "  POST /validate-policy  the policy's own ConfigMap: refused (422) when its key named\n"
+               "                 like the --policy file holds a policy that does not load\n"
                "  GET  /healthz  the process is alive\n"
-               "  GET  /readyz   the policy is loaded and the certificate is valid\n"
+               "  GET  /readyz   the policy is loaded and the certificate is valid; says when a\n"
+               "                 reload was refused (policyReloadFailing, policyRefused)\n"
                "  GET  /metrics  Prometheus metrics\n"
                "\n"
                "Required:\n"
@@ -212,6 +215,23 @@ static void log_certificate(const char *msg, const struct serve *sv, const struc
         log_end(&l);
 }
 
+/* A reload refused (`problems`: the first line is kept for /readyz) or a
+ * policy in force that loaded (`problems` NULL): what /readyz and /metrics
+ * say of the reloads. */
+static void note_reload(struct serve *sv, const char *problems)
+{
+        pthread_mutex_lock(&sv->reload_lock);
+        if (problems) {
+                size_t n = strcspn(problems, "\n");
+                snprintf(sv->reload_refused, sizeof sv->reload_refused, "%.*s", (int)n, problems);
+        } else
+                sv->reload_refused[0] = '\0';
+        atomic_store(&sv->reload_failing, problems != NULL);
+        if (!problems)
+                atomic_store(&sv->policy_loaded_at, (long long)time(NULL));
+        pthread_mutex_unlock(&sv->reload_lock);
+}
+
 /* Loads the policy file again if it changed (or always, when forced). */
 static void maybe_reload_policy(struct serve *sv, bool forced)
 {
@@ -233,15 +253,17 @@ static void maybe_reload_policy(struct serve *sv, bool forced)
                 log_message(LOG_ERROR, "policy reload refused; the old policy keeps serving",
                             errors.data ? errors.data : "");
                 metrics_policy_reload(false);
+                note_reload(sv, errors.data ? errors.data : "the policy does not load");
                 buf_free(&errors);
                 return;
         }
         buf_free(&errors);
         if (policy_uses_namespaces(next) && !sv->namespaces) {
-                log_message(LOG_ERROR, "policy reload refused; the old policy keeps serving",
-                            "the new policy reads namespaces (selectors or namespaceAnnotations), "
-                            "and the server has no Kubernetes API to read them from");
+                static const char why[] = "the new policy reads namespaces (selectors or namespaceAnnotations), "
+                                          "and the server has no Kubernetes API to read them from";
+                log_message(LOG_ERROR, "policy reload refused; the old policy keeps serving", why);
                 metrics_policy_reload(false);
+                note_reload(sv, why);
                 policy_free(next);
                 return;
         }
@@ -249,6 +271,7 @@ static void maybe_reload_policy(struct serve *sv, bool forced)
         const struct policy *cur = snapshot_acquire(sv->policy, &token);
         bool unchanged = cur && strcmp(policy_sha256(cur), policy_sha256(next)) == 0;
         snapshot_release(sv->policy, token);
+        note_reload(sv, NULL);   /* it loads: a refusal before it no longer stands */
         if (unchanged) {
                 policy_free(next);
                 if (forced)
@@ -723,7 +746,12 @@ static int serve_start(struct serve_config *cfg, struct serve_run *run)
 {
         clock_gettime(CLOCK_MONOTONIC, &run->t0);
         run->sv.policy_path = cfg->policy_path;
+        const char *slash = strrchr(cfg->policy_path, '/');
+        run->sv.policy_key = slash ? slash + 1 : cfg->policy_path;
+        pthread_mutex_init(&run->sv.reload_lock, NULL);
         int r = start_policy_and_pair(cfg, run);
+        if (r == 0)
+                note_reload(&run->sv, NULL);
         if (r == 0)
                 r = start_kube(cfg, run);
         if (r == 0)
@@ -809,6 +837,7 @@ static void serve_stop(struct serve_run *run)
         buf_free(&run->client_ca_pem);
         tls_pair_free(&run->pair);
         policy_free(run->policy);
+        pthread_mutex_destroy(&run->sv.reload_lock);
 }
 
 int cmd_serve(int argc, char **argv)

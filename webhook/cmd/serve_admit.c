@@ -11,6 +11,7 @@
 
 #include "admission.h"
 #include "arena.h"
+#include "configmap_policy.h"
 #include "conntrack.h"
 #include "decision_log.h"
 #include "log.h"
@@ -91,20 +92,97 @@ static bool read_namespace(struct serve *sv, struct admission *a, uint64_t deadl
         return true;
 }
 
+/* The answer moves from the admission to the caller's `out`; the review
+ * and the arena bracket end. */
+static void admit_end(struct admission *a, int *ret_status, struct buf *out)
+{
+        *ret_status = a->status;
+        buf_free(out);
+        *out = a->body;                  /* the answer moves to the caller */
+        buf_init(&a->body, 0);
+        if (arena_owns(a->review.root))
+                admission_free_arena(a);
+        else
+                admission_free(a);   /* the bracket had no memory: cJSON used malloc */
+        arena_end();
+}
+
+/* Starts the arena bracket for a review of `len` bytes. False, with the
+ * answer written, when the body's shape alone says its parse would pass
+ * the bound: the parse may take WH_PARSE_FACTOR times the body, from the
+ * shared budget, and is not spent on a body that would take more. */
+static bool admit_begin(struct serve *sv, const char *body, size_t len, int *ret_status, struct buf *out)
+{
+        size_t parse_limit = (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES;
+        if (review_parse_cost(body, len) > parse_limit) {
+                refuse_parse(ret_status, out, len);
+                return false;
+        }
+        arena_begin_bounded(&sv->memory, parse_limit);
+        return true;
+}
+
+/* The decision line of a review of the policy ConfigMap. */
+static void log_policy_verdict(const struct admission *a, const struct configmap_policy_result *res, long long micros)
+{
+        struct log_line l;
+        bool refused = res->verdict == CONFIGMAP_POLICY_INVALID;
+        log_begin(&l, refused ? LOG_WARN : LOG_INFO, "policy ConfigMap judged");
+        log_str(&l, "uid", a->review.uid);
+        log_str(&l, "operation", a->review.operation);
+        log_str(&l, "namespace", a->review.namespace_);
+        log_str(&l, "name", a->review.name);
+        log_str(&l, "user", a->review.username);
+        log_str(&l, "verdict", configmap_policy_verdict_name(res->verdict));
+        log_bool(&l, "allowed", !refused);
+        log_str(&l, "why", res->why);
+        log_str(&l, "message", refused ? res->message : NULL);
+        log_bool(&l, "dryRun", a->review.dry_run);
+        log_int(&l, "micros", micros);
+        log_end(&l);
+}
+
+/* POST /validate-policy: may the policy ConfigMap be written? The policy it
+ * carries is loaded inside the review's arena bracket, so that its parse is
+ * bounded (and budgeted) like the review's: a policy past the bound is
+ * answered 413, and the webhook's failurePolicy Ignore lets it through to
+ * the reload, which still refuses it if it does not load. */
+static void admit_policy(struct serve *sv, struct admission *a, const char *body, size_t len, int *ret_status,
+                         struct buf *out, const struct timespec *t0)
+{
+        if (!admit_begin(sv, body, len, ret_status, out))
+                return;
+        admission_init(a, out->max);
+        struct configmap_policy_result res;
+        if (admission_parse(a, body, len) == 0) {
+                int r = configmap_policy_judge(&a->review, sv->policy_key, &res, &a->body);
+                if (r < 0 || arena_limited() != ARENA_LIMIT_NONE) {
+                        a->status = 500;
+                        snprintf(a->error, sizeof a->error, "%s",
+                                 r == -ENOBUFS ? "the answer would pass its size bound"
+                                               : "out of memory while loading the policy");
+                        buf_reset(&a->body);
+                        review_status_body(&a->body, 500, a->error);
+                } else
+                        a->status = 200;
+        }
+        parse_bounds(a, len, &sv->memory);
+        if (a->status == 200)
+                log_policy_verdict(a, &res, serve_micros_since(t0));
+        else {
+                log_message(LOG_WARN, "request refused", a->error);
+                metrics_bad_request(a->status);
+        }
+        admit_end(a, ret_status, out);
+}
+
 static void admit_in(struct serve *sv, struct admission *a, enum server_path path, const char *body, size_t len,
                      uint64_t deadline_ns, int *ret_status, struct buf *out, const struct timespec *t0)
 {
         unsigned token;
 
-        /* The parse may take WH_PARSE_FACTOR times the body, from the shared
-         * budget; a body whose shape alone says it would take more is refused
-         * without spending the parse on it. */
-        size_t parse_limit = (size_t)WH_PARSE_FACTOR * len + WH_PARSE_SLACK_BYTES;
-        if (review_parse_cost(body, len) > parse_limit) {
-                refuse_parse(ret_status, out, len);
+        if (!admit_begin(sv, body, len, ret_status, out))
                 return;
-        }
-        arena_begin_bounded(&sv->memory, parse_limit);
         admission_init(a, out->max);
         a->path = path == SERVER_PATH_VALIDATE ? ADMISSION_VALIDATE : ADMISSION_MUTATE;
         struct ns_known known = { .state = NS_NOT_READ };
@@ -126,16 +204,7 @@ static void admit_in(struct serve *sv, struct admission *a, enum server_path pat
                 metrics_bad_request(a->status);
         }
         snapshot_release(sv->policy, token);
-
-        *ret_status = a->status;
-        buf_free(out);
-        *out = a->body;                  /* the answer moves to the caller */
-        buf_init(&a->body, 0);
-        if (arena_owns(a->review.root))
-                admission_free_arena(a);
-        else
-                admission_free(a);   /* the bracket had no memory: cJSON used malloc */
-        arena_end();
+        admit_end(a, ret_status, out);
 }
 
 /* The admission lives on the heap: it has room for WH_MAX_CHANGES typed
@@ -156,7 +225,10 @@ void serve_admit(void *ctx, enum server_path path, const char *body, size_t len,
                 review_status_body(out, 500, "out of memory for the admission");
                 return;
         }
-        admit_in(ctx, a, path, body, len, deadline_ns, ret_status, out, &t0);
+        if (path == SERVER_PATH_VALIDATE_POLICY)
+                admit_policy(ctx, a, body, len, ret_status, out, &t0);
+        else
+                admit_in(ctx, a, path, body, len, deadline_ns, ret_status, out, &t0);
         free(a);
 }
 
@@ -180,6 +252,16 @@ bool serve_ready(void *ctx, struct buf *out)
                    ok ? "ready" : "not ready", p ? policy_sha256(p) : "", when, (long long)(not_after - now) / 86400);
         if (sv->namespaces)
                 buf_printf(out, ",\"namespaces\":%zu", nscache_size(sv->namespaces));
+        /* A refused reload leaves the server ready on the old policy; the
+         * body says so, with the first problem. */
+        pthread_mutex_lock(&sv->reload_lock);
+        bool failing = atomic_load(&sv->reload_failing);
+        buf_printf(out, ",\"policyReloadFailing\":%s", failing ? "true" : "false");
+        if (failing) {
+                buf_puts(out, ",\"policyRefused\":");
+                buf_put_json_str(out, sv->reload_refused);
+        }
+        pthread_mutex_unlock(&sv->reload_lock);
         if (!ok) {
                 buf_puts(out, ",\"reason\":");
                 if (atomic_load(&sv->stopping))
@@ -213,6 +295,8 @@ void serve_render_metrics(void *ctx, struct buf *out)
                 .request_memory_bytes = budget_used(&sv->memory),
                 .request_memory_limit_bytes = sv->memory.limit,
                 .request_memory_refused = atomic_load(&sv->memory.refused),
+                .policy_reload_failing = atomic_load(&sv->reload_failing),
+                .policy_loaded_at = (time_t)atomic_load(&sv->policy_loaded_at),
         };
         if (sv->namespaces) {
                 unsigned long made, refused;

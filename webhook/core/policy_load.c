@@ -398,3 +398,17 @@ out:
         doc_free(doc);
         return r;
 }
+
+int policy_errors_prefix(struct buf *out, const char *file, const char *problems)
+{
+        int r = 0;
+        const char *line = problems;
+        while (r == 0 && *line) {
+                const char *nl = strchr(line, '\n');
+                size_t n = nl ? (size_t)(nl - line) : strlen(line);
+                bool placed = line[0] >= '0' && line[0] <= '9';   /* "LINE:COL: ..." */
+                r = buf_printf(out, "%s:%s%.*s\n", file, placed ? "" : " ", (int)n, line);
+                line += n + (nl ? 1 : 0);
+        }
+        return r;
+}

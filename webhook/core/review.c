@@ -96,6 +96,7 @@ int review_parse(const char *body, size_t len, struct review *ret_review, char *
         rv.old_object = cJSON_IsObject(old) ? old : NULL;
         rv.is_pod = is_core(resource, "pods") && object_is(rv.object, rv.subresource, "Pod");
         rv.is_namespace = is_core(resource, "namespaces") && object_is(rv.object, rv.subresource, "Namespace");
+        rv.is_configmap = is_core(resource, "configmaps") && !*rv.subresource;
         bool create = rv.operation && strcmp(rv.operation, "CREATE") == 0;
         bool update = rv.operation && strcmp(rv.operation, "UPDATE") == 0;
         if ((rv.is_pod || rv.is_namespace) && (create || update) && !rv.object) {
@@ -228,6 +229,25 @@ int review_respond(const struct review *rv, const struct mutation *m, struct buf
         return r;
 }
 
+int review_respond_invalid(const struct review *rv, const char *message, struct buf *out)
+{
+        int r = buf_puts(out, "{\"apiVersion\":");
+        if (r == 0)
+                r = buf_put_json_str(out, rv->api_version);
+        if (r == 0)
+                r = buf_puts(out, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
+        if (r == 0)
+                r = buf_put_json_str(out, rv->uid);
+        if (r == 0)
+                r = buf_puts(out, ",\"allowed\":false,\"status\":{\"metadata\":{},\"status\":\"Failure\","
+                                  "\"reason\":\"Invalid\",\"code\":422,\"message\":");
+        if (r == 0)
+                r = buf_put_json_str(out, message);
+        if (r == 0)
+                r = buf_puts(out, "}}}");
+        return r;
+}
+
 static const char *status_reason(int code)
 {
         switch (code) {
@@ -237,6 +257,7 @@ static const char *status_reason(int code)
         case 408: return "Timeout";
         case 413: return "RequestEntityTooLarge";
         case 415: return "UnsupportedMediaType";
+        case 422: return "Invalid";
         case 503: return "ServiceUnavailable";
         default: return code >= 500 ? "InternalError" : "BadRequest";
         }

@@ -109,6 +109,13 @@ int metrics_render(const struct metrics_state *st, struct buf *out)
           "# TYPE " NS "policy_reloads_total counter\n");
         P(NS "policy_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)get(&policy_reloads[1]));
         P(NS "policy_reloads_total{result=\"failed\"} %llu\n", (unsigned long long)get(&policy_reloads[0]));
+        P("# HELP " NS "policy_reload_failing Whether the last policy reload was refused (the old policy "
+          "keeps serving).\n# TYPE " NS "policy_reload_failing gauge\n");
+        P(NS "policy_reload_failing %d\n", st->policy_reload_failing ? 1 : 0);
+        P("# HELP " NS "policy_last_reload_success_timestamp_seconds When a policy last loaded: at the start, "
+          "or a reload that applied it or found it unchanged.\n"
+          "# TYPE " NS "policy_last_reload_success_timestamp_seconds gauge\n");
+        P(NS "policy_last_reload_success_timestamp_seconds %lld\n", (long long)st->policy_loaded_at);
         P("# HELP " NS "certificate_reloads_total Serving certificate reloads, applied or refused.\n"
           "# TYPE " NS "certificate_reloads_total counter\n");
         P(NS "certificate_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)get(&cert_reloads[1]));

@@ -47,17 +47,8 @@ int policy_file_load(const char *path, struct policy **ret_policy, struct buf *e
         char sha256[65];
         sha256_hex(text.data ? text.data : "", text.len, sha256);
         r = policy_load_sha256(text.data ? text.data : "", text.len, sha256, ret_policy, &raw);
-        if (r < 0) {
-                /* One "PATH:" per line. */
-                const char *line = raw.data ? raw.data : "";
-                while (*line) {
-                        const char *nl = strchr(line, '\n');
-                        size_t n = nl ? (size_t)(nl - line) : strlen(line);
-                        bool placed = line[0] >= '0' && line[0] <= '9';   /* "LINE:COL: ..." */
-                        buf_printf(errors, "%s:%s%.*s\n", path, placed ? "" : " ", (int)n, line);
-                        line += n + (nl ? 1 : 0);
-                }
-        }
+        if (r < 0)
+                policy_errors_prefix(errors, path, raw.data ? raw.data : "");   /* one "PATH:" per line */
 out:
         buf_free(&text);
         buf_free(&raw);

@@ -53,7 +53,7 @@ static const char tls_priorities_13[] = TLS_PRIORITIES("+VERS-TLS1.3");
 /* The body of small answers (errors, health). */
 #define SMALL_BODY_MAX 4096u
 
-enum route { ROUTE_MUTATE, ROUTE_VALIDATE, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS };
+enum route { ROUTE_MUTATE, ROUTE_VALIDATE, ROUTE_VALIDATE_POLICY, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS };
 
 /* A scrape's text. */
 #define METRICS_BODY_MAX (256u * 1024u)
@@ -421,14 +421,22 @@ static int screen(struct server *s, struct MHD_Connection *c, const char *url, c
                 }
                 return 0;
         }
-        if (s->plain || (strcmp(url, "/mutate") != 0 && strcmp(url, "/validate") != 0)) {
+        bool review = true;
+        if (strcmp(url, "/mutate") == 0)
+                rq->route = ROUTE_MUTATE;
+        else if (strcmp(url, "/validate") == 0)
+                rq->route = ROUTE_VALIDATE;
+        else if (strcmp(url, "/validate-policy") == 0)
+                rq->route = ROUTE_VALIDATE_POLICY;
+        else
+                review = false;
+        if (s->plain || !review) {
                 snprintf(rq->why, sizeof rq->why, "no such path: %.100s (%s)", url,
                          s->plain ? "this port serves GET /metrics, /healthz and /readyz"
-                                  : "the webhook serves POST /mutate, POST /validate, GET /healthz, "
-                                    "/readyz and /metrics");
+                                  : "the webhook serves POST /mutate, POST /validate, POST /validate-policy, "
+                                    "GET /healthz, /readyz and /metrics");
                 return 404;
         }
-        rq->route = url[1] == 'm' ? ROUTE_MUTATE : ROUTE_VALIDATE;
         if (strcmp(method, "POST") != 0) {
                 *allow = "POST";
                 snprintf(rq->why, sizeof rq->why, "%s takes POST, not %.20s", url, method);
@@ -556,15 +564,22 @@ static enum MHD_Result request_answer(struct server *s, struct request *rq, stru
                 return send_error(c, url, rq->refused, NULL, true, rq->why);
         if (rq->refused < 0)
                 return MHD_YES; /* answered already */
-        if (rq->route != ROUTE_MUTATE && rq->route != ROUTE_VALIDATE)
-                return send_health(s, c, rq->route);
+        enum server_path path;
+        switch (rq->route) {
+        case ROUTE_MUTATE: path = SERVER_PATH_MUTATE; break;
+        case ROUTE_VALIDATE: path = SERVER_PATH_VALIDATE; break;
+        case ROUTE_VALIDATE_POLICY: path = SERVER_PATH_VALIDATE_POLICY; break;
+        case ROUTE_HEALTHZ:
+        case ROUTE_READYZ:
+        case ROUTE_METRICS:
+        default: return send_health(s, c, rq->route);
+        }
         bool close = atomic_load(&s->draining);
 
         struct buf out;
         int status = 500;
         buf_init(&out, WH_MAX_RESPONSE_BYTES);
-        s->h.admit(s->h.ctx, rq->route == ROUTE_MUTATE ? SERVER_PATH_MUTATE : SERVER_PATH_VALIDATE,
-                   rq->body.data ? rq->body.data : "", rq->body.len, rq->deadline_ns, &status, &out);
+        s->h.admit(s->h.ctx, path, rq->body.data ? rq->body.data : "", rq->body.len, rq->deadline_ns, &status, &out);
         release_body(rq);
         enum MHD_Result r = send_body(c, status, &out, NULL, close);
         buf_free(&out);
