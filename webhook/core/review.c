@@ -155,10 +155,9 @@ void review_free(struct review *r)
         r->root = NULL;
 }
 
-int review_respond(const struct review *rv, const struct mutation *m, struct buf *out)
+/* Every answer's start: the review's apiVersion and uid, up to "allowed". */
+static int response_head(const struct review *rv, struct buf *out)
 {
-        bool denied = m && m->decision == DECISION_DENIED;
-        bool patch = m && m->decision == DECISION_MUTATED && m->patch.n_ops;
         int r = buf_puts(out, "{\"apiVersion\":");
         if (r == 0)
                 r = buf_put_json_str(out, rv->api_version);
@@ -166,6 +165,14 @@ int review_respond(const struct review *rv, const struct mutation *m, struct buf
                 r = buf_puts(out, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
         if (r == 0)
                 r = buf_put_json_str(out, rv->uid);
+        return r;
+}
+
+int review_respond(const struct review *rv, const struct mutation *m, struct buf *out)
+{
+        bool denied = m && m->decision == DECISION_DENIED;
+        bool patch = m && m->decision == DECISION_MUTATED && m->patch.n_ops;
+        int r = response_head(rv, out);
         if (r == 0)
                 r = buf_puts(out, denied ? ",\"allowed\":false" : ",\"allowed\":true");
         if (r == 0 && patch) {
@@ -231,13 +238,7 @@ int review_respond(const struct review *rv, const struct mutation *m, struct buf
 
 int review_respond_invalid(const struct review *rv, const char *message, struct buf *out)
 {
-        int r = buf_puts(out, "{\"apiVersion\":");
-        if (r == 0)
-                r = buf_put_json_str(out, rv->api_version);
-        if (r == 0)
-                r = buf_puts(out, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
-        if (r == 0)
-                r = buf_put_json_str(out, rv->uid);
+        int r = response_head(rv, out);
         if (r == 0)
                 r = buf_puts(out, ",\"allowed\":false,\"status\":{\"metadata\":{},\"status\":\"Failure\","
                                   "\"reason\":\"Invalid\",\"code\":422,\"message\":");
