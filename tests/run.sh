@@ -13,7 +13,9 @@
 # the soak once, SOAK_SECONDS (30) against BUILD, its results in BUILD
 # (tests/soak/run.sh); BUILD's server under valgrind, VALGRIND_SECONDS (15)
 # (tests/soak/valgrind.sh); the attack suite, ATTACK_SECONDS (20) against
-# BUILD (tests/attack/run.sh); ThreadSanitizer over the unit tests, the
+# BUILD (tests/attack/run.sh); the monitoring suite, deploy/monitoring/'s
+# rules with promtool and a real Prometheus, against BUILD
+# (tests/monitoring/run.sh); ThreadSanitizer over the unit tests, the
 # integration tests and a TSAN_SOAK_SECONDS (20) soak, in its own build
 # TSAN_BUILD (tests/tsan.sh).
 set -uo pipefail
@@ -60,6 +62,9 @@ VALGRIND_SECONDS=${VALGRIND_SECONDS:-15} tests/soak/valgrind.sh "$build" server 
 
 echo "== attack: ${ATTACK_SECONDS:-20} s of memory and slow-client attacks with a probe ($build)"
 ATTACK_SECONDS=${ATTACK_SECONDS:-20} tests/attack/run.sh "$build" >/dev/null || status=1
+
+echo "== monitoring: deploy/monitoring/ with promtool and a real Prometheus scraping $build's server"
+tests/monitoring/run.sh "$build" || status=1
 
 echo "== ThreadSanitizer: the unit and integration tests and a ${TSAN_SOAK_SECONDS:-20} s soak ($tsan)"
 TSAN_SOAK_SECONDS=${TSAN_SOAK_SECONDS:-20} tests/tsan.sh "$tsan" || status=1
