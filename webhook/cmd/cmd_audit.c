@@ -29,7 +29,6 @@
 #include "err.h"
 
 #define CMD "audit"
-#define POLICY_ERRORS_MAX (64u * 1024u)
 #define AUDIT_PATH_MAX 8192u
 
 enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_POLICYREPORT };
@@ -761,7 +760,7 @@ static int run(struct audit *a, const struct audit_config *cfg)
         struct policy *policy = NULL;
         struct kube *kube = NULL;
         int rc = 2;
-        buf_init(&errors, POLICY_ERRORS_MAX);
+        buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
         if (policy_file_load(cfg->policy_path, &policy, &errors) < 0) {
                 fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data ? errors.data : "");
         } else {

@@ -8,9 +8,9 @@
 #include "cli.h"
 #include "commands.h"
 #include "policy_file.h"
+#include "webhook_limits.h"
 
 #define CMD "check-policy"
-#define POLICY_ERRORS_MAX (64u * 1024u)
 
 void cmd_check_policy_help(void)
 {
@@ -135,7 +135,7 @@ int cmd_check_policy(int argc, char **argv)
 
         struct buf errors;
         struct policy *p = NULL;
-        buf_init(&errors, POLICY_ERRORS_MAX);
+        buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
         if (policy_file_load(path, &p, &errors) < 0) {
                 fputs(errors.data ? errors.data : "", stdout);
                 buf_free(&errors);

@@ -16,9 +16,9 @@
 #include "mutate.h"
 #include "policy_file.h"
 #include "pool.h"
+#include "webhook_limits.h"
 
 #define CMD "explain"
-#define POLICY_ERRORS_MAX (64u * 1024u)
 
 void cmd_explain_help(void)
 {
@@ -284,7 +284,7 @@ int cmd_explain(int argc, char **argv)
         struct pool pool = POOL_INIT;
         struct resolution res;
         int rc = 2;
-        buf_init(&errors, POLICY_ERRORS_MAX);
+        buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
         if (policy_file_load(policy_path, &p, &errors) < 0) {
                 fprintf(stderr, CMD ": the policy is not valid:\n%s", errors.data ? errors.data : "");
                 goto out;

@@ -14,7 +14,6 @@
 #include "webhook_limits.h"
 
 #define CMD "mutate"
-#define POLICY_ERRORS_MAX (64u * 1024u)
 void cmd_mutate_help(void)
 {
         printf("Usage: spark-identity-webhook mutate --policy FILE [--namespace-labels K=V,...]\n"
@@ -91,7 +90,7 @@ int cmd_mutate(int argc, char **argv)
         struct policy *policy = NULL;
         struct admission a;
         int rc = 2;
-        buf_init(&errors, POLICY_ERRORS_MAX);
+        buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
         buf_init(&body, WH_MAX_BODY_BYTES);
         admission_init(&a, WH_MAX_RESPONSE_BYTES);
         a.path = validate ? ADMISSION_VALIDATE : ADMISSION_MUTATE;

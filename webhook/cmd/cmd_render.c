@@ -17,7 +17,6 @@
 #include "webhook_limits.h"
 
 #define CMD "render"
-#define POLICY_ERRORS_MAX (64u * 1024u)
 
 void cmd_render_help(void)
 {
@@ -134,7 +133,7 @@ int cmd_render(int argc, char **argv)
                                        "a-z 0-9 -, not starting or ending with -)",
                                        ns);
 
-        buf_init(&errors, POLICY_ERRORS_MAX);
+        buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
         buf_init(&out, RENDER_MAX_OUTPUT_BYTES);
         if (policy_file_load(policy_path, &p, &errors) < 0) {
                 fputs(errors.data ? errors.data : "", stderr);

@@ -37,7 +37,6 @@
 
 #define CMD "serve"
 #define DEFAULT_LISTEN "0.0.0.0:8443"
-#define POLICY_ERRORS_MAX (64u * 1024u)
 #include "serve.h"
 
 /* Long: it is the help text, written as it reads. */
@@ -246,7 +245,7 @@ static void maybe_reload_policy(struct serve *sv, bool forced)
 
         struct buf errors;
         struct policy *next = NULL;
-        buf_init(&errors, POLICY_ERRORS_MAX);
+        buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
         int r = policy_file_load(sv->policy_path, &next, &errors);
         sv->policy_stat = st;   /* a broken file is reported once, not at every poll */
         if (r < 0) {
@@ -575,7 +574,7 @@ static int start_policy_and_pair(struct serve_config *cfg, struct serve_run *run
         struct serve *sv = &run->sv;
         char err[512] = "";
         struct buf errors;
-        buf_init(&errors, POLICY_ERRORS_MAX);
+        buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
         int r = stat(cfg->policy_path, &sv->policy_stat) < 0 ? -errno : 0;
         if (r == 0)
                 r = policy_file_load(cfg->policy_path, &run->policy, &errors);

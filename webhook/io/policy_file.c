@@ -12,7 +12,6 @@
 #include "webhook_limits.h"
 
 /* The problems of one load, before the file name is put in front of each. */
-#define POLICY_ERRORS_MAX (64u * 1024u)
 
 /* With GnuTLS, which the server has loaded and set up for TLS anyway:
  * OpenSSL's digest would set up its default provider and configuration
@@ -38,7 +37,7 @@ int policy_file_load(const char *path, struct policy **ret_policy, struct buf *e
         struct buf text, raw;
         char err[512];
         buf_init(&text, WH_MAX_POLICY_BYTES);
-        buf_init(&raw, POLICY_ERRORS_MAX);
+        buf_init(&raw, WH_POLICY_ERRORS_MAX_BYTES);
         int r = fileio_read(path, &text, err, sizeof err);
         if (r < 0) {
                 buf_printf(errors, "%s\n", err);
