@@ -108,6 +108,21 @@ def test_many_problems_are_bounded(client):
     assert re.search(r"more lines \(check-policy prints them all\)$", msg), msg[-200:]
 
 
+def test_a_policy_too_large_to_load_within_the_parse_bound_is_a_413(client):
+    """The largest input: a policy whose YAML makes a node per two bytes
+    (a flow sequence of 1s) takes far more than the review's parse bound to
+    load. It is answered 413 naming the bound, not loaded without one (the
+    webhook's failurePolicy Ignore lets it through, and the reload judges
+    it), and the server goes on answering."""
+    text = "namespaces: [" + "1," * 150_000 + "1]\n"
+    st, _, data = client.post_raw(json.dumps(configmap_review({"policy.yaml": text})).encode(), PATH)
+    assert st == 413, (st, data[:300])
+    status = json.loads(data)
+    assert status["kind"] == "Status" and status["code"] == 413 and "to parse" in status["message"], status
+    r = judged(client, configmap_review({"policy.yaml": POLICY_TEXT}))
+    assert r["allowed"] is True
+
+
 def test_a_body_that_is_not_a_review_is_a_400(client):
     st, _, body = client.post_raw(b'{"kind":"Pod"}', PATH)
     assert st == 400 and json.loads(body)["kind"] == "Status"
