@@ -14,7 +14,7 @@
 # (tests/soak/run.sh); BUILD's server under valgrind, VALGRIND_SECONDS (15)
 # (tests/soak/valgrind.sh); the attack suite, ATTACK_SECONDS (20) against
 # BUILD (tests/attack/run.sh); the monitoring suite, deploy/monitoring/'s
-# rules with promtool and a real Prometheus, against BUILD
+# rules and dashboard with promtool and a real Prometheus, against BUILD
 # (tests/monitoring/run.sh); ThreadSanitizer over the unit tests, the
 # integration tests and a TSAN_SOAK_SECONDS (20) soak, in its own build
 # TSAN_BUILD (tests/tsan.sh).
