@@ -358,7 +358,8 @@ def test_help():
     for needle in ("admission-policy", "second line of defence", "while the webhook is down", GRANTS,
                    "grant key", "grantors",
                    "spark-identity-webhook render admission-policy --policy deploy/policy.yaml | kubectl apply -f -",
-                   "render and apply them again whenever the policy\nchanges", "make render"):
+                   "again whenever the policy changes, or the API server goes on", "make render",
+                   "render identities --policy FILE"):
         assert needle in text, needle
     assert run_bin("render", "--help").stdout == p.stdout
     assert run_bin("render", "admission-policy", "--help").stdout == p.stdout

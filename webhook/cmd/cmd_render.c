@@ -23,9 +23,9 @@
 /* Long: it is the help text of both kinds, written as it reads. */
 void cmd_render_help(void)
 {
-        printf("Usage: spark-identity-webhook render admission-policy --policy FILE [--namespace NS] [-o yaml|json]\n"
-               "       spark-identity-webhook render identities --policy FILE [-o yaml|json|terraform|shell]\n"
-               "                                    [--oidc-issuer URL]\n"
+        printf("Usage: spark-identity-webhook render KIND --policy FILE [OPTIONS]\n"
+               "  render admission-policy --policy FILE [--namespace NS] [-o yaml|json]\n"
+               "  render identities --policy FILE [-o yaml|json|terraform|shell] [--oidc-issuer URL]\n"
                "\n"
                "Prints what the policy becomes for another component. KIND is:\n"
                "\n"
@@ -112,9 +112,8 @@ void cmd_render_help(void)
                "  (kubectl apply --server-side -f - for a policy of thousands of selectors, whose\n"
                "  objects outgrow the annotation client-side apply keeps)\n"
                "  spark-identity-webhook render identities --policy policy.yaml | kubectl apply -f -\n"
-               "  spark-identity-webhook render identities --policy policy.yaml -o shell \\\n"
-               "      --oidc-issuer \"$(az aks show -g RG -n CLUSTER --query oidcIssuerProfile.issuerUrl -o tsv)\" | "
-               "sh\n");
+               "  spark-identity-webhook render identities --policy policy.yaml -o shell --oidc-issuer \\\n"
+               "      \"$(az aks show -g RG -n CLUSTER --query oidcIssuerProfile.issuerUrl -o tsv)\" | sh\n");
 }
 
 /* A namespace name: a DNS label. */
