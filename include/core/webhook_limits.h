@@ -233,6 +233,17 @@
 #define RENDER_MAX_CEL_CHARS 60000u
 #define RENDER_MAX_OUTPUT_BYTES (16u * 1024u * 1024u)
 
+/* A managed identity's resource id (the policy's resourceId), by Azure's own
+ * naming rules: a resource group name is 1 to 90 characters, a user-assigned
+ * identity's 3 to 128; a federated identity credential's name (what
+ * render identities makes from the namespace and the service account) 3 to
+ * 120. Fixed: they are Azure's. */
+#define WH_AZURE_RESOURCE_GROUP_MAX 90u
+#define WH_AZURE_IDENTITY_NAME_MIN 3u
+#define WH_AZURE_IDENTITY_NAME_MAX 128u
+#define WH_AZURE_FIC_NAME_MIN 3u
+#define WH_AZURE_FIC_NAME_MAX 120u
+
 /* Log lines: one line at most WH_LOG_LINE_MAX bytes. Fields are appended
  * whole or not at all within the line less WH_LOG_TAIL_RESERVE, which keeps
  * room for the closing brace and the "truncated" list naming the fields

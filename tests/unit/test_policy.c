@@ -20,6 +20,9 @@
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
 #define CLIENT_A "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c"
 #define CLIENT_D "0d7e5c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"
+#define SUB "6513270e-269e-4d37-b2a7-4de452e6b438"
+#define RID_PREFIX \
+        "/subscriptions/" SUB "/resourceGroups/rg-spark/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
 #define MSI "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider"
 
 static const char example[] =
@@ -408,6 +411,17 @@ static const struct bad_case {
         { "- a\n- b\n", "a policy is a map with defaults, namespaces, selectors" },
         { "namespaces:\n  t: {identity: x\n", "3:1:" },
         { "namespaces:\n  t: {identity: x}\n  t: {identity: y}\n", "3:3:" },
+        { "namespaces:\n  t: {identity: x, resourceId: /subscriptions/" SUB "/resourceGroups/rg/providers/"
+          "Microsoft.Compute/userAssignedIdentities/id-x}\n",
+          "2:32: namespaces.t.resourceId: \"/subscriptions/" SUB
+          "/resourceGroups/rg/providers/Microsoft.Compute/userAssignedIdentities/id-x\" is not a user-assigned "
+          "managed identity's resource id (/subscriptions/GUID/resourceGroups/RG/providers/"
+          "Microsoft.ManagedIdentity/userAssignedIdentities/NAME): segment 6 is \"Microsoft.Compute\", not "
+          "Microsoft.ManagedIdentity" },
+        { "defaults:\n  resourceId: 12\n", "2:15: defaults.resourceId: must be a string" },
+        { "namespaces:\n  t: {identity: x, resourceID: " RID_PREFIX "x1}\n",
+          "2:20: namespaces.t.resourceID: unknown key (a namespace entry has identity, tenantId, clientId, "
+          "resourceId," },
         { "", "empty" },
 };
 
@@ -848,6 +862,91 @@ static void test_value_checks(void **state)
         policy_free(p);
 }
 
+/* resourceId: the segments' names in any case, each part checked, merged
+ * like clientId (defaults < entry), and no effect on what pods get. */
+static void test_resource_id(void **state)
+{
+        static const struct {
+                const char *id, *why;
+        } cases[] = {
+                { RID_PREFIX "spark-aks", NULL },
+                { "/SUBSCRIPTIONS/" SUB "/resourcegroups/RG_(x).1/PROVIDERS/microsoft.managedidentity/"
+                  "USERASSIGNEDIDENTITIES/Id_1",
+                  NULL },
+                { "/subscriptions/" SUB "/resourceGroups/caf\xc3\xa9/providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  NULL },
+                { "subscriptions/" SUB, "fewer than 8 segments" },
+                { RID_PREFIX, "the identity's name is not 3 to 128" },
+                { RID_PREFIX "ab", "the identity's name is not 3 to 128" },
+                { RID_PREFIX "-abc", "the identity's name" },
+                { RID_PREFIX "a.bc", "the identity's name" },
+                { RID_PREFIX "abc/", "more than 8 segments" },
+                { RID_PREFIX "abc/federatedIdentityCredentials/x", "more than 8 segments" },
+                { "/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "the subscription is not a GUID" },
+                { "/subscriptions/" SUB "/resourceGroups/rg./providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "the resource group" },
+                { "/subscriptions/" SUB "/resourceGroups//providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "the resource group" },
+                { "/subscriptions/" SUB "/resourceGroups/a b/providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "the resource group" },
+                { "/subscriptions/" SUB "/resourceGroup/rg/providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "segment 3 is \"resourceGroup\", not resourceGroups" },
+                { "/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+                  "systemAssignedIdentities/abc",
+                  "segment 7" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                struct policy_resource_id id;
+                char why[256] = "";
+                int r = policy_resource_id_parse(cases[i].id, &id, why, sizeof why);
+                if (!cases[i].why) {
+                        assert_int_equal(r, 0);
+                        assert_true(policy_value_valid(POLICY_VALUE_RESOURCE_ID, cases[i].id));
+                        continue;
+                }
+                assert_int_equal(r, -EINVAL);
+                if (!strstr(why, cases[i].why))
+                        fail_msg("%s: want \"%s\" in \"%s\"", cases[i].id, cases[i].why, why);
+                assert_false(policy_value_valid(POLICY_VALUE_RESOURCE_ID, cases[i].id));
+        }
+        struct policy_resource_id id;
+        char why[256];
+        assert_int_equal(policy_resource_id_parse("/subscriptions/" SUB "/resourcegroups/My.RG/providers/"
+                                                  "Microsoft.ManagedIdentity/userAssignedIdentities/spark-id_1",
+                                                  &id, why, sizeof why),
+                         0);
+        assert_string_equal(id.subscription, SUB);
+        assert_string_equal(id.resource_group, "My.RG");
+        assert_string_equal(id.name, "spark-id_1");
+
+        struct policy *with =
+                load_ok("defaults: {resourceId: " RID_PREFIX "shared-id}\n"
+                        "namespaces:\n"
+                        "  a: {identity: sparkaks, clientId: " CLIENT_A ", resourceId: " RID_PREFIX "a-id}\n"
+                        "  b: {identity: b-spark}\n");
+        struct policy *without = load_ok("namespaces:\n"
+                                         "  a: {identity: sparkaks, clientId: " CLIENT_A "}\n"
+                                         "  b: {identity: b-spark}\n");
+        assert_string_equal(policy_rule_for(with, "a")->resource_id, RID_PREFIX "a-id");
+        assert_string_equal(policy_rule_for(with, "b")->resource_id, RID_PREFIX "shared-id");
+        assert_null(policy_rule_for(without, "a")->resource_id);
+        for (const char *ns = "a"; ns; ns = strcmp(ns, "a") == 0 ? "b" : NULL) {
+                const struct rule *rw = policy_rule_for(with, ns), *ro = policy_rule_for(without, ns);
+                assert_string_equal(rw->identity, ro->identity);
+                assert_string_equal(rw->flags_joined, ro->flags_joined);
+                assert_int_equal(rw->n_allowed_identities, ro->n_allowed_identities);
+        }
+        policy_free(with);
+        policy_free(without);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -874,6 +973,7 @@ int main(void)
                 cmocka_unit_test(test_long_hadoop_names_and_huge_numbers),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_value_checks),
+                cmocka_unit_test(test_resource_id),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

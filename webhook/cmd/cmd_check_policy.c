@@ -47,6 +47,8 @@ static void print_rule(const struct rule *r)
                         printf("\n");
                 }
         }
+        if (r->resource_id)
+                printf("  resourceId %s\n", r->resource_id);
         size_t first_other = r->identity ? 1 : 0;
         if (r->n_allowed_identities > first_other) {
                 printf("  may also use:");

@@ -52,7 +52,7 @@ struct words {
  * a namespace's annotations. Unset fields fall through to the layer below. */
 struct layer {
         const char *path;                      /* "defaults", "namespaces.NAME", "selectors[i]" */
-        const char *identity, *tenant_id, *client_id, *java_home;
+        const char *identity, *tenant_id, *client_id, *java_home, *resource_id;
         const char *service_account, *authority_host;
         bool java_home_set;
         int mode, on_conflict, jvm_env, auth;  /* -1: not set here */

@@ -4,9 +4,13 @@
  * annotations read as a layer; each problem reported at its LINE:COL. */
 #include "policy_internal.h"
 
+#include "err.h"
+
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- error reporting ---- */
 
@@ -149,6 +153,102 @@ static bool is_uuid(const char *s)
         return true;
 }
 
+/* ---- a managed identity's resource id ---- */
+
+/* The next segment of a resource id: from `*s` (past its '/') to the next
+ * '/' or the end. False when there is no '/' at `*s`. */
+static bool next_segment(const char **s, const char **ret_seg, size_t *ret_len)
+{
+        if (**s != '/')
+                return false;
+        const char *seg = *s + 1, *end = strchr(seg, '/');
+        *ret_len = end ? (size_t)(end - seg) : strlen(seg);
+        *ret_seg = seg;
+        *s = seg + *ret_len;
+        return true;
+}
+
+static bool segment_is(const char *seg, size_t len, const char *word)
+{
+        return len == strlen(word) && strncasecmp(seg, word, len) == 0;
+}
+
+/* A resource group's name, as Azure allows it: 1 to 90 letters (Unicode
+ * ones too), digits, '_', '-', '.', '(' and ')', not ending in '.'. */
+static bool is_resource_group(const char *s, size_t n)
+{
+        if (n == 0 || n > WH_AZURE_RESOURCE_GROUP_MAX || s[n - 1] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (!(is_alnum((char)c) || c >= 0x80 || c == '_' || c == '-' || c == '.' || c == '(' || c == ')'))
+                        return false;
+        }
+        return true;
+}
+
+/* A user-assigned identity's name: 3 to 128 letters, digits, '-' and '_',
+ * starting with a letter or digit. */
+static bool is_identity_name(const char *s, size_t n)
+{
+        if (n < WH_AZURE_IDENTITY_NAME_MIN || n > WH_AZURE_IDENTITY_NAME_MAX || !is_alnum(s[0]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_')
+                        return false;
+        return true;
+}
+
+int policy_resource_id_parse(const char *s, struct policy_resource_id *ret, char *why, size_t whylen)
+{
+        static const char *const fixed[] = {
+                "subscriptions",          NULL, "resourceGroups", NULL, "providers", "Microsoft.ManagedIdentity",
+                "userAssignedIdentities", NULL
+        };
+        const char *seg[8];
+        size_t len[8], n = 0;
+        while (n < 8 && next_segment(&s, &seg[n], &len[n]))
+                n++;
+        if (n < 8 || *s) {
+                err_set(why, whylen, "it has %s than 8 segments", n < 8 ? "fewer" : "more");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < 8; i++) {
+                if (fixed[i] && !segment_is(seg[i], len[i], fixed[i])) {
+                        err_set(why, whylen, "segment %zu is \"%.*s\", not %s", i + 1, (int)(len[i] > 64 ? 64 : len[i]),
+                                seg[i], fixed[i]);
+                        return -EINVAL;
+                }
+        }
+        if (len[1] == 36) {
+                memcpy(ret->subscription, seg[1], 36);
+                ret->subscription[36] = '\0';
+        }
+        if (len[1] != 36 || !is_uuid(ret->subscription)) {
+                err_set(why, whylen, "the subscription is not a GUID");
+                return -EINVAL;
+        }
+        if (!is_resource_group(seg[3], len[3])) {
+                err_set(why, whylen,
+                        "the resource group is not 1 to %u letters, digits, '_', '-', '.', '(' and ')', not ending "
+                        "in '.'",
+                        WH_AZURE_RESOURCE_GROUP_MAX);
+                return -EINVAL;
+        }
+        if (!is_identity_name(seg[7], len[7])) {
+                err_set(why, whylen,
+                        "the identity's name is not %u to %u letters, digits, '-' and '_', starting with a letter "
+                        "or digit",
+                        WH_AZURE_IDENTITY_NAME_MIN, WH_AZURE_IDENTITY_NAME_MAX);
+                return -EINVAL;
+        }
+        memcpy(ret->resource_group, seg[3], len[3]);
+        ret->resource_group[len[3]] = '\0';
+        memcpy(ret->name, seg[7], len[7]);
+        ret->name[len[7]] = '\0';
+        return 0;
+}
+
 /* An Azure storage account name. */
 static bool is_account_name(const char *s)
 {
@@ -195,6 +295,11 @@ bool policy_value_valid(enum policy_value kind, const char *s)
         case POLICY_VALUE_SERVICE_ACCOUNT: return is_dns_subdomain(s);
         case POLICY_VALUE_HTTPS_URL: return is_https_url(s);
         case POLICY_VALUE_HADOOP_KEY: return is_hadoop_key(s);
+        case POLICY_VALUE_RESOURCE_ID: {
+                struct policy_resource_id id;
+                char why[8];
+                return word_fault(s) == WORD_FAULT_NONE && policy_resource_id_parse(s, &id, why, sizeof why) == 0;
+        }
         case POLICY_VALUE_MAX: break;
         }
         return false;
@@ -324,6 +429,24 @@ static const char *want_uuid(struct loader *l, const cJSON *v, const char *path)
         const char *s = want_word(l, v, path);
         if (s && !is_uuid(s)) {
                 policy_fail(l, v, path, "\"%s\" is not a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47", s);
+                return NULL;
+        }
+        return s;
+}
+
+#define RESOURCE_ID_SHAPE \
+        "/subscriptions/GUID/resourceGroups/RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME"
+
+static const char *want_resource_id(struct loader *l, const cJSON *v, const char *path)
+{
+        struct policy_resource_id id;
+        char why[160];
+        const char *s = want_word(l, v, path);
+        if (s && policy_resource_id_parse(s, &id, why, sizeof why) < 0) {
+                policy_fail(l, v, path,
+                            "\"%.300s\" is not a user-assigned managed identity's resource id (" RESOURCE_ID_SHAPE
+                            "): %s",
+                            s, why);
                 return NULL;
         }
         return s;
@@ -477,6 +600,8 @@ static bool check_rule_key(struct loader *l, const cJSON *it, const char *k, con
                 ret->tenant_id = want_uuid(l, it, kpath);
         } else if (strcmp(k, "clientId") == 0) {
                 ret->client_id = want_uuid(l, it, kpath);
+        } else if (strcmp(k, "resourceId") == 0) {
+                ret->resource_id = want_resource_id(l, it, kpath);
         } else if (strcmp(k, "mode") == 0) {
                 ret->mode = policy_want_enum(l, it, kpath, mode_names, POLICY_MODE_MAX);
         } else if (strcmp(k, "onConflict") == 0) {
@@ -523,7 +648,7 @@ void policy_check_layer(struct loader *l, const cJSON *map, const char *path, en
                         *ret_name = want_word(l, it, kpath);
                 } else {
                         policy_fail_key(l, it, kpath,
-                                        "unknown key (a %s has %sidentity, tenantId, clientId, "
+                                        "unknown key (a %s has %sidentity, tenantId, clientId, resourceId, "
                                         "allowedIdentities, storageAccounts, mode, onConflict, java, hadoop, "
                                         "jvmEnv, auth, serviceAccount, authorityHost, tokenExpirationSeconds, "
                                         "extraContainers)",
