@@ -148,3 +148,54 @@ def test_check_policy_exits_1_on_problems(tmp_path):
     path.write_bytes(BAD)
     p = run_bin("check-policy", path)
     assert p.returncode == 1 and p.stdout.decode().startswith(f"{path}:2:9: "), p.stdout
+
+
+# a bind failure names the address that failed
+
+def _serve(certs, *listen):
+    return run_bin("serve", "--policy", ROOT / "tests" / "fixtures" / "policy.yaml", "--tls-cert", certs.cert,
+                   "--tls-key", certs.key, *listen, timeout=10)
+
+
+def _taken(family=socket.AF_INET, host="127.0.0.1"):
+    s = socket.socket(family)
+    s.bind((host, 0))
+    s.listen()
+    return s
+
+
+def test_a_port_in_use_is_named_with_its_address(certs):
+    with _taken() as s:
+        port = s.getsockname()[1]
+        p = _serve(certs, "--listen", f"127.0.0.1:{port}")
+        assert p.returncode == 2
+        assert p.stderr.decode() == f"serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+        assert b"port 0" not in p.stderr
+
+
+def test_a_metrics_port_in_use_is_named_with_its_address(certs):
+    with _taken() as s:
+        port = s.getsockname()[1]
+        p = _serve(certs, "--listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{port}")
+        assert p.returncode == 2
+        assert p.stderr.decode().endswith(f"serve: cannot listen on 127.0.0.1:{port}: Address already in use\n")
+        assert b"port 0" not in p.stderr
+
+
+def test_an_address_not_on_this_machine_is_named(certs):
+    p = _serve(certs, "--listen", "192.0.2.1:8443")   # TEST-NET-1: never a local address
+    assert p.returncode == 2
+    assert p.stderr.decode() == "serve: cannot listen on 192.0.2.1:8443: Cannot assign requested address\n"
+
+
+def test_ipv6_in_use_is_named_too(certs):
+    try:
+        s = _taken(socket.AF_INET6, "::1")
+    except OSError:
+        import pytest
+        pytest.skip("no IPv6 loopback here")
+    with s:
+        port = s.getsockname()[1]
+        p = _serve(certs, "--listen", f"[::1]:{port}")
+        assert p.returncode == 2
+        assert p.stderr.decode() == f"serve: cannot listen on [::1]:{port}: Address already in use\n"
