@@ -199,3 +199,20 @@ def test_ipv6_in_use_is_named_too(certs):
         p = _serve(certs, "--listen", f"[::1]:{port}")
         assert p.returncode == 2
         assert p.stderr.decode() == f"serve: cannot listen on [::1]:{port}: Address already in use\n"
+
+
+def test_check_policy_lists_problems_in_file_order_and_names_the_key_meant(tmp_path):
+    path = tmp_path / "typos.yaml"
+    path.write_text("namespaces:\n"
+                    "  team-b: {clientId: nope}\n"
+                    "  team-a: {identity: x, clientID: 5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c}\n"
+                    "defaults:\n"
+                    "  mode: sometimes\n"
+                    "unmatch: deny\n")
+    p = run_bin("check-policy", path)
+    assert p.returncode == 1
+    lines = p.stdout.decode().splitlines()
+    places = [tuple(int(n) for n in line.split(":")[1:3]) for line in lines]
+    assert places == sorted(places) and len(places) == 5, lines
+    assert f"{path}:3:25: namespaces.team-a.clientID: unknown key, did you mean clientId? (" in lines[2], lines
+    assert lines[-1].startswith(f"{path}:6:1: unmatch: unknown key, did you mean unmatched? ("), lines
