@@ -2,9 +2,10 @@
 metric the server exports (and which only while it reads namespaces), links
 that stay inside the repository, and one version everywhere."""
 import re
+import subprocess
 from pathlib import Path
 
-from conftest import ROOT, run_bin
+from conftest import BIN, ROOT, run_bin
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 METRIC = "spark_identity_webhook_"
@@ -59,7 +60,7 @@ def test_the_readme_lists_every_flag_of_every_command():
         assert not missing, f"README's {cmd} line lacks {sorted(missing)}"
 
 
-def test_the_readme_names_no_flag_a_command_lacks():
+def test_the_readme_names_no_flag_a_command_lacks(tmp_path):
     lines = readme_command_lines()
     for cmd in commands():
         extra = readme_flags(lines[cmd]) - help_flags(cmd)
@@ -67,8 +68,12 @@ def test_the_readme_names_no_flag_a_command_lacks():
         for flag in help_flags(cmd):
             # a flag that takes a value swallows the next one; one that takes
             # none leaves it to be refused: either way, never "unknown option FLAG"
-            p = run_bin(cmd, flag, "--not-an-option", input=b"", timeout=20)
-            assert f"unknown option {flag}\n".encode() not in p.stderr.replace(b" (see", b"\n"), (cmd, flag, p.stderr)
+            p = subprocess.run([str(BIN.resolve()), cmd, flag, "--not-an-option"], input=b"", cwd=tmp_path,
+                               capture_output=True, timeout=20)
+            assert f"unknown option {flag} (see".encode() not in p.stderr, (cmd, flag, p.stderr)
+            assert p.returncode == 2, (cmd, flag, p.returncode, p.stderr)   # all of these are usage errors
+    # ... and none of those usage errors left a file behind (serve --audit-log opened its log first)
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
 
 
 def test_the_serve_flags_of_the_readme_tables_are_real():
