@@ -129,6 +129,10 @@ struct ns_info {
 };
 
 #define POLICY_ANNOTATION_PREFIX "spark-identity.io/"
+/* How every output that writes text says a namespace has no rule: tables,
+ * explain, the auditAnnotations and PolicyReport properties (string maps);
+ * JSON documents that allow it (the decision log, audit -o json) write null. */
+#define POLICY_NO_RULE "none"
 
 /* The outcome of policy_resolve(). */
 struct resolution {

@@ -126,6 +126,9 @@
 /* Policy: the problems of one load, as policy_load() writes them (every
  * problem it finds, each a line of at most a few hundred bytes). */
 #define WH_POLICY_ERRORS_MAX_BYTES (64u * 1024u)
+/* An unknown key longer than this gets no "did you mean" (the edit distance
+ * is computed in rows of this length). */
+#define WH_POLICY_SUGGEST_KEY_MAX 64u
 /* The policy ConfigMap's validating webhook (configmap_policy.h): the
  * problem lines its refusal carries. kubectl prints the message whole, and
  * the API server keeps it in its audit log: the first problems, then how

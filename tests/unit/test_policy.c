@@ -420,7 +420,8 @@ static const struct bad_case {
           "Microsoft.ManagedIdentity" },
         { "defaults:\n  resourceId: 12\n", "2:15: defaults.resourceId: must be a string" },
         { "namespaces:\n  t: {identity: x, resourceID: " RID_PREFIX "x1}\n",
-          "2:20: namespaces.t.resourceID: unknown key (a namespace entry has identity, tenantId, clientId, "
+          "2:20: namespaces.t.resourceID: unknown key, did you mean resourceId? (a namespace entry has identity, "
+          "tenantId, clientId, "
           "resourceId," },
         { "", "empty" },
 };
@@ -456,6 +457,83 @@ static void test_every_problem_reported(void **state)
                 lines += *s == '\n';
         assert_int_equal(lines, 4);
         free(errors);
+}
+
+/* Problems come in the order of the file, whatever order they were found in
+ * (the rules after the top-level keys, a missing identity at its entry). */
+static void test_problems_in_line_order(void **state)
+{
+        char *errors = load_bad("namespaces:\n"
+                                "  b: {clientId: nope}\n"
+                                "  a: {identity: x, mode: sometimes}\n"
+                                "defaults:\n"
+                                "  mode: of\n"
+                                "unmatched: sometimes\n"
+                                "bogus: 1\n");
+        const char *want[] = { "2:3: namespaces.b: identity is required",
+                               "2:17: namespaces.b.clientId",
+                               "3:26: namespaces.a.mode",
+                               "5:9: defaults.mode",
+                               "6:12: unmatched",
+                               "7:1: bogus: unknown key" };
+        const char *at = errors;
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+                const char *found = strstr(at, want[i]);
+                if (!found)
+                        fail_msg("want \"%s\" after the line before it in:\n%s", want[i], errors);
+                at = strchr(found, '\n');
+                assert_non_null(at);
+        }
+        free(errors);
+}
+
+/* A misspelt key names the key meant, among those valid where it stands. */
+static void test_misspelt_keys_name_the_key_meant(void **state)
+{
+        static const struct {
+                const char *text, *want;
+        } cases[] = {
+                { "namespaces:\n  t: {identity: x, clientID: " CLIENT_A "}\n",
+                  "2:20: namespaces.t.clientID: unknown key, did you mean clientId? (a namespace entry has identity," },
+                { "namespaces:\n  t: {identity: x, tennantId: " CLIENT_A "}\n", "did you mean tenantId?" },
+                { "namespaces:\n  t: {identity: x, onconflict: deny}\n", "did you mean onConflict?" },
+                { "namespaces:\n  t: {identity: x, storageAcounts: [a]}\n", "did you mean storageAccounts?" },
+                { "namespaces:\n  t: {identity: x, java: {hoem: /x}}\n",
+                  "unknown key, did you mean home? (java has home and options)" },
+                { "namespace:\n  t: {identity: x}\n", "1:1: namespace: unknown key, did you mean namespaces?" },
+                { "unmatch: deny\n", "did you mean unmatched?" },
+                { "defaults: {mode: audit, mdoe: off}\n", "defaults.mdoe: unknown key, did you mean mode?" },
+                { "selectors:\n  - {namespaceSelector: {}, identity: x, nmae: y}\n", "did you mean name?" },
+                { "selectors:\n  - {namespaceSelector: {matchLabel: {a: b}}, identity: x}\n",
+                  "matchLabel: unknown key, did you mean matchLabels?" },
+                { "selectors:\n  - {namespaceSelector: {matchExpressions: [{key: a, operater: Exists}]}, identity: "
+                  "x}\n",
+                  "unknown key \"operater\", did you mean operator? (a requirement has key, operator and values)" },
+        };
+        static const char *const far[] = {
+                "namespaces:\n  t: {identity: x, java: {path: /x}}\n",      /* nothing close */
+                "namespaces:\n  t: {identity: x, name: y}\n",               /* a selector's key, not an entry's */
+                "namespaces:\n  t: {identity: x, "
+                "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz: 1}\n",
+        };
+        int misses = 0;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                char *errors = load_bad(cases[i].text);
+                if (!strstr(errors, cases[i].want)) {
+                        print_error("case %zu: want \"%s\" in:\n%s", i, cases[i].want, errors);
+                        misses++;
+                }
+                free(errors);
+        }
+        for (size_t i = 0; i < sizeof far / sizeof *far; i++) {
+                char *errors = load_bad(far[i]);
+                if (strstr(errors, "did you mean") || !strstr(errors, "unknown key")) {
+                        print_error("far %zu: want an unknown key and no guess in:\n%s", i, errors);
+                        misses++;
+                }
+                free(errors);
+        }
+        assert_int_equal(misses, 0);
 }
 
 static void test_too_many_flags(void **state)
@@ -962,6 +1040,8 @@ int main(void)
                 cmocka_unit_test(test_empty_namespaces),
                 cmocka_unit_test(test_bad_policies_explained),
                 cmocka_unit_test(test_every_problem_reported),
+                cmocka_unit_test(test_problems_in_line_order),
+                cmocka_unit_test(test_misspelt_keys_name_the_key_meant),
                 cmocka_unit_test(test_too_many_flags),
                 cmocka_unit_test(test_scalars_as_hadoop_values),
                 cmocka_unit_test(test_selectors_kubernetes_semantics),
