@@ -24,7 +24,7 @@
 #include "buf.h"
 #include "webhook_limits.h"
 
-#define CRD_MISSING                                                                                           \
+#define CRD_MISSING                                                                                            \
         "the PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed: install the one your policy engine " \
         "ships (Kyverno, or the Policy WG's), then run again"
 #define RESOURCE "policyreports.wgpolicyk8s.io"
@@ -92,8 +92,8 @@ static int canon(cJSON *node)
  * the same digest. */
 static int digest(const cJSON *report, unsigned char out[32])
 {
-        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "metadata"),
-                                                            "annotations");
+        const cJSON *ann =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "metadata"), "annotations");
         cJSON *said = cJSON_CreateObject(), *mine = cJSON_AddObjectToObject(said, "annotations");
         static const char *const keys[] = { AUDIT_REPORT_SHA256_ANNOTATION, AUDIT_REPORT_LEFT_OUT_ANNOTATION };
         for (size_t i = 0; mine && i < sizeof keys / sizeof *keys; i++) {
@@ -132,13 +132,15 @@ static void refused(const struct apply *a, const char *method, const char *path,
         const char *m = cJSON_IsString(msg) ? msg->valuestring : "";
         char hint[256] = "";
         if (status == 401)
-                snprintf(hint, sizeof hint, "; the credentials were refused (an expired or unknown token, or a "
-                                            "certificate the API server does not trust)");
+                snprintf(hint, sizeof hint,
+                         "; the credentials were refused (an expired or unknown token, or a "
+                         "certificate the API server does not trust)");
         else if (status == 403 && ns)
                 snprintf(hint, sizeof hint, "; the identity needs '%s' on " RESOURCE " in namespace %s", verb, ns);
         else if (status == 403)
-                snprintf(hint, sizeof hint, "; the identity needs '%s' on " RESOURCE " in all namespaces (a "
-                                            "ClusterRole), or give --namespace NS",
+                snprintf(hint, sizeof hint,
+                         "; the identity needs '%s' on " RESOURCE " in all namespaces (a "
+                         "ClusterRole), or give --namespace NS",
                          verb);
         else if (status == 409 && strcmp(method, "POST") != 0)
                 snprintf(hint, sizeof hint, "; the report changed while the audit ran: run again");
@@ -214,8 +216,8 @@ static int list_page(struct apply *a, const char *path, char *cont, size_t contl
 {
         cJSON *page = cJSON_ParseWithLength(a->answer.data ? a->answer.data : "", a->answer.len);
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items"), *it;
-        const cJSON *more = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(page, "metadata"),
-                                                             "continue");
+        const cJSON *more =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(page, "metadata"), "continue");
         int r = 0;
         if (!cJSON_IsArray(items) && !cJSON_IsNull(items)) {
                 audit_say("GET %s: the answer is not a list", path);
@@ -297,8 +299,7 @@ static int write_one(struct apply *a, const struct audit_report_one *one, struct
                 goto out;
         }
         if (r == 0 && e)
-                r = cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "resourceVersion",
-                                            e->rv)
+                r = cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "resourceVersion", e->rv)
                             ? 0
                             : -ENOMEM;
         if (r == 0 && !(body = cJSON_PrintUnformatted(doc)))
@@ -315,11 +316,10 @@ static int write_one(struct apply *a, const struct audit_report_one *one, struct
                 done(a, e ? "updated" : "created", e ? &a->c.updated : &a->c.created, one);
         } else if (!e && status == 404) {
                 /* The list showed the CRD: it is the namespace that is gone. */
-                fprintf(a->out, "%-9s %s: the namespace was deleted while the audit ran\n", "skipped",
-                        one->namespace_);
+                fprintf(a->out, "%-9s %s: the namespace was deleted while the audit ran\n", "skipped", one->namespace_);
         } else if (!e && status == 409) {
-                audit_say("POST %s%s: a PolicyReport named " AUDIT_REPORT_NAME " is there without the label " AUDIT_APPLY_SELECTOR
-                          ": another tool's; left alone",
+                audit_say("POST %s%s: a PolicyReport named " AUDIT_REPORT_NAME
+                          " is there without the label " AUDIT_APPLY_SELECTOR ": another tool's; left alone",
                           kube_server(a->k), path);
                 r = -EEXIST;
         } else {

@@ -34,6 +34,7 @@
 
 enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_POLICYREPORT };
 
+/* Long: it is the help text, written as it reads. */
 void cmd_audit_help(void)
 {
         printf("Usage: spark-identity-webhook audit --policy FILE\n"
@@ -240,8 +241,8 @@ static int on_pod_too_large(struct audit *a, const cJSON *metadata)
                 return r;
         }
         audit_say("pod %s/%s: the API server's answer with it alone passes %u bytes: not judged, reported as "
-            "too-large",
-            namespace_, pod, AUDIT_PAGE_MAX_BYTES);
+                  "too-large",
+                  namespace_, pod, AUDIT_PAGE_MAX_BYTES);
         return 0;
 }
 
@@ -617,9 +618,8 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
         if (cfg->apply && cfg->output != OUTPUT_POLICYREPORT)
                 return cli_usage_error(CMD, "--apply writes PolicyReports: give it with -o policyreport");
         if (cfg->apply && cfg->pods_path)
-                return cli_usage_error(CMD,
-                                       "--apply writes the PolicyReports through the API: give --kubeconfig FILE "
-                                       "or --in-cluster, not --pods");
+                return cli_usage_error(CMD, "--apply writes the PolicyReports through the API: give --kubeconfig FILE "
+                                            "or --in-cluster, not --pods");
         if (cfg->namespaces_path && !cfg->pods_path)
                 return cli_usage_error(CMD, "--namespaces goes with --pods (from the API, namespaces are listed)");
         if (cfg->only_namespace && !ns_table_name_valid(cfg->only_namespace))

@@ -661,8 +661,8 @@ static void report(struct json_out *j, const char *name, const struct findings_n
 }
 
 /* Writes one report into memory and hands it to on_report(). */
-static int report_each_one(const char *name, const struct findings_namespace *ns, const struct finding **v,
-                           size_t n, size_t *next, const struct audit_report_info *info, size_t max,
+static int report_each_one(const char *name, const struct findings_namespace *ns, const struct finding **v, size_t n,
+                           size_t *next, const struct audit_report_info *info, size_t max,
                            int (*on_report)(void *ctx, const struct audit_report_one *r), void *ctx)
 {
         char *text = NULL;
