@@ -27,13 +27,14 @@ struct audit_apply_counts {
 
 /* Writes the reports of `f` (those audit_report_policyreports() would list)
  * for every namespace in scope: `only_namespace`, or the whole cluster when
- * NULL. 0 when every report was written or deleted, even with findings (the
+ * NULL. The existing reports are listed `page_size` a page, at most
+ * AUDIT_REPORT_LIST_PAGE. 0 when every report was written or deleted, even with findings (the
  * reports hold them); a negative errno after saying why: -ENOENT when the
  * PolicyReport CRD is not installed, -EACCES for a 401 or 403 (the
  * permission named), -EIO when some namespaces failed (each said; the
  * others were done). *ret_counts is written in every case. */
 int audit_apply(const struct kube *k, const struct findings *f, const struct audit_report_info *info,
-                const char *only_namespace, FILE *out, struct audit_apply_counts *ret_counts);
+                const char *only_namespace, unsigned page_size, FILE *out, struct audit_apply_counts *ret_counts);
 
 /* Prints `audit: MESSAGE` on stderr, MESSAGE escaped as the table escapes
  * (it may quote the API server or a file): one line. In cmd_audit.c. */

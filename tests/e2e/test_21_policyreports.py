@@ -218,6 +218,11 @@ def test_a_run_with_nothing_changed_writes_nothing(scene, crd, cronjob_args, pol
     assert set(did) == set(before) and {a for a, _ in did.values()} == {"unchanged"}, p.stdout
     assert p.stdout.splitlines()[-1] == f"PolicyReports: 0 created, 0 updated, {len(before)} unchanged, 0 deleted"
     assert {ns: r["metadata"]["resourceVersion"] for ns, r in ours(cluster).items()} == before
+    # The reports listed one a page (limit/continue) are found all the same.
+    p = audit(f"--policy={policy_file}", "--in-cluster", "-o", "policyreport", "--apply", "--page-size", "1",
+              env=audit_env)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert {a for a, _ in actions(p.stdout).values()} == {"unchanged"} and len(before) > 1, p.stdout
 
 
 def test_fixed_pods_update_or_delete_their_report(scene, crd, cronjob_args, policy_file, audit_env, cluster):
@@ -336,12 +341,13 @@ def test_another_tools_report_is_left_alone(crd, scene, cronjob_args, policy_fil
     assert actions(p.stdout)[ns] == ("created", "1 fail, 0 pass, 0 skip"), p.stdout
 
 
-def test_one_namespace_only(crd, scene, policy_file, audit_env, cluster):
-    """--namespace: only that namespace's report is written or deleted."""
+def test_one_namespace_only(crd, scene, policy_file, audit_kubeconfig, cluster):
+    """--namespace: only that namespace's report is written or deleted;
+    from a kubeconfig (the audit account's token) as from inside."""
     ns = scene["two"]
     before = ours(cluster)
-    p = audit(f"--policy={policy_file}", "--in-cluster", "-o", "policyreport", "--apply", "--namespace", ns,
-              env=audit_env)
+    p = audit(f"--policy={policy_file}", "--kubeconfig", audit_kubeconfig, "-o", "policyreport", "--apply",
+              "--namespace", ns, env=dict(os.environ))
     assert p.returncode == 0, (p.stdout, p.stderr)
     assert actions(p.stdout) == {ns: ("unchanged", "1 fail, 0 pass, 0 skip")}, p.stdout
     assert set(ours(cluster)) == set(before)

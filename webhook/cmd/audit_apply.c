@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "ns_table.h"
 #include "webhook_limits.h"
 
 #define CRD_MISSING                                                                                            \
@@ -42,6 +43,7 @@ struct existing {
 struct apply {
         const struct kube *k;
         const char *only_namespace;
+        unsigned page_size;             /* reports per page of the list */
         FILE *out;
         struct existing *v;
         size_t n, cap;
@@ -202,7 +204,7 @@ static int list_path(const struct apply *a, const char *cont, struct buf *path)
         if (r == 0)
                 r = kube_put_query_value(path, AUDIT_APPLY_SELECTOR);
         if (r == 0)
-                r = buf_printf(path, "&limit=%u", AUDIT_REPORT_LIST_PAGE);
+                r = buf_printf(path, "&limit=%u", a->page_size);
         if (r == 0 && cont[0]) {
                 r = buf_puts(path, "&continue=");
                 if (r == 0)
@@ -340,6 +342,12 @@ static int on_report(void *ctx, const struct audit_report_one *one)
         struct existing *e = a->n ? bsearch(&key, a->v, a->n, sizeof *a->v, cmp_existing) : NULL;
         if (!one->fail)
                 return 0;   /* compliant: its report, if any, is deleted after */
+        if (!ns_table_name_valid(one->namespace_)) {
+                /* It goes into a URL path; the API's namespaces are DNS labels. */
+                audit_say("namespace \"%s\" is not a namespace name: its report is not written", one->namespace_);
+                a->c.failed++;
+                return 0;
+        }
         if (e)
                 e->seen = true;
         int r = write_one(a, one, e);
@@ -375,9 +383,14 @@ static int delete_one(struct apply *a, const struct existing *e)
 }
 
 int audit_apply(const struct kube *k, const struct findings *f, const struct audit_report_info *info,
-                const char *only_namespace, FILE *out, struct audit_apply_counts *ret_counts)
+                const char *only_namespace, unsigned page_size, FILE *out, struct audit_apply_counts *ret_counts)
 {
-        struct apply a = { .k = k, .only_namespace = only_namespace, .out = out };
+        struct apply a = {
+                .k = k,
+                .only_namespace = only_namespace,
+                .page_size = page_size && page_size < AUDIT_REPORT_LIST_PAGE ? page_size : AUDIT_REPORT_LIST_PAGE,
+                .out = out,
+        };
         buf_init(&a.answer, WH_KUBE_MAX_RESPONSE_BYTES);
         int r = list_existing(&a);
         if (r == 0)

@@ -112,6 +112,8 @@ void cmd_audit_help(void)
                "  --page-size N      pods per API page (limit/continue) [%u]. A page whose answer\n"
                "                     passes %u bytes is asked again with half the limit, down\n"
                "                     to 1: memory follows the page and stays within that bound\n"
+               "                     (with --apply, the existing PolicyReports are listed\n"
+               "                     this many a page too, at most %u)\n"
                "\n"
                "Exit status: 0 no findings (pods counted as unknown do not change it), 1 findings,\n"
                "2 an error: unreadable policy or file, API server unreachable, HTTP 401/403 (the\n"
@@ -130,7 +132,7 @@ void cmd_audit_help(void)
                "      | kubectl apply -f -\n"
                "  spark-identity-webhook audit --policy policy.yaml --in-cluster -o policyreport \\\n"
                "      --apply      # what deploy/audit/'s CronJob runs\n",
-               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES);
+               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES, AUDIT_REPORT_LIST_PAGE);
 }
 
 /* ---- one run ---- */
@@ -739,7 +741,7 @@ static int apply_reports(const struct audit *a, const struct audit_config *cfg, 
 {
         struct audit_apply_counts counts;
         struct findings_namespace t;
-        int r = audit_apply(kube, &a->findings, info, cfg->only_namespace, stdout, &counts);
+        int r = audit_apply(kube, &a->findings, info, cfg->only_namespace, cfg->page_size, stdout, &counts);
         free(names);
         if (fflush(stdout) != 0 && r == 0) {
                 fprintf(stderr, CMD ": cannot write to stdout: %s\n", strerror(errno));
