@@ -351,3 +351,42 @@ def test_one_namespace_only(crd, scene, policy_file, audit_kubeconfig, cluster):
     assert p.returncode == 0, (p.stdout, p.stderr)
     assert actions(p.stdout) == {ns: ("unchanged", "1 fail, 0 pass, 0 skip")}, p.stdout
     assert set(ours(cluster)) == set(before)
+
+
+def test_a_namespace_being_deleted_is_skipped(crd, scene, cronjob_args, policy_file, audit_env, cluster, webhook,
+                                              registration):
+    """A namespace being deleted takes no new object (the API server's 403
+    NamespaceTerminating): its report is skipped, not an error. No
+    namespace controller runs here, so the namespace stays Terminating with
+    its pod until the test removes both."""
+    ns = f"polr-gone-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}]}))
+    webhook.stop()
+    try:
+        registration.set_failure_policy("Ignore")
+        wait_mutating(cluster, False)
+        pod = fixture_object("rogue-pod.json")
+        pod["metadata"]["name"] = "rogue-gone"
+        create_pod(cluster, pod, ns)
+    finally:
+        webhook.start()
+        registration.set_failure_policy("Fail")
+        wait_mutating(cluster, True)
+    cluster.kubectl("delete", "namespace", ns, "--wait=false")
+    try:
+        assert cluster.kubectl_json("get", "namespace", ns)["status"]["phase"] == "Terminating"
+        p = run_cronjob(cronjob_args, policy_file, audit_env)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        assert actions(p.stdout)[ns] == ("skipped", "the namespace is being deleted"), p.stdout
+        assert ns not in ours(cluster)
+    finally:
+        # What the namespace controller would do: empty it, then finalize it.
+        cluster.kubectl("delete", "pod", "-n", ns, "rogue-gone", "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "serviceaccount", "-n", ns, "default", "--ignore-not-found", check=False)
+        stored = cluster.kubectl_json("get", "namespace", ns)
+        stored["spec"]["finalizers"] = []
+        cluster.kubectl("replace", "--raw", f"/api/v1/namespaces/{ns}/finalize", "-f", "-",
+                        input=json.dumps(stored), check=False)
+    assert cluster.kubectl("get", "namespace", ns, check=False).returncode != 0

@@ -150,6 +150,26 @@ static void refused(const struct apply *a, const char *method, const char *path,
         cJSON_Delete(st);
 }
 
+/* Whether a refusal is the API server's "namespace is being terminated"
+ * (403 with the cause NamespaceTerminating): no new object goes there, and
+ * its report goes with it. */
+static bool namespace_terminating(const struct apply *a, long status)
+{
+        if (status != 403 || !a->answer.data)
+                return false;
+        cJSON *st = cJSON_ParseWithLength(a->answer.data, a->answer.len);
+        const cJSON *causes =
+                            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "details"), "causes"),
+                    *c;
+        bool yes = false;
+        cJSON_ArrayForEach(c, causes) {
+                const cJSON *reason = cJSON_GetObjectItemCaseSensitive(c, "reason");
+                yes |= cJSON_IsString(reason) && strcmp(reason->valuestring, "NamespaceTerminating") == 0;
+        }
+        cJSON_Delete(st);
+        return yes;
+}
+
 /* One request; 0 with the status, or a negative errno after saying why. */
 static int call(struct apply *a, const char *method, const char *path, const char *body, long *ret_status)
 {
@@ -319,6 +339,8 @@ static int write_one(struct apply *a, const struct audit_report_one *one, struct
         } else if (!e && status == 404) {
                 /* The list showed the CRD: it is the namespace that is gone. */
                 fprintf(a->out, "%-9s %s: the namespace was deleted while the audit ran\n", "skipped", one->namespace_);
+        } else if (namespace_terminating(a, status)) {
+                fprintf(a->out, "%-9s %s: the namespace is being deleted\n", "skipped", one->namespace_);
         } else if (!e && status == 409) {
                 audit_say("POST %s%s: a PolicyReport named " AUDIT_REPORT_NAME
                           " is there without the label " AUDIT_APPLY_SELECTOR ": another tool's; left alone",
