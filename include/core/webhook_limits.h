@@ -187,6 +187,16 @@
 #define WH_NS_FETCH_INFLIGHT_MAX 4u
 #define WH_NS_FETCH_PER_SECOND 10u
 #define WH_KUBE_LIST_TIMEOUT_MS 30000u
+/* Kubernetes API: the body of one write (kube_request(): a PolicyReport the
+ * audit creates or replaces). The API server refuses a request body past
+ * 3 MiB and etcd an object past about 1.5 MiB; a report holds at most
+ * AUDIT_REPORT_MAX_RESULTS results of well under 1 KiB each. Fixed. */
+#define WH_KUBE_MAX_REQUEST_BYTES (3u * 1024u * 1024u)
+/* audit --apply: each write, and each page of the reports already there.
+ * A page asks for AUDIT_REPORT_LIST_PAGE reports: at the 1.5 MiB etcd lets
+ * one object reach, 8 of them stay under WH_KUBE_MAX_RESPONSE_BYTES. */
+#define WH_KUBE_WRITE_TIMEOUT_MS 30000u
+#define AUDIT_REPORT_LIST_PAGE 8u
 /* Namespaces held in one table (ns_table.h: the namespace cache's, audit's):
  * a hundred times the 10,000 Kubernetes is tested with; an entry takes 48
  * bytes and its strings. Past it the table refuses more (-E2BIG). Fixed. */

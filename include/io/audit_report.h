@@ -18,6 +18,11 @@
 #define AUDIT_REPORT_NAME "spark-identity"       /* metadata.name of every report */
 #define AUDIT_REPORT_POLICY "spark-identity"     /* results[].policy */
 #define AUDIT_REPORT_LEFT_OUT_ANNOTATION "spark-identity.io/results-left-out"
+#define AUDIT_REPORT_SHA256_ANNOTATION "spark-identity.io/policy-sha256"
+/* The label every report carries: `audit --apply` replaces and deletes
+ * only the reports that have it. */
+#define AUDIT_REPORT_MANAGED_BY_LABEL "app.kubernetes.io/managed-by"
+#define AUDIT_REPORT_MANAGED_BY "spark-identity-webhook"
 
 /* What the outputs say besides the findings. */
 struct audit_report_info {
@@ -61,3 +66,21 @@ int audit_report_json(const struct findings *f, const struct audit_report_info *
  * number of results left out over all reports. */
 int audit_report_policyreports(const struct findings *f, const struct audit_report_info *info, FILE *out,
                                size_t *ret_left_out);
+
+/* One namespace's PolicyReport, as audit_report_policyreports() lists it.
+ * Every pointer lives until on_report() returns. */
+struct audit_report_one {
+        const char *namespace_;
+        size_t pass;            /* summary.pass: pods judged compliant (the table's COMPLIANT) */
+        size_t fail;            /* summary.fail: findings, listed or left out */
+        size_t skip;            /* summary.skip: pods not judged, their rule unknown (the table's UNKNOWN) */
+        size_t left_out;        /* fail results not in the report (past info->max_results) */
+        const char *json;       /* the report: one JSON object, `len` bytes, not NUL-terminated */
+        size_t len;
+};
+
+/* The reports audit_report_policyreports() lists, one call of on_report()
+ * each, in the same order. Stops at on_report()'s first non-zero answer and
+ * returns it; 0, or -ENOMEM. */
+int audit_report_policyreports_each(const struct findings *f, const struct audit_report_info *info,
+                                    int (*on_report)(void *ctx, const struct audit_report_one *r), void *ctx);

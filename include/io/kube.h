@@ -50,9 +50,21 @@ int kube_put_query_value(struct buf *b, const char *s);
 int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct buf *out, long *ret_status, char *err,
              size_t errlen);
 
-/* Appends `s` percent-encoded for a query value or a path segment (a
- * continue token, a namespace name). 0 or a negative errno. */
-int kube_put_query_value(struct buf *b, const char *s);
+/* The body of a write request; the caller owns it. */
+struct kube_body {
+        const char *data;
+        size_t len;                     /* at most WH_KUBE_MAX_REQUEST_BYTES */
+        const char *content_type;       /* NULL: application/json */
+};
+
+/* A request with any method ("POST", "PUT", "DELETE", "PATCH", "GET") to
+ * `path`, with `body` (NULL: none), bounded and timed as kube_get() is: the
+ * answer into `out` within out's max, within `timeout_ms`. 0 with the HTTP
+ * status in *ret_status (any status: the caller judges); a negative errno
+ * when no answer came, with the reason in `err`; -E2BIG for a body past
+ * WH_KUBE_MAX_REQUEST_BYTES (nothing sent) or an answer past out's max. */
+int kube_request(const struct kube *k, const char *method, const char *path, const struct kube_body *body,
+                 unsigned timeout_ms, struct buf *out, long *ret_status, char *err, size_t errlen);
 
 /* GETs `path` and hands each line of the body to on_line() as it arrives
  * (a watch). Lines longer than WH_KUBE_MAX_EVENT_BYTES fail the call with

@@ -6,7 +6,7 @@ account of deploy/audit/ lists them (its ClusterRole: list pods and
 namespaces), page by page, with a token the API server minted for it, from
 a kubeconfig and --in-cluster as its CronJob's pods would; the webhook's
 own account and a ServiceAccount without those rights get a 403 that says
-so. A Job made from the CronJob, as the README says to run one, is accepted
+so. A Job made from the CronJob, as the README says to run one now, is accepted
 by the API server (its pod under the namespace's restricted Pod Security).
 The PolicyReports are applied with kubectl, to a PolicyReport CRD installed
 from tests/e2e/policyreport-crd.yaml (see that file), and follow the
@@ -171,7 +171,7 @@ def test_the_serving_account_cannot_audit(pods, cluster, webhook):
 
 
 def test_an_audit_job_from_the_cronjob_runs_as_the_audit_account(pods, cluster, registration):
-    """deploy/audit/'s CronJob, stored by the suite's overlay: suspended, and
+    """deploy/audit/'s CronJob, stored by the suite's overlay: running, and
     `kubectl create job --from=cronjob/...` (how the README runs an audit)
     is accepted by the API server (--dry-run=server), and so is a pod of its
     template under the namespace's restricted Pod Security (which is
@@ -185,7 +185,7 @@ def test_an_audit_job_from_the_cronjob_runs_as_the_audit_account(pods, cluster, 
     (cron,) = [o for o in registration.objects if o["kind"] == "CronJob"]
     name = cron["metadata"]["name"]
     stored = cluster.kubectl_json("get", "cronjob", "-n", cp.WEBHOOK_NAMESPACE, name)
-    assert stored["spec"]["suspend"] is True
+    assert stored["spec"]["suspend"] is False   # it keeps the PolicyReports current (test_21)
 
     p = cluster.kubectl("create", "job", "-n", cp.WEBHOOK_NAMESPACE, f"--from=cronjob/{name}", "e2e-audit-now",
                         "--dry-run=server", "-o", "json")

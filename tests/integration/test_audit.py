@@ -615,6 +615,10 @@ def test_file_errors(tmp_path, deny_policy):
     (["--policy", "P", "--pods", "x", "--bogus"], "unknown option --bogus"),
     (["--policy", "P", "--pods", "x", "extra"], "unexpected \"extra\""),
     (["--policy"], "--policy needs a value"),
+    (["--policy", "P", "--in-cluster", "--apply"], "--apply writes PolicyReports: give it with -o policyreport"),
+    (["--policy", "P", "--in-cluster", "-o", "json", "--apply"], "give it with -o policyreport"),
+    (["--policy", "P", "--pods", "x", "-o", "policyreport", "--apply"],
+     "--apply writes the PolicyReports through the API: give --kubeconfig FILE or --in-cluster, not --pods"),
 ])
 def test_usage_errors(args, message):
     rc, out, err = audit(*[str(POLICY) if a == "P" else a for a in args])

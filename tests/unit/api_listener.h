@@ -34,6 +34,10 @@ struct listener_request {
         char authorization[512];
         char accept[128];
         char user_agent[128];
+        char content_type[128];
+        char expect[64];
+        char body[8192];          /* the request's body, its first bytes */
+        size_t body_len;          /* all of it, kept or not */
 };
 
 struct listener_answer {
@@ -65,6 +69,8 @@ struct listener {
 struct listener_rq {
         char target[8192];
         bool seen;
+        char body[8192];
+        size_t body_len;
 };
 
 struct listener_stream {
@@ -164,6 +170,9 @@ static inline enum MHD_Result listener_on_request(void *cls, struct MHD_Connecti
                 return MHD_YES;
         }
         if (*upload_size) {
+                size_t room = rq->body_len < sizeof rq->body ? sizeof rq->body - rq->body_len : 0;
+                memcpy(rq->body + rq->body_len, upload_data, *upload_size < room ? *upload_size : room);
+                rq->body_len += *upload_size;
                 *upload_size = 0;
                 return MHD_YES;
         }
@@ -173,6 +182,10 @@ static inline enum MHD_Result listener_on_request(void *cls, struct MHD_Connecti
         listener_header(c, MHD_HTTP_HEADER_AUTHORIZATION, r.authorization, sizeof r.authorization);
         listener_header(c, MHD_HTTP_HEADER_ACCEPT, r.accept, sizeof r.accept);
         listener_header(c, MHD_HTTP_HEADER_USER_AGENT, r.user_agent, sizeof r.user_agent);
+        listener_header(c, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type, sizeof r.content_type);
+        listener_header(c, MHD_HTTP_HEADER_EXPECT, r.expect, sizeof r.expect);
+        memcpy(r.body, rq->body, sizeof r.body);
+        r.body_len = rq->body_len;
 
         struct listener_answer a = { .status = 404, .body = "{}" };
         pthread_mutex_lock(&l->lock);

@@ -312,6 +312,67 @@ static void test_policyreports_bounded(void **state)
         findings_free(&small);
 }
 
+/* One report at a time, as `audit --apply` writes them: the same reports
+ * as the List's items, in its order, with their counts; the first
+ * non-zero answer of the callback stops the walk and is returned. */
+struct each_seen {
+        cJSON *items;
+        int n, stop_at;
+        size_t fail[8], pass[8], skip[8], left_out;
+};
+
+static int on_each(void *ctx, const struct audit_report_one *one)
+{
+        struct each_seen *e = ctx;
+        cJSON *doc = cJSON_ParseWithLength(one->json, one->len);
+        if (!doc)
+                fail_msg("not JSON: %.*s", (int)one->len, one->json);
+        assert_true(cJSON_Compare(doc, cJSON_GetArrayItem(e->items, e->n), true));
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "metadata"), "namespace")->valuestring,
+                            one->namespace_);
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "metadata"), "labels"),
+                                                AUDIT_REPORT_MANAGED_BY_LABEL)
+                                    ->valuestring,
+                            AUDIT_REPORT_MANAGED_BY);
+        const cJSON *sum = cJSON_GetObjectItem(doc, "summary");
+        assert_int_equal(cJSON_GetObjectItem(sum, "fail")->valueint, one->fail);
+        assert_int_equal(cJSON_GetObjectItem(sum, "pass")->valueint, one->pass);
+        assert_int_equal(cJSON_GetObjectItem(sum, "skip")->valueint, one->skip);
+        e->fail[e->n] = one->fail;
+        e->pass[e->n] = one->pass;
+        e->skip[e->n] = one->skip;
+        e->left_out += one->left_out;
+        cJSON_Delete(doc);
+        return ++e->n == e->stop_at ? -ECANCELED : 0;
+}
+
+static void test_policyreports_each(void **state)
+{
+        struct fixture *fx = *state;
+        size_t left_out = 0;
+        fx->info.max_results = 2;
+        FILE *fp = capture(fx);
+        assert_int_equal(audit_report_policyreports(&fx->f, &fx->info, fp, &left_out), 0);
+        fclose(fp);
+        cJSON *list = cJSON_Parse(fx->out);
+        assert_non_null(list);
+        struct each_seen e = { .items = cJSON_GetObjectItem(list, "items") };
+        assert_int_equal(audit_report_policyreports_each(&fx->f, &fx->info, on_each, &e), 0);
+        /* team-a, team-c, team-off, team-x. */
+        assert_int_equal(e.n, 4);
+        assert_int_equal(e.left_out, left_out);
+        assert_int_equal(e.fail[0], 5);
+        assert_int_equal(e.pass[0], 1);
+        assert_int_equal(e.fail[1], 2);
+        assert_int_equal(e.fail[2], 0);
+        assert_int_equal(e.fail[3], 1);
+
+        e = (struct each_seen){ .items = cJSON_GetObjectItem(list, "items"), .stop_at = 2 };
+        assert_int_equal(audit_report_policyreports_each(&fx->f, &fx->info, on_each, &e), -ECANCELED);
+        assert_int_equal(e.n, 2);
+        cJSON_Delete(list);
+}
+
 /* Column starts in the header line and in a row line agree. */
 static void assert_aligned(const char *header, const char *row, const char *const *columns, size_t n)
 {
@@ -671,6 +732,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_policyreports, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_policyreports_for_known_namespaces, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_policyreports_bounded, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_policyreports_each, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_table, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_table_empty_and_unknown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_table_findings_not_kept, setup, teardown),

@@ -407,6 +407,97 @@ static void test_get_timeout(void **state)
         buf_free(&out);
 }
 
+/* ---- writes ---- */
+
+/* POST, PUT and DELETE: the method on the request line, the body whole
+ * (larger than libcurl's upload piece), its Content-Type, no Expect, and
+ * the answer and status back. A body-less DELETE sends no Content-Type. */
+static void test_request_methods_and_bodies(void **state)
+{
+        struct kfix *kf = *state;
+        static const char *const methods[] = { "POST", "PUT", "DELETE", "PATCH" };
+        char *body = malloc(6000);
+        assert_non_null(body);
+        for (size_t i = 0; i < 6000; i++)
+                body[i] = (char)('a' + i % 26);
+        for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+                struct buf out;
+                long status = 0;
+                char err[256] = "";
+                buf_init(&out, 4096);
+                struct kube_body kb = { .data = body, .len = 6000 };
+                if (i == 3)
+                        kb.content_type = "application/merge-patch+json";
+                next = (struct listener_answer){ .status = 200 + (int)i, .body = "{\"kind\":\"PolicyReport\"}" };
+                assert_int_equal(kube_request(kf->k, methods[i], "/apis/g/v1/namespaces/a/things", &kb, 5000, &out,
+                                              &status, err, sizeof err),
+                                 0);
+                assert_int_equal(status, 200 + (int)i);
+                assert_int_equal(out.len, strlen("{\"kind\":\"PolicyReport\"}"));
+                struct listener_request rq = listener_request_at(&kf->l, (unsigned)i);
+                assert_string_equal(rq.method, methods[i]);
+                assert_string_equal(rq.target, "/apis/g/v1/namespaces/a/things");
+                assert_string_equal(rq.authorization, "Bearer " TOKEN);
+                assert_string_equal(rq.content_type, i == 3 ? "application/merge-patch+json" : "application/json");
+                assert_string_equal(rq.expect, "");
+                assert_int_equal(rq.body_len, 6000);
+                assert_memory_equal(rq.body, body, 6000);
+                buf_free(&out);
+        }
+        struct buf out;
+        long status = 0;
+        char err[256] = "";
+        buf_init(&out, 4096);
+        next = (struct listener_answer){ .status = 200, .body = "{}" };
+        assert_int_equal(kube_request(kf->k, "DELETE", "/apis/g/v1/namespaces/a/things/x", NULL, 5000, &out, &status,
+                                      err, sizeof err),
+                         0);
+        struct listener_request rq = listener_request_at(&kf->l, 4);
+        assert_string_equal(rq.method, "DELETE");
+        assert_string_equal(rq.content_type, "");
+        assert_int_equal(rq.body_len, 0);
+        buf_free(&out);
+        free(body);
+}
+
+/* Bounded as kube_get() is: a body past WH_KUBE_MAX_REQUEST_BYTES is not
+ * sent; an answer past out's max is -E2BIG with the status; a slow answer
+ * times out; any status is an answer. */
+static void test_request_bounds(void **state)
+{
+        struct kfix *kf = *state;
+        struct buf out;
+        long status = -7;
+        char err[256] = "";
+        struct kube_body kb = { .data = big_body, .len = WH_KUBE_MAX_REQUEST_BYTES + 1u };
+        buf_init(&out, 4096);
+        assert_int_equal(kube_request(kf->k, "POST", "/x", &kb, 5000, &out, &status, err, sizeof err), -E2BIG);
+        assert_int_equal(status, -7);
+        assert_contains(err, "the request body passes");
+        assert_int_equal(listener_requests(&kf->l), 0);
+
+        for (size_t i = 0; i < 4 * ANSWER_MAX; i++)
+                big_body[i] = (char)('a' + i % 26);
+        next = (struct listener_answer){ .status = 409, .body = big_body, .len = 4 * ANSWER_MAX };
+        kb.len = 10;
+        buf_free(&out);
+        buf_init(&out, ANSWER_MAX);
+        assert_int_equal(kube_request(kf->k, "PUT", "/x", &kb, 5000, &out, &status, err, sizeof err), -E2BIG);
+        assert_int_equal(status, 409);
+        assert_contains(err, "PUT ");
+        assert_contains(err, "the answer is larger than");
+
+        next = (struct listener_answer){ .status = 200, .body = "{}", .delay_ms = 1500 };
+        buf_reset(&out);
+        assert_int_equal(kube_request(kf->k, "POST", "/x", &kb, 200, &out, &status, err, sizeof err), -ETIMEDOUT);
+
+        next = (struct listener_answer){ .status = 403, .body = "{\"kind\":\"Status\"}" };
+        buf_reset(&out);
+        assert_int_equal(kube_request(kf->k, "POST", "/x", &kb, 5000, &out, &status, err, sizeof err), 0);
+        assert_int_equal(status, 403);
+        buf_free(&out);
+}
+
 /* A server whose certificate does not chain to the configured CA, and a
  * port nobody listens on: -EIO with the reason. */
 static void test_get_untrusted_and_refused(void **state)
@@ -556,6 +647,8 @@ int main(void)
                 T(test_get_path_bound),
                 T(test_get_timeout),
                 T(test_get_untrusted_and_refused),
+                T(test_request_methods_and_bodies),
+                T(test_request_bounds),
                 T(test_stream_lines),
                 T(test_stream_stop),
         };

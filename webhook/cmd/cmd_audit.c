@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit_apply.h"
 #include "audit_report.h"
 #include "buf.h"
 #include "cli.h"
@@ -39,7 +40,7 @@ void cmd_audit_help(void)
         printf("Usage: spark-identity-webhook audit --policy FILE\n"
                "           (--pods FILE | --kubeconfig FILE | --in-cluster)\n"
                "           [-o table|json|policyreport] [--namespace NS] [--namespaces FILE]\n"
-               "           [--page-size N]\n"
+               "           [--page-size N] [--apply]\n"
                "\n"
                "Finds the pods that do not comply with a policy: created while the webhook was\n"
                "down or ignored, before the policy changed, or in a namespace in audit mode. Each\n"
@@ -90,6 +91,20 @@ void cmd_audit_help(void)
                "      --namespaces), empty where nothing fails, so that each apply replaces the\n"
                "      last. A result per finding, at most %u per report; the annotation\n"
                "      " AUDIT_REPORT_LEFT_OUT_ANNOTATION " and stderr say how many were left out.\n"
+               "      summary.pass counts the compliant pods, summary.fail the findings and\n"
+               "      summary.skip the unknown pods, as the table does.\n"
+               "  --apply            with -o policyreport, from the API: write the reports\n"
+               "                     through it instead of printing them. A namespace with\n"
+               "                     findings gets its report created, or replaced when what it\n"
+               "                     says changed (else it is left unchanged). The reports this\n"
+               "                     tool made, labelled\n"
+               "                       " AUDIT_APPLY_SELECTOR ",\n"
+               "                     in namespaces without findings are deleted (with\n"
+               "                     --namespace, only that namespace's). One line per namespace\n"
+               "                     says what was done (created, updated, unchanged, deleted;\n"
+               "                     skipped: the namespace is being deleted).\n"
+               "                     The identity needs list, create, update and delete on\n"
+               "                     policyreports.wgpolicyk8s.io (deploy/audit/ gives them).\n"
                "  --namespace NS     only the pods of NS (from /api/v1/namespaces/NS/pods)\n"
                "  --namespaces FILE  with --pods: 'kubectl get namespaces -o json', for policies\n"
                "                     whose rules come from namespaces' labels (selectors) or\n"
@@ -100,11 +115,15 @@ void cmd_audit_help(void)
                "  --page-size N      pods per API page (limit/continue) [%u]. A page whose answer\n"
                "                     passes %u bytes is asked again with half the limit, down\n"
                "                     to 1: memory follows the page and stays within that bound\n"
+               "                     (with --apply, the existing PolicyReports are listed\n"
+               "                     this many a page too, at most %u)\n"
                "\n"
                "Exit status: 0 no findings (pods counted as unknown do not change it), 1 findings,\n"
                "2 an error: unreadable policy or file, API server unreachable, HTTP 401/403 (the\n"
                "message says which request and which permission: list on pods, and on namespaces\n"
-               "when the policy reads them).\n"
+               "when the policy reads them). With --apply: 0 when every report was written,\n"
+               "findings or not (the reports hold them, and a CronJob that wrote them succeeded);\n"
+               "2 when any was not (the PolicyReport CRD not installed, a permission missing).\n"
                "\n"
                "Examples:\n"
                "  kubectl get pods -A -o json > pods.json; kubectl get namespaces -o json > ns.json\n"
@@ -113,8 +132,10 @@ void cmd_audit_help(void)
                "  spark-identity-webhook audit --policy policy.yaml --kubeconfig ~/.kube/config \\\n"
                "      -o json | jq '.findings[] | select(.problem == \"foreign-identity\")'\n"
                "  spark-identity-webhook audit --policy policy.yaml --in-cluster -o policyreport \\\n"
-               "      | kubectl apply -f -\n",
-               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES);
+               "      | kubectl apply -f -\n"
+               "  spark-identity-webhook audit --policy policy.yaml --in-cluster -o policyreport \\\n"
+               "      --apply      # what deploy/audit/'s CronJob runs\n",
+               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES, AUDIT_REPORT_LIST_PAGE);
 }
 
 /* ---- one run ---- */
@@ -129,9 +150,9 @@ struct audit {
         char err[1024];
 };
 
-/* Prints `audit: MESSAGE` on stderr, MESSAGE escaped as the table escapes
- * (it may name a pod from a file, or quote the API server): one line. */
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+/* audit_apply.h: MESSAGE escaped, since it may name a pod from a file, or
+ * quote the API server. */
+void audit_say(const char *fmt, ...)
 {
         char msg[2048];
         struct buf shown;
@@ -224,9 +245,9 @@ static int on_pod_too_large(struct audit *a, const cJSON *metadata)
                 snprintf(a->err, sizeof a->err, "out of memory");
                 return r;
         }
-        say("pod %s/%s: the API server's answer with it alone passes %u bytes: not judged, reported as "
-            "too-large",
-            namespace_, pod, AUDIT_PAGE_MAX_BYTES);
+        audit_say("pod %s/%s: the API server's answer with it alone passes %u bytes: not judged, reported as "
+                  "too-large",
+                  namespace_, pod, AUDIT_PAGE_MAX_BYTES);
         return 0;
 }
 
@@ -539,6 +560,7 @@ struct audit_config {
         const char *policy_path, *pods_path, *kubeconfig, *namespaces_path;
         const char *only_namespace;     /* --namespace, or NULL */
         bool in_cluster;
+        bool apply;                     /* --apply: write the PolicyReports through the API */
         enum output output;
         unsigned page_size;
 };
@@ -559,6 +581,7 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                 { "namespace", required_argument, NULL, 'n' },
                 { "namespaces", required_argument, NULL, 'N' },
                 { "page-size", required_argument, NULL, 's' },
+                { "apply", no_argument, NULL, 'a' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
@@ -574,6 +597,7 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                 case 'f': cfg->pods_path = optarg; break;
                 case 'k': cfg->kubeconfig = optarg; break;
                 case 'c': cfg->in_cluster = true; break;
+                case 'a': cfg->apply = true; break;
                 case 'o':
                         if (parse_output(optarg, &cfg->output))
                                 return 2;
@@ -596,6 +620,11 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                 return cli_usage_error(CMD, "--policy is required");
         if ((cfg->pods_path != NULL) + (cfg->kubeconfig != NULL) + cfg->in_cluster != 1)
                 return cli_usage_error(CMD, "give exactly one of --pods FILE, --kubeconfig FILE, --in-cluster");
+        if (cfg->apply && cfg->output != OUTPUT_POLICYREPORT)
+                return cli_usage_error(CMD, "--apply writes PolicyReports: give it with -o policyreport");
+        if (cfg->apply && cfg->pods_path)
+                return cli_usage_error(CMD, "--apply writes the PolicyReports through the API: give --kubeconfig FILE "
+                                            "or --in-cluster, not --pods");
         if (cfg->namespaces_path && !cfg->pods_path)
                 return cli_usage_error(CMD, "--namespaces goes with --pods (from the API, namespaces are listed)");
         if (cfg->only_namespace && !ns_table_name_valid(cfg->only_namespace))
@@ -614,7 +643,7 @@ static int fetch_files(struct audit *a, const struct audit_config *cfg)
         if (cfg->namespaces_path) {
                 r = read_list_file(a, cfg->namespaces_path, AUDIT_NAMESPACES_FILE_MAX, "Namespace", on_namespace);
                 if (r < 0) {
-                        say("--namespaces: %s", a->err);
+                        audit_say("--namespaces: %s", a->err);
                         return r;
                 }
                 ns_table_sort(&a->ns);
@@ -622,7 +651,7 @@ static int fetch_files(struct audit *a, const struct audit_config *cfg)
         }
         r = read_list_file(a, cfg->pods_path, AUDIT_STDIN_MAX, "Pod", on_pod);
         if (r < 0)
-                say("--pods: %s", a->err[0] ? a->err : strerror(-r));
+                audit_say("--pods: %s", a->err[0] ? a->err : strerror(-r));
         return r;
 }
 
@@ -645,11 +674,11 @@ static int fetch_api_namespaces(struct audit *a, const struct kube *kube, const 
         };
         int r = api_list(a, kube, cfg->page_size, &nl);
         if (r < 0 && needed) {
-                say("%s", a->err);
+                audit_say("%s", a->err);
                 return r;
         }
         if (r < 0) {
-                say("%s; reports only for the namespaces that have pods", a->err);
+                audit_say("%s; reports only for the namespaces that have pods", a->err);
                 a->err[0] = '\0';
                 ns_table_free(&a->ns);
                 return 0;
@@ -666,7 +695,7 @@ static int fetch_api(struct audit *a, const struct audit_config *cfg, struct kub
         char err[1024] = "", base[512], permission[512];
         int r = kube_connect(cfg->kubeconfig, kube, err, sizeof err);
         if (r < 0) {
-                say("%s", err);
+                audit_say("%s", err);
                 return r;
         }
         r = fetch_api_namespaces(a, *kube, cfg);
@@ -688,7 +717,7 @@ static int fetch_api(struct audit *a, const struct audit_config *cfg, struct kub
                                 .on_too_large = on_pod_too_large };
         r = api_list(a, *kube, cfg->page_size, &pl);
         if (r < 0)
-                say("%s", a->err);
+                audit_say("%s", a->err);
         return r;
 }
 
@@ -706,8 +735,32 @@ static void say_totals(const struct audit *a, size_t left_out)
         fprintf(stderr, "\n");
 }
 
+/* --apply: the PolicyReports written through the API, what was done on
+ * stdout. The exit status: 0 when every report was written, findings or
+ * not (they are in the reports: a CronJob that wrote them succeeded), 2 when
+ * any could not be. Frees `names`. */
+static int apply_reports(const struct audit *a, const struct audit_config *cfg, const struct kube *kube,
+                         const struct audit_report_info *info, const char **names)
+{
+        struct audit_apply_counts counts;
+        struct findings_namespace t;
+        int r = audit_apply(kube, &a->findings, info, cfg->only_namespace, cfg->page_size, stdout, &counts);
+        free(names);
+        if (fflush(stdout) != 0 && r == 0) {
+                fprintf(stderr, CMD ": cannot write to stdout: %s\n", strerror(errno));
+                r = -EIO;
+        }
+        findings_totals(&a->findings, &t);
+        fprintf(stderr, CMD ": %zu findings in %zu pods (%zu pods judged, %zu unknown)", findings_total(&a->findings),
+                t.verdicts[VERDICT_FINDINGS], t.verdicts[VERDICT_COMPLIANT] + t.verdicts[VERDICT_FINDINGS],
+                t.verdicts[VERDICT_UNKNOWN]);
+        fprintf(stderr, r == 0 ? "; the PolicyReports are written\n" : "; the PolicyReports are not all written\n");
+        return r == 0 ? 0 : 2;
+}
+
 /* Writes the report of the findings to stdout. The exit status: 0 no
- * findings, 1 findings, 2 when it could not be written. */
+ * findings, 1 findings, 2 when it could not be written (with --apply:
+ * apply_reports()). */
 static int report(const struct audit *a, const struct audit_config *cfg, const struct kube *kube)
 {
         const char *pods_path = cfg->pods_path;
@@ -738,6 +791,8 @@ static int report(const struct audit *a, const struct audit_config *cfg, const s
         }
         size_t left_out = 0;
         int r;
+        if (cfg->apply)
+                return apply_reports(a, cfg, kube, &info, names);
         if (cfg->output == OUTPUT_TABLE)
                 r = audit_report_table(&a->findings, &info, stdout);
         else if (cfg->output == OUTPUT_JSON)

@@ -628,9 +628,11 @@ static void report_result(struct json_out *j, const struct finding *it, long lon
 }
 
 /* One namespace's report; `ns` may be NULL (a namespace without pods).
- * `v[*next...]` are its kept findings (v is sorted by namespace). */
+ * `v[*next...]` are its kept findings (v is sorted by namespace). Its
+ * counts go into `one`. */
 static void report(struct json_out *j, const char *name, const struct findings_namespace *ns, const struct finding **v,
-                   size_t n, size_t *next, const struct audit_report_info *info, size_t max, size_t *left_out_total)
+                   size_t n, size_t *next, const struct audit_report_info *info, size_t max,
+                   struct audit_report_one *one)
 {
         size_t fails = 0;
         for (int k = 0; ns && k < FINDING_PROBLEM_MAX; k++)
@@ -639,20 +641,25 @@ static void report(struct json_out *j, const char *name, const struct findings_n
         while (*next < n && strcmp(v[*next]->namespace_, name) == 0)
                 (*next)++;
         size_t kept = *next - first, listed = kept < max ? kept : max;
-        size_t left_out = fails - listed;
-        *left_out_total += left_out;
+        *one = (struct audit_report_one){
+                .namespace_ = name,
+                .pass = ns ? ns->verdicts[VERDICT_COMPLIANT] : 0,
+                .fail = fails,
+                .skip = ns ? ns->verdicts[VERDICT_UNKNOWN] : 0,
+                .left_out = fails - listed,
+        };
 
-        jf(j, "\n{\"apiVersion\": \"wgpolicyk8s.io/v1alpha2\", \"kind\": \"PolicyReport\",\n"
+        jf(j, "{\"apiVersion\": \"wgpolicyk8s.io/v1alpha2\", \"kind\": \"PolicyReport\",\n"
               " \"metadata\": {\"name\": \"" AUDIT_REPORT_NAME "\", \"namespace\": ");
         js(j, name);
-        jf(j, ",\n   \"labels\": {\"app.kubernetes.io/managed-by\": \"spark-identity-webhook\"},\n"
-              "   \"annotations\": {\"spark-identity.io/policy-sha256\": ");
+        jf(j, ",\n   \"labels\": {\"" AUDIT_REPORT_MANAGED_BY_LABEL "\": \"" AUDIT_REPORT_MANAGED_BY "\"},\n"
+              "   \"annotations\": {\"" AUDIT_REPORT_SHA256_ANNOTATION "\": ");
         js(j, info->policy_sha256);
-        jf(j, ", \"" AUDIT_REPORT_LEFT_OUT_ANNOTATION "\": \"%zu\"}},\n", left_out);
+        jf(j, ", \"" AUDIT_REPORT_LEFT_OUT_ANNOTATION "\": \"%zu\"}},\n", one->left_out);
         jf(j,
            " \"summary\": {\"pass\": %zu, \"fail\": %zu, \"warn\": 0, \"error\": 0, \"skip\": %zu},\n"
            " \"results\": [",
-           ns ? ns->verdicts[VERDICT_COMPLIANT] : 0, fails, ns ? ns->verdicts[VERDICT_UNKNOWN] : 0);
+           one->pass, one->fail, one->skip);
         for (size_t k = 0; k < listed; k++) {
                 jf(j, "%s\n      ", k ? "," : "");
                 report_result(j, v[first + k], info->time);
@@ -662,39 +669,85 @@ static void report(struct json_out *j, const char *name, const struct findings_n
         jflush(j);
 }
 
-int audit_report_policyreports(const struct findings *f, const struct audit_report_info *info, FILE *out,
-                               size_t *ret_left_out)
+/* Writes one report into memory and hands it to on_report(). */
+static int report_each_one(const char *name, const struct findings_namespace *ns, const struct finding **v, size_t n,
+                           size_t *next, const struct audit_report_info *info, size_t max,
+                           int (*on_report)(void *ctx, const struct audit_report_one *r), void *ctx)
 {
-        struct json_out j = { .out = out };
-        const struct finding **v = sorted(f);
-        size_t max = info->max_results ? info->max_results : AUDIT_REPORT_MAX_RESULTS;
-        size_t left_out_total = 0, next = 0, n_reports = 0;
-        if (!v)
+        char *text = NULL;
+        size_t len = 0;
+        struct audit_report_one one;
+        struct json_out j = { .out = open_memstream(&text, &len) };
+        if (!j.out)
                 return -ENOMEM;
         buf_init(&j.b, JSON_SCRATCH_MAX);
-        jf(&j, "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [");
+        report(&j, name, ns, v, n, next, info, max, &one);
+        buf_free(&j.b);
+        int r = finish(j.out, j.r);
+        if (fclose(j.out) != 0 && r == 0)
+                r = -ENOMEM;
+        if (r == 0) {
+                one.json = text;
+                one.len = len;
+                r = on_report(ctx, &one);
+        }
+        free(text);
+        return r;
+}
+
+int audit_report_policyreports_each(const struct findings *f, const struct audit_report_info *info,
+                                    int (*on_report)(void *ctx, const struct audit_report_one *r), void *ctx)
+{
+        const struct finding **v = sorted(f);
+        size_t max = info->max_results ? info->max_results : AUDIT_REPORT_MAX_RESULTS;
+        size_t next = 0;
+        int r = 0;
+        if (!v)
+                return -ENOMEM;
         /* The union of the namespaces with pods and those known, both sorted. */
         size_t a = 0, b = 0;
-        while (a < f->n_namespaces || (info->namespaces && b < info->n_namespaces)) {
+        while (r == 0 && (a < f->n_namespaces || (info->namespaces && b < info->n_namespaces))) {
                 const char *known = info->namespaces && b < info->n_namespaces ? info->namespaces[b] : NULL;
                 const struct findings_namespace *ns = a < f->n_namespaces ? &f->namespaces[a] : NULL;
                 int c = !ns ? 1 : !known ? -1 : strcmp(ns->name, known);
-                if (n_reports++)
-                        jf(&j, ",");
                 if (c <= 0) {
-                        report(&j, ns->name, ns, v, f->n, &next, info, max, &left_out_total);
+                        r = report_each_one(ns->name, ns, v, f->n, &next, info, max, on_report, ctx);
                         a++;
                         b += c == 0;
                 } else {
-                        report(&j, known, NULL, v, f->n, &next, info, max, &left_out_total);
+                        r = report_each_one(known, NULL, v, f->n, &next, info, max, on_report, ctx);
                         b++;
                 }
         }
-        jf(&j, "\n]}\n");
-        jflush(&j);
-        buf_free(&j.b);
         free(v);
-        if (j.r == 0 && ret_left_out)
-                *ret_left_out = left_out_total;
-        return finish(out, j.r);
+        return r;
+}
+
+/* The List: each report after a comma but the first. */
+struct list_out {
+        FILE *out;
+        size_t n, left_out;
+};
+
+static int list_item(void *ctx, const struct audit_report_one *one)
+{
+        struct list_out *l = ctx;
+        l->left_out += one->left_out;
+        if (fputs(l->n++ ? ",\n" : "\n", l->out) == EOF || fwrite(one->json, 1, one->len, l->out) != one->len)
+                return -EIO;
+        return 0;
+}
+
+int audit_report_policyreports(const struct findings *f, const struct audit_report_info *info, FILE *out,
+                               size_t *ret_left_out)
+{
+        struct list_out l = { .out = out };
+        int r = fputs("{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [", out) == EOF ? -EIO : 0;
+        if (r == 0)
+                r = audit_report_policyreports_each(f, info, list_item, &l);
+        if (r == 0 && fputs("\n]}\n", out) == EOF)
+                r = -EIO;
+        if (r == 0 && ret_left_out)
+                *ret_left_out = l.left_out;
+        return finish(out, r);
 }

@@ -430,6 +430,75 @@ int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct
         return r;
 }
 
+/* What libcurl reads of a request's body. */
+struct upload {
+        const char *data;
+        size_t len, off;
+};
+
+static size_t on_upload(char *out, size_t size, size_t n, void *ud)
+{
+        struct upload *u = ud;
+        size_t room = size * n, left = u->len - u->off;
+        size_t k = left < room ? left : room;
+        memcpy(out, u->data + u->off, k);
+        u->off += k;
+        return k;
+}
+
+/* The headers of a body: what it is, and no "Expect: 100-continue" (libcurl
+ * sends one before a large body and waits for the answer to it). Appended
+ * to the list call_setup() gave libcurl, which reads it when it sends. */
+static int body_headers(const char *content_type, struct curl_slist **headers)
+{
+        char h[128];
+        if ((size_t)snprintf(h, sizeof h, "Content-Type: %s", content_type) >= sizeof h)
+                return -E2BIG;
+        struct curl_slist *l = curl_slist_append(*headers, h);
+        if (l)
+                *headers = l;
+        l = l ? curl_slist_append(*headers, "Expect:") : NULL;
+        if (!l)
+                return -ENOMEM;
+        *headers = l;
+        return 0;
+}
+
+int kube_request(const struct kube *k, const char *method, const char *path, const struct kube_body *body,
+                 unsigned timeout_ms, struct buf *out, long *ret_status, char *err, size_t errlen)
+{
+        struct upload up = { .data = body ? body->data : NULL, .len = body ? body->len : 0 };
+        struct call c;
+        if (up.len > WH_KUBE_MAX_REQUEST_BYTES) {
+                err_set(err, errlen, "%s %s: the request body passes %u bytes", method, path,
+                        WH_KUBE_MAX_REQUEST_BYTES);
+                return -E2BIG;
+        }
+        int r = call_setup(k, path, &c, err, errlen);
+        if (r == 0 && body)
+                r = body_headers(body->content_type ? body->content_type : "application/json", &c.headers);
+        if (r == 0) {
+                curl_easy_setopt(c.curl, CURLOPT_CUSTOMREQUEST, method);
+                if (body) {
+                        curl_easy_setopt(c.curl, CURLOPT_UPLOAD, 1L);
+                        curl_easy_setopt(c.curl, CURLOPT_READFUNCTION, on_upload);
+                        curl_easy_setopt(c.curl, CURLOPT_READDATA, &up);
+                        curl_easy_setopt(c.curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)up.len);
+                }
+                curl_easy_setopt(c.curl, CURLOPT_WRITEFUNCTION, on_body);
+                curl_easy_setopt(c.curl, CURLOPT_WRITEDATA, out);
+                curl_easy_setopt(c.curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+                r = call_perform(k, &c, ret_status, err, errlen);
+                if (r == -E2BIG) {
+                        curl_easy_getinfo(c.curl, CURLINFO_RESPONSE_CODE, ret_status);
+                        err_set(err, errlen, "%s %s%s: the answer is larger than %zu bytes", method, k->server, path,
+                                out->max);
+                }
+        }
+        call_cleanup(&c);
+        return r;
+}
+
 struct stream {
         struct buf line;
         int (*on_line)(void *ctx, const char *line, size_t len);
