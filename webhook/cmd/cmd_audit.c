@@ -33,6 +33,7 @@
 
 enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_POLICYREPORT };
 
+/* Long: it is the help text, one screen read from top to bottom. */
 void cmd_audit_help(void)
 {
         printf("Usage: spark-identity-webhook audit --policy FILE\n"
