@@ -254,32 +254,44 @@ static int digits(const char **s, unsigned n)
         return v;
 }
 
+/* Whether *s starts with `c` (or, for a letter, its lower case); advances
+ * past it if so, never past the string's end. */
+static bool take(const char **s, char c)
+{
+        if (**s && (**s == c || (c >= 'A' && c <= 'Z' && **s == c - 'A' + 'a'))) {
+                (*s)++;
+                return true;
+        }
+        return false;
+}
+
 int kubeconfig_rfc3339(const char *s, long long *ret_seconds)
 {
         static const unsigned char mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-        int y = digits(&s, 4), mo = *s++ == '-' ? digits(&s, 2) : -1, d = *s++ == '-' ? digits(&s, 2) : -1;
-        int h = (*s == 'T' || *s == 't') && s++ ? digits(&s, 2) : -1;
-        int mi = *s++ == ':' ? digits(&s, 2) : -1, sec = *s++ == ':' ? digits(&s, 2) : -1;
+        int y = digits(&s, 4);
+        int mo = y >= 0 && take(&s, '-') ? digits(&s, 2) : -1;
+        int d = mo >= 0 && take(&s, '-') ? digits(&s, 2) : -1;
+        int h = d >= 0 && take(&s, 'T') ? digits(&s, 2) : -1;
+        int mi = h >= 0 && take(&s, ':') ? digits(&s, 2) : -1;
+        int sec = mi >= 0 && take(&s, ':') ? digits(&s, 2) : -1;
         if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 || h > 23 || mi < 0 || mi > 59 ||
             sec < 0 || sec > 60)
                 return -EINVAL;
-        if (*s == '.') {
-                const char *frac = ++s;
+        if (take(&s, '.')) {
+                const char *frac = s;
                 while (*s >= '0' && *s <= '9')
                         s++;
                 if (s == frac)
                         return -EINVAL;
         }
         long long offset = 0;
-        if (*s == 'Z' || *s == 'z') {
-                s++;
-        } else if (*s == '+' || *s == '-') {
+        if (*s == '+' || *s == '-') {
                 int sign = *s++ == '-' ? -1 : 1;
-                int oh = digits(&s, 2), om = *s++ == ':' ? digits(&s, 2) : -1;
+                int oh = digits(&s, 2), om = oh >= 0 && take(&s, ':') ? digits(&s, 2) : -1;
                 if (oh < 0 || oh > 23 || om < 0 || om > 59)
                         return -EINVAL;
                 offset = sign * (oh * 3600LL + om * 60LL);
-        } else {
+        } else if (!take(&s, 'Z')) {
                 return -EINVAL;
         }
         if (*s)
