@@ -5,7 +5,9 @@
  * Library-style: returns 0 or a negative errno, with a message in the
  * caller's `err`; never logs. A struct kube is read-only after it is made
  * and may be used from several threads at once (each call uses its own curl
- * handle). Call kube_global_init() once before any thread starts. */
+ * handle), but for an exec plugin's credential, which exec_credential.h
+ * keeps under its own lock. Call kube_global_init() once before any thread
+ * starts. */
 #pragma once
 #include <stdatomic.h>
 #include <stdbool.h>
