@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -326,6 +327,44 @@ static void test_descriptors_not_inherited(void **state)
         close(fd);
 }
 
+struct racer {
+        struct exec_credential *e;
+        int failures;
+};
+
+static void *race(void *arg)
+{
+        struct racer *r = arg;
+        for (int i = 0; i < 50; i++) {
+                struct exec_credential_value v = { 0 };
+                char err[256];
+                if (exec_credential_get(r->e, &v, err, sizeof err) != 0 || !v.token || strcmp(v.token, "once") != 0)
+                        r->failures++;
+                exec_credential_value_free(&v);
+        }
+        return NULL;
+}
+
+/* Threads that need the credential at once (serve's namespace reads): the
+ * plugin runs once, and each gets its own copy. */
+static void test_threads_share_one_run(void **state)
+{
+        plugin("slow", "sleep 0.3\necho " ANSWER("{\"token\":\"once\"}"));
+        struct exec_credential *e = make("./slow", NULL);
+        struct racer r[8];
+        pthread_t t[8];
+        for (int i = 0; i < 8; i++) {
+                r[i] = (struct racer){ .e = e };
+                assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+        }
+        for (int i = 0; i < 8; i++) {
+                pthread_join(t[i], NULL);
+                assert_int_equal(r[i].failures, 0);
+        }
+        assert_int_equal(runs("slow"), 1);
+        exec_credential_free(e);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -335,6 +374,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_missing_plugin, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bounded_and_wrong_output, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_descriptors_not_inherited, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_threads_share_one_run, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
