@@ -47,6 +47,9 @@
 #               Docker engine; the debian:bookworm-slim base is debootstrapped
 #               once into ~/.cache/spark-identity-webhook), as $(IMAGE),
 #               labelled with meson.build's version
+#   make install  the binary to $(PREFIX)/bin/spark-identity-webhook and the link
+#               $(PREFIX)/bin/kubectl-spark_identity, which kubectl runs as its plugin
+#               'kubectl spark-identity' (PREFIX=/usr/local; DESTDIR honoured)
 #   make clean
 
 BUILD      ?= build
@@ -64,9 +67,10 @@ DEV        ?= certs/dev
 LISTEN     ?= 127.0.0.1:8443
 POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
+PREFIX     ?= /usr/local
 
 .PHONY: all deps build build-asan run certs test e2e bench soak tsan valgrind fuzz image render clean \
-	format format-check length-check analyze
+	format format-check length-check analyze install
 
 all: build
 
@@ -142,6 +146,12 @@ render: build
 	$(BIN) render admission-policy --policy deploy/policy.yaml > $(ADMISSION_POLICY).new || \
 		{ rm -f $(ADMISSION_POLICY).new; exit 1; }
 	mv $(ADMISSION_POLICY).new $(ADMISSION_POLICY)
+
+# The same binary is the kubectl plugin when run as kubectl-spark_identity.
+install: build
+	install -d '$(DESTDIR)$(PREFIX)/bin'
+	install -m 0755 $(BIN) '$(DESTDIR)$(PREFIX)/bin/spark-identity-webhook'
+	ln -sfn spark-identity-webhook '$(DESTDIR)$(PREFIX)/bin/kubectl-spark_identity'
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD) $(ANALYZER_BUILD)

@@ -208,6 +208,24 @@
 #define WH_KUBE_BACKOFF_MIN_MS 500u
 #define WH_KUBE_BACKOFF_MAX_MS 30000u
 
+/* kubeconfigs (kubeconfig.h): files in a KUBECONFIG list (more are an
+ * error, not skipped), and the bytes of one file (it may hold certificates
+ * and keys as data). Fixed. */
+#define WH_KUBECONFIG_MAX_FILES 16u
+#define WH_KUBECONFIG_MAX_BYTES (1u * 1024u * 1024u)
+/* exec credential plugins (exec_credential.h): the args and env entries of
+ * one exec map; what the plugin may print on stdout (an ExecCredential: a
+ * token of a few KiB, or a client certificate chain and its key, far less
+ * than this; past it the plugin is killed and refused); the head of its
+ * stderr kept for the error message (the rest is read and dropped); how long
+ * it may run (kubelogin asks Azure CLI or Entra ID over the network, a few
+ * seconds) before it is killed. Fixed. */
+#define WH_EXEC_MAX_ARGS 64u
+#define WH_EXEC_MAX_ENV 64u
+#define WH_EXEC_MAX_OUTPUT_BYTES (256u * 1024u)
+#define WH_EXEC_MAX_STDERR_BYTES 2048u
+#define WH_EXEC_TIMEOUT_MS 60000u
+
 /* audit: findings kept for the output (past this they are only counted, and
  * the summary says how many; a finding takes a few hundred bytes); a pods or
  * namespaces file read from a pipe (a regular file is mapped, not read); a

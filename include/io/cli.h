@@ -34,8 +34,19 @@ int cli_uint(const char *cmd, const char *flag, const char *s, unsigned long lon
 int cli_size(const char *cmd, const char *flag, const char *s, unsigned long long min, unsigned long long max,
              unsigned long long *ret_value);
 
-/* Prints "CMD: MESSAGE (see 'spark-identity-webhook help CMD')" on stderr
- * and returns 2, the usage-error exit code. */
+/* The program's name in messages and help: CLI_PROGRAM, or CLI_PLUGIN when
+ * the binary runs as the kubectl plugin (its name is CLI_PLUGIN_BINARY,
+ * which kubectl runs for 'kubectl spark-identity'). cli_set_program() is
+ * called once, by main(), before any thread starts; the name must outlive
+ * the process. */
+#define CLI_PROGRAM "spark-identity-webhook"
+#define CLI_PLUGIN "kubectl spark-identity"
+#define CLI_PLUGIN_BINARY "kubectl-spark_identity"
+const char *cli_program(void);
+void cli_set_program(const char *name);
+
+/* Prints "CMD: MESSAGE (see 'PROGRAM help CMD')" on stderr, PROGRAM being
+ * cli_program(), and returns 2, the usage-error exit code. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The usage error for what getopt_long() returned when it found no option

@@ -5,7 +5,9 @@
  * Library-style: returns 0 or a negative errno, with a message in the
  * caller's `err`; never logs. A struct kube is read-only after it is made
  * and may be used from several threads at once (each call uses its own curl
- * handle). Call kube_global_init() once before any thread starts. */
+ * handle), but for an exec plugin's credential, which exec_credential.h
+ * keeps under its own lock. Call kube_global_init() once before any thread
+ * starts. */
 #pragma once
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -26,10 +28,21 @@ int kube_global_init(void);
  * -ENOENT when not in a cluster (no KUBERNETES_SERVICE_HOST). */
 int kube_in_cluster(const char *sa_dir, struct kube **ret_kube, char *err, size_t errlen);
 
-/* The configuration of a kubeconfig file's current context: server, CA
- * (file or data), and a bearer token (token or tokenFile) or client
- * certificate and key (file or data). exec and auth-provider plugins are
- * refused with a message. */
+/* The configuration of a kubeconfig's context, as kubectl reads it: `path`
+ * alone, or with `path` NULL the files of $KUBECONFIG (':'-separated, merged
+ * by kubeconfig.h's rules, missing ones skipped) else ~/.kube/config; the
+ * context `context`, or with NULL the current-context. From it: the
+ * cluster's server and CA (file or data), and the user's bearer token (token
+ * or tokenFile), client certificate and key (file or data), or exec plugin
+ * (exec_credential.h: run when a call first needs a credential, again when
+ * it expires or the API server answers 401; a kube_get() that got 401 is
+ * made again once with the new credential). auth-provider is refused with a
+ * message, as is insecure-skip-tls-verify. -EINVAL, -ENOENT (no file) or
+ * another negative errno, with a message naming the file. */
+int kube_from_kubeconfig_context(const char *path, const char *context, struct kube **ret_kube, char *err,
+                                 size_t errlen);
+
+/* kube_from_kubeconfig_context(path, NULL, ...). */
 int kube_from_kubeconfig(const char *path, struct kube **ret_kube, char *err, size_t errlen);
 
 void kube_free(struct kube *k);

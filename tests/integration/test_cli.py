@@ -209,7 +209,7 @@ def test_serve_refuses_a_kubeconfig_it_cannot_use(certs, tmp_path):
     p = run_bin("serve", "--policy", ROOT / "tests" / "fixtures" / "policy.yaml", "--tls-cert", certs.cert,
                 "--tls-key", certs.key, "--listen", "127.0.0.1:1", "--kubeconfig", kc)
     err = p.stderr.decode(errors="replace")
-    assert p.returncode == 2 and 'no context named by current-context "x"' in err, err
+    assert p.returncode == 2 and f'no context "x" (the current-context) in {kc} (no file defines a context)' in err, err
     kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
                   "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
                   "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}}]\n"

@@ -24,6 +24,7 @@
 #include "api_listener.h"
 #include "buf.h"
 #include "kube.h"
+#include "kubeconfig.h"
 #include "webhook_limits.h"
 
 #define TOKEN "t0ken-for-tests"
@@ -32,9 +33,15 @@
 static struct listener_answer next;
 static char big_body[WH_KUBE_MAX_EVENT_BYTES + 16];
 
+/* An Authorization header answered 401 whatever `next` says, or NULL. */
+static const char *refuse_authorization;
+
 static void answer_next(void *ctx, const struct listener_request *rq, struct listener_answer *ret)
 {
-        *ret = next;
+        if (refuse_authorization && strcmp(rq->authorization, refuse_authorization) == 0)
+                *ret = (struct listener_answer){ .status = 401, .body = "{\"kind\":\"Status\",\"code\":401}" };
+        else
+                *ret = next;
 }
 
 struct kfix {
@@ -137,18 +144,24 @@ struct bad_kubeconfig {
 #define USER(body) "users:\n- name: u\n  user:\n" body
 
 static const struct bad_kubeconfig bad_kubeconfigs[] = {
-        { "clusters: []\n", "no context named by current-context \"\"" },
+        { "clusters: []\n", "no current-context in " },
         { CLUSTER("https://h:6443", "") CONTEXTS "current-context: y\n" USER("    token: t\n"),
-          "no context named by current-context \"y\"" },
+          "no context \"y\" (the current-context) in " },
         { CLUSTER("http://h:8080", "") CONTEXT USER("    token: t\n"), "has no https:// server" },
         { CLUSTER("https://h:6443", "    insecure-skip-tls-verify: true\n") CONTEXT USER("    token: t\n"),
           "insecure-skip-tls-verify is not supported" },
         { CLUSTER("https://h:6443", "") CONTEXT USER("    exec: {command: kubelogin}\n"),
-          "exec and auth-provider credentials are not supported" },
+          "exec.apiVersion must be client.authentication.k8s.io/v1 or" },
+        { CLUSTER("https://h:6443", "")
+                  CONTEXT USER("    exec: {apiVersion: " KUBECONFIG_EXEC_V1 ", command: k, interactiveMode: Always}\n"),
+          "exec.interactiveMode Always: the plugin wants a terminal" },
+        { CLUSTER("https://h:6443", "")
+                  CONTEXT USER("    token: t\n    exec: {apiVersion: " KUBECONFIG_EXEC_V1 ", command: k}\n"),
+          "has both a token and an exec plugin" },
         { CLUSTER("https://h:6443", "") CONTEXT USER("    auth-provider: {name: azure}\n"),
-          "exec and auth-provider credentials are not supported" },
+          "uses auth-provider \"azure\", which is not supported" },
         { CLUSTER("https://h:6443", "") CONTEXT USER("    username: admin\n"),
-          "has no token, tokenFile or client certificate" },
+          "has no token, tokenFile, client certificate or exec plugin" },
         { CLUSTER("https://h:6443", "    certificate-authority-data: \"not*base64!\"\n") CONTEXT USER("    token: t\n"),
           "certificate-authority-data is not base64" },
         { CLUSTER("https://h:6443", "") CONTEXT USER("    token: t\n    client-key-data: abc\n"),
@@ -226,6 +239,180 @@ static void test_kubeconfig_paths_and_data(void **state)
         assert_int_equal(kube_get(k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), 0);
         assert_int_equal(status, 200);
         assert_string_equal(listener_request_at(&kf->l, 1).authorization, "Bearer data-token");
+        buf_free(&out);
+        kube_free(k);
+}
+
+/* KUBECONFIG with kubectl's list semantics: missing files skipped, the
+ * first current-context, the first definition of each name, paths relative
+ * to the file that defined the entry; --context. */
+static void test_kubeconfig_list(void **state)
+{
+        struct kfix *kf = *state;
+        char text[2048], sub[PATH_MAX], list[4 * PATH_MAX];
+        xsnprintf(sub, "%s/second", kf->f->dir);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        /* The first file: the current-context, a context naming what only
+         * the second defines, and a user "u" shadowing the second's. */
+        const char *first = write_file(kf->f, "first",
+                                       "current-context: remote\n"
+                                       "contexts:\n- name: remote\n  context: {cluster: c, user: u}\n"
+                                       "- name: other\n  context: {cluster: c, user: v}\n"
+                                       "users:\n- name: v\n  user: {token: from-first}\n");
+        xsnprintf(text,
+                  CLUSTER("https://127.0.0.1:%u",
+                          "    certificate-authority: ca.crt\n") "contexts:\n- name: remote\n  context: {cluster: "
+                                                                 "nowhere, user: nobody}\n"
+                                                                 "current-context: ignored\n" USER(
+                                                                         "    tokenFile: token\n"),
+                  kf->l.port);
+        char second[PATH_MAX], p[PATH_MAX];
+        xsnprintf(second, "%s/kubeconfig", sub);
+        write_text(second, text, strlen(text));
+        xsnprintf(p, "%s/token", sub);
+        write_text(p, "from-second\n", 12);
+        size_t ca_len;
+        char *ca = slurp(path_in(kf->f, "ca.crt"), &ca_len);
+        xsnprintf(p, "%s/ca.crt", sub);
+        write_text(p, ca, ca_len);
+        free(ca);
+
+        xsnprintf(list, "%s/missing::%s:%s", kf->f->dir, first, second);
+        setenv("KUBECONFIG", list, 1);
+        struct kube *k = NULL;
+        char err[512] = "";
+        struct buf out;
+        long status = 0;
+        buf_init(&out, 4096);
+        assert_int_equal(kube_from_kubeconfig_context(NULL, NULL, &k, err, sizeof err), 0);
+        assert_int_equal(kube_get(k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), 0);
+        assert_int_equal(status, 200);
+        assert_string_equal(listener_request_at(&kf->l, 0).authorization, "Bearer from-second");
+        kube_free(k);
+
+        /* --context: the first file's user "v". */
+        assert_int_equal(kube_from_kubeconfig_context(NULL, "other", &k, err, sizeof err), 0);
+        buf_reset(&out);
+        assert_int_equal(kube_get(k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), 0);
+        assert_string_equal(listener_request_at(&kf->l, 1).authorization, "Bearer from-first");
+        kube_free(k);
+        k = NULL;
+        buf_free(&out);
+
+        /* An unknown context lists those there are. */
+        assert_int_equal(kube_from_kubeconfig_context(NULL, "prod", &k, err, sizeof err), -EINVAL);
+        assert_contains(err, "no context \"prod\" in ");
+        assert_contains(err, "(contexts: remote, other)");
+        /* --kubeconfig FILE is that file alone: the second's "remote" names
+         * what it does not define. */
+        assert_int_equal(kube_from_kubeconfig_context(second, "remote", &k, err, sizeof err), -EINVAL);
+        assert_contains(err, "names cluster \"nowhere\", which no file defines");
+
+        /* Every file missing; a file that does not parse names itself. */
+        xsnprintf(list, "%s/missing:%s/gone", kf->f->dir, kf->f->dir);
+        setenv("KUBECONFIG", list, 1);
+        assert_int_equal(kube_from_kubeconfig_context(NULL, NULL, &k, err, sizeof err), -ENOENT);
+        assert_contains(err, ": none of its files exists");
+        const char *bad = write_file(kf->f, "bad", "clusters: [\n");
+        setenv("KUBECONFIG", bad, 1);
+        assert_true(kube_from_kubeconfig_context(NULL, NULL, &k, err, sizeof err) < 0);
+        assert_contains(err, bad);
+        unsetenv("KUBECONFIG");
+        assert_null(k);
+}
+
+/* Without KUBECONFIG: ~/.kube/config, or an error naming it. */
+static void test_kubeconfig_home(void **state)
+{
+        struct kfix *kf = *state;
+        char home[PATH_MAX], p[PATH_MAX], text[2048];
+        const char *saved = getenv("HOME");
+        char *saved_home = saved ? strdup(saved) : NULL;
+        xsnprintf(home, "%s/home", kf->f->dir);
+        assert_int_equal(mkdir(home, 0700), 0);
+        unsetenv("KUBECONFIG");
+        setenv("HOME", home, 1);
+        struct kube *k = NULL;
+        char err[512] = "";
+        assert_int_equal(kube_from_kubeconfig_context(NULL, NULL, &k, err, sizeof err), -ENOENT);
+        xsnprintf(p, "no kubeconfig: KUBECONFIG is not set and %s/.kube/config does not exist", home);
+        assert_string_equal(err, p);
+
+        xsnprintf(p, "%s/.kube", home);
+        assert_int_equal(mkdir(p, 0700), 0);
+        xsnprintf(text,
+                  CLUSTER("https://127.0.0.1:%u", "    certificate-authority: %s\n") CONTEXT USER("    token: t\n"),
+                  kf->l.port, path_in(kf->f, "ca.crt"));
+        xsnprintf(p, "%s/.kube/config", home);
+        write_text(p, text, strlen(text));
+        setenv("KUBECONFIG", "", 1);   /* empty: as unset */
+        assert_int_equal(kube_from_kubeconfig_context(NULL, NULL, &k, err, sizeof err), 0);
+        xsnprintf(p, "https://127.0.0.1:%u", kf->l.port);
+        assert_string_equal(kube_server(k), p);
+        kube_free(k);
+        unsetenv("KUBECONFIG");
+        if (saved_home)
+                setenv("HOME", saved_home, 1);
+        free(saved_home);
+}
+
+/* A user whose credential comes from an exec plugin: run once for several
+ * calls; a 401 runs it again and the GET is made again once with the new
+ * token; a plugin that fails fails the call before anything is sent. */
+static void test_exec_plugin(void **state)
+{
+        struct kfix *kf = *state;
+        char text[4096], script[PATH_MAX];
+        xsnprintf(script, "%s/bin", kf->f->dir);
+        assert_int_equal(mkdir(script, 0700), 0);
+        xsnprintf(script, "%s/bin/plugin", kf->f->dir);
+        xsnprintf(text,
+                  "#!/bin/sh\n"
+                  "n=$(cat '%s/runs' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '%s/runs'\n"
+                  "[ -e '%s/fail' ] && { echo \"login required ($MODE)\" >&2; exit 1; }\n"
+                  "echo '{\"apiVersion\":\"" KUBECONFIG_EXEC_V1 "\",\"kind\":\"ExecCredential\","
+                  "\"status\":{\"token\":\"exec-'$n'\"}}'\n",
+                  kf->f->dir, kf->f->dir, kf->f->dir);
+        write_text(script, text, strlen(text));
+        assert_int_equal(chmod(script, 0755), 0);
+        xsnprintf(text,
+                  CLUSTER("https://127.0.0.1:%u", "    certificate-authority: %s\n") CONTEXT USER(
+                          "    exec:\n      apiVersion: " KUBECONFIG_EXEC_V1 "\n      command: bin/plugin\n"
+                          "      interactiveMode: Never\n      env: [{name: MODE, value: test}]\n"),
+                  kf->l.port, path_in(kf->f, "ca.crt"));
+        const char *path = write_file(kf->f, "kubeconfig-exec", text);
+        struct kube *k = NULL;
+        char err[512] = "";
+        assert_int_equal(kube_from_kubeconfig(path, &k, err, sizeof err), 0);
+        struct buf out;
+        long status = 0;
+        buf_init(&out, 4096);
+        for (int i = 0; i < 2; i++) {
+                buf_reset(&out);
+                assert_int_equal(kube_get(k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), 0);
+                assert_int_equal(status, 200);
+                assert_string_equal(listener_request_at(&kf->l, (unsigned)i).authorization, "Bearer exec-1");
+        }
+        /* exec-1 is refused from now on: one 401, a new run, the same GET again. */
+        refuse_authorization = "Bearer exec-1";
+        buf_reset(&out);
+        assert_int_equal(kube_get(k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), 0);
+        refuse_authorization = NULL;
+        assert_int_equal(status, 200);
+        assert_string_equal(out.data, "{\"kind\":\"NamespaceList\"}");   /* the 401's body is not kept */
+        assert_int_equal(listener_requests(&kf->l), 4);
+        assert_string_equal(listener_request_at(&kf->l, 2).authorization, "Bearer exec-1");
+        assert_string_equal(listener_request_at(&kf->l, 3).authorization, "Bearer exec-2");
+
+        /* Refused again: the plugin now fails, and says why. */
+        refuse_authorization = "Bearer exec-2";
+        xsnprintf(text, "%s/fail", kf->f->dir);
+        write_text(text, "", 0);
+        buf_reset(&out);
+        assert_int_equal(kube_get(k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), -EIO);
+        refuse_authorization = NULL;
+        assert_contains(err, "bin/plugin\" failed with exit status 1: login required (test)");
+        assert_int_equal(listener_requests(&kf->l), 5);
         buf_free(&out);
         kube_free(k);
 }
@@ -640,6 +827,9 @@ int main(void)
                 cmocka_unit_test(test_put_query_value_bounded),
                 T(test_kubeconfig_refusals),
                 T(test_kubeconfig_paths_and_data),
+                T(test_kubeconfig_list),
+                T(test_kubeconfig_home),
+                T(test_exec_plugin),
                 T(test_in_cluster),
                 T(test_get_request_shape),
                 T(test_get_any_status),

@@ -38,7 +38,7 @@ enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_POLICYREPORT };
 void cmd_audit_help(void)
 {
         printf("Usage: spark-identity-webhook audit --policy FILE\n"
-               "           (--pods FILE | --kubeconfig FILE | --in-cluster)\n"
+               "           [--pods FILE | --kubeconfig FILE | --in-cluster] [--context NAME]\n"
                "           [-o table|json|policyreport] [--namespace NS] [--namespaces FILE]\n"
                "           [--page-size N] [--apply]\n"
                "\n"
@@ -74,12 +74,16 @@ void cmd_audit_help(void)
                AUDIT_PAGE_MAX_BYTES);
         printf("  --policy FILE      the policy to judge with (the one the webhook serves)\n"
                "\n"
-               "Where the pods come from (one of):\n"
+               "Where the pods come from (at most one of; by default the API server of the\n"
+               "current context of $KUBECONFIG, else ~/.kube/config, as kubectl):\n"
                "  --pods FILE        'kubectl get pods -A -o json' (a List), or one Pod; - is stdin\n"
-               "  --kubeconfig FILE  list them from the API server of the current context\n"
+               "  --kubeconfig FILE  list them from the API server of this kubeconfig alone\n"
                "  --in-cluster       ... with the pod's service account: KUBERNETES_SERVICE_HOST,\n"
                "                     and " KUBE_SA_DIR "\n"
                "                     (SPARK_IDENTITY_WEBHOOK_SA_DIR replaces it)\n"
+               "  --context NAME     the kubeconfig's context NAME instead of its current-context\n"
+               "A kubeconfig's user may be an exec plugin (kubelogin on AKS): it is run without a\n"
+               "terminal, its credential kept until it expires.\n"
                "\n"
                "  -o, --output FORMAT\n"
                "      table (default): the findings, each with what was expected and found,\n"
@@ -117,8 +121,9 @@ void cmd_audit_help(void)
                "                     to 1: memory follows the page and stays within that bound\n"
                "                     (with --apply, the existing PolicyReports are listed\n"
                "                     this many a page too, at most %u)\n"
-               "\n"
-               "Exit status: 0 no findings (pods counted as unknown do not change it), 1 findings,\n"
+               "\n",
+               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES, AUDIT_REPORT_LIST_PAGE);
+        printf("Exit status: 0 no findings (pods counted as unknown do not change it), 1 findings,\n"
                "2 an error: unreadable policy or file, API server unreachable, HTTP 401/403 (the\n"
                "message says which request and which permission: list on pods, and on namespaces\n"
                "when the policy reads them). With --apply: 0 when every report was written,\n"
@@ -129,13 +134,12 @@ void cmd_audit_help(void)
                "  kubectl get pods -A -o json > pods.json; kubectl get namespaces -o json > ns.json\n"
                "  spark-identity-webhook audit --policy policy.yaml --pods pods.json \\\n"
                "      --namespaces ns.json\n"
-               "  spark-identity-webhook audit --policy policy.yaml --kubeconfig ~/.kube/config \\\n"
+               "  spark-identity-webhook audit --policy policy.yaml --context my-aks \\\n"
                "      -o json | jq '.findings[] | select(.problem == \"foreign-identity\")'\n"
                "  spark-identity-webhook audit --policy policy.yaml --in-cluster -o policyreport \\\n"
                "      | kubectl apply -f -\n"
                "  spark-identity-webhook audit --policy policy.yaml --in-cluster -o policyreport \\\n"
-               "      --apply      # what deploy/audit/'s CronJob runs\n",
-               AUDIT_REPORT_MAX_RESULTS, WH_KUBE_LIST_PAGE, AUDIT_PAGE_MAX_BYTES, AUDIT_REPORT_LIST_PAGE);
+               "      --apply      # what deploy/audit/'s CronJob runs\n");
 }
 
 /* ---- one run ---- */
@@ -519,17 +523,20 @@ static int api_list(struct audit *a, const struct kube *k, unsigned page_size, c
         return r;
 }
 
-static int kube_connect(const char *kubeconfig, struct kube **ret, char *err, size_t errlen)
+static int kube_connect(const char *kubeconfig, const char *context, bool in_cluster, struct kube **ret, char *err,
+                        size_t errlen)
 {
-        char why[512];
+        char why[768];
         if (kube_global_init() < 0) {
                 err_set(err, errlen, "cannot set up libcurl");
                 return -EIO;
         }
-        if (kubeconfig) {
-                int r = kube_from_kubeconfig(kubeconfig, ret, why, sizeof why);
-                if (r < 0)
+        if (!in_cluster) {
+                int r = kube_from_kubeconfig_context(kubeconfig, context, ret, why, sizeof why);
+                if (r < 0 && kubeconfig)
                         err_set(err, errlen, "--kubeconfig %s: %s", kubeconfig, why);
+                else if (r < 0)
+                        err_set(err, errlen, "kubeconfig: %s (or give --pods FILE or --in-cluster)", why);
                 return r;
         }
         const char *sa_dir = getenv("SPARK_IDENTITY_WEBHOOK_SA_DIR");
@@ -558,6 +565,7 @@ static int parse_output(const char *s, enum output *ret)
 /* What the command line asks for. */
 struct audit_config {
         const char *policy_path, *pods_path, *kubeconfig, *namespaces_path;
+        const char *context;            /* --context, or NULL */
         const char *only_namespace;     /* --namespace, or NULL */
         bool in_cluster;
         bool apply;                     /* --apply: write the PolicyReports through the API */
@@ -576,6 +584,7 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                 { "policy", required_argument, NULL, 'p' },
                 { "pods", required_argument, NULL, 'f' },
                 { "kubeconfig", required_argument, NULL, 'k' },
+                { "context", required_argument, NULL, 'C' },
                 { "in-cluster", no_argument, NULL, 'c' },
                 { "output", required_argument, NULL, 'o' },
                 { "namespace", required_argument, NULL, 'n' },
@@ -596,6 +605,7 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                 case 'p': cfg->policy_path = optarg; break;
                 case 'f': cfg->pods_path = optarg; break;
                 case 'k': cfg->kubeconfig = optarg; break;
+                case 'C': cfg->context = optarg; break;
                 case 'c': cfg->in_cluster = true; break;
                 case 'a': cfg->apply = true; break;
                 case 'o':
@@ -618,13 +628,18 @@ static int configure(int argc, char **argv, struct audit_config *cfg)
                 return cli_usage_error(CMD, "unexpected \"%s\"", argv[optind]);
         if (!cfg->policy_path)
                 return cli_usage_error(CMD, "--policy is required");
-        if ((cfg->pods_path != NULL) + (cfg->kubeconfig != NULL) + cfg->in_cluster != 1)
-                return cli_usage_error(CMD, "give exactly one of --pods FILE, --kubeconfig FILE, --in-cluster");
+        if ((cfg->pods_path != NULL) + (cfg->kubeconfig != NULL) + cfg->in_cluster > 1)
+                return cli_usage_error(CMD, "give at most one of --pods FILE, --kubeconfig FILE, --in-cluster");
+        if (cfg->context && (cfg->pods_path || cfg->in_cluster))
+                return cli_usage_error(CMD, "--context picks a kubeconfig's context: not with %s",
+                                       cfg->pods_path ? "--pods" : "--in-cluster");
+        if (cfg->context && !*cfg->context)
+                return cli_usage_error(CMD, "--context wants a context's name");
         if (cfg->apply && cfg->output != OUTPUT_POLICYREPORT)
                 return cli_usage_error(CMD, "--apply writes PolicyReports: give it with -o policyreport");
         if (cfg->apply && cfg->pods_path)
-                return cli_usage_error(CMD, "--apply writes the PolicyReports through the API: give --kubeconfig FILE "
-                                            "or --in-cluster, not --pods");
+                return cli_usage_error(CMD, "--apply writes the PolicyReports through the API: give --kubeconfig FILE, "
+                                            "--context NAME or --in-cluster, not --pods");
         if (cfg->namespaces_path && !cfg->pods_path)
                 return cli_usage_error(CMD, "--namespaces goes with --pods (from the API, namespaces are listed)");
         if (cfg->only_namespace && !ns_table_name_valid(cfg->only_namespace))
@@ -693,7 +708,7 @@ static int fetch_api_namespaces(struct audit *a, const struct kube *kube, const 
 static int fetch_api(struct audit *a, const struct audit_config *cfg, struct kube **kube)
 {
         char err[1024] = "", base[512], permission[512];
-        int r = kube_connect(cfg->kubeconfig, kube, err, sizeof err);
+        int r = kube_connect(cfg->kubeconfig, cfg->context, cfg->in_cluster, kube, err, sizeof err);
         if (r < 0) {
                 audit_say("%s", err);
                 return r;

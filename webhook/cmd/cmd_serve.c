@@ -101,6 +101,8 @@ void cmd_serve_help(void)
                "  --kubeconfig FILE      read namespaces (labels, annotations) through this\n"
                "                         kubeconfig's current context. In a pod, the service\n"
                "                         account is used without this flag.\n"
+               "  --context NAME         ... through the kubeconfig's context NAME; without\n"
+               "                         --kubeconfig, from $KUBECONFIG or ~/.kube/config\n"
                "  --log-level LEVEL      debug | info | warn | error [info]\n"
                "  --metrics-listen ADDR:PORT  also serve GET /metrics (and /healthz, /readyz)\n"
                "                         over plain HTTP there; /metrics is always on the\n"
@@ -358,6 +360,7 @@ struct serve_config {
         struct server_options opt;
         const char *policy_path, *cert_path, *key_path;
         const char *kubeconfig, *metrics_listen, *audit_log, *client_ca;
+        const char *context;            /* --context, or NULL */
         const char *client_cns[WH_MAX_CLIENT_CNS];
         size_t n_client_cns;
         unsigned shutdown_delay_s, shutdown_grace_s;
@@ -462,6 +465,7 @@ static int serve_option(int c, char **argv, struct serve_config *cfg)
         switch (c) {
         case 'p': cfg->policy_path = optarg; return OPT_NEXT;
         case 'K': cfg->kubeconfig = optarg; return OPT_NEXT;
+        case 'x': cfg->context = optarg; return OPT_NEXT;
         case 'D':
                 if (cli_uint(CMD, "--shutdown-delay", optarg, 0, 600, &v) < 0)
                         return 2;
@@ -523,6 +527,7 @@ static bool serve_configure(int argc, char **argv, struct serve_config *cfg, int
                 { "threads", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'L' },
                 { "kubeconfig", required_argument, NULL, 'K' },
+                { "context", required_argument, NULL, 'x' },
                 { "tls-min-version", required_argument, NULL, 'V' },
                 { "audit-log", required_argument, NULL, 'A' },
                 { "metrics-listen", required_argument, NULL, 'm' },
@@ -610,13 +615,13 @@ static int start_policy_and_pair(struct serve_config *cfg, struct serve_run *run
         return 0;
 }
 
-/* The Kubernetes API, for namespaces: --kubeconfig, else in-cluster. 0, or
- * the exit status. */
+/* The Kubernetes API, for namespaces: --kubeconfig or --context (a
+ * kubeconfig), else in-cluster. 0, or the exit status. */
 static int start_kube(const struct serve_config *cfg, struct serve_run *run)
 {
-        char err[512] = "";
-        if (cfg->kubeconfig) {
-                if (kube_from_kubeconfig(cfg->kubeconfig, &run->kube, err, sizeof err) < 0) {
+        char err[768] = "";
+        if (cfg->kubeconfig || cfg->context) {
+                if (kube_from_kubeconfig_context(cfg->kubeconfig, cfg->context, &run->kube, err, sizeof err) < 0) {
                         fprintf(stderr, CMD ": %s\n", err);
                         return 2;
                 }

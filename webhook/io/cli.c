@@ -55,6 +55,18 @@ int cli_size(const char *cmd, const char *flag, const char *s, unsigned long lon
         return parse(cmd, flag, s, min, max, true, ret_value);
 }
 
+static const char *program = CLI_PROGRAM;
+
+const char *cli_program(void)
+{
+        return program;
+}
+
+void cli_set_program(const char *name)
+{
+        program = name;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
         va_list ap;
@@ -62,7 +74,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fprintf(stderr, " (see 'spark-identity-webhook help %s')\n", cmd);
+        fprintf(stderr, " (see '%s help %s')\n", program, cmd);
         return 2;
 }
 

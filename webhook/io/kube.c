@@ -2,6 +2,7 @@
 #include "kube.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,9 @@
 #include <openssl/evp.h>
 
 #include "doc.h"
+#include "exec_credential.h"
 #include "fileio.h"
+#include "kubeconfig.h"
 #include "webhook_limits.h"
 #include "err.h"
 
@@ -26,6 +29,7 @@ struct kube {
         char *token;            /* a fixed bearer token, or NULL */
         char *token_file;       /* a token file read at every call, or NULL */
         struct buf cert, key;   /* client certificate and key, PEM; empty: none */
+        struct exec_credential *exec;   /* an exec plugin's credential, or NULL */
 };
 
 int kube_global_init(void)
@@ -45,6 +49,7 @@ void kube_free(struct kube *k)
         if (k->key.data)
                 explicit_bzero(k->key.data, k->key.len);
         buf_free(&k->key);
+        exec_credential_free(k->exec);
         free(k);
 }
 
@@ -106,18 +111,6 @@ static const char *str(const cJSON *obj, const char *key)
         return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
 }
 
-/* The entry of `list` (clusters, users, contexts) named `name`: its inner map. */
-static const cJSON *named(const cJSON *root, const char *list, const char *inner, const char *name)
-{
-        const cJSON *it;
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, list)) {
-                const char *n = str(it, "name");
-                if (n && name && strcmp(n, name) == 0)
-                        return cJSON_GetObjectItemCaseSensitive(it, inner);
-        }
-        return NULL;
-}
-
 static int base64_into(const char *b64, struct buf *out, const char *what, char *err, size_t errlen)
 {
         size_t n = strlen(b64);
@@ -169,117 +162,237 @@ static int data_or_file(const char *kubeconfig, const cJSON *obj, const char *da
         return r;
 }
 
-/* The current context's cluster and user, and the cluster's https://
- * server; -EINVAL for a context that is missing or that asks for what is
- * not supported. */
-static int kubeconfig_context(const char *path, const cJSON *root, const cJSON **ret_cluster, const cJSON **ret_user,
-                              const char **ret_server, char *err, size_t errlen)
+/* The chosen context's cluster, checked: an https:// server, no
+ * insecure-skip-tls-verify. */
+static int check_cluster(const struct kubeconfig_file *f, const struct kubeconfig_choice *c, char *err, size_t errlen)
 {
-        const char *current = str(root, "current-context");
-        const cJSON *ctx = named(root, "contexts", "context", current);
-        if (!ctx) {
-                err_set(err, errlen, "%s: no context named by current-context \"%s\"", path, current ? current : "");
-                return -EINVAL;
-        }
-        const cJSON *cluster = named(root, "clusters", "cluster", str(ctx, "cluster"));
-        const cJSON *user = named(root, "users", "user", str(ctx, "user"));
-        const char *server = str(cluster, "server");
+        const char *server = str(c->cluster, "server");
         if (!server || strncmp(server, "https://", 8) != 0) {
-                err_set(err, errlen, "%s: the current context's cluster has no https:// server", path);
+                err_set(err, errlen, "%s: the cluster of context \"%s\" has no https:// server", f->path, c->context);
                 return -EINVAL;
         }
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cluster, "insecure-skip-tls-verify"))) {
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->cluster, "insecure-skip-tls-verify"))) {
                 err_set(err, errlen,
                         "%s: insecure-skip-tls-verify is not supported: give the "
                         "cluster's certificate-authority",
-                        path);
+                        f->path);
                 return -EINVAL;
         }
-        if (cJSON_GetObjectItemCaseSensitive(user, "exec") || cJSON_GetObjectItemCaseSensitive(user, "auth-provider")) {
-                err_set(err, errlen,
-                        "%s: exec and auth-provider credentials are not supported: "
-                        "use a token, tokenFile, or a client certificate",
-                        path);
-                return -EINVAL;
-        }
-        *ret_cluster = cluster;
-        *ret_user = user;
-        *ret_server = server;
         return 0;
 }
 
-/* A client of a checked context: its server (without trailing '/'), the
- * cluster's CA and the user's credentials, of which it needs one. */
-static int kubeconfig_client(const char *path, const cJSON *cluster, const cJSON *user, const char *server,
-                             struct kube **ret, char *err, size_t errlen)
+/* The user's exec plugin, when it has one: set up to run when a call needs
+ * a credential. */
+static int kubeconfig_exec(struct kube *k, const char *path, const cJSON *exec, char *err, size_t errlen)
 {
+        struct kubeconfig_exec x;
+        char why[512];
+        int r = kubeconfig_exec_parse(exec, &x, why, sizeof why);
+        if (r < 0) {
+                err_set(err, errlen, "%s: %s", path, why);
+                return r;
+        }
+        struct buf ca_b64, request;
+        buf_init(&ca_b64, 2u * WH_KUBECONFIG_MAX_BYTES);
+        buf_init(&request, 4u * WH_KUBECONFIG_MAX_BYTES);
+        r = x.provide_cluster_info && k->ca.len ? buf_put_base64(&ca_b64, k->ca.data, k->ca.len) : 0;
+        if (r == 0)
+                r = kubeconfig_exec_request(&x, k->server, ca_b64.data, &request);
+        if (r == 0)
+                r = exec_credential_new(&x, path, request.data, &k->exec, err, errlen);
+        else
+                err_set(err, errlen, "%s: the exec request: %s", path, strerror(-r));
+        buf_free(&ca_b64);
+        buf_free(&request);
+        return r;
+}
+
+/* The user's credentials: a token, a token file, a client certificate, an
+ * exec plugin; auth-provider is refused. */
+static int kubeconfig_user(struct kube *k, const struct kubeconfig_file *files, const struct kubeconfig_choice *c,
+                           char *err, size_t errlen)
+{
+        const char *path = files[c->user_file].path;
+        const cJSON *user = c->user, *exec = cJSON_GetObjectItemCaseSensitive(user, "exec");
+        const cJSON *provider = cJSON_GetObjectItemCaseSensitive(user, "auth-provider");
+        if (provider) {
+                err_set(err, errlen,
+                        "%s: the user of context \"%s\" uses auth-provider \"%s\", which is not supported "
+                        "(kubectl dropped the azure and gcp ones): use an exec plugin; on AKS, "
+                        "'kubelogin convert-kubeconfig' writes one",
+                        path, c->context, str(provider, "name") ? str(provider, "name") : "");
+                return -EINVAL;
+        }
+        int r = data_or_file(path, user, "client-certificate-data", "client-certificate", &k->cert, err, errlen);
+        if (r == 0)
+                r = data_or_file(path, user, "client-key-data", "client-key", &k->key, err, errlen);
+        if (r < 0)
+                return r;
+        if (str(user, "token") && !(k->token = strdup(str(user, "token"))))
+                return -ENOMEM;
+        if (str(user, "tokenFile") && !(k->token_file = resolve_path(path, str(user, "tokenFile"))))
+                return -ENOMEM;
+        if (exec && (k->token || k->token_file)) {
+                err_set(err, errlen, "%s: the user of context \"%s\" has both a token and an exec plugin: keep one",
+                        path, c->context);
+                return -EINVAL;
+        }
+        if (exec)
+                return kubeconfig_exec(k, path, exec, err, errlen);
+        if (!k->token && !k->token_file && !k->cert.len) {
+                err_set(err, errlen,
+                        "%s: the user of context \"%s\" has no token, tokenFile, client certificate or exec "
+                        "plugin",
+                        c->user ? path : files[0].path, c->context);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* A client of the chosen context: its server (without trailing '/'), the
+ * cluster's CA and the user's credentials, of which it needs one. */
+static int kubeconfig_client(const struct kubeconfig_file *files, const struct kubeconfig_choice *c, struct kube **ret,
+                             char *err, size_t errlen)
+{
+        const struct kubeconfig_file *cf = &files[c->cluster_file];
+        int r = check_cluster(cf, c, err, errlen);
+        if (r < 0)
+                return r;
         struct kube *k = kube_new();
-        int r;
-        if (!k || !(k->server = strdup(server))) {
+        if (!k || !(k->server = strdup(str(c->cluster, "server")))) {
                 r = -ENOMEM;
                 goto out;
         }
         size_t n = strlen(k->server);
         while (n && k->server[n - 1] == '/')
                 k->server[--n] = '\0';
-        r = data_or_file(path, cluster, "certificate-authority-data", "certificate-authority", &k->ca, err, errlen);
+        r = data_or_file(cf->path, c->cluster, "certificate-authority-data", "certificate-authority", &k->ca, err,
+                         errlen);
         if (r == 0)
-                r = data_or_file(path, user, "client-certificate-data", "client-certificate", &k->cert, err, errlen);
-        if (r == 0)
-                r = data_or_file(path, user, "client-key-data", "client-key", &k->key, err, errlen);
+                r = kubeconfig_user(k, files, c, err, errlen);
         if (r < 0)
                 goto out;
-        if (str(user, "token") && !(k->token = strdup(str(user, "token")))) {
-                r = -ENOMEM;
-                goto out;
-        }
-        if (str(user, "tokenFile") && !(k->token_file = resolve_path(path, str(user, "tokenFile")))) {
-                r = -ENOMEM;
-                goto out;
-        }
-        if (!k->token && !k->token_file && !k->cert.len) {
-                err_set(err, errlen,
-                        "%s: the current context's user has no token, tokenFile or "
-                        "client certificate",
-                        path);
-                r = -EINVAL;
-                goto out;
-        }
         *ret = k;
         k = NULL;
-        r = 0;
 out:
         kube_free(k);
         return r;
 }
 
-int kube_from_kubeconfig(const char *path, struct kube **ret_kube, char *err, size_t errlen)
-{
-        struct buf text;
-        struct doc *doc = NULL;
-        char derr[256];
-        int r;
+/* The files of a kubeconfig, read and parsed. */
+struct kubeconfigs {
+        size_t n;
+        struct kubeconfig_file files[WH_KUBECONFIG_MAX_FILES];
+        char *paths[WH_KUBECONFIG_MAX_FILES];
+        struct buf text[WH_KUBECONFIG_MAX_FILES];
+        struct doc *docs[WH_KUBECONFIG_MAX_FILES];
+};
 
-        buf_init(&text, KUBE_FILE_MAX);
-        r = fileio_read(path, &text, err, errlen);
+static void kubeconfigs_free_last(struct kubeconfigs *kc)
+{
+        size_t i = --kc->n;
+        doc_free(kc->docs[i]);
+        if (kc->text[i].data)
+                explicit_bzero(kc->text[i].data, kc->text[i].len);   /* it may hold a token or a key */
+        buf_free(&kc->text[i]);
+        free(kc->paths[i]);
+        kc->docs[i] = NULL;
+        kc->paths[i] = NULL;
+}
+
+static void kubeconfigs_free(struct kubeconfigs *kc)
+{
+        while (kc->n)
+                kubeconfigs_free_last(kc);
+}
+
+/* Reads and parses `path` as the next file. A missing file is skipped
+ * (-ENOENT, nothing said) when `optional`. */
+static int kubeconfigs_add(struct kubeconfigs *kc, const char *path, bool optional, char *err, size_t errlen)
+{
+        char derr[256];
+        for (size_t i = 0; i < kc->n; i++)
+                if (strcmp(kc->paths[i], path) == 0)
+                        return 0;   /* kubectl reads a file named twice once */
+        if (kc->n == WH_KUBECONFIG_MAX_FILES) {
+                err_set(err, errlen, "KUBECONFIG names more than %u files", WH_KUBECONFIG_MAX_FILES);
+                return -E2BIG;
+        }
+        size_t i = kc->n;
+        buf_init(&kc->text[i], WH_KUBECONFIG_MAX_BYTES);
+        if (!(kc->paths[i] = strdup(path)))
+                return -ENOMEM;
+        kc->n++;
+        int r = fileio_read(path, &kc->text[i], err, errlen);
+        if (r == -ENOENT && optional) {
+                kubeconfigs_free_last(kc);
+                return -ENOENT;
+        }
         if (r < 0)
-                goto out;
-        r = doc_parse(text.data ? text.data : "", text.len, &doc, derr, sizeof derr);
+                return r;
+        r = doc_parse(kc->text[i].data ? kc->text[i].data : "", kc->text[i].len, &kc->docs[i], derr, sizeof derr);
         if (r < 0) {
                 err_set(err, errlen, "%s:%s", path, derr);
-                goto out;
+                return r;
         }
-        const cJSON *cluster = NULL, *user = NULL;
-        const char *server = NULL;
-        r = kubeconfig_context(path, doc_root(doc), &cluster, &user, &server, err, errlen);
+        kc->files[i] = (struct kubeconfig_file){ .path = kc->paths[i], .root = doc_root(kc->docs[i]) };
+        return 0;
+}
+
+/* The files of $KUBECONFIG (':'-separated; missing ones skipped, at least
+ * one must be there), else ~/.kube/config. */
+static int kubeconfigs_default(struct kubeconfigs *kc, char *err, size_t errlen)
+{
+        const char *list = getenv("KUBECONFIG"), *home = getenv("HOME");
+        char path[PATH_MAX];
+        if (!list || !*list) {
+                if (!home || !*home) {
+                        err_set(err, errlen, "neither KUBECONFIG nor HOME is set: give --kubeconfig FILE");
+                        return -ENOENT;
+                }
+                snprintf(path, sizeof path, "%s/.kube/config", home);
+                int r = kubeconfigs_add(kc, path, false, err, errlen);
+                if (r == -ENOENT)
+                        err_set(err, errlen, "no kubeconfig: KUBECONFIG is not set and %s does not exist", path);
+                return r;
+        }
+        for (const char *p = list; *p;) {
+                size_t len = strcspn(p, ":");
+                if (len >= sizeof path) {
+                        err_set(err, errlen, "KUBECONFIG: a path longer than %zu bytes", sizeof path - 1);
+                        return -ENAMETOOLONG;
+                }
+                memcpy(path, p, len);
+                path[len] = '\0';
+                int r = len ? kubeconfigs_add(kc, path, true, err, errlen) : 0;
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                p += len + (p[len] == ':');
+        }
+        if (kc->n == 0) {
+                err_set(err, errlen, "KUBECONFIG=%s: none of its files exists", list);
+                return -ENOENT;
+        }
+        return 0;
+}
+
+int kube_from_kubeconfig_context(const char *path, const char *context, struct kube **ret_kube, char *err,
+                                 size_t errlen)
+{
+        struct kubeconfigs kc = { 0 };
+        struct kubeconfig_choice choice;
+        int r = path ? kubeconfigs_add(&kc, path, false, err, errlen) : kubeconfigs_default(&kc, err, errlen);
         if (r == 0)
-                r = kubeconfig_client(path, cluster, user, server, ret_kube, err, errlen);
-out:
-        doc_free(doc);
-        if (text.data)
-                explicit_bzero(text.data, text.len);   /* it may hold a token or a key */
-        buf_free(&text);
+                r = kubeconfig_choose(kc.files, kc.n, context, &choice, err, errlen);
+        if (r == 0)
+                r = kubeconfig_client(kc.files, &choice, ret_kube, err, errlen);
+        kubeconfigs_free(&kc);
         return r;
+}
+
+int kube_from_kubeconfig(const char *path, struct kube **ret_kube, char *err, size_t errlen)
+{
+        return kube_from_kubeconfig_context(path, NULL, ret_kube, err, errlen);
 }
 
 /* ---- requests ---- */
@@ -301,15 +414,20 @@ struct call {
         CURL *curl;
         struct curl_slist *headers;
         char curl_err[CURL_ERROR_SIZE];
+        unsigned long exec_generation;   /* the exec plugin's run whose credential this call sends */
 };
 
-/* The bearer token for this call: fixed, or read from its file now. */
-static int auth_header(const struct kube *k, struct curl_slist **headers, char *err, size_t errlen)
+/* The bearer token for this call: the exec plugin's, fixed, or read from
+ * its file now. */
+static int auth_header(const struct kube *k, const char *exec_token, struct curl_slist **headers, char *err,
+                       size_t errlen)
 {
-        char *token = NULL;
+        const char *token = NULL;
         struct buf file;
         buf_init(&file, 64u * 1024u);
-        if (k->token_file) {
+        if (exec_token) {
+                token = exec_token;
+        } else if (k->token_file) {
                 int r = fileio_read(k->token_file, &file, err, errlen);
                 if (r < 0)
                         return r;
@@ -356,9 +474,15 @@ static int call_setup(const struct kube *k, const char *path, struct call *c, ch
         if (!h)
                 return -ENOMEM;
         c->headers = h;
-        int r = auth_header(k, &c->headers, err, errlen);
-        if (r < 0)
+        struct exec_credential_value cred = { 0 };
+        int r = k->exec ? exec_credential_get(k->exec, &cred, err, errlen) : 0;
+        if (r == 0)
+                r = auth_header(k, cred.token, &c->headers, err, errlen);
+        if (r < 0) {
+                exec_credential_value_free(&cred);
                 return r;
+        }
+        c->exec_generation = cred.generation;
         CURL *cu = c->curl;
         curl_easy_setopt(cu, CURLOPT_URL, url);
         curl_easy_setopt(cu, CURLOPT_HTTPHEADER, c->headers);
@@ -380,6 +504,16 @@ static int call_setup(const struct kube *k, const char *path, struct call *c, ch
                 curl_easy_setopt(cu, CURLOPT_SSLKEY_BLOB, &key);
                 curl_easy_setopt(cu, CURLOPT_SSLKEYTYPE, "PEM");
         }
+        if (cred.cert && cred.key) {
+                /* The plugin's pair: copied by libcurl, as the kept one may change. */
+                struct curl_blob cert = { .data = cred.cert, .len = strlen(cred.cert), .flags = CURL_BLOB_COPY };
+                struct curl_blob key = { .data = cred.key, .len = strlen(cred.key), .flags = CURL_BLOB_COPY };
+                curl_easy_setopt(cu, CURLOPT_SSLCERT_BLOB, &cert);
+                curl_easy_setopt(cu, CURLOPT_SSLCERTTYPE, "PEM");
+                curl_easy_setopt(cu, CURLOPT_SSLKEY_BLOB, &key);
+                curl_easy_setopt(cu, CURLOPT_SSLKEYTYPE, "PEM");
+        }
+        exec_credential_value_free(&cred);
         return 0;
 }
 
@@ -401,6 +535,8 @@ static int call_perform(const struct kube *k, struct call *c, long *ret_status, 
                                                          : -EIO;
         }
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, ret_status);
+        if (*ret_status == 401 && k->exec)
+                exec_credential_refused(k->exec, c->exec_generation);   /* the next call runs the plugin again */
         return 0;
 }
 
@@ -414,20 +550,30 @@ int kube_get(const struct kube *k, const char *path, unsigned timeout_ms, struct
              size_t errlen)
 {
         struct call c;
-        int r = call_setup(k, path, &c, err, errlen);
-        if (r == 0) {
-                curl_easy_setopt(c.curl, CURLOPT_WRITEFUNCTION, on_body);
-                curl_easy_setopt(c.curl, CURLOPT_WRITEDATA, out);
-                curl_easy_setopt(c.curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-                r = call_perform(k, &c, ret_status, err, errlen);
-                if (r == -E2BIG) {
-                        /* The status that came, and `out` keeps the answer's head. */
-                        curl_easy_getinfo(c.curl, CURLINFO_RESPONSE_CODE, ret_status);
-                        err_set(err, errlen, "%s%s: the answer is larger than %zu bytes", k->server, path, out->max);
+        size_t start = out->len;
+        /* A credential from an exec plugin that the API server refuses (it
+         * expired early, was revoked) is asked for again, once. */
+        for (int attempt = 0;; attempt++) {
+                int r = call_setup(k, path, &c, err, errlen);
+                if (r == 0) {
+                        curl_easy_setopt(c.curl, CURLOPT_WRITEFUNCTION, on_body);
+                        curl_easy_setopt(c.curl, CURLOPT_WRITEDATA, out);
+                        curl_easy_setopt(c.curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+                        r = call_perform(k, &c, ret_status, err, errlen);
+                        if (r == -E2BIG) {
+                                /* The status that came, and `out` keeps the answer's head. */
+                                curl_easy_getinfo(c.curl, CURLINFO_RESPONSE_CODE, ret_status);
+                                err_set(err, errlen, "%s%s: the answer is larger than %zu bytes", k->server, path,
+                                        out->max);
+                        }
                 }
+                call_cleanup(&c);
+                if (r != 0 || *ret_status != 401 || !k->exec || attempt > 0)
+                        return r;
+                out->len = start;
+                if (out->data)
+                        out->data[start] = '\0';
         }
-        call_cleanup(&c);
-        return r;
 }
 
 /* What libcurl reads of a request's body. */
@@ -503,7 +649,7 @@ struct stream {
         struct buf line;
         int (*on_line)(void *ctx, const char *line, size_t len);
         void *ctx;
-        int stopped_with;       /* on_line()'s non-zero answer */
+        int stopped_with; /* on_line()'s non-zero answer */
         const atomic_bool *stop;
 };
 
@@ -514,7 +660,7 @@ static size_t on_stream(char *data, size_t size, size_t n, void *ud)
         for (size_t i = 0; i < total; i++) {
                 if (data[i] != '\n') {
                         if (buf_putc(&s->line, data[i]) < 0)
-                                return 0;   /* a line past the bound: CURLE_WRITE_ERROR */
+                                return 0; /* a line past the bound: CURLE_WRITE_ERROR */
                         continue;
                 }
                 int r = s->line.len ? s->on_line(s->ctx, s->line.data, s->line.len) : 0;
