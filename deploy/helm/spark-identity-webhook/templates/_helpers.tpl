@@ -89,7 +89,7 @@ clientConfig:
 
 {{/* cert-manager's CA injector annotation, in certManager mode. */}}
 {{- define "siw.injectCA" -}}
-{{- if eq .Values.certs.mode "certManager" }}
+{{- if eq .Values.certs.mode "certManager" -}}
 annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "siw.fullname" .) }}
 {{- end }}
