@@ -25,7 +25,9 @@ logged the decision. `helm upgrade` with a policy that adds the namespace
 e2e-helm-spark changes the stored ConfigMap; once it is written to the
 served file, the same running server (same PID) reports the new policy's
 sha256 on /readyz, and a new driver in e2e-helm-spark, stored unchanged
-before, now gets its identity. `helm uninstall` leaves none of the release's
+before, now gets its identity. The optional parts of the chart rendered
+(cert-manager mode, the network policy, the audit CronJob, the admission
+policy) pass the API server's validation. `helm uninstall` leaves none of the release's
 objects (webhook configurations and ClusterRoles included), and a driver
 created afterwards no longer reaches the second server. The suite's own
 registration from deploy/ stays in place throughout (it has no entry for
@@ -274,6 +276,41 @@ def test_helm_upgrade_with_a_new_policy_reaches_the_running_server(release, clus
     sent = after.pop("sent")
     upgraded = model.load_policy(new)
     assert env_of(spark_container(after)) == env_of(spark_container(expected_spark_pod(sent, NEW_NS, upgraded)))
+
+
+
+def test_the_api_server_accepts_what_the_optional_values_render(release, cluster):
+    """Every other part of the chart, as the API server validates it
+    (apply --dry-run=server, nothing stored): cert-manager mode's webhook
+    configurations without caBundle, other failure policies and timeouts,
+    the namespace-grants label keys, the network policy, the audit CronJob,
+    and the admission policy rendered for this namespace by the `render`
+    command (its CEL compiled). cert-manager's and prometheus-operator's
+    kinds are left out: their CRDs are not installed here."""
+    d = release["dir"]
+    ap = d / "admission-policy.yaml"
+    p = subprocess.run([str(WEBHOOK_BIN), "render", "admission-policy", "--policy", str(POLICY), "--namespace", NS],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    ap.write_text(p.stdout)
+    out = release["helm"]("template", "dry", CHART, "--namespace", NS, "--set-file", f"policy.content={POLICY}",
+                          "--set-file", f"admissionPolicy.rendered={ap}", "--values",
+                          ROOT / "tests" / "helm" / "values" / "failure-policies.yaml",
+                          "--set", "fullnameOverride=e2e-dry-webhook", "--set", "certs.mode=certManager",
+                          "--set", "admissionPolicy.enabled=true", "--set", "audit.enabled=true",
+                          "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.apiServerCIDRs={10.0.0.1/32}",
+                          "--set", "metrics.dashboard.enabled=true").stdout
+    objs = [o for o in yaml.safe_load_all(out) if o]
+    crds = [o for o in objs if o["apiVersion"].split("/")[0] in ("cert-manager.io", "monitoring.coreos.com")]
+    assert {o["kind"] for o in crds} == {"Certificate", "Issuer"}
+    rest = [o for o in objs if o not in crds]
+    kinds = {o["kind"] for o in rest}
+    assert {"NetworkPolicy", "CronJob", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+            "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} <= kinds, kinds
+    p = cluster.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
+                        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rest}))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("(server dry run)") == len(rest), p.stdout
 
 
 def test_helm_uninstall_removes_every_object(release, cluster):
