@@ -25,7 +25,8 @@ logged the decision. `helm upgrade` with a policy that adds the namespace
 e2e-helm-spark changes the stored ConfigMap; once it is written to the
 served file, the same running server (same PID) reports the new policy's
 sha256 on /readyz, and a new driver in e2e-helm-spark, stored unchanged
-before, now gets its identity. The optional parts of the chart rendered
+before, now gets its identity (the upgrade's values leave certs.caBundle
+out: the chart keeps the one the configurations carry). The optional parts of the chart rendered
 (cert-manager mode, the network policy, the audit CronJob, the admission
 policy) pass the API server's validation. `helm uninstall` leaves none of the release's
 objects (webhook configurations and ClusterRoles included), and a driver
@@ -258,9 +259,20 @@ def test_helm_upgrade_with_a_new_policy_reaches_the_running_server(release, clus
 
     new = release["dir"] / "policy-v2.yaml"
     new.write_text(_upgraded_policy())
-    p = helm("upgrade", RELEASE, CHART, "--namespace", NS, "--values", release["values"],
+    # The install's values but certs.caBundle, as an admin who forgot it:
+    # the chart keeps the caBundle the configurations carry (helm lookup).
+    values = yaml.safe_load(release["values"].read_text())
+    del values["certs"]
+    forgetful = release["dir"] / "values-without-ca.yaml"
+    forgetful.write_text(yaml.safe_dump(values))
+    p = helm("upgrade", RELEASE, CHART, "--namespace", NS, "--values", forgetful,
              "--set-file", f"policy.content={new}")
     assert "STATUS: deployed" in p.stdout and "REVISION: 2" in p.stdout, p.stdout
+    assert "certs.caBundle is empty" not in p.stdout, p.stdout
+    for kind, name in (("mutatingwebhookconfiguration", FULLNAME), ("validatingwebhookconfiguration", FULLNAME),
+                       ("validatingwebhookconfiguration", f"{FULLNAME}-policy")):
+        for w in cluster.kubectl_json("get", kind, name)["webhooks"]:
+            assert w["clientConfig"]["caBundle"] == server.ca_bundle, (name, w["name"])
     stored = cluster.kubectl_json("get", "configmap", "-n", NS, POLICY_CM)["data"]["policy.yaml"]
     assert stored == new.read_text()
 

@@ -65,9 +65,30 @@ deploy/policy.yaml) when empty.
 {{- end }}
 
 {{/*
+The caBundle of secret mode: certs.caBundle, or, when that is empty, the one
+the configuration KIND NAME already carries in the cluster (helm lookup: an
+upgrade that forgets the value keeps the CA instead of writing "" and
+leaving the API server unable to trust the webhook). On install, and under
+helm template, there is none: "" as deploy/base ships it.
+Called with (list $ KIND NAME).
+*/}}
+{{- define "siw.caBundle" -}}
+{{- $root := index . 0 -}}
+{{- $ca := $root.Values.certs.caBundle -}}
+{{- if not $ca -}}
+{{- $live := lookup "admissionregistration.k8s.io/v1" (index . 1) "" (index . 2) -}}
+{{- range (get $live "webhooks" | default list) -}}
+{{- if not $ca -}}{{- $ca = (.clientConfig).caBundle | default "" -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $ca -}}
+{{- end }}
+
+{{/*
 A webhook's clientConfig: webhooks.url + PATH when set (a webhook served
 outside the cluster), else the Service; the caBundle in secret mode only
-(cert-manager's CA injector fills it otherwise). Called with (list $ PATH).
+(cert-manager's CA injector fills it otherwise). Called with
+(list $ PATH KIND NAME), KIND NAME its configuration.
 */}}
 {{- define "siw.clientConfig" -}}
 {{- $root := index . 0 -}}
@@ -83,7 +104,7 @@ clientConfig:
     port: 443
 {{- end }}
 {{- if eq $root.Values.certs.mode "secret" }}
-  caBundle: {{ $root.Values.certs.caBundle | quote }}
+  caBundle: {{ include "siw.caBundle" (list $root (index . 2) (index . 3)) | quote }}
 {{- end }}
 {{- end }}
 
