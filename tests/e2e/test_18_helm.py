@@ -28,7 +28,8 @@ sha256 on /readyz, and a new driver in e2e-helm-spark, stored unchanged
 before, now gets its identity (the upgrade's values leave certs.caBundle
 out: the chart keeps the one the configurations carry). The optional parts of the chart rendered
 (cert-manager mode, the network policy, the audit CronJob, the admission
-policy) pass the API server's validation. `helm uninstall` leaves none of the release's
+policy) pass the API server's validation, and an upgrade with a policy that
+does not load is refused by the chart's policy webhook. `helm uninstall` leaves none of the release's
 objects (webhook configurations and ClusterRoles included), and a driver
 created afterwards no longer reaches the second server. The suite's own
 registration from deploy/ stays in place throughout (it has no entry for
@@ -289,6 +290,23 @@ def test_helm_upgrade_with_a_new_policy_reaches_the_running_server(release, clus
     upgraded = model.load_policy(new)
     assert env_of(spark_container(after)) == env_of(spark_container(expected_spark_pod(sent, NEW_NS, upgraded)))
 
+
+
+
+def test_helm_upgrade_with_a_policy_that_does_not_load_is_refused(release, cluster):
+    """The chart's policy webhook (/validate-policy, on the running server)
+    judges the ConfigMap helm writes: the upgrade fails with the lines
+    `check-policy` prints, and the stored policy stays the one in force."""
+    helm = release["helm"]
+    before = cluster.kubectl_json("get", "configmap", "-n", NS, POLICY_CM)["data"]
+    broken = release["dir"] / "policy-broken.yaml"
+    broken.write_text("namespaces:\n  team-a: {identity: \"two words\", mode: loud}\n")
+    p = helm("upgrade", RELEASE, CHART, "--namespace", NS, "--values", release["values"],
+             "--set-file", f"policy.content={broken}", check=False)
+    assert p.returncode != 0, p.stdout
+    assert 'admission webhook "policy.spark-identity.io" denied the request' in p.stderr, p.stderr
+    assert "policy.yaml:2:" in p.stderr, p.stderr
+    assert cluster.kubectl_json("get", "configmap", "-n", NS, POLICY_CM)["data"] == before
 
 
 def test_the_api_server_accepts_what_the_optional_values_render(release, cluster):
