@@ -63,7 +63,8 @@ if have; then
         exit 0
 fi
 
-export CGO_ENABLED=0 GOTOOLCHAIN=local
+# go install PKG@VERSION builds outside any module: no workspace, no -mod flag.
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS= GOWORK=off
 say "building helm $HELM_VERSION with $(go env GOVERSION) into $bin (log: $log)"
 say "the first time takes a few minutes on 2 cores; later runs reuse the binary"
 start=$SECONDS
