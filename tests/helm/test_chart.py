@@ -421,8 +421,7 @@ def test_monitoring_is_deploy_monitorings(template, kustomize):
     dash = got[("ConfigMap", "spark-identity-webhook-dashboard")]
     assert dash["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert dash["metadata"]["namespace"] == NAMESPACE
-    assert dash["data"] == {"spark-identity-webhook.json":
-                            (CHART / "files" / "grafana-dashboard.json").read_text()}
+    assert dash["data"] == {"grafana-dashboard.json": (CHART / "files" / "grafana-dashboard.json").read_text()}
 
 
 def test_monitoring_values_and_the_rules_job_follow_the_name(template):
