@@ -1,8 +1,12 @@
 # The spark-identity-webhook image: the release binary on debian:bookworm-slim
 # with only the libraries it loads, run as 65532:65532, nothing at run time
-# that needs a shell. Built and run by tests/image (buildah, no Docker engine):
-#   docker build -t spark-identity-webhook:0.1.0 .
-#   buildah --storage-driver vfs bud --isolation chroot -t spark-identity-webhook:0.1.0 .
+# that needs a shell. Built and run by tests/image (buildah, no Docker engine).
+# VERSION is meson.build's project version, the one place it is written;
+# tests/image/build.sh (make image) passes it, and the build fails when it
+# is not the version the binary was built with:
+#   v=$(sed -n "s/^ *version : '\(.*\)',$/\1/p" meson.build)
+#   docker build --build-arg VERSION=$v -t spark-identity-webhook:$v .
+#   buildah --storage-driver vfs bud --isolation chroot --build-arg VERSION=$v -t spark-identity-webhook:$v .
 # .dockerignore lets only the sources into the context (never build/ or certs/).
 
 # Build: compiler, meson and the -dev packages. Only the binary is built:
@@ -31,6 +35,10 @@ COPY subprojects/packagefiles/ subprojects/packagefiles/
 RUN meson setup /build --buildtype=release -Doptimization=2 -Db_ndebug=true \
  && ninja -C /build spark-identity-webhook \
  && strip --strip-unneeded /build/spark-identity-webhook
+# After the build, so that the compiled steps stay cached across versions.
+ARG VERSION
+RUN test "$(/build/spark-identity-webhook --version)" = "spark-identity-webhook ${VERSION}" \
+ || { echo "--build-arg VERSION=${VERSION} is not meson.build's version: $(/build/spark-identity-webhook --version)" >&2; exit 1; }
 
 # Run: the same base and only the runtime libraries (ca-certificates for the
 # Kubernetes API's and any other public CA chain). No compiler, no meson.
@@ -42,6 +50,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old \
            /var/log/apt /var/log/dpkg.log /var/log/alternatives.log
 COPY --from=build /build/spark-identity-webhook /usr/local/bin/spark-identity-webhook
+ARG VERSION
+LABEL org.opencontainers.image.title="spark-identity-webhook" \
+      org.opencontainers.image.description="Kubernetes admission webhook: Azure identity, Java and hadoop-azure settings for Spark pods" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 # The distroless "nonroot" ids; deploy/base/deployment.yaml asks for the same.
 USER 65532:65532
 # Fails the build here, not in the cluster, if a library is missing.

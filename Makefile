@@ -51,7 +51,8 @@
 #               legitimate reviews (tests/attack/run.sh); make test runs 20 s
 #   make image  the container image from the Dockerfile, with buildah (no
 #               Docker engine; the debian:bookworm-slim base is debootstrapped
-#               once into ~/.cache/spark-identity-webhook), as $(IMAGE)
+#               once into ~/.cache/spark-identity-webhook), as $(IMAGE),
+#               labelled with meson.build's version
 #   make clean
 
 BUILD      ?= build

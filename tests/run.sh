@@ -14,10 +14,11 @@
 # (tests/soak/run.sh); BUILD's server under valgrind, VALGRIND_SECONDS (15)
 # (tests/soak/valgrind.sh); the attack suite, ATTACK_SECONDS (20) against
 # BUILD (tests/attack/run.sh); the monitoring suite, deploy/monitoring/'s
-# rules with promtool and a real Prometheus, against BUILD
+# rules and dashboard with promtool and a real Prometheus, against BUILD
 # (tests/monitoring/run.sh); the Helm chart with helm v4.3.2 built from its
-# Go module, its results in BUILD (tests/helm/run.sh); ThreadSanitizer over the unit tests, the
-# integration tests and a TSAN_SOAK_SECONDS (20) soak, in its own build
+# Go module, its results in BUILD (tests/helm/run.sh); ThreadSanitizer over
+# the unit tests, the integration tests and a TSAN_SOAK_SECONDS (20) soak,
+# in its own build
 # TSAN_BUILD (tests/tsan.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "webhook_limits.h"
+
 struct buf;
 struct pool;
 
@@ -88,6 +90,8 @@ struct rule {
                                                   workload identity, where it is optional */
         const char *tenant_id;                 /* NULL when not set */
         const char *client_id;                 /* NULL when not set */
+        const char *resource_id;               /* the managed identity's Azure resource id (resourceId),
+                                                  for render identities only; NULL when not set */
         enum policy_mode mode;
         enum policy_conflict on_conflict;
         enum policy_jvm_env jvm_env;
@@ -125,6 +129,10 @@ struct ns_info {
 };
 
 #define POLICY_ANNOTATION_PREFIX "spark-identity.io/"
+/* How every output that writes text says a namespace has no rule: tables,
+ * explain, the auditAnnotations and PolicyReport properties (string maps);
+ * JSON documents that allow it (the decision log, audit -o json) write null. */
+#define POLICY_NO_RULE "none"
 
 /* The outcome of policy_resolve(). */
 struct resolution {
@@ -327,11 +335,26 @@ enum policy_value {
         POLICY_VALUE_SERVICE_ACCOUNT, /* an RFC 1123 subdomain */
         POLICY_VALUE_HTTPS_URL,       /* an https URL with a host: authorityHost */
         POLICY_VALUE_HADOOP_KEY,      /* non-empty, without white space or '=' */
+        POLICY_VALUE_RESOURCE_ID,     /* a user-assigned managed identity's resource id: resourceId */
         POLICY_VALUE_MAX,
 };
 
 /* Whether `s` is a valid value of `kind`; false for NULL or a kind out of range. */
 bool policy_value_valid(enum policy_value kind, const char *s);
+
+/* A user-assigned managed identity's Azure resource id, taken apart:
+ * /subscriptions/<GUID>/resourceGroups/<RG>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<NAME>
+ * (the fixed segments in any case, as Azure gives them out: `resourcegroups`
+ * from the CLI, `resourceGroups` from the portal). */
+struct policy_resource_id {
+        char subscription[37];
+        char resource_group[WH_AZURE_RESOURCE_GROUP_MAX + 1];
+        char name[WH_AZURE_IDENTITY_NAME_MAX + 1];
+};
+
+/* Parses `s` into *ret. 0; -EINVAL with what is wrong in `why` (*ret then
+ * unspecified). */
+int policy_resource_id_parse(const char *s, struct policy_resource_id *ret, char *why, size_t whylen);
 
 const char *policy_mode_name(enum policy_mode m);
 const char *policy_conflict_name(enum policy_conflict c);

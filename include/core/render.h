@@ -76,6 +76,14 @@ const char *render_format_name(enum render_format f);
 int render_admission_policy(const struct policy *p, const char *namespace_, enum render_format format, struct buf *out,
                             char *err, size_t errlen);
 
+/* The writers both renderings share (render_identities.h too): each item
+ * of the JSON array `items` as a YAML document ("---", then the object as a
+ * block mapping; strings quoted where YAML 1.1 or 1.2 would read them as
+ * something else); `v` as indented JSON and a newline. 0, -ENOBUFS, -ENOMEM. */
+struct cJSON;
+int render_write_yaml(struct buf *out, const struct cJSON *items);
+int render_write_json(struct buf *out, const struct cJSON *v);
+
 /* Appends `s` as a CEL string literal in single quotes: \ ' " and control
  * characters escaped (\xHH), other bytes as they are. */
 int render_cel_string(struct buf *b, const char *s);

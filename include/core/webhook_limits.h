@@ -126,6 +126,9 @@
 /* Policy: the problems of one load, as policy_load() writes them (every
  * problem it finds, each a line of at most a few hundred bytes). */
 #define WH_POLICY_ERRORS_MAX_BYTES (64u * 1024u)
+/* An unknown key longer than this gets no "did you mean" (the edit distance
+ * is computed in rows of this length). */
+#define WH_POLICY_SUGGEST_KEY_MAX 64u
 /* The policy ConfigMap's validating webhook (configmap_policy.h): the
  * problem lines its refusal carries. kubectl prints the message whole, and
  * the API server keeps it in its audit log: the first problems, then how
@@ -232,6 +235,17 @@
 #define RENDER_MAX_PARAMS_BYTES (1024u * 1024u)
 #define RENDER_MAX_CEL_CHARS 60000u
 #define RENDER_MAX_OUTPUT_BYTES (16u * 1024u * 1024u)
+
+/* A managed identity's resource id (the policy's resourceId), by Azure's own
+ * naming rules: a resource group name is 1 to 90 characters, a user-assigned
+ * identity's 3 to 128; a federated identity credential's name (what
+ * render identities makes from the namespace and the service account) 3 to
+ * 120. Fixed: they are Azure's. */
+#define WH_AZURE_RESOURCE_GROUP_MAX 90u
+#define WH_AZURE_IDENTITY_NAME_MIN 3u
+#define WH_AZURE_IDENTITY_NAME_MAX 128u
+#define WH_AZURE_FIC_NAME_MIN 3u
+#define WH_AZURE_FIC_NAME_MAX 120u
 
 /* Log lines: one line at most WH_LOG_LINE_MAX bytes. Fields are appended
  * whole or not at all within the line less WH_LOG_TAIL_RESERVE, which keeps

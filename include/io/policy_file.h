@@ -5,6 +5,14 @@
 #include "buf.h"
 #include "policy.h"
 
-/* 0 and *ret_policy; or a negative errno and one or more lines in `errors`
- * shaped "PATH:LINE:COL: where: message\n". */
+/* 0 and *ret_policy. -EINVAL when the file was read and is not a valid
+ * policy: one or more lines in `errors` shaped "PATH:LINE:COL: where:
+ * message\n". Another negative errno when it could not be read (missing,
+ * unreadable, larger than WH_MAX_POLICY_BYTES; -ENOMEM): one line naming
+ * the file in `errors`. */
 int policy_file_load(const char *path, struct policy **ret_policy, struct buf *errors);
+
+/* The same for the policy on stdin (read to its end), whose lines are named
+ * POLICY_FILE_STDIN_NAME in place of a path. */
+#define POLICY_FILE_STDIN_NAME "<stdin>"
+int policy_file_load_stdin(struct policy **ret_policy, struct buf *errors);

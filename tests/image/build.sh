@@ -187,8 +187,14 @@ else
         say "base $base: committed from $rootfs_tar in $(took "$t")"
 fi
 
+# The one version, meson.build's: checked against the binary in the build
+# stage and written in the image's org.opencontainers.image.version label.
+version=$(sed -n "s/^ *version : '\(.*\)',\$/\1/p" meson.build | head -n 1)
+[ -n "$version" ] || { say "no version : '...' line in meson.build"; exit 1; }
+say "version $version (meson.build)"
 t=$(now)
-bud=("${buildah[@]}" bud --isolation chroot --pull=false --layers --force-rm -f Dockerfile)
+bud=("${buildah[@]}" bud --isolation chroot --pull=false --layers --force-rm -f Dockerfile
+     --build-arg "VERSION=$version")
 "${bud[@]}" --target build -t "$build_stage_tag" .
 "${bud[@]}" -t "$tag" .
 say "built $tag in $(took "$t")"

@@ -247,6 +247,16 @@ def test_binary_is_hardened(config, rootfs):
 # The image's binary, run in the container
 # ---------------------------------------------------------------------------
 
+def test_version_label_is_mesons_version(config):
+    """One version: meson.build's, in the OCI label that registries and
+    scanners read, as --version prints it (build.sh passes it; the build
+    stage checks it against the binary)."""
+    labels = config.get("Labels") or {}
+    assert labels.get("org.opencontainers.image.version") == project_version(), labels
+    assert labels.get("org.opencontainers.image.licenses") == "Apache-2.0", labels
+    assert labels.get("org.opencontainers.image.title") == "spark-identity-webhook", labels
+
+
 def test_version(config, container):
     p = run_in(container, [*config["Entrypoint"], "--version"])
     assert p.returncode == 0, p.stderr

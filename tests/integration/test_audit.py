@@ -268,12 +268,45 @@ def test_table_is_the_default(cluster, deny_policy):
     assert lines[i + 1].startswith("    expected  ") and lines[i + 2].startswith("    found     ")
 
     summary = lines.index(next(l for l in lines[1:] if l.startswith("NAMESPACE ")))
-    assert re.match(r"NAMESPACE +RULE +MODE +PODS +SPARK +COMPLIANT +FINDINGS +UNKNOWN +PROBLEMS$", lines[summary])
+    assert re.match(r"NAMESPACE +RULE +MODE +PODS +SPARK +COMPLIANT +NONCOMPLIANT +UNKNOWN +FINDINGS +PROBLEMS$",
+                    lines[summary])
     per_ns = {l.split()[0]: l for l in lines[summary + 1:] if l and l.split()[0].startswith("team-")}
     assert set(per_ns) == {"team-a", "team-c", "team-e", "team-off", "team-w", "team-x"}
     assert per_ns["team-off"].split()[2] == "off"
     assert "no-policy 1" in per_ns["team-x"] and "foreign-identity 1" in per_ns["team-x"]
     assert any(re.match(rf"{len(cluster['items'])} pods in 6 namespaces", l) for l in lines), out
+
+
+def test_table_counts_agree_with_json(cluster, deny_policy):
+    """NONCOMPLIANT counts pods (withFindings), FINDINGS counts findings (a
+    pod can have several), PROBLEMS splits the findings by kind; a namespace
+    without a rule says none where JSON says null."""
+    rc, out, _ = audit("--policy", deny_policy, "--pods", cluster["path"])
+    rc2, js, err = audit("--policy", deny_policy, "--pods", cluster["path"], "-o", "json")
+    assert rc == rc2 == 1, err
+    doc = json.loads(js)
+    lines = out.splitlines()
+    summary = lines.index(next(l for l in lines[1:] if l.startswith("NAMESPACE  RULE")))
+    head = lines[summary].split()
+    by_ns = {n["namespace"]: n for n in doc["summary"]["namespaces"]}
+    several = 0
+    for line in lines[summary + 1:]:
+        if not line.strip() or line.split()[0] not in by_ns:
+            break
+        cells = dict(zip(head, line.split(maxsplit=len(head) - 1)))
+        ns = by_ns[cells["NAMESPACE"]]
+        assert int(cells["NONCOMPLIANT"]) == ns["withFindings"], line
+        assert int(cells["FINDINGS"]) == ns["findings"] == sum(ns["problems"].values()), line
+        listed = [f for f in doc["findings"] if f["namespace"] == cells["NAMESPACE"]]
+        assert ns["findings"] == len(listed), line
+        by_kind = dict(re.findall(r"([a-z-]+) (\d+)", cells["PROBLEMS"]))
+        assert {k: int(v) for k, v in by_kind.items()} == {k: v for k, v in ns["problems"].items() if v}, line
+        assert cells["RULE"] == (ns["rule"] or "none"), line
+        several += ns["findings"] > ns["withFindings"]
+    assert several, "no namespace has a pod with several findings: the test would not tell pods from findings"
+    assert by_ns["team-x"]["rule"] is None
+    assert sum(n["findings"] for n in by_ns.values()) == doc["summary"]["findings"]
+    assert re.search(rf"{doc['summary']['withFindings']} with {doc['summary']['findings']} findings", out), out
 
 
 def test_foreign_claims_in_audit_and_off_namespaces_are_findings(tmp_path):

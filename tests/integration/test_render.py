@@ -314,11 +314,13 @@ def test_a_policy_with_errors_is_refused_with_its_places(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "say what to render: admission-policy"),
-    (["identities", "--policy", DEPLOY_POLICY], 'cannot render "identities"'),
+    ([], "say what to render: admission-policy or identities"),
+    (["network-policy", "--policy", DEPLOY_POLICY], 'cannot render "network-policy"; KIND is admission-policy or identities'),
     (["admission-policy"], "--policy FILE is required"),
     (["admission-policy", "--policy"], "--policy needs a value"),
-    (["admission-policy", "--policy", DEPLOY_POLICY, "-o", "xml"], '-o is yaml or json, not "xml"'),
+    (["admission-policy", "--policy", DEPLOY_POLICY, "-o", "xml"], '-o is yaml or json for admission-policy, not "xml"'),
+    (["admission-policy", "--policy", DEPLOY_POLICY, "--oidc-issuer", "https://x/"],
+     "--oidc-issuer is for render identities"),
     (["admission-policy", "--policy", DEPLOY_POLICY, "--namespace", "Not_A_Namespace"],
      '--namespace "Not_A_Namespace" is not a namespace name'),
     (["admission-policy", "--policy", DEPLOY_POLICY, "extra"], 'unexpected "extra"'),
@@ -356,7 +358,8 @@ def test_help():
     for needle in ("admission-policy", "second line of defence", "while the webhook is down", GRANTS,
                    "grant key", "grantors",
                    "spark-identity-webhook render admission-policy --policy deploy/policy.yaml | kubectl apply -f -",
-                   "render and apply them again whenever the policy\nchanges", "make render"):
+                   "again whenever the policy changes, or the API server goes on", "make render",
+                   "render identities --policy FILE"):
         assert needle in text, needle
     assert run_bin("render", "--help").stdout == p.stdout
     assert run_bin("render", "admission-policy", "--help").stdout == p.stdout

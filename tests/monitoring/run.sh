@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The monitoring suite (tests/monitoring) against BUILD's server, with
 # Debian's prometheus package (promtool and prometheus) installed when
-# missing. Its results go to BUILD/monitoring.xml (for tests/summary.py).
+# missing: the alert rules (test_monitoring.py) and the Grafana dashboard
+# (test_dashboard.py; its ConfigMap rendered by the kubectl that
+# tests/e2e/build-control-plane.sh builds once, or E2E_BIN_DIR's). Its
+# results go to BUILD/monitoring.xml (for tests/summary.py).
 # Usage: tests/monitoring/run.sh BUILD
 set -uo pipefail
 cd "$(dirname "$0")/../.."

@@ -328,6 +328,19 @@ static void assert_aligned(const char *header, const char *row, const char *cons
         }
 }
 
+/* The number right-aligned under `column` of `header` in `row`. */
+static unsigned long count_under(const char *header, const char *row, const char *column)
+{
+        const char *h = strstr(header, column);
+        assert_non_null(h);
+        size_t end = (size_t)(h - header) + strlen(column);
+        size_t start = end;
+        while (start > 0 && row[start - 1] >= '0' && row[start - 1] <= '9')
+                start--;
+        assert_true(start < end);
+        return strtoul(row + start, NULL, 10);
+}
+
 static void test_table(void **state)
 {
         struct fixture *fx = *state;
@@ -361,7 +374,8 @@ static void test_table(void **state)
         assert_true(strncmp(lines[26], "team-a ", 7) == 0);
         assert_aligned(lines[25], lines[26], scols, 4);
         /* Counts are right-aligned under their heading. */
-        for (const char *const *k = (const char *const[]){ "PODS", "SPARK", "COMPLIANT", "FINDINGS", "UNKNOWN", NULL };
+        for (const char *const *k =
+                     (const char *const[]){ "PODS", "SPARK", "COMPLIANT", "NONCOMPLIANT", "UNKNOWN", "FINDINGS", NULL };
              *k; k++) {
                 size_t end = (size_t)(strstr(lines[25], *k) - lines[25]) + strlen(*k);
                 assert_true(lines[26][end - 1] >= '0' && lines[26][end - 1] <= '9');
@@ -369,10 +383,13 @@ static void test_table(void **state)
         }
         assert_non_null(strstr(lines[26], "missing-identity 1, wrong-identity 1, foreign-identity 1, "
                                           "missing-jvm-settings 2"));
+        /* FINDINGS counts the findings (those five), NONCOMPLIANT the pods that have them. */
+        assert_int_equal(count_under(lines[25], lines[26], "FINDINGS"), 5);
+        assert_true(count_under(lines[25], lines[26], "NONCOMPLIANT") < 5);
         assert_true(strncmp(lines[28], "team-off ", 9) == 0);
         assert_non_null(strstr(lines[28], " off "));
         assert_true(strncmp(lines[29], "team-x ", 7) == 0);
-        assert_non_null(strstr(lines[29], " -  "));
+        assert_non_null(strstr(lines[29], "team-x     none "));   /* no rule: the word none, not "-" */
         assert_string_equal(lines[30], "7 pods in 4 namespaces, 5 of them Spark pods; judged 5: 1 compliant, "
                                        "4 with 8 findings; 1 not judged (mode off).");
         assert_string_equal(lines[31], "Pods from pods.json; policy policy.yaml (sha256 abc123).");
@@ -409,7 +426,7 @@ static void test_table_empty_and_unknown(void **state)
         fclose(fp);
         assert_non_null(strstr(fx->out, "2 pods unknown: their rule depends on their namespace's labels or "
                                         "annotations, which were not read (give --namespaces FILE"));
-        assert_non_null(strstr(fx->out, "team-q     -     ?  "));
+        assert_non_null(strstr(fx->out, "team-q     ?     ?  "));   /* rule and mode not known */
 
         /* The PolicyReport of such a namespace: nothing failed, all skipped. */
         fp = capture(fx);

@@ -417,7 +417,10 @@ static void test_existing_files_need_force(void **state)
         first = slurp(path_in(f, "tls.crt"), NULL);
 
         assert_int_equal(certs_generate(&req, f->err, sizeof(f->err)), -EEXIST);
-        xsnprintf(want, "%s already exists (use --force to overwrite)", path_in(f, "ca.crt"));
+        xsnprintf(want,
+                  "%s already exists: --renew keeps the CA there and signs a new tls.crt and tls.key (the caBundle "
+                  "stays valid); --force makes a new CA and pair over them (the caBundle must then change)",
+                  path_in(f, "ca.crt"));
         assert_string_equal(f->err, want);
         now = slurp(path_in(f, "tls.crt"), NULL);
         assert_string_equal(now, first);   /* untouched */

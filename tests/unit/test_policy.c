@@ -20,6 +20,9 @@
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
 #define CLIENT_A "5f4c1b2a-8d3e-4f6a-9b7c-1d2e3f4a5b6c"
 #define CLIENT_D "0d7e5c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"
+#define SUB "6513270e-269e-4d37-b2a7-4de452e6b438"
+#define RID_PREFIX \
+        "/subscriptions/" SUB "/resourceGroups/rg-spark/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
 #define MSI "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider"
 
 static const char example[] =
@@ -408,6 +411,18 @@ static const struct bad_case {
         { "- a\n- b\n", "a policy is a map with defaults, namespaces, selectors" },
         { "namespaces:\n  t: {identity: x\n", "3:1:" },
         { "namespaces:\n  t: {identity: x}\n  t: {identity: y}\n", "3:3:" },
+        { "namespaces:\n  t: {identity: x, resourceId: /subscriptions/" SUB "/resourceGroups/rg/providers/"
+          "Microsoft.Compute/userAssignedIdentities/id-x}\n",
+          "2:32: namespaces.t.resourceId: \"/subscriptions/" SUB
+          "/resourceGroups/rg/providers/Microsoft.Compute/userAssignedIdentities/id-x\" is not a user-assigned "
+          "managed identity's resource id (/subscriptions/GUID/resourceGroups/RG/providers/"
+          "Microsoft.ManagedIdentity/userAssignedIdentities/NAME): segment 6 is \"Microsoft.Compute\", not "
+          "Microsoft.ManagedIdentity" },
+        { "defaults:\n  resourceId: 12\n", "2:15: defaults.resourceId: must be a string" },
+        { "namespaces:\n  t: {identity: x, resourceID: " RID_PREFIX "x1}\n",
+          "2:20: namespaces.t.resourceID: unknown key, did you mean resourceId? (a namespace entry has identity, "
+          "tenantId, clientId, "
+          "resourceId," },
         { "", "empty" },
 };
 
@@ -442,6 +457,83 @@ static void test_every_problem_reported(void **state)
                 lines += *s == '\n';
         assert_int_equal(lines, 4);
         free(errors);
+}
+
+/* Problems come in the order of the file, whatever order they were found in
+ * (the rules after the top-level keys, a missing identity at its entry). */
+static void test_problems_in_line_order(void **state)
+{
+        char *errors = load_bad("namespaces:\n"
+                                "  b: {clientId: nope}\n"
+                                "  a: {identity: x, mode: sometimes}\n"
+                                "defaults:\n"
+                                "  mode: of\n"
+                                "unmatched: sometimes\n"
+                                "bogus: 1\n");
+        const char *want[] = { "2:3: namespaces.b: identity is required",
+                               "2:17: namespaces.b.clientId",
+                               "3:26: namespaces.a.mode",
+                               "5:9: defaults.mode",
+                               "6:12: unmatched",
+                               "7:1: bogus: unknown key" };
+        const char *at = errors;
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+                const char *found = strstr(at, want[i]);
+                if (!found)
+                        fail_msg("want \"%s\" after the line before it in:\n%s", want[i], errors);
+                at = strchr(found, '\n');
+                assert_non_null(at);
+        }
+        free(errors);
+}
+
+/* A misspelt key names the key meant, among those valid where it stands. */
+static void test_misspelt_keys_name_the_key_meant(void **state)
+{
+        static const struct {
+                const char *text, *want;
+        } cases[] = {
+                { "namespaces:\n  t: {identity: x, clientID: " CLIENT_A "}\n",
+                  "2:20: namespaces.t.clientID: unknown key, did you mean clientId? (a namespace entry has identity," },
+                { "namespaces:\n  t: {identity: x, tennantId: " CLIENT_A "}\n", "did you mean tenantId?" },
+                { "namespaces:\n  t: {identity: x, onconflict: deny}\n", "did you mean onConflict?" },
+                { "namespaces:\n  t: {identity: x, storageAcounts: [a]}\n", "did you mean storageAccounts?" },
+                { "namespaces:\n  t: {identity: x, java: {hoem: /x}}\n",
+                  "unknown key, did you mean home? (java has home and options)" },
+                { "namespace:\n  t: {identity: x}\n", "1:1: namespace: unknown key, did you mean namespaces?" },
+                { "unmatch: deny\n", "did you mean unmatched?" },
+                { "defaults: {mode: audit, mdoe: off}\n", "defaults.mdoe: unknown key, did you mean mode?" },
+                { "selectors:\n  - {namespaceSelector: {}, identity: x, nmae: y}\n", "did you mean name?" },
+                { "selectors:\n  - {namespaceSelector: {matchLabel: {a: b}}, identity: x}\n",
+                  "matchLabel: unknown key, did you mean matchLabels?" },
+                { "selectors:\n  - {namespaceSelector: {matchExpressions: [{key: a, operater: Exists}]}, identity: "
+                  "x}\n",
+                  "unknown key \"operater\", did you mean operator? (a requirement has key, operator and values)" },
+        };
+        static const char *const far[] = {
+                "namespaces:\n  t: {identity: x, java: {path: /x}}\n",      /* nothing close */
+                "namespaces:\n  t: {identity: x, name: y}\n",               /* a selector's key, not an entry's */
+                "namespaces:\n  t: {identity: x, "
+                "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz: 1}\n",
+        };
+        int misses = 0;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                char *errors = load_bad(cases[i].text);
+                if (!strstr(errors, cases[i].want)) {
+                        print_error("case %zu: want \"%s\" in:\n%s", i, cases[i].want, errors);
+                        misses++;
+                }
+                free(errors);
+        }
+        for (size_t i = 0; i < sizeof far / sizeof *far; i++) {
+                char *errors = load_bad(far[i]);
+                if (strstr(errors, "did you mean") || !strstr(errors, "unknown key")) {
+                        print_error("far %zu: want an unknown key and no guess in:\n%s", i, errors);
+                        misses++;
+                }
+                free(errors);
+        }
+        assert_int_equal(misses, 0);
 }
 
 static void test_too_many_flags(void **state)
@@ -848,6 +940,91 @@ static void test_value_checks(void **state)
         policy_free(p);
 }
 
+/* resourceId: the segments' names in any case, each part checked, merged
+ * like clientId (defaults < entry), and no effect on what pods get. */
+static void test_resource_id(void **state)
+{
+        static const struct {
+                const char *id, *why;
+        } cases[] = {
+                { RID_PREFIX "spark-aks", NULL },
+                { "/SUBSCRIPTIONS/" SUB "/resourcegroups/RG_(x).1/PROVIDERS/microsoft.managedidentity/"
+                  "USERASSIGNEDIDENTITIES/Id_1",
+                  NULL },
+                { "/subscriptions/" SUB "/resourceGroups/caf\xc3\xa9/providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  NULL },
+                { "subscriptions/" SUB, "fewer than 8 segments" },
+                { RID_PREFIX, "the identity's name is not 3 to 128" },
+                { RID_PREFIX "ab", "the identity's name is not 3 to 128" },
+                { RID_PREFIX "-abc", "the identity's name" },
+                { RID_PREFIX "a.bc", "the identity's name" },
+                { RID_PREFIX "abc/", "more than 8 segments" },
+                { RID_PREFIX "abc/federatedIdentityCredentials/x", "more than 8 segments" },
+                { "/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "the subscription is not a GUID" },
+                { "/subscriptions/" SUB "/resourceGroups/rg./providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "the resource group" },
+                { "/subscriptions/" SUB "/resourceGroups//providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "the resource group" },
+                { "/subscriptions/" SUB "/resourceGroups/a b/providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "the resource group" },
+                { "/subscriptions/" SUB "/resourceGroup/rg/providers/Microsoft.ManagedIdentity/"
+                  "userAssignedIdentities/abc",
+                  "segment 3 is \"resourceGroup\", not resourceGroups" },
+                { "/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+                  "systemAssignedIdentities/abc",
+                  "segment 7" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                struct policy_resource_id id;
+                char why[256] = "";
+                int r = policy_resource_id_parse(cases[i].id, &id, why, sizeof why);
+                if (!cases[i].why) {
+                        assert_int_equal(r, 0);
+                        assert_true(policy_value_valid(POLICY_VALUE_RESOURCE_ID, cases[i].id));
+                        continue;
+                }
+                assert_int_equal(r, -EINVAL);
+                if (!strstr(why, cases[i].why))
+                        fail_msg("%s: want \"%s\" in \"%s\"", cases[i].id, cases[i].why, why);
+                assert_false(policy_value_valid(POLICY_VALUE_RESOURCE_ID, cases[i].id));
+        }
+        struct policy_resource_id id;
+        char why[256];
+        assert_int_equal(policy_resource_id_parse("/subscriptions/" SUB "/resourcegroups/My.RG/providers/"
+                                                  "Microsoft.ManagedIdentity/userAssignedIdentities/spark-id_1",
+                                                  &id, why, sizeof why),
+                         0);
+        assert_string_equal(id.subscription, SUB);
+        assert_string_equal(id.resource_group, "My.RG");
+        assert_string_equal(id.name, "spark-id_1");
+
+        struct policy *with =
+                load_ok("defaults: {resourceId: " RID_PREFIX "shared-id}\n"
+                        "namespaces:\n"
+                        "  a: {identity: sparkaks, clientId: " CLIENT_A ", resourceId: " RID_PREFIX "a-id}\n"
+                        "  b: {identity: b-spark}\n");
+        struct policy *without = load_ok("namespaces:\n"
+                                         "  a: {identity: sparkaks, clientId: " CLIENT_A "}\n"
+                                         "  b: {identity: b-spark}\n");
+        assert_string_equal(policy_rule_for(with, "a")->resource_id, RID_PREFIX "a-id");
+        assert_string_equal(policy_rule_for(with, "b")->resource_id, RID_PREFIX "shared-id");
+        assert_null(policy_rule_for(without, "a")->resource_id);
+        for (const char *ns = "a"; ns; ns = strcmp(ns, "a") == 0 ? "b" : NULL) {
+                const struct rule *rw = policy_rule_for(with, ns), *ro = policy_rule_for(without, ns);
+                assert_string_equal(rw->identity, ro->identity);
+                assert_string_equal(rw->flags_joined, ro->flags_joined);
+                assert_int_equal(rw->n_allowed_identities, ro->n_allowed_identities);
+        }
+        policy_free(with);
+        policy_free(without);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -863,6 +1040,8 @@ int main(void)
                 cmocka_unit_test(test_empty_namespaces),
                 cmocka_unit_test(test_bad_policies_explained),
                 cmocka_unit_test(test_every_problem_reported),
+                cmocka_unit_test(test_problems_in_line_order),
+                cmocka_unit_test(test_misspelt_keys_name_the_key_meant),
                 cmocka_unit_test(test_too_many_flags),
                 cmocka_unit_test(test_scalars_as_hadoop_values),
                 cmocka_unit_test(test_selectors_kubernetes_semantics),
@@ -874,6 +1053,7 @@ int main(void)
                 cmocka_unit_test(test_long_hadoop_names_and_huge_numbers),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_value_checks),
+                cmocka_unit_test(test_resource_id),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

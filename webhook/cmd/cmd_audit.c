@@ -33,6 +33,7 @@
 
 enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_POLICYREPORT };
 
+/* Long: it is the help text, read from top to bottom. */
 void cmd_audit_help(void)
 {
         printf("Usage: spark-identity-webhook audit --policy FILE\n"
@@ -70,7 +71,9 @@ void cmd_audit_help(void)
                "\\\\), so that every row is one line and shows what is there.\n"
                "\n",
                AUDIT_PAGE_MAX_BYTES);
-        printf("Where the pods come from (one of):\n"
+        printf("  --policy FILE      the policy to judge with (the one the webhook serves)\n"
+               "\n"
+               "Where the pods come from (one of):\n"
                "  --pods FILE        'kubectl get pods -A -o json' (a List), or one Pod; - is stdin\n"
                "  --kubeconfig FILE  list them from the API server of the current context\n"
                "  --in-cluster       ... with the pod's service account: KUBERNETES_SERVICE_HOST,\n"

@@ -1,5 +1,6 @@
 /* `check-policy`: validates a policy file and shows what each namespace
  * gets, or explains every problem with its place in the file. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,16 +15,31 @@
 
 void cmd_check_policy_help(void)
 {
-        printf("Usage: spark-identity-webhook check-policy FILE\n"
+        printf("Usage: spark-identity-webhook check-policy [--policy] FILE|-\n"
                "\n"
-               "Validates a policy (YAML or JSON). Each problem is printed as\n"
+               "Validates a policy (YAML or JSON), from FILE or, with -, from stdin. The file\n"
+               "may be given as --policy FILE, as every other command takes it, or alone.\n"
+               "Each problem is printed as\n"
                "  FILE:LINE:COLUMN: where.in.policy: what is wrong\n"
-               "and the exit status is 1. A valid policy prints who may carry which identity\n"
-               "(each identity the policy names, the mode that protects it from other namespaces\n"
-               "and its owners; what happens to unlisted ones), the grant keys and grantors, then,\n"
-               "per namespace, its auth (podIdentity or workloadIdentity), the identity or the\n"
-               "federated client, tenant and service account, the mode and the JVM flags its\n"
-               "Spark pods get, and exits 0.\n"
+               "in the order of the file (<stdin> in place of FILE for -), with the key meant\n"
+               "when a key is misspelt (did you mean `clientId`?), and the exit status is 1.\n"
+               "A valid policy prints who may carry which identity (each identity the policy\n"
+               "names, the mode that protects it from other namespaces and its owners; what\n"
+               "happens to unlisted ones), the grant keys and grantors, then, per namespace,\n"
+               "its auth (podIdentity or workloadIdentity), the identity or the federated\n"
+               "client, tenant and service account, the mode and the JVM flags its Spark pods\n"
+               "get, and exits 0.\n"
+               "\n"
+               "  --policy FILE   the policy to check (- for stdin)\n"
+               "  -h, --help      this text\n"
+               "\n"
+               "Exit status: 0 valid, 1 the policy has problems (listed on stdout), 2 a usage\n"
+               "error or a file that cannot be read (the message on stderr names it).\n"
+               "\n"
+               "Examples:\n"
+               "  spark-identity-webhook check-policy deploy/policy.yaml\n"
+               "  kubectl -n spark-identity-system get configmap spark-identity-policy \\\n"
+               "      -o jsonpath='{.data.policy\\.yaml}' | spark-identity-webhook check-policy -\n"
                "\n"
                "The policy reference is in README.md; deploy/policy.yaml is a commented example.\n");
 }
@@ -47,6 +63,8 @@ static void print_rule(const struct rule *r)
                         printf("\n");
                 }
         }
+        if (r->resource_id)
+                printf("  resourceId %s\n", r->resource_id);
         size_t first_other = r->identity ? 1 : 0;
         if (r->n_allowed_identities > first_other) {
                 printf("  may also use:");
@@ -113,35 +131,62 @@ static void print_claims(const struct policy *p)
         printf("%s\n", policy_grantor_count(p) ? "" : " none (grantors: []): grant keys cannot change");
 }
 
-int cmd_check_policy(int argc, char **argv)
+/* The policy file from --policy FILE or the one argument; NULL after a
+ * usage error (*ret_rc set) or --help (*ret_rc 0). */
+static const char *parse_args(int argc, char **argv, int *ret_rc)
 {
         static const struct option longopts[] = {
+                { "policy", required_argument, NULL, 'p' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
+        const char *path = NULL;
         int c;
         optind = 1;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-                if (c == 'h') {
+        while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'p': path = optarg; break;
+                case 'h':
                         cmd_check_policy_help();
-                        return 0;
+                        *ret_rc = 0;
+                        return NULL;
+                default: *ret_rc = cli_getopt_error(CMD, c, argv); return NULL;
                 }
-                return cli_usage_error(CMD, "unknown option %s", argv[optind - 1]);
         }
-        if (optind != argc - 1)
-                return cli_usage_error(CMD, "give exactly one policy file");
-        const char *path = argv[optind];
+        if (path && optind < argc) {
+                *ret_rc = cli_usage_error(CMD, "give the policy once: --policy %s, or %s alone", path, argv[optind]);
+                return NULL;
+        }
+        if (!path && optind != argc - 1) {
+                *ret_rc = cli_usage_error(CMD, "give exactly one policy file (--policy FILE, FILE, or - for stdin)");
+                return NULL;
+        }
+        return path ? path : argv[optind];
+}
+
+int cmd_check_policy(int argc, char **argv)
+{
+        int rc = 2;
+        const char *path = parse_args(argc, argv, &rc);
+        if (!path)
+                return rc;
+        bool from_stdin = strcmp(path, "-") == 0;
 
         struct buf errors;
         struct policy *p = NULL;
         buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
-        if (policy_file_load(path, &p, &errors) < 0) {
-                fputs(errors.data ? errors.data : "", stdout);
+        int loaded = from_stdin ? policy_file_load_stdin(&p, &errors) : policy_file_load(path, &p, &errors);
+        if (loaded < 0) {
+                /* Problems of a policy read are the output; a file not read is an error. */
+                fprintf(loaded == -EINVAL ? stdout : stderr, "%s%s", loaded == -EINVAL ? "" : CMD ": ",
+                        errors.data ? errors.data : "");
                 buf_free(&errors);
-                return 1;
+                return loaded == -EINVAL ? 1 : 2;
         }
         buf_free(&errors);
+        if (from_stdin)
+                path = POLICY_FILE_STDIN_NAME;
 
         printf("%s: valid; sha256 %s\n", path, policy_sha256(p));
         printf("namespaces without a rule: Spark pods %s; mode %s\n",

@@ -81,11 +81,11 @@ static void print_rule(const char *ns, const struct resolution *res, const struc
         printf("Namespace %s\n", ns);
         if (!r) {
                 if (res->problem[0])
-                        printf("  rule        none: its " POLICY_ANNOTATION_PREFIX
+                        printf("  rule        " POLICY_NO_RULE ": its " POLICY_ANNOTATION_PREFIX
                                " annotations make no valid rule: %s\n",
                                res->problem);
                 else
-                        printf("  rule        none: no entry under namespaces%s%s\n",
+                        printf("  rule        " POLICY_NO_RULE ": no entry under namespaces%s%s\n",
                                policy_reads_annotations(p) ? ", no " POLICY_ANNOTATION_PREFIX "identity annotation"
                                                            : "",
                                policy_selector_count(p) ? ", no selector matches its labels" : "");

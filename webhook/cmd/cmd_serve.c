@@ -477,13 +477,7 @@ static int serve_option(int c, char **argv, struct serve_config *cfg)
                         return cli_usage_error(CMD, "--metrics-listen: %s", err);
                 cfg->metrics_listen = optarg;
                 return OPT_NEXT;
-        case 'A':
-                cfg->audit_log = optarg;
-                if (log_set_audit_file(optarg, err, sizeof err) < 0) {
-                        fprintf(stderr, CMD ": %s\n", err);
-                        return 2;
-                }
-                return OPT_NEXT;
+        case 'A': cfg->audit_log = optarg; return OPT_NEXT; /* opened once the flags are valid */
         case 'c': cfg->cert_path = optarg; return OPT_NEXT;
         case 'k': cfg->key_path = optarg; return OPT_NEXT;
         case 'a': cfg->client_ca = optarg; return OPT_NEXT;
@@ -562,7 +556,10 @@ static bool serve_configure(int argc, char **argv, struct serve_config *cfg, int
                 *ret_status = cli_usage_error(CMD, "--tls-cert and --tls-key are required");
         else if (server_check_listen(cfg->opt.listen, err, sizeof err) < 0)
                 *ret_status = cli_usage_error(CMD, "%s", err);
-        else
+        else if (cfg->audit_log && log_set_audit_file(cfg->audit_log, err, sizeof err) < 0) {
+                fprintf(stderr, CMD ": %s\n", err);
+                *ret_status = 2;
+        } else
                 return true;
         return false;
 }

@@ -119,7 +119,10 @@ void decision_log_write(const struct admission *a, long long micros)
         log_str(&l, "appName", m->app_name);
         log_str(&l, "user", rv->username);
         log_groups(&l, rv->groups);
-        log_str(&l, "rule", m->rule ? m->rule->name : NULL);
+        if (m->rule)
+                log_str(&l, "rule", m->rule->name);
+        else
+                log_raw(&l, "rule", "null"); /* present: no rule, as audit -o json says it */
         log_str(&l, "policySha256", m->policy_sha256);
         log_str(&l, "mode", policy_mode_name(m->mode));
         log_str(&l, "decision", mutate_decision_name(m->decision));

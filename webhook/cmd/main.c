@@ -45,6 +45,16 @@ static void usage(FILE *out)
                 "help COMMAND", "the options of one command");
 }
 
+static void help_help(void)
+{
+        printf("Usage: spark-identity-webhook help [COMMAND]\n"
+               "\n"
+               "Prints what COMMAND does, its options and an example; the same as\n"
+               "'spark-identity-webhook COMMAND --help'. Without COMMAND, the list of commands.\n"
+               "\n");
+        usage(stdout);
+}
+
 static const struct command *find(const char *name)
 {
         for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
@@ -71,6 +81,10 @@ int main(int argc, char **argv)
         if (strcmp(cmd, "help") == 0) {
                 if (argc < 3) {
                         usage(stdout);
+                        return 0;
+                }
+                if (strcmp(argv[2], "help") == 0) {
+                        help_help();
                         return 0;
                 }
                 const struct command *c = find(argv[2]);

@@ -260,6 +260,7 @@ int policy_compile_rule(struct pool *pool, const char *name, enum rule_source so
                 .jvm_env = jvm_env >= 0 ? (enum policy_jvm_env)jvm_env : POLICY_JVM_ENV_SPARK,
         };
         const char *tenant = PICK(tenant_id, NULL), *client = PICK(client_id, NULL);
+        const char *resource = PICK(resource_id, NULL);
         const char *home = e->java_home_set ? e->java_home : d->java_home;
 
         int rc = check_auth(e, wi, tenant, client, err, errlen);
@@ -269,6 +270,9 @@ int policy_compile_rule(struct pool *pool, const char *name, enum rule_source so
                 return -ENOMEM;
         r.tenant_id = pool_strdup(pool, tenant);
         r.client_id = pool_strdup(pool, client);
+        r.resource_id = pool_strdup(pool, resource);
+        if (resource && !r.resource_id)
+                return -ENOMEM;
         r.java_home = pool_strdup(pool, home);
 
         const struct words *acc = e->storage_accounts.set ? &e->storage_accounts : &d->storage_accounts;
@@ -305,8 +309,8 @@ int policy_compile_rule(struct pool *pool, const char *name, enum rule_source so
  * annotations. */
 int policy_layer_keep(struct pool *pool, struct layer *ly)
 {
-        const char **fields[] = { &ly->identity,  &ly->tenant_id,       &ly->client_id,
-                                  &ly->java_home, &ly->service_account, &ly->authority_host };
+        const char **fields[] = { &ly->identity,        &ly->tenant_id,      &ly->client_id,  &ly->java_home,
+                                  &ly->service_account, &ly->authority_host, &ly->resource_id };
         for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
                 if (*fields[i] && !(*fields[i] = pool_strdup(pool, *fields[i])))
                         return -ENOMEM;

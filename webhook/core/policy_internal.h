@@ -52,7 +52,7 @@ struct words {
  * a namespace's annotations. Unset fields fall through to the layer below. */
 struct layer {
         const char *path;                      /* "defaults", "namespaces.NAME", "selectors[i]" */
-        const char *identity, *tenant_id, *client_id, *java_home;
+        const char *identity, *tenant_id, *client_id, *java_home, *resource_id;
         const char *service_account, *authority_host;
         bool java_home_set;
         int mode, on_conflict, jvm_env, auth;  /* -1: not set here */
@@ -103,6 +103,13 @@ struct loader {
         unsigned n_errors;
         bool oom;
         int defaults_auth;      /* defaults.auth, -1 when not set */
+        /* Where each problem line starts in `errors` and the place it names
+         * (0:0 for none), for policy_sort_errors(). */
+        size_t errors_start;
+        struct placed_error {
+                unsigned line, col;
+                size_t off;
+        } placed[POLICY_MAX_ERRORS];
 };
 
 enum layer_kind { LAYER_DEFAULTS, LAYER_NAMED, LAYER_SELECTOR };
@@ -118,6 +125,21 @@ __attribute__((format(printf, 4, 5))) void policy_fail_key(struct loader *l, con
                                                            const char *fmt, ...);
 /* Reports running out of memory, once. */
 void policy_oom(struct loader *l);
+
+/* An unknown key: "unknown key, did you mean KEY? (HAS)" when one of `keys`
+ * is close to it (policy_key_suggest()), else "unknown key (HAS)"; `quoted`
+ * names the key in the message too. Placed at the key. */
+void policy_fail_unknown_key(struct loader *l, const cJSON *node, const char *path, bool quoted,
+                             const char *const *keys, size_t n_keys, const char *has);
+
+/* The key of `keys` that `key` most likely meant: the closest by edit
+ * distance (insert, delete, replace, swap two neighbours; letters without
+ * case), when it is at most a third of that key's length; NULL when none is. */
+const char *policy_key_suggest(const char *key, const char *const *keys, size_t n_keys);
+
+/* Puts the problem lines written since l->errors_start in the order of the
+ * file (by line, then column, lines without a place last, each kept whole). */
+void policy_sort_errors(struct loader *l);
 
 /* Writes a place in the policy, like namespaces.team-a.java.options[0]; a
  * place too long for the buffer ends in "...". */

@@ -14,6 +14,10 @@
 #define POLICY_TOP_KEYS                                                            \
         "defaults, namespaces, selectors, namespaceAnnotations, onLookupFailure, " \
         "unmatched, unlistedIdentities, delegableIdentities and grantors"
+/* The same keys, for "did you mean". */
+static const char *const top_keys[] = { "defaults",        "namespaces", "selectors",          "namespaceAnnotations",
+                                        "onLookupFailure", "unmatched",  "unlistedIdentities", "delegableIdentities",
+                                        "grantors" };
 
 /* The strongest of two modes: enforce, then audit, then off. */
 static enum policy_mode mode_strongest(enum policy_mode a, enum policy_mode b)
@@ -300,7 +304,8 @@ static void load_top_key(struct loader *l, const cJSON *it, struct layer *defaul
                 if (!cJSON_IsNull(it))
                         load_list(l, it, k, false, &p->grantors, &p->n_grantors);
         } else {
-                policy_fail_key(l, it, k, "unknown key (a policy has " POLICY_TOP_KEYS ")");
+                policy_fail_unknown_key(l, it, k, false, top_keys, sizeof top_keys / sizeof *top_keys,
+                                        "a policy has " POLICY_TOP_KEYS);
         }
 }
 
@@ -365,7 +370,7 @@ int policy_load_sha256(const char *text, size_t len, const char *sha256, struct 
                 goto out;
         }
         *defaults = (struct layer)LAYER_INIT("defaults");
-        struct loader l = { .doc = doc, .p = p, .errors = errors, .defaults_auth = -1 };
+        struct loader l = { .doc = doc, .p = p, .errors = errors, .defaults_auth = -1, .errors_start = errors->len };
         struct top t = { .defaults_ok = true };
         const cJSON *root = doc_root(doc);
 
@@ -378,6 +383,7 @@ int policy_load_sha256(const char *text, size_t len, const char *sha256, struct 
         cJSON_ArrayForEach(it, root)
                 load_top_key(&l, it, defaults, &t);
         load_rules(&l, root, defaults, &t);
+        policy_sort_errors(&l);
         if (l.n_errors > POLICY_MAX_ERRORS)
                 buf_printf(errors, "... and %u more problems\n", l.n_errors - POLICY_MAX_ERRORS);
         if (l.n_errors) {

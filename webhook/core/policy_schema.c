@@ -4,9 +4,15 @@
  * annotations read as a layer; each problem reported at its LINE:COL. */
 #include "policy_internal.h"
 
+#include "err.h"
+
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- error reporting ---- */
 
@@ -15,9 +21,13 @@ static void vfail(struct loader *l, const cJSON *node, bool at_key, const char *
         if (++l->n_errors > POLICY_MAX_ERRORS)
                 return;
         unsigned line = 0, col = 0;
+        l->placed[l->n_errors - 1] = (struct placed_error){ .off = l->errors->len };
         if (node && ((at_key && doc_key_position(l->doc, node, &line, &col) == 0) ||
-                     doc_position(l->doc, node, &line, &col) == 0))
+                     doc_position(l->doc, node, &line, &col) == 0)) {
                 buf_printf(l->errors, "%u:%u: ", line, col);
+                l->placed[l->n_errors - 1].line = line;
+                l->placed[l->n_errors - 1].col = col;
+        }
         if (path && *path)
                 buf_printf(l->errors, "%s: ", path);
         char msg[512];
@@ -51,6 +61,111 @@ void policy_oom(struct loader *l)
         if (!l->oom)
                 policy_fail(l, NULL, NULL, "out of memory");
         l->oom = true;
+}
+
+static unsigned char lower(char c)
+{
+        return (unsigned char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+}
+
+static unsigned min3(unsigned a, unsigned b, unsigned c)
+{
+        unsigned m = a < b ? a : b;
+        return m < c ? m : c;
+}
+
+/* The optimal string alignment distance of a and b, letters compared
+ * without case; UINT_MAX when either is longer than WH_POLICY_SUGGEST_KEY_MAX. */
+static unsigned key_distance(const char *a, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b);
+        unsigned rows[3][WH_POLICY_SUGGEST_KEY_MAX + 1];
+        if (la > WH_POLICY_SUGGEST_KEY_MAX || lb > WH_POLICY_SUGGEST_KEY_MAX)
+                return UINT_MAX;
+        unsigned *before = rows[0], *prev = rows[1], *cur = rows[2];
+        for (size_t j = 0; j <= lb; j++)
+                prev[j] = (unsigned)j;
+        for (size_t i = 1; i <= la; i++) {
+                cur[0] = (unsigned)i;
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned cost = lower(a[i - 1]) != lower(b[j - 1]);
+                        cur[j] = min3(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost);
+                        if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+                            lower(a[i - 2]) == lower(b[j - 1]) && before[j - 2] + 1 < cur[j])
+                                cur[j] = before[j - 2] + 1;
+                }
+                unsigned *t = before;
+                before = prev;
+                prev = cur;
+                cur = t;
+        }
+        return prev[lb];
+}
+
+const char *policy_key_suggest(const char *key, const char *const *keys, size_t n_keys)
+{
+        const char *best = NULL;
+        unsigned best_d = UINT_MAX;
+        for (size_t i = 0; i < n_keys; i++) {
+                unsigned d = key_distance(key, keys[i]);
+                if (d < best_d) {
+                        best_d = d;
+                        best = keys[i];
+                }
+        }
+        return best && (size_t)best_d * 3 <= strlen(best) ? best : NULL;
+}
+
+void policy_fail_unknown_key(struct loader *l, const cJSON *node, const char *path, bool quoted,
+                             const char *const *keys, size_t n_keys, const char *has)
+{
+        const char *key = node && node->string ? node->string : "";
+        const char *meant = policy_key_suggest(key, keys, n_keys);
+        char named[WH_POLICY_SUGGEST_KEY_MAX + 8] = "", hint[WH_POLICY_SUGGEST_KEY_MAX + 24] = "";
+        if (quoted)
+                snprintf(named, sizeof named, " \"%.*s\"", (int)WH_POLICY_SUGGEST_KEY_MAX, key);
+        if (meant)
+                snprintf(hint, sizeof hint, ", did you mean %s?", meant);
+        policy_fail_key(l, node, path, "unknown key%s%s (%s)", named, hint, has);
+}
+
+/* Orders placed errors: by line, by column, unplaced last, else as found. */
+static int placed_cmp(const void *pa, const void *pb)
+{
+        const struct placed_error *a = pa, *b = pb;
+        bool ua = a->line == 0, ub = b->line == 0;
+        if (ua != ub)
+                return ua ? 1 : -1;
+        if (a->line != b->line)
+                return a->line < b->line ? -1 : 1;
+        if (a->col != b->col)
+                return a->col < b->col ? -1 : 1;
+        return a->off < b->off ? -1 : a->off > b->off;
+}
+
+void policy_sort_errors(struct loader *l)
+{
+        size_t n = l->n_errors < POLICY_MAX_ERRORS ? l->n_errors : POLICY_MAX_ERRORS;
+        size_t end = l->errors->len, start = l->errors_start;
+        if (n < 2 || end <= start)
+                return;
+        struct placed_error sorted[POLICY_MAX_ERRORS];
+        memcpy(sorted, l->placed, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, placed_cmp);
+        char *copy = malloc(end - start);
+        if (!copy)
+                return; /* found order, then: every line is still there */
+        memcpy(copy, l->errors->data + start, end - start);
+        size_t at = start;
+        for (size_t i = 0; i < n; i++) {
+                size_t from = sorted[i].off, to = end;
+                for (size_t k = 0; k < n; k++) /* the next line's start, in the order written */
+                        if (l->placed[k].off > from && l->placed[k].off < to)
+                                to = l->placed[k].off;
+                memcpy(l->errors->data + at, copy + (from - start), to - from);
+                at += to - from;
+        }
+        free(copy);
 }
 
 /* Writes a place in the policy, like namespaces.team-a.java.options[0]; a
@@ -149,6 +264,102 @@ static bool is_uuid(const char *s)
         return true;
 }
 
+/* ---- a managed identity's resource id ---- */
+
+/* The next segment of a resource id: from `*s` (past its '/') to the next
+ * '/' or the end. False when there is no '/' at `*s`. */
+static bool next_segment(const char **s, const char **ret_seg, size_t *ret_len)
+{
+        if (**s != '/')
+                return false;
+        const char *seg = *s + 1, *end = strchr(seg, '/');
+        *ret_len = end ? (size_t)(end - seg) : strlen(seg);
+        *ret_seg = seg;
+        *s = seg + *ret_len;
+        return true;
+}
+
+static bool segment_is(const char *seg, size_t len, const char *word)
+{
+        return len == strlen(word) && strncasecmp(seg, word, len) == 0;
+}
+
+/* A resource group's name, as Azure allows it: 1 to 90 letters (Unicode
+ * ones too), digits, '_', '-', '.', '(' and ')', not ending in '.'. */
+static bool is_resource_group(const char *s, size_t n)
+{
+        if (n == 0 || n > WH_AZURE_RESOURCE_GROUP_MAX || s[n - 1] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (!(is_alnum((char)c) || c >= 0x80 || c == '_' || c == '-' || c == '.' || c == '(' || c == ')'))
+                        return false;
+        }
+        return true;
+}
+
+/* A user-assigned identity's name: 3 to 128 letters, digits, '-' and '_',
+ * starting with a letter or digit. */
+static bool is_identity_name(const char *s, size_t n)
+{
+        if (n < WH_AZURE_IDENTITY_NAME_MIN || n > WH_AZURE_IDENTITY_NAME_MAX || !is_alnum(s[0]))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_')
+                        return false;
+        return true;
+}
+
+int policy_resource_id_parse(const char *s, struct policy_resource_id *ret, char *why, size_t whylen)
+{
+        static const char *const fixed[] = {
+                "subscriptions",          NULL, "resourceGroups", NULL, "providers", "Microsoft.ManagedIdentity",
+                "userAssignedIdentities", NULL
+        };
+        const char *seg[8];
+        size_t len[8], n = 0;
+        while (n < 8 && next_segment(&s, &seg[n], &len[n]))
+                n++;
+        if (n < 8 || *s) {
+                err_set(why, whylen, "it has %s than 8 segments", n < 8 ? "fewer" : "more");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < 8; i++) {
+                if (fixed[i] && !segment_is(seg[i], len[i], fixed[i])) {
+                        err_set(why, whylen, "segment %zu is \"%.*s\", not %s", i + 1, (int)(len[i] > 64 ? 64 : len[i]),
+                                seg[i], fixed[i]);
+                        return -EINVAL;
+                }
+        }
+        if (len[1] == 36) {
+                memcpy(ret->subscription, seg[1], 36);
+                ret->subscription[36] = '\0';
+        }
+        if (len[1] != 36 || !is_uuid(ret->subscription)) {
+                err_set(why, whylen, "the subscription is not a GUID");
+                return -EINVAL;
+        }
+        if (!is_resource_group(seg[3], len[3])) {
+                err_set(why, whylen,
+                        "the resource group is not 1 to %u letters, digits, '_', '-', '.', '(' and ')', not ending "
+                        "in '.'",
+                        WH_AZURE_RESOURCE_GROUP_MAX);
+                return -EINVAL;
+        }
+        if (!is_identity_name(seg[7], len[7])) {
+                err_set(why, whylen,
+                        "the identity's name is not %u to %u letters, digits, '-' and '_', starting with a letter "
+                        "or digit",
+                        WH_AZURE_IDENTITY_NAME_MIN, WH_AZURE_IDENTITY_NAME_MAX);
+                return -EINVAL;
+        }
+        memcpy(ret->resource_group, seg[3], len[3]);
+        ret->resource_group[len[3]] = '\0';
+        memcpy(ret->name, seg[7], len[7]);
+        ret->name[len[7]] = '\0';
+        return 0;
+}
+
 /* An Azure storage account name. */
 static bool is_account_name(const char *s)
 {
@@ -195,6 +406,11 @@ bool policy_value_valid(enum policy_value kind, const char *s)
         case POLICY_VALUE_SERVICE_ACCOUNT: return is_dns_subdomain(s);
         case POLICY_VALUE_HTTPS_URL: return is_https_url(s);
         case POLICY_VALUE_HADOOP_KEY: return is_hadoop_key(s);
+        case POLICY_VALUE_RESOURCE_ID: {
+                struct policy_resource_id id;
+                char why[8];
+                return word_fault(s) == WORD_FAULT_NONE && policy_resource_id_parse(s, &id, why, sizeof why) == 0;
+        }
         case POLICY_VALUE_MAX: break;
         }
         return false;
@@ -329,6 +545,24 @@ static const char *want_uuid(struct loader *l, const cJSON *v, const char *path)
         return s;
 }
 
+#define RESOURCE_ID_SHAPE \
+        "/subscriptions/GUID/resourceGroups/RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME"
+
+static const char *want_resource_id(struct loader *l, const cJSON *v, const char *path)
+{
+        struct policy_resource_id id;
+        char why[160];
+        const char *s = want_word(l, v, path);
+        if (s && policy_resource_id_parse(s, &id, why, sizeof why) < 0) {
+                policy_fail(l, v, path,
+                            "\"%.300s\" is not a user-assigned managed identity's resource id (" RESOURCE_ID_SHAPE
+                            "): %s",
+                            s, why);
+                return NULL;
+        }
+        return s;
+}
+
 /* A scalar hadoop value as text; numbers and booleans print as YAML wrote them. */
 static const char *scalar_text(struct loader *l, const cJSON *v)
 {
@@ -414,7 +648,8 @@ static void check_java(struct loader *l, const cJSON *java, const char *path, st
                 } else if (strcmp(it->string, "options") == 0) {
                         want_words(l, it, kpath, WORD_FLAG, &ret->java_options);
                 } else {
-                        policy_fail_key(l, it, kpath, "unknown key (java has home and options)");
+                        static const char *const java_keys[] = { "home", "options" };
+                        policy_fail_unknown_key(l, it, kpath, false, java_keys, 2, "java has home and options");
                 }
         }
 }
@@ -477,6 +712,8 @@ static bool check_rule_key(struct loader *l, const cJSON *it, const char *k, con
                 ret->tenant_id = want_uuid(l, it, kpath);
         } else if (strcmp(k, "clientId") == 0) {
                 ret->client_id = want_uuid(l, it, kpath);
+        } else if (strcmp(k, "resourceId") == 0) {
+                ret->resource_id = want_resource_id(l, it, kpath);
         } else if (strcmp(k, "mode") == 0) {
                 ret->mode = policy_want_enum(l, it, kpath, mode_names, POLICY_MODE_MAX);
         } else if (strcmp(k, "onConflict") == 0) {
@@ -499,11 +736,41 @@ static bool check_rule_key(struct loader *l, const cJSON *it, const char *k, con
         return true;
 }
 
+/* A key no layer of `kind` has, with the key meant when one is close. */
+static void fail_unknown_rule_key(struct loader *l, const cJSON *it, const char *kpath, enum layer_kind kind)
+{
+        static const char *const what[] = { "defaults section", "namespace entry", "selector entry" };
+        /* The selector's own two first, then every rule key. */
+        static const char *const keys[] = { "name",
+                                            "namespaceSelector",
+                                            "identity",
+                                            "tenantId",
+                                            "clientId",
+                                            "resourceId",
+                                            "allowedIdentities",
+                                            "storageAccounts",
+                                            "mode",
+                                            "onConflict",
+                                            "java",
+                                            "hadoop",
+                                            "jvmEnv",
+                                            "auth",
+                                            "serviceAccount",
+                                            "authorityHost",
+                                            "tokenExpirationSeconds",
+                                            "extraContainers" };
+        size_t first = kind == LAYER_SELECTOR ? 0 : 2;
+        char has[512];
+        size_t off = (size_t)snprintf(has, sizeof has, "a %s has ", what[kind]);
+        for (size_t i = first; i < sizeof keys / sizeof *keys && off < sizeof has; i++)
+                off += (size_t)snprintf(has + off, sizeof has - off, "%s%s", i > first ? ", " : "", keys[i]);
+        policy_fail_unknown_key(l, it, kpath, false, keys + first, sizeof keys / sizeof *keys - first, has);
+}
+
 void policy_check_layer(struct loader *l, const cJSON *map, const char *path, enum layer_kind kind, struct layer *ret,
                         struct selector_rule *sel, const char **ret_name)
 {
         char kpath[PATH_MAX_CHARS];
-        static const char *const what[] = { "defaults section", "namespace entry", "selector entry" };
 
         *ret = (struct layer)LAYER_INIT(path);
         if (!cJSON_IsObject(map)) {
@@ -522,12 +789,7 @@ void policy_check_layer(struct loader *l, const cJSON *map, const char *path, en
                 } else if (kind == LAYER_SELECTOR && strcmp(k, "name") == 0) {
                         *ret_name = want_word(l, it, kpath);
                 } else {
-                        policy_fail_key(l, it, kpath,
-                                        "unknown key (a %s has %sidentity, tenantId, clientId, "
-                                        "allowedIdentities, storageAccounts, mode, onConflict, java, hadoop, "
-                                        "jvmEnv, auth, serviceAccount, authorityHost, tokenExpirationSeconds, "
-                                        "extraContainers)",
-                                        what[kind], kind == LAYER_SELECTOR ? "name, namespaceSelector, " : "");
+                        fail_unknown_rule_key(l, it, kpath, kind);
                 }
         }
         int auth = ret->auth >= 0 ? ret->auth : l->defaults_auth;

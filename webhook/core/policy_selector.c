@@ -82,10 +82,9 @@ static int check_expression(struct loader *l, const cJSON *it, const char *ipath
         bool bad = false;
         cJSON_ArrayForEach(f, it)
                 if (strcmp(f->string, "key") && strcmp(f->string, "operator") && strcmp(f->string, "values")) {
-                        policy_fail_key(l, f, ipath,
-                                        "unknown key \"%s\" (a requirement has key, "
-                                        "operator and values)",
-                                        f->string);
+                        static const char *const keys[] = { "key", "operator", "values" };
+                        policy_fail_unknown_key(l, f, ipath, true, keys, 3,
+                                                "a requirement has key, operator and values");
                         bad = true;
                 }
         if (!cJSON_IsString(key) || !policy_is_label_key(key->valuestring)) {
@@ -151,9 +150,9 @@ void policy_check_selector(struct loader *l, const cJSON *sel, const char *path,
         cJSON_ArrayForEach(it, sel)
                 if (strcmp(it->string, "matchLabels") != 0 && strcmp(it->string, "matchExpressions") != 0) {
                         policy_path_printf(kpath, "%s.%s", path, it->string);
-                        policy_fail_key(l, it, kpath,
-                                        "unknown key (a namespaceSelector has matchLabels "
-                                        "and matchExpressions)");
+                        static const char *const keys[] = { "matchLabels", "matchExpressions" };
+                        policy_fail_unknown_key(l, it, kpath, false, keys, 2,
+                                                "a namespaceSelector has matchLabels and matchExpressions");
                 }
         size_t n = (size_t)(cJSON_IsObject(labels) ? cJSON_GetArraySize(labels) : 0) +
                    (size_t)(cJSON_IsArray(exprs) ? cJSON_GetArraySize(exprs) : 0);

@@ -960,6 +960,25 @@ static int json_value(struct buf *b, const cJSON *v, int indent)
         return r ? r : buf_puts(b, obj ? "}" : "]");
 }
 
+int render_write_yaml(struct buf *out, const cJSON *items)
+{
+        int r = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, items) {
+                if (r == 0)
+                        r = buf_puts(out, "---\n");
+                if (r == 0)
+                        r = yaml_mapping(out, it, 0, false);
+        }
+        return r;
+}
+
+int render_write_json(struct buf *out, const cJSON *v)
+{
+        int r = json_value(out, v, 0);
+        return r ? r : buf_putc(out, '\n');
+}
+
 static int header(struct buf *b, const struct policy *p, const char *ns)
 {
         int r = buf_puts(b, "# The second line of defence of spark-identity-webhook: a ValidatingAdmissionPolicy,\n"
@@ -1022,18 +1041,11 @@ int render_admission_policy(const struct policy *p, const char *ns, enum render_
                 goto out;
 
         if (format == RENDER_JSON) {
-                r = json_value(out, list, 0);
-                if (r == 0)
-                        r = buf_putc(out, '\n');
+                r = render_write_json(out, list);
         } else {
                 r = header(out, p, ns);
-                const cJSON *it;
-                cJSON_ArrayForEach(it, items) {
-                        if (r == 0)
-                                r = buf_puts(out, "---\n");
-                        if (r == 0)
-                                r = yaml_mapping(out, it, 0, false);
-                }
+                if (r == 0)
+                        r = render_write_yaml(out, items);
         }
         if (r == -ENOBUFS)
                 err_set(err, errlen, "the output passes %zu bytes", out->max);

@@ -206,7 +206,7 @@ int review_respond(const struct review *rv, const struct mutation *m, struct buf
                 if (r == 0)
                         r = buf_puts(out, ",\"rule\":");
                 if (r == 0)
-                        r = buf_put_json_str(out, m->rule ? m->rule->name : "none");
+                        r = buf_put_json_str(out, m->rule ? m->rule->name : POLICY_NO_RULE);
                 if (r == 0 && m->auth == POLICY_AUTH_WORKLOAD_IDENTITY) {
                         r = buf_puts(out, ",\"auth\":\"workloadIdentity\",\"client-id\":");
                         if (r == 0)

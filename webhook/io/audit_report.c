@@ -254,6 +254,15 @@ static const char *plural(size_t n)
         return n == 1 ? "" : "s";
 }
 
+/* The findings of a namespace's pods, listed or not: one per problem found. */
+static size_t namespace_findings(const struct findings_namespace *ns)
+{
+        size_t n = 0;
+        for (int k = 0; k < FINDING_PROBLEM_MAX; k++)
+                n += ns->problems[k];
+        return n;
+}
+
 static size_t judged(const struct findings_namespace *ns)
 {
         return ns->verdicts[VERDICT_COMPLIANT] + ns->verdicts[VERDICT_FINDINGS];
@@ -368,23 +377,25 @@ static void table_findings(struct table *t, const struct findings *f, const stru
 static void table_namespaces(struct table *t, const struct findings *f)
 {
         int wn = width(9, "NAMESPACE");
-        int wru = width(4, "RULE");
+        int wru = width(4, POLICY_NO_RULE);
         for (size_t i = 0; i < f->n_namespaces; i++) {
                 wn = width((size_t)wn, f->namespaces[i].name);
                 wru = width((size_t)wru, f->namespaces[i].rule);
         }
-        tf(t, "%-*s  %-*s  %-7s  %5s  %5s  %9s  %8s  %7s  %s", wn, "NAMESPACE", wru, "RULE", "MODE", "PODS", "SPARK",
-           "COMPLIANT", "FINDINGS", "UNKNOWN", "PROBLEMS");
+        /* NONCOMPLIANT counts pods (-o json: withFindings), FINDINGS what
+         * they lack (-o json: findings; the PROBLEMS column by kind). */
+        tf(t, "%-*s  %-*s  %-7s  %5s  %5s  %9s  %12s  %7s  %8s  %s", wn, "NAMESPACE", wru, "RULE", "MODE", "PODS",
+           "SPARK", "COMPLIANT", "NONCOMPLIANT", "UNKNOWN", "FINDINGS", "PROBLEMS");
         tline(t);
         for (size_t i = 0; i < f->n_namespaces; i++) {
                 const struct findings_namespace *ns = &f->namespaces[i];
+                bool unknown = !ns->rule && ns->verdicts[VERDICT_UNKNOWN];
                 cell(t, ns->name, wn);
                 tf(t, "  ");
-                cell(t, ns->rule, wru);
-                tf(t, "  %-7s  %5zu  %5zu  %9zu  %8zu  %7zu  ",
-                   ns->rule || !ns->verdicts[VERDICT_UNKNOWN] ? policy_mode_name(ns->mode) : "?", ns->pods,
-                   ns->spark_pods, ns->verdicts[VERDICT_COMPLIANT], ns->verdicts[VERDICT_FINDINGS],
-                   ns->verdicts[VERDICT_UNKNOWN]);
+                cell(t, ns->rule ? ns->rule : unknown ? "?" : POLICY_NO_RULE, wru);
+                tf(t, "  %-7s  %5zu  %5zu  %9zu  %12zu  %7zu  %8zu  ", unknown ? "?" : policy_mode_name(ns->mode),
+                   ns->pods, ns->spark_pods, ns->verdicts[VERDICT_COMPLIANT], ns->verdicts[VERDICT_FINDINGS],
+                   ns->verdicts[VERDICT_UNKNOWN], namespace_findings(ns));
                 problems_list(t, ns);
                 tline(t);
         }
@@ -554,7 +565,7 @@ int audit_report_json(const struct findings *f, const struct audit_report_info *
                 js(&j, unknown ? NULL : policy_mode_name(ns->mode));
                 jf(&j, ", ");
                 json_counts(&j, ns);
-                jf(&j, "}");
+                jf(&j, ", \"findings\": %zu}", namespace_findings(ns));
                 jflush(&j);
         }
         jf(&j, "%s]},\n  \"findings\": [", f->n_namespaces ? "\n    " : "");
@@ -596,10 +607,8 @@ static void report_result(struct json_out *j, const struct finding *it, long lon
                 jf(j, ", \"appId\": ");
                 js(j, it->app_id);
         }
-        if (it->rule) {
-                jf(j, ", \"rule\": ");
-                js(j, it->rule);
-        }
+        jf(j, ", \"rule\": ");
+        js(j, it->rule ? it->rule : POLICY_NO_RULE); /* properties are strings: no null */
         if (it->phase) {
                 jf(j, ", \"phase\": ");
                 js(j, it->phase);

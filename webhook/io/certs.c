@@ -532,10 +532,22 @@ fail:
         return r;
 }
 
+/* `dir` and its missing parents (0755), as mkdir -p makes them: "--out
+ * certs/cluster" works in a directory that has no certs/ yet. */
 static int ensure_dir(const char *dir, char *err, size_t errlen)
 {
         struct stat st;
+        char parent[PATH_MAX];
 
+        if (snprintf(parent, sizeof parent, "%s", dir) >= (int)sizeof parent) {
+                err_set(err, errlen, "%s: path too long", dir);
+                return -ENAMETOOLONG;
+        }
+        for (char *slash = strchr(parent + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+                *slash = '\0';
+                (void)mkdir(parent, 0755); /* exists already, or the last mkdir() below says why not */
+                *slash = '/';
+        }
         if (mkdir(dir, 0755) == 0)
                 return 0;
         if (errno != EEXIST) {
@@ -587,7 +599,11 @@ static int write_outputs(const char *dir, int first, bool force, BIO *pems[FILE_
                         struct stat st;
 
                         if (lstat(paths[i], &st) == 0) {
-                                err_set(err, errlen, "%s already exists (use --force to overwrite)", paths[i]);
+                                err_set(err, errlen,
+                                        "%s already exists: --renew keeps the CA there and signs a new "
+                                        "tls.crt and tls.key (the caBundle stays valid); --force makes a new "
+                                        "CA and pair over them (the caBundle must then change)",
+                                        paths[i]);
                                 return -EEXIST;
                         }
                 }

@@ -32,7 +32,8 @@ static void sha256_hex(const char *text, size_t len, char out[65])
         out[64] = '\0';
 }
 
-int policy_file_load(const char *path, struct policy **ret_policy, struct buf *errors)
+/* `path` is what is read, `name` what the problem lines are named after. */
+static int load(const char *path, const char *name, struct policy **ret_policy, struct buf *errors)
 {
         struct buf text, raw;
         char err[512];
@@ -40,16 +41,30 @@ int policy_file_load(const char *path, struct policy **ret_policy, struct buf *e
         buf_init(&raw, WH_POLICY_ERRORS_MAX_BYTES);
         int r = fileio_read(path, &text, err, sizeof err);
         if (r < 0) {
-                buf_printf(errors, "%s\n", err);
+                if (name != path)
+                        buf_printf(errors, "cannot read %s: %s\n", name, strerror(-r));
+                else
+                        buf_printf(errors, "%s\n", err);
+                r = r == -EINVAL ? -EIO : r; /* -EINVAL says: read, and not a policy */
                 goto out;
         }
         char sha256[65];
         sha256_hex(text.data ? text.data : "", text.len, sha256);
         r = policy_load_sha256(text.data ? text.data : "", text.len, sha256, ret_policy, &raw);
         if (r < 0)
-                policy_errors_prefix(errors, path, raw.data ? raw.data : "");   /* one "PATH:" per line */
+                policy_errors_prefix(errors, name, raw.data ? raw.data : "");   /* one "PATH:" per line */
 out:
         buf_free(&text);
         buf_free(&raw);
         return r;
+}
+
+int policy_file_load(const char *path, struct policy **ret_policy, struct buf *errors)
+{
+        return load(path, path, ret_policy, errors);
+}
+
+int policy_file_load_stdin(struct policy **ret_policy, struct buf *errors)
+{
+        return load("/dev/stdin", POLICY_FILE_STDIN_NAME, ret_policy, errors);
 }

@@ -766,6 +766,39 @@ bad:
         return -EINVAL;
 }
 
+/* A listening socket on `listen` (made here rather than by libmicrohttpd,
+ * whose message for a failed bind names the port it was given, 0 when it is
+ * given an address). The fd, or a negative errno with "cannot listen on
+ * ADDR:PORT: why" in `err`. libmicrohttpd owns the fd once it is handed
+ * over (MHD_OPTION_LISTEN_SOCKET), and closes it, on failure too. */
+static int open_listener(const char *where, char *err, size_t errlen)
+{
+        struct sockaddr_storage addr;
+        bool v6 = false;
+        int r = parse_listen(where, &addr, &v6, err, errlen);
+        if (r < 0)
+                return r;
+        int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+                r = -errno;
+                err_set(err, errlen, "cannot listen on %s: %s", where, strerror(-r));
+                return r;
+        }
+        int on = 1;
+        /* As libmicrohttpd does: a restart binds while old connections are in TIME_WAIT; [::] is IPv6 only. */
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        if (v6)
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+        socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        if (bind(fd, (const struct sockaddr *)&addr, len) < 0 || listen(fd, (int)WH_LISTEN_BACKLOG) < 0) {
+                r = -errno;
+                err_set(err, errlen, "cannot listen on %s: %s", where, strerror(-r));
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 int server_check_listen(const char *listen, char *err, size_t errlen)
 {
         struct sockaddr_storage ss;
@@ -865,13 +898,18 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 return r;
         }
 
+        int fd = open_listener(opt->listen, err, errlen);
+        if (fd < 0) {
+                server_stop(s);
+                return fd;
+        }
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG |
                          MHD_USE_ITC; /* for MHD_quiesce_daemon() */
         if (v6)
                 flags |= MHD_USE_IPv6;
         struct MHD_OptionItem ops[] = {
                 { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL }, /* first, to catch all */
-                { MHD_OPTION_SOCK_ADDR, 0, &addr },
+                { MHD_OPTION_LISTEN_SOCKET, fd, NULL },
                 { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(opt->tls13_only ? tls_priorities_13 : tls_priorities_12) },
                 { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
                 /* Room beyond --max-connections for those being closed to make room (conntrack.h). */
@@ -879,7 +917,6 @@ int server_start(const struct server_options *opt, const struct server_handler *
                 { MHD_OPTION_PER_IP_CONNECTION_LIMIT, opt->max_connections_per_ip, NULL },
                 { MHD_OPTION_CONNECTION_MEMORY_LIMIT, opt->connection_memory, NULL },
                 { MHD_OPTION_CONNECTION_TIMEOUT, opt->idle_timeout_s, NULL },
-                { MHD_OPTION_LISTEN_BACKLOG_SIZE, WH_LISTEN_BACKLOG, NULL },
                 { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
                 { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s },
                 /* HTTP as RFC 9112 writes it: CRLF line ends, no folded header
@@ -893,8 +930,8 @@ int server_start(const struct server_options *opt, const struct server_handler *
                                      MHD_OPTION_HTTPS_CERT_CALLBACK, on_certificate, MHD_OPTION_END);
         if (!s->daemon) {
                 err_set(err, errlen,
-                        "cannot serve HTTPS on %s (address in use, no permission, or "
-                        "the certificate, key or TLS priorities were refused: see the log above)",
+                        "cannot serve HTTPS on %s (the certificate, key or TLS priorities were refused: see the "
+                        "log above)",
                         opt->listen);
                 server_stop(s);
                 return -EADDRNOTAVAIL;
@@ -917,16 +954,21 @@ int server_start_plain(const char *listen, const struct server_handler *h, struc
         s->quiesced = MHD_INVALID_SOCKET;
         s->h = *h;
         s->plain = true;
+        int fd = open_listener(listen, err, errlen);
+        if (fd < 0) {
+                free(s);
+                return fd;
+        }
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
         if (v6)
                 flags |= MHD_USE_IPv6;
         s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                                     MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT,
+                                     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
                                      (unsigned)WH_METRICS_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
                                      (unsigned)WH_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                                      MHD_OPTION_CLIENT_DISCIPLINE_LVL, (int)WH_HTTP_DISCIPLINE, MHD_OPTION_END);
         if (!s->daemon) {
-                err_set(err, errlen, "cannot serve HTTP on %s (address in use, or no permission)", listen);
+                err_set(err, errlen, "cannot serve HTTP on %s: see the log above", listen);
                 free(s);
                 return -EADDRNOTAVAIL;
         }
