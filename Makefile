@@ -4,7 +4,8 @@
 #   make test   everything CI runs: the style checks (make format-check, make
 #               length-check, make analyze), unit tests (plain and ASan+UBSan), the
 #               integration tests against the real binary, the end-to-end
-#               tests against a real kube-apiserver, and the image built and run
+#               tests against a real kube-apiserver, the Helm chart (make helm),
+#               and the image built and run
 #   make format rewrite the C sources to .clang-format (clang-format 19, installed
 #               when missing); make format-check only checks them
 #   make length-check  no function of webhook/*/*.c over 80 lines unless the
@@ -12,6 +13,11 @@
 #               (tests/style/check-length.sh)
 #   make analyze  gcc -fanalyzer over webhook/ in $(ANALYZER_BUILD), -Werror: no
 #               finding (tests/style/analyze.sh)
+#   make helm   the Helm chart (deploy/helm/spark-identity-webhook) with the real
+#               helm v4.3.2, built once from its Go module into
+#               ~/.cache/spark-identity-webhook: helm lint, helm template against
+#               kubectl kustomize deploy/base, every value, the schema's refusals
+#               (tests/helm/run.sh; make e2e installs it on a real API server)
 #   make e2e    the end-to-end tests alone (builds kube-apiserver, kubectl and
 #               etcd once, into ~/.cache/spark-identity-webhook)
 #   make bench  the benchmark: the server built for release ($(RELEASE_BUILD)) and
@@ -69,7 +75,7 @@ POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build build-asan run certs test e2e bench soak tsan valgrind fuzz image render clean \
+.PHONY: all deps build build-asan run certs test e2e helm bench soak tsan valgrind fuzz image render clean \
 	format format-check length-check analyze install
 
 all: build
@@ -118,6 +124,9 @@ analyze: deps
 
 e2e: build
 	@tests/e2e/run.sh $(BUILD)
+
+helm:
+	@tests/helm/run.sh $(BUILD)
 
 bench: deps
 	@tests/bench/run.sh $(RELEASE_BUILD)

@@ -15,8 +15,10 @@
 # (tests/soak/valgrind.sh); the attack suite, ATTACK_SECONDS (20) against
 # BUILD (tests/attack/run.sh); the monitoring suite, deploy/monitoring/'s
 # rules and dashboard with promtool and a real Prometheus, against BUILD
-# (tests/monitoring/run.sh); ThreadSanitizer over the unit tests, the
-# integration tests and a TSAN_SOAK_SECONDS (20) soak, in its own build
+# (tests/monitoring/run.sh); the Helm chart with helm v4.3.2 built from its
+# Go module, its results in BUILD (tests/helm/run.sh); ThreadSanitizer over
+# the unit tests, the integration tests and a TSAN_SOAK_SECONDS (20) soak,
+# in its own build
 # TSAN_BUILD (tests/tsan.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +67,9 @@ ATTACK_SECONDS=${ATTACK_SECONDS:-20} tests/attack/run.sh "$build" >/dev/null || 
 
 echo "== monitoring: deploy/monitoring/ with promtool and a real Prometheus scraping $build's server"
 tests/monitoring/run.sh "$build" || status=1
+
+echo "== the Helm chart: helm lint, helm template against deploy/base, the values and the schema"
+tests/helm/run.sh "$build" || status=1
 
 echo "== ThreadSanitizer: the unit and integration tests and a ${TSAN_SOAK_SECONDS:-20} s soak ($tsan)"
 TSAN_SOAK_SECONDS=${TSAN_SOAK_SECONDS:-20} tests/tsan.sh "$tsan" || status=1

@@ -2,7 +2,7 @@
 meson's test log, and pytest's JUnit XML (the integration tests of each
 build; the end-to-end tests, BUILD/e2e.xml, the image tests, BUILD/image.xml,
 the soak, BUILD/soak.xml, the attack suite, BUILD/attack.xml, the monitoring suite,
-BUILD/monitoring.xml, the server
+BUILD/monitoring.xml, the Helm chart's, BUILD/helm.xml, the server
 under valgrind, BUILD/valgrind.xml, and the style steps, BUILD/format.xml
 (clang-format), BUILD/length.xml (the length of functions) and
 BUILD/analyzer.xml (gcc -fanalyzer),
@@ -80,6 +80,7 @@ for build in builds + ([tsan] if tsan else []):
         suites.append(("valgrind", "valgrind.xml"))  # the first build's server under memcheck
         suites.append(("attack", "attack.xml"))  # tests/attack against the first build's server
         suites.append(("monitoring", "monitoring.xml"))  # tests/monitoring against the first build's server
+        suites.append(("helm", "helm.xml"))  # tests/helm, once
         suites.append(("format", "format.xml"))  # tests/style/check-format.sh, once
         suites.append(("length", "length.xml"))  # tests/style/check-length.sh, once
         suites.append(("analyzer", "analyzer.xml"))  # tests/style/analyze.sh, its own build
