@@ -84,8 +84,7 @@ void ptest_file_free(struct ptest_file *f);
  * request.object is taken (so that a captured review serves as it is). 0
  * and *ret_root (the whole parsed tree: cJSON_Delete() it) and *ret_pod
  * (the pod, inside it); or -EINVAL/-ENOMEM with a message in `err`. */
-int ptest_pod_parse(const char *text, size_t len, cJSON **ret_root, const cJSON **ret_pod, char *err,
-                    size_t errlen);
+int ptest_pod_parse(const char *text, size_t len, cJSON **ret_root, const cJSON **ret_pod, char *err, size_t errlen);
 
 /* One difference between what was expected and what admission answered. */
 struct ptest_diff {

@@ -133,12 +133,15 @@ static const struct {
         const char *text;
         const char *problem;   /* one line of the problems */
 } bad[] = {
-        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {alowed: true}\n",
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {alowed: "
+          "true}\n",
           "6:14: cases[0].expect.alowed: unknown key (expect has allowed, message, identity, env, warnings and "
           "patched)" },
-        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podfile: x\n    expect: {allowed: true}\n",
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podfile: x\n    expect: {allowed: "
+          "true}\n",
           "5:5: cases[0].podfile: unknown key (a case has name, namespace, pod, podFile" },
-        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {allowed: true}\n"
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {allowed: "
+          "true}\n"
           "tests: []\n",
           "7:1: tests: unknown key (a test file has policy, cases and description)" },
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    expect: {allowed: true}\n",
@@ -163,9 +166,11 @@ static const struct {
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: Team_A}\n    podFile: x\n"
           "    expect: {allowed: true}\n",
           "cases[0].namespace.name: \"Team_A\" is not a namespace name" },
-        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {labels: {}}\n    podFile: x\n    expect: {allowed: true}\n",
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {labels: {}}\n    podFile: x\n    expect: {allowed: "
+          "true}\n",
           "4:16: cases[0].namespace: name is required" },
-        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {allowed: yes}\n",
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {allowed: "
+          "yes}\n",
           "6:23: cases[0].expect.allowed: must be true or false" },
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {}\n",
           "cases[0].expect: must be a map with at least one of" },
@@ -176,7 +181,8 @@ static const struct {
           "cases[0].expect.env.A: must be a string (quote it), or null for \"not set\"" },
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {warnings: w}\n",
           "cases[0].expect.warnings: must be a list of strings" },
-        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {allowed: true}\n"
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {allowed: "
+          "true}\n"
           "  - name: a\n    namespace: {name: ns}\n    podFile: y\n    expect: {allowed: true}\n",
           "7:11: cases: two cases named \"a\" (the first at line 3): names must be unique" },
         { "policy: p.yaml\ncases: []\n", "2:8: cases: must be a list of at least one case" },
@@ -479,8 +485,8 @@ static void test_run_audit_warnings(void **state)
 static void test_run_agrees_with_admission(void **state)
 {
         (void)state;
-        static const char *const fixtures[] = { "spark35-driver.json", "spark35-executor.json",
-                                                "spark40-driver.json", "rogue-pod.json", "nginx-pod.json" };
+        static const char *const fixtures[] = { "spark35-driver.json", "spark35-executor.json", "spark40-driver.json",
+                                                "rogue-pod.json", "nginx-pod.json" };
         struct policy *p = fixture_policy("policy.yaml");
         for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
                 char *body = fixture_text(fixtures[i]);

@@ -63,7 +63,8 @@ void cmd_test_help(void)
                "\n"
                "Examples:\n"
                "  spark-identity-webhook test deploy/tests\n"
-               "  spark-identity-webhook test -o json policy-test.yaml | jq '.cases[] | select(.result != \"PASS\")'\n");
+               "  spark-identity-webhook test -o json policy-test.yaml | jq '.cases[] | select(.result != "
+               "\"PASS\")'\n");
 }
 
 /* What a run found: one entry per case and per invalid input, then the totals. */
@@ -106,9 +107,9 @@ static int cmp_names(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Long: reading one directory's names, sorting them, then visiting each
- * (a file to keep, a directory to enter, a symbolic link not followed to a
- * directory) shares the one list and its cleanup. */
+/* Reads one directory's names, sorts them, then visits each: a test file
+ * to keep, a directory to enter (a symbolic link to one is not followed,
+ * hidden ones are skipped). */
 static int walk(struct files *fs, const char *dir, unsigned depth)
 {
         if (depth > WH_MAX_TEST_DIR_DEPTH) {
@@ -365,7 +366,8 @@ static void print_table(const struct run *run)
                        cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring, wf, file,
                        cJSON_GetObjectItemCaseSensitive(c, "result")->valuestring);
                 cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(c, "differences"))
-                        printf("       %s: want %s, got %s\n", cJSON_GetObjectItemCaseSensitive(d, "field")->valuestring,
+                        printf("       %s: want %s, got %s\n",
+                               cJSON_GetObjectItemCaseSensitive(d, "field")->valuestring,
                                cJSON_GetObjectItemCaseSensitive(d, "want")->valuestring,
                                cJSON_GetObjectItemCaseSensitive(d, "got")->valuestring);
                 const cJSON *why = cJSON_GetObjectItemCaseSensitive(c, "error");

@@ -123,8 +123,9 @@ static void want_kvs(struct parser *ps, const cJSON *node, const char *where, bo
                 if (cJSON_IsString(it) || (null_ok && cJSON_IsNull(it)))
                         kv[k++] = (struct kv){ .key = it->string, .value = cJSON_IsNull(it) ? NULL : it->valuestring };
                 else
-                        fail(ps, it, at, null_ok ? "must be a string (quote it), or null for \"not set\""
-                                                 : "must be a string (quote it)");
+                        fail(ps, it, at,
+                             null_ok ? "must be a string (quote it), or null for \"not set\""
+                                     : "must be a string (quote it)");
         }
         *ret_kv = kv;
         *ret_n = k;
@@ -232,8 +233,8 @@ static void parse_user(struct parser *ps, const cJSON *node, const char *where, 
 }
 
 /* A pod given inline (`key`) or by file (`file_key`): exactly one. */
-static void parse_pod(struct parser *ps, const cJSON *node, const char *where, const char *key,
-                      const char *file_key, const cJSON **ret_pod, const char **ret_file)
+static void parse_pod(struct parser *ps, const cJSON *node, const char *where, const char *key, const char *file_key,
+                      const cJSON **ret_pod, const char **ret_file)
 {
         char at[WHERE_MAX];
         const cJSON *pod = cJSON_GetObjectItemCaseSensitive(node, key);
@@ -302,7 +303,8 @@ static void parse_case(struct parser *ps, const cJSON *node, size_t index, struc
                         fail(ps, node, where, "%s is required", required[i]);
         parse_pod(ps, node, where, "pod", "podFile", &c->pod, &c->pod_file);
         parse_pod(ps, node, where, "oldPod", "oldPodFile", &c->old_pod, &c->old_pod_file);
-        bool has_pod = cJSON_GetObjectItemCaseSensitive(node, "pod") || cJSON_GetObjectItemCaseSensitive(node, "podFile");
+        bool has_pod =
+                cJSON_GetObjectItemCaseSensitive(node, "pod") || cJSON_GetObjectItemCaseSensitive(node, "podFile");
         bool has_old = cJSON_GetObjectItemCaseSensitive(node, "oldPod") ||
                        cJSON_GetObjectItemCaseSensitive(node, "oldPodFile");
         bool update = strcmp(c->operation, "UPDATE") == 0;
@@ -402,8 +404,9 @@ static void parse_top(struct parser *ps, const char *text, size_t len, const cJS
                                 ps->oom = true;
                                 fail(ps, NULL, NULL, "out of memory");
                         } else if (!cJSON_IsObject(it))
-                                fail(ps, it, k, "must be the policy file's path (relative to this file) or the "
-                                                "policy itself (a map)");
+                                fail(ps, it, k,
+                                     "must be the policy file's path (relative to this file) or the "
+                                     "policy itself (a map)");
                 } else if (strcmp(k, "cases") == 0) {
                         parse_cases(ps, it, f);
                 } else if (strcmp(k, "description") != 0) {

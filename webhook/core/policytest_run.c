@@ -195,7 +195,8 @@ static cJSON *review_of(const struct ptest_case *c, const cJSON *pod, const cJSO
         cJSON *root = cJSON_Parse(text), *req = cJSON_GetObjectItemCaseSensitive(root, "request");
         cJSON *user = cJSON_AddObjectToObject(req, "userInfo");
         cJSON *groups = cJSON_AddArrayToObject(user, "groups");
-        cJSON *object = cJSON_Duplicate(pod, true), *old = old_pod ? cJSON_Duplicate(old_pod, true) : cJSON_CreateNull();
+        cJSON *object = cJSON_Duplicate(pod, true),
+              *old = old_pod ? cJSON_Duplicate(old_pod, true) : cJSON_CreateNull();
         bool ok = root && user && groups && object && old && cJSON_AddItemToObject(req, "object", object);
         if (!ok)
                 cJSON_Delete(object);
@@ -260,7 +261,8 @@ static int read_answer(const struct buf *body, struct ptest_result *res, struct 
                 goto out;
         }
         ans->allowed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "allowed"));
-        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "status"), "message");
+        const cJSON *msg =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "status"), "message");
         ans->message = pool_strdup(&res->pool, cJSON_IsString(msg) ? msg->valuestring : "");
         const cJSON *w, *patch = cJSON_GetObjectItemCaseSensitive(resp, "patch");
         cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(resp, "warnings")) {
@@ -306,8 +308,8 @@ static int ask(const struct policy *p, const struct ptest_case *c, enum admissio
         return r;
 }
 
-/* Long: the two webhooks in the API server's order, each step's failure
- * freeing what the steps before it made, is one sequence read best whole. */
+/* The two webhooks in the API server's order: the mutating one, its patch
+ * applied to the pod, then the validating one on the patched pod. */
 static int answer_both(const struct policy *p, const struct ptest_case *c, const cJSON *pod, const cJSON *old_pod,
                        struct ptest_result *res, char *err, size_t errlen)
 {
@@ -366,8 +368,8 @@ static int differ(struct ptest_result *res, const char *what, const char *want, 
 static const char *env_value(const cJSON *pod, const char *name)
 {
         int idx = mutate_find_spark_container(pod);
-        const cJSON *containers = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "spec"),
-                                                                   "containers");
+        const cJSON *containers =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "spec"), "containers");
         const cJSON *e, *ctr = idx < 0 ? NULL : cJSON_GetArrayItem(containers, idx);
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(ctr, "env")) {
                 const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
@@ -412,8 +414,7 @@ static int check_warnings(const struct ptest_expect *e, struct ptest_result *res
         return r;
 }
 
-/* Long: one check per kind of expectation, in the order the file lists
- * them; splitting it would only pass the same four arguments around. */
+/* One check per kind of expectation; each that does not hold adds a difference. */
 static int check(const struct ptest_expect *e, struct ptest_result *res)
 {
         int r = 0;
@@ -457,9 +458,8 @@ int ptest_run(const struct policy *p, const struct ptest_case *c, const cJSON *p
         int r = answer_both(p, c, pod, old_pod, &res, err, errlen);
         if (r < 0)
                 goto fail;
-        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res.pod_after,
-                                                                                                 "metadata"),
-                                                               "labels");
+        const cJSON *labels =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res.pod_after, "metadata"), "labels");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(labels, CHANGE_IDENTITY_LABEL);
         res.identity = cJSON_IsString(id) ? id->valuestring : NULL;
         /* At most one difference per expectation: allowed, message, identity,
