@@ -204,3 +204,15 @@ def test_cases_agree_with_mutate(tmp_path):
     doc = json.loads(out)
     assert rc == 1 and all(c["result"] == "FAIL" for c in doc["cases"])
     assert all(c["differences"][0]["field"] == "allowed" for c in doc["cases"])
+
+
+def test_directories_are_searched_in_order_without_hidden_ones_or_links(tmp_path):
+    for rel in ("b/z-test.yaml", "a/y-test.yaml", "x-test.yaml", ".hidden/h-test.yaml"):
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"policy: {POLICY}\ncases:\n" + CASE.format(name=rel.replace("/", "-")))
+    (tmp_path / "b" / "loop").symlink_to(tmp_path)   # not followed: no loop, no second run
+    rc, out, err = run_tests("-o", "json", tmp_path)
+    assert rc == 0, err
+    names = [c["name"] for c in json.loads(out)["cases"]]
+    assert names == ["a-y-test.yaml", "b-z-test.yaml", "x-test.yaml"]

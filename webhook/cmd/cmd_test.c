@@ -87,11 +87,12 @@ static int add_file(struct files *fs, const char *path)
                 return -E2BIG;
         }
         char **v = realloc(fs->paths, (fs->n + 1) * sizeof *v);
-        if (!v)
+        if (v)
+                fs->paths = v;
+        if (!v || !(v[fs->n] = strdup(path))) {
+                fprintf(stderr, CMD ": out of memory\n");
                 return -ENOMEM;
-        fs->paths = v;
-        if (!(v[fs->n] = strdup(path)))
-                return -ENOMEM;
+        }
         fs->n++;
         return 0;
 }
@@ -118,8 +119,9 @@ static int walk(struct files *fs, const char *dir, unsigned depth)
         }
         DIR *d = opendir(dir);
         if (!d) {
-                fprintf(stderr, CMD ": %s: %s\n", dir, strerror(errno));
-                return -errno;
+                int e = errno;
+                fprintf(stderr, CMD ": %s: %s\n", dir, strerror(e));
+                return -e;
         }
         char **names = NULL;
         size_t n = 0;
@@ -128,10 +130,16 @@ static int walk(struct files *fs, const char *dir, unsigned depth)
         while (r == 0 && (e = readdir(d))) {
                 if (e->d_name[0] == '.')
                         continue;   /* ., .., and hidden ones (.git) */
-                char **v = n < WH_MAX_TEST_FILES * 16u ? realloc(names, (n + 1) * sizeof *v) : NULL;
+                if (n >= WH_MAX_TEST_DIR_ENTRIES) {
+                        fprintf(stderr, CMD ": %s: more than %u entries\n", dir, WH_MAX_TEST_DIR_ENTRIES);
+                        r = -E2BIG;
+                        break;
+                }
+                char **v = realloc(names, (n + 1) * sizeof *v);
                 if (!v || !(v[n] = strdup(e->d_name))) {
-                        r = v ? -ENOMEM : -E2BIG;
                         names = v ? v : names;
+                        fprintf(stderr, CMD ": out of memory\n");
+                        r = -ENOMEM;
                         break;
                 }
                 names = v;
@@ -154,10 +162,6 @@ static int walk(struct files *fs, const char *dir, unsigned depth)
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         free(names);
-        if (r == -ENOMEM)
-                fprintf(stderr, CMD ": out of memory\n");
-        else if (r == -E2BIG && n >= WH_MAX_TEST_FILES * 16u)
-                fprintf(stderr, CMD ": %s: too many entries\n", dir);
         return r;
 }
 
@@ -354,8 +358,6 @@ static void print_table(const struct run *run)
 {
         int wn = text_width(run->cases, "name", 4), wf = text_width(run->cases, "file", 4);
         const cJSON *c, *d;
-        for (const cJSON *e = run->errors->child; e; e = e->next)
-                fprintf(stderr, "%s\n", e->valuestring);
         if (run->cases->child)
                 printf("%-4s %-*s  %-*s  %s\n", "#", wn, "CASE", wf, "FILE", "RESULT");
         cJSON_ArrayForEach(c, run->cases) {
@@ -458,6 +460,8 @@ int cmd_test(int argc, char **argv)
                 goto out;
         for (size_t i = 0; i < fs.n; i++)
                 run_file(&run, fs.paths[i]);
+        for (const cJSON *e = run.errors->child; e; e = e->next)
+                fprintf(stderr, "%s\n", e->valuestring);
         if (json ? print_json(&run) < 0 : (print_table(&run), false)) {
                 fprintf(stderr, CMD ": out of memory\n");
                 goto out;
