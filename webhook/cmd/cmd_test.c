@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "commands.h"
 #include "fileio.h"
@@ -123,29 +124,34 @@ static int walk(struct files *fs, const char *dir, unsigned depth)
                 fprintf(stderr, CMD ": %s: %s\n", dir, strerror(e));
                 return -e;
         }
+        /* The names one after the other, each with its NUL, then an index. */
+        struct buf all;
         char **names = NULL;
         size_t n = 0;
         int r = 0;
         struct dirent *e;
+        buf_init(&all, (size_t)WH_MAX_TEST_DIR_ENTRIES * (NAME_MAX + 1));
         while (r == 0 && (e = readdir(d))) {
                 if (e->d_name[0] == '.')
                         continue;   /* ., .., and hidden ones (.git) */
                 if (n >= WH_MAX_TEST_DIR_ENTRIES) {
                         fprintf(stderr, CMD ": %s: more than %u entries\n", dir, WH_MAX_TEST_DIR_ENTRIES);
                         r = -E2BIG;
-                        break;
-                }
-                char **v = realloc(names, (n + 1) * sizeof *v);
-                if (!v || !(v[n] = strdup(e->d_name))) {
-                        names = v ? v : names;
-                        fprintf(stderr, CMD ": out of memory\n");
+                } else if (buf_append(&all, e->d_name, strlen(e->d_name) + 1) < 0) {
                         r = -ENOMEM;
-                        break;
+                } else {
+                        n++;
                 }
-                names = v;
-                n++;
         }
         closedir(d);
+        if (r == 0 && n && !(names = malloc(n * sizeof *names)))
+                r = -ENOMEM;
+        if (r == -ENOMEM)
+                fprintf(stderr, CMD ": out of memory\n");
+        for (size_t i = 0, at = 0; r == 0 && i < n; i++) {
+                names[i] = all.data + at;
+                at += strlen(names[i]) + 1;
+        }
         if (r == 0 && n)
                 qsort(names, n, sizeof *names, cmp_names);
         for (size_t i = 0; r == 0 && i < n; i++) {
@@ -159,9 +165,8 @@ static int walk(struct files *fs, const char *dir, unsigned depth)
                 else if (S_ISREG(st.st_mode) && is_test_file(names[i]))
                         r = add_file(fs, path);
         }
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
         free(names);
+        buf_free(&all);
         return r;
 }
 
