@@ -37,13 +37,20 @@ struct ptest_expect {
         int patched;                    /* 1, 0: the mutating webhook answered with a patch; -1 */
 };
 
-/* One case. Strings and nodes point into the file's document or pool. */
+/* One case: a pod (`pod` or `pod_file`) created or updated in a namespace;
+ * or, with no pod, a change to the namespace itself (its grant keys: who
+ * may add, change or remove them), `namespace_` with its labels and
+ * annotations as the object, `old_*` as it was for an UPDATE. Strings and
+ * nodes point into the file's document or pool. */
 struct ptest_case {
         const char *name;
         unsigned line, col;             /* where the case starts in the test file */
         const char *namespace_;
         const struct kv *labels, *annotations;
         size_t n_labels, n_annotations;
+        bool namespace_case;            /* no pod: the namespace is what changes */
+        const struct kv *old_labels, *old_annotations;   /* oldNamespace: for an UPDATE of it */
+        size_t n_old_labels, n_old_annotations;
         const char *operation;          /* "CREATE" or "UPDATE" */
         const cJSON *pod;               /* inline, or NULL when pod_file names it */
         const char *pod_file;           /* as written: relative to the test file */
@@ -108,7 +115,8 @@ struct ptest_result {
 };
 
 /* Runs one case with policy `p` on `pod` (and `old_pod` for an UPDATE: the
- * case's own, or the ones its files hold): an AdmissionReview is built as
+ * case's own, or the ones its files hold; both NULL for a namespace case,
+ * whose review carries the namespace): an AdmissionReview is built as
  * the API server would send it, answered by admission_handle() on the
  * mutating path, its patch (if any) applied, and the patched pod answered on
  * the validating path, as the API server calls the two webhooks. Then every

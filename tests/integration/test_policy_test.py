@@ -216,3 +216,37 @@ def test_directories_are_searched_in_order_without_hidden_ones_or_links(tmp_path
     assert rc == 0, err
     names = [c["name"] for c in json.loads(out)["cases"]]
     assert names == ["a-y-test.yaml", "b-z-test.yaml", "x-test.yaml"]
+
+
+def test_namespace_cases_judge_grant_keys(tmp_path):
+    f = tmp_path / "grants-test.yaml"
+    f.write_text(
+        "policy:\n"
+        "  namespaceAnnotations: true\n"
+        "  grantors: [platform-bot, 'group:platform-admins']\n"
+        "  namespaces: {team-a: {identity: sparkaks}}\n"
+        "cases:\n"
+        "  - name: alice may not give team-x an identity\n"
+        "    namespace: {name: team-x, annotations: {spark-identity.io/identity: sparkaks}}\n"
+        "    userInfo: {username: alice}\n"
+        "    expect: {allowed: false, message: spark-identity.io/identity}\n"
+        "  - name: a platform admin may\n"
+        "    namespace:\n"
+        "      name: team-x\n"
+        "      annotations: {spark-identity.io/identity: x-spark,\n"
+        "                    spark-identity.io/client-id: 66666666-7777-4888-9999-aaaaaaaaaaaa}\n"
+        "    userInfo: {username: bob, groups: [platform-admins]}\n"
+        "    expect: {allowed: true, patched: false}\n"
+        "  - name: alice may not remove it either (wrong on purpose)\n"
+        "    operation: UPDATE\n"
+        "    namespace: {name: team-x}\n"
+        "    oldNamespace: {annotations: {spark-identity.io/identity: x-spark}}\n"
+        "    userInfo: {username: alice}\n"
+        "    expect: {allowed: true}\n")
+    rc, out, err = run_tests("-o", "json", f)
+    assert rc == 1, err
+    cases = json.loads(out)["cases"]
+    assert [c["result"] for c in cases] == ["PASS", "PASS", "FAIL"]
+    assert cases[2]["differences"][0]["field"] == "allowed"
+    assert "spark-identity.io/identity" in cases[2]["differences"][0]["got"]
+    assert "identity" not in cases[0]["got"]

@@ -144,8 +144,23 @@ static const struct {
           "true}\n"
           "tests: []\n",
           "7:1: tests: unknown key (a test file has policy, cases and description)" },
-        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    expect: {allowed: true}\n",
-          "3:5: cases[0]: pod or podFile is required" },
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    expect: {identity: x}\n",
+          "5:14: cases[0].expect.identity: is about a pod, and this case has none (pod or podFile)" },
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    operation: UPDATE\n"
+          "    expect: {allowed: true}\n",
+          "3:5: cases[0]: an UPDATE of the namespace (a case without a pod) needs the namespace as it was" },
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    oldNamespace: {name: ns}\n"
+          "    expect: {allowed: true}\n",
+          "5:5: cases[0]: oldNamespace is for operation: UPDATE" },
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    operation: UPDATE\n"
+          "    oldNamespace: {name: other}\n    expect: {allowed: true}\n",
+          "6:26: cases[0].oldNamespace.name: \"other\": the namespace is ns before and after" },
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    operation: UPDATE\n"
+          "    oldPodFile: y\n    oldNamespace: {name: ns}\n    expect: {allowed: true}\n",
+          "8:5: cases[0]: oldNamespace is for a case without a pod (a namespace change)" },
+        { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    oldPodFile: y\n"
+          "    expect: {allowed: true}\n",
+          "3:5: cases[0]: oldPod and oldPodFile need pod or podFile" },
         { "policy: p.yaml\ncases:\n  - namespace: {name: ns}\n    podFile: x\n", "3:5: cases[0]: name is required" },
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n", "expect is required" },
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    pod: {}\n    podFile: x\n"
@@ -481,6 +496,66 @@ static void test_run_audit_warnings(void **state)
         ptest_result_free(&res);
 }
 
+/* A case without a pod changes the namespace: only grantors may touch its
+ * grant keys. */
+static void test_run_namespace_cases(void **state)
+{
+        (void)state;
+        static const char policy[] = "policy:\n  namespaceAnnotations: true\n  grantors: [platform-bot]\n"
+                                     "  namespaces: {team-a: {identity: sparkaks}}\n";
+        char err[256];
+        struct buf text;
+        buf_init(&text, 1 << 16);
+        buf_printf(&text,
+                   "%scases:\n"
+                   "- name: alice may not grant an identity\n"
+                   "  namespace: {name: team-x, annotations: {spark-identity.io/identity: sparkaks}}\n"
+                   "  userInfo: {username: alice}\n"
+                   "  expect: {allowed: false, message: spark-identity.io/identity}\n"
+                   "- name: the bot may\n"
+                   "  namespace: {name: team-x, annotations: {spark-identity.io/identity: x-spark, "
+                   "spark-identity.io/client-id: 66666666-7777-4888-9999-aaaaaaaaaaaa}}\n"
+                   "  userInfo: {username: platform-bot}\n"
+                   "  expect: {allowed: true, patched: false}\n"
+                   "- name: alice may change other labels\n"
+                   "  operation: UPDATE\n"
+                   "  namespace: {name: team-x, labels: {env: prod}, annotations: {spark-identity.io/identity: x}}\n"
+                   "  oldNamespace: {annotations: {spark-identity.io/identity: x}}\n"
+                   "  userInfo: {username: alice, groups: [devs]}\n"
+                   "  expect: {allowed: true}\n"
+                   "- name: nor remove one\n"
+                   "  operation: UPDATE\n"
+                   "  namespace: {name: team-x}\n"
+                   "  oldNamespace: {annotations: {spark-identity.io/identity: x}}\n"
+                   "  userInfo: {username: alice}\n"
+                   "  expect: {allowed: true}\n",
+                   policy);
+        struct ptest_file *f = parse_ok(text.data);
+        struct buf errors;
+        struct policy *p = NULL;
+        buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
+        assert_int_equal(policy_load(f->policy_text, f->policy_len, &p, &errors), 0);
+        assert_int_equal(f->n_cases, 4);
+        static const bool pass[] = { true, true, true, false };
+        for (size_t i = 0; i < f->n_cases; i++) {
+                struct ptest_result res;
+                assert_true(f->cases[i].namespace_case);
+                assert_int_equal(ptest_run(p, &f->cases[i], NULL, NULL, &res, err, sizeof err), 0);
+                if (res.pass != pass[i])
+                        fail_msg("case %zu: pass %d, message %s", i, res.pass, res.message);
+                ptest_result_free(&res);
+        }
+        struct ptest_result res;
+        assert_int_equal(ptest_run(p, &f->cases[3], NULL, NULL, &res, err, sizeof err), 0);
+        assert_false(res.allowed);
+        assert_contains(diff_of(&res, "allowed")->got, "refused: ");
+        ptest_result_free(&res);
+        policy_free(p);
+        buf_free(&errors);
+        ptest_file_free(f);
+        buf_free(&text);
+}
+
 /* What a case sees is what admission_handle() answers the same review with. */
 static void test_run_agrees_with_admission(void **state)
 {
@@ -534,6 +609,7 @@ int main(void)
                 cmocka_unit_test(test_run_differences),
                 cmocka_unit_test(test_run_refusal_and_update),
                 cmocka_unit_test(test_run_audit_warnings),
+                cmocka_unit_test(test_run_namespace_cases),
                 cmocka_unit_test(test_run_agrees_with_admission),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

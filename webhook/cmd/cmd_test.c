@@ -51,6 +51,9 @@ void cmd_test_help(void)
                "        warnings: []             # each contained in a warning; []: no warning\n"
                "        # message: contained in the refusal; patched: true|false\n"
                "\n"
+               "A case without pod or podFile is a change to the namespace itself (its labels and\n"
+               "annotations; for an UPDATE, oldNamespace as it was): who may touch its grant keys.\n"
+               "\n"
                "The full reference is README.md's \"Testing a policy\"; deploy/tests/ tests\n"
                "deploy/policy.yaml.\n"
                "\n"
@@ -263,15 +266,16 @@ static cJSON *diffs_json(const struct ptest_result *res)
         return a;
 }
 
-static cJSON *got_json(const struct ptest_result *res)
+/* What admission answered; a namespace case has no pod, so no identity. */
+static cJSON *got_json(const struct ptest_result *res, bool namespace_case)
 {
         cJSON *g = cJSON_CreateObject();
         cJSON_AddBoolToObject(g, "allowed", res->allowed);
         if (!res->allowed)
                 cJSON_AddStringToObject(g, "message", res->message);
-        if (res->identity)
+        if (res->identity && !namespace_case)
                 cJSON_AddStringToObject(g, "identity", res->identity);
-        else
+        else if (!namespace_case)
                 cJSON_AddNullToObject(g, "identity");
         cJSON_AddBoolToObject(g, "patched", res->patched);
         cJSON *w = cJSON_AddArrayToObject(g, "warnings");
@@ -309,7 +313,7 @@ static void run_case(struct run *run, const char *path, const struct policy *p, 
                 res.pass ? run->passed++ : run->failed++;
                 cJSON_AddStringToObject(entry, "result", res.pass ? "PASS" : "FAIL");
                 cJSON_AddItemToObject(entry, "differences", diffs_json(&res));
-                cJSON_AddItemToObject(entry, "got", got_json(&res));
+                cJSON_AddItemToObject(entry, "got", got_json(&res, c->namespace_case));
         }
         ptest_result_free(&res);
         cJSON_Delete(root);

@@ -13,7 +13,9 @@
 #include "webhook_limits.h"
 
 #define TOP_KEYS "policy, cases and description"
-#define CASE_KEYS "name, namespace, pod, podFile, operation, oldPod, oldPodFile, userInfo and expect"
+#define CASE_KEYS                                                                                   \
+        "name, namespace, pod, podFile, operation, oldPod, oldPodFile, oldNamespace, userInfo and " \
+        "expect"
 #define EXPECT_KEYS "allowed, message, identity, env, warnings and patched"
 #define WHERE_MAX 160u
 
@@ -184,7 +186,11 @@ static void parse_expect(struct parser *ps, const cJSON *node, const char *where
         }
 }
 
-static void parse_namespace(struct parser *ps, const cJSON *node, const char *where, struct ptest_case *c)
+/* A namespace: its name (checked against `name` when given: the case's),
+ * labels and annotations. */
+static void parse_namespace(struct parser *ps, const cJSON *node, const char *where, const char *name,
+                            const char **ret_name, const struct kv **ret_labels, size_t *ret_n_labels,
+                            const struct kv **ret_annotations, size_t *ret_n_annotations)
 {
         char at[WHERE_MAX];
         if (!cJSON_IsObject(node)) {
@@ -193,23 +199,26 @@ static void parse_namespace(struct parser *ps, const cJSON *node, const char *wh
         }
         const cJSON *it;
         cJSON_ArrayForEach(it, node) {
-                const char *k = it->string;
+                const char *k = it->string, *v;
                 place(at, "%s.%s", where, k);
                 if (strcmp(k, "name") == 0) {
-                        c->namespace_ = want_string(ps, it, at);
-                        if (c->namespace_ && !policy_value_valid(POLICY_VALUE_DNS_LABEL, c->namespace_)) {
-                                fail(ps, it, at, "\"%s\" is not a namespace name (an RFC 1123 label)", c->namespace_);
-                                c->namespace_ = NULL;
-                        }
+                        if (!(v = want_string(ps, it, at)))
+                                continue;
+                        if (!policy_value_valid(POLICY_VALUE_DNS_LABEL, v))
+                                fail(ps, it, at, "\"%s\" is not a namespace name (an RFC 1123 label)", v);
+                        else if (name && strcmp(name, v) != 0)
+                                fail(ps, it, at, "\"%s\": the namespace is %s before and after", v, name);
+                        else
+                                *ret_name = v;
                 } else if (strcmp(k, "labels") == 0) {
-                        want_kvs(ps, it, at, false, &c->labels, &c->n_labels);
+                        want_kvs(ps, it, at, false, ret_labels, ret_n_labels);
                 } else if (strcmp(k, "annotations") == 0) {
-                        want_kvs(ps, it, at, false, &c->annotations, &c->n_annotations);
+                        want_kvs(ps, it, at, false, ret_annotations, ret_n_annotations);
                 } else {
                         fail_key(ps, it, at, "unknown key (a namespace has name, labels and annotations)");
                 }
         }
-        if (!cJSON_GetObjectItemCaseSensitive(node, "name"))
+        if (!name && !cJSON_GetObjectItemCaseSensitive(node, "name"))
                 fail(ps, node, where, "name is required");
 }
 
@@ -265,7 +274,8 @@ static void parse_case_key(struct parser *ps, const cJSON *it, const char *at, s
         if (strcmp(k, "name") == 0) {
                 c->name = want_string(ps, it, at);
         } else if (strcmp(k, "namespace") == 0) {
-                parse_namespace(ps, it, at, c);
+                parse_namespace(ps, it, at, NULL, &c->namespace_, &c->labels, &c->n_labels, &c->annotations,
+                                &c->n_annotations);
         } else if (strcmp(k, "operation") == 0) {
                 const char *op = want_string(ps, it, at);
                 if (op && strcmp(op, "CREATE") != 0 && strcmp(op, "UPDATE") != 0)
@@ -277,8 +287,55 @@ static void parse_case_key(struct parser *ps, const cJSON *it, const char *at, s
         } else if (strcmp(k, "expect") == 0) {
                 parse_expect(ps, it, at, &c->expect);
         } else if (strcmp(k, "pod") != 0 && strcmp(k, "podFile") != 0 && strcmp(k, "oldPod") != 0 &&
-                   strcmp(k, "oldPodFile") != 0) {
+                   strcmp(k, "oldPodFile") != 0 && strcmp(k, "oldNamespace") != 0) {
                 fail_key(ps, it, at, "unknown key (a case has " CASE_KEYS ")");
+        }
+}
+
+static bool has(const cJSON *node, const char *key)
+{
+        return cJSON_GetObjectItemCaseSensitive(node, key) != NULL;
+}
+
+/* What a case must have and may not have together: a pod case its pod (and
+ * its old pod for an UPDATE); a namespace case (no pod) the old namespace
+ * for an UPDATE, and no expectation that only a pod has. */
+static void check_case(struct parser *ps, const cJSON *node, const char *where, struct ptest_case *c)
+{
+        bool update = strcmp(c->operation, "UPDATE") == 0;
+        bool has_old_pod = has(node, "oldPod") || has(node, "oldPodFile");
+        const cJSON *old_ns = cJSON_GetObjectItemCaseSensitive(node, "oldNamespace");
+        char at[WHERE_MAX];
+        c->namespace_case = !has(node, "pod") && !has(node, "podFile");
+        if (!c->namespace_case) {
+                if (update && !has_old_pod)
+                        fail(ps, node, where, "an UPDATE needs the pod as it was: oldPod or oldPodFile");
+                if (!update && has_old_pod)
+                        fail(ps, node, where, "oldPod and oldPodFile are for operation: UPDATE");
+                if (old_ns)
+                        fail_key(ps, old_ns, where, "oldNamespace is for a case without a pod (a namespace change)");
+                return;
+        }
+        if (has_old_pod)
+                fail(ps, node, where, "oldPod and oldPodFile need pod or podFile");
+        if (update && !old_ns)
+                fail(ps, node, where,
+                     "an UPDATE of the namespace (a case without a pod) needs the namespace as it was: oldNamespace");
+        if (!update && old_ns)
+                fail_key(ps, old_ns, where, "oldNamespace is for operation: UPDATE");
+        if (old_ns && c->namespace_) {   /* (without its name, a problem is already told) */
+                const char *same;
+                place(at, "%s.oldNamespace", where);
+                parse_namespace(ps, old_ns, at, c->namespace_, &same, &c->old_labels, &c->n_old_labels,
+                                &c->old_annotations, &c->n_old_annotations);
+        }
+        const cJSON *expect = cJSON_GetObjectItemCaseSensitive(node, "expect");
+        static const char *const pod_only[] = { "identity", "env" };
+        for (size_t i = 0; i < sizeof pod_only / sizeof *pod_only; i++) {
+                const cJSON *e = cJSON_GetObjectItemCaseSensitive(expect, pod_only[i]);
+                place(at, "%s.expect.%s", where, pod_only[i]);
+                if (e)
+                        fail_key(ps, e, at, "is about a pod, and this case has none (pod or podFile)");
         }
 }
 
@@ -303,17 +360,7 @@ static void parse_case(struct parser *ps, const cJSON *node, size_t index, struc
                         fail(ps, node, where, "%s is required", required[i]);
         parse_pod(ps, node, where, "pod", "podFile", &c->pod, &c->pod_file);
         parse_pod(ps, node, where, "oldPod", "oldPodFile", &c->old_pod, &c->old_pod_file);
-        bool has_pod =
-                cJSON_GetObjectItemCaseSensitive(node, "pod") || cJSON_GetObjectItemCaseSensitive(node, "podFile");
-        bool has_old = cJSON_GetObjectItemCaseSensitive(node, "oldPod") ||
-                       cJSON_GetObjectItemCaseSensitive(node, "oldPodFile");
-        bool update = strcmp(c->operation, "UPDATE") == 0;
-        if (!has_pod)
-                fail(ps, node, where, "pod or podFile is required");
-        if (update && !has_old)
-                fail(ps, node, where, "an UPDATE needs the pod as it was: oldPod or oldPodFile");
-        if (!update && has_old)
-                fail(ps, node, where, "oldPod and oldPodFile are for operation: UPDATE");
+        check_case(ps, node, where, c);
 }
 
 static void parse_cases(struct parser *ps, const cJSON *node, struct ptest_file *f)

@@ -181,40 +181,82 @@ static char *b64_decode(const char *s, size_t *ret_len)
         return out;
 }
 
-/* The AdmissionReview the API server sends for the case, with `pod`. */
-static cJSON *review_of(const struct ptest_case *c, const cJSON *pod, const cJSON *old_pod)
+/* A Namespace object: the case's name, with `labels` and `annotations`. */
+static cJSON *namespace_object(const char *name, const struct kv *labels, size_t n_labels, const struct kv *annotations,
+                               size_t n_annotations)
 {
-        char text[512];
+        cJSON *ns = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(ns, "metadata");
+        cJSON *l = cJSON_AddObjectToObject(meta, "labels"), *a = cJSON_AddObjectToObject(meta, "annotations");
+        bool ok = cJSON_AddStringToObject(ns, "apiVersion", "v1") && cJSON_AddStringToObject(ns, "kind", "Namespace") &&
+                  cJSON_AddStringToObject(meta, "name", name) && l && a;
+        for (size_t i = 0; ok && i < n_labels; i++)
+                ok = cJSON_AddStringToObject(l, labels[i].key, labels[i].value) != NULL;
+        for (size_t i = 0; ok && i < n_annotations; i++)
+                ok = cJSON_AddStringToObject(a, annotations[i].key, annotations[i].value) != NULL;
+        if (!ok) {
+                cJSON_Delete(ns);
+                return NULL;
+        }
+        return ns;
+}
+
+/* The review's envelope: what the API server sends about a `resource`
+ * (pods, namespaces) of `kind`, and who asks. */
+static cJSON *envelope(const struct ptest_case *c, const char *resource, const char *kind)
+{
+        char text[640];
         snprintf(text, sizeof text,
                  "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
-                 "\"uid\":\"policy-test\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
-                 "\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
-                 "\"requestKind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
-                 "\"requestResource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"pods\"},"
-                 "\"dryRun\":false}}");
+                 "\"uid\":\"policy-test\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"%s\"},"
+                 "\"resource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"%s\"},"
+                 "\"requestKind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"%s\"},"
+                 "\"requestResource\":{\"group\":\"\",\"version\":\"v1\",\"resource\":\"%s\"},"
+                 "\"dryRun\":false}}",
+                 kind, resource, kind, resource);
         cJSON *root = cJSON_Parse(text), *req = cJSON_GetObjectItemCaseSensitive(root, "request");
         cJSON *user = cJSON_AddObjectToObject(req, "userInfo");
         cJSON *groups = cJSON_AddArrayToObject(user, "groups");
-        cJSON *object = cJSON_Duplicate(pod, true),
-              *old = old_pod ? cJSON_Duplicate(old_pod, true) : cJSON_CreateNull();
-        bool ok = root && user && groups && object && old && cJSON_AddItemToObject(req, "object", object);
+        bool ok = groups && cJSON_AddStringToObject(req, "namespace", c->namespace_) &&
+                  cJSON_AddStringToObject(req, "operation", c->operation) &&
+                  cJSON_AddStringToObject(user, "username", c->username ? c->username : DEFAULT_USER);
+        for (size_t i = 0; ok && i < c->n_groups; i++)
+                ok = cJSON_AddItemToArray(groups, cJSON_CreateString(c->groups[i]));
+        if (ok && !c->groups)
+                ok = cJSON_AddItemToArray(groups, cJSON_CreateString("system:authenticated"));
+        if (!ok) {
+                cJSON_Delete(root);
+                return NULL;
+        }
+        return root;
+}
+
+/* The AdmissionReview the API server sends for the case: `pod` (and
+ * `old_pod`), or for a namespace case the namespace before and after. */
+static cJSON *review_of(const struct ptest_case *c, const cJSON *pod, const cJSON *old_pod)
+{
+        bool update = strcmp(c->operation, "UPDATE") == 0;
+        cJSON *root = envelope(c, c->namespace_case ? "namespaces" : "pods", c->namespace_case ? "Namespace" : "Pod");
+        cJSON *req = cJSON_GetObjectItemCaseSensitive(root, "request"), *object, *old;
+        if (c->namespace_case) {
+                object = namespace_object(c->namespace_, c->labels, c->n_labels, c->annotations, c->n_annotations);
+                old = update ? namespace_object(c->namespace_, c->old_labels, c->n_old_labels, c->old_annotations,
+                                                c->n_old_annotations)
+                             : cJSON_CreateNull();
+        } else {
+                object = cJSON_Duplicate(pod, true);
+                old = old_pod ? cJSON_Duplicate(old_pod, true) : cJSON_CreateNull();
+        }
+        bool ok = root && object && old && cJSON_AddItemToObject(req, "object", object);
         if (!ok)
                 cJSON_Delete(object);
         ok = ok && cJSON_AddItemToObject(req, "oldObject", old);
         if (!ok)
                 cJSON_Delete(old);
-        ok = ok && cJSON_AddStringToObject(req, "namespace", c->namespace_) &&
-             cJSON_AddStringToObject(req, "operation", c->operation) &&
-             cJSON_AddStringToObject(user, "username", c->username ? c->username : DEFAULT_USER);
-        for (size_t i = 0; ok && i < c->n_groups; i++)
-                ok = cJSON_AddItemToArray(groups, cJSON_CreateString(c->groups[i]));
-        if (ok && !c->groups)
-                ok = cJSON_AddItemToArray(groups, cJSON_CreateString("system:authenticated"));
-        /* The API server sets the pod's namespace to the request's. */
+        /* The API server sets a pod's namespace to the request's. */
         cJSON *meta = cJSON_GetObjectItemCaseSensitive(object, "metadata");
-        if (ok && !meta)
+        if (ok && !c->namespace_case && !meta)
                 ok = (meta = cJSON_AddObjectToObject(object, "metadata")) != NULL;
-        if (ok && cJSON_IsObject(meta)) {
+        if (ok && !c->namespace_case && cJSON_IsObject(meta)) {
                 cJSON_DeleteItemFromObjectCaseSensitive(meta, "namespace");
                 ok = cJSON_AddStringToObject(meta, "namespace", c->namespace_) != NULL;
         }
