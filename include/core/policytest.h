@@ -72,7 +72,7 @@ struct ptest_file {
                                            with another key; policy_text_is_json says so) */
         size_t policy_len;
         bool policy_text_is_json;
-        unsigned policy_line, policy_col;
+        unsigned policy_line, policy_col;   /* where `policy`'s value starts */
         struct ptest_case *cases;
         size_t n_cases;
 };

@@ -82,7 +82,8 @@ def test_json_output(tmp_path):
     assert rc == 0, err
     doc = json.loads(out)
     assert doc["summary"]["cases"] == len(doc["cases"]) == doc["summary"]["passed"]
-    assert doc["summary"]["failed"] == 0 and doc["errors"] == []
+    assert doc["summary"]["failed"] == doc["summary"]["errored"] == doc["summary"]["invalidFiles"] == 0
+    assert doc["errors"] == []
     for i, c in enumerate(doc["cases"], 1):
         assert c["n"] == i and c["result"] == "PASS" and c["differences"] == []
         assert c["file"].endswith("policy-test.yaml") and c["line"] > 0 and c["name"]
@@ -104,7 +105,7 @@ MALFORMED = [
      ":4:23: cases[0].namespace.name: \"Team_A\" is not a namespace name"),
     ("policy:\n  namespaces:\n    team-a: {identity: sparkaks, mode: enforced}\ncases:\n" + CASE.format(name="a"),
      ":3:40: namespaces.team-a.mode: must be one of"),
-    ("policy: no-such-policy.yaml\ncases:\n" + CASE.format(name="a"), "no-such-policy.yaml"),
+    ("policy: no-such-policy.yaml\ncases:\n" + CASE.format(name="a"), ":1:9: policy: "),
     ("policy: P\ncases:\n" + CASE.format(name="a").replace(str(FIXTURES / "spark35-driver.json"), "nope.json"),
      ":3:5: cases: podFile: "),
 ]
@@ -116,8 +117,7 @@ def test_malformed_files_exit_2_with_their_place(tmp_path, text, problem):
     f.write_text(text.replace("policy: P\n", f"policy: {POLICY}\n"))
     rc, out, err = run_tests(f)
     assert rc == 2, out + err
-    # A problem's place follows the file's name; a missing policy file is named itself.
-    assert (f"{f}{problem}" if problem.startswith(":") else problem) in err, err
+    assert f"{f}{problem}" in err, err
 
 
 def test_a_bad_file_does_not_stop_the_others(tmp_path):
@@ -129,6 +129,11 @@ def test_a_bad_file_does_not_stop_the_others(tmp_path):
     assert rc == 2
     assert summary(out) == (1, 1, 0)
     assert f"{tmp_path}/sub/b-test.yaml:3:5: cases[0].nam: unknown key" in err
+    assert "; 1 test file not valid (the problems are on stderr)" in out
+    rc, out, err = run_tests("-o", "json", tmp_path)
+    doc = json.loads(out)
+    assert rc == 2 and doc["summary"]["invalidFiles"] == 1 and doc["summary"]["passed"] == 1
+    assert any("cases[0].nam: unknown key" in e for e in doc["errors"]) and "cases[0].nam" in err
     assert "tests.yaml" not in err + out
 
 

@@ -59,7 +59,7 @@ void cmd_test_help(void)
                "\n"
                "  -o, --output FORMAT  table (default): one row per case, # CASE FILE RESULT,\n"
                "                       each failure's differences (want ..., got ...) under it;\n"
-               "                       json: {\"cases\": [...], \"errors\": [...], \"summary\": {...}}\n"
+               "                       json: {\"summary\": {...}, \"cases\": [...], \"errors\": [...]}\n"
                "\n"
                "Exit status: 0 when every case passes, 1 when a case fails, 2 when a test file, its\n"
                "policy or a pod it names is not valid or not readable (each problem printed as\n"
@@ -75,7 +75,8 @@ void cmd_test_help(void)
 struct run {
         cJSON *cases;          /* [{n, name, file, line, result, differences, got | error}] */
         cJSON *errors;         /* ["FILE:LINE:COL: ...", ...] */
-        unsigned passed, failed;
+        unsigned passed, failed, errored;   /* errored: cases that could not run */
+        unsigned invalid_files;             /* test files, or their policies, that do not load */
 };
 
 /* A test file's list, bounded. */
@@ -212,8 +213,13 @@ static struct policy *load_policy(struct run *run, const char *path, const struc
         if (f->policy_file) {
                 char at[PATH_MAX];
                 beside(path, f->policy_file, at, sizeof at);
-                if (policy_file_load(at, &p, &errors) < 0)
+                if (policy_file_load(at, &p, &errors) < 0) {
+                        char head[2 * PATH_MAX + 64];
+                        snprintf(head, sizeof head, "%s:%u:%u: policy: %s does not load:", path, f->policy_line,
+                                 f->policy_col, at);
+                        problem(run, head);
                         problems(run, errors.data);
+                }
         } else if (policy_load(f->policy_text, f->policy_len, &p, &raw) < 0) {
                 char where[PATH_MAX + 64];
                 if (f->policy_text_is_json)
@@ -306,6 +312,7 @@ static void run_case(struct run *run, const char *path, const struct policy *p, 
                                  r == -ENOMEM ? "out of memory" : why);
         }
         if (r < 0) {
+                run->errored++;
                 cJSON_AddStringToObject(entry, "result", "ERROR");
                 cJSON_AddStringToObject(entry, "error", err);
                 problem(run, err);
@@ -330,6 +337,7 @@ static void run_file(struct run *run, const char *path)
         buf_init(&errors, WH_POLICY_ERRORS_MAX_BYTES);
         if (fileio_read(path, &text, err, sizeof err) < 0) {
                 problem(run, err);
+                run->invalid_files++;
                 goto out;
         }
         struct buf raw;
@@ -337,7 +345,10 @@ static void run_file(struct run *run, const char *path)
         if (ptest_file_parse(text.data ? text.data : "", text.len, &f, &raw) < 0) {
                 policy_errors_prefix(&errors, path, raw.data ? raw.data : "");
                 problems(run, errors.data);
-        } else if ((p = load_policy(run, path, f))) {
+                run->invalid_files++;
+        } else if (!(p = load_policy(run, path, f))) {
+                run->invalid_files++;
+        } else {
                 for (size_t i = 0; i < f->n_cases; i++)
                         run_case(run, path, p, &f->cases[i]);
         }
@@ -388,11 +399,12 @@ static void print_table(const struct run *run)
         int total = cJSON_GetArraySize(run->cases);
         printf("%s%d case%s: %u passed, %u failed", total ? "\n" : "", total, total == 1 ? "" : "s", run->passed,
                run->failed);
-        if ((unsigned)total > run->passed + run->failed)
-                printf(", %u could not run", (unsigned)total - run->passed - run->failed);
-        if (cJSON_GetArraySize(run->errors))
-                printf("; %d problem%s in the test files (on stderr)", cJSON_GetArraySize(run->errors),
-                       cJSON_GetArraySize(run->errors) == 1 ? "" : "s");
+        if (run->errored)
+                printf(", %u could not run", run->errored);
+        if (run->invalid_files)
+                printf("; %u test file%s not valid", run->invalid_files, run->invalid_files == 1 ? "" : "s");
+        if (run->errored || run->invalid_files)
+                printf(" (the problems are on stderr)");
         printf("\n");
 }
 
@@ -402,7 +414,8 @@ static int print_json(const struct run *run)
         cJSON_AddNumberToObject(sum, "cases", cJSON_GetArraySize(run->cases));
         cJSON_AddNumberToObject(sum, "passed", run->passed);
         cJSON_AddNumberToObject(sum, "failed", run->failed);
-        cJSON_AddNumberToObject(sum, "errors", cJSON_GetArraySize(run->errors));
+        cJSON_AddNumberToObject(sum, "errored", run->errored);
+        cJSON_AddNumberToObject(sum, "invalidFiles", run->invalid_files);
         cJSON_AddItemReferenceToObject(out, "cases", run->cases);
         cJSON_AddItemReferenceToObject(out, "errors", run->errors);
         char *text = cJSON_Print(out);

@@ -445,9 +445,10 @@ static void parse_top(struct parser *ps, const char *text, size_t len, const cJS
         cJSON_ArrayForEach(it, root) {
                 const char *k = it->string;
                 if (strcmp(k, "policy") == 0) {
-                        if (cJSON_IsString(it) && *it->valuestring)
+                        if (cJSON_IsString(it) && *it->valuestring) {
                                 f->policy_file = it->valuestring;
-                        else if (cJSON_IsObject(it) && inline_policy(ps, text, len, root, it, f) < 0 && !ps->oom) {
+                                doc_position(ps->doc, it, &f->policy_line, &f->policy_col);
+                        } else if (cJSON_IsObject(it) && inline_policy(ps, text, len, root, it, f) < 0 && !ps->oom) {
                                 ps->oom = true;
                                 fail(ps, NULL, NULL, "out of memory");
                         } else if (!cJSON_IsObject(it))
