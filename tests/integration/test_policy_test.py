@@ -255,3 +255,19 @@ def test_namespace_cases_judge_grant_keys(tmp_path):
     assert cases[2]["differences"][0]["field"] == "allowed"
     assert "spark-identity.io/identity" in cases[2]["differences"][0]["got"]
     assert "identity" not in cases[0]["got"]
+
+
+def test_the_readme_example_runs(tmp_path):
+    """README's example test file, next to the example policy (annotations
+    read, for its namespace case) and the shipped driver: every case passes."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Testing a policy\n", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "policy.yaml").write_text((ROOT / "deploy" / "policy.yaml").read_text() +
+                                          "namespaceAnnotations: true\n")
+    (tmp_path / "tests" / "pods").mkdir(parents=True)
+    shutil.copy(DEPLOY_TESTS / "pods" / "spark-driver.yaml", tmp_path / "tests" / "pods")
+    (tmp_path / "tests" / "readme-test.yaml").write_text(example)
+    rc, out, err = run_tests(tmp_path / "tests")
+    assert rc == 0, out + err
+    assert summary(out) == (3, 3, 0)
