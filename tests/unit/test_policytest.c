@@ -135,11 +135,11 @@ static const struct {
 } bad[] = {
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {alowed: "
           "true}\n",
-          "6:14: cases[0].expect.alowed: unknown key (expect has allowed, message, identity, env, warnings and "
-          "patched)" },
+          "6:14: cases[0].expect.alowed: unknown key, did you mean allowed? (expect has allowed, message, identity, "
+          "env, warnings and patched)" },
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podfile: x\n    expect: {allowed: "
           "true}\n",
-          "5:5: cases[0].podfile: unknown key (a case has name, namespace, pod, podFile" },
+          "5:5: cases[0].podfile: unknown key, did you mean podFile? (a case has name, namespace, pod, podFile" },
         { "policy: p.yaml\ncases:\n  - name: a\n    namespace: {name: ns}\n    podFile: x\n    expect: {allowed: "
           "true}\n"
           "tests: []\n",
@@ -223,6 +223,17 @@ static void test_parse_problems_have_their_place(void **state)
 static void test_all_problems_are_listed(void **state)
 {
         (void)state;
+        /* In the order of the file, whatever the order they are found in. */
+        char *sorted = parse_bad("policy: p.yaml\ncases:\n  - namespace: {name: ns, lables: {}}\n"
+                                 "    podFile: x\n    expect: {allowed: true, identiy: x}\n"
+                                 "  - {name: b, namespace: {name: ns}, podFile: x, expect: {allowed: yes}}\n");
+        assert_string_equal(sorted, "3:5: cases[0]: name is required\n"
+                                    "3:27: cases[0].namespace.lables: unknown key, did you mean labels? (a namespace "
+                                    "has name, labels and annotations)\n"
+                                    "5:29: cases[0].expect.identiy: unknown key, did you mean identity? (expect has "
+                                    "allowed, message, identity, env, warnings and patched)\n"
+                                    "6:68: cases[1].expect.allowed: must be true or false\n");
+        free(sorted);
         char *problems = parse_bad("policy: p.yaml\ncases:\n"
                                    "  - {name: a, namespace: {name: ns}, podFile: x, expect: {allowd: true}}\n"
                                    "  - {name: b, namespace: {name: ns}, podFile: x, expect: {identty: x}}\n");

@@ -3,6 +3,7 @@
 #include "policytest.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,25 @@ static __attribute__((format(printf, 2, 3))) void place(char out[WHERE_MAX], con
         if (n >= (int)WHERE_MAX)
                 memcpy(out + WHERE_MAX - 4, "...", 4);
 }
+
+/* An unknown key, with the key of `keys` it most likely meant. */
+static void fail_unknown(struct parser *ps, const cJSON *node, const char *where, const char *const *keys,
+                         size_t n_keys, const char *has)
+{
+        const char *meant = policy_key_suggest(node->string, keys, n_keys);
+        if (meant)
+                fail_key(ps, node, where, "unknown key, did you mean %s? (%s)", meant, has);
+        else
+                fail_key(ps, node, where, "unknown key (%s)", has);
+}
+
+static const char *const top_keys[] = { "policy", "cases", "description" };
+static const char *const case_keys[] = { "name",   "namespace",  "pod",          "podFile",  "operation",
+                                         "oldPod", "oldPodFile", "oldNamespace", "userInfo", "expect" };
+static const char *const expect_keys[] = { "allowed", "message", "identity", "env", "warnings", "patched" };
+static const char *const namespace_keys[] = { "name", "labels", "annotations" };
+static const char *const user_keys[] = { "username", "groups" };
+#define KEYS(v) v, sizeof v / sizeof *v
 
 static void *palloc(struct parser *ps, size_t n)
 {
@@ -182,7 +202,7 @@ static void parse_expect(struct parser *ps, const cJSON *node, const char *where
                         e->has_warnings = true;
                         want_strings(ps, it, at, &e->warnings, &e->n_warnings);
                 } else
-                        fail_key(ps, it, at, "unknown key (expect has " EXPECT_KEYS ")");
+                        fail_unknown(ps, it, at, KEYS(expect_keys), "expect has " EXPECT_KEYS);
         }
 }
 
@@ -215,7 +235,7 @@ static void parse_namespace(struct parser *ps, const cJSON *node, const char *wh
                 } else if (strcmp(k, "annotations") == 0) {
                         want_kvs(ps, it, at, false, ret_annotations, ret_n_annotations);
                 } else {
-                        fail_key(ps, it, at, "unknown key (a namespace has name, labels and annotations)");
+                        fail_unknown(ps, it, at, KEYS(namespace_keys), "a namespace has name, labels and annotations");
                 }
         }
         if (!name && !cJSON_GetObjectItemCaseSensitive(node, "name"))
@@ -237,7 +257,7 @@ static void parse_user(struct parser *ps, const cJSON *node, const char *where, 
                 else if (strcmp(it->string, "groups") == 0)
                         want_strings(ps, it, at, &c->groups, &c->n_groups);
                 else
-                        fail_key(ps, it, at, "unknown key (userInfo has username and groups)");
+                        fail_unknown(ps, it, at, KEYS(user_keys), "userInfo has username and groups");
         }
 }
 
@@ -288,7 +308,7 @@ static void parse_case_key(struct parser *ps, const cJSON *it, const char *at, s
                 parse_expect(ps, it, at, &c->expect);
         } else if (strcmp(k, "pod") != 0 && strcmp(k, "podFile") != 0 && strcmp(k, "oldPod") != 0 &&
                    strcmp(k, "oldPodFile") != 0 && strcmp(k, "oldNamespace") != 0) {
-                fail_key(ps, it, at, "unknown key (a case has " CASE_KEYS ")");
+                fail_unknown(ps, it, at, KEYS(case_keys), "a case has " CASE_KEYS);
         }
 }
 
@@ -458,13 +478,58 @@ static void parse_top(struct parser *ps, const char *text, size_t len, const cJS
                 } else if (strcmp(k, "cases") == 0) {
                         parse_cases(ps, it, f);
                 } else if (strcmp(k, "description") != 0) {
-                        fail_key(ps, it, k, "unknown key (a test file has " TOP_KEYS ")");
+                        fail_unknown(ps, it, k, KEYS(top_keys), "a test file has " TOP_KEYS);
                 }
         }
         if (!cJSON_GetObjectItemCaseSensitive(root, "policy"))
                 fail(ps, root, NULL, "policy is required: a path, or the policy itself");
         if (!cJSON_GetObjectItemCaseSensitive(root, "cases"))
                 fail(ps, root, NULL, "cases is required");
+}
+
+/* One problem line, for sorting them by their place. */
+struct problem_line {
+        unsigned line, col;     /* UINT_MAX: no place (last) */
+        size_t index, at, len;
+};
+
+static int problem_cmp(const void *pa, const void *pb)
+{
+        const struct problem_line *a = pa, *b = pb;
+        if (a->line != b->line)
+                return a->line < b->line ? -1 : 1;
+        if (a->col != b->col)
+                return a->col < b->col ? -1 : 1;
+        return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* Puts the problem lines written from `start` on in the order of the file
+ * (by line, then column; those without a place last), as check-policy
+ * lists a policy's. Left as they are when memory runs out. */
+static void sort_problems(struct buf *errors, size_t start)
+{
+        size_t n = 0, len = errors->len - start;
+        for (size_t i = start; i < errors->len; i++)
+                n += errors->data[i] == '\n';
+        struct problem_line *v = calloc(n ? n : 1, sizeof *v);
+        char *copy = malloc(len + 1);
+        if (!v || !copy)
+                goto out;
+        memcpy(copy, errors->data + start, len);
+        for (size_t i = 0, at = 0; i < n; i++) {
+                const char *nl = memchr(copy + at, '\n', len - at);
+                v[i] = (struct problem_line){ .line = UINT_MAX, .col = UINT_MAX, .index = i, .at = at };
+                v[i].len = (size_t)(nl - (copy + at)) + 1;
+                if (sscanf(copy + at, "%u:%u:", &v[i].line, &v[i].col) != 2)
+                        v[i].line = v[i].col = UINT_MAX;
+                at += v[i].len;
+        }
+        qsort(v, n, sizeof *v, problem_cmp);
+        for (size_t i = 0, to = start; i < n; to += v[i].len, i++)
+                memcpy(errors->data + to, copy + v[i].at, v[i].len);
+out:
+        free(copy);
+        free(v);
 }
 
 int ptest_file_parse(const char *text, size_t len, struct ptest_file **ret_file, struct buf *errors)
@@ -483,11 +548,14 @@ int ptest_file_parse(const char *text, size_t len, struct ptest_file **ret_file,
         }
         f->doc = d;
         struct parser ps = { .doc = d, .errors = errors, .pool = &f->pool };
+        size_t start = errors->len;
         const cJSON *root = doc_root(d);
         if (!cJSON_IsObject(root))
                 fail(&ps, root, NULL, "a test file is a map with " TOP_KEYS);
         else
                 parse_top(&ps, text, len, root, f);
+        if (ps.n_errors)
+                sort_problems(errors, start);
         if (ps.n_errors > WH_MAX_TEST_PROBLEMS)
                 buf_printf(errors, "... and %u more problems\n", ps.n_errors - WH_MAX_TEST_PROBLEMS);
         if (ps.n_errors) {
