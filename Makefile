@@ -45,6 +45,9 @@
 #   make render deploy/admission-policy/admission-policy.yaml again from
 #               deploy/policy.yaml (the admission policy the API server
 #               enforces itself; run it whenever the policy changes)
+#   make policy-test  deploy/tests: the example policy's test cases
+#               ('spark-identity-webhook test'; make test runs them in the
+#               integration tests)
 #   make attack hostile clients against the server ($(BUILD)) for $(ATTACK_SECONDS) s:
 #               huge bodies, 200 connections holding 7 MiB, 2 x 512 trickling
 #               and 2 x 512 silent TLS connections, while a probe measures
@@ -75,7 +78,7 @@ POLICY     ?= deploy/policy.yaml
 IMAGE      ?= localhost/spark-identity-webhook:test
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build build-asan run certs test e2e helm bench soak tsan valgrind fuzz image render clean \
+.PHONY: all deps build build-asan run certs test e2e helm bench soak tsan valgrind fuzz image render policy-test clean \
 	format format-check length-check analyze install
 
 all: build
@@ -151,6 +154,9 @@ image:
 
 # Written beside and then moved, so that a failure leaves the old file whole.
 ADMISSION_POLICY := deploy/admission-policy/admission-policy.yaml
+policy-test: build
+	$(BIN) test deploy/tests
+
 render: build
 	$(BIN) render admission-policy --policy deploy/policy.yaml > $(ADMISSION_POLICY).new || \
 		{ rm -f $(ADMISSION_POLICY).new; exit 1; }

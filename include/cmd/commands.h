@@ -11,6 +11,7 @@ int cmd_check_policy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_test(int argc, char **argv);
 
 /* Each subcommand's help text, for `--help` and `help NAME`. */
 void cmd_serve_help(void);
@@ -20,3 +21,4 @@ void cmd_check_policy_help(void);
 void cmd_audit_help(void);
 void cmd_explain_help(void);
 void cmd_render_help(void);
+void cmd_test_help(void);

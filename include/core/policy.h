@@ -319,6 +319,12 @@ bool policy_selector_matches(const struct policy *p, size_t index, const struct 
  * lowercase hex digits; "" when it was given none (policy_load()). */
 const char *policy_sha256(const struct policy *p);
 
+/* The key of `keys` that `key` most likely meant: the closest by edit
+ * distance (insert, delete, replace, swap two neighbours; letters without
+ * case), when it is at most a third of that key's length; NULL when none is.
+ * What "unknown key, did you mean KEY?" names, in a policy as in a test file. */
+const char *policy_key_suggest(const char *key, const char *const *keys, size_t n_keys);
+
 /* ---- the schema's value checks ----
  * What policy_load() accepts for each kind of value, by the checks it
  * applies itself: every value of a loaded policy (and of a rule made from

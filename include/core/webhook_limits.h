@@ -165,6 +165,22 @@
 #define WH_MAX_PEM_BYTES (1u * 1024u * 1024u)
 #define WH_TLS_MAX_CHAIN 8u
 
+/* test (policytest.h): a test file's size (a policy and pods inline: a
+ * policy's bound), its cases, the labels, annotations or env entries of
+ * one map in it, and the problems listed for one file before the rest are
+ * only counted; the files one run reads (a directory is searched to this
+ * depth, symbolic links to directories not followed, at most so many
+ * entries in one directory) and a pod file's size (the largest review:
+ * an AdmissionReview serves as a pod file). Fixed. */
+#define WH_MAX_TEST_FILE_BYTES WH_MAX_POLICY_BYTES
+#define WH_MAX_TEST_CASES 1000u
+#define WH_MAX_TEST_KVS 256u
+#define WH_MAX_TEST_PROBLEMS 100u
+#define WH_MAX_TEST_FILES 1000u
+#define WH_MAX_TEST_DIR_DEPTH 16u
+#define WH_MAX_TEST_DIR_ENTRIES (16u * 1024u)
+#define WH_MAX_TEST_POD_BYTES WH_MAX_BODY_BYTES
+
 /* Policy file: nodes after alias expansion, so that a few YAML aliases
  * cannot expand into millions of nodes. */
 #define WH_MAX_POLICY_NODES 100000u

@@ -24,6 +24,7 @@ static const struct command commands[] = {
         { "check-policy", cmd_check_policy, cmd_check_policy_help, "validate a policy and show what it grants" },
         { "explain", cmd_explain, cmd_explain_help, "show a namespace's rule and what its Spark pods get" },
         { "audit", cmd_audit, cmd_audit_help, "find running pods that do not comply with a policy" },
+        { "test", cmd_test, cmd_test_help, "run a policy's test cases (expected answers for pods)" },
         { "render", cmd_render, cmd_render_help, "print the policy as objects the API server enforces itself" },
 };
 

@@ -132,10 +132,8 @@ void policy_oom(struct loader *l);
 void policy_fail_unknown_key(struct loader *l, const cJSON *node, const char *path, bool quoted,
                              const char *const *keys, size_t n_keys, const char *has);
 
-/* The key of `keys` that `key` most likely meant: the closest by edit
- * distance (insert, delete, replace, swap two neighbours; letters without
- * case), when it is at most a third of that key's length; NULL when none is. */
-const char *policy_key_suggest(const char *key, const char *const *keys, size_t n_keys);
+/* policy_key_suggest() is in policy.h: test files (policytest.h) suggest
+ * keys the same way. */
 
 /* Puts the problem lines written since l->errors_start in the order of the
  * file (by line, then column, lines without a place last, each kept whole). */
