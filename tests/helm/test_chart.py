@@ -404,7 +404,7 @@ def test_audit_is_deploy_audits(template, kustomize, tmp_path):
 
 def test_audit_schedule_and_suspend(template):
     cron = one(template("everything.yaml", set_file=[AP_FILE]), "CronJob")
-    assert cron["spec"]["suspend"] is False and cron["spec"]["schedule"] == "0 3 * * *"
+    assert cron["spec"]["suspend"] is True and cron["spec"]["schedule"] == "0 3 * * *"
     assert cron["metadata"]["name"] == "team-identity-audit"
     assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == "team-identity-audit"
 
