@@ -98,13 +98,24 @@ def ours(cluster) -> dict:
 
 
 def table_counts(table: str, ns: str) -> tuple[int, int, int]:
-    """(COMPLIANT, UNKNOWN, findings) of a namespace's summary row."""
-    for line in table.splitlines():
+    """(COMPLIANT, UNKNOWN, FINDINGS) of a namespace's summary row, read by
+    the summary header's column names; FINDINGS is checked against the sum
+    of PROBLEMS."""
+    lines = table.splitlines()
+    head = next((i for i, line in enumerate(lines) if line.split()[:3] == ["NAMESPACE", "RULE", "MODE"]), None)
+    assert head is not None, f"no summary header in:\n{table}"
+    cols = lines[head].split()
+    counts = cols[cols.index("MODE") + 1:cols.index("PROBLEMS")]   # the numbers, after RULE (several words) and MODE
+    for line in lines[head + 1:]:
         t = line.split()
-        if len(t) >= 9 and t[0] == ns and t[2] in MODES and all(x.isdigit() for x in t[3:8]):
-            problems = " ".join(t[8:])
+        if t and t[0] == ns:
+            at = next(i for i, x in enumerate(t) if i > 1 and x in MODES) + 1
+            row = dict(zip(counts, t[at:at + len(counts)]))
+            assert all(v.isdigit() for v in row.values()), line
+            problems = " ".join(t[at + len(counts):])
             n = 0 if problems == "-" else sum(int(p.split()[-1]) for p in problems.split(", "))
-            return int(t[5]), int(t[7]), n
+            assert int(row["FINDINGS"]) == n, line
+            return int(row["COMPLIANT"]), int(row["UNKNOWN"]), int(row["FINDINGS"])
     raise AssertionError(f"no summary row for {ns} in:\n{table}")
 
 
