@@ -86,6 +86,26 @@ def test_check_policy_reports_file_line_col(tmp_path, case):
     assert int(m.group(2)) >= 1
 
 
+def test_check_policy_names_an_identitys_owners_then_counts_the_rest(tmp_path):
+    path = tmp_path / "shared.yaml"
+    path.write_text("namespaces:\n" + "".join(
+        f"  team-{i:03d}: {{identity: shared, allowedIdentities: [shared, other-{i % 3}, shared]}}\n"
+        for i in range(100)) +
+        "selectors:\n  - name: by-label\n    namespaceSelector: {matchLabels: {x: y}}\n    identity: shared\n"
+        "delegableIdentities: [lonely]\n")
+    p = run_bin("check-policy", path)
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and len(line.split()) > 2}
+    # 100 namespaces and one selector name "shared": as many names as fit, in order, each once, then the count
+    shown = re.findall(r"team-\d{3}", rows["shared"])
+    assert shown == [f"team-{i:03d}" for i in range(len(shown))] and 10 < len(shown) < 100, rows["shared"]
+    assert rows["shared"].endswith(f", and {101 - len(shown)} more"), rows["shared"]
+    shown = re.findall(r"team-\d{3}", rows["other-1"])
+    assert shown[:2] == ["team-001", "team-004"] and rows["other-1"].endswith(f"and {33 - len(shown)} more")
+    assert rows["lonely"].split()[1:] == ["enforce", "delegable:", "namespaces", "whose", "annotations", "name", "it"]
+
+
 def test_check_policy_reports_every_error(tmp_path):
     path = tmp_path / "two.yaml"
     path.write_text(GOOD_HEAD + "    mode: sometimes\n  team-b:\n    identity: b\n    onConflict: maybe\n")

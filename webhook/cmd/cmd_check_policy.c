@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -78,32 +79,76 @@ static void print_rule(const struct rule *r)
                 printf("  %s\n", r->flags[k]);
 }
 
-/* Who names `identity`: "team-a, selector data", cut to fit. */
-static void owners_of(const struct policy *p, const char *identity, char *out, size_t outlen)
+/* Who names each identity: "team-a, selector data", as many names as fit,
+ * then how many more. */
+struct owners {
+        char text[240];
+        size_t len;
+        size_t count;       /* rules that name it */
+        size_t shown;       /* of them, in text */
+        size_t last_rule;   /* 1 + the rule that last counted itself; a rule counts once */
+};
+
+/* Counts rule number `i` named `name` among the owners in `o`. */
+static void owners_add(struct owners *o, size_t i, const char *name)
 {
-        size_t off = 0;
-        out[0] = '\0';
-        for (size_t i = 0; i < policy_rule_count(p) + policy_selector_count(p) && off + 1 < outlen; i++) {
-                bool named = i < policy_rule_count(p);
-                const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
-                if (policy_rule_grants(r, identity))
-                        off += (size_t)snprintf(out + off, outlen - off, "%s%s", off ? ", " : "", r->name);
+        if (o->last_rule == i + 1)
+                return;
+        o->last_rule = i + 1;
+        o->count++;
+        if (o->shown + 1 < o->count)
+                return;   /* the text is full: a later, shorter name would read out of order */
+        size_t room = sizeof o->text - o->len;
+        int n = snprintf(o->text + o->len, room, "%s%s", o->len ? ", " : "", name);
+        if (n >= 0 && (size_t)n < room) {
+                o->len += (size_t)n;
+                o->shown++;
+        } else {
+                o->text[o->len] = '\0';
         }
 }
 
-/* The claim rule as this policy makes it. */
-static void print_claims(const struct policy *p)
+/* The owners of every listed identity, in one pass over the rules (a pass
+ * per identity made check-policy quadratic in the policy's size); NULL when
+ * out of memory. */
+static struct owners *owners_of_all(const struct policy *p)
 {
+        size_t n = policy_identity_count(p);
+        struct owners *all = calloc(n ? n : 1, sizeof *all);
+        if (!all)
+                return NULL;
+        const struct policy_identity *first = policy_identity_at(p, 0);
+        for (size_t i = 0; i < policy_rule_count(p) + policy_selector_count(p); i++) {
+                bool named = i < policy_rule_count(p);
+                const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
+                for (size_t k = 0; k < r->n_allowed_identities; k++) {
+                        const struct policy_identity *id = policy_identity_find(p, r->allowed_identities[k]);
+                        if (id)
+                                owners_add(&all[id - first], i, r->name);
+                }
+        }
+        return all;
+}
+
+/* The claim rule as this policy makes it; false when out of memory. */
+static bool print_claims(const struct policy *p)
+{
+        struct owners *owners = owners_of_all(p);
+        if (!owners)
+                return false;
         printf("\nidentities (a pod may carry one only where its namespace's rule names it; elsewhere\n"
                "the strongest mode of its owners decides: enforce refuses, audit warns, off ignores):\n");
         for (size_t i = 0; i < policy_identity_count(p); i++) {
                 const struct policy_identity *id = policy_identity_at(p, i);
-                char owners[256];
-                owners_of(p, id->identity, owners, sizeof owners);
-                printf("  %-24s %-7s %s%s%s\n", id->identity, policy_mode_name(id->protection), owners,
-                       id->delegable && owners[0] ? ", " : "",
+                const struct owners *o = &owners[i];
+                char more[48] = "";
+                if (o->count > o->shown)
+                        snprintf(more, sizeof more, "%sand %zu more", o->shown ? ", " : "", o->count - o->shown);
+                printf("  %-24s %-7s %s%s%s%s\n", id->identity, policy_mode_name(id->protection), o->text, more,
+                       id->delegable && o->count ? ", " : "",
                        id->delegable ? "delegable: namespaces whose annotations name it" : "");
         }
+        free(owners);
         if (!policy_identity_count(p))
                 printf("  (none)\n");
         printf("unlisted identities: %s\n",
@@ -113,7 +158,7 @@ static void print_claims(const struct policy *p)
                          "without a rule (unlistedIdentities: allow)");
         if (!policy_uses_namespaces(p)) {
                 printf("grant keys: none (no selectors, no namespaceAnnotations): namespace changes are not judged\n");
-                return;
+                return true;
         }
         printf("grant keys (only grantors may add, change or remove them): annotations " POLICY_ANNOTATION_PREFIX "*");
         for (size_t i = 0; i < policy_grant_label_count(p); i++)
@@ -129,6 +174,7 @@ static void print_claims(const struct policy *p)
         for (size_t i = 0; i < policy_grantor_count(p); i++)
                 printf(" %s", policy_grantor_at(p, i));
         printf("%s\n", policy_grantor_count(p) ? "" : " none (grantors: []): grant keys cannot change");
+        return true;
 }
 
 /* The policy file from --policy FILE or the one argument; NULL after a
@@ -199,7 +245,11 @@ int cmd_check_policy(int argc, char **argv)
                        policy_selector_count(p) ? "label selectors" : "",
                        policy_lookup_deny(p) ? "its Spark pods are refused (onLookupFailure: deny)"
                                              : "its pods are allowed (onLookupFailure: allow)");
-        print_claims(p);
+        if (!print_claims(p)) {
+                policy_free(p);
+                fprintf(stderr, CMD ": out of memory listing the identities of %s\n", path);
+                return 2;
+        }
         for (size_t i = 0; i < policy_rule_count(p) + policy_selector_count(p); i++) {
                 bool named = i < policy_rule_count(p);
                 const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
