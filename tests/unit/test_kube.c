@@ -29,19 +29,38 @@
 
 #define TOKEN "t0ken-for-tests"
 
-/* What the listener answers: one answer for every request. */
+/* What the listener answers: one answer for every request. The listener's
+ * threads read it while the test sets it (a timed-out request's thread may
+ * still be answering), so both sides take answer_lock. */
+static pthread_mutex_t answer_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct listener_answer next;
 static char big_body[WH_KUBE_MAX_EVENT_BYTES + 16];
 
 /* An Authorization header answered 401 whatever `next` says, or NULL. */
 static const char *refuse_authorization;
 
+static void set_next(struct listener_answer a)
+{
+        pthread_mutex_lock(&answer_lock);
+        next = a;
+        pthread_mutex_unlock(&answer_lock);
+}
+
+static void set_refuse_authorization(const char *authorization)
+{
+        pthread_mutex_lock(&answer_lock);
+        refuse_authorization = authorization;
+        pthread_mutex_unlock(&answer_lock);
+}
+
 static void answer_next(void *ctx, const struct listener_request *rq, struct listener_answer *ret)
 {
+        pthread_mutex_lock(&answer_lock);
         if (refuse_authorization && strcmp(rq->authorization, refuse_authorization) == 0)
                 *ret = (struct listener_answer){ .status = 401, .body = "{\"kind\":\"Status\",\"code\":401}" };
         else
                 *ret = next;
+        pthread_mutex_unlock(&answer_lock);
 }
 
 struct kfix {
@@ -58,7 +77,7 @@ static int kube_setup(void **state)
                 return -1;
         kf->f = fs;
         generate(kf->f);
-        next = (struct listener_answer){ .status = 200, .body = "{\"kind\":\"NamespaceList\"}" };
+        set_next((struct listener_answer){ .status = 200, .body = "{\"kind\":\"NamespaceList\"}" });
         listener_start(&kf->l, path_in(kf->f, "tls.crt"), path_in(kf->f, "tls.key"), answer_next, NULL);
         const char *kc = listener_kubeconfig(kf->f->dir, kf->l.port, path_in(kf->f, "ca.crt"), TOKEN);
         char err[256] = "";
@@ -394,10 +413,10 @@ static void test_exec_plugin(void **state)
                 assert_string_equal(listener_request_at(&kf->l, (unsigned)i).authorization, "Bearer exec-1");
         }
         /* exec-1 is refused from now on: one 401, a new run, the same GET again. */
-        refuse_authorization = "Bearer exec-1";
+        set_refuse_authorization("Bearer exec-1");
         buf_reset(&out);
         assert_int_equal(kube_get(k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), 0);
-        refuse_authorization = NULL;
+        set_refuse_authorization(NULL);
         assert_int_equal(status, 200);
         assert_string_equal(out.data, "{\"kind\":\"NamespaceList\"}");   /* the 401's body is not kept */
         assert_int_equal(listener_requests(&kf->l), 4);
@@ -405,12 +424,12 @@ static void test_exec_plugin(void **state)
         assert_string_equal(listener_request_at(&kf->l, 3).authorization, "Bearer exec-2");
 
         /* Refused again: the plugin now fails, and says why. */
-        refuse_authorization = "Bearer exec-2";
+        set_refuse_authorization("Bearer exec-2");
         xsnprintf(text, "%s/fail", kf->f->dir);
         write_text(text, "", 0);
         buf_reset(&out);
         assert_int_equal(kube_get(k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), -EIO);
-        refuse_authorization = NULL;
+        set_refuse_authorization(NULL);
         assert_contains(err, "bin/plugin\" failed with exit status 1: login required (test)");
         assert_int_equal(listener_requests(&kf->l), 5);
         buf_free(&out);
@@ -492,7 +511,7 @@ static void test_get_request_shape(void **state)
         buf_init(&out, WH_KUBE_MAX_RESPONSE_BYTES);
         assert_int_equal(buf_printf(&path, "/api/v1/namespaces?limit=%u&continue=", WH_KUBE_LIST_PAGE), 0);
         assert_int_equal(kube_put_query_value(&path, "a b/c=="), 0);
-        next = (struct listener_answer){ .status = 200, .body = "{\"items\":[]}" };
+        set_next((struct listener_answer){ .status = 200, .body = "{\"items\":[]}" });
         assert_int_equal(kube_get(kf->k, path.data, 5000, &out, &status, err, sizeof err), 0);
         assert_int_equal(status, 200);
         assert_int_equal(out.len, strlen("{\"items\":[]}"));
@@ -519,7 +538,7 @@ static void test_get_any_status(void **state)
                 long status = 0;
                 char err[256] = "";
                 buf_init(&out, 4096);
-                next = (struct listener_answer){ .status = statuses[i], .body = "{\"kind\":\"Status\"}" };
+                set_next((struct listener_answer){ .status = statuses[i], .body = "{\"kind\":\"Status\"}" });
                 assert_int_equal(kube_get(kf->k, "/api/v1/namespaces/x", 5000, &out, &status, err, sizeof err), 0);
                 assert_int_equal(status, statuses[i]);
                 assert_int_equal(out.len, strlen("{\"kind\":\"Status\"}"));
@@ -537,7 +556,7 @@ static void test_get_answer_bound(void **state)
         size_t len = 4 * ANSWER_MAX;
         for (size_t i = 0; i < len; i++)
                 big_body[i] = (char)('a' + i % 26);
-        next = (struct listener_answer){ .status = 200, .body = big_body, .len = len };
+        set_next((struct listener_answer){ .status = 200, .body = big_body, .len = len });
         struct buf out;
         long status = 0;
         char err[256] = "";
@@ -553,7 +572,7 @@ static void test_get_answer_bound(void **state)
         buf_free(&out);
 
         /* Exactly the max fits. */
-        next.len = ANSWER_MAX;
+        set_next((struct listener_answer){ .status = 200, .body = big_body, .len = ANSWER_MAX });
         buf_init(&out, ANSWER_MAX);
         assert_int_equal(kube_get(kf->k, "/api/v1/namespaces", 5000, &out, &status, err, sizeof err), 0);
         assert_int_equal(out.len, ANSWER_MAX);
@@ -584,7 +603,7 @@ static void test_get_path_bound(void **state)
 static void test_get_timeout(void **state)
 {
         struct kfix *kf = *state;
-        next = (struct listener_answer){ .status = 200, .body = "{}", .delay_ms = 1500 };
+        set_next((struct listener_answer){ .status = 200, .body = "{}", .delay_ms = 1500 });
         struct buf out;
         long status = 0;
         char err[256] = "";
@@ -615,7 +634,7 @@ static void test_request_methods_and_bodies(void **state)
                 struct kube_body kb = { .data = body, .len = 6000 };
                 if (i == 3)
                         kb.content_type = "application/merge-patch+json";
-                next = (struct listener_answer){ .status = 200 + (int)i, .body = "{\"kind\":\"PolicyReport\"}" };
+                set_next((struct listener_answer){ .status = 200 + (int)i, .body = "{\"kind\":\"PolicyReport\"}" });
                 assert_int_equal(kube_request(kf->k, methods[i], "/apis/g/v1/namespaces/a/things", &kb, 5000, &out,
                                               &status, err, sizeof err),
                                  0);
@@ -635,7 +654,7 @@ static void test_request_methods_and_bodies(void **state)
         long status = 0;
         char err[256] = "";
         buf_init(&out, 4096);
-        next = (struct listener_answer){ .status = 200, .body = "{}" };
+        set_next((struct listener_answer){ .status = 200, .body = "{}" });
         assert_int_equal(kube_request(kf->k, "DELETE", "/apis/g/v1/namespaces/a/things/x", NULL, 5000, &out, &status,
                                       err, sizeof err),
                          0);
@@ -665,7 +684,7 @@ static void test_request_bounds(void **state)
 
         for (size_t i = 0; i < 4 * ANSWER_MAX; i++)
                 big_body[i] = (char)('a' + i % 26);
-        next = (struct listener_answer){ .status = 409, .body = big_body, .len = 4 * ANSWER_MAX };
+        set_next((struct listener_answer){ .status = 409, .body = big_body, .len = 4 * ANSWER_MAX });
         kb.len = 10;
         buf_free(&out);
         buf_init(&out, ANSWER_MAX);
@@ -674,11 +693,11 @@ static void test_request_bounds(void **state)
         assert_contains(err, "PUT ");
         assert_contains(err, "the answer is larger than");
 
-        next = (struct listener_answer){ .status = 200, .body = "{}", .delay_ms = 1500 };
+        set_next((struct listener_answer){ .status = 200, .body = "{}", .delay_ms = 1500 });
         buf_reset(&out);
         assert_int_equal(kube_request(kf->k, "POST", "/x", &kb, 200, &out, &status, err, sizeof err), -ETIMEDOUT);
 
-        next = (struct listener_answer){ .status = 403, .body = "{\"kind\":\"Status\"}" };
+        set_next((struct listener_answer){ .status = 403, .body = "{\"kind\":\"Status\"}" });
         buf_reset(&out);
         assert_int_equal(kube_request(kf->k, "POST", "/x", &kb, 5000, &out, &status, err, sizeof err), 0);
         assert_int_equal(status, 403);
@@ -748,9 +767,9 @@ static void test_stream_lines(void **state)
 {
         struct kfix *kf = *state;
         /* Empty lines are skipped; the last line may lack its newline. */
-        next = (struct listener_answer){ .status = 200,
-                                         .body = "{\"type\":\"ADDED\"}\n\n{\"type\":\"MODIFIED\"}\n"
-                                                 "{\"type\":\"DELETED\"}" };
+        set_next((struct listener_answer){ .status = 200,
+                                           .body = "{\"type\":\"ADDED\"}\n\n{\"type\":\"MODIFIED\"}\n"
+                                                   "{\"type\":\"DELETED\"}" });
         struct lines ls = { 0 };
         long status = 0;
         char err[256] = "";
@@ -775,7 +794,7 @@ static void test_stream_lines(void **state)
 
         /* A line past WH_KUBE_MAX_EVENT_BYTES fails the call. */
         memset(big_body, 'x', sizeof big_body);
-        next = (struct listener_answer){ .status = 200, .body = big_body, .len = WH_KUBE_MAX_EVENT_BYTES + 1 };
+        set_next((struct listener_answer){ .status = 200, .body = big_body, .len = WH_KUBE_MAX_EVENT_BYTES + 1 });
         struct lines none = { 0 };
         assert_int_equal(
                 kube_stream(kf->k, "/api/v1/namespaces?watch=1", on_line, &none, &stop, &status, err, sizeof err),
@@ -803,7 +822,7 @@ static void *stop_when_streaming(void *arg)
 static void test_stream_stop(void **state)
 {
         struct kfix *kf = *state;
-        next = (struct listener_answer){ .status = 200, .body = "", .stream = true };
+        set_next((struct listener_answer){ .status = 200, .body = "", .stream = true });
         atomic_bool stop = false;
         struct stopper_arg sa = { &kf->l, &stop };
         pthread_t t;
