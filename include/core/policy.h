@@ -237,7 +237,9 @@ struct policy_claim_verdict policy_judge_claim(const struct policy *p, const str
 bool policy_rule_grants(const struct rule *r, const char *identity);
 
 /* The identities the policy names (entries, selectors, delegableIdentities),
- * sorted by name; NULL past the end. policy_identity_find(): NULL when unlisted. */
+ * sorted by name; NULL past the end. policy_identity_find(): NULL when
+ * unlisted, else the very element policy_identity_at() gives at its index
+ * (one array: `found - policy_identity_at(p, 0)` is that index). */
 size_t policy_identity_count(const struct policy *p);
 const struct policy_identity *policy_identity_at(const struct policy *p, size_t index);
 const struct policy_identity *policy_identity_find(const struct policy *p, const char *identity);

@@ -123,7 +123,7 @@ static struct owners *owners_of_all(const struct policy *p)
                 const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
                 for (size_t k = 0; k < r->n_allowed_identities; k++) {
                         const struct policy_identity *id = policy_identity_find(p, r->allowed_identities[k]);
-                        if (id)
+                        if (id && (size_t)(id - first) < n)
                                 owners_add(&all[id - first], i, r->name);
                 }
         }
