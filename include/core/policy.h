@@ -96,7 +96,7 @@ struct rule {
         enum policy_conflict on_conflict;
         enum policy_jvm_env jvm_env;
         const char *java_home;                 /* NULL: JAVA_HOME is left alone */
-        const char *const *allowed_identities; /* identity first, then allowedIdentities */
+        const char *const *allowed_identities; /* identity first, then allowedIdentities; each once */
         size_t n_allowed_identities;
         const char *const *storage_accounts;
         size_t n_storage_accounts;

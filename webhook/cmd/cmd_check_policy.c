@@ -86,15 +86,12 @@ struct owners {
         size_t len;
         size_t count;       /* rules that name it */
         size_t shown;       /* of them, in text */
-        size_t last_rule;   /* 1 + the rule that last counted itself; a rule counts once */
 };
 
-/* Counts rule number `i` named `name` among the owners in `o`. */
-static void owners_add(struct owners *o, size_t i, const char *name)
+/* Counts the rule named `name` among the owners in `o` (a rule lists an
+ * identity once: struct rule). */
+static void owners_add(struct owners *o, const char *name)
 {
-        if (o->last_rule == i + 1)
-                return;
-        o->last_rule = i + 1;
         o->count++;
         if (o->shown + 1 < o->count)
                 return;   /* the text is full: a later, shorter name would read out of order */
@@ -124,7 +121,7 @@ static struct owners *owners_of_all(const struct policy *p)
                 for (size_t k = 0; k < r->n_allowed_identities; k++) {
                         const struct policy_identity *id = policy_identity_find(p, r->allowed_identities[k]);
                         if (id && (size_t)(id - first) < n)
-                                owners_add(&all[id - first], i, r->name);
+                                owners_add(&all[id - first], r->name);
                 }
         }
         return all;
