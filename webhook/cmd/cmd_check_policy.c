@@ -79,6 +79,17 @@ static void print_rule(const struct rule *r)
                 printf("  %s\n", r->flags[k]);
 }
 
+/* The named rules, then the selectors' rules, as one list. */
+static size_t rules_and_selectors(const struct policy *p)
+{
+        return policy_rule_count(p) + policy_selector_count(p);
+}
+
+static const struct rule *rule_or_selector_at(const struct policy *p, size_t i)
+{
+        return i < policy_rule_count(p) ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
+}
+
 /* Who names each identity: "team-a, selector data", as many names as fit,
  * then how many more. */
 struct owners {
@@ -115,9 +126,8 @@ static struct owners *owners_of_all(const struct policy *p)
         if (!all)
                 return NULL;
         const struct policy_identity *first = policy_identity_at(p, 0);
-        for (size_t i = 0; i < policy_rule_count(p) + policy_selector_count(p); i++) {
-                bool named = i < policy_rule_count(p);
-                const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
+        for (size_t i = 0; i < rules_and_selectors(p); i++) {
+                const struct rule *r = rule_or_selector_at(p, i);
                 for (size_t k = 0; k < r->n_allowed_identities; k++) {
                         const struct policy_identity *id = policy_identity_find(p, r->allowed_identities[k]);
                         if (id && (size_t)(id - first) < n)
@@ -247,9 +257,8 @@ int cmd_check_policy(int argc, char **argv)
                 fprintf(stderr, CMD ": out of memory listing the identities of %s\n", path);
                 return 2;
         }
-        for (size_t i = 0; i < policy_rule_count(p) + policy_selector_count(p); i++) {
-                bool named = i < policy_rule_count(p);
-                const struct rule *r = named ? policy_rule_at(p, i) : policy_selector_at(p, i - policy_rule_count(p));
+        for (size_t i = 0; i < rules_and_selectors(p); i++) {
+                const struct rule *r = rule_or_selector_at(p, i);
                 print_rule(r);
         }
         policy_free(p);
