@@ -68,6 +68,9 @@ BROKEN = {
     "entry-without-identity": (GOOD_HEAD + "  team-b:\n    clientId: 9531985d-5d9d-49f8-9818-e811892f902b\n", (10, 11)),
     "yaml-syntax": (GOOD_HEAD + "  team-b: {identity: b, storageAccounts: [one, two}\n", 10),
     "options-not-a-list": (GOOD_HEAD.replace("[-Dio.netty.tryReflectionSetAccessible=true]", "{a: b}"), 4),
+    # WH_MAX_RULE_LIST_ITEMS (64): a rule cannot name more identities than that
+    "too-many-allowed-identities": (GOOD_HEAD + "    allowedIdentities: [" + ", ".join(f"i{n}" for n in range(65)) + "]\n",
+                                    10),
 }
 
 
